@@ -1,0 +1,121 @@
+//! `salam-bot`: the rule-based triage bot of Salam, in English, Arabic and Persian.
+//!
+//! **Key design decision: the bot is data plus one pure function.** A rule pack (TOML
+//! files, one per topic) is compiled once into an immutable [`RuleSet`]: every keyword
+//! and phrase of every rule goes into a single Aho-Corasick automaton and every regex
+//! into a single linear-time [`regex::RegexSet`], both over *normalised* text. Triage
+//! is then one scan of the visitor's normalised message, a weighted score per intent,
+//! and a small decision table ([`RuleSet::triage`]). No I/O, clock, threads or mutable
+//! state: the hub reads the files and counts misses, so the bot is deterministic, cheap
+//! to share behind an `Arc`, and every example in the pack is a test.
+//!
+//! Parts and how they connect:
+//! - [`normalize`]/[`detect_language`] (module `normalize`): one normalisation for
+//!   patterns and visitor text (Unicode, Arabic letter variants, Persian ZWNJ, digits,
+//!   repeated letters); script-based language detection.
+//! - `pack`: the TOML file format (serde with spans, so every error has `file:line`),
+//!   validation, built-in [`Phrases`] and settings.
+//! - `matcher`: the compiled automaton, word-boundary and clitic checks, scoring.
+//! - `triage`: [`TriageInput`] → [`Decision`] (answer, clarify, hand off, fall back).
+//! - [`eval`]: accuracy of a pack on a TSV of labelled sentences (`salam rules eval`).
+//!
+//! The rule format is documented in `bot-rules/README.md`.
+
+mod matcher;
+mod normalize;
+mod pack;
+mod triage;
+
+pub mod eval;
+
+pub use normalize::{detect_language, normalize};
+pub use pack::{Action, LangText, Phrases, QuickReplySpec, Rule, RuleSet, Settings};
+pub use triage::{Decision, HandoffReason, QuickReply, TriageInput};
+
+/// Visitor text longer than this many characters is cut before matching, so triage time
+/// is bounded whatever a client sends.
+pub const MAX_INPUT_CHARS: usize = 4096;
+
+/// A language the bot speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Arabic (Modern Standard Arabic answers; dialect input).
+    Ar,
+    /// Persian (Farsi).
+    Fa,
+}
+
+impl Lang {
+    /// All supported languages, in a fixed order.
+    pub const ALL: [Lang; 3] = [Lang::En, Lang::Ar, Lang::Fa];
+
+    /// The ISO 639-1 code: `"en"`, `"ar"` or `"fa"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ar => "ar",
+            Lang::Fa => "fa",
+        }
+    }
+
+    /// Parses a language code or locale tag, ignoring case and region:
+    /// `"ar"`, `"ar-EG"`, `"fa_IR"`, `"en-US"`, `"per"`, `"ara"`.
+    pub fn parse(tag: &str) -> Option<Lang> {
+        let primary = tag
+            .trim()
+            .split(['-', '_', '.', '@'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match primary.as_str() {
+            "en" | "eng" => Some(Lang::En),
+            "ar" | "ara" => Some(Lang::Ar),
+            "fa" | "fas" | "per" | "prs" => Some(Lang::Fa),
+            _ => None,
+        }
+    }
+
+    /// Whether the language is written in Arabic script.
+    pub fn is_arabic_script(self) -> bool {
+        matches!(self, Lang::Ar | Lang::Fa)
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rule file given to [`RuleSet::load`]: the crate reads no files itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFile {
+    /// File name, used in error messages (e.g. `shipping.toml`).
+    pub name: String,
+    /// The TOML contents.
+    pub text: String,
+}
+
+impl RuleFile {
+    /// Builds a rule file from a name and its contents.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> RuleFile {
+        RuleFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// A problem in a rule pack, located at a line of a file. Displays as `file:line: reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {reason}")]
+pub struct RuleError {
+    /// The [`RuleFile::name`] of the offending file.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong, lowercase, no trailing period.
+    pub reason: String,
+}

@@ -1,0 +1,174 @@
+//! The default rule pack in `bot-rules/`.
+
+use salam_bot::{Decision, Lang, RuleSet, TriageInput, eval};
+
+use crate::util::{default_files, default_pack, join, rules_dir};
+
+#[test]
+fn every_example_and_counter_example_holds() {
+    let errors = RuleSet::check(&default_files());
+    assert!(
+        errors.is_empty(),
+        "{} problem(s):\n{}",
+        errors.len(),
+        join(&errors)
+    );
+}
+
+#[test]
+fn every_rule_has_examples_in_every_language() {
+    let rules = default_pack();
+    for rule in rules.rules() {
+        for lang in Lang::ALL {
+            let n_examples = rule
+                .examples
+                .iter()
+                .filter(|example| example.lang == lang)
+                .count();
+            assert!(
+                n_examples >= 2,
+                "rule {} has {n_examples} {lang} example(s)",
+                rule.id
+            );
+        }
+    }
+}
+
+#[test]
+fn every_intent_of_intents_md_is_covered() {
+    let intents_md =
+        std::fs::read_to_string(rules_dir().join("eval/intents.md")).expect("intents.md");
+    let rules = default_pack();
+    let mut n_intents = 0;
+    for line in intents_md.lines() {
+        let Some(intent) = line
+            .strip_prefix("| ")
+            .and_then(|rest| rest.split(' ').next())
+        else {
+            continue;
+        };
+        if intent == "id" || intent.starts_with('-') {
+            continue;
+        }
+        n_intents += 1;
+        let rule = rules
+            .rules()
+            .iter()
+            .find(|rule| rule.intent == intent)
+            .unwrap_or_else(|| panic!("intent {intent} has no rule"));
+        let handoff = line.contains("hand off");
+        assert_eq!(
+            rule.action == salam_bot::Action::Handoff,
+            handoff,
+            "action of {intent}"
+        );
+    }
+    assert_eq!(n_intents, 18);
+}
+
+#[test]
+fn every_quick_reply_leads_somewhere_sensible() {
+    let rules = default_pack();
+    for lang in Lang::ALL {
+        for rule in rules.rules() {
+            for example in rule.examples.iter().filter(|example| example.lang == lang) {
+                let decision = rules.triage(&TriageInput::new(&example.text, Some(lang)));
+                let replies = match &decision {
+                    Decision::Answer { quick_replies, .. }
+                    | Decision::Fallback { quick_replies, .. } => quick_replies,
+                    Decision::Clarify { options, .. } => options,
+                    Decision::Handoff { .. } => continue,
+                };
+                let person = replies.last().expect("talk to a person");
+                assert_eq!(person.label, rules.phrases(lang).talk_to_person);
+                for reply in replies {
+                    let followed = rules.triage(&TriageInput::new(&reply.payload, Some(lang)));
+                    assert!(
+                        matches!(followed.kind(), "answer" | "handoff"),
+                        "{lang}: quick reply {reply:?} after {:?} leads to {followed:?}",
+                        example.text
+                    );
+                }
+            }
+        }
+        let fallback = rules.triage(&TriageInput::new("qwertz", Some(lang)));
+        assert_eq!(fallback.kind(), "fallback");
+        let Decision::Fallback { quick_replies, .. } = fallback else {
+            unreachable!()
+        };
+        assert!(
+            quick_replies.len() >= 2,
+            "fallback offers topics and a person"
+        );
+        for reply in quick_replies {
+            let followed = rules.triage(&TriageInput::new(&reply.payload, Some(lang)));
+            assert!(
+                matches!(followed.kind(), "answer" | "handoff"),
+                "{reply:?} -> {followed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn phrases_are_translated() {
+    let rules = default_pack();
+    let english = rules.phrases(Lang::En).clone();
+    for lang in [Lang::Ar, Lang::Fa] {
+        let phrases = rules.phrases(lang);
+        assert_ne!(phrases.fallback, english.fallback);
+        assert_ne!(phrases.talk_to_person, english.talk_to_person);
+        assert!(phrases.offline.contains("{when}"));
+    }
+}
+
+fn assert_quality(file: &str, min_accuracy: f64, max_wrong_rate: f64) {
+    let rules = default_pack();
+    let tsv = std::fs::read_to_string(rules_dir().join("eval").join(file)).expect("eval file");
+    let report = eval::run(&rules, &tsv);
+    let summary = report.summary();
+    eprintln!("{file}:\n{summary}");
+    assert!(report.invalid_lines.is_empty(), "{summary}");
+    assert!(report.total >= 30, "{summary}");
+    for lang in Lang::ALL {
+        assert!(
+            report.lang_accuracy(lang) >= min_accuracy,
+            "{file}: {lang} accuracy below {min_accuracy}\n{summary}"
+        );
+    }
+    assert!(
+        report.wrong_answer_rate() <= max_wrong_rate,
+        "{file}: too many wrong answers\n{summary}"
+    );
+    assert!(
+        report.missed_handoffs.is_empty(),
+        "{file}: missed handoffs\n{summary}"
+    );
+}
+
+#[test]
+fn quality_bar_on_dev_set() {
+    assert_quality("dev.tsv", 0.90, 0.03);
+}
+
+#[test]
+fn quality_bar_on_held_out_extra_set() {
+    assert_quality("extra.tsv", 0.85, 0.05);
+}
+
+#[test]
+fn eval_output_lines() {
+    let rules = default_pack();
+    let report = eval::run(
+        &rules,
+        "# comment\n\nen\tgreeting\thi\nar\tnone\tكم عمرك\nxx\tnone\toops\nbroken line\n",
+    );
+    assert_eq!(
+        report.lines,
+        ["en\tgreeting\tgreeting\thi", "ar\tnone\tnone\tكم عمرك"]
+    );
+    assert_eq!(report.total, 2);
+    assert_eq!(report.correct, 2);
+    assert_eq!(report.invalid_lines.len(), 2);
+    assert!(report.summary().contains("accuracy: 100.0%"));
+}

@@ -1,0 +1,15 @@
+//! Integration tests of `salam-bot`, built into one binary.
+
+// Shared helpers: loading the default pack from `bot-rules/`.
+mod util;
+
+// `normalize` and `detect_language`, data-driven.
+mod normalize;
+// Word boundaries, affixes, scoring and the decision table on small packs.
+mod matching;
+// Loader errors carry the right file:line.
+mod loader;
+// Empty, huge, emoji-only, bidi and regex-hostile input; proptest.
+mod hostile;
+// The default pack: examples, quick replies, quality bar on dev.tsv and extra.tsv.
+mod pack;

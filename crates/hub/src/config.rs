@@ -1,0 +1,258 @@
+//! Configuration: one typed struct with documented defaults, layered as
+//! defaults → TOML file → environment → command-line flags.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every setting of the hub. `docs/configuration.md` is generated from the same
+/// defaults (see [`Config::default_toml`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Env `SALAM_LISTEN`, flag `--listen`.
+    pub listen: SocketAddr,
+    /// Data directory (holds `salam.db`). Env `SALAM_DATA`, flag `--data`.
+    pub data: PathBuf,
+    /// Log filter (tracing `EnvFilter` syntax). Env `RUST_LOG` wins.
+    pub log: String,
+    pub limits: Limits,
+    pub websocket: WebSocket,
+    pub store: StoreConfig,
+    pub auth: Auth,
+    pub demo: Demo,
+    pub bot: Bot,
+    pub routing: crate::routing::RoutingConfig,
+}
+
+/// The bot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bot {
+    /// Directory of rule files; when it does not exist, the pack built into the binary
+    /// is used.
+    pub rules_dir: PathBuf,
+    /// How often the rule directory is checked for changes, milliseconds.
+    pub reload_poll_ms: u64,
+}
+
+impl Default for Bot {
+    fn default() -> Bot {
+        Bot {
+            rules_dir: PathBuf::from("bot-rules"),
+            reload_poll_ms: 1000,
+        }
+    }
+}
+
+/// Limits on what one client may send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Characters in one message text.
+    pub max_text_chars: u32,
+    /// Bytes in one WebSocket frame; a larger frame gets `frame_too_large`.
+    pub max_frame_bytes: u32,
+    /// Bytes above which the socket is closed instead (code 1009).
+    pub hard_max_frame_bytes: u32,
+    /// Token bucket: frames per second in steady state, per connection.
+    pub rate_per_sec: u32,
+    /// Token bucket: burst size, per connection.
+    pub burst: u32,
+    /// Open WebSocket connections at most; further upgrades get HTTP 503.
+    pub max_connections: u32,
+    /// Frames queued for one slow client before it is told to resync and dropped.
+    pub outbound_queue: u32,
+}
+
+/// WebSocket tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocket {
+    /// Read buffer per connection, bytes (tungstenite's default 128 KiB costs ~133 KB
+    /// per idle connection).
+    pub read_buffer: u32,
+    /// Write buffer per connection, bytes.
+    pub write_buffer: u32,
+    /// The hub pings a connection idle for this long.
+    pub heartbeat_secs: u32,
+    /// A connection silent (no frame, no pong) for this long is closed.
+    pub idle_timeout_secs: u32,
+}
+
+/// Storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `true`: fsync every commit (survives power loss). `false`: WAL with
+    /// `synchronous=NORMAL` (survives a crash of the hub process; faster).
+    pub synchronous_full: bool,
+    /// Writes in one group commit at most.
+    pub max_batch: u32,
+    /// Writes waiting for the writer at most.
+    pub queue: u32,
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// Agent sessions last this many hours.
+    pub session_hours: u32,
+    /// Allow a site origin of `*` to accept any `Origin` (development only).
+    pub allow_any_origin: bool,
+    /// Mark the session cookie `Secure` (set when serving over HTTPS).
+    pub secure_cookie: bool,
+}
+
+/// The demo site created on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Demo {
+    /// Create a demo site and an admin on first start.
+    pub enabled: bool,
+    /// Origins the demo site allows (the hub's own origin is added automatically).
+    pub origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./data"),
+            log: "info".into(),
+            limits: Limits::default(),
+            websocket: WebSocket::default(),
+            store: StoreConfig::default(),
+            auth: Auth::default(),
+            demo: Demo::default(),
+            bot: Bot::default(),
+            routing: crate::routing::RoutingConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_text_chars: salam_protocol::DEFAULT_MAX_TEXT_CHARS as u32,
+            max_frame_bytes: salam_protocol::DEFAULT_MAX_FRAME_BYTES as u32,
+            hard_max_frame_bytes: 1024 * 1024,
+            rate_per_sec: 10,
+            burst: 40,
+            max_connections: 19_500,
+            outbound_queue: 512,
+        }
+    }
+}
+
+impl Default for WebSocket {
+    fn default() -> WebSocket {
+        WebSocket {
+            read_buffer: 4096,
+            write_buffer: 4096,
+            heartbeat_secs: 25,
+            idle_timeout_secs: 70,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            synchronous_full: false,
+            max_batch: 512,
+            queue: 8192,
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Auth {
+        Auth {
+            session_hours: 24 * 14,
+            allow_any_origin: false,
+            secure_cookie: false,
+        }
+    }
+}
+
+impl Default for Demo {
+    fn default() -> Demo {
+        Demo {
+            enabled: true,
+            origins: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{name}: {reason}")]
+    Env { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `SALAM_LISTEN` and `SALAM_DATA` from the environment.
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(listen) = std::env::var("SALAM_LISTEN") {
+            self.listen = listen.parse().map_err(|err| ConfigError::Env {
+                name: "SALAM_LISTEN",
+                reason: format!("{err}"),
+            })?;
+        }
+        if let Ok(data) = std::env::var("SALAM_DATA") {
+            self.data = PathBuf::from(data);
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data.join("salam.db")
+    }
+
+    /// The defaults as a commented TOML document.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_files_override() {
+        let text = Config::default_toml();
+        let parsed: Config = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.listen, Config::default().listen);
+        let partial: Config = toml::from_str("[limits]\nmax_text_chars = 10\n").unwrap();
+        assert_eq!(partial.limits.max_text_chars, 10);
+        assert_eq!(partial.limits.burst, Limits::default().burst);
+        assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+}

@@ -1,0 +1,321 @@
+//! The `salam` binary: `salam serve` (the default) and the admin commands.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use salam_hub::config::Config;
+use salam_hub::{Hub, auth, open_store};
+use salam_store::{AgentRole, NewAgent, Store};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Salam: live chat for websites, with a multilingual bot and human handoff.
+#[derive(Parser)]
+#[command(name = "salam", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct Global {
+    /// TOML configuration file (default: DATA/salam.toml when it exists).
+    #[arg(long, env = "SALAM_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// Data directory (holds salam.db) [default: ./data].
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (the default).
+    Serve,
+    /// Manage agent accounts.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage sites.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Print the default configuration as TOML.
+    Defaults,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Add an agent; prints a generated password unless --password-stdin is given.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// agent or admin.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Public key of a site this agent works on (repeatable; default: every site).
+        #[arg(long = "site")]
+        sites: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// Add a site and print its public key and embed snippet.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Allowed origin, such as https://shop.example (repeatable; `*` for any,
+        /// which also needs auth.allow_any_origin).
+        #[arg(long = "origin", required = true)]
+        origins: Vec<String>,
+    },
+    /// List the sites.
+    List,
+}
+
+fn load_config(global: &Global) -> anyhow::Result<Config> {
+    let data_hint = global
+        .data
+        .clone()
+        .or_else(|| std::env::var_os("SALAM_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let mut config = match &global.config {
+        Some(path) => Config::from_file(path)?,
+        None => {
+            let implicit = data_hint.join("salam.toml");
+            if implicit.exists() {
+                Config::from_file(&implicit)?
+            } else {
+                Config::default()
+            }
+        }
+    };
+    config.apply_env()?;
+    if let Some(listen) = global.listen {
+        config.listen = listen;
+    }
+    if let Some(data) = &global.data {
+        config.data = data.clone();
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli.global)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Agent(AgentCommand::Add {
+                email,
+                name,
+                role,
+                password_stdin,
+                sites,
+            }) => agent_add(&config, email, name, &role, password_stdin, sites).await,
+            Command::Site(SiteCommand::Add { name, origins }) => {
+                site_add(&config, &name, origins).await
+            }
+            Command::Site(SiteCommand::List) => site_list(&config).await,
+            Command::Defaults => {
+                print!("{}", Config::default_toml());
+                Ok(())
+            }
+        }
+    });
+    if let Err(err) = &result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let data = config.data.clone();
+    let hub = Hub::open(config).await.context("cannot open the hub")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    if let Some(site) = &hub.first_start.site {
+        println!(
+            "Created the demo site \"{}\" (public key {}).",
+            site.name, site.key
+        );
+    }
+    if let Some((email, password)) = &hub.first_start.admin {
+        println!("Created the admin account. Sign in with:");
+        println!("  e-mail:   {email}");
+        println!("  password: {password}");
+        println!("This password is shown only once.");
+    }
+    println!(
+        "Salam is listening on http://{address} (data in {})",
+        data.display()
+    );
+    hub.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+async fn agent_add(
+    config: &Config,
+    email: String,
+    name: String,
+    role: &str,
+    password_stdin: bool,
+    site_keys: Vec<String>,
+) -> anyhow::Result<()> {
+    let role = AgentRole::parse(role).context("--role must be agent or admin")?;
+    if !email.contains('@') {
+        bail!("--email must be an e-mail address");
+    }
+    std::fs::create_dir_all(&config.data)?;
+    let store = open_store(config)?;
+    let mut site_ids = Vec::new();
+    if site_keys.is_empty() {
+        site_ids = store
+            .list_sites()
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+    }
+    for key in site_keys {
+        let site = store
+            .site_by_key(&key)
+            .await?
+            .with_context(|| format!("no site has the key {key}"))?;
+        site_ids.push(site.id);
+    }
+    let (password, generated) = if password_stdin {
+        let mut password = String::new();
+        std::io::stdin().read_to_string(&mut password)?;
+        let password = password.trim_end_matches(['\r', '\n']).to_owned();
+        if password.chars().count() < 8 {
+            bail!("the password must have at least 8 characters");
+        }
+        (password, false)
+    } else {
+        (auth::generate_password(), true)
+    };
+    let hash = auth::hash_password(&password).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let agent = store
+        .create_agent(NewAgent {
+            email,
+            name,
+            role,
+            password_hash: hash,
+            site_ids,
+            capacity: None,
+            departments: Vec::new(),
+        })
+        .await
+        .context("cannot add the agent (is the e-mail already registered?)")?;
+    println!(
+        "Added {} <{}> as {}.",
+        agent.name,
+        agent.email,
+        role.as_str()
+    );
+    if generated {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+async fn site_add(config: &Config, name: &str, origins: Vec<String>) -> anyhow::Result<()> {
+    for origin in &origins {
+        if !valid_origin(origin) {
+            bail!(
+                "origin {origin:?} must look like https://shop.example (scheme, host, optional port) or be *"
+            );
+        }
+    }
+    std::fs::create_dir_all(&config.data)?;
+    let store = open_store(config)?;
+    let origins: Vec<String> = origins
+        .into_iter()
+        .map(|origin| origin.trim_end_matches('/').to_owned())
+        .collect();
+    let site = store.create_site(name, &origins).await?;
+    println!("Added site \"{}\" with public key {}.", site.name, site.key);
+    println!("Embed it with:");
+    println!(
+        "  <script src=\"http://{}/widget.js\" data-site=\"{}\" async></script>",
+        config.listen, site.key
+    );
+    Ok(())
+}
+
+async fn site_list(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data)?;
+    let store = open_store(config)?;
+    let sites = store.list_sites().await?;
+    if sites.is_empty() {
+        println!("no sites yet: `salam site add --name NAME --origin https://...`");
+    }
+    for site in sites {
+        println!(
+            "{}\t{}\t{}\t{}",
+            site.key,
+            site.id,
+            site.name,
+            site.origins.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// `*`, or `http(s)://host[:port]` with nothing after the host.
+fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.trim_end_matches('/');
+    !host.is_empty() && !host.contains(['/', ' ', '?', '#'])
+}

@@ -1,0 +1,92 @@
+//! The one shared state handle.
+
+use crate::auth::Secret;
+use crate::config::Config;
+use crate::fanout::{Bus, Registry};
+use crate::metrics::Metrics;
+use salam_store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Semaphore, watch};
+
+/// Cheap to clone: every handler gets one. Methods return owned data; nothing here is
+/// locked across an `.await`.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub secret: Secret,
+    pub registry: Arc<Registry>,
+    pub bus: Arc<dyn Bus>,
+    pub metrics: Metrics,
+    /// The bot's rules (swappable at run time).
+    pub bot: Arc<crate::bot::BotEngine>,
+    /// The routing actor.
+    pub routing: crate::routing::Routing,
+    /// One permit per open WebSocket: bounds connections.
+    pub connections: Arc<Semaphore>,
+    /// Flips to `true` when the hub shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    next_connection: AtomicU64,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        secret: Secret,
+        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
+        shutdown: watch::Receiver<bool>,
+        bot: Arc<crate::bot::BotEngine>,
+        routing: crate::routing::Routing,
+    ) -> AppState {
+        let permits = config.limits.max_connections as usize;
+        AppState(Arc::new(Shared {
+            config,
+            store,
+            secret,
+            registry,
+            bus,
+            metrics: Metrics::default(),
+            bot,
+            routing,
+            connections: Arc::new(Semaphore::new(permits)),
+            shutdown,
+            next_connection: AtomicU64::new(1),
+        }))
+    }
+
+    /// A process-unique connection number.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The hub's limits as told to clients.
+    pub fn wire_limits(&self) -> salam_protocol::Limits {
+        let limits = &self.config.limits;
+        salam_protocol::Limits {
+            max_text_chars: limits.max_text_chars,
+            max_frame_bytes: limits.max_frame_bytes,
+            rate_per_sec: limits.rate_per_sec,
+            burst: limits.burst,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the hub's one clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}

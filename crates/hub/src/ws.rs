@@ -1,0 +1,427 @@
+//! The WebSocket connection machinery shared by `/ws/visitor` and `/ws/agent`.
+//!
+//! Each connection is two tasks: a *receive* loop (this task) that checks size and rate,
+//! decodes each frame into a closed enum and dispatches it, and a *send* task that owns
+//! the socket's write half. Everything destined for the client goes through the
+//! connection's bounded mailbox to the send task, which keeps each conversation's
+//! messages in sequence order (filling any gap from the store), pings idle clients and
+//! closes the socket on shutdown. When either task ends, the other is stopped.
+
+use crate::fanout::{Mailbox, Outbound};
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use salam_protocol::{ErrorCode, MessageKind, ServerFrame};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+/// Close codes the hub uses.
+pub mod close_code {
+    /// The hub is restarting: reconnect (with backoff) and resume.
+    pub const RECONNECT: u16 = 1012;
+    /// The peer broke the protocol in a way that ends the connection (bad handshake).
+    pub const POLICY: u16 = 1008;
+    /// The frame was larger than the hard limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// The client was silent past the idle timeout.
+    pub const IDLE: u16 = 1001;
+    /// The client could not keep up: reconnect and resume from the last sequence seen.
+    pub const RESYNC: u16 = 4000;
+}
+
+/// Who is on the other end, for delivery filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Visitor,
+    Agent,
+}
+
+/// What the receive loop hands each frame handler.
+pub struct Link {
+    pub state: AppState,
+    pub connection: u64,
+    pub mailbox: Mailbox,
+    bucket: TokenBucket,
+}
+
+impl Link {
+    /// Queues a frame for this client (waits if its own queue is full: backpressure
+    /// on a client that does not read is its own problem).
+    pub async fn send(&self, frame: &ServerFrame) {
+        let _ = self
+            .mailbox
+            .sender
+            .send(Outbound::Frame(frame.to_json().into()))
+            .await;
+    }
+
+    /// Queues an error frame.
+    pub async fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {
+        self.state.metrics.error(code);
+        self.send(&ServerFrame::Error {
+            code,
+            message: message.to_owned(),
+            client_id,
+        })
+        .await;
+    }
+
+    /// Queues a raw outbound item (replay requests).
+    pub async fn push(&self, item: Outbound) {
+        let _ = self.mailbox.sender.send(item).await;
+    }
+
+    /// Takes one token from the connection's bucket.
+    pub fn allow(&mut self) -> bool {
+        self.bucket.take(Instant::now())
+    }
+}
+
+/// What a frame handler tells the receive loop.
+pub enum Flow {
+    Continue,
+    /// Close the connection with this code and reason (after the queued frames).
+    Close(u16, &'static str),
+}
+
+/// Per-connection token bucket (frames per second with a burst).
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> TokenBucket {
+        TokenBucket {
+            tokens: burst as f64,
+            rate: rate as f64,
+            burst: burst as f64,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The frame handlers of one endpoint.
+pub trait Endpoint: Send {
+    /// Handles one text frame that passed the size and rate checks.
+    fn on_text(
+        &mut self,
+        link: &mut Link,
+        text: &str,
+    ) -> impl std::future::Future<Output = Flow> + Send;
+    /// Whether the connection belongs to an admin (receives alerts).
+    fn is_admin(&self) -> bool {
+        false
+    }
+    /// Called once when the connection ends (unsubscribe, presence).
+    fn on_close(&mut self, link: &Link) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs a connection until the client leaves, the hub shuts down or the client is
+/// kicked.
+pub async fn run<E: Endpoint>(
+    state: AppState,
+    socket: WebSocket,
+    side: Side,
+    connection: u64,
+    mut endpoint: E,
+) {
+    let (sink, mut stream) = socket.split();
+    let (sender, receiver) = mpsc::channel(state.config.limits.outbound_queue.max(8) as usize);
+    let kick = Arc::new(Notify::new());
+    let mailbox = Mailbox {
+        connection,
+        sender,
+        kick: kick.clone(),
+        admin: endpoint.is_admin(),
+    };
+    let last_heard = Arc::new(AtomicI64::new(crate::state::now_ms()));
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel();
+    let mut send_task = tokio::spawn(send_loop(
+        state.clone(),
+        sink,
+        receiver,
+        kick,
+        side,
+        last_heard.clone(),
+        close_rx,
+    ));
+    let mut link = Link {
+        bucket: TokenBucket::new(state.config.limits.rate_per_sec, state.config.limits.burst),
+        state: state.clone(),
+        connection,
+        mailbox,
+    };
+    let max_frame = state.config.limits.max_frame_bytes as usize;
+    let mut close_tx = Some(close_tx);
+    loop {
+        let incoming = tokio::select! {
+            incoming = stream.next() => incoming,
+            _ = &mut send_task => break,
+        };
+        let Some(Ok(incoming)) = incoming else {
+            break;
+        };
+        last_heard.store(crate::state::now_ms(), Ordering::Relaxed);
+        let flow = match incoming {
+            WsMessage::Text(text) => {
+                state
+                    .metrics
+                    .frames_received
+                    .fetch_add(1, Ordering::Relaxed);
+                if text.len() > max_frame {
+                    link.error(
+                        ErrorCode::FrameTooLarge,
+                        &format!(
+                            "frame of {} bytes is over the limit of {max_frame}",
+                            text.len()
+                        ),
+                        None,
+                    )
+                    .await;
+                    Flow::Continue
+                } else {
+                    endpoint.on_text(&mut link, text.as_str()).await
+                }
+            }
+            WsMessage::Binary(bytes) => {
+                state
+                    .metrics
+                    .frames_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let code = salam_protocol::decode_visitor_bytes(&bytes)
+                    .err()
+                    .map(|err| err.code)
+                    .unwrap_or(ErrorCode::BinaryUnsupported);
+                link.error(code, "binary frames are not part of protocol v1", None)
+                    .await;
+                Flow::Continue
+            }
+            WsMessage::Ping(_) | WsMessage::Pong(_) => Flow::Continue,
+            WsMessage::Close(_) => break,
+        };
+        if let Flow::Close(code, reason) = flow {
+            if let Some(close_tx) = close_tx.take() {
+                let _ = close_tx.send((code, reason));
+            }
+            // Let the send task flush what is queued and close the socket.
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut send_task).await;
+            break;
+        }
+    }
+    send_task.abort();
+    endpoint.on_close(&link).await;
+}
+
+/// Owns the write half: ordered delivery, heartbeats, shutdown.
+async fn send_loop(
+    state: AppState,
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut receiver: mpsc::Receiver<Outbound>,
+    kick: Arc<Notify>,
+    side: Side,
+    last_heard: Arc<AtomicI64>,
+    mut close_rx: tokio::sync::oneshot::Receiver<(u16, &'static str)>,
+) {
+    let mut shutdown = state.shutdown.clone();
+    let heartbeat = Duration::from_secs(state.config.websocket.heartbeat_secs.max(1) as u64);
+    let idle_ms = state.config.websocket.idle_timeout_secs as i64 * 1000;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let mut order = Order {
+        side,
+        delivered: HashMap::new(),
+    };
+    let close = |code: u16, reason: &'static str| {
+        WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                let _ = sink.send(close(close_code::RECONNECT, "hub restarting; reconnect")).await;
+                return;
+            }
+            requested = &mut close_rx => {
+                if let Ok((code, reason)) = requested {
+                    // Drain what the handler queued before asking to close (the error).
+                    while let Ok(item) = receiver.try_recv() {
+                        if order.write(&state, &mut sink, item).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = sink.send(close(code, reason)).await;
+                }
+                return;
+            }
+            _ = kick.notified() => {
+                let frame = ServerFrame::error(
+                    ErrorCode::Resync,
+                    "you fell behind; reconnect and resume from the last sequence you saw",
+                );
+                let _ = sink.feed(WsMessage::Text(frame.to_json().into())).await;
+                let _ = sink.send(close(close_code::RESYNC, "too slow; resync")).await;
+                return;
+            }
+            _ = ticker.tick() => {
+                if crate::state::now_ms() - last_heard.load(Ordering::Relaxed) > idle_ms {
+                    let _ = sink.send(close(close_code::IDLE, "idle timeout")).await;
+                    return;
+                }
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            item = receiver.recv() => item,
+        };
+        let Some(item) = item else { return };
+        if order.write(&state, &mut sink, item).await.is_err() {
+            return;
+        }
+        // Write whatever else is already queued, then flush once.
+        while let Ok(item) = receiver.try_recv() {
+            if order.write(&state, &mut sink, item).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps per-conversation order for one connection.
+struct Order {
+    side: Side,
+    /// The highest sequence written to this client, per conversation.
+    delivered: HashMap<String, u64>,
+}
+
+type SendResult = Result<(), axum::Error>;
+
+impl Order {
+    fn visible(&self, kind: MessageKind) -> bool {
+        self.side == Side::Agent || kind != MessageKind::Note
+    }
+
+    async fn write(
+        &mut self,
+        state: &AppState,
+        sink: &mut SplitSink<WebSocket, WsMessage>,
+        item: Outbound,
+    ) -> SendResult {
+        match item {
+            Outbound::Frame(json) => sink.feed(WsMessage::Text(json)).await,
+            Outbound::Message(message, json) => {
+                let last = self.delivered.get(&message.conversation).copied();
+                match last {
+                    Some(last) if message.seq <= last => Ok(()),
+                    Some(last) if message.seq > last + 1 => {
+                        // A later sequence overtook an earlier one between commit and
+                        // delivery: what is missing is committed, so read it.
+                        self.replay(
+                            state,
+                            sink,
+                            &message.conversation,
+                            last,
+                            Some(message.seq - 1),
+                        )
+                        .await?;
+                        self.write_message(sink, &message, json).await
+                    }
+                    _ => self.write_message(sink, &message, json).await,
+                }
+            }
+            Outbound::Resume {
+                conversation,
+                after,
+            } => {
+                let last_seq = self.replay(state, sink, &conversation, after, None).await?;
+                let frame = ServerFrame::Resumed {
+                    conversation,
+                    last_seq,
+                };
+                sink.feed(WsMessage::Text(frame.to_json().into())).await
+            }
+        }
+    }
+
+    async fn write_message(
+        &mut self,
+        sink: &mut SplitSink<WebSocket, WsMessage>,
+        message: &salam_protocol::Message,
+        json: Utf8Bytes,
+    ) -> SendResult {
+        self.delivered
+            .insert(message.conversation.clone(), message.seq);
+        if self.visible(message.kind) {
+            sink.feed(WsMessage::Text(json)).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the committed messages after `after` (up to `until`), returning the last
+    /// sequence written.
+    async fn replay(
+        &mut self,
+        state: &AppState,
+        sink: &mut SplitSink<WebSocket, WsMessage>,
+        conversation: &str,
+        after: u64,
+        until: Option<u64>,
+    ) -> Result<u64, axum::Error> {
+        const PAGE: u32 = 500;
+        let mut last = after;
+        loop {
+            let page = match state.store.messages_after(conversation, last, PAGE).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(%conversation, error = %err, "replay read failed");
+                    let frame = ServerFrame::error(
+                        ErrorCode::StoreUnavailable,
+                        "could not read the history; resume again",
+                    );
+                    sink.feed(WsMessage::Text(frame.to_json().into())).await?;
+                    return Ok(last);
+                }
+            };
+            let n_read = page.len();
+            for message in page {
+                if until.is_some_and(|until| message.seq > until) {
+                    return Ok(last);
+                }
+                last = message.seq;
+                self.delivered.insert(conversation.to_owned(), last);
+                if self.visible(message.kind) {
+                    let json = ServerFrame::Message(message).to_json();
+                    sink.feed(WsMessage::Text(json.into())).await?;
+                }
+            }
+            if n_read < PAGE as usize {
+                self.delivered.insert(conversation.to_owned(), last);
+                return Ok(last);
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `salam-loadgen`: drives the echo server or the hub and prints one JSON line of
+//! results on stdout (progress goes to stderr).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use salam_loadgen::probe::ServerProbe;
+use salam_loadgen::{echo, idle, relay};
+use std::time::Duration;
+
+/// Load generator for the Salam hub. All figures per server CPU-second need
+/// `--server-pid`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Runtime worker threads (default: the CPUs this process may run on).
+    #[arg(long, global = true, env = "SALAM_LOADGEN_THREADS")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Closed-loop round trips against `salam-echo`.
+    Echo {
+        #[command(flatten)]
+        common: Common,
+        /// Connections.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Frames in flight per connection.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Filler characters in each frame (on top of a `send` frame's JSON).
+        #[arg(long, default_value_t = 64)]
+        payload_bytes: usize,
+    },
+    /// Visitors send messages through the hub to agents.
+    Relay {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Agent e-mail (the demo admin by default).
+        #[arg(long, default_value = "admin@salam.local")]
+        email: String,
+        /// Agent password (printed by the hub on first start).
+        #[arg(long, env = "SALAM_PASSWORD")]
+        password: String,
+        /// Visitor connections.
+        #[arg(long, default_value_t = 100)]
+        visitors: usize,
+        /// Agent connections (all signed in as the same agent).
+        #[arg(long, default_value_t = 1)]
+        agents: usize,
+        /// Messages per second in total (open loop); 0 for closed loop.
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Messages awaiting their ack per visitor, in closed loop.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Filler characters in each message text.
+        #[arg(long, default_value_t = 64)]
+        text_bytes: usize,
+        /// Seconds after the window for messages still in flight to arrive.
+        #[arg(long, default_value_t = 2.0)]
+        drain: f64,
+    },
+    /// Opens idle visitor connections step by step and holds them.
+    Idle {
+        /// Hub address (host:port).
+        #[arg(long)]
+        addr: String,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Total connections after each step: `10000` or `1000,5000,10000`.
+        #[arg(long, default_value = "1000")]
+        connections: String,
+        /// Seconds to hold the connections after the last step.
+        #[arg(long, default_value_t = 2.0)]
+        hold: f64,
+        /// Seconds to wait after each step before reading the hub's memory.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        /// Hub process id, to read its memory and CPU time from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Handshakes in progress at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Server address (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds of load before the measured window opens.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Server process id, to read its CPU time from /proc over the measured window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+struct SiteArgs {
+    /// Site public key (`pk_...`).
+    #[arg(long)]
+    site: String,
+    /// `Origin` header of visitors (default: `http://ADDR`, which the demo site allows).
+    #[arg(long)]
+    origin: Option<String>,
+}
+
+impl SiteArgs {
+    fn origin(&self, addr: &str) -> String {
+        self.origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"))
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let result = builder
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .and_then(|runtime| runtime.block_on(run(args.command)));
+    if let Err(err) = result {
+        eprintln!("salam-loadgen: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn seconds(value: f64, name: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("--{name} must be 0 or more"))
+}
+
+fn probe(pid: Option<u32>) -> Result<Option<ServerProbe>> {
+    pid.map(ServerProbe::new).transpose()
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Echo {
+            common,
+            connections,
+            window,
+            payload_bytes,
+        } => {
+            echo::run(echo::EchoOptions {
+                addr: common.addr,
+                connections,
+                window,
+                payload_bytes,
+                warmup: seconds(common.warmup, "warmup")?,
+                seconds: seconds(common.seconds, "seconds")?,
+                probe: probe(common.server_pid)?,
+            })
+            .await
+        }
+        Command::Relay {
+            common,
+            site,
+            email,
+            password,
+            visitors,
+            agents,
+            rate,
+            window,
+            text_bytes,
+            drain,
+        } => {
+            let origin = site.origin(&common.addr);
+            relay::run(relay::RelayOptions {
+                addr: common.addr,
+                site: site.site,
+                origin,
+                email,
+                password,
+                visitors,
+                agents,
+                rate,
+                window,
+                text_bytes,
+                warmup: seconds(common.warmup, "warmup")?,
+                seconds: seconds(common.seconds, "seconds")?,
+                drain: seconds(drain, "drain")?,
+                connect_concurrency: 64,
+                probe: probe(common.server_pid)?,
+            })
+            .await
+        }
+        Command::Idle {
+            addr,
+            site,
+            connections,
+            hold,
+            settle,
+            server_pid,
+            concurrency,
+        } => {
+            idle::run(idle::IdleOptions {
+                origin: site.origin(&addr),
+                addr,
+                site: site.site,
+                steps: idle::parse_steps(&connections)?,
+                hold: seconds(hold, "hold")?,
+                settle: seconds(settle, "settle")?,
+                connect_concurrency: concurrency,
+                probe: probe(server_pid)?,
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Visitors sending messages through the hub to agents.
+//!
+//! Every message gets a numeric id, sent as its `client_id` (`lg-` and the id in hex),
+//! and its send time goes into one shared table. The first agent that receives the
+//! message frame takes the entry out and records send → receipt, so with several
+//! agents the latency is "visitor → first agent". The visitor records send → `ack`
+//! separately.
+//!
+//! Two ways to send:
+//!
+//! - closed loop (`--rate 0`): each visitor keeps `--window` messages awaiting their
+//!   `ack`, which measures how many messages the hub commits per CPU-second;
+//! - open loop (`--rate R`): R messages per second in total, spread evenly over the
+//!   visitors and in time. The send time recorded is the *scheduled* time, so a hub
+//!   that falls behind shows up in the latency instead of silently slowing the load
+//!   (no coordinated omission).
+//!
+//! Only messages scheduled inside the measured window count toward the latency; after
+//! the window the visitors stop sending and the agents get a short drain period to
+//! receive what is still in flight.
+
+use crate::echo::join_all;
+use crate::probe::ServerProbe;
+use crate::report::{LatencySummary, Window, latency_histogram, print_json, record};
+use crate::wire::{self, Incoming, Socket};
+use anyhow::{Result, bail};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use salam_protocol::{ServerFrame, VisitorFrame};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+/// Options of `salam-loadgen relay`.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub addr: String,
+    pub site: String,
+    pub origin: String,
+    pub email: String,
+    pub password: String,
+    pub visitors: usize,
+    pub agents: usize,
+    /// Messages per second in total; 0 for closed loop.
+    pub rate: f64,
+    /// Messages awaiting `ack` per visitor, in closed loop.
+    pub window: usize,
+    pub text_bytes: usize,
+    pub warmup: Duration,
+    pub seconds: Duration,
+    pub drain: Duration,
+    pub connect_concurrency: usize,
+    pub probe: Option<ServerProbe>,
+}
+
+/// Where the run is; visitors and agents watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Run,
+    /// Stop sending; keep reading acks and messages.
+    Drain,
+    Stop,
+}
+
+/// What the tasks share.
+struct Shared {
+    base: Instant,
+    /// Send time of each message no agent has received yet, by message id. A std
+    /// `Mutex` is fine: it is held for one insert or remove, never across an `.await`.
+    pending: Mutex<HashMap<u64, Instant>>,
+    track_delivery: bool,
+    /// Messages scheduled in `[from, until)` (nanoseconds after `base`) are measured.
+    measure_from_ns: AtomicU64,
+    measure_until_ns: AtomicU64,
+    sent: AtomicU64,
+    acked: AtomicU64,
+    delivered: AtomicU64,
+    rejected: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+impl Shared {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn in_window(&self, sent_at: Instant) -> bool {
+        let at = self.nanos(sent_at);
+        at >= self.measure_from_ns.load(Ordering::Relaxed)
+            && at < self.measure_until_ns.load(Ordering::Relaxed)
+    }
+
+    fn pending_len(&self) -> usize {
+        self.pending
+            .lock()
+            .map(|pending| pending.len())
+            .unwrap_or(0)
+    }
+
+    fn take_pending(&self, id: u64) -> Option<Instant> {
+        self.pending.lock().ok()?.remove(&id)
+    }
+}
+
+/// The `client_id` of message `id`.
+pub fn client_id(id: u64) -> String {
+    format!("lg-{id:x}")
+}
+
+/// The message id in a `client_id` written by [`client_id`].
+pub fn parse_client_id(client_id: &str) -> Option<u64> {
+    u64::from_str_radix(client_id.strip_prefix("lg-")?, 16).ok()
+}
+
+/// Runs the relay benchmark and prints the JSON result.
+pub async fn run(options: RelayOptions) -> Result<()> {
+    if options.visitors == 0 {
+        bail!("--visitors must be at least 1");
+    }
+    if options.rate == 0.0 && options.window == 0 {
+        bail!("closed loop (--rate 0) needs --window of at least 1");
+    }
+    if !(options.rate.is_finite() && options.rate >= 0.0) {
+        bail!("--rate must be a number of messages per second, or 0");
+    }
+    let shared = Arc::new(Shared {
+        base: Instant::now(),
+        pending: Mutex::new(HashMap::new()),
+        track_delivery: options.agents > 0,
+        measure_from_ns: AtomicU64::new(u64::MAX),
+        measure_until_ns: AtomicU64::new(u64::MAX),
+        sent: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        undecodable: AtomicU64::new(0),
+    });
+    let (phase_sender, phase) = watch::channel(Phase::Run);
+
+    // Agents first, so that they are listening before the first conversation starts.
+    let mut agent_tasks = JoinSet::new();
+    if options.agents > 0 {
+        let token = wire::login(&options.addr, &options.email, &options.password).await?;
+        for _ in 0..options.agents {
+            let socket = wire::agent_hello(&options.addr, &token).await?;
+            agent_tasks.spawn(agent(socket, shared.clone(), phase.clone()));
+        }
+    }
+    eprintln!(
+        "relay: {} agents connected; connecting {} visitors",
+        options.agents, options.visitors
+    );
+    let connect_started = Instant::now();
+    let connected: Vec<Result<Socket>> = futures_util::stream::iter(0..options.visitors)
+        .map(|_| wire::visitor_hello(&options.addr, &options.site, &options.origin))
+        .buffer_unordered(options.connect_concurrency.max(1))
+        .collect()
+        .await;
+    let connect_seconds = connect_started.elapsed().as_secs_f64();
+    let mut sockets = Vec::new();
+    let mut connect_errors = 0u64;
+    let mut first_connect_error = None;
+    for result in connected {
+        match result {
+            Ok(socket) => sockets.push(socket),
+            Err(err) => {
+                connect_errors += 1;
+                first_connect_error.get_or_insert_with(|| format!("{err:#}"));
+            }
+        }
+    }
+    if sockets.is_empty() {
+        bail!(
+            "no visitor could connect: {}",
+            first_connect_error.unwrap_or_default()
+        );
+    }
+    let n_visitors = sockets.len();
+
+    let text = format!("load test {}", "x".repeat(options.text_bytes));
+    let start = tokio::time::Instant::now() + Duration::from_millis(20);
+    let mut visitor_tasks = JoinSet::new();
+    for (visitor_idx, socket) in sockets.into_iter().enumerate() {
+        let plan = if options.rate > 0.0 {
+            let interval = Duration::from_secs_f64(n_visitors as f64 / options.rate);
+            // Spread the visitors evenly over one interval.
+            let offset = interval.mul_f64(visitor_idx as f64 / n_visitors as f64);
+            Plan::Open {
+                first: start + offset,
+                interval,
+            }
+        } else {
+            Plan::Closed {
+                window: options.window,
+            }
+        };
+        visitor_tasks.spawn(visitor(
+            socket,
+            visitor_idx as u64,
+            plan,
+            text.clone(),
+            shared.clone(),
+            phase.clone(),
+        ));
+    }
+
+    eprintln!("relay: warming up for {:?}", options.warmup);
+    tokio::time::sleep_until(start).await;
+    tokio::time::sleep(options.warmup).await;
+    let counters = |shared: &Shared| {
+        [
+            shared.sent.load(Ordering::Relaxed),
+            shared.acked.load(Ordering::Relaxed),
+            shared.delivered.load(Ordering::Relaxed),
+        ]
+    };
+    let window = Window::open(options.probe.as_ref());
+    shared
+        .measure_from_ns
+        .store(shared.nanos(window.started()), Ordering::Relaxed);
+    let [sent_start, acked_start, delivered_start] = counters(&shared);
+    tokio::time::sleep(options.seconds).await;
+    let [sent_end, acked_end, delivered_end] = counters(&shared);
+    shared
+        .measure_until_ns
+        .store(shared.nanos(Instant::now()), Ordering::Relaxed);
+    let measured = window.close();
+
+    // Let what is in flight arrive, then stop.
+    let _ = phase_sender.send(Phase::Drain);
+    let drain_deadline = Instant::now() + options.drain;
+    while shared.track_delivery && shared.pending_len() > 0 && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = phase_sender.send(Phase::Stop);
+    let (visitor_histograms, visitor_errors, first_visitor_error) =
+        join_all(&mut visitor_tasks).await;
+    let (agent_histograms, agent_errors, first_agent_error) = join_all(&mut agent_tasks).await;
+
+    let mut ack_latency = latency_histogram();
+    for histogram in &visitor_histograms {
+        let _ = ack_latency.add(histogram);
+    }
+    let mut delivery_latency = latency_histogram();
+    for histogram in &agent_histograms {
+        let _ = delivery_latency.add(histogram);
+    }
+    // Which messages never reached an agent (visitor index and message number), as a
+    // hint for whoever debugs it.
+    let undelivered: Vec<u64> = match shared.pending.lock() {
+        Ok(pending) => pending
+            .iter()
+            .filter(|(_, at)| shared.in_window(**at))
+            .map(|(id, _)| *id)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let undelivered_in_window = undelivered.len();
+    let undelivered_sample: Vec<String> = undelivered
+        .iter()
+        .take(10)
+        .map(|id| format!("visitor {} message {}", id >> 32, id & 0xffff_ffff))
+        .collect();
+    if !undelivered_sample.is_empty() {
+        eprintln!("relay: never reached an agent: {undelivered_sample:?}");
+    }
+
+    let sent = sent_end - sent_start;
+    let acked = acked_end - acked_start;
+    let delivered = delivered_end - delivered_start;
+    let latency = LatencySummary::of(&delivery_latency);
+    let ack = LatencySummary::of(&ack_latency);
+    eprintln!(
+        "relay: {acked} acked in {:.2} s = {:.0}/s, {:.0} per server CPU-second; \
+         visitor→agent p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms",
+        measured.seconds,
+        measured.per_second(acked),
+        measured.per_server_cpu_second(acked).unwrap_or(f64::NAN),
+        latency.p50_ms,
+        latency.p99_ms,
+        latency.p999_ms,
+    );
+    print_json(&serde_json::json!({
+        "test": "relay",
+        "addr": options.addr,
+        "mode": if options.rate > 0.0 { "open" } else { "closed" },
+        "visitors": n_visitors,
+        "agents": options.agents,
+        "rate": options.rate,
+        "window": options.window,
+        "text_bytes": text.len(),
+        "connect_seconds": connect_seconds,
+        "seconds": measured.seconds,
+        "sent": sent,
+        "acked": acked,
+        "delivered": delivered,
+        "acked_per_sec": measured.per_second(acked),
+        "delivered_per_sec": measured.per_second(delivered),
+        "server_cpu_seconds": measured.server_cpu_seconds,
+        "server_cpu_share": measured.server_cpu_share(),
+        "loadgen_cpu_share": measured.loadgen_cpu_share,
+        "acked_per_server_cpu_sec": measured.per_server_cpu_second(acked),
+        "latency": latency,
+        "ack_latency": ack,
+        "undelivered_in_window": undelivered_in_window,
+        "undelivered_sample": undelivered_sample,
+        "rejected": shared.rejected.load(Ordering::Relaxed),
+        "undecodable": shared.undecodable.load(Ordering::Relaxed),
+        "connect_errors": connect_errors,
+        "first_connect_error": first_connect_error,
+        "errors": visitor_errors + agent_errors,
+        "first_error": first_visitor_error.or(first_agent_error),
+    }));
+    Ok(())
+}
+
+/// How one visitor sends.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Closed {
+        window: usize,
+    },
+    Open {
+        first: tokio::time::Instant,
+        interval: Duration,
+    },
+}
+
+/// One visitor's connection: sends by its plan, reads acks; returns its send → ack
+/// latency.
+async fn visitor(
+    mut socket: Socket,
+    visitor_idx: u64,
+    plan: Plan,
+    text: String,
+    shared: Arc<Shared>,
+    mut phase: watch::Receiver<Phase>,
+) -> Result<Histogram<u64>> {
+    let mut sender = Sender {
+        visitor_idx,
+        next: 0,
+        text,
+        in_flight: HashMap::new(),
+        shared,
+    };
+    let mut ack_latency = latency_histogram();
+    let mut sending = true;
+    // In closed loop there is no ticker; a disabled select branch stands in for it.
+    let (mut ticker, closed_window) = match plan {
+        Plan::Open { first, interval } => {
+            let mut ticker = tokio::time::interval_at(first, interval);
+            // Catch up on missed sends, keeping the schedule the latency is measured on.
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            (Some(ticker), None)
+        }
+        Plan::Closed { window } => (None, Some(window)),
+    };
+    if let Some(window) = closed_window {
+        for _ in 0..window {
+            sender.send(&mut socket, Instant::now()).await?;
+        }
+    }
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                let now = match changed {
+                    Ok(()) => *phase.borrow_and_update(),
+                    Err(_) => Phase::Stop,
+                };
+                match now {
+                    Phase::Run => {}
+                    Phase::Drain => sending = false,
+                    Phase::Stop => return Ok(ack_latency),
+                }
+            }
+            scheduled = async {
+                match ticker.as_mut() {
+                    Some(ticker) => ticker.tick().await,
+                    None => std::future::pending().await,
+                }
+            }, if sending && ticker.is_some() => {
+                sender.send(&mut socket, scheduled.into_std()).await?;
+            }
+            incoming = wire::next_frame(&mut socket) => {
+                let resend = match incoming? {
+                    Incoming::Frame(ServerFrame::Ack { client_id, .. }) => {
+                        sender.shared.acked.fetch_add(1, Ordering::Relaxed);
+                        if let Some(sent_at) = parse_client_id(&client_id)
+                            .and_then(|id| sender.in_flight.remove(&id))
+                            && sender.shared.in_window(sent_at)
+                        {
+                            record(&mut ack_latency, sent_at.elapsed());
+                        }
+                        true
+                    }
+                    Incoming::Frame(ServerFrame::Error { client_id, .. }) => {
+                        sender.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                        match client_id.as_deref().and_then(parse_client_id) {
+                            Some(id) => {
+                                sender.forget(id);
+                                // Do not turn a refusal (rate limit, overload) into a
+                                // busy loop.
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                    Incoming::Frame(_) => false,
+                    Incoming::Undecodable(_) => {
+                        sender.shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }
+                    Incoming::Closed => bail!("the hub closed a visitor connection"),
+                };
+                if resend && sending && closed_window.is_some() {
+                    sender.send(&mut socket, Instant::now()).await?;
+                }
+            }
+        }
+    }
+}
+
+/// A visitor's outgoing messages.
+struct Sender {
+    visitor_idx: u64,
+    next: u64,
+    text: String,
+    /// Send time by message id, until the ack.
+    in_flight: HashMap<u64, Instant>,
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    async fn send(&mut self, socket: &mut Socket, sent_at: Instant) -> Result<()> {
+        let id = (self.visitor_idx << 32) | (self.next & 0xffff_ffff);
+        self.next += 1;
+        self.in_flight.insert(id, sent_at);
+        if self.shared.track_delivery
+            && let Ok(mut pending) = self.shared.pending.lock()
+        {
+            pending.insert(id, sent_at);
+        }
+        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+        let frame = VisitorFrame::Send {
+            client_id: client_id(id),
+            text: self.text.clone(),
+            conversation: None,
+        };
+        wire::send_json(socket, &frame).await
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.in_flight.remove(&id);
+        self.shared.take_pending(id);
+    }
+}
+
+/// One agent's connection: takes each message it is first to receive out of the
+/// pending table; returns its visitor → agent latency.
+async fn agent(
+    mut socket: Socket,
+    shared: Arc<Shared>,
+    mut phase: watch::Receiver<Phase>,
+) -> Result<Histogram<u64>> {
+    let mut latency = latency_histogram();
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow_and_update() == Phase::Stop {
+                    return Ok(latency);
+                }
+            }
+            incoming = wire::next_frame(&mut socket) => match incoming? {
+                Incoming::Frame(ServerFrame::Message(message)) => {
+                    let received_at = Instant::now();
+                    if let Some(sent_at) = message
+                        .client_id
+                        .as_deref()
+                        .and_then(parse_client_id)
+                        .and_then(|id| shared.take_pending(id))
+                    {
+                        shared.delivered.fetch_add(1, Ordering::Relaxed);
+                        if shared.in_window(sent_at) {
+                            record(&mut latency, received_at.saturating_duration_since(sent_at));
+                        }
+                    }
+                }
+                Incoming::Frame(_) => {}
+                Incoming::Undecodable(_) => {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                }
+                Incoming::Closed => bail!("the hub closed an agent connection"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_round_trip() {
+        for id in [0, 1, 0xff, (7 << 32) | 42, u64::MAX] {
+            assert_eq!(parse_client_id(&client_id(id)), Some(id));
+        }
+        assert_eq!(parse_client_id("m1"), None);
+        assert_eq!(parse_client_id("lg-zz"), None);
+        assert_eq!(parse_client_id("lg-"), None);
+    }
+}

@@ -1,0 +1,234 @@
+//! Talking to the hub: WebSocket connections, agent login and the handshakes.
+//!
+//! Clients use the same 4 KiB read and write buffers as the hub, so ten thousand idle
+//! connections cost the load generator tens, not thousands, of megabytes.
+
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use salam_protocol::{AgentFrame, PROTOCOL_VERSION, ServerFrame, VisitorFrame, decode_server};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+
+/// A client WebSocket over plain TCP.
+pub type Socket = WebSocketStream<TcpStream>;
+
+/// How long a handshake (TCP, upgrade, `hello` → `welcome`) or a login may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The largest HTTP response to a login that is read.
+const MAX_LOGIN_RESPONSE: u64 = 64 * 1024;
+
+/// The WebSocket configuration of both the echo server and the clients: the hub's
+/// default 4 KiB read and write buffers.
+pub fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
+}
+
+/// Opens `ws://ADDR/PATH` with extra request headers.
+pub async fn connect(addr: &str, path: &str, headers: &[(&'static str, String)]) -> Result<Socket> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .context("building the upgrade request")?;
+    for (name, value) in headers {
+        let value = HeaderValue::from_str(value)
+            .with_context(|| format!("header {name} has an invalid value"))?;
+        request.headers_mut().insert(*name, value);
+    }
+    let (socket, _response) = client_async_with_config(request, stream, Some(small_buffers()))
+        .await
+        .with_context(|| format!("upgrading ws://{addr}{path}"))?;
+    Ok(socket)
+}
+
+/// One thing read from the server.
+#[derive(Debug)]
+pub enum Incoming {
+    Frame(ServerFrame),
+    /// A text frame that is not a protocol v1 server frame (counted, not fatal).
+    Undecodable(String),
+    /// The server closed the connection.
+    Closed,
+}
+
+/// Reads the next text frame (pings are answered by tungstenite itself).
+pub async fn next_frame(socket: &mut Socket) -> Result<Incoming> {
+    loop {
+        match socket.next().await {
+            None | Some(Ok(Message::Close(_))) => return Ok(Incoming::Closed),
+            Some(Err(err)) => return Err(anyhow!(err).context("reading from the server")),
+            Some(Ok(Message::Text(text))) => {
+                return Ok(match decode_server(text.as_str()) {
+                    Ok(frame) => Incoming::Frame(frame),
+                    Err(err) => Incoming::Undecodable(format!("{err:?}")),
+                });
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Ok(Incoming::Undecodable("a binary frame".into()));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+        }
+    }
+}
+
+/// Sends one frame as JSON text.
+pub async fn send_json(socket: &mut Socket, frame: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string(frame).context("encoding a frame")?;
+    send_text(socket, text.into()).await
+}
+
+/// Sends one text frame.
+pub async fn send_text(socket: &mut Socket, text: Utf8Bytes) -> Result<()> {
+    socket
+        .send(Message::Text(text))
+        .await
+        .context("writing to the server")
+}
+
+/// Reads frames until `welcome`; an `error` frame or a close ends the handshake.
+async fn await_welcome(socket: &mut Socket) -> Result<Option<String>> {
+    loop {
+        match next_frame(socket).await? {
+            Incoming::Frame(ServerFrame::Welcome { token, .. }) => return Ok(token),
+            Incoming::Frame(ServerFrame::Error { code, message, .. }) => {
+                bail!("the hub refused hello: {code:?}: {message}")
+            }
+            Incoming::Frame(_) | Incoming::Undecodable(_) => continue,
+            Incoming::Closed => bail!("the hub closed the connection before welcome"),
+        }
+    }
+}
+
+/// Connects a new visitor of `site` (no token: the hub issues a new visitor) and waits
+/// for `welcome`.
+pub async fn visitor_hello(addr: &str, site: &str, origin: &str) -> Result<Socket> {
+    let handshake = async {
+        let mut socket = connect(addr, "/ws/visitor", &[("origin", origin.to_owned())]).await?;
+        let hello = VisitorFrame::Hello {
+            v: PROTOCOL_VERSION,
+            site: site.to_owned(),
+            token: None,
+            locale: None,
+            page: None,
+        };
+        send_json(&mut socket, &hello).await?;
+        await_welcome(&mut socket).await?;
+        Ok(socket)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .context("visitor handshake timed out")?
+}
+
+/// Connects an agent with a bearer token from [`login`] and waits for `welcome`.
+pub async fn agent_hello(addr: &str, token: &str) -> Result<Socket> {
+    let handshake = async {
+        let authorization = format!("Bearer {token}");
+        let mut socket = connect(addr, "/ws/agent", &[("authorization", authorization)]).await?;
+        send_json(
+            &mut socket,
+            &AgentFrame::Hello {
+                v: PROTOCOL_VERSION,
+            },
+        )
+        .await?;
+        await_welcome(&mut socket).await?;
+        Ok(socket)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .context("agent handshake timed out")?
+}
+
+/// Signs an agent in with `POST /api/login` and returns the bearer token.
+///
+/// A hand-written HTTP/1.0 request: one small POST does not earn an HTTP client
+/// dependency, and HTTP/1.0 makes the server end the body by closing the connection,
+/// so there is no chunked encoding to undo.
+pub async fn login(addr: &str, email: &str, password: &str) -> Result<String> {
+    let exchange = async {
+        let body = serde_json::json!({ "email": email, "password": password }).to_string();
+        let request = format!(
+            "POST /api/login HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream
+            .take(MAX_LOGIN_RESPONSE)
+            .read_to_end(&mut response)
+            .await?;
+        parse_login_response(&String::from_utf8_lossy(&response))
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
+        .await
+        .context("login timed out")?
+        .context("logging in")
+}
+
+/// Takes the token out of the raw HTTP response to `POST /api/login`.
+pub fn parse_login_response(response: &str) -> Result<String> {
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .context("no HTTP status line")?;
+    if status != "200" {
+        bail!("login failed with HTTP {status}: {}", body.trim());
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(body).context("login response is not JSON")?;
+    value
+        .get("token")
+        .and_then(|token| token.as_str())
+        .map(str::to_owned)
+        .context("login response has no token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(response: &str, expected: Result<&str, &str>) {
+        let got = parse_login_response(response).map_err(|err| format!("{err:#}"));
+        match (got, expected) {
+            (Ok(token), Ok(want)) => assert_eq!(token, want),
+            (Err(err), Err(want)) => assert!(err.contains(want), "{err}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn login_responses() {
+        check(
+            "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{\"token\":\"abc\",\"agent\":{}}",
+            Ok("abc"),
+        );
+        check(
+            "HTTP/1.0 401 Unauthorized\r\n\r\n{\"code\":\"unauthorized\"}",
+            Err("HTTP 401"),
+        );
+        check("HTTP/1.0 200 OK\r\n\r\n{\"nope\":1}", Err("no token"));
+        check("HTTP/1.0 200 OK\r\n\r\nnot json", Err("not JSON"));
+        check("garbage", Err("malformed"));
+    }
+}

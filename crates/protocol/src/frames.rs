@@ -1,0 +1,441 @@
+//! The frames of protocol v1. Every enum is internally tagged by `type` with snake_case
+//! names; optional fields may be omitted; unknown fields are ignored (so a newer client
+//! can add a field without breaking an older hub).
+
+use crate::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+/// A conversation id, `c_` followed by random characters.
+pub type ConversationId = String;
+/// A client-generated message id, unique per sender and conversation (a UUID or any
+/// string up to 64 characters). Resending a frame with the same id is safe.
+pub type ClientId = String;
+
+/// Where the visitor is (shown to agents).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+/// Frames a visitor's widget sends on `/ws/visitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorFrame {
+    /// First frame on every connection. `site` is the site's public key (`data-site` of
+    /// the script tag). `token` is the signed visitor token from an earlier `welcome`;
+    /// without it (or with one the hub did not sign) the hub refuses or issues a new one.
+    Hello {
+        v: u32,
+        site: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page: Option<PageInfo>,
+    },
+    /// Replays every message of `conversation` with a sequence above `after`, in order,
+    /// then a `resumed` frame; live delivery continues after it without gap or duplicate.
+    Resume {
+        conversation: ConversationId,
+        after: u64,
+    },
+    /// A message. Without `conversation` it goes to the visitor's open conversation, or
+    /// starts one. The hub answers `ack` once the message is committed.
+    Send {
+        client_id: ClientId,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+    },
+    /// The visitor started (`true`) or stopped (`false`) typing.
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    /// The visitor has seen everything up to `seq`.
+    Seen {
+        conversation: ConversationId,
+        seq: u64,
+    },
+    /// The visitor ends the conversation.
+    Close { conversation: ConversationId },
+    /// The visitor rates a closed conversation (1 to 5, with an optional comment).
+    Rate {
+        conversation: ConversationId,
+        score: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// The visitor leaves contact details: the offline / callback form, or the pre-chat
+    /// form. At least an e-mail or a phone number for a callback.
+    Contact {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A logged-in customer, identified by the site's backend: `hash` is the hex
+    /// HMAC-SHA256 of `id` with the site's identity secret. Unsigned identities are
+    /// refused.
+    Identify {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+        hash: String,
+    },
+    /// Keep-alive; the hub answers `pong` with the same nonce.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
+    },
+}
+
+/// A form the hub asks the widget to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormKind {
+    /// No agent can answer now: ask for an e-mail or phone number for a callback.
+    Contact,
+    /// The conversation ended: ask for a 1-to-5 rating and an optional comment.
+    Rating,
+}
+
+/// Frames the console (or an API client) sends on `/ws/agent`. The socket is opened
+/// with a session cookie or `Authorization: Bearer` token from `POST /api/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentFrame {
+    /// First frame on every connection.
+    Hello { v: u32 },
+    /// Same as the visitor's `resume`, for any conversation of the agent's site.
+    Resume {
+        conversation: ConversationId,
+        after: u64,
+    },
+    /// A reply into `conversation` (`note: true` for an internal note that visitors
+    /// never receive).
+    Send {
+        conversation: ConversationId,
+        client_id: ClientId,
+        text: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        note: bool,
+    },
+    /// The agent started or stopped typing.
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    /// The agent has seen everything up to `seq`.
+    Seen {
+        conversation: ConversationId,
+        seq: u64,
+    },
+    /// The agent closes the conversation.
+    Close { conversation: ConversationId },
+    /// The agent switches between `online` (gets new chats) and `away` (keeps their
+    /// chats, gets no new ones).
+    Presence { presence: Presence },
+    /// The agent takes a queued conversation by hand.
+    Take { conversation: ConversationId },
+    /// Hands a conversation to another agent or to a department, with a note for the
+    /// next agent (stored as an internal note). The visitor is told.
+    Transfer {
+        conversation: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        department: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Keep-alive (also the agent's heartbeat).
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
+    },
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+/// An agent's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Away,
+    Offline,
+}
+
+/// An agent as the console's live view shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub id: String,
+    pub name: String,
+    pub presence: Presence,
+    /// Chats held now.
+    pub load: u32,
+    pub capacity: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Visitor,
+    Agent,
+    Bot,
+    System,
+}
+
+/// The author of a message or the actor of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub kind: AuthorKind,
+    /// Visitor or agent id; absent for the bot and the system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Display name (an agent's name, a visitor's name once known, "Salam bot").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What kind of line in the history a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A chat message, seen by everyone in the conversation.
+    #[default]
+    Text,
+    /// An internal note: only agents receive it.
+    Note,
+    /// A system event in the history ("conversation closed", "transferred to ...").
+    Event,
+}
+
+/// A button under a bot answer; pressing it sends `payload` as the visitor's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickReply {
+    pub label: String,
+    pub payload: String,
+}
+
+/// One committed line of a conversation's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub conversation: ConversationId,
+    /// Gap-free per conversation: 1, 2, 3, ... (a visitor does not receive notes, so
+    /// the sequences a visitor sees may skip those numbers).
+    pub seq: u64,
+    #[serde(default)]
+    pub kind: MessageKind,
+    pub author: Author,
+    pub text: String,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub at: i64,
+    /// The sender's client id, so a client recognises its own message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<ClientId>,
+    /// Buttons offered under a bot answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<QuickReply>,
+}
+
+/// The one state every conversation is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    /// The bot is answering.
+    Bot,
+    /// Waiting for an agent.
+    Queued,
+    /// An agent has it.
+    Assigned,
+    /// Ended.
+    Closed,
+}
+
+impl ConversationState {
+    /// The stable snake_case name, as on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Bot => "bot",
+            ConversationState::Queued => "queued",
+            ConversationState::Assigned => "assigned",
+            ConversationState::Closed => "closed",
+        }
+    }
+
+    /// Parses the name written by [`ConversationState::as_str`].
+    pub fn parse(name: &str) -> Option<ConversationState> {
+        Some(match name {
+            "bot" => ConversationState::Bot,
+            "queued" => ConversationState::Queued,
+            "assigned" => ConversationState::Assigned,
+            "closed" => ConversationState::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// A conversation as listed to its visitor or to agents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: ConversationId,
+    pub state: ConversationState,
+    /// The highest sequence committed so far (0 when empty).
+    pub last_seq: u64,
+    /// The visitor (for agents; the visitor's own entry for a visitor).
+    pub visitor: Author,
+    /// The assigned agent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Author>,
+    /// The department it was handed to ("" for the general queue).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub department: String,
+    /// Higher is served first (complaints, VIPs and missed response targets raise it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Who the connection belongs to, told in `welcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Visitor,
+    Agent,
+    Admin,
+}
+
+/// The hub's limits, told in `welcome` so that clients can check before sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_text_chars: u32,
+    pub max_frame_bytes: u32,
+    /// Frames per second allowed in steady state (token bucket refill rate).
+    pub rate_per_sec: u32,
+    /// Frames allowed in a burst (token bucket size).
+    pub burst: u32,
+}
+
+/// Frames the hub sends, on both endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`. For a visitor, `token` is the signed visitor token to keep
+    /// (localStorage) and present next time; `conversations` lists the caller's open
+    /// conversations (a visitor's own; for agents, their site's open ones).
+    Welcome {
+        v: u32,
+        role: Role,
+        you: Author,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        conversations: Vec<ConversationSummary>,
+        /// The hub pings idle connections; a client should ping at least this often.
+        heartbeat_secs: u32,
+        limits: Limits,
+    },
+    /// The message with `client_id` is committed as `seq` of `conversation`.
+    /// `duplicate` is true when this `client_id` had already been committed: nothing
+    /// new was stored or delivered.
+    Ack {
+        client_id: ClientId,
+        conversation: ConversationId,
+        seq: u64,
+        #[serde(default)]
+        duplicate: bool,
+    },
+    /// A committed message (live, or replayed after `resume`).
+    Message(Message),
+    /// Someone started or stopped typing.
+    Typing {
+        conversation: ConversationId,
+        author: Author,
+        typing: bool,
+    },
+    /// Someone has seen everything up to `seq`.
+    Seen {
+        conversation: ConversationId,
+        seq: u64,
+        by: Author,
+    },
+    /// The conversation moved to another state.
+    State {
+        conversation: ConversationId,
+        state: ConversationState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Agents: a conversation of the site was created or changed.
+    Conversation { conversation: ConversationSummary },
+    /// The replay asked for by `resume` is complete; `last_seq` is the last sequence
+    /// replayed (or the caller's `after` when there was nothing newer).
+    Resumed {
+        conversation: ConversationId,
+        last_seq: u64,
+    },
+    /// Visitors: their place in the queue for a person and the expected wait, sent on
+    /// every change.
+    Queue {
+        conversation: ConversationId,
+        /// 1 is next.
+        position: u32,
+        /// Expected wait in seconds (estimated from recent handling times).
+        wait_secs: u64,
+    },
+    /// Visitors: show a form (contact details for a callback, or a rating).
+    Form {
+        conversation: ConversationId,
+        form: FormKind,
+    },
+    /// Agents: the site's agents with presence and load, on every change.
+    Agents { agents: Vec<AgentStatus> },
+    /// Admins: an alert (a satisfaction score of 1 or 2, ...).
+    Alert {
+        id: i64,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<ConversationId>,
+        detail: String,
+        at: i64,
+    },
+    /// Something went wrong. `client_id` names the `send` that failed, if any: that
+    /// message was not stored and may be resent.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<ClientId>,
+    },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<u64>,
+    },
+}

@@ -1,0 +1,446 @@
+//! Salam storage.
+//!
+//! Key design decision: **one writer, many readers, and acknowledgement only after
+//! commit.** Every write goes to a dedicated writer thread through a bounded queue. The
+//! writer drains whatever is waiting (up to a batch limit), runs each job inside its own
+//! `SAVEPOINT` of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers
+//! each caller. So a burst of N messages costs one commit, a failing job cannot spoil
+//! its neighbours, and a caller never hears "ok" for something that is not on disk.
+//! Sequence numbers are assigned inside that transaction, which makes them gap-free per
+//! conversation; a resend with the same client id finds the committed row and returns it
+//! instead of writing another.
+//!
+//! Reads run on a small pool of separate connections (SQLite WAL mode lets them proceed
+//! while the writer commits).
+//!
+//! The hub talks to storage only through the [`Store`] trait, so a PostgreSQL backend
+//! can be added for multi-hub deployments without touching the hub.
+
+mod schema;
+mod sqlite;
+mod writer;
+
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+use salam_protocol::{
+    Author, AuthorKind, ConversationState, ConversationSummary, Message, MessageKind, PageInfo,
+    QuickReply,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What can go wrong in storage. Callers map these to client error codes; the texts are
+/// for logs, never for clients.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be written now (disk full, read-only, I/O error). Nothing was
+    /// committed; the caller may retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was violated (an e-mail already registered, ...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The object does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The conversation is closed and takes no more messages.
+    #[error("conversation is closed")]
+    Closed,
+    /// The store is shutting down.
+    #[error("store is shut down")]
+    ShutDown,
+    /// Data in the database is not what the code expects.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// A site: one website that embeds the widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    /// The public key used in the script tag (`data-site`).
+    pub key: String,
+    /// Origins allowed to open `/ws/visitor` (`https://shop.example`); `*` allows any.
+    pub origins: Vec<String>,
+    /// The site's settings as JSON (the hub owns their meaning: colour, greeting,
+    /// business hours, ...).
+    pub settings: String,
+    /// The secret the site's backend uses to sign `identify` hashes.
+    pub identity_secret: String,
+    pub created_at: i64,
+}
+
+/// A bot turn, recorded for reports (deflection rate, unanswered questions).
+#[derive(Debug, Clone)]
+pub struct BotTurn {
+    pub conversation: String,
+    pub site_id: String,
+    pub rule_id: Option<String>,
+    pub intent: String,
+    /// `answer`, `clarify`, `handoff` or `fallback`.
+    pub decision: &'static str,
+    pub score: f32,
+    pub lang: String,
+    pub question: String,
+    pub at: i64,
+}
+
+/// Contact details a visitor left for a callback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OfflineRequest {
+    pub id: i64,
+    pub site_id: String,
+    pub visitor_id: String,
+    pub conversation: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub message: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+/// An alert for a site's admins (a low satisfaction score, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub site_id: String,
+    pub conversation: Option<String>,
+    pub kind: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// What the bot report counts over a time range.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct BotReport {
+    /// Conversations created in the range.
+    pub conversations: u64,
+    /// Of those, conversations where the bot took at least one turn.
+    pub bot_conversations: u64,
+    /// Of those, conversations never handed to a person (settled by the bot).
+    pub deflected: u64,
+    /// Handoffs by reason (requested, complaint, misses, rule_action, vip).
+    pub handoffs_by_reason: Vec<(String, u64)>,
+    /// Questions the bot could not answer (fallback or clarify), most frequent first.
+    pub unanswered: Vec<(String, u64)>,
+}
+
+/// An agent's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRole {
+    Agent,
+    Admin,
+}
+
+impl AgentRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentRole::Agent => "agent",
+            AgentRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AgentRole> {
+        match name {
+            "agent" => Some(AgentRole::Agent),
+            "admin" => Some(AgentRole::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An agent account (without its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: AgentRole,
+    /// Sites this agent works on. Admins may act on every site.
+    pub site_ids: Vec<String>,
+    pub disabled: bool,
+    /// Concurrent chats at most (`None`: the hub's default).
+    pub capacity: Option<u32>,
+    /// Departments this agent serves (every agent also serves the general queue).
+    pub departments: Vec<String>,
+}
+
+impl Agent {
+    /// Whether this agent may see the data of `site_id`.
+    pub fn can_access(&self, site_id: &str) -> bool {
+        self.role == AgentRole::Admin || self.site_ids.iter().any(|id| id == site_id)
+    }
+
+    /// The agent as the author of a message.
+    pub fn author(&self) -> Author {
+        Author {
+            kind: AuthorKind::Agent,
+            id: Some(self.id.clone()),
+            name: Some(self.name.clone()),
+        }
+    }
+}
+
+/// A new agent account.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub email: String,
+    pub name: String,
+    pub role: AgentRole,
+    pub password_hash: String,
+    pub site_ids: Vec<String>,
+    pub capacity: Option<u32>,
+    pub departments: Vec<String>,
+}
+
+/// A conversation row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: String,
+    pub site_id: String,
+    pub visitor_id: String,
+    pub visitor_name: Option<String>,
+    pub state: ConversationState,
+    pub agent_id: Option<String>,
+    pub agent_name: Option<String>,
+    pub last_seq: u64,
+    pub department: String,
+    pub priority: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Conversation {
+    /// The wire summary of this conversation.
+    pub fn summary(&self) -> ConversationSummary {
+        ConversationSummary {
+            id: self.id.clone(),
+            state: self.state,
+            last_seq: self.last_seq,
+            visitor: Author {
+                kind: AuthorKind::Visitor,
+                id: Some(self.visitor_id.clone()),
+                name: self.visitor_name.clone(),
+            },
+            agent: self.agent_id.as_ref().map(|id| Author {
+                kind: AuthorKind::Agent,
+                id: Some(id.clone()),
+                name: self.agent_name.clone(),
+            }),
+            department: self.department.clone(),
+            priority: self.priority,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A message to append to a conversation.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation: String,
+    pub kind: MessageKind,
+    pub author: Author,
+    pub text: String,
+    /// The sender's client id; with it, a resend is recognised and not stored twice.
+    pub client_id: Option<String>,
+    pub quick_replies: Vec<QuickReply>,
+    pub at: i64,
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The committed message (the original one for a duplicate).
+    pub message: Message,
+    /// True when the client id had already been committed: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// What the hub records about a visitor.
+#[derive(Debug, Clone, Default)]
+pub struct VisitorUpdate {
+    pub locale: Option<String>,
+    pub page: Option<PageInfo>,
+    pub user_agent: Option<String>,
+}
+
+/// Counters the store keeps for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreMetrics {
+    /// Committed batches.
+    pub batches: AtomicU64,
+    /// Jobs committed in those batches (so `jobs / batches` is the mean batch size).
+    pub jobs: AtomicU64,
+    /// Sum of commit latencies, microseconds (batch start to commit done).
+    pub commit_micros: AtomicU64,
+    /// Batches whose commit failed.
+    pub failed_batches: AtomicU64,
+    /// Histogram of batch sizes: 1, 2-4, 5-16, 17-64, 65+.
+    pub batch_size_buckets: [AtomicU64; 5],
+}
+
+impl StoreMetrics {
+    pub(crate) fn record_batch(&self, size: usize, micros: u64, ok: bool) {
+        if !ok {
+            self.failed_batches.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(size as u64, Ordering::Relaxed);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+        let bucket = match size {
+            0..=1 => 0,
+            2..=4 => 1,
+            5..=16 => 2,
+            17..=64 => 3,
+            _ => 4,
+        };
+        self.batch_size_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything the hub stores. Implementations must commit a write durably before its
+/// future resolves with `Ok`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- key/value settings (the server secret) ---
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError>;
+
+    // --- sites ---
+    async fn create_site(&self, name: &str, origins: &[String]) -> Result<Site, StoreError>;
+    async fn site_by_key(&self, key: &str) -> Result<Option<Site>, StoreError>;
+    async fn site_by_id(&self, id: &str) -> Result<Option<Site>, StoreError>;
+    async fn list_sites(&self) -> Result<Vec<Site>, StoreError>;
+
+    // --- agents and sessions ---
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent, StoreError>;
+    async fn count_agents(&self) -> Result<u64, StoreError>;
+    /// The agent and their password hash.
+    async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError>;
+    async fn agent_by_id(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The agent of an unexpired session of an enabled account.
+    async fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError>;
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    // --- visitors and conversations ---
+    async fn touch_visitor(
+        &self,
+        visitor_id: &str,
+        site_id: &str,
+        update: VisitorUpdate,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Records a verified identity (from `identify`).
+    async fn identify_visitor(
+        &self,
+        visitor_id: &str,
+        external_id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The visitor's external id (the site's user id), once identified.
+    async fn visitor_external_id(&self, visitor_id: &str) -> Result<Option<String>, StoreError>;
+    async fn update_site_settings(&self, site_id: &str, settings: &str) -> Result<(), StoreError>;
+
+    async fn create_conversation(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        state: ConversationState,
+        now: i64,
+    ) -> Result<Conversation, StoreError>;
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    /// Open (not closed) conversations of one visitor, oldest first.
+    async fn open_conversations_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// Open conversations of the given sites, most recently updated first.
+    async fn open_conversations_of_sites(
+        &self,
+        site_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// Moves a conversation to `state` (and sets or clears its agent).
+    async fn set_conversation_state(
+        &self,
+        id: &str,
+        state: ConversationState,
+        agent_id: Option<&str>,
+        now: i64,
+    ) -> Result<Conversation, StoreError>;
+
+    /// Hands a conversation to people: state `queued`, with department, priority and
+    /// the reason recorded (once: the first handoff time is kept for reports).
+    async fn hand_off(
+        &self,
+        id: &str,
+        department: &str,
+        priority: i32,
+        reason: &str,
+        now: i64,
+    ) -> Result<Conversation, StoreError>;
+
+    /// Sets a conversation's priority (a missed response target raises it).
+    async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError>;
+    /// Records the first agent response after the handoff (kept once).
+    async fn record_first_response(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Conversations in one state across all sites (used to restore routing on start).
+    async fn conversations_in_state(
+        &self,
+        state: ConversationState,
+    ) -> Result<Vec<Conversation>, StoreError>;
+
+    // --- bot, offline requests, ratings, alerts, reports ---
+    async fn record_bot_turn(&self, turn: BotTurn) -> Result<(), StoreError>;
+    /// The decisions of the last `n` bot turns of a conversation, newest first.
+    async fn recent_bot_decisions(&self, conversation: &str, n: u32)
+    -> Result<Vec<String>, StoreError>;
+    async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError>;
+    async fn offline_requests(&self, site_ids: &[String]) -> Result<Vec<OfflineRequest>, StoreError>;
+    /// Stores (or replaces) the rating of a conversation.
+    async fn rate(
+        &self,
+        conversation: &str,
+        score: u8,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn rating(&self, conversation: &str) -> Result<Option<(u8, Option<String>)>, StoreError>;
+    async fn create_alert(&self, alert: Alert) -> Result<i64, StoreError>;
+    async fn alerts(&self, site_ids: &[String]) -> Result<Vec<Alert>, StoreError>;
+    async fn bot_report(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<BotReport, StoreError>;
+
+    // --- messages ---
+    /// Commits a message with the conversation's next sequence number, or returns the
+    /// committed original when `client_id` was seen before from the same author.
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
+    /// Messages with `seq > after`, in order, at most `limit`.
+    async fn messages_after(
+        &self,
+        conversation: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Waits until every write queued so far is committed (used at shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+    /// Counters for `/metrics`.
+    fn metrics(&self) -> &StoreMetrics;
+}

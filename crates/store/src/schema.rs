@@ -1,0 +1,152 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
+/// that has shipped; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: sites, agents, sessions, visitors, conversations, messages.
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sites (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        key        TEXT NOT NULL UNIQUE,
+        origins    TEXT NOT NULL,          -- JSON array of origins
+        settings   TEXT NOT NULL DEFAULT '{}', -- JSON, see the hub's SiteSettings
+        identity_secret TEXT NOT NULL,     -- signs identify() hashes (the site's backend has it)
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE agents (
+        id            TEXT PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name          TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('agent', 'admin')),
+        password_hash TEXT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        capacity      INTEGER,             -- concurrent chats; NULL: the hub's default
+        departments   TEXT NOT NULL DEFAULT '[]', -- JSON array
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE agent_sites (
+        agent_id TEXT NOT NULL REFERENCES agents(id),
+        site_id  TEXT NOT NULL REFERENCES sites(id),
+        PRIMARY KEY (agent_id, site_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,       -- SHA-256 of the session token, never the token
+        agent_id   TEXT NOT NULL REFERENCES agents(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE visitors (
+        id         TEXT PRIMARY KEY,
+        site_id    TEXT NOT NULL REFERENCES sites(id),
+        name       TEXT,
+        email      TEXT,
+        locale     TEXT,
+        page_url   TEXT,
+        page_title TEXT,
+        referrer   TEXT,
+        user_agent TEXT,
+        external_id TEXT,                  -- the site's user id, once identify() verified it
+        phone      TEXT,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );
+    CREATE TABLE conversations (
+        id         TEXT PRIMARY KEY,
+        site_id    TEXT NOT NULL REFERENCES sites(id),
+        visitor_id TEXT NOT NULL REFERENCES visitors(id),
+        state      TEXT NOT NULL CHECK (state IN ('bot', 'queued', 'assigned', 'closed')),
+        agent_id   TEXT REFERENCES agents(id),
+        last_seq   INTEGER NOT NULL DEFAULT 0,
+        department TEXT NOT NULL DEFAULT '',
+        priority   INTEGER NOT NULL DEFAULT 0,
+        handoff_reason TEXT,               -- why the bot handed off (requested, complaint, ...)
+        handed_off_at  INTEGER,            -- NULL: the bot settled it (deflection)
+        first_response_at INTEGER,         -- first agent text after the handoff
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        closed_at  INTEGER
+    );
+    CREATE INDEX conversations_by_visitor ON conversations (site_id, visitor_id, state);
+    CREATE INDEX conversations_by_site ON conversations (site_id, state, updated_at);
+    CREATE TABLE messages (
+        conversation_id TEXT NOT NULL REFERENCES conversations(id),
+        seq             INTEGER NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('text', 'note', 'event')),
+        author_kind     TEXT NOT NULL,
+        author_id       TEXT NOT NULL DEFAULT '',
+        author_name     TEXT,
+        text            TEXT NOT NULL,
+        at              INTEGER NOT NULL,
+        client_id       TEXT,
+        quick_replies   TEXT,              -- JSON, only for bot answers
+        PRIMARY KEY (conversation_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE bot_turns (
+        id              INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id),
+        site_id         TEXT NOT NULL,
+        rule_id         TEXT,
+        intent          TEXT NOT NULL,     -- the intent answered or handed off, 'clarify' or 'none'
+        decision        TEXT NOT NULL CHECK (decision IN ('answer', 'clarify', 'handoff', 'fallback')),
+        score           REAL NOT NULL,
+        lang            TEXT NOT NULL,
+        question        TEXT NOT NULL,     -- the visitor's text (for the unanswered list)
+        at              INTEGER NOT NULL
+    );
+    CREATE INDEX bot_turns_by_conversation ON bot_turns (conversation_id, id);
+    CREATE INDEX bot_turns_by_site ON bot_turns (site_id, at);
+    CREATE TABLE offline_requests (
+        id              INTEGER PRIMARY KEY,
+        site_id         TEXT NOT NULL REFERENCES sites(id),
+        visitor_id      TEXT NOT NULL,
+        conversation_id TEXT,
+        name            TEXT,
+        email           TEXT,
+        phone           TEXT,
+        message         TEXT,
+        created_at      INTEGER NOT NULL,
+        done_at         INTEGER
+    );
+    CREATE TABLE ratings (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id),
+        score           INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+        comment         TEXT,
+        at              INTEGER NOT NULL
+    );
+    CREATE TABLE alerts (
+        id              INTEGER PRIMARY KEY,
+        site_id         TEXT NOT NULL,
+        conversation_id TEXT,
+        kind            TEXT NOT NULL,     -- low_rating, ...
+        detail          TEXT NOT NULL,
+        at              INTEGER NOT NULL,
+        acknowledged_at INTEGER
+    );
+    CREATE UNIQUE INDEX messages_by_client_id
+        ON messages (conversation_id, author_kind, author_id, client_id)
+        WHERE client_id IS NOT NULL;
+    "#,
+];
+
+/// Applies the migrations the database does not have yet, in one transaction.
+pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let current = current.max(0) as usize;
+    if current >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    let transaction = connection.transaction()?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tracing::info!(version = index + 1, "applied schema migration");
+    }
+    transaction.commit()
+}

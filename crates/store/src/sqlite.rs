@@ -1,0 +1,1392 @@
+//! The embedded SQLite backend.
+
+use crate::writer::Writer;
+use crate::{
+    Agent, AgentRole, Alert, Appended, BotReport, BotTurn, Conversation, NewAgent, NewMessage,
+    OfflineRequest, Site, Store, StoreError, StoreMetrics, VisitorUpdate,
+};
+use async_trait::async_trait;
+use rand::Rng;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use salam_protocol::{Author, AuthorKind, ConversationState, Message, MessageKind, QuickReply};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How the SQLite store is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `synchronous = FULL` makes every commit survive power loss, not only a process
+    /// crash; `NORMAL` (the default, with WAL) survives a crash of the hub and is faster.
+    pub synchronous_full: bool,
+    /// Writes waiting for the writer at most (callers wait when it is full).
+    pub queue: usize,
+    /// Writes in one transaction at most.
+    pub max_batch: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            synchronous_full: false,
+            queue: 8192,
+            max_batch: 512,
+            readers: 4,
+        }
+    }
+}
+
+/// The SQLite store: a writer thread and a pool of read connections over one file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReadPool>,
+    metrics: Arc<StoreMetrics>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection, StoreError> {
+        // A std Mutex is fine: it is held only to pop or push, never across an await.
+        if let Some(connection) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(connection);
+        }
+        open_reader(&self.path)
+    }
+
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(connection);
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_err)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(map_err)?;
+    Ok(connection)
+}
+
+/// Maps a SQLite error onto the store's error enum.
+pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as Code;
+    match &err {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            Code::ConstraintViolation => StoreError::Conflict(err.to_string()),
+            Code::DiskFull
+            | Code::ReadOnly
+            | Code::SystemIoFailure
+            | Code::CannotOpen
+            | Code::DatabaseBusy
+            | Code::DatabaseLocked
+            | Code::PermissionDenied
+            | Code::OutOfMemory => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Unavailable(err.to_string()),
+        },
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        _ => StoreError::Corrupt(err.to_string()),
+    }
+}
+
+/// A random id with a prefix: `c_` + 20 characters of [a-z0-9] (about 103 bits).
+pub(crate) fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let mut id = String::with_capacity(prefix.len() + 21);
+    id.push_str(prefix);
+    id.push('_');
+    for _ in 0..20 {
+        id.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+    }
+    id
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies migrations and starts
+    /// the writer thread.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let mut connection = Connection::open(path).map_err(map_err)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(map_err)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(map_err)?;
+        connection
+            .pragma_update(
+                None,
+                "synchronous",
+                if options.synchronous_full {
+                    "FULL"
+                } else {
+                    "NORMAL"
+                },
+            )
+            .map_err(map_err)?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(map_err)?;
+        crate::schema::migrate(&mut connection).map_err(map_err)?;
+        connection.set_prepared_statement_cache_capacity(64);
+        let metrics = Arc::new(StoreMetrics::default());
+        let (writer, _thread) = Writer::start(
+            connection,
+            options.queue.max(1),
+            options.max_batch.max(1),
+            metrics.clone(),
+        )
+        .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let readers = Arc::new(ReadPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.readers.max(1),
+        });
+        Ok(SqliteStore {
+            writer,
+            readers,
+            metrics,
+        })
+    }
+
+    /// Runs a read on a pooled connection in the blocking pool.
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.take()?;
+            let result = op(&connection);
+            readers.give_back(connection);
+            result
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+    }
+}
+
+fn site_from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
+    let origins: String = row.get(3)?;
+    Ok(Site {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        key: row.get(2)?,
+        origins: serde_json::from_str(&origins).unwrap_or_default(),
+        created_at: row.get(4)?,
+        settings: row.get(5)?,
+        identity_secret: row.get(6)?,
+    })
+}
+
+const SITE_COLUMNS: &str = "id, name, key, origins, created_at, settings, identity_secret";
+
+const AGENT_COLUMNS: &str = "id, email, name, role, disabled, password_hash, capacity, departments";
+
+fn agent_from_row(connection: &Connection, row: &Row<'_>) -> Result<(Agent, String), StoreError> {
+    let id: String = row.get(0).map_err(map_err)?;
+    let role: String = row.get(3).map_err(map_err)?;
+    let role = AgentRole::parse(&role).ok_or_else(|| StoreError::Corrupt(role.clone()))?;
+    let mut statement = connection
+        .prepare_cached("SELECT site_id FROM agent_sites WHERE agent_id = ?1 ORDER BY site_id")
+        .map_err(map_err)?;
+    let site_ids = statement
+        .query_map([&id], |row| row.get(0))
+        .map_err(map_err)?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(map_err)?;
+    Ok((
+        Agent {
+            id,
+            email: row.get(1).map_err(map_err)?,
+            name: row.get(2).map_err(map_err)?,
+            role,
+            site_ids,
+            disabled: row.get::<_, i64>(4).map_err(map_err)? != 0,
+            capacity: row
+                .get::<_, Option<i64>>(6)
+                .map_err(map_err)?
+                .map(|capacity| capacity.clamp(0, u32::MAX as i64) as u32),
+            departments: serde_json::from_str(&row.get::<_, String>(7).map_err(map_err)?)
+                .unwrap_or_default(),
+        },
+        row.get(5).map_err(map_err)?,
+    ))
+}
+
+fn agent_where(
+    connection: &Connection,
+    condition: &str,
+    value: &str,
+) -> Result<Option<(Agent, String)>, StoreError> {
+    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE {condition}");
+    let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+    let mut rows = statement.query([value]).map_err(map_err)?;
+    match rows.next().map_err(map_err)? {
+        Some(row) => agent_from_row(connection, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
+     c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority \
+     FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
+     LEFT JOIN agents a ON a.id = c.agent_id";
+
+fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+    let state: String = row.get(4)?;
+    Ok(Conversation {
+        id: row.get(0)?,
+        site_id: row.get(1)?,
+        visitor_id: row.get(2)?,
+        visitor_name: row.get(3)?,
+        state: ConversationState::parse(&state).unwrap_or(ConversationState::Closed),
+        agent_id: row.get(5)?,
+        agent_name: row.get(6)?,
+        last_seq: row.get::<_, i64>(7)? as u64,
+        created_at: row.get(8)?,
+        updated_at: row.get(9)?,
+        department: row.get(10)?,
+        priority: row.get(11)?,
+    })
+}
+
+fn conversation_by_id(
+    connection: &Connection,
+    id: &str,
+) -> Result<Option<Conversation>, StoreError> {
+    let sql = format!("{CONVERSATION_SELECT} WHERE c.id = ?1");
+    connection
+        .prepare_cached(&sql)
+        .map_err(map_err)?
+        .query_row([id], conversation_from_row)
+        .optional()
+        .map_err(map_err)
+}
+
+fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "text",
+        MessageKind::Note => "note",
+        MessageKind::Event => "event",
+    }
+}
+
+fn author_kind_name(kind: AuthorKind) -> &'static str {
+    match kind {
+        AuthorKind::Visitor => "visitor",
+        AuthorKind::Agent => "agent",
+        AuthorKind::Bot => "bot",
+        AuthorKind::System => "system",
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, at, client_id, quick_replies";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let kind: String = row.get(2)?;
+    let author_kind: String = row.get(3)?;
+    let author_id: String = row.get(4)?;
+    let quick_replies: Option<String> = row.get(9)?;
+    Ok(Message {
+        conversation: row.get(0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        kind: match kind.as_str() {
+            "note" => MessageKind::Note,
+            "event" => MessageKind::Event,
+            _ => MessageKind::Text,
+        },
+        author: Author {
+            kind: match author_kind.as_str() {
+                "visitor" => AuthorKind::Visitor,
+                "agent" => AuthorKind::Agent,
+                "bot" => AuthorKind::Bot,
+                _ => AuthorKind::System,
+            },
+            id: (!author_id.is_empty()).then_some(author_id),
+            name: row.get(5)?,
+        },
+        text: row.get(6)?,
+        at: row.get(7)?,
+        client_id: row.get(8)?,
+        quick_replies: quick_replies
+            .and_then(|json| serde_json::from_str::<Vec<QuickReply>>(&json).ok())
+            .unwrap_or_default(),
+    })
+}
+
+/// The body of `append`, run inside the writer's transaction.
+fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, StoreError> {
+    let (state, last_seq): (String, i64) = connection
+        .prepare_cached("SELECT state, last_seq FROM conversations WHERE id = ?1")
+        .map_err(map_err)?
+        .query_row([&message.conversation], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+    let author_kind = author_kind_name(message.author.kind);
+    let author_id = message.author.id.as_deref().unwrap_or("");
+    if let Some(client_id) = &message.client_id {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
+             AND author_kind = ?2 AND author_id = ?3 AND client_id = ?4"
+        );
+        let original = connection
+            .prepare_cached(&sql)
+            .map_err(map_err)?
+            .query_row(
+                params![message.conversation, author_kind, author_id, client_id],
+                message_from_row,
+            )
+            .optional()
+            .map_err(map_err)?;
+        if let Some(original) = original {
+            return Ok(Appended {
+                message: original,
+                duplicate: true,
+            });
+        }
+    }
+    if state == "closed" && message.kind != MessageKind::Event {
+        return Err(StoreError::Closed);
+    }
+    let seq = last_seq + 1;
+    let quick_replies = if message.quick_replies.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&message.quick_replies).ok()
+    };
+    connection
+        .prepare_cached(
+            "INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
+             author_name, text, at, client_id, quick_replies) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(map_err)?
+        .execute(params![
+            message.conversation,
+            seq,
+            kind_name(message.kind),
+            author_kind,
+            author_id,
+            message.author.name,
+            message.text,
+            message.at,
+            message.client_id,
+            quick_replies,
+        ])
+        .map_err(map_err)?;
+    connection
+        .prepare_cached("UPDATE conversations SET last_seq = ?1, updated_at = ?2 WHERE id = ?3")
+        .map_err(map_err)?
+        .execute(params![seq, message.at, message.conversation])
+        .map_err(map_err)?;
+    Ok(Appended {
+        message: Message {
+            conversation: message.conversation,
+            seq: seq as u64,
+            kind: message.kind,
+            author: message.author,
+            text: message.text,
+            at: message.at,
+            client_id: message.client_id,
+            quick_replies: message.quick_replies,
+        },
+        duplicate: false,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+                        [&key, &value],
+                    )
+                    .map_err(map_err)?;
+                connection
+                    .query_row("SELECT value FROM settings WHERE key = ?1", [&key], |row| {
+                        row.get(0)
+                    })
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn create_site(&self, name: &str, origins: &[String]) -> Result<Site, StoreError> {
+        let site = Site {
+            id: new_id("s"),
+            name: name.to_owned(),
+            key: new_id("pk"),
+            origins: origins.to_vec(),
+            created_at: now_ms(),
+            settings: "{}".into(),
+            identity_secret: new_id("sk"),
+        };
+        let row = site.clone();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO sites (id, name, key, origins, created_at, settings, identity_secret) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            row.id,
+                            row.name,
+                            row.key,
+                            serde_json::to_string(&row.origins).unwrap_or_default(),
+                            row.created_at,
+                            row.settings,
+                            row.identity_secret
+                        ],
+                    )
+                    .map_err(map_err)
+            })
+            .await?;
+        Ok(site)
+    }
+
+    async fn site_by_key(&self, key: &str) -> Result<Option<Site>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    &format!("SELECT {SITE_COLUMNS} FROM sites WHERE key = ?1"),
+                )
+                .map_err(map_err)?
+                .query_row([key], site_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn site_by_id(&self, id: &str) -> Result<Option<Site>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    &format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"),
+                )
+                .map_err(map_err)?
+                .query_row([id], site_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare(
+                    &format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY created_at, id"),
+                )
+                .map_err(map_err)?;
+            let sites = statement
+                .query_map([], site_from_row)
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(sites)
+        })
+        .await
+    }
+
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent, StoreError> {
+        let id = new_id("a");
+        let created = Agent {
+            id: id.clone(),
+            email: agent.email.clone(),
+            name: agent.name.clone(),
+            role: agent.role,
+            site_ids: agent.site_ids.clone(),
+            disabled: false,
+            capacity: agent.capacity,
+            departments: agent.departments.clone(),
+        };
+        let now = now_ms();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO agents (id, email, name, role, password_hash, created_at, \
+                         capacity, departments) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            id,
+                            agent.email,
+                            agent.name,
+                            agent.role.as_str(),
+                            agent.password_hash,
+                            now,
+                            agent.capacity,
+                            serde_json::to_string(&agent.departments).unwrap_or_else(|_| "[]".into())
+                        ],
+                    )
+                    .map_err(map_err)?;
+                for site_id in &agent.site_ids {
+                    connection
+                        .execute(
+                            "INSERT INTO agent_sites (agent_id, site_id) VALUES (?1, ?2)",
+                            [&id, site_id],
+                        )
+                        .map_err(map_err)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(created)
+    }
+
+    async fn count_agents(&self) -> Result<u64, StoreError> {
+        self.read(|connection| {
+            connection
+                .query_row("SELECT count(*) FROM agents", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        let email = email.trim().to_owned();
+        self.read(move |connection| agent_where(connection, "email = ?1", &email))
+            .await
+    }
+
+    async fn agent_by_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |connection| {
+            Ok(agent_where(connection, "id = ?1", &id)?.map(|(agent, _)| agent))
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let (token_hash, agent_id) = (token_hash.to_owned(), agent_id.to_owned());
+        let now = now_ms();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute("DELETE FROM sessions WHERE expires_at < ?1", params![now])
+                    .map_err(map_err)?;
+                connection
+                    .execute(
+                        "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![token_hash, agent_id, now, expires_at],
+                    )
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |connection| {
+            let agent_id: Option<String> = connection
+                .prepare_cached(
+                    "SELECT agent_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                )
+                .map_err(map_err)?
+                .query_row(params![token_hash, now], |row| row.get(0))
+                .optional()
+                .map_err(map_err)?;
+            let Some(agent_id) = agent_id else {
+                return Ok(None);
+            };
+            Ok(agent_where(connection, "id = ?1", &agent_id)?
+                .map(|(agent, _)| agent)
+                .filter(|agent| !agent.disabled))
+        })
+        .await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn touch_visitor(
+        &self,
+        visitor_id: &str,
+        site_id: &str,
+        update: VisitorUpdate,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (visitor_id, site_id) = (visitor_id.to_owned(), site_id.to_owned());
+        self.writer
+            .write(move |connection| {
+                let page = update.page.unwrap_or_default();
+                connection
+                    .prepare_cached(
+                        "INSERT INTO visitors (id, site_id, locale, page_url, page_title, referrer, \
+                         user_agent, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+                         ON CONFLICT (id) DO UPDATE SET \
+                         locale = coalesce(excluded.locale, locale), \
+                         page_url = coalesce(excluded.page_url, page_url), \
+                         page_title = coalesce(excluded.page_title, page_title), \
+                         referrer = coalesce(excluded.referrer, referrer), \
+                         user_agent = coalesce(excluded.user_agent, user_agent), \
+                         last_seen = excluded.last_seen",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![
+                        visitor_id,
+                        site_id,
+                        update.locale,
+                        page.url,
+                        page.title,
+                        page.referrer,
+                        update.user_agent,
+                        now
+                    ])
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn create_conversation(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        state: ConversationState,
+        now: i64,
+    ) -> Result<Conversation, StoreError> {
+        let id = new_id("c");
+        let (site_id, visitor_id) = (site_id.to_owned(), visitor_id.to_owned());
+        self.writer
+            .write(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO conversations (id, site_id, visitor_id, state, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![id, site_id, visitor_id, state.as_str(), now])
+                    .map_err(map_err)?;
+                conversation_by_id(connection, &id)?.ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |connection| conversation_by_id(connection, &id))
+            .await
+    }
+
+    async fn open_conversations_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let (site_id, visitor_id) = (site_id.to_owned(), visitor_id.to_owned());
+        self.read(move |connection| {
+            let sql = format!(
+                "{CONVERSATION_SELECT} WHERE c.site_id = ?1 AND c.visitor_id = ?2 \
+                 AND c.state != 'closed' ORDER BY c.created_at, c.id"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let rows = statement
+                .query_map([site_id, visitor_id], conversation_from_row)
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn open_conversations_of_sites(
+        &self,
+        site_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let sql = format!(
+                "{CONVERSATION_SELECT} WHERE c.site_id = ?1 AND c.state != 'closed' \
+                 ORDER BY c.updated_at DESC LIMIT ?2"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map(params![site_id, limit], conversation_from_row)
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            all.sort_by_key(|conversation: &Conversation| {
+                std::cmp::Reverse(conversation.updated_at)
+            });
+            all.truncate(limit as usize);
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn set_conversation_state(
+        &self,
+        id: &str,
+        state: ConversationState,
+        agent_id: Option<&str>,
+        now: i64,
+    ) -> Result<Conversation, StoreError> {
+        let (id, agent_id) = (id.to_owned(), agent_id.map(str::to_owned));
+        self.writer
+            .write(move |connection| {
+                let closed_at = (state == ConversationState::Closed).then_some(now);
+                let changed = connection
+                    .prepare_cached(
+                        "UPDATE conversations SET state = ?1, agent_id = ?2, updated_at = ?3, \
+                         closed_at = coalesce(?4, closed_at) WHERE id = ?5",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![state.as_str(), agent_id, now, closed_at, id])
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                conversation_by_id(connection, &id)?.ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn identify_visitor(
+        &self,
+        visitor_id: &str,
+        external_id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let values = (
+            visitor_id.to_owned(),
+            external_id.to_owned(),
+            name.map(str::to_owned),
+            email.map(str::to_owned),
+        );
+        self.writer
+            .write(move |connection| {
+                let (visitor_id, external_id, name, email) = values;
+                let changed = connection
+                    .execute(
+                        "UPDATE visitors SET external_id = ?2, name = coalesce(?3, name), \
+                         email = coalesce(?4, email) WHERE id = ?1",
+                        params![visitor_id, external_id, name, email],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn visitor_external_id(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
+        let visitor_id = visitor_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT external_id FROM visitors WHERE id = ?1",
+                    [visitor_id],
+                    |row| row.get::<_, Option<String>>(0),
+                )
+                .optional()
+                .map(Option::flatten)
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn update_site_settings(&self, site_id: &str, settings: &str) -> Result<(), StoreError> {
+        let (site_id, settings) = (site_id.to_owned(), settings.to_owned());
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE sites SET settings = ?2 WHERE id = ?1",
+                        [site_id, settings],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn hand_off(
+        &self,
+        id: &str,
+        department: &str,
+        priority: i32,
+        reason: &str,
+        now: i64,
+    ) -> Result<Conversation, StoreError> {
+        let (id, department, reason) = (id.to_owned(), department.to_owned(), reason.to_owned());
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE conversations SET state = 'queued', agent_id = NULL, \
+                         department = ?2, priority = ?3, \
+                         handoff_reason = coalesce(handoff_reason, ?4), \
+                         handed_off_at = coalesce(handed_off_at, ?5), updated_at = ?5 \
+                         WHERE id = ?1 AND state != 'closed'",
+                        params![id, department, priority, reason, now],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::Closed);
+                }
+                conversation_by_id(connection, &id)?.ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE conversations SET priority = ?2 WHERE id = ?1",
+                        params![id, priority],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn record_first_response(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE conversations SET first_response_at = ?2 \
+                         WHERE id = ?1 AND first_response_at IS NULL",
+                        params![id, now],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn conversations_in_state(
+        &self,
+        state: ConversationState,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.read(move |connection| {
+            let sql = format!("{CONVERSATION_SELECT} WHERE c.state = ?1 ORDER BY c.updated_at, c.id");
+            let mut statement = connection.prepare(&sql).map_err(map_err)?;
+            let rows = statement
+                .query_map([state.as_str()], conversation_from_row)
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn record_bot_turn(&self, turn: BotTurn) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO bot_turns (conversation_id, site_id, rule_id, intent, decision, \
+                         score, lang, question, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![
+                        turn.conversation,
+                        turn.site_id,
+                        turn.rule_id,
+                        turn.intent,
+                        turn.decision,
+                        turn.score as f64,
+                        turn.lang,
+                        turn.question,
+                        turn.at
+                    ])
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn recent_bot_decisions(
+        &self,
+        conversation: &str,
+        n: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT decision FROM bot_turns WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let rows = statement
+                .query_map(params![conversation, n], |row| row.get(0))
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO offline_requests (site_id, visitor_id, conversation_id, name, \
+                         email, phone, message, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            request.site_id,
+                            request.visitor_id,
+                            request.conversation,
+                            request.name,
+                            request.email,
+                            request.phone,
+                            request.message,
+                            request.created_at
+                        ],
+                    )
+                    .map_err(map_err)?;
+                Ok(connection.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn offline_requests(&self, site_ids: &[String]) -> Result<Vec<OfflineRequest>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, site_id, visitor_id, conversation_id, name, email, phone, message, \
+                     created_at, done_at FROM offline_requests WHERE site_id = ?1 ORDER BY id DESC LIMIT 500",
+                )
+                .map_err(map_err)?;
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map([site_id], |row| {
+                        Ok(OfflineRequest {
+                            id: row.get(0)?,
+                            site_id: row.get(1)?,
+                            visitor_id: row.get(2)?,
+                            conversation: row.get(3)?,
+                            name: row.get(4)?,
+                            email: row.get(5)?,
+                            phone: row.get(6)?,
+                            message: row.get(7)?,
+                            created_at: row.get(8)?,
+                            done_at: row.get(9)?,
+                        })
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            all.sort_by_key(|request| std::cmp::Reverse(request.id));
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn rate(
+        &self,
+        conversation: &str,
+        score: u8,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (conversation, comment) = (conversation.to_owned(), comment.map(str::to_owned));
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO ratings (conversation_id, score, comment, at) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (conversation_id) DO UPDATE SET score = excluded.score, \
+                         comment = excluded.comment, at = excluded.at",
+                        params![conversation, score, comment, now],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn rating(&self, conversation: &str) -> Result<Option<(u8, Option<String>)>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT score, comment FROM ratings WHERE conversation_id = ?1",
+                    [conversation],
+                    |row| Ok((row.get::<_, i64>(0)? as u8, row.get(1)?)),
+                )
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn create_alert(&self, alert: Alert) -> Result<i64, StoreError> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO alerts (site_id, conversation_id, kind, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![alert.site_id, alert.conversation, alert.kind, alert.detail, alert.at],
+                    )
+                    .map_err(map_err)?;
+                Ok(connection.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn alerts(&self, site_ids: &[String]) -> Result<Vec<Alert>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, site_id, conversation_id, kind, detail, at FROM alerts \
+                     WHERE site_id = ?1 ORDER BY id DESC LIMIT 200",
+                )
+                .map_err(map_err)?;
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map([site_id], |row| {
+                        Ok(Alert {
+                            id: row.get(0)?,
+                            site_id: row.get(1)?,
+                            conversation: row.get(2)?,
+                            kind: row.get(3)?,
+                            detail: row.get(4)?,
+                            at: row.get(5)?,
+                        })
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            all.sort_by_key(|alert| std::cmp::Reverse(alert.id));
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn bot_report(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<BotReport, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let mut report = BotReport::default();
+            let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut unanswered: std::collections::HashMap<String, u64> = Default::default();
+            for site_id in &site_ids {
+                let (total, with_bot, deflected): (i64, i64, i64) = connection
+                    .query_row(
+                        "SELECT count(*), \
+                         sum(EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id)), \
+                         sum(c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id)) \
+                         FROM conversations c WHERE c.site_id = ?1 AND c.created_at >= ?2 AND c.created_at < ?3",
+                        params![site_id, from, to],
+                        |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0), row.get::<_, Option<i64>>(2)?.unwrap_or(0))),
+                    )
+                    .map_err(map_err)?;
+                report.conversations += total as u64;
+                report.bot_conversations += with_bot as u64;
+                report.deflected += deflected as u64;
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT handoff_reason, count(*) FROM conversations WHERE site_id = ?1 \
+                         AND handed_off_at IS NOT NULL AND created_at >= ?2 AND created_at < ?3 GROUP BY 1",
+                    )
+                    .map_err(map_err)?;
+                let rows = statement
+                    .query_map(params![site_id, from, to], |row| {
+                        Ok((row.get::<_, Option<String>>(0)?.unwrap_or_default(), row.get::<_, i64>(1)?))
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    let (reason, count) = row.map_err(map_err)?;
+                    *reasons.entry(reason).or_default() += count as u64;
+                }
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT lower(trim(question)), count(*) FROM bot_turns WHERE site_id = ?1 \
+                         AND decision IN ('fallback', 'clarify') AND at >= ?2 AND at < ?3 GROUP BY 1",
+                    )
+                    .map_err(map_err)?;
+                let rows = statement
+                    .query_map(params![site_id, from, to], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    let (question, count) = row.map_err(map_err)?;
+                    *unanswered.entry(question).or_default() += count as u64;
+                }
+            }
+            report.handoffs_by_reason = reasons.into_iter().collect();
+            let mut unanswered: Vec<(String, u64)> = unanswered.into_iter().collect();
+            unanswered.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            unanswered.truncate(50);
+            report.unanswered = unanswered;
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
+        self.writer
+            .write(move |connection| append_in(connection, message))
+            .await
+    }
+
+    async fn messages_after(
+        &self,
+        conversation: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq > ?2 \
+                 ORDER BY seq LIMIT ?3"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let rows = statement
+                .query_map(
+                    params![conversation, after.min(i64::MAX as u64) as i64, limit],
+                    message_from_row,
+                )
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // The writer handles jobs in order, so an empty job resolves after every write
+        // queued before it has been committed.
+        self.writer.write(|_| Ok(())).await
+    }
+
+    fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(conversation: &str, client_id: Option<&str>, body: &str) -> NewMessage {
+        NewMessage {
+            conversation: conversation.to_owned(),
+            kind: MessageKind::Text,
+            author: Author {
+                kind: AuthorKind::Visitor,
+                id: Some("v_1".into()),
+                name: None,
+            },
+            text: body.to_owned(),
+            client_id: client_id.map(str::to_owned),
+            quick_replies: Vec::new(),
+            at: 1,
+        }
+    }
+
+    async fn fixture() -> (tempfile::TempDir, SqliteStore, Conversation) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap();
+        let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+        store
+            .touch_visitor("v_1", &site.id, VisitorUpdate::default(), 1)
+            .await
+            .unwrap();
+        let conversation = store
+            .create_conversation(&site.id, "v_1", ConversationState::Bot, 1)
+            .await
+            .unwrap();
+        (dir, store, conversation)
+    }
+
+    #[tokio::test]
+    async fn sequences_are_gap_free_and_resends_are_idempotent() {
+        let (_dir, store, conversation) = fixture().await;
+        let mut handles = Vec::new();
+        for index in 0..200 {
+            let store = store.clone();
+            let id = conversation.id.clone();
+            handles.push(tokio::spawn(async move {
+                store
+                    .append(text(&id, Some(&format!("m{index}")), "hi"))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut seqs: Vec<u64> = Vec::new();
+        for handle in handles {
+            seqs.push(handle.await.unwrap().message.seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+        let again = store
+            .append(text(&conversation.id, Some("m7"), "hi"))
+            .await
+            .unwrap();
+        assert!(again.duplicate);
+        let stored = store
+            .messages_after(&conversation.id, 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 200);
+        assert_eq!(
+            stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=200).collect::<Vec<_>>()
+        );
+        assert!(
+            store
+                .metrics()
+                .batches
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < 200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_spoil_its_batch() {
+        let (_dir, store, conversation) = fixture().await;
+        let good = store.append(text(&conversation.id, Some("a"), "x"));
+        let bad = store.append(text("c_missing", Some("b"), "x"));
+        let (good, bad) = tokio::join!(good, bad);
+        assert_eq!(good.unwrap().message.seq, 1);
+        assert!(matches!(bad, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn closed_conversations_refuse_text_but_keep_events() {
+        let (_dir, store, conversation) = fixture().await;
+        store
+            .set_conversation_state(&conversation.id, ConversationState::Closed, None, 2)
+            .await
+            .unwrap();
+        let refused = store.append(text(&conversation.id, None, "late")).await;
+        assert!(matches!(refused, Err(StoreError::Closed)));
+        let mut event = text(&conversation.id, None, "closed");
+        event.kind = MessageKind::Event;
+        assert_eq!(store.append(event).await.unwrap().message.seq, 1);
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_and_emails_are_unique() {
+        let (_dir, store, _) = fixture().await;
+        let agent = store
+            .create_agent(NewAgent {
+                email: "a@x.test".into(),
+                name: "A".into(),
+                role: AgentRole::Agent,
+                password_hash: "h".into(),
+                site_ids: vec![],
+                capacity: None,
+                departments: vec![],
+            })
+            .await
+            .unwrap();
+        let again = store
+            .create_agent(NewAgent {
+                email: "A@X.test".into(),
+                name: "B".into(),
+                role: AgentRole::Agent,
+                password_hash: "h".into(),
+                site_ids: vec![],
+                capacity: None,
+                departments: vec![],
+            })
+            .await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))));
+        store.create_session("t1", &agent.id, 100).await.unwrap();
+        assert!(store.session_agent("t1", 50).await.unwrap().is_some());
+        assert!(store.session_agent("t1", 150).await.unwrap().is_none());
+    }
+}

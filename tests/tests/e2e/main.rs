@@ -1,0 +1,7 @@
+//! End-to-end tests of the hub through its real interfaces (one test binary).
+
+mod auth;
+mod bad_input;
+mod crash;
+mod delivery;
+mod lifecycle;

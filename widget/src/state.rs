@@ -1,0 +1,811 @@
+//! The widget's state machine: pure, no I/O, no clock.
+//!
+//! The view feeds it [`Msg`]s (socket events, decoded frames, clicks, a one-second tick
+//! carrying the time) and performs the [`Effect`]s it returns (send a frame, schedule a
+//! reconnect, notify). Everything that decides what the visitor sees lives here, so it
+//! is tested natively with `cargo test -p salam-widget`.
+//!
+//! Reliability rules kept here:
+//! - `lines` holds committed messages, ordered by `seq`, never two with the same `seq`
+//!   or `client_id`; `outbox` holds the visitor's messages not yet acknowledged, shown
+//!   as pending after the committed ones.
+//! - An outbox entry keeps its `client_id` for its whole life, so resending after a
+//!   reconnect is idempotent at the hub.
+//! - After every reconnect the widget resumes after the last `seq` it has.
+
+use crate::i18n::Locale;
+use salam_protocol::{
+    Author, AuthorKind, ConversationState, ErrorCode, FormKind, Message, MessageKind,
+    PROTOCOL_VERSION, PageInfo, ServerFrame, VisitorFrame,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// First reconnect delay (before jitter).
+pub const BACKOFF_BASE_MS: u32 = 500;
+/// Longest reconnect delay (before jitter).
+pub const BACKOFF_CAP_MS: u32 = 30_000;
+/// An unacknowledged message is sent again after this long on the same connection
+/// (it was rate limited or the store was unavailable).
+pub const RESEND_AFTER_MS: i64 = 8_000;
+/// A typing indicator without news disappears after this long.
+pub const TYPING_TTL_MS: i64 = 8_000;
+/// The visitor's `typing` frames are sent at most this often.
+pub const TYPING_EVERY_MS: i64 = 3_000;
+/// How many committed lines are kept in localStorage for an instant redraw on reload.
+pub const KEEP_LINES: usize = 100;
+
+/// The delay before reconnect attempt `attempt` (0-based): exponential from
+/// [`BACKOFF_BASE_MS`], capped at [`BACKOFF_CAP_MS`], with "equal jitter" (half fixed,
+/// half scaled by `random` in `0..1`) so that a hub restart does not get every widget
+/// back in the same millisecond.
+pub fn backoff_delay(attempt: u32, random: f64) -> u32 {
+    let exponential = BACKOFF_BASE_MS
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP_MS);
+    let half = exponential / 2;
+    // The product is at most `half`, so the cast cannot overflow.
+    half + (f64::from(exponential - half) * random.clamp(0.0, 1.0)) as u32
+}
+
+/// The site settings from `GET /api/widget/{key}`. Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteSettings {
+    pub key: String,
+    pub name: String,
+    pub color: Option<String>,
+    pub position: Option<String>,
+    pub locale: Option<String>,
+    pub greeting: BTreeMap<String, String>,
+    pub logo: Option<String>,
+    pub prechat: bool,
+    pub agents_online: bool,
+}
+
+impl Default for SiteSettings {
+    fn default() -> SiteSettings {
+        SiteSettings {
+            key: String::new(),
+            name: String::new(),
+            color: None,
+            position: None,
+            locale: None,
+            greeting: BTreeMap::new(),
+            logo: None,
+            prechat: false,
+            agents_online: true,
+        }
+    }
+}
+
+impl SiteSettings {
+    /// Whether the launcher sits on the left: the site's side, mirrored for
+    /// right-to-left locales.
+    pub fn left(&self, locale: Locale) -> bool {
+        let left = self.position.as_deref() == Some("left");
+        left != locale.rtl()
+    }
+
+    /// The greeting in `locale`, else in English, else none.
+    pub fn greeting(&self, locale: Locale) -> Option<&str> {
+        self.greeting
+            .get(locale.tag())
+            .or_else(|| self.greeting.get("en"))
+            .map(String::as_str)
+            .filter(|text| !text.trim().is_empty())
+    }
+}
+
+/// The state of the socket, as the visitor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Opening the socket or waiting for `welcome`.
+    Connecting,
+    /// Greeted: frames flow.
+    Online,
+    /// Lost; a reconnect is scheduled.
+    Reconnecting,
+    /// The hub refused this site or origin: no point retrying.
+    Refused,
+}
+
+/// A message typed by the visitor and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub client_id: String,
+    pub text: String,
+    /// When it was last sent on the current connection (`None`: not yet).
+    #[serde(skip)]
+    pub sent_at: Option<i64>,
+    /// The hub rejected it for good (too long, empty).
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// A form the widget shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Prechat,
+    Contact,
+    ContactThanks,
+    Rating,
+    RatingThanks,
+}
+
+/// Something the view tells the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// The socket opened: greet.
+    SocketOpen { page: PageInfo },
+    /// The socket closed or failed; `random` in `0..1` jitters the retry.
+    SocketClosed { random: f64 },
+    /// A frame from the hub, at `now` (ms since the epoch).
+    Frame { frame: ServerFrame, now: i64 },
+    Open,
+    Close,
+    Toggle,
+    /// The visitor sends `text` (typed, a quick reply, "talk to a person", or
+    /// `Salam.send`), with a fresh client id.
+    Send { text: String, client_id: String },
+    /// The visitor typed in the compose box.
+    Typed { now: i64 },
+    Identify {
+        id: String,
+        name: Option<String>,
+        email: Option<String>,
+        hash: String,
+    },
+    SetLocale(Locale),
+    SubmitContact {
+        name: String,
+        email: String,
+        phone: String,
+        message: String,
+    },
+    SubmitRating { score: u8, comment: String },
+    SubmitPrechat { name: String, email: String },
+    /// The visitor asked for the offline form.
+    ShowContactForm,
+    DismissForm,
+    /// Once a second.
+    Tick { now: i64 },
+}
+
+/// Events of the JS API (`Salam.on(name, callback)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiEvent {
+    Open,
+    Close,
+    /// An agent's or the bot's message arrived.
+    Message {
+        text: String,
+        author: AuthorKind,
+        name: Option<String>,
+    },
+    Unread(u32),
+}
+
+impl ApiEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiEvent::Open => "open",
+            ApiEvent::Close => "close",
+            ApiEvent::Message { .. } => "message",
+            ApiEvent::Unread(_) => "unread",
+        }
+    }
+}
+
+/// Something the view must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Frame(VisitorFrame),
+    Reconnect { after_ms: u32 },
+    /// A new message while the panel is closed: sound and title notice.
+    Notify,
+    Emit(ApiEvent),
+    FocusPanel,
+    FocusLauncher,
+}
+
+/// What survives a reload (one localStorage entry per site).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stored {
+    pub token: Option<String>,
+    pub conversation: Option<String>,
+    pub last_seq: u64,
+    pub lines: Vec<Message>,
+    pub outbox: Vec<Outgoing>,
+    pub prechat_done: bool,
+    pub rated: Option<String>,
+}
+
+/// The whole widget state.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub site: String,
+    pub locale: Locale,
+    pub settings: SiteSettings,
+    pub open: bool,
+    pub connection: Connection,
+    attempt: u32,
+    pub token: Option<String>,
+    pub conversation: Option<String>,
+    pub conversation_state: Option<ConversationState>,
+    pub last_seq: u64,
+    pub lines: Vec<Message>,
+    pub outbox: Vec<Outgoing>,
+    /// Who is typing, until when.
+    pub typing: Option<(String, i64)>,
+    /// Place in the queue and expected wait in seconds.
+    pub queue: Option<(u32, u64)>,
+    pub form: Option<Form>,
+    /// The contact form was submitted without an e-mail or phone.
+    pub form_error: bool,
+    pub unread: u32,
+    prechat_done: bool,
+    rated: Option<String>,
+    /// Frames other than messages waiting for a connection (identify, rate, contact).
+    later: Vec<VisitorFrame>,
+    seen_sent: u64,
+    typing_sent_at: i64,
+    max_text_chars: usize,
+}
+
+impl State {
+    pub fn new(site: String, locale: Locale, settings: SiteSettings, stored: Stored) -> State {
+        State {
+            site,
+            locale,
+            settings,
+            open: false,
+            connection: Connection::Connecting,
+            attempt: 0,
+            token: stored.token,
+            conversation: stored.conversation,
+            conversation_state: None,
+            last_seq: stored.last_seq,
+            lines: stored.lines,
+            outbox: stored.outbox,
+            typing: None,
+            queue: None,
+            form: None,
+            form_error: false,
+            unread: 0,
+            prechat_done: stored.prechat_done,
+            rated: stored.rated,
+            later: Vec::new(),
+            seen_sent: 0,
+            typing_sent_at: i64::MIN / 2,
+            max_text_chars: salam_protocol::DEFAULT_MAX_TEXT_CHARS,
+        }
+    }
+
+    /// What to keep in localStorage.
+    pub fn stored(&self) -> Stored {
+        let skip = self.lines.len().saturating_sub(KEEP_LINES);
+        Stored {
+            token: self.token.clone(),
+            conversation: self.conversation.clone(),
+            last_seq: self.last_seq,
+            lines: self.lines[skip..].to_vec(),
+            outbox: self.outbox.clone(),
+            prechat_done: self.prechat_done,
+            rated: self.rated.clone(),
+        }
+    }
+
+    /// The form to show now, if any (the pre-chat form before the first message when
+    /// the site asks for it).
+    pub fn visible_form(&self) -> Option<Form> {
+        self.form.or_else(|| {
+            (self.settings.prechat
+                && !self.prechat_done
+                && self.lines.is_empty()
+                && self.outbox.is_empty())
+            .then_some(Form::Prechat)
+        })
+    }
+
+    /// Quick replies to offer: those of the last line, if it is the bot's and the
+    /// conversation is still open.
+    pub fn quick_replies(&self) -> &[salam_protocol::QuickReply] {
+        match self.lines.last() {
+            Some(last)
+                if last.author.kind == AuthorKind::Bot
+                    && self.outbox.is_empty()
+                    && self.conversation_state != Some(ConversationState::Closed) =>
+            {
+                &last.quick_replies
+            }
+            _ => &[],
+        }
+    }
+
+    /// Who is typing now, if anyone.
+    pub fn typing_name(&self) -> Option<&str> {
+        self.typing.as_ref().map(|(name, _)| name.as_str())
+    }
+
+    fn online(&self) -> bool {
+        self.connection == Connection::Online
+    }
+
+    /// The conversation to address a new message to: none once it is closed (the hub
+    /// then starts a new one).
+    fn target(&self) -> Option<String> {
+        match self.conversation_state {
+            Some(ConversationState::Closed) => None,
+            _ => self.conversation.clone(),
+        }
+    }
+
+    /// Applies `msg` and returns what the view must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match msg {
+            Msg::SocketOpen { page } => {
+                self.connection = Connection::Connecting;
+                effects.push(Effect::Frame(VisitorFrame::Hello {
+                    v: PROTOCOL_VERSION,
+                    site: self.site.clone(),
+                    token: self.token.clone(),
+                    locale: Some(self.locale.tag().to_owned()),
+                    page: Some(page),
+                }));
+            }
+            Msg::SocketClosed { random } => {
+                if self.connection != Connection::Refused {
+                    self.connection = Connection::Reconnecting;
+                    let after_ms = backoff_delay(self.attempt, random);
+                    self.attempt = self.attempt.saturating_add(1);
+                    effects.push(Effect::Reconnect { after_ms });
+                }
+                for outgoing in &mut self.outbox {
+                    outgoing.sent_at = None;
+                }
+                self.typing = None;
+            }
+            Msg::Frame { frame, now } => self.on_frame(frame, now, &mut effects),
+            Msg::Open => self.set_open(true, &mut effects),
+            Msg::Close => self.set_open(false, &mut effects),
+            Msg::Toggle => self.set_open(!self.open, &mut effects),
+            Msg::Send { text, client_id } => {
+                let text = text.trim();
+                if text.is_empty() || text.chars().count() > self.max_text_chars {
+                    return effects;
+                }
+                if matches!(self.form, Some(Form::RatingThanks | Form::ContactThanks)) {
+                    self.form = None;
+                }
+                if self.conversation_state == Some(ConversationState::Closed) {
+                    self.form = None;
+                }
+                self.outbox.push(Outgoing {
+                    client_id,
+                    text: text.to_owned(),
+                    sent_at: None,
+                    failed: false,
+                });
+                self.flush_outbox(0, &mut effects);
+            }
+            Msg::Typed { now } => {
+                if let Some(conversation) = self.target()
+                    && self.online()
+                    && now - self.typing_sent_at >= TYPING_EVERY_MS
+                {
+                    self.typing_sent_at = now;
+                    effects.push(Effect::Frame(VisitorFrame::Typing {
+                        conversation,
+                        typing: true,
+                    }));
+                }
+            }
+            Msg::Identify {
+                id,
+                name,
+                email,
+                hash,
+            } => self.send_later(
+                VisitorFrame::Identify {
+                    id,
+                    name,
+                    email,
+                    hash,
+                },
+                &mut effects,
+            ),
+            Msg::SetLocale(locale) => self.locale = locale,
+            Msg::SubmitContact {
+                name,
+                email,
+                phone,
+                message,
+            } => {
+                let (email, phone) = (non_empty(email), non_empty(phone));
+                if email.is_none() && phone.is_none() {
+                    self.form_error = true;
+                    return effects;
+                }
+                self.form_error = false;
+                self.form = Some(Form::ContactThanks);
+                self.send_later(
+                    VisitorFrame::Contact {
+                        conversation: self.target(),
+                        name: non_empty(name),
+                        email,
+                        phone,
+                        message: non_empty(message),
+                    },
+                    &mut effects,
+                );
+            }
+            Msg::SubmitRating { score, comment } => {
+                let Some(conversation) = self.conversation.clone() else {
+                    self.form = None;
+                    return effects;
+                };
+                self.rated = Some(conversation.clone());
+                self.form = Some(Form::RatingThanks);
+                self.send_later(
+                    VisitorFrame::Rate {
+                        conversation,
+                        score: score.clamp(1, 5),
+                        comment: non_empty(comment),
+                    },
+                    &mut effects,
+                );
+            }
+            Msg::SubmitPrechat { name, email } => {
+                self.prechat_done = true;
+                let (name, email) = (non_empty(name), non_empty(email));
+                if name.is_some() || email.is_some() {
+                    self.send_later(
+                        VisitorFrame::Contact {
+                            conversation: self.target(),
+                            name,
+                            email,
+                            phone: None,
+                            message: None,
+                        },
+                        &mut effects,
+                    );
+                }
+            }
+            Msg::ShowContactForm => {
+                self.form = Some(Form::Contact);
+                self.form_error = false;
+            }
+            Msg::DismissForm => {
+                if self.visible_form() == Some(Form::Prechat) {
+                    self.prechat_done = true;
+                }
+                self.form = None;
+                self.form_error = false;
+            }
+            Msg::Tick { now } => {
+                if self.typing.as_ref().is_some_and(|(_, until)| *until <= now) {
+                    self.typing = None;
+                }
+                if self.online() {
+                    for outgoing in &mut self.outbox {
+                        if outgoing.sent_at.is_some_and(|at| now - at >= RESEND_AFTER_MS) {
+                            outgoing.sent_at = None;
+                        }
+                    }
+                    self.flush_outbox(now, &mut effects);
+                }
+            }
+        }
+        effects
+    }
+
+    fn set_open(&mut self, open: bool, effects: &mut Vec<Effect>) {
+        if self.open == open {
+            return;
+        }
+        self.open = open;
+        if open {
+            effects.push(Effect::Emit(ApiEvent::Open));
+            effects.push(Effect::FocusPanel);
+            if self.unread > 0 {
+                self.unread = 0;
+                effects.push(Effect::Emit(ApiEvent::Unread(0)));
+            }
+            self.send_seen(effects);
+        } else {
+            effects.push(Effect::Emit(ApiEvent::Close));
+            effects.push(Effect::FocusLauncher);
+        }
+    }
+
+    fn send_seen(&mut self, effects: &mut Vec<Effect>) {
+        if let Some(conversation) = self.conversation.clone()
+            && self.open
+            && self.online()
+            && self.last_seq > self.seen_sent
+        {
+            self.seen_sent = self.last_seq;
+            effects.push(Effect::Frame(VisitorFrame::Seen {
+                conversation,
+                seq: self.last_seq,
+            }));
+        }
+    }
+
+    /// Sends the outbox entries not sent on this connection yet, in order.
+    fn flush_outbox(&mut self, now: i64, effects: &mut Vec<Effect>) {
+        if !self.online() {
+            return;
+        }
+        let conversation = self.target();
+        for outgoing in &mut self.outbox {
+            if outgoing.sent_at.is_none() && !outgoing.failed {
+                outgoing.sent_at = Some(now);
+                effects.push(Effect::Frame(VisitorFrame::Send {
+                    client_id: outgoing.client_id.clone(),
+                    text: outgoing.text.clone(),
+                    conversation: conversation.clone(),
+                }));
+            }
+        }
+    }
+
+    fn send_later(&mut self, frame: VisitorFrame, effects: &mut Vec<Effect>) {
+        if self.online() {
+            effects.push(Effect::Frame(frame));
+        } else {
+            self.later.push(frame);
+        }
+    }
+
+    /// Makes `conversation` the current one; the lines of another conversation go.
+    fn adopt(&mut self, conversation: &str) {
+        if self.conversation.as_deref() != Some(conversation) {
+            self.conversation = Some(conversation.to_owned());
+            self.conversation_state = None;
+            self.lines.clear();
+            self.last_seq = 0;
+            self.seen_sent = 0;
+            self.queue = None;
+            if matches!(self.form, Some(Form::Rating | Form::RatingThanks)) {
+                self.form = None;
+            }
+        }
+    }
+
+    /// Inserts a committed line in `seq` order, unless it is already there.
+    fn insert_line(&mut self, message: Message) -> bool {
+        if let Some(client_id) = &message.client_id {
+            self.outbox.retain(|outgoing| &outgoing.client_id != client_id);
+        }
+        self.last_seq = self.last_seq.max(message.seq);
+        let duplicate = self.lines.iter().any(|line| {
+            line.seq == message.seq
+                || (message.client_id.is_some() && line.client_id == message.client_id)
+        });
+        if duplicate {
+            return false;
+        }
+        let at = self.lines.partition_point(|line| line.seq < message.seq);
+        self.lines.insert(at, message);
+        true
+    }
+
+    fn on_frame(&mut self, frame: ServerFrame, now: i64, effects: &mut Vec<Effect>) {
+        match frame {
+            ServerFrame::Welcome {
+                token,
+                conversations,
+                limits,
+                ..
+            } => {
+                self.connection = Connection::Online;
+                self.attempt = 0;
+                self.max_text_chars = limits.max_text_chars as usize;
+                if token.is_some() {
+                    self.token = token;
+                }
+                let known = self
+                    .conversation
+                    .as_ref()
+                    .and_then(|id| conversations.iter().find(|c| &c.id == id));
+                let chosen = known.or_else(|| conversations.iter().max_by_key(|c| c.updated_at));
+                match chosen {
+                    Some(summary) => {
+                        let id = summary.id.clone();
+                        self.adopt(&id);
+                        self.conversation_state = Some(summary.state);
+                        effects.push(Effect::Frame(VisitorFrame::Resume {
+                            conversation: id,
+                            after: self.last_seq,
+                        }));
+                    }
+                    None => {
+                        // Our conversation ended while we were away.
+                        self.conversation = None;
+                        self.conversation_state = None;
+                        self.lines.clear();
+                        self.last_seq = 0;
+                        self.queue = None;
+                    }
+                }
+                for frame in std::mem::take(&mut self.later) {
+                    effects.push(Effect::Frame(frame));
+                }
+                self.flush_outbox(now, effects);
+            }
+            ServerFrame::Ack {
+                client_id,
+                conversation,
+                seq,
+                ..
+            } => {
+                self.adopt(&conversation);
+                if let Some(index) = self
+                    .outbox
+                    .iter()
+                    .position(|outgoing| outgoing.client_id == client_id)
+                {
+                    let outgoing = self.outbox.remove(index);
+                    self.insert_line(Message {
+                        conversation: conversation.clone(),
+                        seq,
+                        kind: MessageKind::Text,
+                        author: Author {
+                            kind: AuthorKind::Visitor,
+                            id: None,
+                            name: None,
+                        },
+                        text: outgoing.text,
+                        at: now,
+                        client_id: Some(client_id),
+                        quick_replies: Vec::new(),
+                    });
+                }
+                if self.conversation_state.is_none_or(|s| s == ConversationState::Closed) {
+                    self.conversation_state = Some(ConversationState::Queued);
+                }
+                self.send_seen(effects);
+            }
+            ServerFrame::Message(message) => {
+                if message.kind == MessageKind::Note {
+                    return;
+                }
+                if self.conversation.as_deref() != Some(message.conversation.as_str()) {
+                    self.adopt(&message.conversation.clone());
+                }
+                let incoming = matches!(message.author.kind, AuthorKind::Agent | AuthorKind::Bot)
+                    && message.kind == MessageKind::Text;
+                let event = ApiEvent::Message {
+                    text: message.text.clone(),
+                    author: message.author.kind,
+                    name: message.author.name.clone(),
+                };
+                if self.typing.is_some() && incoming {
+                    self.typing = None;
+                }
+                if !self.insert_line(message) || !incoming {
+                    return;
+                }
+                effects.push(Effect::Emit(event));
+                if self.open {
+                    self.send_seen(effects);
+                } else {
+                    self.unread += 1;
+                    effects.push(Effect::Notify);
+                    effects.push(Effect::Emit(ApiEvent::Unread(self.unread)));
+                }
+            }
+            ServerFrame::Typing { author, typing, .. } => {
+                if author.kind == AuthorKind::Visitor {
+                    return;
+                }
+                self.typing = typing.then(|| {
+                    let name = author.name.unwrap_or_default();
+                    (name, now + TYPING_TTL_MS)
+                });
+            }
+            ServerFrame::State {
+                conversation,
+                state,
+                ..
+            } => {
+                if self.conversation.as_deref() != Some(conversation.as_str()) {
+                    return;
+                }
+                self.conversation_state = Some(state);
+                if state != ConversationState::Queued {
+                    self.queue = None;
+                }
+                if state == ConversationState::Closed {
+                    self.typing = None;
+                    if self.rated.as_deref() != Some(conversation.as_str()) {
+                        self.form = Some(Form::Rating);
+                    }
+                }
+            }
+            ServerFrame::Queue {
+                conversation,
+                position,
+                wait_secs,
+            } => {
+                if self.conversation.as_deref() == Some(conversation.as_str()) {
+                    self.queue = Some((position, wait_secs));
+                }
+            }
+            ServerFrame::Form { conversation, form } => match form {
+                FormKind::Contact => {
+                    self.form = Some(Form::Contact);
+                    self.form_error = false;
+                }
+                FormKind::Rating => {
+                    if self.rated.as_deref() != Some(conversation.as_str()) {
+                        self.form = Some(Form::Rating);
+                    }
+                }
+            },
+            ServerFrame::Resumed { last_seq, .. } => {
+                self.last_seq = self.last_seq.max(last_seq);
+                self.send_seen(effects);
+            }
+            ServerFrame::Error {
+                code, client_id, ..
+            } => self.on_error(code, client_id, now, effects),
+            // Agent-side frames (and any added later) mean nothing to the widget.
+            _ => {}
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        code: ErrorCode,
+        client_id: Option<String>,
+        now: i64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let outgoing = client_id.and_then(|client_id| {
+            self.outbox
+                .iter_mut()
+                .find(|outgoing| outgoing.client_id == client_id)
+        });
+        match (code, outgoing) {
+            // The token was not signed by this hub (its secret changed): start afresh.
+            (ErrorCode::Unauthorized, _) => {
+                self.token = None;
+                self.conversation = None;
+                self.lines.clear();
+                self.last_seq = 0;
+            }
+            (ErrorCode::UnknownSite | ErrorCode::Forbidden, None) => {
+                self.connection = Connection::Refused;
+            }
+            (ErrorCode::ConversationClosed, Some(outgoing)) => {
+                // Resend at once: without a conversation it starts a new one.
+                outgoing.sent_at = None;
+                self.conversation_state = Some(ConversationState::Closed);
+                self.flush_outbox(now, effects);
+            }
+            (
+                ErrorCode::TextTooLong
+                | ErrorCode::EmptyText
+                | ErrorCode::BadField
+                | ErrorCode::FrameTooLarge
+                | ErrorCode::Forbidden,
+                Some(outgoing),
+            ) => outgoing.failed = true,
+            // Rate limited, store unavailable, …: the tick resends it later.
+            _ => {}
+        }
+    }
+}
+
+fn non_empty(text: String) -> Option<String> {
+    let trimmed = text.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

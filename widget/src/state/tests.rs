@@ -1,0 +1,578 @@
+use super::*;
+use salam_protocol::{ConversationSummary, Limits, QuickReply, Role};
+
+const CONV: &str = "c_1";
+
+fn state() -> State {
+    State::new(
+        "pk_test".into(),
+        Locale::En,
+        SiteSettings::default(),
+        Stored::default(),
+    )
+}
+
+fn summary(id: &str, last_seq: u64, updated_at: i64) -> ConversationSummary {
+    // Built from JSON so that fields the hub adds later keep their defaults here.
+    serde_json::from_value(serde_json::json!({
+        "id": id, "state": "assigned", "last_seq": last_seq,
+        "visitor": {"kind": "visitor", "id": "v_1"},
+        "created_at": 0, "updated_at": updated_at,
+    }))
+    .unwrap()
+}
+
+fn welcome(conversations: Vec<ConversationSummary>) -> ServerFrame {
+    ServerFrame::Welcome {
+        v: 1,
+        role: Role::Visitor,
+        you: Author {
+            kind: AuthorKind::Visitor,
+            id: Some("v_1".into()),
+            name: None,
+        },
+        token: Some("v_1.sig".into()),
+        conversations,
+        heartbeat_secs: 25,
+        limits: Limits {
+            max_text_chars: 4000,
+            max_frame_bytes: 65536,
+            rate_per_sec: 10,
+            burst: 40,
+        },
+    }
+}
+
+fn frame(state: &mut State, frame: ServerFrame) -> Vec<Effect> {
+    state.update(Msg::Frame { frame, now: 1_000 })
+}
+
+fn agent_message(seq: u64, text: &str) -> ServerFrame {
+    ServerFrame::Message(Message {
+        conversation: CONV.into(),
+        seq,
+        kind: MessageKind::Text,
+        author: Author {
+            kind: AuthorKind::Agent,
+            id: Some("a_1".into()),
+            name: Some("Sara".into()),
+        },
+        text: text.into(),
+        at: 5,
+        client_id: None,
+        quick_replies: Vec::new(),
+    })
+}
+
+fn visitor_message(seq: u64, client_id: &str, text: &str) -> ServerFrame {
+    ServerFrame::Message(Message {
+        conversation: CONV.into(),
+        seq,
+        kind: MessageKind::Text,
+        author: Author {
+            kind: AuthorKind::Visitor,
+            id: Some("v_1".into()),
+            name: None,
+        },
+        text: text.into(),
+        at: 5,
+        client_id: Some(client_id.into()),
+        quick_replies: Vec::new(),
+    })
+}
+
+fn ack(client_id: &str, seq: u64) -> ServerFrame {
+    ServerFrame::Ack {
+        client_id: client_id.into(),
+        conversation: CONV.into(),
+        seq,
+        duplicate: false,
+    }
+}
+
+fn online() -> State {
+    let mut state = state();
+    state.update(Msg::SocketOpen {
+        page: PageInfo::default(),
+    });
+    frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    state
+}
+
+fn texts(state: &State) -> Vec<(u64, String)> {
+    state
+        .lines
+        .iter()
+        .map(|line| (line.seq, line.text.clone()))
+        .collect()
+}
+
+fn sends(effects: &[Effect]) -> Vec<(String, Option<String>)> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Frame(VisitorFrame::Send {
+                client_id,
+                conversation,
+                ..
+            }) => Some((client_id.clone(), conversation.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn backoff_grows_caps_and_jitters() {
+    assert_eq!(backoff_delay(0, 0.0), 250);
+    assert_eq!(backoff_delay(0, 1.0), 500);
+    assert_eq!(backoff_delay(3, 0.0), 2_000);
+    assert_eq!(backoff_delay(3, 0.5), 3_000);
+    assert_eq!(backoff_delay(20, 1.0), BACKOFF_CAP_MS);
+    assert_eq!(backoff_delay(u32::MAX, 0.0), BACKOFF_CAP_MS / 2);
+    // Out-of-range randomness is clamped, never a panic or an overflow.
+    assert_eq!(backoff_delay(1, 7.0), 1_000);
+    assert_eq!(backoff_delay(1, -1.0), 500);
+}
+
+#[test]
+fn reconnects_back_off_and_reset_on_welcome() {
+    let mut state = online();
+    let delays: Vec<_> = (0..4)
+        .flat_map(|_| state.update(Msg::SocketClosed { random: 1.0 }))
+        .collect();
+    assert_eq!(
+        delays,
+        [500, 1_000, 2_000, 4_000].map(|after_ms| Effect::Reconnect { after_ms })
+    );
+    assert_eq!(state.connection, Connection::Reconnecting);
+    frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    assert_eq!(state.connection, Connection::Online);
+    assert_eq!(
+        state.update(Msg::SocketClosed { random: 1.0 }),
+        [Effect::Reconnect { after_ms: 500 }]
+    );
+}
+
+#[test]
+fn hello_carries_the_token_and_locale() {
+    let mut state = State::new(
+        "pk_test".into(),
+        Locale::Fa,
+        SiteSettings::default(),
+        Stored {
+            token: Some("v_9.sig".into()),
+            ..Stored::default()
+        },
+    );
+    let effects = state.update(Msg::SocketOpen {
+        page: PageInfo::default(),
+    });
+    assert_eq!(
+        effects,
+        [Effect::Frame(VisitorFrame::Hello {
+            v: 1,
+            site: "pk_test".into(),
+            token: Some("v_9.sig".into()),
+            locale: Some("fa".into()),
+            page: Some(PageInfo::default()),
+        })]
+    );
+}
+
+#[test]
+fn lines_are_ordered_by_seq_and_deduplicated() {
+    let mut state = online();
+    for seq in [3, 1, 2, 3, 1] {
+        frame(&mut state, agent_message(seq, &format!("m{seq}")));
+    }
+    assert_eq!(
+        texts(&state),
+        [(1, "m1".into()), (2, "m2".into()), (3, "m3".into())]
+    );
+    assert_eq!(state.last_seq, 3);
+}
+
+#[test]
+fn own_message_is_pending_then_committed_once() {
+    let mut state = online();
+    let effects = state.update(Msg::Send {
+        text: "  hello  ".into(),
+        client_id: "k1".into(),
+    });
+    assert_eq!(sends(&effects), [("k1".into(), Some(CONV.into()))]);
+    assert_eq!(state.outbox.len(), 1);
+    assert_eq!(state.outbox[0].text, "hello");
+    // The relayed message and the ack, in either order, make one line.
+    frame(&mut state, visitor_message(1, "k1", "hello"));
+    frame(&mut state, ack("k1", 1));
+    assert!(state.outbox.is_empty());
+    assert_eq!(texts(&state), [(1, "hello".into())]);
+
+    let mut state = online();
+    state.update(Msg::Send {
+        text: "hi".into(),
+        client_id: "k2".into(),
+    });
+    frame(&mut state, ack("k2", 4));
+    frame(&mut state, visitor_message(4, "k2", "hi"));
+    assert_eq!(texts(&state), [(4, "hi".into())]);
+}
+
+#[test]
+fn empty_and_overlong_texts_are_not_sent() {
+    let mut state = online();
+    assert!(
+        state
+            .update(Msg::Send {
+                text: " \n ".into(),
+                client_id: "k".into()
+            })
+            .is_empty()
+    );
+    assert!(
+        state
+            .update(Msg::Send {
+                text: "x".repeat(4001),
+                client_id: "k".into()
+            })
+            .is_empty()
+    );
+    assert!(state.outbox.is_empty());
+}
+
+#[test]
+fn offline_messages_wait_and_keep_their_client_id() {
+    let mut state = online();
+    state.update(Msg::SocketClosed { random: 0.0 });
+    let effects = state.update(Msg::Send {
+        text: "typed offline".into(),
+        client_id: "k1".into(),
+    });
+    assert!(sends(&effects).is_empty());
+    // It survives a reload.
+    let stored = state.stored();
+    let mut state = State::new(
+        "pk_test".into(),
+        Locale::En,
+        SiteSettings::default(),
+        stored,
+    );
+    state.update(Msg::SocketOpen {
+        page: PageInfo::default(),
+    });
+    let effects = frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    assert_eq!(sends(&effects), [("k1".into(), Some(CONV.into()))]);
+    // Sent but not acknowledged when the socket drops: resent with the same id.
+    state.update(Msg::SocketClosed { random: 0.0 });
+    let effects = frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    assert_eq!(sends(&effects), [("k1".into(), Some(CONV.into()))]);
+    frame(
+        &mut state,
+        ServerFrame::Ack {
+            client_id: "k1".into(),
+            conversation: CONV.into(),
+            seq: 1,
+            duplicate: true,
+        },
+    );
+    assert!(state.outbox.is_empty());
+    assert_eq!(texts(&state), [(1, "typed offline".into())]);
+}
+
+#[test]
+fn welcome_resumes_after_the_last_seq_seen() {
+    let mut state = online();
+    frame(&mut state, agent_message(1, "a"));
+    frame(&mut state, agent_message(2, "b"));
+    state.update(Msg::SocketClosed { random: 0.0 });
+    let effects = frame(&mut state, welcome(vec![summary(CONV, 5, 1)]));
+    assert!(effects.contains(&Effect::Frame(VisitorFrame::Resume {
+        conversation: CONV.into(),
+        after: 2,
+    })));
+    // A replay that overlaps what we have adds only the new lines.
+    for seq in 1..=4 {
+        frame(&mut state, agent_message(seq, &format!("m{seq}")));
+    }
+    assert_eq!(
+        texts(&state),
+        [
+            (1, "a".into()),
+            (2, "b".into()),
+            (3, "m3".into()),
+            (4, "m4".into())
+        ]
+    );
+}
+
+#[test]
+fn a_conversation_gone_from_welcome_is_dropped() {
+    let mut state = online();
+    frame(&mut state, agent_message(1, "a"));
+    state.update(Msg::SocketClosed { random: 0.0 });
+    let effects = frame(&mut state, welcome(vec![]));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Frame(VisitorFrame::Resume { .. })))
+    );
+    assert!(state.lines.is_empty());
+    assert_eq!(state.conversation, None);
+}
+
+#[test]
+fn another_tabs_conversation_is_adopted_from_the_start() {
+    let mut state = state();
+    state.update(Msg::SocketOpen {
+        page: PageInfo::default(),
+    });
+    let effects = frame(
+        &mut state,
+        welcome(vec![summary("c_old", 3, 1), summary("c_new", 2, 9)]),
+    );
+    assert!(effects.contains(&Effect::Frame(VisitorFrame::Resume {
+        conversation: "c_new".into(),
+        after: 0,
+    })));
+}
+
+#[test]
+fn closing_shows_the_rating_once() {
+    let mut state = online();
+    frame(
+        &mut state,
+        ServerFrame::State {
+            conversation: CONV.into(),
+            state: ConversationState::Closed,
+            reason: None,
+        },
+    );
+    assert_eq!(state.visible_form(), Some(Form::Rating));
+    let effects = state.update(Msg::SubmitRating {
+        score: 9,
+        comment: " great ".into(),
+    });
+    assert_eq!(
+        effects,
+        [Effect::Frame(VisitorFrame::Rate {
+            conversation: CONV.into(),
+            score: 5,
+            comment: Some("great".into()),
+        })]
+    );
+    assert_eq!(state.visible_form(), Some(Form::RatingThanks));
+    frame(
+        &mut state,
+        ServerFrame::Form {
+            conversation: CONV.into(),
+            form: FormKind::Rating,
+        },
+    );
+    assert_eq!(state.visible_form(), Some(Form::RatingThanks));
+    // A new message after the close starts a new conversation.
+    let effects = state.update(Msg::Send {
+        text: "again".into(),
+        client_id: "k9".into(),
+    });
+    assert_eq!(sends(&effects), [("k9".into(), None)]);
+    assert_eq!(state.visible_form(), None);
+}
+
+#[test]
+fn contact_form_needs_email_or_phone() {
+    let mut state = online();
+    frame(
+        &mut state,
+        ServerFrame::Form {
+            conversation: CONV.into(),
+            form: FormKind::Contact,
+        },
+    );
+    assert_eq!(state.visible_form(), Some(Form::Contact));
+    let none = state.update(Msg::SubmitContact {
+        name: "Ali".into(),
+        email: " ".into(),
+        phone: String::new(),
+        message: "call me".into(),
+    });
+    assert!(none.is_empty());
+    assert!(state.form_error);
+    let effects = state.update(Msg::SubmitContact {
+        name: "Ali".into(),
+        email: String::new(),
+        phone: "+98 912".into(),
+        message: "call me".into(),
+    });
+    assert_eq!(
+        effects,
+        [Effect::Frame(VisitorFrame::Contact {
+            conversation: Some(CONV.into()),
+            name: Some("Ali".into()),
+            email: None,
+            phone: Some("+98 912".into()),
+            message: Some("call me".into()),
+        })]
+    );
+    assert_eq!(state.visible_form(), Some(Form::ContactThanks));
+}
+
+#[test]
+fn prechat_shows_until_submitted_and_identify_waits_for_a_connection() {
+    let settings = SiteSettings {
+        prechat: true,
+        ..SiteSettings::default()
+    };
+    let mut state = State::new("pk".into(), Locale::Ar, settings, Stored::default());
+    assert_eq!(state.visible_form(), Some(Form::Prechat));
+    let queued = state.update(Msg::Identify {
+        id: "42".into(),
+        name: None,
+        email: None,
+        hash: "ab".into(),
+    });
+    assert!(queued.is_empty());
+    state.update(Msg::SubmitPrechat {
+        name: "Mona".into(),
+        email: "m@example.com".into(),
+    });
+    assert_eq!(state.visible_form(), None);
+    state.update(Msg::SocketOpen {
+        page: PageInfo::default(),
+    });
+    let effects = frame(&mut state, welcome(vec![]));
+    assert!(matches!(
+        effects.as_slice(),
+        [
+            Effect::Frame(VisitorFrame::Identify { .. }),
+            Effect::Frame(VisitorFrame::Contact { .. })
+        ]
+    ));
+}
+
+#[test]
+fn unread_counts_while_closed_and_clears_on_open() {
+    let mut state = online();
+    let effects = frame(&mut state, agent_message(1, "hi"));
+    assert!(effects.contains(&Effect::Notify));
+    assert!(effects.contains(&Effect::Emit(ApiEvent::Unread(1))));
+    frame(&mut state, agent_message(2, "there"));
+    assert_eq!(state.unread, 2);
+    let effects = state.update(Msg::Open);
+    assert_eq!(state.unread, 0);
+    assert!(effects.contains(&Effect::FocusPanel));
+    assert!(effects.contains(&Effect::Frame(VisitorFrame::Seen {
+        conversation: CONV.into(),
+        seq: 2
+    })));
+    let effects = frame(&mut state, agent_message(3, "open now"));
+    assert!(!effects.contains(&Effect::Notify));
+    assert_eq!(state.update(Msg::Close), [
+        Effect::Emit(ApiEvent::Close),
+        Effect::FocusLauncher
+    ]);
+}
+
+#[test]
+fn queue_typing_and_quick_replies() {
+    let mut state = online();
+    frame(
+        &mut state,
+        ServerFrame::Queue {
+            conversation: CONV.into(),
+            position: 2,
+            wait_secs: 90,
+        },
+    );
+    assert_eq!(state.queue, Some((2, 90)));
+    frame(
+        &mut state,
+        ServerFrame::Typing {
+            conversation: CONV.into(),
+            author: Author {
+                kind: AuthorKind::Agent,
+                id: None,
+                name: Some("Sara".into()),
+            },
+            typing: true,
+        },
+    );
+    assert_eq!(state.typing_name(), Some("Sara"));
+    state.update(Msg::Tick {
+        now: 1_000 + TYPING_TTL_MS,
+    });
+    assert_eq!(state.typing_name(), None);
+    frame(
+        &mut state,
+        ServerFrame::Message(Message {
+            conversation: CONV.into(),
+            seq: 1,
+            kind: MessageKind::Text,
+            author: Author {
+                kind: AuthorKind::Bot,
+                id: None,
+                name: None,
+            },
+            text: "Track it under My orders.".into(),
+            at: 1,
+            client_id: None,
+            quick_replies: vec![QuickReply {
+                label: "Talk to a person".into(),
+                payload: "Talk to a person".into(),
+            }],
+        }),
+    );
+    assert_eq!(state.quick_replies().len(), 1);
+    frame(
+        &mut state,
+        ServerFrame::State {
+            conversation: CONV.into(),
+            state: ConversationState::Assigned,
+            reason: None,
+        },
+    );
+    assert_eq!(state.queue, None);
+}
+
+#[test]
+fn rejected_messages_fail_and_rate_limited_ones_are_resent() {
+    let mut state = online();
+    state.update(Msg::Send {
+        text: "a".into(),
+        client_id: "k1".into(),
+    });
+    state.update(Msg::Send {
+        text: "b".into(),
+        client_id: "k2".into(),
+    });
+    let error = |code, client_id: &str| ServerFrame::Error {
+        code,
+        message: String::new(),
+        client_id: Some(client_id.into()),
+    };
+    frame(&mut state, error(ErrorCode::TextTooLong, "k1"));
+    frame(&mut state, error(ErrorCode::RateLimited, "k2"));
+    assert!(state.outbox[0].failed);
+    let effects = state.update(Msg::Tick {
+        now: RESEND_AFTER_MS,
+    });
+    assert_eq!(sends(&effects), [("k2".into(), Some(CONV.into()))]);
+}
+
+#[test]
+fn settings_mirror_the_side_for_rtl() {
+    let mut settings = SiteSettings::default();
+    assert!(!settings.left(Locale::En));
+    assert!(settings.left(Locale::Ar));
+    settings.position = Some("left".into());
+    assert!(settings.left(Locale::En));
+    assert!(!settings.left(Locale::Fa));
+    settings.greeting.insert("en".into(), "Hi!".into());
+    settings.greeting.insert("ar".into(), "مرحبا".into());
+    assert_eq!(settings.greeting(Locale::Ar), Some("مرحبا"));
+    assert_eq!(settings.greeting(Locale::Fa), Some("Hi!"));
+    let parsed: SiteSettings = serde_json::from_str(
+        r##"{"key":"pk_1","name":"Demo Store","color":"#0f766e","position":"left","locale":null,"greeting":{"en":"Hello"},"logo":null,"business_hours":{"timezone":"UTC","days":[]},"prechat":true,"agents_online":false}"##,
+    )
+    .unwrap();
+    assert!(parsed.prechat && !parsed.agents_online);
+}

@@ -143,6 +143,14 @@ loadgen relay --addr "127.0.0.1:$HUB_PORT" --server-pid "$HUB_PID" \
     --site "$SITE_KEY" --password "$PASSWORD" \
     --visitors "$RELAY_VISITORS" --window "$RELAY_WINDOW" --agents "$RELAY_AGENTS" --rate 0 \
     --seconds "$SECONDS_MEASURED" --warmup "$WARMUP" >"$WORK/relay.json"
+# The hub's mean group-commit size over (b): writes per SQLite transaction.
+MEAN_BATCH=n/a
+if command -v curl >/dev/null; then
+    MEAN_BATCH=$(curl -s --max-time 5 "http://127.0.0.1:$HUB_PORT/metrics" | awk '
+        /^salam_commit_batch_size_sum/ { sum = $2 }
+        /^salam_commit_batch_size_count/ { count = $2 }
+        END { if (count > 0) printf "%.1f", sum / count; else print "n/a" }') || MEAN_BATCH=n/a
+fi
 
 log "(c) hub open loop: $LATENCY_RATE msg/s from $LATENCY_VISITORS visitors, $LATENCY_AGENTS agents"
 loadgen relay --addr "127.0.0.1:$HUB_PORT" --server-pid "$HUB_PID" \
@@ -191,7 +199,7 @@ TABLE="$WORK/table.md"
     echo "| Measure | Result | Goal |"
     echo "|---|---|---|"
     echo "| (a) Echo ceiling: round trips per server CPU-second | $(fmt %.0f "$echo_rt") ($(fmt %.0f "$echo_rate")/s at $(fmt %.2f "$echo_share") of a core) | |"
-    echo "| (b) Hub: acked messages per server CPU-second, closed loop, ${RELAY_VISITORS} visitors × window ${RELAY_WINDOW}, ${RELAY_AGENTS} agent(s) | $(fmt %.0f "$hub_acks") ($(fmt %.0f "$hub_rate")/s at $(fmt %.2f "$hub_share") of a core; ack p50 $(fmt %.1f "$ack_p50") ms, p99 $(fmt %.1f "$ack_p99") ms) | |"
+    echo "| (b) Hub: acked messages per server CPU-second, closed loop, ${RELAY_VISITORS} visitors × window ${RELAY_WINDOW}, ${RELAY_AGENTS} agent(s) | $(fmt %.0f "$hub_acks") ($(fmt %.0f "$hub_rate")/s at $(fmt %.2f "$hub_share") of a core; ack p50 $(fmt %.1f "$ack_p50") ms, p99 $(fmt %.1f "$ack_p99") ms; mean group commit $MEAN_BATCH writes) | |"
     echo "| (b) Ratio hub / echo | **$(fmt %.3f "$ratio")** | ≥ 0.5 |"
     echo "| (c) Visitor → agent latency at ${LATENCY_RATE} msg/s (${LATENCY_VISITORS} visitors, ${LATENCY_AGENTS} agents, ${LATENCY_SECONDS} s): p50 / p99 / p99.9 / max | $(fmt %.2f "$lat_p50") / $(fmt %.2f "$lat_p99") / $(fmt %.2f "$lat_p999") / $(fmt %.2f "$lat_max") ms (achieved $(fmt %.0f "$lat_rate") msg/s, $(fmt %.2f "$lat_share") of a core, $lat_lost undelivered) | |"
     jq -r '.steps[] | [.connections, .bytes_per_connection, .connects_per_sec, .connects_per_server_cpu_sec, .failed] | @tsv' \

@@ -15,11 +15,19 @@ fn embed(out: &mut String, name: &str, dir: &Path, extension: Option<&str>, as_t
     });
     files.sort();
     let kind = if as_text { "&str" } else { "&[u8]" };
-    let include = if as_text { "include_str!" } else { "include_bytes!" };
+    let include = if as_text {
+        "include_str!"
+    } else {
+        "include_bytes!"
+    };
     let _ = writeln!(out, "pub static {name}: &[(&str, {kind})] = &[");
     for path in files {
         let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-        let _ = writeln!(out, "    ({file_name:?}, {include}({:?})),", path.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({file_name:?}, {include}({:?})),",
+            path.display().to_string()
+        );
     }
     let _ = writeln!(out, "];");
 }
@@ -28,8 +36,20 @@ fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let root = Path::new(&manifest).join("../..");
     let mut out = String::new();
-    embed(&mut out, "WIDGET_FILES", &root.join("widget/dist"), None, false);
-    embed(&mut out, "DEFAULT_RULES", &root.join("bot-rules"), Some("toml"), true);
+    embed(
+        &mut out,
+        "WIDGET_FILES",
+        &root.join("widget/dist"),
+        None,
+        false,
+    );
+    embed(
+        &mut out,
+        "DEFAULT_RULES",
+        &root.join("bot-rules"),
+        Some("toml"),
+        true,
+    );
     let path = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("assets.rs");
     std::fs::write(path, out).unwrap_or_else(|err| panic!("cannot write assets.rs: {err}"));
 }

@@ -210,7 +210,10 @@ impl AgentEndpoint {
                 };
                 let appended = service::send_from_client(link, &site_id, new_message).await;
                 if !note && appended.is_some_and(|appended| !appended.duplicate) {
-                    let _ = state.store.record_first_response(&conversation, now_ms()).await;
+                    let _ = state
+                        .store
+                        .record_first_response(&conversation, now_ms())
+                        .await;
                     state
                         .routing
                         .send(crate::routing::Command::Responded {
@@ -313,10 +316,15 @@ impl AgentEndpoint {
                 let name = match state.store.agent_by_id(&agent_id).await {
                     Ok(Some(agent)) if agent.can_access(site_id) && !agent.disabled => agent.name,
                     _ => {
-                        return link.error(ErrorCode::NotFound, "no such agent on this site", None).await;
+                        return link
+                            .error(ErrorCode::NotFound, "no such agent on this site", None)
+                            .await;
                     }
                 };
-                (crate::routing::Target::Agent(agent_id), format!("transferred to {name}"))
+                (
+                    crate::routing::Target::Agent(agent_id),
+                    format!("transferred to {name}"),
+                )
             }
             (None, Some(department)) => {
                 let told = format!("transferred to the {department} team");
@@ -324,7 +332,11 @@ impl AgentEndpoint {
             }
             _ => {
                 return link
-                    .error(ErrorCode::BadField, "name either an agent or a department", None)
+                    .error(
+                        ErrorCode::BadField,
+                        "name either an agent or a department",
+                        None,
+                    )
                     .await;
             }
         };
@@ -343,7 +355,13 @@ impl AgentEndpoint {
             )
             .await
             {
-                return link.error(service::store_code(&err), service::store_message(&err), None).await;
+                return link
+                    .error(
+                        service::store_code(&err),
+                        service::store_message(&err),
+                        None,
+                    )
+                    .await;
             }
         }
         match state.routing.transfer(site_id, &conversation, target).await {

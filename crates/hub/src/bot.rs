@@ -113,7 +113,9 @@ impl BotEngine {
                 Ok(n_rules)
             }
             Err(errors) => {
-                tracing::error!("bot rules not reloaded; the previous rules stay in force:\n{errors}");
+                tracing::error!(
+                    "bot rules not reloaded; the previous rules stay in force:\n{errors}"
+                );
                 *self.last_error.write().unwrap_or_else(|p| p.into_inner()) = Some(errors.clone());
                 Err(errors)
             }
@@ -129,7 +131,11 @@ impl BotEngine {
     }
 
     /// Polls the rule directory and reloads on change; reloads on SIGHUP too.
-    pub fn watch(self: Arc<Self>, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         tokio::spawn(async move {
             #[cfg(unix)]
             let mut hangup =
@@ -179,4 +185,71 @@ fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {
         .unwrap_or_default();
     entries.sort();
     entries
+}
+
+/// What the bot would do with `text`, for `salam rules try` and the console's "try a
+/// sentence" box.
+pub fn explain(rules: &RuleSet, text: &str, lang: Option<&str>) -> serde_json::Value {
+    use salam_bot::{Decision, Lang, TriageInput};
+    let locale = lang.and_then(Lang::parse);
+    let decision = rules.triage(&TriageInput::new(text, locale));
+    let (reply, quick_replies, department, reason) = match &decision {
+        Decision::Answer {
+            text,
+            quick_replies,
+            link,
+            ..
+        } => (
+            match link {
+                Some(link) => format!("{text}\n{link}"),
+                None => text.clone(),
+            },
+            quick_replies.iter().map(|q| q.label.clone()).collect(),
+            None,
+            None,
+        ),
+        Decision::Clarify {
+            question, options, ..
+        } => (
+            question.clone(),
+            options.iter().map(|q| q.label.clone()).collect(),
+            None,
+            None,
+        ),
+        Decision::Handoff {
+            text,
+            department,
+            reason,
+            ..
+        } => (
+            text.clone(),
+            Vec::new(),
+            department.clone(),
+            Some(reason.as_str()),
+        ),
+        Decision::Fallback {
+            text,
+            quick_replies,
+            ..
+        } => (
+            text.clone(),
+            quick_replies.iter().map(|q| q.label.clone()).collect(),
+            None,
+            None,
+        ),
+    };
+    serde_json::json!({
+        "text": text,
+        "normalized": salam_bot::normalize(text),
+        "detected_lang": salam_bot::detect_language(text).map(Lang::as_str),
+        "lang": decision.lang().as_str(),
+        "decision": decision.kind(),
+        "intent": decision.predicted_intent(),
+        "rule": decision.rule_id(),
+        "score": decision.score(),
+        "reply": reply,
+        "quick_replies": quick_replies,
+        "department": department,
+        "handoff_reason": reason,
+    })
 }

@@ -32,8 +32,25 @@ pub fn app(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
-        .route("/api/conversations", get(conversations))
+        .route("/api/conversations", get(crate::api::conversations))
+        .route("/api/conversations/{id}", get(crate::api::conversation))
         .route("/api/conversations/{id}/messages", get(history))
+        .route("/api/agents", get(crate::api::agents))
+        .route("/api/queue", get(crate::api::queue))
+        .route("/api/offline-requests", get(crate::api::offline_requests))
+        .route("/api/alerts", get(crate::api::alerts))
+        .route("/api/sites", get(crate::api::sites))
+        .route(
+            "/api/sites/{id}/settings",
+            axum::routing::put(crate::api::put_site_settings),
+        )
+        .route("/api/rules", get(crate::api::rules))
+        .route("/api/rules/try", post(crate::api::try_rules))
+        .route("/api/rules/reload", post(crate::api::reload_rules))
+        .route("/api/reports", get(crate::api::reports))
+        .route("/api/widget/{key}", get(crate::api::widget_settings))
+        .route("/widget.js", get(crate::assets::loader))
+        .route("/widget/{file}", get(crate::assets::file))
         .with_state(state)
 }
 
@@ -46,7 +63,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: ErrorCode, message: &'static str) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: &'static str) -> ApiError {
         ApiError {
             status,
             code,
@@ -130,7 +147,7 @@ pub async fn authenticate(
 }
 
 /// CSRF check for state-changing requests made with the cookie.
-fn check_csrf(
+pub fn check_csrf(
     method: &Method,
     credential: Credential,
     headers: &HeaderMap,
@@ -396,34 +413,6 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Respons
     Ok(Json(agent_json(&agent)).into_response())
 }
 
-async fn accessible_sites(state: &AppState, agent: &Agent) -> Result<Vec<String>, ApiError> {
-    Ok(if agent.role == salam_store::AgentRole::Admin {
-        state
-            .store
-            .list_sites()
-            .await?
-            .into_iter()
-            .map(|site| site.id)
-            .collect()
-    } else {
-        agent.site_ids.clone()
-    })
-}
-
-async fn conversations(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = accessible_sites(&state, &agent).await?;
-    let open = state
-        .store
-        .open_conversations_of_sites(&site_ids, 500)
-        .await?;
-    let summaries: Vec<_> = open.iter().map(|c| c.summary()).collect();
-    Ok(Json(json!({ "conversations": summaries })).into_response())
-}
-
 #[derive(Deserialize)]
 struct HistoryQuery {
     #[serde(default)]
@@ -496,11 +485,24 @@ async fn demo_page(State(state): State<AppState>) -> Response {
         Err(err) => return ApiError::from(err).into_response(),
     };
     let key = site.map(|site| site.key).unwrap_or_default();
-    let page = DEMO_PAGE.replace("{SITE_KEY}", &html_escape(&key));
+    let embed = if crate::assets::widget_built() {
+        format!(
+            "<script src=\"/widget.js\" data-site=\"{}\" async></script>",
+            html_escape(&key)
+        )
+    } else {
+        String::from(
+            "<p class=\"note\"><strong>The chat widget is not built into this binary.</strong> \
+             Build it with <code>bash scripts/build-widget.sh</code> and rebuild the hub.</p>",
+        )
+    };
+    let page = DEMO_PAGE
+        .replace("{SITE_KEY}", &html_escape(&key))
+        .replace("{WIDGET}", &embed);
     (
         [(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; style-src 'self' 'unsafe-inline'",
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data: https:",
         )],
         Html(page),
     )

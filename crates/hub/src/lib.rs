@@ -20,6 +20,7 @@
 //! - [`metrics`]: counters for `/metrics`.
 
 pub mod agent;
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod bot;

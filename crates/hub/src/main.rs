@@ -42,8 +42,39 @@ enum Command {
     /// Manage sites.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Check, try and evaluate the bot's rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Print the default configuration as TOML.
     Defaults,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Lint rule files: invalid regexes, duplicate ids, missing answers, failing
+    /// examples. Prints `file:line: reason`; exits 1 on any error.
+    Check {
+        /// Rule directory (same as --rules).
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "bot-rules")]
+        rules: PathBuf,
+    },
+    /// Show what the bot does with one sentence.
+    Try {
+        /// Answer in this language (en, ar, fa) instead of the detected one.
+        #[arg(long)]
+        lang: Option<String>,
+        text: String,
+        #[arg(long, default_value = "bot-rules")]
+        rules: PathBuf,
+    },
+    /// Evaluate a TSV of `lang<TAB>expected<TAB>text` lines: writes
+    /// `lang<TAB>expected<TAB>predicted<TAB>text` to stdout and a summary to stderr.
+    Eval {
+        file: PathBuf,
+        #[arg(long, default_value = "bot-rules")]
+        rules: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +163,7 @@ fn main() -> anyhow::Result<()> {
                 site_add(&config, &name, origins).await
             }
             Command::Site(SiteCommand::List) => site_list(&config).await,
+            Command::Rules(command) => rules(command),
             Command::Defaults => {
                 print!("{}", Config::default_toml());
                 Ok(())
@@ -318,4 +350,101 @@ fn valid_origin(origin: &str) -> bool {
     };
     let host = rest.trim_end_matches('/');
     !host.is_empty() && !host.contains(['/', ' ', '?', '#'])
+}
+
+/// Reads a rule directory, naming each file by its path for `file:line` errors.
+fn rule_files(dir: &std::path::Path) -> anyhow::Result<Vec<salam_bot::RuleFile>> {
+    let files = salam_hub::bot::read_rule_files(dir)
+        .with_context(|| format!("cannot read the rule directory {}", dir.display()))?;
+    if files.is_empty() {
+        bail!("no *.toml rule files in {}", dir.display());
+    }
+    Ok(files
+        .into_iter()
+        .map(|file| salam_bot::RuleFile::new(dir.join(&file.name).display().to_string(), file.text))
+        .collect())
+}
+
+fn load_rules(dir: &std::path::Path) -> anyhow::Result<salam_bot::RuleSet> {
+    salam_bot::RuleSet::load(&rule_files(dir)?).map_err(|errors| {
+        anyhow::anyhow!(
+            "the rules do not load:\n{}",
+            salam_hub::bot::format_errors(&errors)
+        )
+    })
+}
+
+fn rules(command: RulesCommand) -> anyhow::Result<()> {
+    match command {
+        RulesCommand::Check { dir, rules } => {
+            let dir = dir.unwrap_or(rules);
+            let files = rule_files(&dir)?;
+            let errors = salam_bot::RuleSet::check(&files);
+            for error in &errors {
+                println!("{error}");
+            }
+            if !errors.is_empty() {
+                eprintln!("{} error(s)", errors.len());
+                std::process::exit(1);
+            }
+            let n_rules = salam_bot::RuleSet::load(&files)
+                .map(|r| r.rules().len())
+                .unwrap_or(0);
+            println!(
+                "ok: {} files, {n_rules} rules, every example passes",
+                files.len()
+            );
+            Ok(())
+        }
+        RulesCommand::Try { lang, text, rules } => {
+            let rule_set = load_rules(&rules)?;
+            let explained = salam_hub::bot::explain(&rule_set, &text, lang.as_deref());
+            let field = |name: &str| match &explained[name] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            println!("normalized: {}", field("normalized"));
+            println!(
+                "language:   {} (detected: {})",
+                field("lang"),
+                field("detected_lang")
+            );
+            println!("decision:   {}", field("decision"));
+            println!("intent:     {}", field("intent"));
+            println!("rule:       {}", field("rule"));
+            println!("score:      {}", field("score"));
+            if explained["decision"] == "handoff" {
+                println!(
+                    "handoff:    reason {}, department {}",
+                    field("handoff_reason"),
+                    field("department")
+                );
+            }
+            println!(
+                "reply:      {}",
+                field("reply").replace('\n', "\n            ")
+            );
+            if let Some(options) = explained["quick_replies"].as_array()
+                && !options.is_empty()
+            {
+                let labels: Vec<&str> = options.iter().filter_map(|o| o.as_str()).collect();
+                println!("buttons:    {}", labels.join(" | "));
+            }
+            Ok(())
+        }
+        RulesCommand::Eval { file, rules } => {
+            let rule_set = load_rules(&rules)?;
+            let tsv = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = salam_bot::eval::run(&rule_set, &tsv);
+            let mut stdout = std::io::stdout().lock();
+            for line in &report.lines {
+                use std::io::Write;
+                writeln!(stdout, "{line}")?;
+            }
+            eprint!("{}", report.summary());
+            Ok(())
+        }
+    }
 }

@@ -26,10 +26,18 @@ pub enum Target {
 /// What the routing actor can be asked.
 pub enum Command {
     /// An agent socket greeted (presence online unless they chose away).
-    Connected { agent: Agent, site_ids: Vec<String> },
+    Connected {
+        agent: Agent,
+        site_ids: Vec<String>,
+    },
     /// An agent socket closed: the grace period starts when it was their last one.
-    Disconnected { agent_id: String },
-    Presence { agent_id: String, presence: Presence },
+    Disconnected {
+        agent_id: String,
+    },
+    Presence {
+        agent_id: String,
+        presence: Presence,
+    },
     /// A conversation was handed to people (it is `queued` in the store already).
     HandOff {
         site_id: String,
@@ -37,7 +45,10 @@ pub enum Command {
         department: String,
         priority: i32,
     },
-    Closed { site_id: String, conversation: String },
+    Closed {
+        site_id: String,
+        conversation: String,
+    },
     Take {
         agent_id: String,
         site_id: String,
@@ -51,7 +62,10 @@ pub enum Command {
         reply: oneshot::Sender<Result<(), RoutingError>>,
     },
     /// An agent answered in the conversation (stops the response-target clock).
-    Responded { site_id: String, conversation: String },
+    Responded {
+        site_id: String,
+        conversation: String,
+    },
     /// Re-attaches an assigned conversation after a restart.
     Restore {
         agent: Agent,
@@ -128,7 +142,9 @@ impl Routing {
             reply,
         })
         .await;
-        answer.await.unwrap_or(Err(RoutingError::UnknownConversation))
+        answer
+            .await
+            .unwrap_or(Err(RoutingError::UnknownConversation))
     }
 
     pub async fn transfer(
@@ -145,7 +161,9 @@ impl Routing {
             reply,
         })
         .await;
-        answer.await.unwrap_or(Err(RoutingError::UnknownConversation))
+        answer
+            .await
+            .unwrap_or(Err(RoutingError::UnknownConversation))
     }
 }
 
@@ -289,7 +307,8 @@ impl Actor {
                     let router = self.router(&site_id);
                     let mut effects = router.upsert_agent(Self::spec(&agent), now);
                     if first_socket {
-                        effects.extend(router.agent_reconnected(&agent.id, now).unwrap_or_default());
+                        effects
+                            .extend(router.agent_reconnected(&agent.id, now).unwrap_or_default());
                         let online = router
                             .agents()
                             .iter()
@@ -339,9 +358,15 @@ impl Actor {
                 department,
                 priority,
             } => {
-                let effects = self
-                    .router(&site_id)
-                    .enqueue(&conversation, &department, priority, now);
+                // A department nobody on the site serves goes to the general queue, so a
+                // chat never waits for a team that does not exist.
+                let router = self.router(&site_id);
+                let served = router
+                    .agents()
+                    .iter()
+                    .any(|agent| agent.departments.iter().any(|d| *d == department));
+                let department = if served { department } else { String::new() };
+                let effects = router.enqueue(&conversation, &department, priority, now);
                 match effects {
                     Ok(effects) => self.apply(&site_id, effects).await,
                     Err(err) => tracing::warn!(%conversation, error = %err, "enqueue refused"),
@@ -424,7 +449,9 @@ impl Actor {
                 let _ = router.set_presence(&agent.id, salam_routing::Presence::Online, now);
                 let _ = router.enqueue(&conversation, &department, 0, now);
                 let _ = router.take(&agent.id, &conversation, now);
-                let effects = router.agent_disconnected(&agent.id, now).unwrap_or_default();
+                let effects = router
+                    .agent_disconnected(&agent.id, now)
+                    .unwrap_or_default();
                 self.assigned_at.insert(conversation, now);
                 self.apply(&site_id, effects).await;
             }
@@ -495,7 +522,8 @@ impl Actor {
                     conversation,
                     agent,
                 } => {
-                    self.assigned_at.insert(conversation.clone(), now_ms().max(0) as u64);
+                    self.assigned_at
+                        .insert(conversation.clone(), now_ms().max(0) as u64);
                     let name = self
                         .agents
                         .get(&agent)
@@ -523,7 +551,13 @@ impl Actor {
                     if let Ok(Some(found)) = state.store.conversation(&conversation).await {
                         let requeued = state
                             .store
-                            .hand_off(&conversation, &department, found.priority, "requeued", now_ms())
+                            .hand_off(
+                                &conversation,
+                                &department,
+                                found.priority,
+                                "requeued",
+                                now_ms(),
+                            )
                             .await;
                         if requeued.is_ok() {
                             let _ = service::change_state(
@@ -549,7 +583,9 @@ impl Actor {
                     queues_changed = true;
                 }
                 Effect::Queued { .. } | Effect::QueueChanged { .. } => queues_changed = true,
-                Effect::Offered { .. } | Effect::OfferExpired { .. } | Effect::AgentOffline { .. } => {}
+                Effect::Offered { .. }
+                | Effect::OfferExpired { .. }
+                | Effect::AgentOffline { .. } => {}
             }
         }
         let snapshot = self.snapshot(site_id);

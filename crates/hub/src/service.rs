@@ -255,7 +255,10 @@ pub async fn bot_turn(
     ui_locale: Option<&str>,
 ) -> Result<salam_bot::Lang, StoreError> {
     use salam_bot::{Decision, Lang, TriageInput};
-    let recent = state.store.recent_bot_decisions(&conversation.id, 10).await?;
+    let recent = state
+        .store
+        .recent_bot_decisions(&conversation.id, 10)
+        .await?;
     let consecutive_misses = recent
         .iter()
         .take_while(|decision| matches!(decision.as_str(), "fallback" | "clarify"))
@@ -381,7 +384,12 @@ pub async fn hand_off(
         })
         .await;
     let open = settings.is_open(now);
-    let anyone = open && state.routing.snapshot(&queued.site_id).await.anyone_online();
+    let anyone = open
+        && state
+            .routing
+            .snapshot(&queued.site_id)
+            .await
+            .anyone_online();
     if !anyone {
         let rules = state.bot.current();
         let phrases = rules.phrases(lang);
@@ -420,9 +428,33 @@ pub fn expected_reply(
 ) -> String {
     use salam_bot::Lang;
     const DAYS: [[&str; 7]; 3] = [
-        ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-        ["الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"],
-        ["دوشنبه", "سه‌شنبه", "چهارشنبه", "پنجشنبه", "جمعه", "شنبه", "یکشنبه"],
+        [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ],
+        [
+            "الاثنين",
+            "الثلاثاء",
+            "الأربعاء",
+            "الخميس",
+            "الجمعة",
+            "السبت",
+            "الأحد",
+        ],
+        [
+            "دوشنبه",
+            "سه‌شنبه",
+            "چهارشنبه",
+            "پنجشنبه",
+            "جمعه",
+            "شنبه",
+            "یکشنبه",
+        ],
     ];
     let index = match lang {
         Lang::En => 0,
@@ -452,7 +484,14 @@ pub async fn close(
     agent_id: Option<&str>,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let closed = change_state(state, conversation, ConversationState::Closed, agent_id, reason).await?;
+    let closed = change_state(
+        state,
+        conversation,
+        ConversationState::Closed,
+        agent_id,
+        reason,
+    )
+    .await?;
     state
         .routing
         .send(crate::routing::Command::Closed {

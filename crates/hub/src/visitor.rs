@@ -6,13 +6,13 @@
 
 use crate::fanout::{Audience, Outbound};
 use crate::service;
+use crate::site::SiteSettings;
 use crate::state::now_ms;
 use crate::ws::{Endpoint, Flow, Link, close_code};
 use salam_protocol::{
     Author, AuthorKind, ConversationState, ErrorCode, MessageKind, PROTOCOL_VERSION, Role,
     ServerFrame, VisitorFrame,
 };
-use crate::site::SiteSettings;
 use salam_store::{Conversation, NewMessage, Site, VisitorUpdate};
 use std::collections::HashSet;
 use tracing::Instrument;
@@ -494,9 +494,13 @@ async fn handle(session: &mut Session, link: &mut Link, frame: VisitorFrame) {
             if found.state == ConversationState::Closed {
                 return;
             }
-            if let Err(err) =
-                service::close(&state, &found, found.agent_id.as_deref(), "closed by the visitor")
-                    .await
+            if let Err(err) = service::close(
+                &state,
+                &found,
+                found.agent_id.as_deref(),
+                "closed by the visitor",
+            )
+            .await
             {
                 link.error(
                     service::store_code(&err),
@@ -514,12 +518,25 @@ async fn handle(session: &mut Session, link: &mut Link, frame: VisitorFrame) {
 }
 
 /// Runs the bot when the conversation is still in the bot's hands.
-async fn run_bot(session: &mut Session, state: &crate::state::AppState, conversation: &str, text: &str) {
+async fn run_bot(
+    session: &mut Session,
+    state: &crate::state::AppState,
+    conversation: &str,
+    text: &str,
+) {
     let found: Conversation = match state.store.conversation(conversation).await {
         Ok(Some(found)) if found.state == ConversationState::Bot => found,
         _ => return,
     };
-    match service::bot_turn(state, &session.settings, &found, text, session.locale.as_deref()).await {
+    match service::bot_turn(
+        state,
+        &session.settings,
+        &found,
+        text,
+        session.locale.as_deref(),
+    )
+    .await
+    {
         Ok(lang) => session.lang = Some(lang),
         Err(err) => tracing::warn!(%conversation, error = %err, "bot turn failed"),
     }
@@ -537,7 +554,9 @@ async fn rate(
         return refuse(link, None).await;
     }
     if !(1..=5).contains(&score) {
-        return link.error(ErrorCode::BadField, "score must be 1 to 5", None).await;
+        return link
+            .error(ErrorCode::BadField, "score must be 1 to 5", None)
+            .await;
     }
     let comment: Option<String> = comment
         .map(|comment| comment.trim().chars().take(1000).collect::<String>())
@@ -548,11 +567,25 @@ async fn rate(
     };
     if found.state != ConversationState::Closed {
         return link
-            .error(ErrorCode::BadField, "a conversation is rated once it is closed", None)
+            .error(
+                ErrorCode::BadField,
+                "a conversation is rated once it is closed",
+                None,
+            )
             .await;
     }
-    if let Err(err) = state.store.rate(&conversation, score, comment.as_deref(), now_ms()).await {
-        return link.error(service::store_code(&err), service::store_message(&err), None).await;
+    if let Err(err) = state
+        .store
+        .rate(&conversation, score, comment.as_deref(), now_ms())
+        .await
+    {
+        return link
+            .error(
+                service::store_code(&err),
+                service::store_message(&err),
+                None,
+            )
+            .await;
     }
     if score <= 2 {
         let detail = match &comment {
@@ -590,7 +623,14 @@ async fn rate(
 
 fn clean(value: Option<String>, max: usize) -> Option<String> {
     value
-        .map(|value| value.trim().chars().filter(|c| !c.is_control()).take(max).collect::<String>())
+        .map(|value| {
+            value
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(max)
+                .collect::<String>()
+        })
         .filter(|value| !value.is_empty())
 }
 
@@ -617,15 +657,23 @@ async fn contact(
         clean(message, state.config.limits.max_text_chars as usize),
     );
     let email_ok = email.as_deref().is_none_or(|email| {
-        email.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+        email
+            .split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
     });
     let phone_ok = phone.as_deref().is_none_or(|phone| {
         phone.chars().filter(char::is_ascii_digit).count() >= 6
-            && phone.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+            && phone
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c))
     });
     if (email.is_none() && phone.is_none()) || !email_ok || !phone_ok {
         return link
-            .error(ErrorCode::BadField, "leave a valid e-mail address or phone number", None)
+            .error(
+                ErrorCode::BadField,
+                "leave a valid e-mail address or phone number",
+                None,
+            )
             .await;
     }
     let request = salam_store::OfflineRequest {
@@ -641,7 +689,13 @@ async fn contact(
         done_at: None,
     };
     if let Err(err) = state.store.create_offline_request(request).await {
-        return link.error(service::store_code(&err), service::store_message(&err), None).await;
+        return link
+            .error(
+                service::store_code(&err),
+                service::store_message(&err),
+                None,
+            )
+            .await;
     }
     if let Some(conversation) = conversation {
         let lang = session
@@ -696,7 +750,11 @@ async fn identify(
             == 0;
     if id.is_empty() || id.len() > 200 || !matches {
         return link
-            .error(ErrorCode::Unauthorized, "the identity is not signed by the site", None)
+            .error(
+                ErrorCode::Unauthorized,
+                "the identity is not signed by the site",
+                None,
+            )
             .await;
     }
     let (name, email) = (clean(name, 100), clean(email, 254));
@@ -706,7 +764,13 @@ async fn identify(
         .identify_visitor(&session.visitor_id, &id, name.as_deref(), email.as_deref())
         .await
     {
-        return link.error(service::store_code(&err), service::store_message(&err), None).await;
+        return link
+            .error(
+                service::store_code(&err),
+                service::store_message(&err),
+                None,
+            )
+            .await;
     }
     session.vip = session.settings.vip_user_ids.iter().any(|vip| *vip == id);
 }

@@ -112,6 +112,48 @@ pub struct Alert {
     pub at: i64,
 }
 
+/// Which conversations to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this state (`None`: open ones, that is, all but closed).
+    pub state: Option<ConversationState>,
+    /// Only conversations assigned to this agent.
+    pub agent_id: Option<String>,
+    /// Visitor name, e-mail or message text containing this (case-insensitive).
+    pub query: Option<String>,
+    pub limit: u32,
+}
+
+/// A visitor as agents see them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Visitor {
+    pub id: String,
+    pub site_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// The site's user id when `identify` verified it.
+    pub external_id: Option<String>,
+    pub locale: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub user_agent: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Response-time figures of one conversation (for reports).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Timing {
+    pub conversation: String,
+    pub created_at: i64,
+    pub handed_off_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub score: Option<u8>,
+}
+
 /// What the bot report counts over a time range.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct BotReport {
@@ -402,13 +444,39 @@ pub trait Store: Send + Sync + 'static {
         state: ConversationState,
     ) -> Result<Vec<Conversation>, StoreError>;
 
+    /// Conversations of the given sites matching `filter`, most recently updated first.
+    async fn find_conversations(
+        &self,
+        site_ids: &[String],
+        filter: ConversationFilter,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    async fn visitor(&self, visitor_id: &str) -> Result<Option<Visitor>, StoreError>;
+    /// The visitor's other conversations, newest first.
+    async fn conversations_of_visitor(
+        &self,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// Timings of conversations created in a range (for response-time reports).
+    async fn timings(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Timing>, StoreError>;
+
     // --- bot, offline requests, ratings, alerts, reports ---
     async fn record_bot_turn(&self, turn: BotTurn) -> Result<(), StoreError>;
     /// The decisions of the last `n` bot turns of a conversation, newest first.
-    async fn recent_bot_decisions(&self, conversation: &str, n: u32)
-    -> Result<Vec<String>, StoreError>;
+    async fn recent_bot_decisions(
+        &self,
+        conversation: &str,
+        n: u32,
+    ) -> Result<Vec<String>, StoreError>;
     async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError>;
-    async fn offline_requests(&self, site_ids: &[String]) -> Result<Vec<OfflineRequest>, StoreError>;
+    async fn offline_requests(
+        &self,
+        site_ids: &[String],
+    ) -> Result<Vec<OfflineRequest>, StoreError>;
     /// Stores (or replaces) the rating of a conversation.
     async fn rate(
         &self,

@@ -2,8 +2,9 @@
 
 use crate::writer::Writer;
 use crate::{
-    Agent, AgentRole, Alert, Appended, BotReport, BotTurn, Conversation, NewAgent, NewMessage,
-    OfflineRequest, Site, Store, StoreError, StoreMetrics, VisitorUpdate,
+    Agent, AgentRole, Alert, Appended, BotReport, BotTurn, Conversation, ConversationFilter,
+    NewAgent, NewMessage, OfflineRequest, Site, Store, StoreError, StoreMetrics, Timing, Visitor,
+    VisitorUpdate,
 };
 use async_trait::async_trait;
 use rand::Rng;
@@ -482,9 +483,7 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.read(move |connection| {
             connection
-                .prepare_cached(
-                    &format!("SELECT {SITE_COLUMNS} FROM sites WHERE key = ?1"),
-                )
+                .prepare_cached(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE key = ?1"))
                 .map_err(map_err)?
                 .query_row([key], site_from_row)
                 .optional()
@@ -497,9 +496,7 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.read(move |connection| {
             connection
-                .prepare_cached(
-                    &format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"),
-                )
+                .prepare_cached(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"))
                 .map_err(map_err)?
                 .query_row([id], site_from_row)
                 .optional()
@@ -511,9 +508,9 @@ impl Store for SqliteStore {
     async fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
         self.read(|connection| {
             let mut statement = connection
-                .prepare(
-                    &format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY created_at, id"),
-                )
+                .prepare(&format!(
+                    "SELECT {SITE_COLUMNS} FROM sites ORDER BY created_at, id"
+                ))
                 .map_err(map_err)?;
             let sites = statement
                 .query_map([], site_from_row)
@@ -552,7 +549,8 @@ impl Store for SqliteStore {
                             agent.password_hash,
                             now,
                             agent.capacity,
-                            serde_json::to_string(&agent.departments).unwrap_or_else(|_| "[]".into())
+                            serde_json::to_string(&agent.departments)
+                                .unwrap_or_else(|_| "[]".into())
                         ],
                     )
                     .map_err(map_err)?;
@@ -933,7 +931,8 @@ impl Store for SqliteStore {
         state: ConversationState,
     ) -> Result<Vec<Conversation>, StoreError> {
         self.read(move |connection| {
-            let sql = format!("{CONVERSATION_SELECT} WHERE c.state = ?1 ORDER BY c.updated_at, c.id");
+            let sql =
+                format!("{CONVERSATION_SELECT} WHERE c.state = ?1 ORDER BY c.updated_at, c.id");
             let mut statement = connection.prepare(&sql).map_err(map_err)?;
             let rows = statement
                 .query_map([state.as_str()], conversation_from_row)
@@ -941,6 +940,150 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(map_err)?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn find_conversations(
+        &self,
+        site_ids: &[String],
+        filter: ConversationFilter,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let mut sql = format!("{CONVERSATION_SELECT} WHERE c.site_id = ?1");
+            match filter.state {
+                Some(state) => sql.push_str(&format!(" AND c.state = '{}'", state.as_str())),
+                None => sql.push_str(" AND c.state != 'closed'"),
+            }
+            if filter.agent_id.is_some() {
+                sql.push_str(" AND c.agent_id = ?2");
+            } else {
+                sql.push_str(" AND ?2 IS NULL");
+            }
+            if filter.query.is_some() {
+                sql.push_str(
+                    " AND (v.name LIKE ?3 ESCAPE '\\' OR v.email LIKE ?3 ESCAPE '\\' OR EXISTS \
+                     (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.kind != 'event' \
+                     AND m.text LIKE ?3 ESCAPE '\\'))",
+                );
+            } else {
+                sql.push_str(" AND ?3 IS NULL");
+            }
+            sql.push_str(" ORDER BY c.updated_at DESC LIMIT ?4");
+            let pattern = filter.query.as_ref().map(|query| {
+                let escaped = query
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("%{escaped}%")
+            });
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map(
+                        params![site_id, filter.agent_id, pattern, filter.limit.max(1)],
+                        conversation_from_row,
+                    )
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            all.sort_by_key(|conversation: &Conversation| std::cmp::Reverse(conversation.updated_at));
+            all.truncate(filter.limit.max(1) as usize);
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn visitor(&self, visitor_id: &str) -> Result<Option<Visitor>, StoreError> {
+        let visitor_id = visitor_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT id, site_id, name, email, phone, external_id, locale, page_url, \
+                     page_title, referrer, user_agent, first_seen, last_seen FROM visitors WHERE id = ?1",
+                    [visitor_id],
+                    |row| {
+                        Ok(Visitor {
+                            id: row.get(0)?,
+                            site_id: row.get(1)?,
+                            name: row.get(2)?,
+                            email: row.get(3)?,
+                            phone: row.get(4)?,
+                            external_id: row.get(5)?,
+                            locale: row.get(6)?,
+                            page_url: row.get(7)?,
+                            page_title: row.get(8)?,
+                            referrer: row.get(9)?,
+                            user_agent: row.get(10)?,
+                            first_seen: row.get(11)?,
+                            last_seen: row.get(12)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn conversations_of_visitor(
+        &self,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let visitor_id = visitor_id.to_owned();
+        self.read(move |connection| {
+            let sql = format!(
+                "{CONVERSATION_SELECT} WHERE c.visitor_id = ?1 ORDER BY c.created_at DESC LIMIT 50"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let rows = statement
+                .query_map([visitor_id], conversation_from_row)
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn timings(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Timing>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT c.id, c.created_at, c.handed_off_at, c.first_response_at, c.closed_at, r.score \
+                     FROM conversations c LEFT JOIN ratings r ON r.conversation_id = c.id \
+                     WHERE c.site_id = ?1 AND c.created_at >= ?2 AND c.created_at < ?3",
+                )
+                .map_err(map_err)?;
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map(params![site_id, from, to], |row| {
+                        Ok(Timing {
+                            conversation: row.get(0)?,
+                            created_at: row.get(1)?,
+                            handed_off_at: row.get(2)?,
+                            first_response_at: row.get(3)?,
+                            closed_at: row.get(4)?,
+                            score: row.get::<_, Option<i64>>(5)?.map(|score| score as u8),
+                        })
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            Ok(all)
         })
         .await
     }
@@ -1017,7 +1160,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn offline_requests(&self, site_ids: &[String]) -> Result<Vec<OfflineRequest>, StoreError> {
+    async fn offline_requests(
+        &self,
+        site_ids: &[String],
+    ) -> Result<Vec<OfflineRequest>, StoreError> {
         let site_ids = site_ids.to_vec();
         self.read(move |connection| {
             let mut statement = connection
@@ -1155,7 +1301,7 @@ impl Store for SqliteStore {
                     .query_row(
                         "SELECT count(*), \
                          sum(EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id)), \
-                         sum(c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id)) \
+                         sum(c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id AND b.decision = 'answer')) \
                          FROM conversations c WHERE c.site_id = ?1 AND c.created_at >= ?2 AND c.created_at < ?3",
                         params![site_id, from, to],
                         |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0), row.get::<_, Option<i64>>(2)?.unwrap_or(0))),

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod bot;
 mod crash;
 mod delivery;
 mod lifecycle;

@@ -1,0 +1,456 @@
+//! The REST API the console uses: conversations, visitors, agents, the queue, the bot's
+//! rules, offline requests, alerts and reports. Every handler authenticates, then
+//! checks that the agent may see the site (admins: all sites) and, for admin actions,
+//! the role. Another site's object answers 404, exactly like a missing one.
+
+use crate::http::{ApiError, Credential, authenticate, check_csrf};
+use crate::site::SiteSettings;
+use crate::state::{AppState, now_ms};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use salam_protocol::{ConversationState, ErrorCode};
+use salam_store::{Agent, AgentRole, ConversationFilter};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The sites an agent works on (admins: every site).
+pub async fn accessible_sites(state: &AppState, agent: &Agent) -> Result<Vec<String>, ApiError> {
+    Ok(if agent.role == AgentRole::Admin {
+        state
+            .store
+            .list_sites()
+            .await?
+            .into_iter()
+            .map(|site| site.id)
+            .collect()
+    } else {
+        agent.site_ids.clone()
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
+}
+
+fn admin_only(agent: &Agent) -> Result<(), ApiError> {
+    if agent.role == AgentRole::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "admins only",
+        ))
+    }
+}
+
+/// Narrows to one site when `site` is given (and accessible).
+fn narrow(site_ids: Vec<String>, site: Option<&String>) -> Result<Vec<String>, ApiError> {
+    match site {
+        Some(site) if site_ids.contains(site) => Ok(vec![site.clone()]),
+        Some(_) => Err(not_found()),
+        None => Ok(site_ids),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// `queued`, `mine`, `open` (default), `closed`, `bot`, `assigned`.
+    state: Option<String>,
+    /// Search in visitor name, e-mail and message text.
+    q: Option<String>,
+    site: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/conversations?state=queued|mine|open|closed&q=TEXT&site=ID`
+pub async fn conversations(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let mut filter = ConversationFilter {
+        limit: query.limit.unwrap_or(200).min(500),
+        query: query
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(|q| q.chars().take(200).collect()),
+        ..ConversationFilter::default()
+    };
+    match query.state.as_deref().unwrap_or("open") {
+        "open" => {}
+        "mine" => {
+            filter.state = Some(ConversationState::Assigned);
+            filter.agent_id = Some(agent.id.clone());
+        }
+        other => {
+            filter.state = Some(ConversationState::parse(other).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadField,
+                    "state must be queued, mine, open, closed, bot or assigned",
+                )
+            })?);
+        }
+    }
+    let found = state.store.find_conversations(&site_ids, filter).await?;
+    let summaries: Vec<_> = found.iter().map(|c| c.summary()).collect();
+    Ok(Json(json!({ "conversations": summaries })).into_response())
+}
+
+/// `GET /api/conversations/{id}`: the summary, the visitor's details, their past
+/// conversations and the rating.
+pub async fn conversation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let found = state.store.conversation(&id).await?.ok_or_else(not_found)?;
+    if !agent.can_access(&found.site_id) {
+        return Err(not_found());
+    }
+    let visitor = state.store.visitor(&found.visitor_id).await?;
+    let past: Vec<_> = state
+        .store
+        .conversations_of_visitor(&found.visitor_id)
+        .await?
+        .iter()
+        .filter(|other| other.id != found.id)
+        .map(|other| other.summary())
+        .collect();
+    let rating = state
+        .store
+        .rating(&id)
+        .await?
+        .map(|(score, comment)| json!({ "score": score, "comment": comment }));
+    Ok(Json(json!({
+        "conversation": found.summary(),
+        "visitor": visitor,
+        "identified": visitor.as_ref().is_some_and(|v| v.external_id.is_some()),
+        "past_conversations": past,
+        "rating": rating,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SiteQuery {
+    site: Option<String>,
+}
+
+/// `GET /api/agents?site=ID`: agents with presence and load, per site.
+pub async fn agents(
+    State(state): State<AppState>,
+    Query(query): Query<SiteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let mut sites = serde_json::Map::new();
+    for site_id in site_ids {
+        let snapshot = state.routing.snapshot(&site_id).await;
+        sites.insert(site_id, json!(snapshot.agents));
+    }
+    Ok(Json(json!({ "sites": sites })).into_response())
+}
+
+/// `GET /api/queue?site=ID`: the queue, in order, with expected waits.
+pub async fn queue(
+    State(state): State<AppState>,
+    Query(query): Query<SiteQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let mut sites = serde_json::Map::new();
+    for site_id in site_ids {
+        let snapshot = state.routing.snapshot(&site_id).await;
+        sites.insert(site_id, json!(snapshot.queue));
+    }
+    Ok(Json(json!({ "sites": sites })).into_response())
+}
+
+/// `GET /api/offline-requests`: callbacks to follow up.
+pub async fn offline_requests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let site_ids = accessible_sites(&state, &agent).await?;
+    let requests = state.store.offline_requests(&site_ids).await?;
+    Ok(Json(json!({ "requests": requests })).into_response())
+}
+
+/// `GET /api/alerts` (admins): low-satisfaction alerts.
+pub async fn alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    admin_only(&agent)?;
+    let site_ids = accessible_sites(&state, &agent).await?;
+    let alerts = state.store.alerts(&site_ids).await?;
+    Ok(Json(json!({ "alerts": alerts })).into_response())
+}
+
+/// `GET /api/sites` (admins: all; agents: theirs).
+pub async fn sites(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let sites: Vec<_> = state
+        .store
+        .list_sites()
+        .await?
+        .into_iter()
+        .filter(|site| agent.can_access(&site.id))
+        .map(|site| {
+            json!({
+                "id": site.id,
+                "name": site.name,
+                "key": site.key,
+                "origins": site.origins,
+                "settings": SiteSettings::parse(&site.settings),
+                "identity_secret": (agent.role == AgentRole::Admin).then_some(site.identity_secret),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sites": sites })).into_response())
+}
+
+/// `PUT /api/sites/{id}/settings` (admins): replaces the site's settings.
+pub async fn put_site_settings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Option<Json<SiteSettings>>,
+) -> Result<Response, ApiError> {
+    let (agent, _, credential) = authenticate(&state, &headers).await?;
+    check_csrf(&method, credential, &headers)?;
+    admin_only(&agent)?;
+    let Some(Json(settings)) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadField,
+            "send the settings as JSON",
+        ));
+    };
+    state.store.site_by_id(&id).await?.ok_or_else(not_found)?;
+    let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
+    state.store.update_site_settings(&id, &json).await?;
+    Ok(Json(json!({ "settings": settings })).into_response())
+}
+
+/// `GET /api/rules`: the rules in force (read-only) and the last reload error.
+pub async fn rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers).await?;
+    let rules = state.bot.current();
+    let listed: Vec<_> = rules
+        .rules()
+        .iter()
+        .map(|rule| {
+            json!({
+                "id": rule.id,
+                "intent": rule.intent,
+                "file": rule.file,
+            })
+        })
+        .collect();
+    let last_error = state
+        .bot
+        .last_error
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok(Json(json!({
+        "source": state.bot.source(),
+        "rules": listed,
+        "last_error": last_error,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TryRequest {
+    text: String,
+    lang: Option<String>,
+}
+
+/// `POST /api/rules/try`: what the bot would decide for a sentence.
+pub async fn try_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<TryRequest>>,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers).await?;
+    let Some(Json(request)) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadField,
+            "send {\"text\": ...}",
+        ));
+    };
+    let text: String = request.text.chars().take(4000).collect();
+    Ok(Json(crate::bot::explain(
+        &state.bot.current(),
+        &text,
+        request.lang.as_deref(),
+    ))
+    .into_response())
+}
+
+/// `POST /api/rules/reload` (admins): reloads the rule files now.
+pub async fn reload_rules(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, credential) = authenticate(&state, &headers).await?;
+    check_csrf(&method, credential, &headers)?;
+    admin_only(&agent)?;
+    Ok(match state.bot.reload() {
+        Ok(n_rules) => Json(json!({ "ok": true, "rules": n_rules })).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": errors.lines().collect::<Vec<_>>() })),
+        )
+            .into_response(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    /// Milliseconds since the epoch (default: 30 days ago).
+    from: Option<i64>,
+    /// Milliseconds since the epoch (default: now).
+    to: Option<i64>,
+    site: Option<String>,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// `GET /api/reports?from=MS&to=MS&site=ID`: conversations, deflection, handoffs by
+/// reason, first response and resolution times (median, p90), satisfaction, and the
+/// questions the bot could not answer.
+pub async fn reports(
+    State(state): State<AppState>,
+    Query(query): Query<RangeQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(&state, &headers).await?;
+    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let to = query.to.unwrap_or_else(now_ms);
+    let from = query.from.unwrap_or(to - 30 * 24 * 3_600_000);
+    let bot = state.store.bot_report(&site_ids, from, to).await?;
+    let timings = state.store.timings(&site_ids, from, to).await?;
+    let mut first_response: Vec<i64> = timings
+        .iter()
+        .filter_map(|t| Some(t.first_response_at? - t.handed_off_at?))
+        .collect();
+    let mut resolution: Vec<i64> = timings
+        .iter()
+        .filter_map(|t| Some(t.closed_at? - t.created_at))
+        .collect();
+    first_response.sort_unstable();
+    resolution.sort_unstable();
+    let scores: Vec<u8> = timings.iter().filter_map(|t| t.score).collect();
+    let mut distribution = [0u64; 5];
+    for score in &scores {
+        distribution[(*score as usize).clamp(1, 5) - 1] += 1;
+    }
+    let average = (!scores.is_empty())
+        .then(|| scores.iter().map(|s| *s as f64).sum::<f64>() / scores.len() as f64);
+    let target_ms = state.config.routing.first_response_target_secs as i64 * 1000;
+    let within_target = first_response.iter().filter(|ms| **ms <= target_ms).count();
+    let deflection =
+        (bot.bot_conversations > 0).then(|| bot.deflected as f64 / bot.bot_conversations as f64);
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "conversations": bot.conversations,
+        "bot_conversations": bot.bot_conversations,
+        "deflected": bot.deflected,
+        "deflection_rate": deflection,
+        "handoffs_by_reason": bot.handoffs_by_reason,
+        "first_response_ms": {
+            "median": percentile(&first_response, 0.5),
+            "p90": percentile(&first_response, 0.9),
+            "count": first_response.len(),
+            "target_ms": target_ms,
+            "within_target": within_target,
+        },
+        "resolution_ms": {
+            "median": percentile(&resolution, 0.5),
+            "p90": percentile(&resolution, 0.9),
+            "count": resolution.len(),
+        },
+        "satisfaction": {
+            "average": average,
+            "count": scores.len(),
+            "distribution": distribution,
+        },
+        "unanswered": bot.unanswered,
+    }))
+    .into_response())
+}
+
+/// `GET /api/widget/{key}` (public, CORS): what the widget needs to draw itself.
+pub async fn widget_settings(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    let cors = [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")];
+    let site = match state.store.site_by_key(&key).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                cors,
+                Json(json!({ "error": "unknown_site" })),
+            )
+                .into_response();
+        }
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let settings = SiteSettings::parse(&site.settings);
+    let open = settings.is_open(now_ms());
+    let online = open && state.routing.snapshot(&site.id).await.anyone_online();
+    (
+        cors,
+        [(header::CACHE_CONTROL, "no-cache")],
+        Json(json!({
+            "key": site.key,
+            "name": site.name,
+            "color": settings.color,
+            "position": settings.position,
+            "locale": settings.locale,
+            "greeting": settings.greeting,
+            "logo": settings.logo,
+            "business_hours": settings.business_hours,
+            "open": open,
+            "prechat": settings.prechat,
+            "agents_online": online,
+        })),
+    )
+        .into_response()
+}
+
+/// Keeps the credential type in use (cookie sessions need CSRF headers on writes).
+pub fn uses_cookie(credential: Credential) -> bool {
+    credential == Credential::Cookie
+}

@@ -100,6 +100,54 @@ impl TestHub {
         Ok(())
     }
 
+    /// Adds an agent of the test site and returns their bearer token.
+    pub async fn add_agent(
+        &self,
+        name: &str,
+        capacity: Option<u32>,
+        departments: &[&str],
+    ) -> Result<(String, String)> {
+        let email = format!("{}@shop.test", name.to_lowercase());
+        let password = "correct horse battery";
+        let agent = self
+            .state
+            .store
+            .create_agent(salam_store::NewAgent {
+                email: email.clone(),
+                name: name.to_owned(),
+                role: salam_store::AgentRole::Agent,
+                password_hash: salam_hub::auth::hash_password(password)
+                    .map_err(|err| anyhow!("{err}"))?,
+                site_ids: vec![self.site.id.clone()],
+                capacity,
+                departments: departments.iter().map(|d| d.to_string()).collect(),
+            })
+            .await?;
+        let response = http_request(
+            self.addr,
+            "POST",
+            "/api/login",
+            &[("content-type", "application/json")],
+            &json!({"email": email, "password": password}).to_string(),
+        )
+        .await?;
+        let body: Value = serde_json::from_str(&response.body)?;
+        let token = body["token"].as_str().context("no token")?.to_owned();
+        Ok((agent.id, token))
+    }
+
+    /// An agent socket for a bearer token, greeted.
+    pub async fn agent(&self, token: &str) -> Result<Client> {
+        let mut client = Client::connect_agent(self.addr, token).await?;
+        client.send_json(&json!({"type": "hello", "v": 1})).await?;
+        let welcome = client.recv().await?;
+        if !matches!(welcome, ServerFrame::Welcome { .. }) {
+            bail!("expected welcome, got {welcome:?}");
+        }
+        client.welcome = Some(welcome);
+        Ok(client)
+    }
+
     /// Triggers graceful shutdown and waits for the hub to stop.
     pub async fn shutdown(&mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {

@@ -14,15 +14,21 @@
 //!   at once in a Shadow DOM, queues `window.Salam` calls, loads this crate lazily;
 //! - [`i18n`]: every UI string in en, ar and fa, locale choice, direction;
 //! - [`text`]: link detection (http and https only), avatar initials, WCAG contrast;
+//! - [`json`] and [`wire`]: a small JSON codec and the frames in the widget's view,
+//!   checked against `salam-protocol`'s serde in tests;
 //! - [`state`]: the state machine;
 //! - `view`: the DOM and browser glue (wasm32 only).
 //!
-//! Wire frames are the `salam-protocol` types the hub uses; frames are decoded with
-//! serde_json (its size is measured by `scripts/check-widget-size.sh`).
+//! The protocol's enums (states, author kinds, error codes, forms) are the
+//! `salam-protocol` types the hub uses, but frames are read and written by [`json`]
+//! rather than serde_json: serde_json and the derived impls were about 170 KB of a
+//! 370 KB WASM, more than the whole size budget allows (`scripts/check-widget-size.sh`).
 
 pub mod i18n;
+pub mod json;
 pub mod state;
 pub mod text;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod view;

@@ -14,11 +14,9 @@
 //! - After every reconnect the widget resumes after the last `seq` it has.
 
 use crate::i18n::Locale;
-use salam_protocol::{
-    Author, AuthorKind, ConversationState, ErrorCode, FormKind, Message, MessageKind,
-    PROTOCOL_VERSION, PageInfo, ServerFrame, VisitorFrame,
-};
-use serde::{Deserialize, Serialize};
+use crate::json::{Json, n, obj, os, s};
+use crate::wire::{Incoming, Line, Outgoing, Page, QuickReply};
+use salam_protocol::{AuthorKind, ConversationState, ErrorCode, FormKind, MessageKind};
 use std::collections::BTreeMap;
 
 /// First reconnect delay (before jitter).
@@ -49,8 +47,7 @@ pub fn backoff_delay(attempt: u32, random: f64) -> u32 {
 }
 
 /// The site settings from `GET /api/widget/{key}`. Unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteSettings {
     pub key: String,
     pub name: String,
@@ -80,6 +77,34 @@ impl Default for SiteSettings {
 }
 
 impl SiteSettings {
+    /// Reads the JSON of `GET /api/widget/{key}`; missing or odd fields keep defaults.
+    pub fn parse(text: &str) -> SiteSettings {
+        let Some(value) = Json::parse(text) else {
+            return SiteSettings::default();
+        };
+        let greeting = match value.get("greeting") {
+            Some(Json::Obj(members)) => members
+                .iter()
+                .filter_map(|(locale, text)| match text {
+                    Json::Str(text) => Some((locale.clone(), text.clone())),
+                    _ => None,
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        SiteSettings {
+            key: value.string("key").unwrap_or_default(),
+            name: value.string("name").unwrap_or_default(),
+            color: value.string("color"),
+            position: value.string("position"),
+            locale: value.string("locale"),
+            greeting,
+            logo: value.string("logo"),
+            prechat: value.bool("prechat").unwrap_or(false),
+            agents_online: value.bool("agents_online").unwrap_or(true),
+        }
+    }
+
     /// Whether the launcher sits on the left: the site's side, mirrored for
     /// right-to-left locales.
     pub fn left(&self, locale: Locale) -> bool {
@@ -111,15 +136,13 @@ pub enum Connection {
 }
 
 /// A message typed by the visitor and not yet acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outgoing {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
     pub client_id: String,
     pub text: String,
     /// When it was last sent on the current connection (`None`: not yet).
-    #[serde(skip)]
     pub sent_at: Option<i64>,
     /// The hub rejected it for good (too long, empty).
-    #[serde(default)]
     pub failed: bool,
 }
 
@@ -137,11 +160,11 @@ pub enum Form {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     /// The socket opened: greet.
-    SocketOpen { page: PageInfo },
+    SocketOpen { page: Page },
     /// The socket closed or failed; `random` in `0..1` jitters the retry.
     SocketClosed { random: f64 },
     /// A frame from the hub, at `now` (ms since the epoch).
-    Frame { frame: ServerFrame, now: i64 },
+    Frame { frame: Incoming, now: i64 },
     Open,
     Close,
     Toggle,
@@ -200,7 +223,7 @@ impl ApiEvent {
 /// Something the view must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Frame(VisitorFrame),
+    Frame(Outgoing),
     Reconnect { after_ms: u32 },
     /// A new message while the panel is closed: sound and title notice.
     Notify,
@@ -210,16 +233,68 @@ pub enum Effect {
 }
 
 /// What survives a reload (one localStorage entry per site).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
     pub token: Option<String>,
     pub conversation: Option<String>,
     pub last_seq: u64,
-    pub lines: Vec<Message>,
-    pub outbox: Vec<Outgoing>,
+    pub lines: Vec<Line>,
+    pub outbox: Vec<Pending>,
     pub prechat_done: bool,
     pub rated: Option<String>,
+}
+
+impl Stored {
+    /// Reads what [`Stored::to_text`] wrote; anything unreadable is a fresh start.
+    pub fn parse(text: &str) -> Stored {
+        let Some(value) = Json::parse(text) else {
+            return Stored::default();
+        };
+        Stored {
+            token: value.string("token"),
+            conversation: value.string("conversation"),
+            last_seq: value.uint("last_seq").unwrap_or(0),
+            lines: value.arr("lines").iter().filter_map(Line::from_json).collect(),
+            outbox: value
+                .arr("outbox")
+                .iter()
+                .filter_map(|pending| {
+                    Some(Pending {
+                        client_id: pending.string("client_id")?,
+                        text: pending.string("text")?,
+                        sent_at: None,
+                        failed: pending.bool("failed").unwrap_or(false),
+                    })
+                })
+                .collect(),
+            prechat_done: value.bool("prechat_done").unwrap_or(false),
+            rated: value.string("rated"),
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let outbox = self
+            .outbox
+            .iter()
+            .map(|pending| {
+                obj([
+                    ("client_id", s(&pending.client_id)),
+                    ("text", s(&pending.text)),
+                    ("failed", Some(Json::Bool(pending.failed))),
+                ])
+            })
+            .collect();
+        obj([
+            ("token", os(&self.token)),
+            ("conversation", os(&self.conversation)),
+            ("last_seq", n(self.last_seq)),
+            ("lines", Some(Json::Arr(self.lines.iter().map(Line::to_json).collect()))),
+            ("outbox", Some(Json::Arr(outbox))),
+            ("prechat_done", Some(Json::Bool(self.prechat_done))),
+            ("rated", os(&self.rated)),
+        ])
+        .to_text()
+    }
 }
 
 /// The whole widget state.
@@ -235,8 +310,8 @@ pub struct State {
     pub conversation: Option<String>,
     pub conversation_state: Option<ConversationState>,
     pub last_seq: u64,
-    pub lines: Vec<Message>,
-    pub outbox: Vec<Outgoing>,
+    pub lines: Vec<Line>,
+    pub outbox: Vec<Pending>,
     /// Who is typing, until when.
     pub typing: Option<(String, i64)>,
     /// Place in the queue and expected wait in seconds.
@@ -248,7 +323,7 @@ pub struct State {
     prechat_done: bool,
     rated: Option<String>,
     /// Frames other than messages waiting for a connection (identify, rate, contact).
-    later: Vec<VisitorFrame>,
+    later: Vec<Outgoing>,
     seen_sent: u64,
     typing_sent_at: i64,
     max_text_chars: usize,
@@ -311,10 +386,10 @@ impl State {
 
     /// Quick replies to offer: those of the last line, if it is the bot's and the
     /// conversation is still open.
-    pub fn quick_replies(&self) -> &[salam_protocol::QuickReply] {
+    pub fn quick_replies(&self) -> &[QuickReply] {
         match self.lines.last() {
             Some(last)
-                if last.author.kind == AuthorKind::Bot
+                if last.author == AuthorKind::Bot
                     && self.outbox.is_empty()
                     && self.conversation_state != Some(ConversationState::Closed) =>
             {
@@ -348,12 +423,11 @@ impl State {
         match msg {
             Msg::SocketOpen { page } => {
                 self.connection = Connection::Connecting;
-                effects.push(Effect::Frame(VisitorFrame::Hello {
-                    v: PROTOCOL_VERSION,
+                effects.push(Effect::Frame(Outgoing::Hello {
                     site: self.site.clone(),
                     token: self.token.clone(),
-                    locale: Some(self.locale.tag().to_owned()),
-                    page: Some(page),
+                    locale: self.locale.tag().to_owned(),
+                    page,
                 }));
             }
             Msg::SocketClosed { random } => {
@@ -383,7 +457,7 @@ impl State {
                 if self.conversation_state == Some(ConversationState::Closed) {
                     self.form = None;
                 }
-                self.outbox.push(Outgoing {
+                self.outbox.push(Pending {
                     client_id,
                     text: text.to_owned(),
                     sent_at: None,
@@ -397,7 +471,7 @@ impl State {
                     && now - self.typing_sent_at >= TYPING_EVERY_MS
                 {
                     self.typing_sent_at = now;
-                    effects.push(Effect::Frame(VisitorFrame::Typing {
+                    effects.push(Effect::Frame(Outgoing::Typing {
                         conversation,
                         typing: true,
                     }));
@@ -409,7 +483,7 @@ impl State {
                 email,
                 hash,
             } => self.send_later(
-                VisitorFrame::Identify {
+                Outgoing::Identify {
                     id,
                     name,
                     email,
@@ -432,7 +506,7 @@ impl State {
                 self.form_error = false;
                 self.form = Some(Form::ContactThanks);
                 self.send_later(
-                    VisitorFrame::Contact {
+                    Outgoing::Contact {
                         conversation: self.target(),
                         name: non_empty(name),
                         email,
@@ -450,7 +524,7 @@ impl State {
                 self.rated = Some(conversation.clone());
                 self.form = Some(Form::RatingThanks);
                 self.send_later(
-                    VisitorFrame::Rate {
+                    Outgoing::Rate {
                         conversation,
                         score: score.clamp(1, 5),
                         comment: non_empty(comment),
@@ -463,7 +537,7 @@ impl State {
                 let (name, email) = (non_empty(name), non_empty(email));
                 if name.is_some() || email.is_some() {
                     self.send_later(
-                        VisitorFrame::Contact {
+                        Outgoing::Contact {
                             conversation: self.target(),
                             name,
                             email,
@@ -528,7 +602,7 @@ impl State {
             && self.last_seq > self.seen_sent
         {
             self.seen_sent = self.last_seq;
-            effects.push(Effect::Frame(VisitorFrame::Seen {
+            effects.push(Effect::Frame(Outgoing::Seen {
                 conversation,
                 seq: self.last_seq,
             }));
@@ -544,7 +618,7 @@ impl State {
         for outgoing in &mut self.outbox {
             if outgoing.sent_at.is_none() && !outgoing.failed {
                 outgoing.sent_at = Some(now);
-                effects.push(Effect::Frame(VisitorFrame::Send {
+                effects.push(Effect::Frame(Outgoing::Send {
                     client_id: outgoing.client_id.clone(),
                     text: outgoing.text.clone(),
                     conversation: conversation.clone(),
@@ -553,7 +627,7 @@ impl State {
         }
     }
 
-    fn send_later(&mut self, frame: VisitorFrame, effects: &mut Vec<Effect>) {
+    fn send_later(&mut self, frame: Outgoing, effects: &mut Vec<Effect>) {
         if self.online() {
             effects.push(Effect::Frame(frame));
         } else {
@@ -577,7 +651,7 @@ impl State {
     }
 
     /// Inserts a committed line in `seq` order, unless it is already there.
-    fn insert_line(&mut self, message: Message) -> bool {
+    fn insert_line(&mut self, message: Line) -> bool {
         if let Some(client_id) = &message.client_id {
             self.outbox.retain(|outgoing| &outgoing.client_id != client_id);
         }
@@ -594,17 +668,18 @@ impl State {
         true
     }
 
-    fn on_frame(&mut self, frame: ServerFrame, now: i64, effects: &mut Vec<Effect>) {
+    fn on_frame(&mut self, frame: Incoming, now: i64, effects: &mut Vec<Effect>) {
         match frame {
-            ServerFrame::Welcome {
+            Incoming::Welcome {
                 token,
                 conversations,
-                limits,
-                ..
+                max_text_chars,
             } => {
                 self.connection = Connection::Online;
                 self.attempt = 0;
-                self.max_text_chars = limits.max_text_chars as usize;
+                if let Some(max) = max_text_chars.and_then(|max| usize::try_from(max).ok()) {
+                    self.max_text_chars = max;
+                }
                 if token.is_some() {
                     self.token = token;
                 }
@@ -618,7 +693,7 @@ impl State {
                         let id = summary.id.clone();
                         self.adopt(&id);
                         self.conversation_state = Some(summary.state);
-                        effects.push(Effect::Frame(VisitorFrame::Resume {
+                        effects.push(Effect::Frame(Outgoing::Resume {
                             conversation: id,
                             after: self.last_seq,
                         }));
@@ -637,11 +712,10 @@ impl State {
                 }
                 self.flush_outbox(now, effects);
             }
-            ServerFrame::Ack {
+            Incoming::Ack {
                 client_id,
                 conversation,
                 seq,
-                ..
             } => {
                 self.adopt(&conversation);
                 if let Some(index) = self
@@ -650,15 +724,12 @@ impl State {
                     .position(|outgoing| outgoing.client_id == client_id)
                 {
                     let outgoing = self.outbox.remove(index);
-                    self.insert_line(Message {
+                    self.insert_line(Line {
                         conversation: conversation.clone(),
                         seq,
                         kind: MessageKind::Text,
-                        author: Author {
-                            kind: AuthorKind::Visitor,
-                            id: None,
-                            name: None,
-                        },
+                        author: AuthorKind::Visitor,
+                        name: None,
                         text: outgoing.text,
                         at: now,
                         client_id: Some(client_id),
@@ -670,19 +741,19 @@ impl State {
                 }
                 self.send_seen(effects);
             }
-            ServerFrame::Message(message) => {
+            Incoming::Message(message) => {
                 if message.kind == MessageKind::Note {
                     return;
                 }
                 if self.conversation.as_deref() != Some(message.conversation.as_str()) {
                     self.adopt(&message.conversation.clone());
                 }
-                let incoming = matches!(message.author.kind, AuthorKind::Agent | AuthorKind::Bot)
+                let incoming = matches!(message.author, AuthorKind::Agent | AuthorKind::Bot)
                     && message.kind == MessageKind::Text;
                 let event = ApiEvent::Message {
                     text: message.text.clone(),
-                    author: message.author.kind,
-                    name: message.author.name.clone(),
+                    author: message.author,
+                    name: message.name.clone(),
                 };
                 if self.typing.is_some() && incoming {
                     self.typing = None;
@@ -699,19 +770,19 @@ impl State {
                     effects.push(Effect::Emit(ApiEvent::Unread(self.unread)));
                 }
             }
-            ServerFrame::Typing { author, typing, .. } => {
-                if author.kind == AuthorKind::Visitor {
+            Incoming::Typing {
+                author,
+                name,
+                typing,
+            } => {
+                if author == AuthorKind::Visitor {
                     return;
                 }
-                self.typing = typing.then(|| {
-                    let name = author.name.unwrap_or_default();
-                    (name, now + TYPING_TTL_MS)
-                });
+                self.typing = typing.then(|| (name.unwrap_or_default(), now + TYPING_TTL_MS));
             }
-            ServerFrame::State {
+            Incoming::State {
                 conversation,
                 state,
-                ..
             } => {
                 if self.conversation.as_deref() != Some(conversation.as_str()) {
                     return;
@@ -727,7 +798,7 @@ impl State {
                     }
                 }
             }
-            ServerFrame::Queue {
+            Incoming::Queue {
                 conversation,
                 position,
                 wait_secs,
@@ -736,7 +807,7 @@ impl State {
                     self.queue = Some((position, wait_secs));
                 }
             }
-            ServerFrame::Form { conversation, form } => match form {
+            Incoming::Form { conversation, form } => match form {
                 FormKind::Contact => {
                     self.form = Some(Form::Contact);
                     self.form_error = false;
@@ -747,15 +818,15 @@ impl State {
                     }
                 }
             },
-            ServerFrame::Resumed { last_seq, .. } => {
+            Incoming::Resumed { last_seq } => {
                 self.last_seq = self.last_seq.max(last_seq);
                 self.send_seen(effects);
             }
-            ServerFrame::Error {
-                code, client_id, ..
-            } => self.on_error(code, client_id, now, effects),
-            // Agent-side frames (and any added later) mean nothing to the widget.
-            _ => {}
+            Incoming::Error { code, client_id } => match code {
+                Some(code) => self.on_error(code, client_id, now, effects),
+                // A code newer than this widget: a message named by it is resent later.
+                None => {}
+            },
         }
     }
 

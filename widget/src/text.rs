@@ -74,7 +74,9 @@ pub fn initials(name: &str) -> String {
     name.split_whitespace()
         .filter_map(|word| word.chars().find(|c| c.is_alphanumeric()))
         .take(2)
-        .flat_map(char::to_uppercase)
+        // ASCII only: full Unicode case tables would add kilobytes to the WASM for
+        // a two-letter avatar (Arabic and Persian have no case anyway).
+        .map(|c| c.to_ascii_uppercase())
         .collect()
 }
 

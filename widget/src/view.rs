@@ -17,7 +17,8 @@
 use crate::i18n::{Key, Locale};
 use crate::state::{ApiEvent, Connection, Effect, Form, Msg, SiteSettings, State, Stored};
 use crate::text::{self, Segment};
-use salam_protocol::{AuthorKind, ConversationState, Message, MessageKind, PageInfo};
+use crate::wire::{Line, Page};
+use salam_protocol::{AuthorKind, ConversationState, MessageKind};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
@@ -234,8 +235,8 @@ pub fn start(
 ) -> Result<Widget, JsValue> {
     let window = window();
     let document = window.document().ok_or("no document")?;
-    let settings: SiteSettings = settings
-        .and_then(|json| serde_json::from_str(&json).ok())
+    let settings = settings
+        .map(|json| SiteSettings::parse(&json))
         .unwrap_or_default();
     let navigator = window.navigator().language();
     let locale = Locale::choose(
@@ -247,7 +248,7 @@ pub fn start(
     let stored_json = storage()
         .and_then(|storage| storage.get_item(&storage_key).ok().flatten())
         .unwrap_or_default();
-    let stored: Stored = serde_json::from_str(&stored_json).unwrap_or_default();
+    let stored = Stored::parse(&stored_json);
     let state = State::new(site, locale, settings, stored);
     let dom = build(&document, &root)?;
     let app = Rc::new_cyclic(|me| App {
@@ -333,9 +334,7 @@ fn dispatch(app: &Rc<App>, msg: Msg) {
 }
 
 fn persist(inner: &mut Inner) {
-    let Ok(json) = serde_json::to_string(&inner.state.stored()) else {
-        return;
-    };
+    let json = inner.state.stored().to_text();
     if json != inner.stored {
         if let Some(storage) = storage() {
             let _ = storage.set_item(&inner.storage_key, &json);
@@ -348,8 +347,8 @@ fn perform(app: &Rc<App>, effect: Effect) {
     match effect {
         Effect::Frame(frame) => {
             let inner = app.inner.borrow();
-            if let (Some(socket), Ok(text)) = (&inner.socket, serde_json::to_string(&frame)) {
-                let _ = socket.ws.send_with_str(&text);
+            if let Some(socket) = &inner.socket {
+                let _ = socket.ws.send_with_str(&frame.encode());
             }
         }
         Effect::Reconnect { after_ms } => {
@@ -482,7 +481,7 @@ fn connect(app: &Rc<App>) {
     let on_open = Listener::new(&ws, "open", move |_| {
         if let Some(app) = me.upgrade() {
             let document = app.inner.borrow().dom.document.clone();
-            let page = PageInfo {
+            let page = Page {
                 url: window().location().href().ok(),
                 title: Some(document.title()).filter(|t| !t.is_empty()),
                 referrer: Some(document.referrer()).filter(|r| !r.is_empty()),
@@ -499,7 +498,7 @@ fn connect(app: &Rc<App>) {
         else {
             return;
         };
-        if let Ok(frame) = salam_protocol::decode_server(&text) {
+        if let Some(frame) = crate::wire::decode(&text) {
             dispatch(&app, Msg::Frame { frame, now: now() });
         }
     });
@@ -839,7 +838,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     inner.rendered_locale = Some(locale);
 }
 
-fn line_key(message: &Message) -> String {
+fn line_key(message: &Line) -> String {
     match &message.client_id {
         Some(client_id) => format!("c:{client_id}"),
         None => format!("s:{}", message.seq),
@@ -881,15 +880,12 @@ fn render_lines(inner: &mut Inner) {
             Some(line) => line_element(document, locale, line, 0),
             None => {
                 let outgoing = &state.outbox[index - state.lines.len()];
-                let line = Message {
+                let line = Line {
                     conversation: String::new(),
                     seq: 0,
                     kind: MessageKind::Text,
-                    author: salam_protocol::Author {
-                        kind: AuthorKind::Visitor,
-                        id: None,
-                        name: None,
-                    },
+                    author: AuthorKind::Visitor,
+                    name: None,
                     text: outgoing.text.clone(),
                     at: now(),
                     client_id: Some(outgoing.client_id.clone()),
@@ -916,28 +912,26 @@ fn clock(at: i64) -> String {
 fn line_element(
     document: &Document,
     locale: Locale,
-    line: &Message,
+    line: &Line,
     pending: u8,
 ) -> Result<Element, JsValue> {
-    if line.kind == MessageKind::Event || line.author.kind == AuthorKind::System {
+    if line.kind == MessageKind::Event || line.author == AuthorKind::System {
         let element = el(document, "div", "e")?;
         element.set_attribute("dir", "auto")?;
         element.set_text_content(Some(&line.text));
         return Ok(element);
     }
-    let own = line.author.kind == AuthorKind::Visitor;
+    let own = line.author == AuthorKind::Visitor;
     let element = el(document, "div", if own { "m o" } else { "m i" })?;
     if line.seq > 0 {
         element.set_attribute("data-seq", &line.seq.to_string())?;
     }
-    let name = match line.author.kind {
+    let name = match line.author {
         AuthorKind::Bot => line
-            .author
             .name
             .clone()
             .unwrap_or_else(|| locale.text(Key::Bot).to_owned()),
         AuthorKind::Agent => line
-            .author
             .name
             .clone()
             .unwrap_or_else(|| locale.text(Key::Agent).to_owned()),
@@ -948,7 +942,7 @@ fn line_element(
         let avatar = el(
             document,
             "span",
-            if line.author.kind == AuthorKind::Bot { "av bot" } else { "av" },
+            if line.author == AuthorKind::Bot { "av bot" } else { "av" },
         )?;
         avatar.set_attribute("aria-hidden", "true")?;
         avatar.set_text_content(Some(&text::initials(&name)));

@@ -102,19 +102,20 @@ impl Hub {
         let (routing, routing_runner) = routing::channel();
         let routing_config = config.routing.clone();
         let poll = Duration::from_millis(config.bot.reload_poll_ms.max(100));
-        let state = AppState::new(
+        let state = AppState::new(state::Parts {
             config,
-            Arc::new(store),
+            store: Arc::new(store),
             secret,
             registry,
             bus,
-            shutdown_rx.clone(),
-            bot.clone(),
+            shutdown: shutdown_rx.clone(),
+            bot: bot.clone(),
             routing,
-        );
+        });
         routing_runner.spawn(state.clone(), routing_config);
         bot.watch(poll, shutdown_rx);
         restore_routing(&state).await?;
+        spawn_auto_close(state.clone());
         Ok(Hub {
             state,
             shutdown,
@@ -251,4 +252,48 @@ async fn restore_routing(state: &AppState) -> Result<(), HubError> {
             .await;
     }
     Ok(())
+}
+
+/// Closes conversations idle for longer than `routing.auto_close_secs`.
+fn spawn_auto_close(state: AppState) {
+    let seconds = state.config.routing.auto_close_secs;
+    if seconds == 0 {
+        return;
+    }
+    let idle_ms = seconds as i64 * 1000;
+    let mut shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_millis((idle_ms as u64 / 10).clamp(500, 60_000));
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = ticker.tick() => {}
+            }
+            let before = state::now_ms() - idle_ms;
+            let idle = match state.store.idle_conversations(before, 200).await {
+                Ok(idle) => idle,
+                Err(err) => {
+                    tracing::warn!(error = %err, "auto-close scan failed");
+                    continue;
+                }
+            };
+            for conversation in idle {
+                let reason = format!(
+                    "closed after {} minutes without activity",
+                    seconds.div_ceil(60)
+                );
+                if let Err(err) = service::close(
+                    &state,
+                    &conversation,
+                    conversation.agent_id.as_deref(),
+                    &reason,
+                )
+                .await
+                {
+                    tracing::warn!(conversation = %conversation.id, error = %err, "auto-close failed");
+                }
+            }
+        }
+    });
 }

@@ -181,6 +181,8 @@ pub struct RoutingConfig {
     pub sla_priority_boost: i32,
     /// Priority of a VIP visitor's conversation.
     pub vip_priority: i32,
+    /// Close a conversation after this many seconds without a message (0: never).
+    pub auto_close_secs: u32,
 }
 
 impl Default for RoutingConfig {
@@ -191,6 +193,7 @@ impl Default for RoutingConfig {
             first_response_target_secs: 60,
             sla_priority_boost: 10,
             vip_priority: 20,
+            auto_close_secs: 30 * 60,
         }
     }
 }
@@ -364,7 +367,7 @@ impl Actor {
                 let served = router
                     .agents()
                     .iter()
-                    .any(|agent| agent.departments.iter().any(|d| *d == department));
+                    .any(|agent| agent.departments.contains(&department));
                 let department = if served { department } else { String::new() };
                 let effects = router.enqueue(&conversation, &department, priority, now);
                 match effects {

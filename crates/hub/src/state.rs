@@ -39,29 +39,32 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What a hub's state is made of.
+pub struct Parts {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub secret: Secret,
+    pub registry: Arc<Registry>,
+    pub bus: Arc<dyn Bus>,
+    pub shutdown: watch::Receiver<bool>,
+    pub bot: Arc<crate::bot::BotEngine>,
+    pub routing: crate::routing::Routing,
+}
+
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        secret: Secret,
-        registry: Arc<Registry>,
-        bus: Arc<dyn Bus>,
-        shutdown: watch::Receiver<bool>,
-        bot: Arc<crate::bot::BotEngine>,
-        routing: crate::routing::Routing,
-    ) -> AppState {
-        let permits = config.limits.max_connections as usize;
+    pub fn new(parts: Parts) -> AppState {
+        let permits = parts.config.limits.max_connections as usize;
         AppState(Arc::new(Shared {
-            config,
-            store,
-            secret,
-            registry,
-            bus,
+            config: parts.config,
+            store: parts.store,
+            secret: parts.secret,
+            registry: parts.registry,
+            bus: parts.bus,
             metrics: Metrics::default(),
-            bot,
-            routing,
+            bot: parts.bot,
+            routing: parts.routing,
             connections: Arc::new(Semaphore::new(permits)),
-            shutdown,
+            shutdown: parts.shutdown,
             next_connection: AtomicU64::new(1),
         }))
     }

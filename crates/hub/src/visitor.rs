@@ -772,5 +772,5 @@ async fn identify(
             )
             .await;
     }
-    session.vip = session.settings.vip_user_ids.iter().any(|vip| *vip == id);
+    session.vip = session.settings.vip_user_ids.contains(&id);
 }

@@ -7,7 +7,7 @@
 //! is the share of the CPU the hub spends on the WebSocket itself.
 
 use crate::probe::ServerProbe;
-use crate::report::{Window, print_json};
+use crate::report::Window;
 use crate::wire::{self, Socket, small_buffers};
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
@@ -69,8 +69,8 @@ pub struct EchoOptions {
     pub probe: Option<ServerProbe>,
 }
 
-/// Runs closed-loop round trips against an echo server and prints the JSON result.
-pub async fn run(options: EchoOptions) -> Result<()> {
+/// Runs closed-loop round trips against an echo server; returns the JSON result.
+pub async fn run(options: EchoOptions) -> Result<serde_json::Value> {
     if options.connections == 0 || options.window == 0 {
         bail!("--connections and --window must be at least 1");
     }
@@ -125,7 +125,7 @@ pub async fn run(options: EchoOptions) -> Result<()> {
         measured.per_second(count),
         measured.server_cpu_seconds
     );
-    print_json(&serde_json::json!({
+    Ok(serde_json::json!({
         "test": "echo",
         "addr": options.addr,
         "connections": options.connections,
@@ -140,8 +140,7 @@ pub async fn run(options: EchoOptions) -> Result<()> {
         "round_trips_per_server_cpu_sec": measured.per_server_cpu_second(count),
         "errors": errors,
         "first_error": first_error,
-    }));
-    Ok(())
+    }))
 }
 
 /// Keeps `window` frames in flight on one connection until told to stop.
@@ -199,4 +198,39 @@ pub async fn join_all<T: 'static>(tasks: &mut JoinSet<Result<T>>) -> (Vec<T>, u6
         }
     }
     (results, errors, first_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn measures_round_trips_against_the_echo_server() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let (stop_sender, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, async {
+            let _ = stop.await;
+        }));
+        let result = run(EchoOptions {
+            addr,
+            connections: 4,
+            window: 2,
+            payload_bytes: 16,
+            warmup: Duration::from_millis(50),
+            seconds: Duration::from_millis(200),
+            // The server runs in this process, so its CPU time is ours.
+            probe: Some(ServerProbe::new(std::process::id()).expect("own process")),
+        })
+        .await
+        .expect("echo run");
+        assert!(result["round_trips"].as_u64().unwrap_or(0) > 0, "{result}");
+        assert_eq!(result["errors"], 0, "{result}");
+        assert!(
+            result["round_trips_per_server_cpu_sec"].is_number(),
+            "{result}"
+        );
+        let _ = stop_sender.send(());
+        server.await.expect("server stops");
+    }
 }

@@ -9,7 +9,7 @@
 //! an earlier, larger run and hiding the cost.
 
 use crate::probe::ServerProbe;
-use crate::report::{Window, print_json};
+use crate::report::Window;
 use crate::wire::{self, Socket};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
@@ -47,8 +47,8 @@ pub struct Step {
     pub bytes_per_connection: Option<f64>,
 }
 
-/// Opens the connections step by step, holds them, and prints the JSON result.
-pub async fn run(options: IdleOptions) -> Result<()> {
+/// Opens the connections step by step and holds them; returns the JSON result.
+pub async fn run(options: IdleOptions) -> Result<serde_json::Value> {
     if options.steps.is_empty() || options.steps.windows(2).any(|pair| pair[0] >= pair[1]) {
         bail!("--connections must be one or more increasing numbers");
     }
@@ -122,15 +122,14 @@ pub async fn run(options: IdleOptions) -> Result<()> {
     tokio::time::sleep(options.hold).await;
     let rss_after_hold = rss(&options.probe);
     drop(sockets);
-    print_json(&serde_json::json!({
+    Ok(serde_json::json!({
         "test": "idle",
         "addr": options.addr,
         "baseline_rss_bytes": baseline_rss,
         "rss_after_hold_bytes": rss_after_hold,
         "steps": steps,
         "first_error": first_error,
-    }));
-    Ok(())
+    }))
 }
 
 /// Parses `1000,5000,10000` (also `10k`).

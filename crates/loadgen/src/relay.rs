@@ -21,7 +21,7 @@
 
 use crate::echo::join_all;
 use crate::probe::ServerProbe;
-use crate::report::{LatencySummary, Window, latency_histogram, print_json, record};
+use crate::report::{LatencySummary, Window, latency_histogram, record};
 use crate::wire::{self, Incoming, Socket};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
@@ -116,8 +116,8 @@ pub fn parse_client_id(client_id: &str) -> Option<u64> {
     u64::from_str_radix(client_id.strip_prefix("lg-")?, 16).ok()
 }
 
-/// Runs the relay benchmark and prints the JSON result.
-pub async fn run(options: RelayOptions) -> Result<()> {
+/// Runs the relay benchmark; returns the JSON result.
+pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
     if options.visitors == 0 {
         bail!("--visitors must be at least 1");
     }
@@ -284,7 +284,7 @@ pub async fn run(options: RelayOptions) -> Result<()> {
         latency.p99_ms,
         latency.p999_ms,
     );
-    print_json(&serde_json::json!({
+    Ok(serde_json::json!({
         "test": "relay",
         "addr": options.addr,
         "mode": if options.rate > 0.0 { "open" } else { "closed" },
@@ -314,8 +314,7 @@ pub async fn run(options: RelayOptions) -> Result<()> {
         "first_connect_error": first_connect_error,
         "errors": visitor_errors + agent_errors,
         "first_error": first_visitor_error.or(first_agent_error),
-    }));
-    Ok(())
+    }))
 }
 
 /// How one visitor sends.

@@ -231,4 +231,50 @@ mod tests {
         check("HTTP/1.0 200 OK\r\n\r\nnot json", Err("not JSON"));
         check("garbage", Err("malformed"));
     }
+
+    /// A server that breaks the protocol must not make the load generator panic.
+    #[tokio::test]
+    async fn bad_server_frames_are_reported_not_fatal() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut socket = tokio_tungstenite::accept_async(stream)
+                .await
+                .expect("upgrade");
+            for message in [
+                Message::text("not json"),
+                Message::text(r#"{"type":"from_the_future","x":1}"#),
+                Message::binary(vec![0xff, 0x00]),
+                Message::text(r#"{"type":"pong","nonce":7}"#),
+            ] {
+                socket.send(message).await.expect("send");
+            }
+            let _ = socket.close(None).await;
+        });
+        let mut socket = connect(&addr, "/", &[]).await.expect("connect");
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(match next_frame(&mut socket).await {
+                Ok(Incoming::Frame(ServerFrame::Pong { nonce })) => format!("pong {nonce:?}"),
+                Ok(Incoming::Frame(frame)) => format!("frame {frame:?}"),
+                Ok(Incoming::Undecodable(_)) => "undecodable".to_owned(),
+                Ok(Incoming::Closed) => "closed".to_owned(),
+                Err(err) => format!("error {err:#}"),
+            });
+        }
+        assert_eq!(
+            seen,
+            [
+                "undecodable",
+                "undecodable",
+                "undecodable",
+                "pong Some(7)",
+                "closed"
+            ]
+        );
+        server.await.expect("server task");
+    }
 }

@@ -438,6 +438,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError>;
     /// Records the first agent response after the handoff (kept once).
     async fn record_first_response(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Open conversations with no activity since `before` (for auto-close).
+    async fn idle_conversations(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError>;
     /// Conversations in one state across all sites (used to restore routing on start).
     async fn conversations_in_state(
         &self,

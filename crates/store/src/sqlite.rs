@@ -926,6 +926,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn idle_conversations(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.read(move |connection| {
+            let sql = format!(
+                "{CONVERSATION_SELECT} WHERE c.state != 'closed' AND c.updated_at < ?1 \
+                 ORDER BY c.updated_at LIMIT ?2"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let rows = statement
+                .query_map(params![before, limit], conversation_from_row)
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn conversations_in_state(
         &self,
         state: ConversationState,

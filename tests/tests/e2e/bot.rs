@@ -54,7 +54,7 @@ async fn arabic_answer_persian_handoff_then_silence() -> anyhow::Result<()> {
         answer.text
     );
     assert!(
-        answer.quick_replies.len() >= 1,
+        !answer.quick_replies.is_empty(),
         "a bot answer offers quick replies"
     );
     let conversation = answer.conversation.clone();

@@ -6,3 +6,4 @@ mod bot;
 mod crash;
 mod delivery;
 mod lifecycle;
+mod routing;

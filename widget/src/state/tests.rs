@@ -1,5 +1,5 @@
 use super::*;
-use salam_protocol::{ConversationSummary, Limits, QuickReply, Role};
+use crate::wire::Summary;
 
 const CONV: &str = "c_1";
 
@@ -12,51 +12,33 @@ fn state() -> State {
     )
 }
 
-fn summary(id: &str, last_seq: u64, updated_at: i64) -> ConversationSummary {
-    // Built from JSON so that fields the hub adds later keep their defaults here.
-    serde_json::from_value(serde_json::json!({
-        "id": id, "state": "assigned", "last_seq": last_seq,
-        "visitor": {"kind": "visitor", "id": "v_1"},
-        "created_at": 0, "updated_at": updated_at,
-    }))
-    .unwrap()
-}
-
-fn welcome(conversations: Vec<ConversationSummary>) -> ServerFrame {
-    ServerFrame::Welcome {
-        v: 1,
-        role: Role::Visitor,
-        you: Author {
-            kind: AuthorKind::Visitor,
-            id: Some("v_1".into()),
-            name: None,
-        },
-        token: Some("v_1.sig".into()),
-        conversations,
-        heartbeat_secs: 25,
-        limits: Limits {
-            max_text_chars: 4000,
-            max_frame_bytes: 65536,
-            rate_per_sec: 10,
-            burst: 40,
-        },
+fn summary(id: &str, _last_seq: u64, updated_at: i64) -> Summary {
+    Summary {
+        id: id.into(),
+        state: ConversationState::Assigned,
+        updated_at,
     }
 }
 
-fn frame(state: &mut State, frame: ServerFrame) -> Vec<Effect> {
+fn welcome(conversations: Vec<Summary>) -> Incoming {
+    Incoming::Welcome {
+        token: Some("v_1.sig".into()),
+        conversations,
+        max_text_chars: Some(4000),
+    }
+}
+
+fn frame(state: &mut State, frame: Incoming) -> Vec<Effect> {
     state.update(Msg::Frame { frame, now: 1_000 })
 }
 
-fn agent_message(seq: u64, text: &str) -> ServerFrame {
-    ServerFrame::Message(Message {
+fn agent_message(seq: u64, text: &str) -> Incoming {
+    Incoming::Message(Line {
         conversation: CONV.into(),
         seq,
         kind: MessageKind::Text,
-        author: Author {
-            kind: AuthorKind::Agent,
-            id: Some("a_1".into()),
-            name: Some("Sara".into()),
-        },
+        author: AuthorKind::Agent,
+        name: Some("Sara".into()),
         text: text.into(),
         at: 5,
         client_id: None,
@@ -64,16 +46,13 @@ fn agent_message(seq: u64, text: &str) -> ServerFrame {
     })
 }
 
-fn visitor_message(seq: u64, client_id: &str, text: &str) -> ServerFrame {
-    ServerFrame::Message(Message {
+fn visitor_message(seq: u64, client_id: &str, text: &str) -> Incoming {
+    Incoming::Message(Line {
         conversation: CONV.into(),
         seq,
         kind: MessageKind::Text,
-        author: Author {
-            kind: AuthorKind::Visitor,
-            id: Some("v_1".into()),
-            name: None,
-        },
+        author: AuthorKind::Visitor,
+        name: None,
         text: text.into(),
         at: 5,
         client_id: Some(client_id.into()),
@@ -81,19 +60,18 @@ fn visitor_message(seq: u64, client_id: &str, text: &str) -> ServerFrame {
     })
 }
 
-fn ack(client_id: &str, seq: u64) -> ServerFrame {
-    ServerFrame::Ack {
+fn ack(client_id: &str, seq: u64) -> Incoming {
+    Incoming::Ack {
         client_id: client_id.into(),
         conversation: CONV.into(),
         seq,
-        duplicate: false,
     }
 }
 
 fn online() -> State {
     let mut state = state();
     state.update(Msg::SocketOpen {
-        page: PageInfo::default(),
+        page: Page::default(),
     });
     frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
     state
@@ -111,7 +89,7 @@ fn sends(effects: &[Effect]) -> Vec<(String, Option<String>)> {
     effects
         .iter()
         .filter_map(|effect| match effect {
-            Effect::Frame(VisitorFrame::Send {
+            Effect::Frame(Outgoing::Send {
                 client_id,
                 conversation,
                 ..
@@ -165,16 +143,15 @@ fn hello_carries_the_token_and_locale() {
         },
     );
     let effects = state.update(Msg::SocketOpen {
-        page: PageInfo::default(),
+        page: Page::default(),
     });
     assert_eq!(
         effects,
-        [Effect::Frame(VisitorFrame::Hello {
-            v: 1,
+        [Effect::Frame(Outgoing::Hello {
             site: "pk_test".into(),
             token: Some("v_9.sig".into()),
-            locale: Some("fa".into()),
-            page: Some(PageInfo::default()),
+            locale: "fa".into(),
+            page: Page::default(),
         })]
     );
 }
@@ -250,7 +227,8 @@ fn offline_messages_wait_and_keep_their_client_id() {
     });
     assert!(sends(&effects).is_empty());
     // It survives a reload.
-    let stored = state.stored();
+    let stored = Stored::parse(&state.stored().to_text());
+    assert_eq!(stored, state.stored());
     let mut state = State::new(
         "pk_test".into(),
         Locale::En,
@@ -258,7 +236,7 @@ fn offline_messages_wait_and_keep_their_client_id() {
         stored,
     );
     state.update(Msg::SocketOpen {
-        page: PageInfo::default(),
+        page: Page::default(),
     });
     let effects = frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
     assert_eq!(sends(&effects), [("k1".into(), Some(CONV.into()))]);
@@ -268,11 +246,10 @@ fn offline_messages_wait_and_keep_their_client_id() {
     assert_eq!(sends(&effects), [("k1".into(), Some(CONV.into()))]);
     frame(
         &mut state,
-        ServerFrame::Ack {
+        Incoming::Ack {
             client_id: "k1".into(),
             conversation: CONV.into(),
             seq: 1,
-            duplicate: true,
         },
     );
     assert!(state.outbox.is_empty());
@@ -286,7 +263,7 @@ fn welcome_resumes_after_the_last_seq_seen() {
     frame(&mut state, agent_message(2, "b"));
     state.update(Msg::SocketClosed { random: 0.0 });
     let effects = frame(&mut state, welcome(vec![summary(CONV, 5, 1)]));
-    assert!(effects.contains(&Effect::Frame(VisitorFrame::Resume {
+    assert!(effects.contains(&Effect::Frame(Outgoing::Resume {
         conversation: CONV.into(),
         after: 2,
     })));
@@ -314,7 +291,7 @@ fn a_conversation_gone_from_welcome_is_dropped() {
     assert!(
         !effects
             .iter()
-            .any(|e| matches!(e, Effect::Frame(VisitorFrame::Resume { .. })))
+            .any(|e| matches!(e, Effect::Frame(Outgoing::Resume { .. })))
     );
     assert!(state.lines.is_empty());
     assert_eq!(state.conversation, None);
@@ -324,13 +301,13 @@ fn a_conversation_gone_from_welcome_is_dropped() {
 fn another_tabs_conversation_is_adopted_from_the_start() {
     let mut state = state();
     state.update(Msg::SocketOpen {
-        page: PageInfo::default(),
+        page: Page::default(),
     });
     let effects = frame(
         &mut state,
         welcome(vec![summary("c_old", 3, 1), summary("c_new", 2, 9)]),
     );
-    assert!(effects.contains(&Effect::Frame(VisitorFrame::Resume {
+    assert!(effects.contains(&Effect::Frame(Outgoing::Resume {
         conversation: "c_new".into(),
         after: 0,
     })));
@@ -341,10 +318,9 @@ fn closing_shows_the_rating_once() {
     let mut state = online();
     frame(
         &mut state,
-        ServerFrame::State {
+        Incoming::State {
             conversation: CONV.into(),
             state: ConversationState::Closed,
-            reason: None,
         },
     );
     assert_eq!(state.visible_form(), Some(Form::Rating));
@@ -354,7 +330,7 @@ fn closing_shows_the_rating_once() {
     });
     assert_eq!(
         effects,
-        [Effect::Frame(VisitorFrame::Rate {
+        [Effect::Frame(Outgoing::Rate {
             conversation: CONV.into(),
             score: 5,
             comment: Some("great".into()),
@@ -363,7 +339,7 @@ fn closing_shows_the_rating_once() {
     assert_eq!(state.visible_form(), Some(Form::RatingThanks));
     frame(
         &mut state,
-        ServerFrame::Form {
+        Incoming::Form {
             conversation: CONV.into(),
             form: FormKind::Rating,
         },
@@ -383,7 +359,7 @@ fn contact_form_needs_email_or_phone() {
     let mut state = online();
     frame(
         &mut state,
-        ServerFrame::Form {
+        Incoming::Form {
             conversation: CONV.into(),
             form: FormKind::Contact,
         },
@@ -405,7 +381,7 @@ fn contact_form_needs_email_or_phone() {
     });
     assert_eq!(
         effects,
-        [Effect::Frame(VisitorFrame::Contact {
+        [Effect::Frame(Outgoing::Contact {
             conversation: Some(CONV.into()),
             name: Some("Ali".into()),
             email: None,
@@ -437,14 +413,14 @@ fn prechat_shows_until_submitted_and_identify_waits_for_a_connection() {
     });
     assert_eq!(state.visible_form(), None);
     state.update(Msg::SocketOpen {
-        page: PageInfo::default(),
+        page: Page::default(),
     });
     let effects = frame(&mut state, welcome(vec![]));
     assert!(matches!(
         effects.as_slice(),
         [
-            Effect::Frame(VisitorFrame::Identify { .. }),
-            Effect::Frame(VisitorFrame::Contact { .. })
+            Effect::Frame(Outgoing::Identify { .. }),
+            Effect::Frame(Outgoing::Contact { .. })
         ]
     ));
 }
@@ -460,7 +436,7 @@ fn unread_counts_while_closed_and_clears_on_open() {
     let effects = state.update(Msg::Open);
     assert_eq!(state.unread, 0);
     assert!(effects.contains(&Effect::FocusPanel));
-    assert!(effects.contains(&Effect::Frame(VisitorFrame::Seen {
+    assert!(effects.contains(&Effect::Frame(Outgoing::Seen {
         conversation: CONV.into(),
         seq: 2
     })));
@@ -477,7 +453,7 @@ fn queue_typing_and_quick_replies() {
     let mut state = online();
     frame(
         &mut state,
-        ServerFrame::Queue {
+        Incoming::Queue {
             conversation: CONV.into(),
             position: 2,
             wait_secs: 90,
@@ -486,13 +462,9 @@ fn queue_typing_and_quick_replies() {
     assert_eq!(state.queue, Some((2, 90)));
     frame(
         &mut state,
-        ServerFrame::Typing {
-            conversation: CONV.into(),
-            author: Author {
-                kind: AuthorKind::Agent,
-                id: None,
-                name: Some("Sara".into()),
-            },
+        Incoming::Typing {
+            author: AuthorKind::Agent,
+            name: Some("Sara".into()),
             typing: true,
         },
     );
@@ -503,19 +475,16 @@ fn queue_typing_and_quick_replies() {
     assert_eq!(state.typing_name(), None);
     frame(
         &mut state,
-        ServerFrame::Message(Message {
+        Incoming::Message(Line {
             conversation: CONV.into(),
             seq: 1,
             kind: MessageKind::Text,
-            author: Author {
-                kind: AuthorKind::Bot,
-                id: None,
-                name: None,
-            },
+            author: AuthorKind::Bot,
+            name: None,
             text: "Track it under My orders.".into(),
             at: 1,
             client_id: None,
-            quick_replies: vec![QuickReply {
+            quick_replies: vec![crate::wire::QuickReply {
                 label: "Talk to a person".into(),
                 payload: "Talk to a person".into(),
             }],
@@ -524,10 +493,9 @@ fn queue_typing_and_quick_replies() {
     assert_eq!(state.quick_replies().len(), 1);
     frame(
         &mut state,
-        ServerFrame::State {
+        Incoming::State {
             conversation: CONV.into(),
             state: ConversationState::Assigned,
-            reason: None,
         },
     );
     assert_eq!(state.queue, None);
@@ -544,9 +512,8 @@ fn rejected_messages_fail_and_rate_limited_ones_are_resent() {
         text: "b".into(),
         client_id: "k2".into(),
     });
-    let error = |code, client_id: &str| ServerFrame::Error {
-        code,
-        message: String::new(),
+    let error = |code, client_id: &str| Incoming::Error {
+        code: Some(code),
         client_id: Some(client_id.into()),
     };
     frame(&mut state, error(ErrorCode::TextTooLong, "k1"));
@@ -570,9 +537,11 @@ fn settings_mirror_the_side_for_rtl() {
     settings.greeting.insert("ar".into(), "مرحبا".into());
     assert_eq!(settings.greeting(Locale::Ar), Some("مرحبا"));
     assert_eq!(settings.greeting(Locale::Fa), Some("Hi!"));
-    let parsed: SiteSettings = serde_json::from_str(
+    let parsed = SiteSettings::parse(
         r##"{"key":"pk_1","name":"Demo Store","color":"#0f766e","position":"left","locale":null,"greeting":{"en":"Hello"},"logo":null,"business_hours":{"timezone":"UTC","days":[]},"prechat":true,"agents_online":false}"##,
-    )
-    .unwrap();
+    );
     assert!(parsed.prechat && !parsed.agents_online);
+    assert_eq!(parsed.greeting(Locale::Fa), Some("Hello"));
+    assert_eq!(parsed.position.as_deref(), Some("left"));
+    assert_eq!(SiteSettings::parse("garbage"), SiteSettings::default());
 }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use salam_loadgen::probe::ServerProbe;
+use salam_loadgen::report::print_json;
 use salam_loadgen::{echo, idle, relay};
 use std::time::Duration;
 
@@ -151,7 +152,7 @@ fn probe(pid: Option<u32>) -> Result<Option<ServerProbe>> {
 }
 
 async fn run(command: Command) -> Result<()> {
-    match command {
+    let result = match command {
         Command::Echo {
             common,
             connections,
@@ -222,5 +223,7 @@ async fn run(command: Command) -> Result<()> {
             })
             .await
         }
-    }
+    }?;
+    print_json(&result);
+    Ok(())
 }

@@ -102,6 +102,18 @@ start_hub() {
     SITE_KEY=$(grep -o 'pk_[A-Za-z0-9_]*' "$WORK/$name.log" | head -n 1)
     PASSWORD=$(sed -n 's/^ *password: *//p' "$WORK/$name.log" | head -n 1)
     [[ -n "$SITE_KEY" && -n "$PASSWORD" ]] || die "no demo site key or password in the hub's output"
+    # The relay figures measure the hub's own path: the bot is off (BENCH_BOT=1 keeps it).
+    if [[ "${BENCH_BOT:-0}" != 1 ]]; then
+        local token site_id
+        token=$(curl -sf -X POST "http://127.0.0.1:$HUB_PORT/api/login" \
+            -H 'content-type: application/json' \
+            -d "{\"email\":\"admin@salam.local\",\"password\":\"$PASSWORD\"}" |
+            sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+        site_id=$("$BIN/salam" site list --data "$data" | awk -v key="$SITE_KEY" '$1 == key {print $2}')
+        curl -sf -X PUT "http://127.0.0.1:$HUB_PORT/api/sites/$site_id/settings" \
+            -H "authorization: Bearer $token" -H 'content-type: application/json' \
+            -d '{"bot": false}' >/dev/null || die "could not turn the bot off"
+    fi
 }
 
 # ---- build ---------------------------------------------------------------------------

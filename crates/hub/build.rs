@@ -1,6 +1,6 @@
-//! Embeds the built widget (`widget/dist/`) and the default rule pack (`bot-rules/`) in
-//! the binary, so `cargo run --release` on a fresh clone serves both with nothing else
-//! installed.
+//! Embeds the built widget (`widget/dist/`), the default rule pack (`bot-rules/`) and
+//! the console (`console/`) in the binary, so `cargo run --release` on a fresh clone
+//! serves all three with nothing else installed.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -49,6 +49,13 @@ fn main() {
         &root.join("bot-rules"),
         Some("toml"),
         true,
+    );
+    embed(
+        &mut out,
+        "CONSOLE_FILES",
+        &Path::new(&manifest).join("console"),
+        None,
+        false,
     );
     let path = Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("assets.rs");
     std::fs::write(path, out).unwrap_or_else(|err| panic!("cannot write assets.rs: {err}"));

@@ -204,11 +204,17 @@ impl AgentEndpoint {
                     },
                     author: self.agent.author(),
                     text,
-                    client_id: Some(client_id),
+                    client_id: Some(client_id.clone()),
                     quick_replies: Vec::new(),
                     at: now_ms(),
                 };
-                let appended = service::send_from_client(link, &site_id, new_message).await;
+                let replier = link.replier();
+                let Some(pending) = service::enqueue_from_client(&replier, new_message).await
+                else {
+                    return;
+                };
+                let appended =
+                    service::finish_from_client(&replier, &site_id, client_id, pending).await;
                 if !note && appended.is_some_and(|appended| !appended.duplicate) {
                     let _ = state
                         .store
@@ -422,7 +428,7 @@ impl Endpoint for AgentEndpoint {
                         .await;
                     return Flow::Continue;
                 }
-                self.hello(link, v).await
+                Box::pin(self.hello(link, v)).await
             }
             other if !self.greeted => {
                 let _ = other;
@@ -436,7 +442,7 @@ impl Endpoint for AgentEndpoint {
             }
             other => {
                 let span = tracing::debug_span!("agent", agent = %self.agent.id);
-                self.handle(link, other).instrument(span).await;
+                Box::pin(self.handle(link, other).instrument(span)).await;
                 Flow::Continue
             }
         }

@@ -21,6 +21,10 @@ pub fn is_hashed(file_name: &str) -> bool {
 
 fn mime(file_name: &str) -> &'static str {
     match file_name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("png") => "image/png",
+        Some("wav") => "audio/wav",
+        Some("mp3") => "audio/mpeg",
         Some("js") => "text/javascript; charset=utf-8",
         Some("wasm") => "application/wasm",
         Some("css") => "text/css; charset=utf-8",
@@ -50,6 +54,39 @@ pub fn widget_file(file_name: &str) -> Response {
         *bytes,
     )
         .into_response()
+}
+
+/// The console's Content-Security-Policy: nothing inline, nothing from elsewhere.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; media-src 'self' data:; frame-ancestors 'none'; \
+     base-uri 'none'; form-action 'self'";
+
+fn console_file(file_name: &str) -> Response {
+    let Some((_, bytes)) = CONSOLE_FILES.iter().find(|(name, _)| *name == file_name) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime(file_name)),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        *bytes,
+    )
+        .into_response()
+}
+
+/// `GET /console`.
+pub async fn console_index() -> Response {
+    console_file("index.html")
+}
+
+/// `GET /console/{file}`.
+pub async fn console_asset(Path(file_name): Path<String>) -> Response {
+    console_file(&file_name)
 }
 
 /// `GET /widget.js`: the loader.

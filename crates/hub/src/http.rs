@@ -39,7 +39,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/queue", get(crate::api::queue))
         .route("/api/offline-requests", get(crate::api::offline_requests))
         .route("/api/alerts", get(crate::api::alerts))
-        .route("/api/sites", get(crate::api::sites))
+        .route(
+            "/api/sites",
+            get(crate::api::sites).post(crate::admin::add_site),
+        )
         .route(
             "/api/sites/{id}/settings",
             axum::routing::put(crate::api::put_site_settings),
@@ -49,6 +52,45 @@ pub fn app(state: AppState) -> Router {
         .route("/api/rules/reload", post(crate::api::reload_rules))
         .route("/api/reports", get(crate::api::reports))
         .route("/api/widget/{key}", get(crate::api::widget_settings))
+        .route(
+            "/api/admin/agents",
+            get(crate::admin::list_agents).post(crate::admin::add_agent),
+        )
+        .route(
+            "/api/admin/agents/{id}",
+            axum::routing::patch(crate::admin::patch_agent),
+        )
+        .route(
+            "/api/departments",
+            get(crate::admin::departments).post(crate::admin::add_department),
+        )
+        .route(
+            "/api/departments/{name}",
+            axum::routing::delete(crate::admin::remove_department),
+        )
+        .route(
+            "/api/sites/{id}",
+            axum::routing::patch(crate::admin::patch_site),
+        )
+        .route(
+            "/api/canned",
+            get(crate::admin::canned).post(crate::admin::add_canned),
+        )
+        .route(
+            "/api/canned/{id}",
+            axum::routing::delete(crate::admin::remove_canned),
+        )
+        .route(
+            "/api/offline-requests/{id}/done",
+            post(crate::admin::offline_request_done),
+        )
+        .route(
+            "/api/alerts/{id}/ack",
+            post(crate::admin::acknowledge_alert),
+        )
+        .route("/console", get(crate::assets::console_index))
+        .route("/console/", get(crate::assets::console_index))
+        .route("/console/{file}", get(crate::assets::console_asset))
         .route("/widget.js", get(crate::assets::loader))
         .route("/widget/{file}", get(crate::assets::file))
         .with_state(state)

@@ -19,6 +19,7 @@
 //! - [`fanout`]: the delivery bus and the registry of connections;
 //! - [`metrics`]: counters for `/metrics`.
 
+pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod assets;

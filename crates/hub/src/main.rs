@@ -296,7 +296,7 @@ async fn agent_add(
 
 async fn site_add(config: &Config, name: &str, origins: Vec<String>) -> anyhow::Result<()> {
     for origin in &origins {
-        if !valid_origin(origin) {
+        if !salam_hub::admin::valid_origin(origin) {
             bail!(
                 "origin {origin:?} must look like https://shop.example (scheme, host, optional port) or be *"
             );
@@ -335,21 +335,6 @@ async fn site_list(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// `*`, or `http(s)://host[:port]` with nothing after the host.
-fn valid_origin(origin: &str) -> bool {
-    if origin == "*" {
-        return true;
-    }
-    let Some(rest) = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    let host = rest.trim_end_matches('/');
-    !host.is_empty() && !host.contains(['/', ' ', '?', '#'])
 }
 
 /// Reads a rule directory, naming each file by its path for `file:line` errors.

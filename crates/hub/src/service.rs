@@ -3,7 +3,7 @@
 
 use crate::fanout::{Audience, Event, Outbound};
 use crate::state::{AppState, now_ms};
-use crate::ws::Link;
+use crate::ws::Replier;
 use salam_protocol::{
     Author, AuthorKind, ConversationState, ErrorCode, MessageKind, QuickReply, ServerFrame,
 };
@@ -60,24 +60,44 @@ pub fn check_client_id(client_id: &str) -> Result<(), (ErrorCode, String)> {
     Ok(())
 }
 
-/// Commits a client's message, acknowledges it on `link`, then publishes it. A resend
-/// is acknowledged again (with `duplicate: true`) and not published.
-pub async fn send_from_client(
-    link: &Link,
-    site_id: &str,
+/// Queues a client's message for commit. On failure the client is told (naming the
+/// `client_id`) and `None` is returned.
+pub async fn enqueue_from_client(
+    replier: &Replier,
     new_message: NewMessage,
-) -> Option<Appended> {
-    let state = &link.state;
+) -> Option<salam_store::PendingAppend> {
     let client_id = new_message.client_id.clone().unwrap_or_default();
-    match state.store.append(new_message).await {
+    match replier.state.store.append_queued(new_message).await {
+        Ok(pending) => Some(pending),
+        Err(err) => {
+            tracing::warn!(error = %err, "message not queued");
+            replier
+                .error(store_code(&err), store_message(&err), Some(client_id))
+                .await;
+            None
+        }
+    }
+}
+
+/// Waits for a queued message's commit, acknowledges it, then publishes it. A resend is
+/// acknowledged again (with `duplicate: true`) and not published.
+pub async fn finish_from_client(
+    replier: &Replier,
+    site_id: &str,
+    client_id: String,
+    pending: salam_store::PendingAppend,
+) -> Option<Appended> {
+    let state = &replier.state;
+    match pending.await {
         Ok(appended) => {
-            link.send(&ServerFrame::Ack {
-                client_id,
-                conversation: appended.message.conversation.clone(),
-                seq: appended.message.seq,
-                duplicate: appended.duplicate,
-            })
-            .await;
+            replier
+                .send(&ServerFrame::Ack {
+                    client_id,
+                    conversation: appended.message.conversation.clone(),
+                    seq: appended.message.seq,
+                    duplicate: appended.duplicate,
+                })
+                .await;
             if appended.duplicate {
                 state
                     .metrics
@@ -96,7 +116,8 @@ pub async fn send_from_client(
         }
         Err(err) => {
             tracing::warn!(error = %err, "message not stored");
-            link.error(store_code(&err), store_message(&err), Some(client_id))
+            replier
+                .error(store_code(&err), store_message(&err), Some(client_id))
                 .await;
             None
         }

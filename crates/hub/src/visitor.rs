@@ -27,11 +27,9 @@ pub struct VisitorEndpoint {
 
 struct Session {
     site: Site,
-    settings: SiteSettings,
+    settings: std::sync::Arc<SiteSettings>,
     /// The widget's locale (from `hello`).
     locale: Option<String>,
-    /// The language the bot last answered in (for later bot lines).
-    lang: Option<salam_bot::Lang>,
     /// A VIP (identified, on the site's list): skips the bot.
     vip: bool,
     visitor_id: String,
@@ -156,10 +154,9 @@ impl VisitorEndpoint {
             }
         };
         let mut session = Session {
-            settings: SiteSettings::parse(&site.settings),
+            settings: std::sync::Arc::new(SiteSettings::parse(&site.settings)),
             site,
             locale,
-            lang: None,
             vip: false,
             visitor_id,
             owned: HashSet::new(),
@@ -229,7 +226,9 @@ impl Endpoint for VisitorEndpoint {
                         .await;
                     return Flow::Continue;
                 }
-                self.hello(link, v, site, token, locale, page).await
+                // Boxed: the handshake's state would otherwise sit in every idle
+                // connection's future.
+                Box::pin(self.hello(link, v, site, token, locale, page)).await
             }
             other => {
                 let Some(session) = self.session.as_mut() else {
@@ -242,8 +241,22 @@ impl Endpoint for VisitorEndpoint {
                     return Flow::Continue;
                 };
                 let span = tracing::debug_span!("visitor", visitor = %session.visitor_id);
-                handle(session, link, other).instrument(span).await;
-                Flow::Continue
+                match other {
+                    VisitorFrame::Send {
+                        client_id,
+                        text,
+                        conversation,
+                    } => {
+                        Box::pin(
+                            send(session, link, client_id, text, conversation).instrument(span),
+                        )
+                        .await
+                    }
+                    other => {
+                        Box::pin(handle(session, link, other).instrument(span)).await;
+                        Flow::Continue
+                    }
+                }
             }
         }
     }
@@ -288,118 +301,131 @@ async fn refuse(link: &Link, client_id: Option<String>) {
     .await;
 }
 
+/// A visitor's message: checked, queued for commit, then (deferred) acknowledged,
+/// delivered and answered by the bot or handed off.
+async fn send(
+    session: &mut Session,
+    link: &mut Link,
+    client_id: String,
+    text: String,
+    conversation: Option<String>,
+) -> Flow {
+    let state = link.state.clone();
+
+    if let Err((code, message)) =
+        service::check_client_id(&client_id).and(service::check_text(&state, &text))
+    {
+        link.error(code, &message, Some(client_id)).await;
+        return Flow::Continue;
+    }
+    // A new conversation that skips the bot (VIP, or bot off) is handed off once
+    // the first message is stored.
+    let mut direct: Option<Conversation> = None;
+    let conversation_id = match conversation {
+        Some(conversation) => {
+            if !owns(session, link, &conversation).await {
+                refuse(link, Some(client_id)).await;
+                return Flow::Continue;
+            }
+            conversation
+        }
+        None => match &session.current {
+            Some(current) => current.clone(),
+            None => {
+                let initial = if session.settings.bot && !session.vip {
+                    ConversationState::Bot
+                } else {
+                    ConversationState::Queued
+                };
+                let created = match state
+                    .store
+                    .create_conversation(&session.site.id, &session.visitor_id, initial, now_ms())
+                    .await
+                {
+                    Ok(created) => created,
+                    Err(err) => {
+                        link.error(
+                            service::store_code(&err),
+                            service::store_message(&err),
+                            Some(client_id),
+                        )
+                        .await;
+                        return Flow::Continue;
+                    }
+                };
+                session.owned.insert(created.id.clone());
+                session.current = Some(created.id.clone());
+                state
+                    .registry
+                    .subscribe_conversation(&created.id, link.mailbox.clone());
+                service::announce(&state, &created);
+                if initial == ConversationState::Queued {
+                    direct = Some(created.clone());
+                }
+                created.id
+            }
+        },
+    };
+    let span = tracing::debug_span!("send", conversation = %conversation_id);
+    let new_message = NewMessage {
+        conversation: conversation_id,
+        kind: MessageKind::Text,
+        author: session.author(),
+        text,
+        client_id: Some(client_id),
+        quick_replies: Vec::new(),
+        at: now_ms(),
+    };
+    let text = new_message.text.clone();
+    let conversation_id = new_message.conversation.clone();
+    let client_id = new_message.client_id.clone().unwrap_or_default();
+    let replier = link.replier();
+    let Some(pending) = service::enqueue_from_client(&replier, new_message).await else {
+        return Flow::Continue;
+    };
+    // The rest waits for the commit; meanwhile the connection reads on, so pipelined
+    // sends share a group commit.
+    let site_id = session.site.id.clone();
+    let settings = session.settings.clone();
+    let locale = session.locale.clone();
+    let vip = session.vip;
+    Flow::Defer(Box::pin(
+        async move {
+            let state = &replier.state;
+            let appended =
+                service::finish_from_client(&replier, &site_id, client_id, pending).await;
+            if !appended.is_some_and(|appended| !appended.duplicate) {
+                return;
+            }
+            match direct {
+                Some(created) => {
+                    let (reason, priority) = if vip {
+                        ("vip", state.config.routing.vip_priority)
+                    } else {
+                        ("direct", 0)
+                    };
+                    let lang = salam_bot::detect_language(&text)
+                        .or_else(|| locale.as_deref().and_then(salam_bot::Lang::parse))
+                        .unwrap_or(salam_bot::Lang::En);
+                    if let Err(err) =
+                        service::hand_off(state, &settings, &created, "", priority, reason, lang)
+                            .await
+                    {
+                        tracing::warn!(error = %err, "handoff not stored");
+                    }
+                }
+                None => run_bot(state, &settings, &conversation_id, &text, locale.as_deref()).await,
+            }
+        }
+        .instrument(span),
+    ))
+}
+
 async fn handle(session: &mut Session, link: &mut Link, frame: VisitorFrame) {
     let state = link.state.clone();
     match frame {
-        VisitorFrame::Hello { .. } | VisitorFrame::Ping { .. } => {}
-        VisitorFrame::Send {
-            client_id,
-            text,
-            conversation,
-        } => {
-            if let Err((code, message)) =
-                service::check_client_id(&client_id).and(service::check_text(&state, &text))
-            {
-                link.error(code, &message, Some(client_id)).await;
-                return;
-            }
-            // A new conversation that skips the bot (VIP, or bot off) is handed off once
-            // the first message is stored.
-            let mut direct: Option<Conversation> = None;
-            let conversation_id = match conversation {
-                Some(conversation) => {
-                    if !owns(session, link, &conversation).await {
-                        refuse(link, Some(client_id)).await;
-                        return;
-                    }
-                    conversation
-                }
-                None => match &session.current {
-                    Some(current) => current.clone(),
-                    None => {
-                        let initial = if session.settings.bot && !session.vip {
-                            ConversationState::Bot
-                        } else {
-                            ConversationState::Queued
-                        };
-                        let created = match state
-                            .store
-                            .create_conversation(
-                                &session.site.id,
-                                &session.visitor_id,
-                                initial,
-                                now_ms(),
-                            )
-                            .await
-                        {
-                            Ok(created) => created,
-                            Err(err) => {
-                                link.error(
-                                    service::store_code(&err),
-                                    service::store_message(&err),
-                                    Some(client_id),
-                                )
-                                .await;
-                                return;
-                            }
-                        };
-                        session.owned.insert(created.id.clone());
-                        session.current = Some(created.id.clone());
-                        state
-                            .registry
-                            .subscribe_conversation(&created.id, link.mailbox.clone());
-                        service::announce(&state, &created);
-                        if initial == ConversationState::Queued {
-                            direct = Some(created.clone());
-                        }
-                        created.id
-                    }
-                },
-            };
-            let span = tracing::debug_span!("send", conversation = %conversation_id);
-            let new_message = NewMessage {
-                conversation: conversation_id,
-                kind: MessageKind::Text,
-                author: session.author(),
-                text,
-                client_id: Some(client_id),
-                quick_replies: Vec::new(),
-                at: now_ms(),
-            };
-            let text = new_message.text.clone();
-            let conversation_id = new_message.conversation.clone();
-            let appended = service::send_from_client(link, &session.site.id, new_message)
-                .instrument(span)
-                .await;
-            if appended.is_some_and(|appended| !appended.duplicate) {
-                match direct {
-                    Some(created) => {
-                        let (reason, priority) = if session.vip {
-                            ("vip", state.config.routing.vip_priority)
-                        } else {
-                            ("direct", 0)
-                        };
-                        let lang = salam_bot::detect_language(&text)
-                            .or_else(|| session.locale.as_deref().and_then(salam_bot::Lang::parse))
-                            .unwrap_or(salam_bot::Lang::En);
-                        if let Err(err) = service::hand_off(
-                            &state,
-                            &session.settings,
-                            &created,
-                            "",
-                            priority,
-                            reason,
-                            lang,
-                        )
-                        .await
-                        {
-                            tracing::warn!(error = %err, "handoff not stored");
-                        }
-                    }
-                    None => run_bot(session, &state, &conversation_id, &text).await,
-                }
-            }
-        }
+        // Dispatched before this function.
+        VisitorFrame::Hello { .. } | VisitorFrame::Ping { .. } | VisitorFrame::Send { .. } => {}
         VisitorFrame::Rate {
             conversation,
             score,
@@ -519,26 +545,18 @@ async fn handle(session: &mut Session, link: &mut Link, frame: VisitorFrame) {
 
 /// Runs the bot when the conversation is still in the bot's hands.
 async fn run_bot(
-    session: &mut Session,
     state: &crate::state::AppState,
+    settings: &SiteSettings,
     conversation: &str,
     text: &str,
+    locale: Option<&str>,
 ) {
     let found: Conversation = match state.store.conversation(conversation).await {
         Ok(Some(found)) if found.state == ConversationState::Bot => found,
         _ => return,
     };
-    match service::bot_turn(
-        state,
-        &session.settings,
-        &found,
-        text,
-        session.locale.as_deref(),
-    )
-    .await
-    {
-        Ok(lang) => session.lang = Some(lang),
-        Err(err) => tracing::warn!(%conversation, error = %err, "bot turn failed"),
+    if let Err(err) = service::bot_turn(state, settings, &found, text, locale).await {
+        tracing::warn!(%conversation, error = %err, "bot turn failed");
     }
 }
 
@@ -676,6 +694,7 @@ async fn contact(
             )
             .await;
     }
+    let message_lang = message.as_deref().and_then(salam_bot::detect_language);
     let request = salam_store::OfflineRequest {
         id: 0,
         site_id: session.site.id.clone(),
@@ -698,8 +717,7 @@ async fn contact(
             .await;
     }
     if let Some(conversation) = conversation {
-        let lang = session
-            .lang
+        let lang = message_lang
             .or_else(|| session.locale.as_deref().and_then(salam_bot::Lang::parse))
             .unwrap_or(salam_bot::Lang::En);
         let text = state.bot.current().phrases(lang).contact_saved.clone();

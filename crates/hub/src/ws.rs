@@ -48,7 +48,45 @@ pub struct Link {
     bucket: TokenBucket,
 }
 
+/// The part of a [`Link`] that work finishing later (after a commit) needs: where to
+/// send the client's answers.
+#[derive(Clone)]
+pub struct Replier {
+    pub state: AppState,
+    pub mailbox: Mailbox,
+}
+
+impl Replier {
+    /// Queues a frame for this client.
+    pub async fn send(&self, frame: &ServerFrame) {
+        let _ = self
+            .mailbox
+            .sender
+            .send(Outbound::Frame(frame.to_json().into()))
+            .await;
+    }
+
+    /// Queues an error frame.
+    pub async fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {
+        self.state.metrics.error(code);
+        self.send(&ServerFrame::Error {
+            code,
+            message: message.to_owned(),
+            client_id,
+        })
+        .await;
+    }
+}
+
 impl Link {
+    /// A handle for work that finishes after this frame's handler returns.
+    pub fn replier(&self) -> Replier {
+        Replier {
+            state: self.state.clone(),
+            mailbox: self.mailbox.clone(),
+        }
+    }
+
     /// Queues a frame for this client (waits if its own queue is full: backpressure
     /// on a client that does not read is its own problem).
     pub async fn send(&self, frame: &ServerFrame) {
@@ -81,12 +119,23 @@ impl Link {
     }
 }
 
+/// Work that completes after the frame's handler returned (a send waiting for its
+/// commit, then its ack, delivery and bot turn).
+pub type Deferred = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// What a frame handler tells the receive loop.
 pub enum Flow {
     Continue,
+    /// Keep reading; finish this when the work queued before it has finished.
+    Defer(Deferred),
     /// Close the connection with this code and reason (after the queued frames).
     Close(u16, &'static str),
 }
+
+/// Sends one connection may have waiting for their commit. They are queued to the store
+/// in arrival order and finished in that order, so a client that pipelines its sends
+/// gets them into one group commit without any reordering.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Per-connection token bucket (frames per second with a burst).
 struct TokenBucket {
@@ -172,9 +221,21 @@ pub async fn run<E: Endpoint>(
     };
     let max_frame = state.config.limits.max_frame_bytes as usize;
     let mut close_tx = Some(close_tx);
+    let mut in_flight: std::collections::VecDeque<Deferred> = std::collections::VecDeque::new();
     loop {
+        let can_read = in_flight.len() < MAX_IN_FLIGHT;
+        let has_work = !in_flight.is_empty();
         let incoming = tokio::select! {
-            incoming = stream.next() => incoming,
+            biased;
+            () = async {
+                if let Some(front) = in_flight.front_mut() {
+                    front.await;
+                }
+            }, if has_work => {
+                in_flight.pop_front();
+                continue;
+            }
+            incoming = stream.next(), if can_read => incoming,
             _ = &mut send_task => break,
         };
         let Some(Ok(incoming)) = incoming else {
@@ -218,17 +279,38 @@ pub async fn run<E: Endpoint>(
             WsMessage::Ping(_) | WsMessage::Pong(_) => Flow::Continue,
             WsMessage::Close(_) => break,
         };
-        if let Flow::Close(code, reason) = flow {
-            if let Some(close_tx) = close_tx.take() {
-                let _ = close_tx.send((code, reason));
+        match flow {
+            Flow::Continue => {}
+            Flow::Defer(work) => in_flight.push_back(work),
+            Flow::Close(code, reason) => {
+                finish(&mut in_flight).await;
+                if let Some(close_tx) = close_tx.take() {
+                    let _ = close_tx.send((code, reason));
+                }
+                // Let the send task flush what is queued and close the socket.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut send_task).await;
+                break;
             }
-            // Let the send task flush what is queued and close the socket.
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut send_task).await;
-            break;
         }
     }
+    // Committed messages are delivered (and answered by the bot) even when their
+    // sender has gone.
+    finish(&mut in_flight).await;
     send_task.abort();
     endpoint.on_close(&link).await;
+}
+
+/// Finishes deferred work in order (bounded in time: a stuck store must not keep a
+/// dead connection's task forever).
+async fn finish(in_flight: &mut std::collections::VecDeque<Deferred>) {
+    while let Some(work) = in_flight.pop_front() {
+        if tokio::time::timeout(Duration::from_secs(30), work)
+            .await
+            .is_err()
+        {
+            tracing::warn!("deferred work timed out");
+        }
+    }
 }
 
 /// Owns the write half: ordered delivery, heartbeats, shutdown.

@@ -114,6 +114,12 @@ pub async fn run(options: IdleOptions) -> Result<serde_json::Value> {
             break;
         }
     }
+    if sockets.is_empty() {
+        bail!(
+            "no visitor could connect: {}",
+            first_error.unwrap_or_default()
+        );
+    }
     eprintln!(
         "idle: holding {} connections for {:?}",
         sockets.len(),

@@ -112,6 +112,26 @@ pub struct Alert {
     pub at: i64,
 }
 
+/// Changes to an agent account (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct AgentUpdate {
+    pub name: Option<String>,
+    pub role: Option<AgentRole>,
+    /// `Some(None)` clears the capacity (the hub's default applies).
+    pub capacity: Option<Option<u32>>,
+    pub departments: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+    pub site_ids: Option<Vec<String>>,
+}
+
+/// A canned response agents insert with `/shortcut`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Canned {
+    pub id: i64,
+    pub shortcut: String,
+    pub text: String,
+}
+
 /// Which conversations to list.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
@@ -309,6 +329,35 @@ pub struct VisitorUpdate {
     pub user_agent: Option<String>,
 }
 
+/// A message queued for commit; resolves once it is committed (or failed).
+pub struct PendingAppend(
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, StoreError>> + Send>>,
+);
+
+impl PendingAppend {
+    pub fn new(
+        future: impl std::future::Future<Output = Result<Appended, StoreError>> + Send + 'static,
+    ) -> PendingAppend {
+        PendingAppend(Box::pin(future))
+    }
+}
+
+impl std::future::Future for PendingAppend {
+    type Output = Result<Appended, StoreError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(context)
+    }
+}
+
+impl std::fmt::Debug for PendingAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingAppend")
+    }
+}
+
 /// Counters the store keeps for `/metrics`.
 #[derive(Debug, Default)]
 pub struct StoreMetrics {
@@ -357,6 +406,21 @@ pub trait Store: Send + Sync + 'static {
     async fn site_by_key(&self, key: &str) -> Result<Option<Site>, StoreError>;
     async fn site_by_id(&self, id: &str) -> Result<Option<Site>, StoreError>;
     async fn list_sites(&self) -> Result<Vec<Site>, StoreError>;
+    async fn update_site(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        origins: Option<&[String]>,
+    ) -> Result<Site, StoreError>;
+    async fn departments(&self) -> Result<Vec<String>, StoreError>;
+    async fn add_department(&self, name: &str) -> Result<(), StoreError>;
+    async fn remove_department(&self, name: &str) -> Result<(), StoreError>;
+    async fn canned(&self) -> Result<Vec<Canned>, StoreError>;
+    async fn add_canned(&self, shortcut: &str, text: &str) -> Result<Canned, StoreError>;
+    async fn remove_canned(&self, id: i64) -> Result<(), StoreError>;
+    /// Marks an offline request followed up.
+    async fn offline_request_done(&self, id: i64, now: i64) -> Result<(), StoreError>;
+    async fn acknowledge_alert(&self, id: i64, now: i64) -> Result<(), StoreError>;
 
     // --- agents and sessions ---
     async fn create_agent(&self, agent: NewAgent) -> Result<Agent, StoreError>;
@@ -364,6 +428,8 @@ pub trait Store: Send + Sync + 'static {
     /// The agent and their password hash.
     async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError>;
     async fn agent_by_id(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError>;
+    async fn update_agent(&self, id: &str, update: AgentUpdate) -> Result<Agent, StoreError>;
     async fn create_session(
         &self,
         token_hash: &str,
@@ -505,6 +571,10 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a message with the conversation's next sequence number, or returns the
     /// committed original when `client_id` was seen before from the same author.
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
+    /// Queues a message for commit and returns as soon as it is queued; the handle
+    /// resolves when it is committed. Messages queued one after another are committed in
+    /// that order, so a client may have several in flight without reordering.
+    async fn append_queued(&self, message: NewMessage) -> Result<PendingAppend, StoreError>;
     /// Messages with `seq > after`, in order, at most `limit`.
     async fn messages_after(
         &self,

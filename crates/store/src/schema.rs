@@ -74,7 +74,8 @@ const MIGRATIONS: &[&str] = &[
         closed_at  INTEGER
     );
     CREATE INDEX conversations_by_visitor ON conversations (site_id, visitor_id, state);
-    CREATE INDEX conversations_by_site ON conversations (site_id, state, updated_at);
+    -- Not on updated_at: that changes with every message and would cost an index write.
+    CREATE INDEX conversations_by_site ON conversations (site_id, state);
     CREATE TABLE messages (
         conversation_id TEXT NOT NULL REFERENCES conversations(id),
         seq             INTEGER NOT NULL,
@@ -128,6 +129,16 @@ const MIGRATIONS: &[&str] = &[
         detail          TEXT NOT NULL,
         at              INTEGER NOT NULL,
         acknowledged_at INTEGER
+    );
+    CREATE TABLE departments (
+        name       TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE canned_responses (
+        id         INTEGER PRIMARY KEY,
+        shortcut   TEXT NOT NULL UNIQUE,
+        text       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX messages_by_client_id
         ON messages (conversation_id, author_kind, author_id, client_id)

@@ -2,9 +2,9 @@
 
 use crate::writer::Writer;
 use crate::{
-    Agent, AgentRole, Alert, Appended, BotReport, BotTurn, Conversation, ConversationFilter,
-    NewAgent, NewMessage, OfflineRequest, Site, Store, StoreError, StoreMetrics, Timing, Visitor,
-    VisitorUpdate,
+    Agent, AgentRole, AgentUpdate, Alert, Appended, BotReport, BotTurn, Canned, Conversation,
+    ConversationFilter, NewAgent, NewMessage, OfflineRequest, Site, Store, StoreError,
+    StoreMetrics, Timing, Visitor, VisitorUpdate,
 };
 use async_trait::async_trait;
 use rand::Rng;
@@ -44,6 +44,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
     metrics: Arc<StoreMetrics>,
+    /// Dropped with the last clone; the checkpoint thread stops then.
+    _alive: Arc<()>,
 }
 
 struct ReadPool {
@@ -79,6 +81,37 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(map_err)?;
     Ok(connection)
+}
+
+/// Copies the WAL back into the database every second from a connection of its own, so
+/// the writer's commits never pay for a checkpoint. `PASSIVE` never blocks the writer;
+/// if the WAL grows large anyway (a long reader), a `TRUNCATE` is tried.
+fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) -> Result<(), StoreError> {
+    let connection = Connection::open(&path).map_err(map_err)?;
+    connection
+        .busy_timeout(std::time::Duration::from_millis(100))
+        .map_err(map_err)?;
+    std::thread::Builder::new()
+        .name("salam-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if alive.upgrade().is_none() || !path.exists() {
+                    return;
+                }
+                let wal_pages: Result<(i64, i64, i64), _> =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    });
+                if let Ok((_, log_pages, _)) = wal_pages
+                    && log_pages > 50_000
+                {
+                    let _ = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+                }
+            }
+        })
+        .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+    Ok(())
 }
 
 /// Maps a SQLite error onto the store's error enum.
@@ -141,6 +174,12 @@ impl SqliteStore {
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
         crate::schema::migrate(&mut connection).map_err(map_err)?;
+        // Checkpoints run on their own thread (below), not inside the writer's commits.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(map_err)?;
+        let alive = Arc::new(());
+        spawn_checkpointer(path.to_path_buf(), Arc::downgrade(&alive))?;
         connection.set_prepared_statement_cache_capacity(64);
         let metrics = Arc::new(StoreMetrics::default());
         let (writer, _thread) = Writer::start(
@@ -159,6 +198,7 @@ impl SqliteStore {
             writer,
             readers,
             metrics,
+            _alive: alive,
         })
     }
 
@@ -566,6 +606,255 @@ impl Store for SqliteStore {
             })
             .await?;
         Ok(created)
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.read(|connection| {
+            let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name, id");
+            let mut statement = connection.prepare(&sql).map_err(map_err)?;
+            let mut rows = statement.query([]).map_err(map_err)?;
+            let mut agents = Vec::new();
+            while let Some(row) = rows.next().map_err(map_err)? {
+                agents.push(agent_from_row(connection, row)?.0);
+            }
+            Ok(agents)
+        })
+        .await
+    }
+
+    async fn update_agent(&self, id: &str, update: AgentUpdate) -> Result<Agent, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |connection| {
+                let exists = agent_where(connection, "id = ?1", &id)?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                if let Some(name) = &update.name {
+                    connection
+                        .execute(
+                            "UPDATE agents SET name = ?2 WHERE id = ?1",
+                            params![id, name],
+                        )
+                        .map_err(map_err)?;
+                }
+                if let Some(role) = update.role {
+                    connection
+                        .execute(
+                            "UPDATE agents SET role = ?2 WHERE id = ?1",
+                            params![id, role.as_str()],
+                        )
+                        .map_err(map_err)?;
+                }
+                if let Some(capacity) = update.capacity {
+                    connection
+                        .execute(
+                            "UPDATE agents SET capacity = ?2 WHERE id = ?1",
+                            params![id, capacity],
+                        )
+                        .map_err(map_err)?;
+                }
+                if let Some(departments) = &update.departments {
+                    let json = serde_json::to_string(departments).unwrap_or_else(|_| "[]".into());
+                    connection
+                        .execute(
+                            "UPDATE agents SET departments = ?2 WHERE id = ?1",
+                            params![id, json],
+                        )
+                        .map_err(map_err)?;
+                }
+                if let Some(disabled) = update.disabled {
+                    connection
+                        .execute(
+                            "UPDATE agents SET disabled = ?2 WHERE id = ?1",
+                            params![id, disabled as i64],
+                        )
+                        .map_err(map_err)?;
+                    if disabled {
+                        connection
+                            .execute("DELETE FROM sessions WHERE agent_id = ?1", [&id])
+                            .map_err(map_err)?;
+                    }
+                }
+                if let Some(site_ids) = &update.site_ids {
+                    connection
+                        .execute("DELETE FROM agent_sites WHERE agent_id = ?1", [&id])
+                        .map_err(map_err)?;
+                    for site_id in site_ids {
+                        connection
+                            .execute(
+                                "INSERT INTO agent_sites (agent_id, site_id) VALUES (?1, ?2)",
+                                [&id, site_id],
+                            )
+                            .map_err(map_err)?;
+                    }
+                }
+                agent_where(connection, "id = ?1", &id)?
+                    .map(|(agent, _)| agent)
+                    .ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn update_site(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        origins: Option<&[String]>,
+    ) -> Result<Site, StoreError> {
+        let (id, name, origins) = (
+            id.to_owned(),
+            name.map(str::to_owned),
+            origins.map(|origins| serde_json::to_string(origins).unwrap_or_else(|_| "[]".into())),
+        );
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE sites SET name = coalesce(?2, name), origins = coalesce(?3, origins) WHERE id = ?1",
+                        params![id, name, origins],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                connection
+                    .query_row(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"), [&id], site_from_row)
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn departments(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare("SELECT name FROM departments ORDER BY name")
+                .map_err(map_err)?;
+            let names = statement
+                .query_map([], |row| row.get(0))
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(map_err)?;
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn add_department(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        let now = now_ms();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT OR IGNORE INTO departments (name, created_at) VALUES (?1, ?2)",
+                        params![name, now],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn remove_department(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute("DELETE FROM departments WHERE name = ?1", [name])
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn canned(&self) -> Result<Vec<Canned>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection
+                .prepare("SELECT id, shortcut, text FROM canned_responses ORDER BY shortcut")
+                .map_err(map_err)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(Canned {
+                        id: row.get(0)?,
+                        shortcut: row.get(1)?,
+                        text: row.get(2)?,
+                    })
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn add_canned(&self, shortcut: &str, text: &str) -> Result<Canned, StoreError> {
+        let (shortcut, text) = (shortcut.to_owned(), text.to_owned());
+        let now = now_ms();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO canned_responses (shortcut, text, created_at) VALUES (?1, ?2, ?3)",
+                        params![shortcut, text, now],
+                    )
+                    .map_err(map_err)?;
+                Ok(Canned {
+                    id: connection.last_insert_rowid(),
+                    shortcut,
+                    text,
+                })
+            })
+            .await
+    }
+
+    async fn remove_canned(&self, id: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute("DELETE FROM canned_responses WHERE id = ?1", [id])
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn offline_request_done(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE offline_requests SET done_at = coalesce(done_at, ?2) WHERE id = ?1",
+                        params![id, now],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn acknowledge_alert(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, ?2) WHERE id = ?1",
+                        params![id, now],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn count_agents(&self) -> Result<u64, StoreError> {
@@ -1376,6 +1665,16 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| append_in(connection, message))
             .await
+    }
+
+    async fn append_queued(&self, message: NewMessage) -> Result<crate::PendingAppend, StoreError> {
+        let answer = self
+            .writer
+            .enqueue(move |connection| append_in(connection, message))
+            .await?;
+        Ok(crate::PendingAppend::new(async move {
+            answer.await.map_err(|_| StoreError::ShutDown)?
+        }))
     }
 
     async fn messages_after(

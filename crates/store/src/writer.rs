@@ -36,9 +36,12 @@ impl Writer {
         Ok((Writer { sender }, handle))
     }
 
-    /// Runs `op` in the writer's transaction and resolves once that transaction is
-    /// committed. The result is `Ok` only if both `op` and the commit succeeded.
-    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Queues `op` for the writer's next transaction and returns at once with the
+    /// receiver of its result. Jobs queued one after another run in that order.
+    pub(crate) async fn enqueue<T, F>(
+        &self,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -57,7 +60,20 @@ impl Writer {
             .send(job)
             .await
             .map_err(|_| StoreError::ShutDown)?;
-        answer.await.map_err(|_| StoreError::ShutDown)?
+        Ok(answer)
+    }
+
+    /// Runs `op` in the writer's transaction and resolves once that transaction is
+    /// committed. The result is `Ok` only if both `op` and the commit succeeded.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.enqueue(op)
+            .await?
+            .await
+            .map_err(|_| StoreError::ShutDown)?
     }
 }
 
@@ -65,14 +81,18 @@ fn in_savepoint<T>(
     connection: &Connection,
     op: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    connection
-        .execute_batch("SAVEPOINT job")
-        .map_err(crate::sqlite::map_err)?;
+    // Cached statements: these run twice per write.
+    let run = |sql: &str| -> Result<(), StoreError> {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(|_| ())
+            .map_err(crate::sqlite::map_err)
+    };
+    run("SAVEPOINT job")?;
     match op(connection) {
         Ok(value) => {
-            connection
-                .execute_batch("RELEASE job")
-                .map_err(crate::sqlite::map_err)?;
+            run("RELEASE job")?;
             Ok(value)
         }
         Err(err) => {

@@ -1,5 +1,6 @@
 //! End-to-end tests of the hub through its real interfaces (one test binary).
 
+mod admin;
 mod auth;
 mod bad_input;
 mod bot;

@@ -1,0 +1,123 @@
+// The live connection to /ws/agent. Nothing is lost across a dropped socket:
+// - every reply is sent with a client_id and kept until its `ack`; after a reconnect
+//   the unacknowledged ones are sent again (the hub answers a resend with the
+//   original ack, so nothing doubles);
+// - every conversation we have history for is resumed from the last sequence seen.
+
+import { randomId } from "./dom.js";
+
+const PING_MS = 20_000;
+const BACKOFF_MAX_MS = 15_000;
+/** Errors after which a send is worth retrying with the same client_id. */
+const RETRYABLE = new Set(["rate_limited", "store_unavailable", "internal"]);
+
+export class Live {
+  /**
+   * `handlers.frame(frame)` gets every frame from the hub; `handlers.status(s)` gets
+   * "connecting", "connected" or "disconnected"; `handlers.welcome(frame)` runs after
+   * each greeting, before the resumes are sent; `lastSeq(id)` tells where to resume.
+   */
+  constructor(handlers) {
+    this.handlers = handlers;
+    this.socket = null;
+    this.pending = new Map(); // client_id -> send frame
+    this.attempt = 0;
+    this.stopped = false;
+    this.ready = false;
+    this.presence = null;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.retryTimer);
+    if (this.socket) this.socket.close(1000, "signed out");
+    this.socket = null;
+  }
+
+  connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.handlers.status("connecting");
+    const socket = new WebSocket(`${scheme}//${location.host}/ws/agent`);
+    this.socket = socket;
+    this.ready = false;
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ type: "hello", v: 1 }));
+    });
+    socket.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame.type === "welcome") this.onWelcome(frame);
+      else if (frame.type === "ack") this.pending.delete(frame.client_id);
+      else if (frame.type === "error" && frame.client_id && RETRYABLE.has(frame.code)) {
+        // Kept in `pending`: resent a little later with the same client_id.
+        setTimeout(() => this.resend(frame.client_id), 1500);
+      } else if (frame.type === "error" && frame.client_id) {
+        this.pending.delete(frame.client_id);
+      }
+      this.handlers.frame(frame);
+    });
+    socket.addEventListener("close", () => {
+      if (this.socket !== socket) return;
+      this.ready = false;
+      clearInterval(this.pingTimer);
+      this.handlers.status("disconnected");
+      if (this.stopped) return;
+      const delay = Math.min(BACKOFF_MAX_MS, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+      this.attempt += 1;
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  onWelcome(frame) {
+    this.attempt = 0;
+    this.ready = true;
+    this.handlers.status("connected");
+    this.handlers.welcome(frame);
+    if (this.presence) this.raw({ type: "presence", presence: this.presence });
+    for (const conversation of this.handlers.resumable()) {
+      this.raw({ type: "resume", conversation, after: this.handlers.lastSeq(conversation) });
+    }
+    for (const clientId of this.pending.keys()) this.resend(clientId);
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.raw({ type: "ping" }), PING_MS);
+  }
+
+  /** Sends a frame now if connected (frames other than `send` are not kept). */
+  raw(frame) {
+    if (this.socket && this.ready && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  resend(clientId) {
+    const frame = this.pending.get(clientId);
+    if (frame) this.raw(frame);
+  }
+
+  /** Sends a reply or note; returns its client_id. It is resent until acknowledged. */
+  send(conversation, text, note) {
+    const clientId = randomId();
+    const frame = { type: "send", conversation, client_id: clientId, text };
+    if (note) frame.note = true;
+    this.pending.set(clientId, frame);
+    this.raw(frame);
+    return clientId;
+  }
+
+  setPresence(presence) {
+    this.presence = presence;
+    this.raw({ type: "presence", presence });
+  }
+}

@@ -1,0 +1,157 @@
+// Reports for a date range, with charts drawn as inline SVG (no chart library; the
+// CSP forbids inline styles in markup, so sizes go through attributes and
+// element.style).
+
+import { get, query } from "./api.js";
+import { duration, number, t } from "./i18n.js";
+import { fill, h, svg } from "./dom.js";
+
+const DAY_MS = 86_400_000;
+
+/** The form's values survive re-renders (language switch, navigation). */
+const range = { from: null, to: null, site: "" };
+
+/** YYYY-MM-DD in local time (what <input type=date> shows). */
+function isoDate(ms) {
+  const date = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+export function renderReports(root, context) {
+  if (!range.from) {
+    range.to = isoDate(Date.now());
+    range.from = isoDate(Date.now() - 29 * DAY_MS);
+  }
+  const from = h("input", { type: "date", id: "report-from", value: range.from });
+  const to = h("input", { type: "date", id: "report-to", value: range.to });
+  const site = h("select", { id: "report-site" }, h("option", { value: "", text: t("all_sites") }));
+  const output = h("div", { id: "report", class: "report" });
+  const load = async () => {
+    range.from = from.value;
+    range.to = to.value;
+    range.site = site.value;
+    const fromMs = Date.parse(`${from.value}T00:00:00`);
+    const toMs = Date.parse(`${to.value}T00:00:00`) + DAY_MS;
+    try {
+      const report = await get(`/api/reports${query({ from: fromMs, to: toMs, site: site.value })}`);
+      drawReport(output, report);
+    } catch (err) {
+      fill(output, h("p", { class: "error", text: t("error", { message: err.message }) }));
+    }
+  };
+  fill(root,
+    h("form", {
+      class: "inline-form report-form",
+      on: { submit: (event) => { event.preventDefault(); load(); } },
+    },
+    h("label", { class: "field" }, h("span", { text: t("from") }), from),
+    h("label", { class: "field" }, h("span", { text: t("to") }), to),
+    h("label", { class: "field" }, h("span", { text: t("sites") }), site),
+    h("button", { class: "primary", type: "submit", id: "report-load", text: t("load_report") })),
+    output);
+  get("/api/sites").then(({ sites }) => {
+    for (const entry of sites) site.appendChild(h("option", { value: entry.id, text: entry.name }));
+    site.value = range.site;
+  }).catch(() => {});
+  load();
+  void context;
+}
+
+function drawReport(output, report) {
+  const first = report.first_response_ms;
+  const resolution = report.resolution_ms;
+  const satisfaction = report.satisfaction;
+  fill(output,
+    h("div", { class: "cards" },
+      stat("r_conversations", number(report.conversations), "r-conversations",
+        `${number(report.bot_conversations)} ${t("r_bot_conversations")}`),
+      stat("r_deflection", report.deflection_rate === null || report.deflection_rate === undefined
+        ? t("r_no_data") : `${number(report.deflection_rate * 100, 1)}%`, "r-deflection",
+      t("r_deflected", { n: number(report.deflected) })),
+      stat("r_satisfaction", satisfaction.average === null || satisfaction.average === undefined
+        ? t("r_no_data") : number(satisfaction.average, 2), "r-satisfaction-average",
+      t("r_average", { avg: satisfaction.average === null ? "—" : number(satisfaction.average, 2), count: number(satisfaction.count) }))),
+    h("div", { class: "charts" },
+      h("section", { class: "card" },
+        h("h3", { text: t("r_first_response") }),
+        timingChart(first, first.target_ms),
+        h("p", { class: "muted", text: t("r_target", { time: duration(first.target_ms), within: number(first.within_target), count: number(first.count) }) })),
+      h("section", { class: "card" },
+        h("h3", { text: t("r_resolution") }),
+        timingChart(resolution, null)),
+      h("section", { class: "card", id: "r-distribution" },
+        h("h3", { text: t("r_satisfaction") }),
+        distributionChart(satisfaction.distribution)),
+      h("section", { class: "card", id: "r-handoffs" },
+        h("h3", { text: t("r_handoffs") }),
+        barList(report.handoffs_by_reason))),
+    h("section", { class: "card", id: "r-unanswered" },
+      h("h3", { text: t("r_unanswered") }),
+      report.unanswered.length
+        ? h("table", { class: "table" }, h("tbody", {}, report.unanswered.map(([question, count]) => h("tr", {},
+          h("td", { dir: "auto", text: question }), h("td", { class: "num", text: `${number(count)} ${t("r_count")}` })))))
+        : h("p", { class: "muted", text: t("r_no_data") })));
+}
+
+function stat(label, value, id, sub) {
+  return h("div", { class: "card stat" },
+    h("span", { text: t(label) }),
+    h("b", { id, text: value }),
+    sub ? h("small", { text: sub }) : null);
+}
+
+/** Two horizontal bars (median, p90) with an optional target line. */
+function timingChart(figures, targetMs) {
+  if (!figures.count) return h("p", { class: "muted", text: t("r_no_data") });
+  const values = [["r_median", figures.median], ["r_p90", figures.p90]];
+  const max = Math.max(figures.p90 || 0, figures.median || 0, targetMs || 0, 1) * 1.1;
+  const width = 320;
+  const rowHeight = 28;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${rowHeight * 2 + 10}`, class: "chart", role: "img" });
+  const rtl = document.documentElement.dir === "rtl";
+  values.forEach(([label, value], index) => {
+    const y = index * rowHeight + 4;
+    const barWidth = ((value || 0) / max) * (width - 110);
+    const x = rtl ? width - 70 - barWidth : 70;
+    chart.appendChild(svg("text", { x: rtl ? width - 4 : 4, y: y + 15, class: "chart-label", "text-anchor": rtl ? "end" : "start", text: t(label) }));
+    chart.appendChild(svg("rect", { x, y, width: Math.max(1, barWidth), height: 20, rx: 3, class: targetMs && value > targetMs ? "bar-over" : "bar" }));
+    chart.appendChild(svg("text", { x: rtl ? x - 4 : x + barWidth + 4, y: y + 15, class: "chart-value", "text-anchor": rtl ? "end" : "start", text: duration(value) }));
+  });
+  if (targetMs) {
+    const offset = (targetMs / max) * (width - 110);
+    const x = rtl ? width - 70 - offset : 70 + offset;
+    chart.appendChild(svg("line", { x1: x, x2: x, y1: 0, y2: rowHeight * 2 + 8, class: "target-line" }));
+  }
+  return chart;
+}
+
+/** Five vertical bars, one per score. */
+function distributionChart(distribution) {
+  const total = distribution.reduce((sum, n) => sum + n, 0);
+  if (!total) return h("p", { class: "muted", text: t("r_no_data") });
+  const max = Math.max(...distribution, 1);
+  const chart = svg("svg", { viewBox: "0 0 260 150", class: "chart", role: "img" });
+  distribution.forEach((count, index) => {
+    const height = (count / max) * 100;
+    const x = 15 + index * 50;
+    chart.appendChild(svg("rect", { x, y: 115 - height, width: 34, height: Math.max(1, height), rx: 3, class: `bar score-${index + 1}`, "data-score": index + 1, "data-count": count }));
+    chart.appendChild(svg("text", { x: x + 17, y: 110 - height, "text-anchor": "middle", class: "chart-value", text: number(count) }));
+    chart.appendChild(svg("text", { x: x + 17, y: 135, "text-anchor": "middle", class: "chart-label", text: `${"★".repeat(1)}${number(index + 1)}` }));
+  });
+  return chart;
+}
+
+/** CSS bars for [label, count] pairs. */
+function barList(pairs) {
+  if (!pairs.length) return h("p", { class: "muted", text: t("r_no_data") });
+  const max = Math.max(...pairs.map(([, n]) => n), 1);
+  return h("ul", { class: "bar-list" }, pairs.map(([label, count]) => {
+    const fillBar = h("span", { class: "bar-fill" });
+    fillBar.style.inlineSize = `${(count / max) * 100}%`;
+    return h("li", {},
+      h("span", { class: "bar-label", dir: "auto", text: label }),
+      h("span", { class: "bar" }, fillBar),
+      h("span", { class: "num", text: number(count) }));
+  }));
+}

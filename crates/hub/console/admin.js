@@ -3,13 +3,18 @@
 // REST API; the hub checks the admin role again on every request.
 
 import { del, get, patch, post, put } from "./api.js";
-import { clock, t } from "./i18n.js";
+import { clock, lang, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 
 const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
+
+/** The weekday's short name in the UI language (0 = Monday; 2024-01-01 was one). */
+function weekdayName(index) {
+  return new Intl.DateTimeFormat(lang(), { weekday: "short" }).format(new Date(2024, 0, 1 + index));
+}
 
 export function renderAdmin(root, context) {
   const body = h("div", { class: "admin-body", id: "admin-body" });
@@ -104,6 +109,7 @@ async function renderAgents(body, context) {
       h("tbody", {}, rows)),
     h("form", {
       class: "card form",
+      id: "agents-form",
       on: {
         submit: async (event) => {
           event.preventDefault();
@@ -283,7 +289,7 @@ function siteCard(site, context) {
     h("fieldset", { class: "hours" },
       h("legend", { text: t("business_hours") }),
       field("utc_offset", offset),
-      WEEKDAYS.map((day) => h("label", { class: "field day" }, h("span", { text: day }), days[day]))),
+      WEEKDAYS.map((day, index) => h("label", { class: "field day" }, h("span", { text: weekdayName(index) }), days[day]))),
     h("button", { class: "primary", text: t("save"), on: { click: save } }));
 }
 

@@ -194,6 +194,9 @@ function onFrame(frame) {
     case "message":
       onMessage(frame);
       break;
+    case "ack":
+      onAck(frame);
+      break;
     case "conversation":
       onConversation(frame.conversation);
       break;
@@ -242,6 +245,15 @@ function onError(frame) {
     }
     return;
   }
+  const taken = takeAsked && summaryOf(takeAsked);
+  if (taken && (isMine(taken) || frame.code === "forbidden")) {
+    takeAsked = null;
+    // Refused because routing assigned it first: to us (fine) or someone else (say so).
+    setTimeout(() => {
+      if (!isMine(summaryOf(taken.id) || taken)) toast(t("error", { message: frame.message || frame.code }));
+    }, 500);
+    return;
+  }
   toast(t("error", { message: frame.message || frame.code }));
 }
 
@@ -269,6 +281,25 @@ function onMessage(message) {
     markSeen();
   }
   renderListSoon();
+}
+
+/**
+ * The hub does not echo our own messages back to this connection: the `ack` is the
+ * delivery. The line is built from what we sent, with the committed sequence.
+ */
+function onAck(ack) {
+  const pending = store.outbox.get(ack.client_id);
+  if (!pending) return;
+  const known = store.messages.get(ack.conversation)?.get(ack.seq);
+  onMessage(known || {
+    conversation: ack.conversation,
+    seq: ack.seq,
+    kind: pending.note ? "note" : "text",
+    author: { kind: "agent", id: store.me.id, name: store.me.name },
+    text: pending.text,
+    at: Date.now(),
+    client_id: ack.client_id,
+  });
 }
 
 function onConversation(summary) {
@@ -359,15 +390,20 @@ function announceNew(summary) {
   if (summary.id !== store.active || document.hidden) store.fresh.add(summary.id);
   chime();
   if ("Notification" in window && Notification.permission === "granted") {
-    const notification = new Notification(t("new_chat"), {
-      body: t("new_chat_body", { name: visitorName(summary) }),
-      tag: summary.id,
-    });
-    notification.onclick = () => {
-      window.focus();
-      showView("inbox");
-      openConversation(summary.id);
-    };
+    try {
+      const notification = new Notification(t("new_chat"), {
+        body: t("new_chat_body", { name: visitorName(summary) }),
+        tag: summary.id,
+      });
+      notification.onclick = () => {
+        window.focus();
+        showView("inbox");
+        openConversation(summary.id);
+      };
+    } catch {
+      // Some browsers allow notifications only from a service worker; the title and
+      // the sound still tell.
+    }
   }
   updateTitle();
 }
@@ -766,7 +802,18 @@ function renderChatHeader() {
   if (composerBox) composerBox.classList.toggle("closed", summary.state === "closed");
 }
 
+/** A take asked for by hand; its refusal is not shown once the chat is ours anyway. */
+let takeAsked = null;
+
 function take(id) {
+  // Routing gives chats only to online agents, so taking one means being back online.
+  // (Going online may assign this very chat from the backlog before the take arrives.)
+  if ($("presence").value !== "online") {
+    $("presence").value = "online";
+    localStorage.setItem("salam.presence", "online");
+    live?.setPresence("online");
+  }
+  takeAsked = id;
   live?.raw({ type: "take", conversation: id });
 }
 
@@ -1136,6 +1183,11 @@ function wire() {
     if (store.view === "live") refreshAgents();
   }, 10_000);
 }
+
+// Uncaught errors are kept for the browser tests (and anyone with devtools open).
+window.salamErrors = [];
+window.addEventListener("error", (event) => window.salamErrors.push(String(event.message)));
+window.addEventListener("unhandledrejection", (event) => window.salamErrors.push(String(event.reason)));
 
 wire();
 start();

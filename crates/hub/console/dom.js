@@ -9,6 +9,8 @@
  */
 export function h(tag, props = {}, ...children) {
   const element = document.createElement(tag);
+  // A button is a plain button unless it says otherwise (never an accidental submit).
+  if (tag === "button") element.type = "button";
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null) continue;
     if (key === "class") element.className = value;

@@ -115,7 +115,7 @@ function timingChart(figures, targetMs) {
     const barWidth = ((value || 0) / max) * (width - 110);
     const x = rtl ? width - 70 - barWidth : 70;
     chart.appendChild(svg("text", { x: rtl ? width - 4 : 4, y: y + 15, class: "chart-label", "text-anchor": rtl ? "end" : "start", text: t(label) }));
-    chart.appendChild(svg("rect", { x, y, width: Math.max(1, barWidth), height: 20, rx: 3, class: targetMs && value > targetMs ? "bar-over" : "bar" }));
+    chart.appendChild(svg("rect", { x, y, width: Math.max(1, barWidth), height: 20, rx: 3, class: targetMs && value > targetMs ? "svg-bar over" : "svg-bar" }));
     chart.appendChild(svg("text", { x: rtl ? x - 4 : x + barWidth + 4, y: y + 15, class: "chart-value", "text-anchor": rtl ? "end" : "start", text: duration(value) }));
   });
   if (targetMs) {
@@ -135,7 +135,7 @@ function distributionChart(distribution) {
   distribution.forEach((count, index) => {
     const height = (count / max) * 100;
     const x = 15 + index * 50;
-    chart.appendChild(svg("rect", { x, y: 115 - height, width: 34, height: Math.max(1, height), rx: 3, class: `bar score-${index + 1}`, "data-score": index + 1, "data-count": count }));
+    chart.appendChild(svg("rect", { x, y: 115 - height, width: 34, height: Math.max(1, height), rx: 3, class: `svg-bar score-${index + 1}`, "data-score": index + 1, "data-count": count }));
     chart.appendChild(svg("text", { x: x + 17, y: 110 - height, "text-anchor": "middle", class: "chart-value", text: number(count) }));
     chart.appendChild(svg("text", { x: x + 17, y: 135, "text-anchor": "middle", class: "chart-label", text: `${"★".repeat(1)}${number(index + 1)}` }));
   });

@@ -61,7 +61,8 @@ pub struct Limits {
     pub burst: u32,
     /// Open WebSocket connections at most; further upgrades get HTTP 503.
     pub max_connections: u32,
-    /// Frames queued for one slow client before it is told to resync and dropped.
+    /// Frames queued for one slow visitor before it is told to resync and dropped
+    /// (agents, who receive their whole site, get eight times as many).
     pub outbound_queue: u32,
 }
 

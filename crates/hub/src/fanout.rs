@@ -26,6 +26,13 @@ pub enum Outbound {
     Message(Arc<Message>, Utf8Bytes),
     /// Replay `conversation` after `after`, then send `resumed`.
     Resume { conversation: String, after: u64 },
+    /// The ack of this connection's own message: it stands for the message, which this
+    /// connection is not sent again.
+    Ack {
+        conversation: String,
+        seq: u64,
+        json: Utf8Bytes,
+    },
 }
 
 /// Who may receive an event.

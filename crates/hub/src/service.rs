@@ -90,14 +90,25 @@ pub async fn finish_from_client(
     let state = &replier.state;
     match pending.await {
         Ok(appended) => {
-            replier
-                .send(&ServerFrame::Ack {
-                    client_id,
+            let ack = ServerFrame::Ack {
+                client_id,
+                conversation: appended.message.conversation.clone(),
+                seq: appended.message.seq,
+                duplicate: appended.duplicate,
+            };
+            // For a visitor the ack stands in for the message (not sent back to the
+            // sender's connection); agents get their own messages too.
+            let own = appended.message.author.kind == AuthorKind::Visitor;
+            let item = if own {
+                Outbound::Ack {
                     conversation: appended.message.conversation.clone(),
                     seq: appended.message.seq,
-                    duplicate: appended.duplicate,
-                })
-                .await;
+                    json: ack.to_json().into(),
+                }
+            } else {
+                Outbound::Frame(ack.to_json().into())
+            };
+            let _ = replier.mailbox.sender.send(item).await;
             if appended.duplicate {
                 state
                     .metrics
@@ -108,9 +119,13 @@ pub async fn finish_from_client(
                     .metrics
                     .messages_committed
                     .fetch_add(1, Ordering::Relaxed);
-                state
-                    .bus
-                    .publish(Event::message(site_id, appended.message.clone()));
+                // A visitor's own connection has the ack; its other tabs and the agents
+                // get the message.
+                let mut event = Event::message(site_id, appended.message.clone());
+                if own {
+                    event.skip_connection = Some(replier.mailbox.connection);
+                }
+                state.bus.publish(event);
             }
             Some(appended)
         }

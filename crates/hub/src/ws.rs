@@ -194,7 +194,13 @@ pub async fn run<E: Endpoint>(
     mut endpoint: E,
 ) {
     let (sink, mut stream) = socket.split();
-    let (sender, receiver) = mpsc::channel(state.config.limits.outbound_queue.max(8) as usize);
+    // An agent receives every message of their sites, so their queue is deeper.
+    let queue = state.config.limits.outbound_queue.max(8) as usize;
+    let queue = match side {
+        Side::Visitor => queue,
+        Side::Agent => queue * 8,
+    };
+    let (sender, receiver) = mpsc::channel(queue);
     let kick = Arc::new(Notify::new());
     let mailbox = Mailbox {
         connection,
@@ -330,6 +336,7 @@ async fn send_loop(
     let mut order = Order {
         side,
         delivered: HashMap::new(),
+        own: HashMap::new(),
     };
     let close = |code: u16, reason: &'static str| {
         WsMessage::Close(Some(CloseFrame {
@@ -398,6 +405,9 @@ struct Order {
     side: Side,
     /// The highest sequence written to this client, per conversation.
     delivered: HashMap<String, u64>,
+    /// Sequences of this client's own messages acknowledged ahead of the ones before
+    /// them: they count as delivered once those arrive.
+    own: HashMap<String, std::collections::BTreeSet<u64>>,
 }
 
 type SendResult = Result<(), axum::Error>;
@@ -405,6 +415,41 @@ type SendResult = Result<(), axum::Error>;
 impl Order {
     fn visible(&self, kind: MessageKind) -> bool {
         self.side == Side::Agent || kind != MessageKind::Note
+    }
+
+    /// Moves `delivered` past own messages that are next in line.
+    fn advance(&mut self, conversation: &str) {
+        let Some(own) = self.own.get_mut(conversation) else {
+            return;
+        };
+        if let Some(last) = self.delivered.get_mut(conversation) {
+            while own.remove(&(*last + 1)) {
+                *last += 1;
+            }
+        }
+        if own.is_empty() {
+            self.own.remove(conversation);
+        }
+    }
+
+    /// Records an acknowledged own message as delivered (or pending its predecessors).
+    fn note_own(&mut self, conversation: &str, seq: u64) {
+        match self.delivered.get(conversation).copied() {
+            None => {
+                self.delivered.insert(conversation.to_owned(), seq);
+            }
+            Some(last) if seq <= last => {}
+            Some(last) if seq == last + 1 => {
+                self.delivered.insert(conversation.to_owned(), seq);
+                self.advance(conversation);
+            }
+            Some(_) => {
+                self.own
+                    .entry(conversation.to_owned())
+                    .or_default()
+                    .insert(seq);
+            }
+        }
     }
 
     async fn write(
@@ -415,7 +460,16 @@ impl Order {
     ) -> SendResult {
         match item {
             Outbound::Frame(json) => sink.feed(WsMessage::Text(json)).await,
+            Outbound::Ack {
+                conversation,
+                seq,
+                json,
+            } => {
+                self.note_own(&conversation, seq);
+                sink.feed(WsMessage::Text(json)).await
+            }
             Outbound::Message(message, json) => {
+                self.advance(&message.conversation);
                 let last = self.delivered.get(&message.conversation).copied();
                 match last {
                     Some(last) if message.seq <= last => Ok(()),
@@ -495,6 +549,15 @@ impl Order {
                 }
                 last = message.seq;
                 self.delivered.insert(conversation.to_owned(), last);
+                // Filling a gap skips this client's own acknowledged messages; an
+                // explicit resume sends everything asked for.
+                let own = self
+                    .own
+                    .get_mut(conversation)
+                    .is_some_and(|own| own.remove(&message.seq));
+                if own && until.is_some() {
+                    continue;
+                }
                 if self.visible(message.kind) {
                     let json = ServerFrame::Message(message).to_json();
                     sink.feed(WsMessage::Text(json.into())).await?;

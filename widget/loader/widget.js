@@ -69,7 +69,9 @@
     Promise.all([import(base + '__GLUE__'), got]).then(function (r) {
       return r[0].default({ module_or_path: base + '__WASM__' }).then(function () {
         widget = r[0].start(root, hub, site, loc || undefined, r[1] || undefined, emit);
-        q.splice(0).forEach(function (c) { widget[c[0]].apply(widget, c[1]); });
+        q.splice(0).forEach(function (c) {
+          try { widget[c[0]].apply(widget, c[1]); } catch (e) { console.warn('salam:', c[0], e); }
+        });
         ready = 1;
         emit('ready');
       });

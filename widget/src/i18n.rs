@@ -76,7 +76,30 @@ impl Locale {
 
     /// The translation of `key` with `{n}` replaced by `n`.
     pub fn text_n(self, key: Key, n: u64) -> String {
-        self.text(key).replace("{n}", &n.to_string())
+        fill(self.text(key), "{n}", &n.to_string())
+    }
+
+    /// The translation of `key` with `{name}` replaced by `name`.
+    pub fn text_name(self, key: Key, name: &str) -> String {
+        fill(self.text(key), "{name}", name)
+    }
+}
+
+/// `template` with its first `placeholder` replaced by `value` (split at `{` rather
+/// than `str::replace`, whose substring searcher costs ~2 KB of WASM).
+fn fill(template: &str, placeholder: &str, value: &str) -> String {
+    let found = template
+        .char_indices()
+        .find(|(index, c)| *c == '{' && template[*index..].starts_with(placeholder));
+    match found {
+        Some((index, _)) => {
+            let mut out = String::with_capacity(template.len() + value.len());
+            out.push_str(&template[..index]);
+            out.push_str(value);
+            out.push_str(&template[index + placeholder.len()..]);
+            out
+        }
+        None => template.to_owned(),
     }
 }
 
@@ -227,7 +250,8 @@ const AR: [&str; N_KEYS] = [
     "أغلق المحادثة",
     "اكتب رسالة…",
     "إرسال",
-    "أريد التحدث إلى شخص",
+    // The bot's rules (bot-rules/handoff.toml) know these words as a request for a person.
+    "التحدث مع شخص",
     "جارٍ الاتصال…",
     "متصل",
     "انقطع الاتصال، جارٍ إعادة المحاولة…",
@@ -272,7 +296,8 @@ const FA: [&str; N_KEYS] = [
     "بستن گفتگو",
     "پیامی بنویسید…",
     "ارسال",
-    "می‌خواهم با یک نفر صحبت کنم",
+    // The bot's rules (bot-rules/handoff.toml) know these words as a request for a person.
+    "صحبت با پشتیبان",
     "در حال اتصال…",
     "متصل",
     "اتصال قطع شد، در حال تلاش دوباره…",
@@ -340,7 +365,11 @@ mod tests {
     #[test]
     fn locale_choice_falls_through_unsupported_candidates() {
         let check = |data, site, nav, want| {
-            assert_eq!(Locale::choose(data, site, nav), want, "{data:?} {site:?} {nav:?}")
+            assert_eq!(
+                Locale::choose(data, site, nav),
+                want,
+                "{data:?} {site:?} {nav:?}"
+            )
         };
         check(Some("ar"), Some("fa"), Some("en-US"), Locale::Ar);
         check(None, Some("fa"), Some("en-US"), Locale::Fa);
@@ -356,6 +385,11 @@ mod tests {
         assert_eq!(Locale::Ar.dir(), "rtl");
         assert_eq!(Locale::Fa.dir(), "rtl");
         assert_eq!(Locale::En.dir(), "ltr");
-        assert_eq!(Locale::Fa.text_n(Key::QueuePosition, 3), "نوبت شما در صف: 3");
+        assert_eq!(
+            Locale::Fa.text_n(Key::QueuePosition, 3),
+            "نوبت شما در صف: 3"
+        );
+        assert_eq!(Locale::Ar.text_name(Key::Typing, "سارا"), "سارا يكتب…");
+        assert_eq!(Locale::En.text_name(Key::Title, "x"), "Chat with us");
     }
 }

@@ -180,12 +180,10 @@ impl Parser<'_> {
     }
 
     fn literal(&mut self, word: &str, value: Json) -> Option<Json> {
-        self.bytes[self.at..]
-            .starts_with(word.as_bytes())
-            .then(|| {
-                self.at += word.len();
-                value
-            })
+        self.bytes[self.at..].starts_with(word.as_bytes()).then(|| {
+            self.at += word.len();
+            value
+        })
     }
 
     fn value(&mut self, depth: usize) -> Option<Json> {
@@ -252,7 +250,9 @@ impl Parser<'_> {
         }
         let mut value: i64 = 0;
         for &digit in &self.bytes[start..self.at] {
-            value = value.saturating_mul(10).saturating_add(i64::from(digit - b'0'));
+            value = value
+                .saturating_mul(10)
+                .saturating_add(i64::from(digit - b'0'));
         }
         if self.bytes.get(self.at) == Some(&b'.') {
             self.at += 1;
@@ -359,8 +359,18 @@ mod tests {
     #[test]
     fn refuses_invalid_documents() {
         for bad in [
-            "", "{", "[1,]", "{\"a\"}", "tru", "\"abc", "1 2", "{\"a\":1,}", "-", "\"\\x\"",
-            "1.", "\"a\u{1}\"",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "tru",
+            "\"abc",
+            "1 2",
+            "{\"a\":1,}",
+            "-",
+            "\"\\x\"",
+            "1.",
+            "\"a\u{1}\"",
         ] {
             assert_eq!(Json::parse(bad), None, "{bad:?}");
         }

@@ -17,7 +17,6 @@ use crate::i18n::Locale;
 use crate::json::{Json, n, obj, os, s};
 use crate::wire::{Incoming, Line, Outgoing, Page, QuickReply};
 use salam_protocol::{AuthorKind, ConversationState, ErrorCode, FormKind, MessageKind};
-use std::collections::BTreeMap;
 
 /// First reconnect delay (before jitter).
 pub const BACKOFF_BASE_MS: u32 = 500;
@@ -54,7 +53,8 @@ pub struct SiteSettings {
     pub color: Option<String>,
     pub position: Option<String>,
     pub locale: Option<String>,
-    pub greeting: BTreeMap<String, String>,
+    /// Greeting by locale tag.
+    pub greeting: Vec<(String, String)>,
     pub logo: Option<String>,
     pub prechat: bool,
     pub agents_online: bool,
@@ -68,7 +68,7 @@ impl Default for SiteSettings {
             color: None,
             position: None,
             locale: None,
-            greeting: BTreeMap::new(),
+            greeting: Vec::new(),
             logo: None,
             prechat: false,
             agents_online: true,
@@ -90,7 +90,7 @@ impl SiteSettings {
                     _ => None,
                 })
                 .collect(),
-            _ => BTreeMap::new(),
+            _ => Vec::new(),
         };
         SiteSettings {
             key: value.string("key").unwrap_or_default(),
@@ -114,11 +114,13 @@ impl SiteSettings {
 
     /// The greeting in `locale`, else in English, else none.
     pub fn greeting(&self, locale: Locale) -> Option<&str> {
-        self.greeting
-            .get(locale.tag())
-            .or_else(|| self.greeting.get("en"))
-            .map(String::as_str)
-            .filter(|text| !text.trim().is_empty())
+        let find = |tag: &str| {
+            self.greeting
+                .iter()
+                .find(|(key, text)| key == tag && !text.trim().is_empty())
+                .map(|(_, text)| text.as_str())
+        };
+        find(locale.tag()).or_else(|| find("en"))
     }
 }
 
@@ -160,19 +162,31 @@ pub enum Form {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     /// The socket opened: greet.
-    SocketOpen { page: Page },
+    SocketOpen {
+        page: Page,
+    },
     /// The socket closed or failed; `random` in `0..1` jitters the retry.
-    SocketClosed { random: f64 },
+    SocketClosed {
+        random: f64,
+    },
     /// A frame from the hub, at `now` (ms since the epoch).
-    Frame { frame: Incoming, now: i64 },
+    Frame {
+        frame: Incoming,
+        now: i64,
+    },
     Open,
     Close,
     Toggle,
     /// The visitor sends `text` (typed, a quick reply, "talk to a person", or
     /// `Salam.send`), with a fresh client id.
-    Send { text: String, client_id: String },
+    Send {
+        text: String,
+        client_id: String,
+    },
     /// The visitor typed in the compose box.
-    Typed { now: i64 },
+    Typed {
+        now: i64,
+    },
     Identify {
         id: String,
         name: Option<String>,
@@ -186,13 +200,21 @@ pub enum Msg {
         phone: String,
         message: String,
     },
-    SubmitRating { score: u8, comment: String },
-    SubmitPrechat { name: String, email: String },
+    SubmitRating {
+        score: u8,
+        comment: String,
+    },
+    SubmitPrechat {
+        name: String,
+        email: String,
+    },
     /// The visitor asked for the offline form.
     ShowContactForm,
     DismissForm,
     /// Once a second.
-    Tick { now: i64 },
+    Tick {
+        now: i64,
+    },
 }
 
 /// Events of the JS API (`Salam.on(name, callback)`).
@@ -224,7 +246,9 @@ impl ApiEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Frame(Outgoing),
-    Reconnect { after_ms: u32 },
+    Reconnect {
+        after_ms: u32,
+    },
     /// A new message while the panel is closed: sound and title notice.
     Notify,
     Emit(ApiEvent),
@@ -254,7 +278,11 @@ impl Stored {
             token: value.string("token"),
             conversation: value.string("conversation"),
             last_seq: value.uint("last_seq").unwrap_or(0),
-            lines: value.arr("lines").iter().filter_map(Line::from_json).collect(),
+            lines: value
+                .arr("lines")
+                .iter()
+                .filter_map(Line::from_json)
+                .collect(),
             outbox: value
                 .arr("outbox")
                 .iter()
@@ -288,7 +316,10 @@ impl Stored {
             ("token", os(&self.token)),
             ("conversation", os(&self.conversation)),
             ("last_seq", n(self.last_seq)),
-            ("lines", Some(Json::Arr(self.lines.iter().map(Line::to_json).collect()))),
+            (
+                "lines",
+                Some(Json::Arr(self.lines.iter().map(Line::to_json).collect())),
+            ),
             ("outbox", Some(Json::Arr(outbox))),
             ("prechat_done", Some(Json::Bool(self.prechat_done))),
             ("rated", os(&self.rated)),
@@ -325,6 +356,9 @@ pub struct State {
     /// Frames other than messages waiting for a connection (identify, rate, contact).
     later: Vec<Outgoing>,
     seen_sent: u64,
+    /// Replaying a conversation from its start (history this page never showed): those
+    /// lines are not news, so they neither count as unread nor beep.
+    replaying_history: bool,
     typing_sent_at: i64,
     max_text_chars: usize,
 }
@@ -353,6 +387,7 @@ impl State {
             rated: stored.rated,
             later: Vec::new(),
             seen_sent: 0,
+            replaying_history: false,
             typing_sent_at: i64::MIN / 2,
             max_text_chars: salam_protocol::DEFAULT_MAX_TEXT_CHARS,
         }
@@ -448,7 +483,10 @@ impl State {
             Msg::Toggle => self.set_open(!self.open, &mut effects),
             Msg::Send { text, client_id } => {
                 let text = text.trim();
-                if text.is_empty() || text.chars().count() > self.max_text_chars {
+                // Only a text longer in bytes than the limit can be too long in characters.
+                let too_long =
+                    text.len() > self.max_text_chars && text.chars().count() > self.max_text_chars;
+                if text.is_empty() || too_long {
                     return effects;
                 }
                 if matches!(self.form, Some(Form::RatingThanks | Form::ContactThanks)) {
@@ -565,7 +603,10 @@ impl State {
                 }
                 if self.online() {
                     for outgoing in &mut self.outbox {
-                        if outgoing.sent_at.is_some_and(|at| now - at >= RESEND_AFTER_MS) {
+                        if outgoing
+                            .sent_at
+                            .is_some_and(|at| now - at >= RESEND_AFTER_MS)
+                        {
                             outgoing.sent_at = None;
                         }
                     }
@@ -653,7 +694,8 @@ impl State {
     /// Inserts a committed line in `seq` order, unless it is already there.
     fn insert_line(&mut self, message: Line) -> bool {
         if let Some(client_id) = &message.client_id {
-            self.outbox.retain(|outgoing| &outgoing.client_id != client_id);
+            self.outbox
+                .retain(|outgoing| &outgoing.client_id != client_id);
         }
         self.last_seq = self.last_seq.max(message.seq);
         let duplicate = self.lines.iter().any(|line| {
@@ -693,6 +735,7 @@ impl State {
                         let id = summary.id.clone();
                         self.adopt(&id);
                         self.conversation_state = Some(summary.state);
+                        self.replaying_history = self.last_seq == 0;
                         effects.push(Effect::Frame(Outgoing::Resume {
                             conversation: id,
                             after: self.last_seq,
@@ -736,7 +779,10 @@ impl State {
                         quick_replies: Vec::new(),
                     });
                 }
-                if self.conversation_state.is_none_or(|s| s == ConversationState::Closed) {
+                if self
+                    .conversation_state
+                    .is_none_or(|s| s == ConversationState::Closed)
+                {
                     self.conversation_state = Some(ConversationState::Queued);
                 }
                 self.send_seen(effects);
@@ -764,7 +810,7 @@ impl State {
                 effects.push(Effect::Emit(event));
                 if self.open {
                     self.send_seen(effects);
-                } else {
+                } else if !self.replaying_history {
                     self.unread += 1;
                     effects.push(Effect::Notify);
                     effects.push(Effect::Emit(ApiEvent::Unread(self.unread)));
@@ -819,14 +865,16 @@ impl State {
                 }
             },
             Incoming::Resumed { last_seq } => {
+                self.replaying_history = false;
                 self.last_seq = self.last_seq.max(last_seq);
                 self.send_seen(effects);
             }
-            Incoming::Error { code, client_id } => match code {
-                Some(code) => self.on_error(code, client_id, now, effects),
-                // A code newer than this widget: a message named by it is resent later.
-                None => {}
-            },
+            // A code newer than this widget is ignored: a message it names is resent later.
+            Incoming::Error { code, client_id } => {
+                if let Some(code) = code {
+                    self.on_error(code, client_id, now, effects);
+                }
+            }
         }
     }
 
@@ -843,8 +891,10 @@ impl State {
                 .find(|outgoing| outgoing.client_id == client_id)
         });
         match (code, outgoing) {
-            // The token was not signed by this hub (its secret changed): start afresh.
-            (ErrorCode::Unauthorized, _) => {
+            // Before `welcome` it is our token the hub refuses (its secret changed): start
+            // afresh. Once greeted it can only be a badly signed `identify`: the visitor
+            // keeps chatting, anonymously.
+            (ErrorCode::Unauthorized, _) if self.connection != Connection::Online => {
                 self.token = None;
                 self.conversation = None;
                 self.lines.clear();

@@ -25,9 +25,33 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    AudioContext, Document, Element, Event, EventTarget, HtmlElement, HtmlInputElement,
-    HtmlTextAreaElement, KeyboardEvent, MessageEvent, ShadowRoot, WebSocket, Window,
+    AudioContext, Document, Element, Event, EventTarget, HtmlElement, KeyboardEvent, MessageEvent,
+    ShadowRoot, WebSocket, Window,
 };
+
+/// What a DOM, socket or timer event means. Every listener and timer is the same
+/// closure type carrying one of these: each distinct closure type would cost its own
+/// WASM code and JS glue.
+#[derive(Debug, Clone)]
+enum Action {
+    Toggle,
+    Close,
+    ShowContactForm,
+    Typed,
+    PanelKey,
+    InputKey,
+    SendInput,
+    TalkToPerson,
+    QuickReply(String),
+    SubmitForm(Form),
+    DismissForm,
+    Star(u8),
+    SocketOpen,
+    SocketMessage,
+    SocketClosed,
+    Tick,
+    Reconnect,
+}
 
 /// An event listener that is removed when dropped.
 struct Listener {
@@ -37,8 +61,13 @@ struct Listener {
 }
 
 impl Listener {
-    fn new(target: &EventTarget, kind: &'static str, handler: impl FnMut(Event) + 'static) -> Listener {
-        let closure = Closure::<dyn FnMut(Event)>::new(handler);
+    fn new(target: &EventTarget, kind: &'static str, app: &Weak<App>, action: Action) -> Listener {
+        let app = app.clone();
+        let closure = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
+            if let Some(app) = app.upgrade() {
+                on_action(&app, &action, Some(event));
+            }
+        });
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
         Listener {
             target: target.clone(),
@@ -64,8 +93,13 @@ struct Timer {
 }
 
 impl Timer {
-    fn new(ms: u32, repeat: bool, callback: impl FnMut() + 'static) -> Option<Timer> {
-        let closure = Closure::<dyn FnMut()>::new(callback);
+    fn new(ms: u32, repeat: bool, app: &Weak<App>, action: Action) -> Option<Timer> {
+        let app = app.clone();
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            if let Some(app) = app.upgrade() {
+                on_action(&app, &action, None);
+            }
+        });
         let window = window();
         let function = closure.as_ref().unchecked_ref();
         let ms = i32::try_from(ms).unwrap_or(i32::MAX);
@@ -121,13 +155,16 @@ struct Dom {
     notice_text: Element,
     leave: Element,
     scroll: Element,
+    /// The greeting line and its text.
+    greeting_line: Element,
     greeting: Element,
     log: Element,
     typing: Element,
     replies: Element,
     form: Element,
     talk: Element,
-    input: HtmlTextAreaElement,
+    /// The compose `<textarea>`.
+    input: HtmlElement,
     send: Element,
 }
 
@@ -147,7 +184,8 @@ struct Inner {
     rendered_form: Option<(Option<Form>, Locale, bool)>,
     rendered_replies: Option<(u64, Locale)>,
     rendered_locale: Option<Locale>,
-    rating: Rc<Cell<u8>>,
+    /// The score picked in the rating form (0: none yet).
+    rating: u8,
     stored: String,
     saved_title: Option<String>,
     audio: Option<AudioContext>,
@@ -267,7 +305,7 @@ pub fn start(
             rendered_form: None,
             rendered_replies: None,
             rendered_locale: None,
-            rating: Rc::new(Cell::new(0)),
+            rating: 0,
             stored: stored_json,
             saved_title: None,
             audio: None,
@@ -281,12 +319,7 @@ pub fn start(
     {
         let mut inner = app.inner.borrow_mut();
         render(&mut inner, &app.me);
-        let me = app.me.clone();
-        inner.tick = Timer::new(1_000, true, move || {
-            if let Some(app) = me.upgrade() {
-                dispatch(&app, Msg::Tick { now: now() });
-            }
-        });
+        inner.tick = Timer::new(1_000, true, &app.me, Action::Tick);
     }
     connect(&app);
     Ok(Widget { app })
@@ -352,12 +385,7 @@ fn perform(app: &Rc<App>, effect: Effect) {
             }
         }
         Effect::Reconnect { after_ms } => {
-            let me = app.me.clone();
-            let timer = Timer::new(after_ms, false, move || {
-                if let Some(app) = me.upgrade() {
-                    connect(&app);
-                }
-            });
+            let timer = Timer::new(after_ms, false, &app.me, Action::Reconnect);
             app.inner.borrow_mut().reconnect = timer;
         }
         Effect::Notify => notify(&mut app.inner.borrow_mut()),
@@ -382,9 +410,7 @@ fn perform(app: &Rc<App>, effect: Effect) {
                 ApiEvent::Unread(n) => JsValue::from(*n),
                 ApiEvent::Open | ApiEvent::Close => JsValue::UNDEFINED,
             };
-            let _ = app
-                .emit
-                .call2(&JsValue::NULL, &event.name().into(), &data);
+            let _ = app.emit.call2(&JsValue::NULL, &event.name().into(), &data);
         }
         Effect::FocusPanel => {
             let inner = app.inner.borrow();
@@ -394,7 +420,7 @@ fn perform(app: &Rc<App>, effect: Effect) {
                 .query_selector("input,textarea,button")
                 .ok()
                 .flatten()
-                .and_then(|el| el.dyn_into::<HtmlElement>().ok());
+                .map(|el| el.unchecked_into::<HtmlElement>());
             match first_field {
                 Some(field) => {
                     let _ = field.focus();
@@ -477,43 +503,9 @@ fn connect(app: &Rc<App>) {
             return;
         }
     };
-    let me = app.me.clone();
-    let on_open = Listener::new(&ws, "open", move |_| {
-        if let Some(app) = me.upgrade() {
-            let document = app.inner.borrow().dom.document.clone();
-            let page = Page {
-                url: window().location().href().ok(),
-                title: Some(document.title()).filter(|t| !t.is_empty()),
-                referrer: Some(document.referrer()).filter(|r| !r.is_empty()),
-            };
-            dispatch(&app, Msg::SocketOpen { page });
-        }
-    });
-    let me = app.me.clone();
-    let on_message = Listener::new(&ws, "message", move |event| {
-        let Some(app) = me.upgrade() else { return };
-        let Some(text) = event
-            .dyn_ref::<MessageEvent>()
-            .and_then(|event| event.data().as_string())
-        else {
-            return;
-        };
-        if let Some(frame) = crate::wire::decode(&text) {
-            dispatch(&app, Msg::Frame { frame, now: now() });
-        }
-    });
-    let me = app.me.clone();
-    let on_close = Listener::new(&ws, "close", move |_| {
-        if let Some(app) = me.upgrade() {
-            app.inner.borrow_mut().socket = None;
-            dispatch(
-                &app,
-                Msg::SocketClosed {
-                    random: js_sys::Math::random(),
-                },
-            );
-        }
-    });
+    let on_open = Listener::new(&ws, "open", &app.me, Action::SocketOpen);
+    let on_message = Listener::new(&ws, "message", &app.me, Action::SocketMessage);
+    let on_close = Listener::new(&ws, "close", &app.me, Action::SocketClosed);
     app.inner.borrow_mut().socket = Some(Socket {
         ws,
         _listeners: [on_open, on_message, on_close],
@@ -523,7 +515,7 @@ fn connect(app: &Rc<App>) {
 fn el(document: &Document, tag: &str, class: &str) -> Result<Element, JsValue> {
     let element = document.create_element(tag)?;
     if !class.is_empty() {
-        element.set_class_name(class);
+        element.set_attribute("class", class)?;
     }
     Ok(element)
 }
@@ -561,7 +553,7 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
     let launcher: HtmlElement = root
         .query_selector(".L")?
         .ok_or("no launcher")?
-        .dyn_into()?;
+        .unchecked_into();
     let badge = root.query_selector(".B")?.ok_or("no badge")?;
 
     let panel = el(document, "div", "P")?;
@@ -574,7 +566,7 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
     logo.set_attribute("hidden", "")?;
     let heading = el(document, "div", "T")?;
     let title = el(document, "h2", "")?;
-    title.set_id("salam-title");
+    title.set_attribute("id", "salam-title")?;
     let status = el(document, "span", "st")?;
     status.set_attribute("role", "status")?;
     append(&heading, &[&title, &status])?;
@@ -607,8 +599,8 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
     let talk = button(document, "sb")?;
     actions.append_child(&talk)?;
     let compose = el(document, "div", "C")?;
-    let input: HtmlTextAreaElement = el(document, "textarea", "")?.dyn_into()?;
-    input.set_rows(1);
+    let input: HtmlElement = el(document, "textarea", "")?.unchecked_into();
+    input.set_attribute("rows", "1")?;
     let send = button(document, "pb")?;
     append(&compose, &[&input, &send])?;
     append(
@@ -633,6 +625,7 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
         notice_text,
         leave,
         scroll,
+        greeting_line: greeting,
         greeting: greeting_body,
         log,
         typing,
@@ -646,76 +639,179 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
 
 /// Wires the permanent controls.
 fn attach(app: &Rc<App>) {
-    let on = |target: &EventTarget, kind: &'static str, make: fn() -> Option<Msg>| {
-        let me = app.me.clone();
-        Listener::new(target, kind, move |_| {
-            if let (Some(app), Some(msg)) = (me.upgrade(), make()) {
-                dispatch(&app, msg);
-            }
-        })
-    };
-    let mut listeners = Vec::new();
-    {
+    let listeners = {
         let inner = app.inner.borrow();
         let dom = &inner.dom;
-        listeners.push(on(&dom.launcher, "click", || Some(Msg::Toggle)));
-        listeners.push(on(&dom.close, "click", || Some(Msg::Close)));
-        listeners.push(on(&dom.leave, "click", || Some(Msg::ShowContactForm)));
-        listeners.push(on(&dom.input, "input", || Some(Msg::Typed { now: now() })));
-        let me = app.me.clone();
-        listeners.push(Listener::new(&dom.panel, "keydown", move |event| {
-            let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
-                return;
-            };
-            if key.key() == "Escape"
-                && let Some(app) = me.upgrade()
-            {
-                event.prevent_default();
-                dispatch(&app, Msg::Close);
+        let me = &app.me;
+        vec![
+            Listener::new(&dom.launcher, "click", me, Action::Toggle),
+            Listener::new(&dom.close, "click", me, Action::Close),
+            Listener::new(&dom.leave, "click", me, Action::ShowContactForm),
+            Listener::new(&dom.input, "input", me, Action::Typed),
+            Listener::new(&dom.panel, "keydown", me, Action::PanelKey),
+            Listener::new(&dom.input, "keydown", me, Action::InputKey),
+            Listener::new(&dom.send, "click", me, Action::SendInput),
+            Listener::new(&dom.talk, "click", me, Action::TalkToPerson),
+        ]
+    };
+    app.inner.borrow_mut().listeners = listeners;
+}
+
+/// Turns an event into a state message (or acts on the DOM directly).
+fn on_action(app: &Rc<App>, action: &Action, event: Option<Event>) {
+    // The listener's kind fixes the event's type (keydown: KeyboardEvent, message:
+    // MessageEvent), so no `instanceof` check is needed.
+    let key = || {
+        event
+            .as_ref()
+            .map(|event| event.unchecked_ref::<KeyboardEvent>().clone())
+    };
+    let msg = match action {
+        Action::Toggle => Msg::Toggle,
+        Action::Close => Msg::Close,
+        Action::ShowContactForm => Msg::ShowContactForm,
+        Action::DismissForm => Msg::DismissForm,
+        Action::Typed => Msg::Typed { now: now() },
+        Action::Tick => Msg::Tick { now: now() },
+        Action::PanelKey => match key() {
+            Some(key) if key.key() == "Escape" => {
+                key.prevent_default();
+                Msg::Close
             }
-        }));
-        let me = app.me.clone();
-        listeners.push(Listener::new(&dom.input, "keydown", move |event| {
-            let Some(key) = event.dyn_ref::<KeyboardEvent>() else {
-                return;
-            };
-            if key.key() == "Enter"
+            _ => return,
+        },
+        Action::InputKey => {
+            if let Some(key) = key()
+                && key.key() == "Enter"
                 && !key.shift_key()
                 && !key.is_composing()
-                && let Some(app) = me.upgrade()
             {
-                event.prevent_default();
-                send_input(&app);
+                key.prevent_default();
+                send_input(app);
             }
-        }));
-        let me = app.me.clone();
-        listeners.push(Listener::new(&dom.send, "click", move |_| {
-            if let Some(app) = me.upgrade() {
-                send_input(&app);
+            return;
+        }
+        Action::SendInput => return send_input(app),
+        Action::TalkToPerson => Msg::Send {
+            text: app
+                .inner
+                .borrow()
+                .state
+                .locale
+                .text(Key::TalkToPerson)
+                .to_owned(),
+            client_id: new_client_id(),
+        },
+        Action::QuickReply(payload) => Msg::Send {
+            text: payload.clone(),
+            client_id: new_client_id(),
+        },
+        Action::SubmitForm(form) => match form_msg(app, *form) {
+            Some(msg) => msg,
+            None => return,
+        },
+        Action::Star(score) => return set_rating(app, *score),
+        Action::SocketOpen => {
+            let document = app.inner.borrow().dom.document.clone();
+            Msg::SocketOpen {
+                page: Page {
+                    url: window().location().href().ok(),
+                    title: Some(document.title()).filter(|t| !t.is_empty()),
+                    referrer: Some(document.referrer()).filter(|r| !r.is_empty()),
+                },
             }
-        }));
-        let me = app.me.clone();
-        listeners.push(Listener::new(&dom.talk, "click", move |_| {
-            if let Some(app) = me.upgrade() {
-                let text = app.inner.borrow().state.locale.text(Key::TalkToPerson);
-                dispatch(
-                    &app,
-                    Msg::Send {
-                        text: text.to_owned(),
-                        client_id: new_client_id(),
-                    },
-                );
+        }
+        Action::SocketMessage => {
+            let frame = event
+                .as_ref()
+                .and_then(|event| event.unchecked_ref::<MessageEvent>().data().as_string())
+                .and_then(|text| crate::wire::decode(&text));
+            match frame {
+                Some(frame) => Msg::Frame { frame, now: now() },
+                None => return,
             }
-        }));
+        }
+        Action::SocketClosed => {
+            // Dropping the socket detaches this very listener; wasm-bindgen defers
+            // freeing a closure that is running.
+            app.inner.borrow_mut().socket = None;
+            Msg::SocketClosed {
+                random: js_sys::Math::random(),
+            }
+        }
+        Action::Reconnect => return connect(app),
+    };
+    dispatch(app, msg);
+}
+
+/// The `value` of an `<input>` or `<textarea>` (read as a property: typed web-sys
+/// accessors would each add glue to the download).
+fn value(element: &JsValue) -> String {
+    js_sys::Reflect::get(element, &JsValue::from_str("value"))
+        .ok()
+        .and_then(|value| value.as_string())
+        .unwrap_or_default()
+}
+
+/// The value of the form field named `name`.
+fn field(form: &Element, name: &str) -> String {
+    match form.query_selector(&format!("[name={name}]")) {
+        Ok(Some(element)) => value(&element),
+        _ => String::new(),
     }
-    app.inner.borrow_mut().listeners = listeners;
+}
+
+fn form_msg(app: &Rc<App>, form: Form) -> Option<Msg> {
+    let inner = app.inner.borrow();
+    let container = &inner.dom.form;
+    let get = |name| field(container, name);
+    match form {
+        Form::Prechat => Some(Msg::SubmitPrechat {
+            name: get("name"),
+            email: get("email"),
+        }),
+        Form::Contact => Some(Msg::SubmitContact {
+            name: get("name"),
+            email: get("email"),
+            phone: get("phone"),
+            message: get("message"),
+        }),
+        Form::Rating => {
+            let score = inner.rating;
+            (score > 0).then(|| Msg::SubmitRating {
+                score,
+                comment: get("comment"),
+            })
+        }
+        Form::ContactThanks | Form::RatingThanks => None,
+    }
+}
+
+/// A star was pressed: remember the score, mark the stars, enable the submit button.
+fn set_rating(app: &Rc<App>, score: u8) {
+    let mut inner = app.inner.borrow_mut();
+    inner.rating = score;
+    let form = &inner.dom.form;
+    for star_score in 1..=5u8 {
+        if let Ok(Some(star)) = form.query_selector(&format!("[data-score=\"{star_score}\"]")) {
+            let pressed = if star_score <= score { "true" } else { "false" };
+            let _ = star.set_attribute("aria-pressed", pressed);
+        }
+    }
+    if let Ok(Some(submit)) = form.query_selector(".pb") {
+        let _ = submit.remove_attribute("disabled");
+    }
 }
 
 fn send_input(app: &Rc<App>) {
     let text = {
         let inner = app.inner.borrow();
-        let text = inner.dom.input.value();
-        inner.dom.input.set_value("");
+        let text = value(&inner.dom.input);
+        let _ = js_sys::Reflect::set(
+            &inner.dom.input,
+            &JsValue::from_str("value"),
+            &JsValue::from_str(""),
+        );
         text
     };
     dispatch(
@@ -734,13 +830,17 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     let t = |key| locale.text(key);
     let dom = &inner.dom;
 
-    let (color, on_color) = text::brand_colors(state.settings.color.as_deref());
+    // The brand colour and the text colour on it (white or black, whichever meets WCAG
+    // AA) are set by the loader, which has the settings before this module loads.
+    let side = if state.settings.left(locale) {
+        "w l"
+    } else {
+        "w"
+    };
+    let open_class = if state.open { " o" } else { "" };
     let _ = dom
         .wrap
-        .set_attribute("style", &format!("--c:{color};--f:{on_color}"));
-    let side = if state.settings.left(locale) { "w l" } else { "w" };
-    let open_class = if state.open { " o" } else { "" };
-    dom.wrap.set_class_name(&format!("{side}{open_class}"));
+        .set_attribute("class", &format!("{side}{open_class}"));
 
     if inner.rendered_locale != Some(locale) {
         let _ = dom.wrap.set_attribute("lang", locale.tag());
@@ -753,7 +853,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         set_text(&dom.leave, t(Key::LeaveMessage));
         set_text(&dom.notice_text, t(Key::Away));
         set_text(&dom.send, t(Key::Send));
-        dom.input.set_placeholder(t(Key::Placeholder));
+        let _ = dom.input.set_attribute("placeholder", t(Key::Placeholder));
         let _ = dom.input.set_attribute("aria-label", t(Key::Placeholder));
         let title = if state.settings.name.trim().is_empty() {
             t(Key::Title)
@@ -770,7 +870,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         }
         // Times and sender labels are translated: redraw the lines.
         inner.rendered.clear();
-        let _ = dom.log.replace_children_with_node_0();
+        dom.log.replace_children_with_node_0();
     }
 
     let launcher_label = if state.open {
@@ -784,9 +884,10 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         .set_attribute("aria-expanded", if state.open { "true" } else { "false" });
     show(&dom.badge, state.unread > 0);
     set_text(&dom.badge, &state.unread.to_string());
-    let _ = dom
-        .badge
-        .set_attribute("aria-label", &locale.text_n(Key::Unread, state.unread.into()));
+    let _ = dom.badge.set_attribute(
+        "aria-label",
+        &locale.text_n(Key::Unread, state.unread.into()),
+    );
     show(&dom.panel, state.open);
     if state.open
         && let Some(title) = inner.saved_title.take()
@@ -801,7 +902,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         Connection::Refused => (t(Key::Unavailable), "st off"),
     };
     set_text(&dom.status, status);
-    dom.status.set_class_name(status_class);
+    let _ = dom.status.set_attribute("class", status_class);
 
     let closed = state.conversation_state == Some(ConversationState::Closed);
     let queue_text = match state.queue {
@@ -819,14 +920,14 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     let form = state.visible_form();
     show(&dom.notice, !state.settings.agents_online && form.is_none());
     let greeting = state.settings.greeting(locale);
-    show(&dom.greeting.parent_element().unwrap_or(dom.greeting.clone()), greeting.is_some());
+    show(&dom.greeting_line, greeting.is_some());
     set_text(&dom.greeting, greeting.unwrap_or_default());
 
     let typing = state.typing_name().map(|name| {
         if name.trim().is_empty() {
             t(Key::SomeoneTyping).to_owned()
         } else {
-            t(Key::Typing).replace("{name}", name)
+            locale.text_name(Key::Typing, name)
         }
     });
     show(&dom.typing, typing.is_some());
@@ -942,7 +1043,11 @@ fn line_element(
         let avatar = el(
             document,
             "span",
-            if line.author == AuthorKind::Bot { "av bot" } else { "av" },
+            if line.author == AuthorKind::Bot {
+                "av bot"
+            } else {
+                "av"
+            },
         )?;
         avatar.set_attribute("aria-hidden", "true")?;
         avatar.set_text_content(Some(&text::initials(&name)));
@@ -985,7 +1090,7 @@ fn line_element(
     };
     time.set_text_content(Some(&stamp));
     if pending > 0 {
-        element.set_class_name(if pending == 1 { "m o p" } else { "m o f" });
+        element.set_attribute("class", if pending == 1 { "m o p" } else { "m o f" })?;
     }
     append(&element, &[&body, &time])?;
     Ok(element)
@@ -1004,50 +1109,49 @@ fn render_replies(inner: &mut Inner, me: &Weak<App>) {
     }
     inner.reply_listeners.clear();
     let container = &inner.dom.replies;
-    let _ = container.replace_children_with_node_0();
+    container.replace_children_with_node_0();
     for reply in replies {
         let Ok(element) = button(&inner.dom.document, "sb") else {
             continue;
         };
         element.set_text_content(Some(&reply.label));
         let _ = element.set_attribute("dir", "auto");
-        let payload = reply.payload.clone();
-        let me = me.clone();
-        inner.reply_listeners.push(Listener::new(&element, "click", move |_| {
-            if let Some(app) = me.upgrade() {
-                dispatch(
-                    &app,
-                    Msg::Send {
-                        text: payload.clone(),
-                        client_id: new_client_id(),
-                    },
-                );
-            }
-        }));
+        inner.reply_listeners.push(Listener::new(
+            &element,
+            "click",
+            me,
+            Action::QuickReply(reply.payload.clone()),
+        ));
         let _ = container.append_child(&element);
     }
     show(container, !replies.is_empty());
     inner.rendered_replies = key;
 }
 
-fn input(document: &Document, parent: &Element, label: &str, kind: &str) -> Result<HtmlInputElement, JsValue> {
+/// A labelled `<input>` (or `<textarea>` when `kind` is empty) named `name`.
+fn field_element(
+    document: &Document,
+    parent: &Element,
+    label: &str,
+    name: &str,
+    kind: &str,
+) -> Result<(), JsValue> {
     let wrapper = el(document, "label", "")?;
     wrapper.set_text_content(Some(label));
-    let field: HtmlInputElement = el(document, "input", "")?.dyn_into()?;
-    field.set_type(kind);
+    let field = el(
+        document,
+        if kind.is_empty() { "textarea" } else { "input" },
+        "",
+    )?;
+    field.set_attribute("name", name)?;
+    if kind.is_empty() {
+        field.set_attribute("rows", "2")?;
+    } else {
+        field.set_attribute("type", kind)?;
+    }
     wrapper.append_child(&field)?;
     parent.append_child(&wrapper)?;
-    Ok(field)
-}
-
-fn textarea(document: &Document, parent: &Element, label: &str) -> Result<HtmlTextAreaElement, JsValue> {
-    let wrapper = el(document, "label", "")?;
-    wrapper.set_text_content(Some(label));
-    let field: HtmlTextAreaElement = el(document, "textarea", "")?.dyn_into()?;
-    field.set_rows(2);
-    wrapper.append_child(&field)?;
-    parent.append_child(&wrapper)?;
-    Ok(field)
+    Ok(())
 }
 
 fn render_form(inner: &mut Inner, me: &Weak<App>) {
@@ -1058,93 +1162,74 @@ fn render_form(inner: &mut Inner, me: &Weak<App>) {
     }
     inner.rendered_form = key;
     inner.form_listeners.clear();
-    inner.rating.set(0);
+    inner.rating = 0;
     let container = inner.dom.form.clone();
-    let _ = container.replace_children_with_node_0();
+    container.replace_children_with_node_0();
     show(&container, form.is_some());
     let Some(form) = form else { return };
-    let _ = container.set_attribute("data-form", match form {
-        Form::Prechat => "prechat",
-        Form::Contact => "contact",
-        Form::ContactThanks => "contact-thanks",
-        Form::Rating => "rating",
-        Form::RatingThanks => "rating-thanks",
-    });
-    if let Err(err) = build_form(inner, me, &container, form) {
-        web_sys::console::warn_1(&err);
-    }
+    let _ = container.set_attribute(
+        "data-form",
+        match form {
+            Form::Prechat => "prechat",
+            Form::Contact => "contact",
+            Form::ContactThanks => "contact-thanks",
+            Form::Rating => "rating",
+            Form::RatingThanks => "rating-thanks",
+        },
+    );
+    // Building only fails if the DOM refuses an element: nothing useful to show then.
+    let _ = build_form(inner, me, &container, form);
 }
 
-fn build_form(inner: &mut Inner, me: &Weak<App>, container: &Element, form: Form) -> Result<(), JsValue> {
+fn build_form(
+    inner: &mut Inner,
+    me: &Weak<App>,
+    container: &Element,
+    form: Form,
+) -> Result<(), JsValue> {
     let document = inner.dom.document.clone();
     let locale = inner.state.locale;
     let t = |key| locale.text(key);
-    let heading = |key| -> Result<(), JsValue> {
-        let element = el(&document, "h3", "")?;
-        element.set_text_content(Some(t(key)));
-        container.append_child(&element)?;
-        Ok(())
-    };
-    let paragraph = |key, class| -> Result<Element, JsValue> {
-        let element = el(&document, "p", class)?;
+    let text = |tag, key, class| -> Result<Element, JsValue> {
+        let element = el(&document, tag, class)?;
         element.set_text_content(Some(t(key)));
         container.append_child(&element)?;
         Ok(element)
     };
-    let row = el(&document, "div", "A")?;
-    let primary = button(&document, "pb")?;
-    let secondary = button(&document, "sb")?;
-    secondary.set_text_content(Some(t(Key::Dismiss)));
-    append(&row, &[&primary, &secondary])?;
-    let submit: Box<dyn FnMut() -> Option<Msg>> = match form {
+    let field = |label, name, kind| field_element(&document, container, t(label), name, kind);
+    let submit = match form {
         Form::ContactThanks => {
-            paragraph(Key::ContactThanks, "ok")?;
+            text("p", Key::ContactThanks, "ok")?;
             return Ok(());
         }
         Form::RatingThanks => {
-            paragraph(Key::RateThanks, "ok")?;
+            text("p", Key::RateThanks, "ok")?;
             return Ok(());
         }
         Form::Prechat => {
-            heading(Key::PrechatTitle)?;
-            paragraph(Key::PrechatIntro, "")?;
-            let name = input(&document, container, t(Key::Name), "text")?;
-            let email = input(&document, container, t(Key::Email), "email")?;
-            primary.set_text_content(Some(t(Key::StartChat)));
-            Box::new(move || {
-                Some(Msg::SubmitPrechat {
-                    name: name.value(),
-                    email: email.value(),
-                })
-            })
+            text("h3", Key::PrechatTitle, "")?;
+            text("p", Key::PrechatIntro, "")?;
+            field(Key::Name, "name", "text")?;
+            field(Key::Email, "email", "email")?;
+            Key::StartChat
         }
         Form::Contact => {
-            heading(Key::ContactTitle)?;
-            paragraph(Key::ContactIntro, "")?;
-            let name = input(&document, container, t(Key::Name), "text")?;
-            let email = input(&document, container, t(Key::Email), "email")?;
-            let phone = input(&document, container, t(Key::Phone), "tel")?;
-            let message = textarea(&document, container, t(Key::Message))?;
+            text("h3", Key::ContactTitle, "")?;
+            text("p", Key::ContactIntro, "")?;
+            field(Key::Name, "name", "text")?;
+            field(Key::Email, "email", "email")?;
+            field(Key::Phone, "phone", "tel")?;
+            field(Key::Message, "message", "")?;
             if inner.state.form_error {
-                let error = paragraph(Key::NeedEmailOrPhone, "err")?;
-                error.set_attribute("role", "alert")?;
+                text("p", Key::NeedEmailOrPhone, "err")?.set_attribute("role", "alert")?;
             }
-            primary.set_text_content(Some(t(Key::Submit)));
-            Box::new(move || {
-                Some(Msg::SubmitContact {
-                    name: name.value(),
-                    email: email.value(),
-                    phone: phone.value(),
-                    message: message.value(),
-                })
-            })
+            Key::Submit
         }
         Form::Rating => {
-            heading(Key::RateTitle)?;
+            text("h3", Key::RateTitle, "")?;
             let stars = el(&document, "div", "S")?;
             stars.set_attribute("role", "group")?;
             stars.set_attribute("aria-label", t(Key::RateTitle))?;
-            let mut star_buttons = Vec::new();
             for score in 1..=5u8 {
                 let star = button(&document, "")?;
                 star.set_text_content(Some("★"));
@@ -1152,49 +1237,33 @@ fn build_form(inner: &mut Inner, me: &Weak<App>, container: &Element, form: Form
                 star.set_attribute("aria-pressed", "false")?;
                 star.set_attribute("data-score", &score.to_string())?;
                 stars.append_child(&star)?;
-                star_buttons.push(star);
+                inner
+                    .form_listeners
+                    .push(Listener::new(&star, "click", me, Action::Star(score)));
             }
             container.append_child(&stars)?;
-            let comment = textarea(&document, container, t(Key::Comment))?;
-            primary.set_text_content(Some(t(Key::Submit)));
-            primary.set_attribute("disabled", "")?;
-            for (index, star) in star_buttons.iter().enumerate() {
-                let all = star_buttons.clone();
-                let rating = inner.rating.clone();
-                let primary = primary.clone();
-                inner.form_listeners.push(Listener::new(star, "click", move |_| {
-                    let score = index + 1;
-                    rating.set(score as u8);
-                    for (other, element) in all.iter().enumerate() {
-                        let pressed = if other < score { "true" } else { "false" };
-                        let _ = element.set_attribute("aria-pressed", pressed);
-                    }
-                    let _ = primary.remove_attribute("disabled");
-                }));
-            }
-            let rating = inner.rating.clone();
-            Box::new(move || {
-                let score = rating.get();
-                (score > 0).then(|| Msg::SubmitRating {
-                    score,
-                    comment: comment.value(),
-                })
-            })
+            field(Key::Comment, "comment", "")?;
+            Key::Submit
         }
     };
+    let row = el(&document, "div", "A")?;
+    let primary = button(&document, "pb")?;
+    primary.set_text_content(Some(t(submit)));
+    if form == Form::Rating {
+        primary.set_attribute("disabled", "")?;
+    }
+    let secondary = button(&document, "sb")?;
+    secondary.set_text_content(Some(t(Key::Dismiss)));
+    append(&row, &[&primary, &secondary])?;
     container.append_child(&row)?;
-    let mut submit = submit;
-    let app = me.clone();
-    inner.form_listeners.push(Listener::new(&primary, "click", move |_| {
-        if let (Some(app), Some(msg)) = (app.upgrade(), submit()) {
-            dispatch(&app, msg);
-        }
-    }));
-    let app = me.clone();
-    inner.form_listeners.push(Listener::new(&secondary, "click", move |_| {
-        if let Some(app) = app.upgrade() {
-            dispatch(&app, Msg::DismissForm);
-        }
-    }));
+    inner.form_listeners.push(Listener::new(
+        &primary,
+        "click",
+        me,
+        Action::SubmitForm(form),
+    ));
+    inner
+        .form_listeners
+        .push(Listener::new(&secondary, "click", me, Action::DismissForm));
     Ok(())
 }

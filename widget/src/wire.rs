@@ -322,7 +322,10 @@ impl Line {
             ("conversation", s(&self.conversation)),
             ("seq", n(self.seq)),
             ("kind", s(kind)),
-            ("author", Some(obj([("kind", s(author)), ("name", os(&self.name))]))),
+            (
+                "author",
+                Some(obj([("kind", s(author)), ("name", os(&self.name))])),
+            ),
             ("text", s(&self.text)),
             ("at", Some(Json::Int(self.at))),
             ("client_id", os(&self.client_id)),

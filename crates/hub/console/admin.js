@@ -254,8 +254,8 @@ function siteCard(site, context) {
   const offset = h("input", { type: "number", class: "narrow", value: hours.utc_offset_minutes ?? 0 });
   const days = Object.fromEntries(WEEKDAYS.map((day) =>
     [day, h("input", { class: "narrow-wide", placeholder: "09:00-17:00", value: hours.open?.[day] ?? "" })]));
-  const prechat = h("input", { type: "checkbox", checked: !!settings.prechat });
-  const bot = h("input", { type: "checkbox", checked: settings.bot !== false });
+  const prechat = h("input", { type: "checkbox", class: "site-prechat", checked: !!settings.prechat });
+  const bot = h("input", { type: "checkbox", class: "site-bot", checked: settings.bot !== false });
   const save = async () => {
     const open = {};
     for (const day of WEEKDAYS) if (days[day].value.trim()) open[day] = days[day].value.trim();
@@ -290,7 +290,7 @@ function siteCard(site, context) {
       h("legend", { text: t("business_hours") }),
       field("utc_offset", offset),
       WEEKDAYS.map((day, index) => h("label", { class: "field day" }, h("span", { text: weekdayName(index) }), days[day]))),
-    h("button", { class: "primary", text: t("save"), on: { click: save } }));
+    h("button", { class: "primary site-save", text: t("save"), on: { click: save } }));
 }
 
 // ---------------------------------------------------------------- canned responses

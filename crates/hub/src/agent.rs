@@ -140,6 +140,7 @@ impl AgentEndpoint {
             | AgentFrame::Typing { conversation, .. }
             | AgentFrame::Seen { conversation, .. }
             | AgentFrame::Take { conversation }
+            | AgentFrame::Accept { conversation }
             | AgentFrame::Transfer { conversation, .. }
             | AgentFrame::Close { conversation } => conversation.clone(),
         };
@@ -162,6 +163,15 @@ impl AgentEndpoint {
                 if let Err(err) = state
                     .routing
                     .take(&self.agent.id, &site_id, &conversation)
+                    .await
+                {
+                    link.error(routing_code(err), &err.to_string(), None).await;
+                }
+            }
+            AgentFrame::Accept { .. } => {
+                if let Err(err) = state
+                    .routing
+                    .accept(&self.agent.id, &site_id, &conversation)
                     .await
                 {
                     link.error(routing_code(err), &err.to_string(), None).await;

@@ -55,6 +55,12 @@ pub enum Command {
         conversation: String,
         reply: oneshot::Sender<Result<(), RoutingError>>,
     },
+    Accept {
+        agent_id: String,
+        site_id: String,
+        conversation: String,
+        reply: oneshot::Sender<Result<(), RoutingError>>,
+    },
     Transfer {
         site_id: String,
         conversation: String,
@@ -147,6 +153,25 @@ impl Routing {
             .unwrap_or(Err(RoutingError::UnknownConversation))
     }
 
+    pub async fn accept(
+        &self,
+        agent_id: &str,
+        site_id: &str,
+        conversation: &str,
+    ) -> Result<(), RoutingError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Accept {
+            agent_id: agent_id.to_owned(),
+            site_id: site_id.to_owned(),
+            conversation: conversation.to_owned(),
+            reply,
+        })
+        .await;
+        answer
+            .await
+            .unwrap_or(Err(RoutingError::UnknownConversation))
+    }
+
     pub async fn transfer(
         &self,
         site_id: &str,
@@ -183,6 +208,9 @@ pub struct RoutingConfig {
     pub vip_priority: i32,
     /// Close a conversation after this many seconds without a message (0: never).
     pub auto_close_secs: u32,
+    /// When set, an agent must accept a chat within this many seconds or it passes to
+    /// the next agent (0: chats are assigned directly).
+    pub accept_timeout_secs: u32,
 }
 
 impl Default for RoutingConfig {
@@ -194,6 +222,7 @@ impl Default for RoutingConfig {
             sla_priority_boost: 10,
             vip_priority: 20,
             auto_close_secs: 30 * 60,
+            accept_timeout_secs: 0,
         }
     }
 }
@@ -282,7 +311,8 @@ impl Actor {
             Router::new(RouterConfig {
                 default_capacity: config.default_capacity.max(1),
                 grace_ms: config.grace_secs as u64 * 1000,
-                accept_timeout_ms: None,
+                accept_timeout_ms: (config.accept_timeout_secs > 0)
+                    .then_some(config.accept_timeout_secs as u64 * 1000),
                 first_response_target_ms: Some(config.first_response_target_secs as u64 * 1000),
                 sla_priority_boost: config.sla_priority_boost,
                 ..RouterConfig::default()
@@ -395,6 +425,23 @@ impl Actor {
                 reply,
             } => {
                 let result = self.router(&site_id).take(&agent_id, &conversation, now);
+                match result {
+                    Ok(effects) => {
+                        let _ = reply.send(Ok(()));
+                        self.apply(&site_id, effects).await;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+            Command::Accept {
+                agent_id,
+                site_id,
+                conversation,
+                reply,
+            } => {
+                let result = self.router(&site_id).accept(&agent_id, &conversation, now);
                 match result {
                     Ok(effects) => {
                         let _ = reply.send(Ok(()));
@@ -586,9 +633,25 @@ impl Actor {
                     queues_changed = true;
                 }
                 Effect::Queued { .. } | Effect::QueueChanged { .. } => queues_changed = true,
-                Effect::Offered { .. }
-                | Effect::OfferExpired { .. }
-                | Effect::AgentOffline { .. } => {}
+                Effect::Offered {
+                    conversation,
+                    agent,
+                    deadline,
+                } => {
+                    service::publish_frame(
+                        &state,
+                        site_id,
+                        None,
+                        Audience::Agents,
+                        None,
+                        &ServerFrame::Offer {
+                            conversation,
+                            agent,
+                            deadline: deadline as i64,
+                        },
+                    );
+                }
+                Effect::OfferExpired { .. } | Effect::AgentOffline { .. } => {}
             }
         }
         let snapshot = self.snapshot(site_id);

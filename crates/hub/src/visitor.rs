@@ -394,7 +394,7 @@ async fn send(
             let state = &replier.state;
             let appended =
                 service::finish_from_client(&replier, &site_id, client_id, pending).await;
-            if !appended.is_some_and(|appended| !appended.duplicate) {
+            if appended.is_none_or(|appended| appended.duplicate) {
                 return;
             }
             match direct {

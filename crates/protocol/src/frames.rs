@@ -152,6 +152,9 @@ pub enum AgentFrame {
     Presence { presence: Presence },
     /// The agent takes a queued conversation by hand.
     Take { conversation: ConversationId },
+    /// The agent accepts a conversation offered to them (when the hub asks agents to
+    /// accept within a time limit).
+    Accept { conversation: ConversationId },
     /// Hands a conversation to another agent or to a department, with a note for the
     /// next agent (stored as an internal note). The visitor is told.
     Transfer {
@@ -413,6 +416,13 @@ pub enum ServerFrame {
     Form {
         conversation: ConversationId,
         form: FormKind,
+    },
+    /// Agents: `conversation` is offered to `agent`, who must `accept` it before
+    /// `deadline` (milliseconds since the epoch) or it passes to the next agent.
+    Offer {
+        conversation: ConversationId,
+        agent: String,
+        deadline: i64,
     },
     /// Agents: the site's agents with presence and load, on every change.
     Agents { agents: Vec<AgentStatus> },

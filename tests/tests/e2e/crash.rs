@@ -247,16 +247,25 @@ async fn acknowledged_messages_survive_sigkill() -> anyhow::Result<()> {
     let bearer = format!("Bearer {}", token["token"].as_str().unwrap_or_default());
     for sender in &senders {
         let conversation = sender.conversation.clone().expect("conversation");
-        let history = http_request(
-            addr,
-            "GET",
-            &format!("/api/conversations/{conversation}/messages?limit=1000"),
-            &[("authorization", &bearer)],
-            "",
-        )
-        .await?;
-        let body: Value = serde_json::from_str(&history.body)?;
-        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        // Page through the whole history.
+        let mut messages: Vec<Value> = Vec::new();
+        loop {
+            let after = messages.len();
+            let history = http_request(
+                addr,
+                "GET",
+                &format!("/api/conversations/{conversation}/messages?after={after}&limit=1000"),
+                &[("authorization", &bearer)],
+                "",
+            )
+            .await?;
+            let body: Value = serde_json::from_str(&history.body)?;
+            let page = body["messages"].as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                break;
+            }
+            messages.extend(page);
+        }
         let mut by_client: HashMap<String, u64> = HashMap::new();
         for (index, message) in messages.iter().enumerate() {
             assert_eq!(

@@ -395,3 +395,52 @@ async fn idle_conversations_are_closed_automatically() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_offer_not_accepted_in_time_passes_to_the_next_agent() -> anyhow::Result<()> {
+    let hub = TestHub::start_with(|config| config.routing.accept_timeout_secs = 1).await?;
+    let (sara, sara_token) = hub.add_agent("Sara", Some(2), &[]).await?;
+    let (omar, omar_token) = hub.add_agent("Omar", Some(2), &[]).await?;
+    let mut sara_socket = hub.agent(&sara_token).await?;
+    let mut omar_socket = hub.agent(&omar_token).await?;
+    let (_visitor, conversation) = visitor_says(&hub, "hello?").await?;
+    // The first offer goes to one of them; nobody accepts, so it passes to the other.
+    let (first, _) = sara_socket
+        .recv_until(|f| matches!(f, ServerFrame::Offer { .. }))
+        .await?;
+    let ServerFrame::Offer {
+        agent: first_agent, ..
+    } = first
+    else {
+        unreachable!()
+    };
+    let (second_agent, second_socket) = if first_agent == sara {
+        (omar.clone(), &mut omar_socket)
+    } else {
+        (sara.clone(), &mut sara_socket)
+    };
+    let (second, _) = second_socket
+        .recv_until(|f| matches!(f, ServerFrame::Offer { agent, .. } if *agent == second_agent))
+        .await?;
+    assert!(matches!(second, ServerFrame::Offer { .. }));
+    let found = hub
+        .state
+        .store
+        .conversation(&conversation)
+        .await?
+        .expect("stored");
+    assert_eq!(
+        found.state,
+        ConversationState::Queued,
+        "an offer is not an assignment"
+    );
+    second_socket
+        .send_json(&json!({"type": "accept", "conversation": conversation}))
+        .await?;
+    wait_for_state(&hub, &conversation, |c| {
+        c.state == ConversationState::Assigned
+            && c.agent_id.as_deref() == Some(second_agent.as_str())
+    })
+    .await?;
+    Ok(())
+}

@@ -74,6 +74,7 @@ fn online() -> State {
         page: Page::default(),
     });
     frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    frame(&mut state, Incoming::Resumed { last_seq: 0 });
     state
 }
 
@@ -442,10 +443,10 @@ fn unread_counts_while_closed_and_clears_on_open() {
     })));
     let effects = frame(&mut state, agent_message(3, "open now"));
     assert!(!effects.contains(&Effect::Notify));
-    assert_eq!(state.update(Msg::Close), [
-        Effect::Emit(ApiEvent::Close),
-        Effect::FocusLauncher
-    ]);
+    assert_eq!(
+        state.update(Msg::Close),
+        [Effect::Emit(ApiEvent::Close), Effect::FocusLauncher]
+    );
 }
 
 #[test]
@@ -533,8 +534,8 @@ fn settings_mirror_the_side_for_rtl() {
     settings.position = Some("left".into());
     assert!(settings.left(Locale::En));
     assert!(!settings.left(Locale::Fa));
-    settings.greeting.insert("en".into(), "Hi!".into());
-    settings.greeting.insert("ar".into(), "مرحبا".into());
+    settings.greeting.push(("en".into(), "Hi!".into()));
+    settings.greeting.push(("ar".into(), "مرحبا".into()));
     assert_eq!(settings.greeting(Locale::Ar), Some("مرحبا"));
     assert_eq!(settings.greeting(Locale::Fa), Some("Hi!"));
     let parsed = SiteSettings::parse(
@@ -544,4 +545,42 @@ fn settings_mirror_the_side_for_rtl() {
     assert_eq!(parsed.greeting(Locale::Fa), Some("Hello"));
     assert_eq!(parsed.position.as_deref(), Some("left"));
     assert_eq!(SiteSettings::parse("garbage"), SiteSettings::default());
+}
+
+#[test]
+fn only_a_refused_hello_drops_the_token() {
+    let refused = Incoming::Error {
+        code: Some(ErrorCode::Unauthorized),
+        client_id: None,
+    };
+    // A badly signed `identify` after `welcome` changes nothing.
+    let mut state = online();
+    frame(&mut state, agent_message(1, "hi"));
+    frame(&mut state, refused.clone());
+    assert_eq!(state.token.as_deref(), Some("v_1.sig"));
+    assert_eq!(texts(&state).len(), 1);
+    // A token refused at `hello` is dropped: the next connection starts afresh.
+    state.update(Msg::SocketClosed { random: 0.0 });
+    state.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    frame(&mut state, refused);
+    assert_eq!(state.token, None);
+    assert!(state.lines.is_empty());
+}
+
+#[test]
+fn history_replayed_from_the_start_is_not_unread() {
+    let mut state = state();
+    state.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    // A conversation this page has no lines of (started in another browser tab).
+    frame(&mut state, welcome(vec![summary(CONV, 2, 1)]));
+    let effects = frame(&mut state, agent_message(1, "old news"));
+    assert!(!effects.contains(&Effect::Notify));
+    frame(&mut state, Incoming::Resumed { last_seq: 1 });
+    let effects = frame(&mut state, agent_message(2, "news"));
+    assert!(effects.contains(&Effect::Notify));
+    assert_eq!(state.unread, 1);
 }

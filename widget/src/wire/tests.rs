@@ -194,8 +194,8 @@ fn outgoing_examples() -> Vec<Outgoing> {
 fn encodes_what_the_protocol_crate_reads_back_exactly() {
     for frame in outgoing_examples() {
         let text = frame.encode();
-        let decoded = salam_protocol::decode_visitor(&text)
-            .unwrap_or_else(|err| panic!("{text}: {err}"));
+        let decoded =
+            salam_protocol::decode_visitor(&text).unwrap_or_else(|err| panic!("{text}: {err}"));
         // Nothing lost or misnamed: the protocol's serialisation equals ours.
         let ours: Value = serde_json::from_str(&text).unwrap();
         let theirs = serde_json::to_value(&decoded).unwrap();
@@ -210,7 +210,10 @@ fn lines_round_trip_through_storage() {
         panic!("not a message");
     };
     let stored = decoded.to_json().to_text();
-    assert_eq!(Line::from_json(&Json::parse(&stored).unwrap()), Some(decoded));
+    assert_eq!(
+        Line::from_json(&Json::parse(&stored).unwrap()),
+        Some(decoded)
+    );
 }
 
 #[test]

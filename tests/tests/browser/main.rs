@@ -1,0 +1,17 @@
+//! The chat widget in a real headless Chromium (issue 5).
+//!
+//! Each test serves a host page from its own small HTTP server, so the page is on
+//! another origin than the hub, embeds `<script src="HUB/widget.js" data-site=KEY>`,
+//! and acts as a visitor would: clicks, keys, reading what is on screen. Agents are
+//! WebSocket test clients. Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
+//! (scripts/ci-widget.sh installs them); without them every test fails, saying so.
+//!
+//! Screenshots of the main states go to `target/screenshots/widget-*.png`.
+//!
+//! `bot.rs` holds the tests of the bot, the queue and the forms (quick replies, handoff,
+//! queue position, offline contact form, stored rating); it is enabled by adding
+//! `mod bot;` below once the hub's bot and routing are in.
+
+mod bot;
+mod support;
+mod widget;

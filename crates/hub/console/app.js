@@ -47,7 +47,6 @@ const store = {
   pinned: [],
   canned: [],
   departments: [],
-  ruleCache: new Map(),
   active: null,
   tab: "queue",
   view: "inbox",
@@ -907,44 +906,19 @@ function messageNode(message, all, index, seenUpTo) {
     node.appendChild(h("div", { class: "quick-replies" },
       message.quick_replies.map((reply) => h("span", { class: "chip", dir: "auto", text: reply.label }))));
   }
-  if (kind === "bot") node.appendChild(ruleLine(message, all, index));
+  if (kind === "bot") node.appendChild(ruleLine(message));
   if (kind === "agent" && message.kind !== "note" && message.seq <= seenUpTo) {
     node.appendChild(h("div", { class: "status seen", text: `✓✓ ${t("seen")}` }));
   }
   return node;
 }
 
-/**
- * The rule that answered a bot message. Messages do not carry it, so the console asks
- * the bot (POST /api/rules/try) what it decides for the visitor's text just before.
- */
-function ruleLine(message, all, index) {
-  const line = h("div", { class: "rule" });
-  let question = null;
-  for (let i = index - 1; i >= 0; i -= 1) {
-    if (all[i].author.kind === "visitor" && all[i].kind !== "event") {
-      question = all[i].text;
-      break;
-    }
-    if (all[i].author.kind === "bot") break;
-  }
-  if (!question) return line;
-  const key = `${message.conversation}:${message.seq}`;
-  const show = (answer) => {
-    line.textContent = answer.rule
-      ? t("rule", { rule: answer.rule, intent: answer.intent || "" })
-      : `${answer.decision || ""} · ${t("no_rule")}`;
-  };
-  const cached = store.ruleCache.get(key);
-  if (cached) {
-    show(cached);
-  } else {
-    post("/api/rules/try", { text: question }).then((answer) => {
-      store.ruleCache.set(key, answer);
-      show(answer);
-    }).catch(() => {});
-  }
-  return line;
+/** The rule that produced a bot line: the hub names it on every bot message. */
+function ruleLine(message) {
+  return h("div", {
+    class: "rule",
+    text: message.rule ? t("rule", { rule: message.rule }) : t("no_rule"),
+  });
 }
 
 function renderTyping() {

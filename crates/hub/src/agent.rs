@@ -216,6 +216,7 @@ impl AgentEndpoint {
                     text,
                     client_id: Some(client_id.clone()),
                     quick_replies: Vec::new(),
+                    rule: None,
                     at: now_ms(),
                 };
                 let replier = link.replier();

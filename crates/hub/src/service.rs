@@ -149,18 +149,30 @@ pub async fn post(
     text: String,
     quick_replies: Vec<QuickReply>,
 ) -> Result<Appended, StoreError> {
-    let appended = state
-        .store
-        .append(NewMessage {
+    post_message(
+        state,
+        site_id,
+        NewMessage {
             conversation: conversation.to_owned(),
             kind,
             author,
             text,
             client_id: None,
             quick_replies,
+            rule: None,
             at: now_ms(),
-        })
-        .await?;
+        },
+    )
+    .await
+}
+
+/// Commits and publishes a message the hub built (a bot line with its rule, ...).
+pub async fn post_message(
+    state: &AppState,
+    site_id: &str,
+    message: NewMessage,
+) -> Result<Appended, StoreError> {
+    let appended = state.store.append(message).await?;
     state
         .metrics
         .messages_committed
@@ -312,6 +324,7 @@ pub async fn bot_turn(
         consecutive_misses,
     });
     let lang = decision.lang();
+    let rule = decision.rule_id().map(str::to_owned);
     state
         .store
         .record_bot_turn(salam_store::BotTurn {
@@ -356,16 +369,7 @@ pub async fn bot_turn(
             text,
             ..
         } => {
-            post(
-                state,
-                &conversation.site_id,
-                &conversation.id,
-                MessageKind::Text,
-                author,
-                text,
-                Vec::new(),
-            )
-            .await?;
+            post_bot(state, conversation, author, text, Vec::new(), rule).await?;
             hand_off(
                 state,
                 settings,
@@ -379,17 +383,34 @@ pub async fn bot_turn(
             return Ok(lang);
         }
     };
-    post(
+    post_bot(state, conversation, author, reply, replies, rule).await?;
+    Ok(lang)
+}
+
+/// Commits and publishes a bot line, naming the rule that produced it.
+async fn post_bot(
+    state: &AppState,
+    conversation: &Conversation,
+    author: Author,
+    text: String,
+    quick_replies: Vec<QuickReply>,
+    rule: Option<String>,
+) -> Result<Appended, StoreError> {
+    post_message(
         state,
         &conversation.site_id,
-        &conversation.id,
-        MessageKind::Text,
-        author,
-        reply,
-        replies,
+        NewMessage {
+            conversation: conversation.id.clone(),
+            kind: MessageKind::Text,
+            author,
+            text,
+            client_id: None,
+            quick_replies,
+            rule,
+            at: now_ms(),
+        },
     )
-    .await?;
-    Ok(lang)
+    .await
 }
 
 /// Hands a conversation to people. If nobody can answer now (outside business hours,

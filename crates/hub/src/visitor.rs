@@ -374,6 +374,7 @@ async fn send(
         text,
         client_id: Some(client_id),
         quick_replies: Vec::new(),
+        rule: None,
         at: now_ms(),
     };
     let text = new_message.text.clone();

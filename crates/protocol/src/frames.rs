@@ -264,6 +264,9 @@ pub struct Message {
     /// Buttons offered under a bot answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<QuickReply>,
+    /// For a bot line: the id of the rule that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// The one state every conversation is in.

@@ -90,6 +90,7 @@ fn server_frames_round_trip() {
                 label: "Talk to a person".into(),
                 payload: "human".into(),
             }],
+            rule: Some("shipping_time".into()),
         }),
         ServerFrame::error(ErrorCode::RateLimited, "slow down"),
         ServerFrame::Pong { nonce: Some(7) },

@@ -309,6 +309,8 @@ pub struct NewMessage {
     /// The sender's client id; with it, a resend is recognised and not stored twice.
     pub client_id: Option<String>,
     pub quick_replies: Vec<QuickReply>,
+    /// For a bot line: the rule that produced it.
+    pub rule: Option<String>,
     pub at: i64,
 }
 

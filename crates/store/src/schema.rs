@@ -87,6 +87,7 @@ const MIGRATIONS: &[&str] = &[
         at              INTEGER NOT NULL,
         client_id       TEXT,
         quick_replies   TEXT,              -- JSON, only for bot answers
+        rule            TEXT,              -- the bot rule that produced a bot line
         PRIMARY KEY (conversation_id, seq)
     ) WITHOUT ROWID;
     CREATE TABLE bot_turns (

@@ -335,7 +335,8 @@ fn author_kind_name(kind: AuthorKind) -> &'static str {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, at, client_id, quick_replies";
+const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, \
+     at, client_id, quick_replies, rule";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let kind: String = row.get(2)?;
@@ -366,6 +367,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
         quick_replies: quick_replies
             .and_then(|json| serde_json::from_str::<Vec<QuickReply>>(&json).ok())
             .unwrap_or_default(),
+        rule: row.get(10)?,
     })
 }
 
@@ -415,8 +417,8 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
     connection
         .prepare_cached(
             "INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
-             author_name, text, at, client_id, quick_replies) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             author_name, text, at, client_id, quick_replies, rule) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(map_err)?
         .execute(params![
@@ -430,6 +432,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             message.at,
             message.client_id,
             quick_replies,
+            message.rule,
         ])
         .map_err(map_err)?;
     connection
@@ -447,6 +450,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             at: message.at,
             client_id: message.client_id,
             quick_replies: message.quick_replies,
+            rule: message.rule,
         },
         duplicate: false,
     })
@@ -1738,6 +1742,7 @@ mod tests {
             text: body.to_owned(),
             client_id: client_id.map(str::to_owned),
             quick_replies: Vec::new(),
+            rule: None,
             at: 1,
         }
     }

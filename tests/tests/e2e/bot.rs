@@ -58,6 +58,11 @@ async fn arabic_answer_persian_handoff_then_silence() -> anyhow::Result<()> {
         "a bot answer offers quick replies"
     );
     let conversation = answer.conversation.clone();
+    assert_eq!(
+        answer.rule.as_deref(),
+        Some("shipping_time"),
+        "bot lines name their rule"
+    );
 
     visitor
         .send_json(

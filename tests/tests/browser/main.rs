@@ -13,5 +13,6 @@
 //! `mod bot;` below once the hub's bot and routing are in.
 
 mod bot;
+mod demo;
 mod support;
 mod widget;

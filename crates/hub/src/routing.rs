@@ -134,23 +134,31 @@ impl Routing {
         answer.await.unwrap_or_default()
     }
 
+    /// Sends a command that carries a reply channel and waits for the answer.
+    async fn ask(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), RoutingError>>) -> Command,
+    ) -> Result<(), RoutingError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await;
+        answer
+            .await
+            .unwrap_or(Err(RoutingError::UnknownConversation))
+    }
+
     pub async fn take(
         &self,
         agent_id: &str,
         site_id: &str,
         conversation: &str,
     ) -> Result<(), RoutingError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Take {
+        self.ask(|reply| Command::Take {
             agent_id: agent_id.to_owned(),
             site_id: site_id.to_owned(),
             conversation: conversation.to_owned(),
             reply,
         })
-        .await;
-        answer
-            .await
-            .unwrap_or(Err(RoutingError::UnknownConversation))
+        .await
     }
 
     pub async fn accept(
@@ -159,17 +167,13 @@ impl Routing {
         site_id: &str,
         conversation: &str,
     ) -> Result<(), RoutingError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Accept {
+        self.ask(|reply| Command::Accept {
             agent_id: agent_id.to_owned(),
             site_id: site_id.to_owned(),
             conversation: conversation.to_owned(),
             reply,
         })
-        .await;
-        answer
-            .await
-            .unwrap_or(Err(RoutingError::UnknownConversation))
+        .await
     }
 
     pub async fn transfer(
@@ -178,17 +182,13 @@ impl Routing {
         conversation: &str,
         to: Target,
     ) -> Result<(), RoutingError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Transfer {
+        self.ask(|reply| Command::Transfer {
             site_id: site_id.to_owned(),
             conversation: conversation.to_owned(),
             to,
             reply,
         })
-        .await;
-        answer
-            .await
-            .unwrap_or(Err(RoutingError::UnknownConversation))
+        .await
     }
 }
 
@@ -425,15 +425,7 @@ impl Actor {
                 reply,
             } => {
                 let result = self.router(&site_id).take(&agent_id, &conversation, now);
-                match result {
-                    Ok(effects) => {
-                        let _ = reply.send(Ok(()));
-                        self.apply(&site_id, effects).await;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.answer(&site_id, result, reply).await;
             }
             Command::Accept {
                 agent_id,
@@ -442,15 +434,7 @@ impl Actor {
                 reply,
             } => {
                 let result = self.router(&site_id).accept(&agent_id, &conversation, now);
-                match result {
-                    Ok(effects) => {
-                        let _ = reply.send(Ok(()));
-                        self.apply(&site_id, effects).await;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.answer(&site_id, result, reply).await;
             }
             Command::Transfer {
                 site_id,
@@ -465,15 +449,7 @@ impl Actor {
                         router.transfer_to_department(&conversation, department, now)
                     }
                 };
-                match result {
-                    Ok(effects) => {
-                        let _ = reply.send(Ok(()));
-                        self.apply(&site_id, effects).await;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err));
-                    }
-                }
+                self.answer(&site_id, result, reply).await;
             }
             Command::Responded {
                 site_id,
@@ -517,6 +493,24 @@ impl Actor {
                         self.apply(&site_id, effects).await;
                     }
                 }
+            }
+        }
+    }
+
+    /// Answers a request and carries out its effects.
+    async fn answer(
+        &mut self,
+        site_id: &str,
+        result: Result<Vec<Effect>, RoutingError>,
+        reply: oneshot::Sender<Result<(), RoutingError>>,
+    ) {
+        match result {
+            Ok(effects) => {
+                let _ = reply.send(Ok(()));
+                self.apply(site_id, effects).await;
+            }
+            Err(err) => {
+                let _ = reply.send(Err(err));
             }
         }
     }

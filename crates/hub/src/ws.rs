@@ -90,22 +90,12 @@ impl Link {
     /// Queues a frame for this client (waits if its own queue is full: backpressure
     /// on a client that does not read is its own problem).
     pub async fn send(&self, frame: &ServerFrame) {
-        let _ = self
-            .mailbox
-            .sender
-            .send(Outbound::Frame(frame.to_json().into()))
-            .await;
+        self.replier().send(frame).await;
     }
 
     /// Queues an error frame.
     pub async fn error(&self, code: ErrorCode, message: &str, client_id: Option<String>) {
-        self.state.metrics.error(code);
-        self.send(&ServerFrame::Error {
-            code,
-            message: message.to_owned(),
-            client_id,
-        })
-        .await;
+        self.replier().error(code, message, client_id).await;
     }
 
     /// Queues a raw outbound item (replay requests).

@@ -26,15 +26,18 @@ async fn wait_for_state(
     conversation: &str,
     want: impl Fn(&salam_store::Conversation) -> bool,
 ) -> anyhow::Result<salam_store::Conversation> {
-    for _ in 0..200 {
-        if let Some(found) = hub.state.store.conversation(conversation).await?
-            && want(&found)
+    // Generous: CI runs the suite's tests in parallel on two shared cores.
+    let mut last = None;
+    for _ in 0..600 {
+        last = hub.state.store.conversation(conversation).await?;
+        if let Some(found) = &last
+            && want(found)
         {
-            return Ok(found);
+            return Ok(found.clone());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("conversation {conversation} never reached the wanted state")
+    anyhow::bail!("conversation {conversation} never reached the wanted state; last seen {last:?}")
 }
 
 async fn api(hub: &TestHub, token: &str, path: &str) -> anyhow::Result<Value> {

@@ -17,7 +17,7 @@ async fn the_demo_page_serves_a_working_widget() -> Result<()> {
     let origin = format!("http://127.0.0.1:{}", hub.addr.port());
     hub.state
         .store
-        .update_site(&demo.id, None, Some(&[origin.clone()]))
+        .update_site(&demo.id, None, Some(std::slice::from_ref(&origin)))
         .await?;
     with_browser(async |browser| {
         browser.goto(&format!("{origin}/")).await?;

@@ -247,6 +247,12 @@ pub async fn put_site_settings(
     state.store.site_by_id(&id).await?.ok_or_else(not_found)?;
     let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
     state.store.update_site_settings(&id, &json).await?;
+    state
+        .routing
+        .send(crate::routing::Command::SiteSettingsChanged {
+            site_id: id.clone(),
+        })
+        .await;
     Ok(Json(json!({ "settings": settings })).into_response())
 }
 

@@ -72,6 +72,10 @@ pub enum Command {
         site_id: String,
         conversation: String,
     },
+    /// A site's settings changed: its routing settings apply from now on.
+    SiteSettingsChanged {
+        site_id: String,
+    },
     /// Re-attaches an assigned conversation after a restart.
     Restore {
         agent: Agent,
@@ -304,19 +308,68 @@ fn to_routing_presence(presence: Presence) -> salam_routing::Presence {
     }
 }
 
+/// The routing settings of one site: the hub's, with the site's own overrides.
+fn router_config(hub: &RoutingConfig, site: &crate::site::SiteSettings) -> RouterConfig {
+    let capacity = site.default_capacity.unwrap_or(hub.default_capacity).max(1);
+    let target_secs = site
+        .first_response_target_secs
+        .unwrap_or(hub.first_response_target_secs);
+    let accept_secs = site.accept_timeout_secs.unwrap_or(hub.accept_timeout_secs);
+    RouterConfig {
+        default_capacity: capacity,
+        grace_ms: hub.grace_secs as u64 * 1000,
+        accept_timeout_ms: (accept_secs > 0).then_some(accept_secs as u64 * 1000),
+        first_response_target_ms: (target_secs > 0).then_some(target_secs as u64 * 1000),
+        sla_priority_boost: hub.sla_priority_boost,
+        ..RouterConfig::default()
+    }
+}
+
+impl Command {
+    /// The site a command is about, if it is about one.
+    fn site(&self) -> Option<&str> {
+        match self {
+            Command::HandOff { site_id, .. }
+            | Command::Closed { site_id, .. }
+            | Command::Take { site_id, .. }
+            | Command::Accept { site_id, .. }
+            | Command::Transfer { site_id, .. }
+            | Command::Responded { site_id, .. }
+            | Command::Restore { site_id, .. }
+            | Command::SiteSettingsChanged { site_id }
+            | Command::Snapshot { site_id, .. } => Some(site_id),
+            Command::Connected { .. }
+            | Command::Disconnected { .. }
+            | Command::Presence { .. }
+            | Command::Tick => None,
+        }
+    }
+}
+
 impl Actor {
+    /// The site's settings as stored (defaults when unreadable).
+    async fn site_settings(&self, site_id: &str) -> crate::site::SiteSettings {
+        match self.state.store.site_by_id(site_id).await {
+            Ok(Some(site)) => crate::site::SiteSettings::parse(&site.settings),
+            _ => crate::site::SiteSettings::default(),
+        }
+    }
+
+    /// Creates the site's router with its settings if it does not exist yet.
+    async fn ensure_router(&mut self, site_id: &str) {
+        if !self.routers.contains_key(site_id) {
+            let settings = self.site_settings(site_id).await;
+            let config = router_config(&self.config, &settings);
+            self.routers.insert(site_id.to_owned(), Router::new(config));
+        }
+    }
+
+    /// The site's router (created by [`Actor::ensure_router`] before any command about
+    /// the site; the hub's defaults otherwise).
     fn router(&mut self, site_id: &str) -> &mut Router {
         let config = &self.config;
         self.routers.entry(site_id.to_owned()).or_insert_with(|| {
-            Router::new(RouterConfig {
-                default_capacity: config.default_capacity.max(1),
-                grace_ms: config.grace_secs as u64 * 1000,
-                accept_timeout_ms: (config.accept_timeout_secs > 0)
-                    .then_some(config.accept_timeout_secs as u64 * 1000),
-                first_response_target_ms: Some(config.first_response_target_secs as u64 * 1000),
-                sla_priority_boost: config.sla_priority_boost,
-                ..RouterConfig::default()
-            })
+            Router::new(router_config(config, &crate::site::SiteSettings::default()))
         })
     }
 
@@ -330,7 +383,22 @@ impl Actor {
 
     async fn handle(&mut self, command: Command) {
         let now = now_ms().max(0) as u64;
+        if let Some(site_id) = command.site() {
+            let site_id = site_id.to_owned();
+            self.ensure_router(&site_id).await;
+        }
+        if let Command::Connected { site_ids, .. } = &command {
+            for site_id in site_ids.clone() {
+                self.ensure_router(&site_id).await;
+            }
+        }
         match command {
+            Command::SiteSettingsChanged { site_id } => {
+                let settings = self.site_settings(&site_id).await;
+                let config = router_config(&self.config, &settings);
+                let effects = self.router(&site_id).reconfigure(config, now);
+                self.apply(&site_id, effects).await;
+            }
             Command::Connected { agent, site_ids } => {
                 let count = self.sockets.entry(agent.id.clone()).or_insert(0);
                 *count += 1;

@@ -100,6 +100,14 @@ pub struct SiteSettings {
     pub bot: bool,
     /// The site's user ids (from `identify`) that skip the bot and get raised priority.
     pub vip_user_ids: Vec<String>,
+    /// Concurrent chats per agent on this site unless the agent has their own capacity
+    /// (absent: the hub's `routing.default_capacity`).
+    pub default_capacity: Option<u32>,
+    /// First-response target in seconds (absent: the hub's, 60 by default).
+    pub first_response_target_secs: Option<u32>,
+    /// Agents must accept a chat within this many seconds or it passes to the next
+    /// agent; 0 assigns directly (absent: the hub's `routing.accept_timeout_secs`).
+    pub accept_timeout_secs: Option<u32>,
 }
 
 impl Default for SiteSettings {
@@ -114,6 +122,9 @@ impl Default for SiteSettings {
             prechat: false,
             bot: true,
             vip_user_ids: Vec::new(),
+            default_capacity: None,
+            first_response_target_secs: None,
+            accept_timeout_secs: None,
         }
     }
 }

@@ -186,6 +186,24 @@ impl Router {
         &self.config
     }
 
+    /// Replaces the settings later decisions use (default capacity, grace period,
+    /// accept timeout, response target, ...); the general department stays as it was.
+    /// Agents are re-indexed under the new default capacity, so a raised capacity
+    /// drains the backlog at once. Timers already running keep their deadlines.
+    pub fn reconfigure(&mut self, mut config: RouterConfig, now: u64) -> Vec<Effect> {
+        let mut call = CallEffects::new();
+        config.general_department = self.config.general_department.clone();
+        for agent_index in 0..self.agents.len() {
+            self.unindex_agent(agent_index);
+        }
+        self.config = config;
+        for agent_index in 0..self.agents.len() {
+            self.index_agent(agent_index);
+        }
+        self.drain(now, &mut call);
+        call.finish()
+    }
+
     // ----- agents -------------------------------------------------------------------
 
     /// Registers an agent (starting Offline) or updates their departments and capacity.

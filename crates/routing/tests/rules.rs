@@ -905,3 +905,29 @@ fn agent_view_reports_presence_grace_and_load() {
     assert_eq!(views[1].disconnected_since, Some(2));
     assert_eq!(views[1].load, 1);
 }
+
+#[test]
+fn reconfiguring_a_raised_default_capacity_drains_the_backlog() {
+    let mut router = Router::new(config());
+    add_online(&mut router, "sara", &[], None, 0);
+    for (index, conversation) in ["c1", "c2", "c3", "c4"].iter().enumerate() {
+        router
+            .enqueue(conversation, "", 0, index as u64)
+            .expect("new conversation");
+    }
+    // The default capacity of 2 leaves two chats waiting.
+    assert_eq!(queue_order(&router, ""), ["c3", "c4"]);
+    let effects = router.reconfigure(
+        RouterConfig {
+            default_capacity: 3,
+            ..config()
+        },
+        10,
+    );
+    assert_eq!(assignments(&effects), pairs(&[("c3", "sara")]));
+    assert_eq!(queue_order(&router, ""), ["c4"]);
+    // A lowered capacity keeps the chats held and assigns nothing new.
+    let effects = router.reconfigure(config(), 11);
+    assert!(assignments(&effects).is_empty());
+    assert_eq!(router.agent_chats("sara").map(|chats| chats.len()), Some(3));
+}

@@ -327,7 +327,19 @@ async fn the_queue_and_lists_are_served_by_state() -> anyhow::Result<()> {
     wait_for_state(&hub, &waiting, |c| c.state == ConversationState::Queued).await?;
     let queued = api(&hub, &token, "/api/conversations?state=queued").await?;
     assert_eq!(queued["conversations"][0]["id"], waiting.as_str());
-    let queue = api(&hub, &token, "/api/queue").await?;
+    // The store says "queued" a moment before the routing actor has the chat.
+    let mut queue = Value::Null;
+    for _ in 0..300 {
+        queue = api(&hub, &token, "/api/queue").await?;
+        if queue["sites"][&hub.site.id][0]["conversation"] == waiting.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        queue["sites"][&hub.site.id][0]["conversation"],
+        waiting.as_str()
+    );
     assert_eq!(queue["sites"][&hub.site.id][0]["position"], 1);
     let found = api(&hub, &token, "/api/conversations?q=reza").await?;
     assert_eq!(found["conversations"][0]["id"], waiting.as_str());
@@ -443,6 +455,59 @@ async fn an_offer_not_accepted_in_time_passes_to_the_next_agent() -> anyhow::Res
     wait_for_state(&hub, &conversation, |c| {
         c.state == ConversationState::Assigned
             && c.agent_id.as_deref() == Some(second_agent.as_str())
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sites_default_capacity_applies_and_raising_it_drains_the_queue() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let admin = hub.admin_token().await?;
+    let put = |settings: Value| {
+        let admin = admin.clone();
+        let hub = &hub;
+        async move {
+            let response = http_request(
+                hub.addr,
+                "PUT",
+                &format!("/api/sites/{}/settings", hub.site.id),
+                &[
+                    ("authorization", &format!("Bearer {admin}")),
+                    ("content-type", "application/json"),
+                ],
+                &settings.to_string(),
+            )
+            .await?;
+            anyhow::ensure!(response.status == 200, "{}", response.body);
+            anyhow::Ok(())
+        }
+    };
+    put(json!({"bot": false, "default_capacity": 1})).await?;
+    let (sara, token) = hub.add_agent("Sara", None, &[]).await?;
+    let _sara = hub.agent(&token).await?;
+    let (_first, first) = visitor_says(&hub, "first").await?;
+    wait_for_state(&hub, &first, |c| {
+        c.agent_id.as_deref() == Some(sara.as_str())
+    })
+    .await?;
+    let (_second, second) = visitor_says(&hub, "second").await?;
+    wait_for_state(&hub, &second, |c| c.state == ConversationState::Queued).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = hub
+        .state
+        .store
+        .conversation(&second)
+        .await?
+        .expect("stored");
+    assert_eq!(
+        still.state,
+        ConversationState::Queued,
+        "the site's capacity of 1 holds"
+    );
+    put(json!({"bot": false, "default_capacity": 2})).await?;
+    wait_for_state(&hub, &second, |c| {
+        c.agent_id.as_deref() == Some(sara.as_str())
     })
     .await?;
     Ok(())

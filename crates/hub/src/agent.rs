@@ -187,11 +187,8 @@ impl AgentEndpoint {
                     .await;
             }
             AgentFrame::Resume { after, .. } => {
-                link.push(Outbound::Resume {
-                    conversation,
-                    after,
-                })
-                .await;
+                link.push(Outbound::Resume(Box::new((conversation, after))))
+                    .await;
             }
             AgentFrame::Send {
                 client_id,

@@ -25,14 +25,19 @@ pub enum Outbound {
     /// from the store, so receivers see every sequence once, in order.
     Message(Arc<Message>, Utf8Bytes),
     /// Replay `conversation` after `after`, then send `resumed`.
-    Resume { conversation: String, after: u64 },
+    Resume(Box<(String, u64)>),
     /// The ack of this connection's own message: it stands for the message, which this
-    /// connection is not sent again.
-    Ack {
-        conversation: String,
-        seq: u64,
-        json: Utf8Bytes,
-    },
+    /// connection is not sent again. (Boxed, like `Resume`: every mailbox slot is as
+    /// large as the largest variant, and idle connections pay for their slots.)
+    Ack(Box<OwnAck>),
+}
+
+/// An acknowledged own message: its conversation and sequence, and the `ack` frame.
+#[derive(Debug, Clone)]
+pub struct OwnAck {
+    pub conversation: String,
+    pub seq: u64,
+    pub json: Utf8Bytes,
 }
 
 /// Who may receive an event.

@@ -100,11 +100,11 @@ pub async fn finish_from_client(
             // sender's connection); agents get their own messages too.
             let own = appended.message.author.kind == AuthorKind::Visitor;
             let item = if own {
-                Outbound::Ack {
+                Outbound::Ack(Box::new(crate::fanout::OwnAck {
                     conversation: appended.message.conversation.clone(),
                     seq: appended.message.seq,
                     json: ack.to_json().into(),
-                }
+                }))
             } else {
                 Outbound::Frame(ack.to_json().into())
             };

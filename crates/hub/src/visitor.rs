@@ -455,11 +455,8 @@ async fn handle(session: &mut Session, link: &mut Link, frame: VisitorFrame) {
                 refuse(link, None).await;
                 return;
             }
-            link.push(Outbound::Resume {
-                conversation,
-                after,
-            })
-            .await;
+            link.push(Outbound::Resume(Box::new((conversation, after))))
+                .await;
         }
         VisitorFrame::Typing {
             conversation,

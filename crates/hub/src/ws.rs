@@ -450,11 +450,12 @@ impl Order {
     ) -> SendResult {
         match item {
             Outbound::Frame(json) => sink.feed(WsMessage::Text(json)).await,
-            Outbound::Ack {
-                conversation,
-                seq,
-                json,
-            } => {
+            Outbound::Ack(ack) => {
+                let crate::fanout::OwnAck {
+                    conversation,
+                    seq,
+                    json,
+                } = *ack;
                 self.note_own(&conversation, seq);
                 sink.feed(WsMessage::Text(json)).await
             }
@@ -479,10 +480,8 @@ impl Order {
                     _ => self.write_message(sink, &message, json).await,
                 }
             }
-            Outbound::Resume {
-                conversation,
-                after,
-            } => {
+            Outbound::Resume(resume) => {
+                let (conversation, after) = *resume;
                 let last_seq = self.replay(state, sink, &conversation, after, None).await?;
                 let frame = ServerFrame::Resumed {
                     conversation,

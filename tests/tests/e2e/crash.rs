@@ -294,3 +294,86 @@ async fn acknowledged_messages_survive_sigkill() -> anyhow::Result<()> {
     child.wait()?;
     Ok(())
 }
+
+/// The hub under a tiny open-file limit: connections beyond it fail, nothing crashes,
+/// and once they close the hub serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_keeps_serving_at_the_file_limit() -> anyhow::Result<()> {
+    let binary = tokio::task::spawn_blocking(salam_binary).await??;
+    let dir = tempfile::tempdir()?;
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec '{}' --data '{}' --listen {addr}",
+            binary.display(),
+            dir.path().display()
+        ))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (key_sender, key_receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut key = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("public key ").nth(1) {
+                key = Some(rest.trim_end_matches(").").to_owned());
+            }
+            if line.starts_with("Salam is listening") {
+                let _ = key_sender.send(key.take());
+            }
+        }
+    });
+    let key =
+        tokio::task::spawn_blocking(move || key_receiver.recv_timeout(Duration::from_secs(30)))
+            .await??
+            .expect("site key printed");
+
+    // Open far more sockets than the limit allows.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_secs(3), connect(addr, &key, None)).await {
+            Ok(Ok((client, _))) => held.push(client),
+            _ => {
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "the limit was never reached ({} connections held)",
+        held.len()
+    );
+    assert!(
+        child.try_wait()?.is_none(),
+        "the hub died at the file limit"
+    );
+    drop(held);
+    // Once the sockets are gone the hub accepts and serves again.
+    let mut served = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(Ok((mut client, _))) =
+            tokio::time::timeout(Duration::from_secs(3), connect(addr, &key, None)).await
+        {
+            client
+                .send_json(&json!({"type": "send", "client_id": "after", "text": "still there?"}))
+                .await?;
+            let (ack, _) = client
+                .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
+                .await?;
+            served = matches!(ack, ServerFrame::Ack { .. });
+            break;
+        }
+    }
+    assert!(served, "the hub did not recover after the file limit");
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}

@@ -75,22 +75,13 @@ impl AgentEndpoint {
                 return Flow::Close(close_code::RECONNECT, "store unavailable");
             }
         };
-        for site_id in &site_ids {
-            state.registry.subscribe_site(site_id, link.mailbox.clone());
-        }
-        state
-            .routing
-            .send(crate::routing::Command::Connected {
-                agent: self.agent.clone(),
-                site_ids: site_ids.clone(),
-            })
-            .await;
         for conversation in &conversations {
             self.known
                 .insert(conversation.id.clone(), conversation.site_id.clone());
         }
-        self.sites = site_ids;
-        self.greeted = true;
+        // `welcome` is queued before the subscriptions, so it is always the first frame;
+        // what is committed after the list was read reaches the client live or by
+        // `resume` from the listed `last_seq`.
         link.send(&ServerFrame::Welcome {
             v: PROTOCOL_VERSION,
             role: match self.agent.role {
@@ -104,6 +95,18 @@ impl AgentEndpoint {
             limits: state.wire_limits(),
         })
         .await;
+        for site_id in &site_ids {
+            state.registry.subscribe_site(site_id, link.mailbox.clone());
+        }
+        state
+            .routing
+            .send(crate::routing::Command::Connected {
+                agent: self.agent.clone(),
+                site_ids: site_ids.clone(),
+            })
+            .await;
+        self.sites = site_ids;
+        self.greeted = true;
         Flow::Continue
     }
 

@@ -162,15 +162,10 @@ impl VisitorEndpoint {
             owned: HashSet::new(),
             current: conversations.last().map(|c| c.id.clone()),
         };
-        for conversation in &conversations {
-            session.owned.insert(conversation.id.clone());
-            state
-                .registry
-                .subscribe_conversation(&conversation.id, link.mailbox.clone());
-        }
         let token = state
             .secret
             .visitor_token(&session.site.id, &session.visitor_id);
+        // `welcome` goes first; the subscriptions follow (see the agent endpoint).
         link.send(&ServerFrame::Welcome {
             v: PROTOCOL_VERSION,
             role: Role::Visitor,
@@ -181,6 +176,12 @@ impl VisitorEndpoint {
             limits: state.wire_limits(),
         })
         .await;
+        for conversation in &conversations {
+            session.owned.insert(conversation.id.clone());
+            state
+                .registry
+                .subscribe_conversation(&conversation.id, link.mailbox.clone());
+        }
         tracing::debug!(visitor = %session.visitor_id, site = %session.site.id, "visitor connected");
         self.session = Some(session);
         Flow::Continue

@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod chromium;
+
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";
 

@@ -10,7 +10,7 @@
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use salam_e2e::{TestHub, http_request};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -24,18 +24,10 @@ use tokio::net::TcpListener;
 /// How long a test waits for something to show up in the page.
 pub const UI_WAIT: Duration = Duration::from_secs(15);
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// At most this many browsers at once: the machine has two cores.
-static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// A Chromium session and the chromedriver serving it.
 pub struct Browser {
     pub client: Client,
-    _driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-    _permit: tokio::sync::SemaphorePermit<'static>,
+    _session: salam_e2e::chromium::Session,
 }
 
 /// Starts a browser, runs `test` with it, and closes the browser whatever happened.
@@ -49,65 +41,12 @@ pub async fn with_browser(test: impl AsyncFnOnce(&Browser) -> Result<()>) -> Res
     result
 }
 
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
 impl Browser {
     async fn start() -> Result<Browser> {
-        if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-            bail!(
-                "{CHROMEDRIVER} or {CHROMIUM} is missing: the browser tests need Debian's \
-                 chromium and chromium-driver (`apt-get install -y chromium chromium-driver`, \
-                 which scripts/ci-widget.sh runs)"
-            );
-        }
-        let permit = BROWSERS.acquire().await?;
-        let port = free_port()?;
-        let driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start chromedriver")?;
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            ensure!(
-                started.elapsed() < Duration::from_secs(10),
-                "chromedriver did not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let profile = tempfile::tempdir()?;
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                    "--autoplay-policy=no-user-gesture-required",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("cannot open a Chromium session")?;
+        let (client, session) = salam_e2e::chromium::start("1200,900").await?;
         Ok(Browser {
             client,
-            _driver: driver,
-            _profile: profile,
-            _permit: permit,
+            _session: session,
         })
     }
 

@@ -12,7 +12,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use salam_e2e::{Client as WsClient, TestHub, http_request};
 use salam_protocol::{ConversationState, MessageKind, ServerFrame};
 use serde_json::{Value, json};
@@ -22,86 +22,25 @@ use std::time::{Duration, Instant};
 
 /// How long a test waits for something to show up in the page.
 const UI_WAIT: Duration = Duration::from_secs(20);
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// The password `TestHub::add_agent` gives every agent.
 const AGENT_PASSWORD: &str = "correct horse battery";
 /// A name that would run script if the console ever put it into markup.
 const XSS_NAME: &str = "<img src=x onerror=\"window.__xss=1\">";
 
-/// At most two browsers per test binary at a time (CI machines have two cores; the
-/// transfer test needs two at once).
-static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// A Chromium session and the chromedriver serving it.
 struct Browser {
     client: Client,
     name: &'static str,
-    _driver: tokio::process::Child,
-    _profile: tempfile::TempDir,
-    _permit: tokio::sync::SemaphorePermit<'static>,
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    _session: salam_e2e::chromium::Session,
 }
 
 impl Browser {
     async fn start(name: &'static str) -> Result<Browser> {
-        if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
-            bail!(
-                "{CHROMEDRIVER} or {CHROMIUM} is missing: the console's browser tests need \
-                 Debian's chromium and chromium-driver (`apt-get install -y chromium \
-                 chromium-driver`)"
-            );
-        }
-        let permit = BROWSERS.acquire().await?;
-        let port = free_port()?;
-        let driver = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start chromedriver")?;
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            ensure!(
-                started.elapsed() < Duration::from_secs(10),
-                "chromedriver did not listen on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let profile = tempfile::tempdir()?;
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1400,900",
-                    "--autoplay-policy=no-user-gesture-required",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("cannot open a Chromium session")?;
+        let (client, session) = salam_e2e::chromium::start("1400,900").await?;
         Ok(Browser {
             client,
             name,
-            _driver: driver,
-            _profile: profile,
-            _permit: permit,
+            _session: session,
         })
     }
 

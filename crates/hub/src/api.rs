@@ -145,20 +145,30 @@ pub struct SiteQuery {
     site: Option<String>,
 }
 
+/// One part of each accessible site's routing snapshot, keyed by site id.
+async fn per_site(
+    state: &AppState,
+    query: &SiteQuery,
+    headers: &HeaderMap,
+    part: fn(crate::routing::Snapshot) -> serde_json::Value,
+) -> Result<Response, ApiError> {
+    let (agent, _, _) = authenticate(state, headers).await?;
+    let site_ids = narrow(accessible_sites(state, &agent).await?, query.site.as_ref())?;
+    let mut sites = serde_json::Map::new();
+    for site_id in site_ids {
+        let snapshot = state.routing.snapshot(&site_id).await;
+        sites.insert(site_id, part(snapshot));
+    }
+    Ok(Json(json!({ "sites": sites })).into_response())
+}
+
 /// `GET /api/agents?site=ID`: agents with presence and load, per site.
 pub async fn agents(
     State(state): State<AppState>,
     Query(query): Query<SiteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
-    let mut sites = serde_json::Map::new();
-    for site_id in site_ids {
-        let snapshot = state.routing.snapshot(&site_id).await;
-        sites.insert(site_id, json!(snapshot.agents));
-    }
-    Ok(Json(json!({ "sites": sites })).into_response())
+    per_site(&state, &query, &headers, |snapshot| json!(snapshot.agents)).await
 }
 
 /// `GET /api/queue?site=ID`: the queue, in order, with expected waits.
@@ -167,14 +177,7 @@ pub async fn queue(
     Query(query): Query<SiteQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
-    let mut sites = serde_json::Map::new();
-    for site_id in site_ids {
-        let snapshot = state.routing.snapshot(&site_id).await;
-        sites.insert(site_id, json!(snapshot.queue));
-    }
-    Ok(Json(json!({ "sites": sites })).into_response())
+    per_site(&state, &query, &headers, |snapshot| json!(snapshot.queue)).await
 }
 
 /// `GET /api/offline-requests`: callbacks to follow up.

@@ -71,7 +71,7 @@ pub struct Limits {
 #[serde(default, deny_unknown_fields)]
 pub struct WebSocket {
     /// Read buffer per connection, bytes (tungstenite's default 128 KiB costs ~133 KB
-    /// per idle connection).
+    /// per idle connection; the default here is 1 KiB).
     pub read_buffer: u32,
     /// Write buffer per connection, bytes.
     pub write_buffer: u32,
@@ -150,7 +150,9 @@ impl Default for Limits {
 impl Default for WebSocket {
     fn default() -> WebSocket {
         WebSocket {
-            read_buffer: 4096,
+            // A chat frame is small; a larger one still arrives whole (the buffer grows
+            // for it). 1 KiB instead of 4 saves 3 KiB per idle connection.
+            read_buffer: 1024,
             write_buffer: 4096,
             heartbeat_secs: 25,
             idle_timeout_secs: 70,

@@ -108,7 +108,7 @@ pub async fn finish_from_client(
             } else {
                 Outbound::Frame(ack.to_json().into())
             };
-            let _ = replier.mailbox.sender.send(item).await;
+            replier.mailbox.send(item).await;
             if appended.duplicate {
                 state
                     .metrics

@@ -396,9 +396,9 @@ async fn send(
             let state = &replier.state;
             let appended =
                 service::finish_from_client(&replier, &site_id, client_id, pending).await;
-            if appended.is_none_or(|appended| appended.duplicate) {
+            let Some(appended) = appended.filter(|appended| !appended.duplicate) else {
                 return;
-            }
+            };
             match direct {
                 Some(created) => {
                     let (reason, priority) = if vip {
@@ -416,7 +416,12 @@ async fn send(
                         tracing::warn!(error = %err, "handoff not stored");
                     }
                 }
-                None => run_bot(state, &settings, &conversation_id, &text, locale.as_deref()).await,
+                // Only a conversation still with the bot is read again (relayed
+                // messages cost no read).
+                None if appended.state == ConversationState::Bot => {
+                    run_bot(state, &settings, &conversation_id, &text, locale.as_deref()).await;
+                }
+                None => {}
             }
         }
         .instrument(span),

@@ -59,9 +59,7 @@ pub struct Replier {
 impl Replier {
     /// Queues a frame for this client.
     pub async fn send(&self, frame: &ServerFrame) {
-        let _ = self
-            .mailbox
-            .sender
+        self.mailbox
             .send(Outbound::Frame(frame.to_json().into()))
             .await;
     }
@@ -100,7 +98,7 @@ impl Link {
 
     /// Queues a raw outbound item (replay requests).
     pub async fn push(&self, item: Outbound) {
-        let _ = self.mailbox.sender.send(item).await;
+        self.mailbox.send(item).await;
     }
 
     /// Takes one token from the connection's bucket.
@@ -200,7 +198,7 @@ pub async fn run<E: Endpoint>(
     };
     let last_heard = Arc::new(AtomicI64::new(crate::state::now_ms()));
     let (close_tx, close_rx) = tokio::sync::oneshot::channel();
-    let mut send_task = tokio::spawn(send_loop(
+    let fut = send_loop(
         state.clone(),
         sink,
         receiver,
@@ -208,7 +206,8 @@ pub async fn run<E: Endpoint>(
         side,
         last_heard.clone(),
         close_rx,
-    ));
+    );
+    let mut send_task = tokio::spawn(fut);
     let mut link = Link {
         bucket: TokenBucket::new(state.config.limits.rate_per_sec, state.config.limits.burst),
         state: state.clone(),
@@ -245,18 +244,20 @@ pub async fn run<E: Endpoint>(
                     .frames_received
                     .fetch_add(1, Ordering::Relaxed);
                 if text.len() > max_frame {
-                    link.error(
+                    Box::pin(link.error(
                         ErrorCode::FrameTooLarge,
                         &format!(
                             "frame of {} bytes is over the limit of {max_frame}",
                             text.len()
                         ),
                         None,
-                    )
+                    ))
                     .await;
                     Flow::Continue
                 } else {
-                    endpoint.on_text(&mut link, text.as_str()).await
+                    // Boxed: the handlers' futures are large and an idle connection
+                    // should not carry their space (memory per connection).
+                    Box::pin(endpoint.on_text(&mut link, text.as_str())).await
                 }
             }
             WsMessage::Binary(bytes) => {
@@ -268,8 +269,7 @@ pub async fn run<E: Endpoint>(
                     .err()
                     .map(|err| err.code)
                     .unwrap_or(ErrorCode::BinaryUnsupported);
-                link.error(code, "binary frames are not part of protocol v1", None)
-                    .await;
+                Box::pin(link.error(code, "binary frames are not part of protocol v1", None)).await;
                 Flow::Continue
             }
             WsMessage::Ping(_) | WsMessage::Pong(_) => Flow::Continue,
@@ -279,7 +279,7 @@ pub async fn run<E: Endpoint>(
             Flow::Continue => {}
             Flow::Defer(work) => in_flight.push_back(work),
             Flow::Close(code, reason) => {
-                finish(&mut in_flight).await;
+                Box::pin(finish(&mut in_flight)).await;
                 if let Some(close_tx) = close_tx.take() {
                     let _ = close_tx.send((code, reason));
                 }
@@ -291,9 +291,9 @@ pub async fn run<E: Endpoint>(
     }
     // Committed messages are delivered (and answered by the bot) even when their
     // sender has gone.
-    finish(&mut in_flight).await;
+    Box::pin(finish(&mut in_flight)).await;
     send_task.abort();
-    endpoint.on_close(&link).await;
+    Box::pin(endpoint.on_close(&link)).await;
 }
 
 /// Finishes deferred work in order (bounded in time: a stuck store must not keep a
@@ -313,7 +313,7 @@ async fn finish(in_flight: &mut std::collections::VecDeque<Deferred>) {
 async fn send_loop(
     state: AppState,
     mut sink: SplitSink<WebSocket, WsMessage>,
-    mut receiver: mpsc::Receiver<Outbound>,
+    mut receiver: mpsc::Receiver<Box<Outbound>>,
     kick: Arc<Notify>,
     side: Side,
     last_heard: Arc<AtomicI64>,
@@ -345,7 +345,7 @@ async fn send_loop(
                 if let Ok((code, reason)) = requested {
                     // Drain what the handler queued before asking to close (the error).
                     while let Ok(item) = receiver.try_recv() {
-                        if order.write(&state, &mut sink, item).await.is_err() {
+                        if order.write(&state, &mut sink, *item).await.is_err() {
                             return;
                         }
                     }
@@ -375,12 +375,12 @@ async fn send_loop(
             item = receiver.recv() => item,
         };
         let Some(item) = item else { return };
-        if order.write(&state, &mut sink, item).await.is_err() {
+        if order.write(&state, &mut sink, *item).await.is_err() {
             return;
         }
         // Write whatever else is already queued, then flush once.
         while let Ok(item) = receiver.try_recv() {
-            if order.write(&state, &mut sink, item).await.is_err() {
+            if order.write(&state, &mut sink, *item).await.is_err() {
                 return;
             }
         }
@@ -467,13 +467,14 @@ impl Order {
                     Some(last) if message.seq > last + 1 => {
                         // A later sequence overtook an earlier one between commit and
                         // delivery: what is missing is committed, so read it.
-                        self.replay(
+                        // Boxed (rare): keeps the send task's future small.
+                        Box::pin(self.replay(
                             state,
                             sink,
                             &message.conversation,
                             last,
                             Some(message.seq - 1),
-                        )
+                        ))
                         .await?;
                         self.write_message(sink, &message, json).await
                     }
@@ -482,7 +483,8 @@ impl Order {
             }
             Outbound::Resume(resume) => {
                 let (conversation, after) = *resume;
-                let last_seq = self.replay(state, sink, &conversation, after, None).await?;
+                let last_seq =
+                    Box::pin(self.replay(state, sink, &conversation, after, None)).await?;
                 let frame = ServerFrame::Resumed {
                     conversation,
                     last_seq,

@@ -321,6 +321,9 @@ pub struct Appended {
     pub message: Message,
     /// True when the client id had already been committed: nothing new was written.
     pub duplicate: bool,
+    /// The conversation's state when the message was appended (read in the same
+    /// transaction), so callers need not read the conversation again.
+    pub state: ConversationState,
 }
 
 /// What the hub records about a visitor.

@@ -382,30 +382,37 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
         .optional()
         .map_err(map_err)?
         .ok_or(StoreError::NotFound)?;
+    let conversation_state = ConversationState::parse(&state).unwrap_or(ConversationState::Closed);
     let author_kind = author_kind_name(message.author.kind);
     let author_id = message.author.id.as_deref().unwrap_or("");
-    if let Some(client_id) = &message.client_id {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
+    // A resend of a committed client id is answered with the original.
+    let original =
+        |connection: &Connection, client_id: &str| -> Result<Option<Appended>, StoreError> {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
              AND author_kind = ?2 AND author_id = ?3 AND client_id = ?4"
-        );
-        let original = connection
-            .prepare_cached(&sql)
-            .map_err(map_err)?
-            .query_row(
-                params![message.conversation, author_kind, author_id, client_id],
-                message_from_row,
-            )
-            .optional()
-            .map_err(map_err)?;
-        if let Some(original) = original {
-            return Ok(Appended {
-                message: original,
+            );
+            let found = connection
+                .prepare_cached(&sql)
+                .map_err(map_err)?
+                .query_row(
+                    params![message.conversation, author_kind, author_id, client_id],
+                    message_from_row,
+                )
+                .optional()
+                .map_err(map_err)?;
+            Ok(found.map(|message| Appended {
+                message,
                 duplicate: true,
-            });
+                state: conversation_state,
+            }))
+        };
+    if conversation_state == ConversationState::Closed && message.kind != MessageKind::Event {
+        if let Some(client_id) = &message.client_id
+            && let Some(found) = original(connection, client_id)?
+        {
+            return Ok(found);
         }
-    }
-    if state == "closed" && message.kind != MessageKind::Event {
         return Err(StoreError::Closed);
     }
     let seq = last_seq + 1;
@@ -414,11 +421,15 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
     } else {
         serde_json::to_string(&message.quick_replies).ok()
     };
-    connection
+    // The unique index on the client id does the duplicate check: no row is written
+    // for a resend (one index probe per message instead of two).
+    let inserted = connection
         .prepare_cached(
             "INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
              author_name, text, at, client_id, quick_replies, rule) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (conversation_id, author_kind, author_id, client_id) \
+             WHERE client_id IS NOT NULL DO NOTHING",
         )
         .map_err(map_err)?
         .execute(params![
@@ -435,6 +446,12 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             message.rule,
         ])
         .map_err(map_err)?;
+    if inserted == 0 {
+        let client_id = message.client_id.as_deref().unwrap_or("");
+        return original(connection, client_id)?.ok_or_else(|| {
+            StoreError::Corrupt("a conflicting message could not be read back".into())
+        });
+    }
     connection
         .prepare_cached("UPDATE conversations SET last_seq = ?1, updated_at = ?2 WHERE id = ?3")
         .map_err(map_err)?
@@ -452,6 +469,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             quick_replies: message.quick_replies,
             rule: message.rule,
         },
+        state: conversation_state,
         duplicate: false,
     })
 }

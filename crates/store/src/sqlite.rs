@@ -1692,7 +1692,7 @@ impl Store for SqliteStore {
     async fn append_queued(&self, message: NewMessage) -> Result<crate::PendingAppend, StoreError> {
         let answer = self
             .writer
-            .enqueue(move |connection| append_in(connection, message))
+            .enqueue_unguarded(move |connection| append_in(connection, message))
             .await?;
         Ok(crate::PendingAppend::new(async move {
             answer.await.map_err(|_| StoreError::ShutDown)?

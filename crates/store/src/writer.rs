@@ -8,10 +8,11 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Called with the batch's commit result once the batch is committed or rolled back.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// Runs inside the batch transaction (in its own savepoint) and returns its completion.
-/// Given `None` (the transaction could not begin), it skips its work and only returns
-/// the completion, which then reports the batch's error.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
+/// Runs inside the batch transaction and returns its completion. Given `None` (the
+/// transaction could not begin), it skips its work and only returns the completion,
+/// which then reports the batch's error. It sets the flag when it failed after writing
+/// something it could not undo: the whole batch is then rolled back.
+type Job = Box<dyn FnOnce(Option<&Connection>, &mut bool) -> Completion + Send>;
 
 /// Handle to the writer thread. Cloning it is cheap; the thread stops when every handle
 /// is dropped, after committing what was queued.
@@ -46,11 +47,46 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.queue(Guard::Savepoint, op).await
+    }
+
+    /// Like [`Writer::enqueue`] without a savepoint, for the hot path (a message
+    /// append): a savepoint copies every page the job touches into a sub-journal. If
+    /// `op` fails after changing rows, the whole batch is rolled back and every job in
+    /// it fails (retryable), so a half-done job is never committed.
+    pub(crate) async fn enqueue_unguarded<T, F>(
+        &self,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.queue(Guard::Poison, op).await
+    }
+
+    async fn queue<T, F>(
+        &self,
+        guard: Guard,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
-            let result = match connection {
-                Some(connection) => in_savepoint(connection, op),
-                None => Err(StoreError::Unavailable("transaction did not begin".into())),
+        let job: Job = Box::new(move |connection, poisoned| {
+            let result = match (connection, guard) {
+                (Some(connection), Guard::Savepoint) => in_savepoint(connection, op),
+                (Some(connection), Guard::Poison) => {
+                    let before = connection.total_changes();
+                    let result = op(connection);
+                    if result.is_err() && connection.total_changes() != before {
+                        *poisoned = true;
+                    }
+                    result
+                }
+                (None, _) => Err(StoreError::Unavailable("transaction did not begin".into())),
             };
             Box::new(move |commit: Result<(), StoreError>| {
                 let _ = reply.send(commit.and(result));
@@ -75,6 +111,15 @@ impl Writer {
             .await
             .map_err(|_| StoreError::ShutDown)?
     }
+}
+
+/// How a job's partial failure is undone.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// In its own savepoint: a failure undoes only this job.
+    Savepoint,
+    /// No savepoint: a failure after a change rolls back the whole batch.
+    Poison,
 }
 
 fn in_savepoint<T>(
@@ -121,21 +166,33 @@ fn run(
         }
         let started = Instant::now();
         let size = batch.len();
+        let mut poisoned = false;
         let commit = match connection.execute_batch("BEGIN IMMEDIATE") {
             Ok(()) => {
-                completions.extend(batch.drain(..).map(|job| job(Some(&connection))));
-                match connection.execute_batch("COMMIT") {
-                    Ok(()) => Ok(()),
-                    Err(err) => {
-                        let _ = connection.execute_batch("ROLLBACK");
-                        Err(crate::sqlite::map_err(err))
+                completions.extend(
+                    batch
+                        .drain(..)
+                        .map(|job| job(Some(&connection), &mut poisoned)),
+                );
+                if poisoned {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(StoreError::Unavailable(
+                        "a write failed midway; its batch was rolled back".into(),
+                    ))
+                } else {
+                    match connection.execute_batch("COMMIT") {
+                        Ok(()) => Ok(()),
+                        Err(err) => {
+                            let _ = connection.execute_batch("ROLLBACK");
+                            Err(crate::sqlite::map_err(err))
+                        }
                     }
                 }
             }
             Err(err) => {
                 let err = crate::sqlite::map_err(err);
                 // Nothing ran: every job of the batch gets the error without running.
-                completions.extend(batch.drain(..).map(|job| job(None)));
+                completions.extend(batch.drain(..).map(|job| job(None, &mut poisoned)));
                 Err(err)
             }
         };
@@ -148,4 +205,87 @@ fn run(
         }
     }
     tracing::debug!("writer stopped: every queued write is committed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let connection = Connection::open(dir.path().join("w.db")).expect("open");
+        connection
+            .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .expect("schema");
+        let (writer, _thread) =
+            Writer::start(connection, 16, 64, Arc::new(StoreMetrics::default())).expect("start");
+        (dir, writer)
+    }
+
+    fn insert(connection: &Connection, key: &str) -> Result<(), StoreError> {
+        connection
+            .execute("INSERT INTO t (k) VALUES (?1)", [key])
+            .map(|_| ())
+            .map_err(crate::sqlite::map_err)
+    }
+
+    async fn count(writer: &Writer, key: &'static str) -> i64 {
+        writer
+            .write(move |connection| {
+                connection
+                    .query_row("SELECT count(*) FROM t WHERE k = ?1", [key], |row| {
+                        row.get(0)
+                    })
+                    .map_err(crate::sqlite::map_err)
+            })
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn an_unguarded_job_failing_midway_never_commits_half_its_work() {
+        let (_dir, writer) = writer();
+        // Queued back to back: usually one batch, which the failure rolls back whole.
+        let first = writer
+            .enqueue(|connection| insert(connection, "a"))
+            .await
+            .expect("queued");
+        let broken = writer
+            .enqueue_unguarded(|connection| {
+                insert(connection, "b")?;
+                Err::<(), _>(StoreError::Unavailable("fails after a write".into()))
+            })
+            .await
+            .expect("queued");
+        let first = first.await.expect("answered");
+        assert!(broken.await.expect("answered").is_err());
+        assert_eq!(count(&writer, "b").await, 0, "half a job was committed");
+        // The other job is either committed (its own batch) or failed with the batch.
+        assert_eq!(count(&writer, "a").await, i64::from(first.is_ok()));
+        // The writer goes on.
+        writer
+            .write(|connection| insert(connection, "c"))
+            .await
+            .expect("later write");
+        assert_eq!(count(&writer, "c").await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unguarded_job_failing_before_any_write_spares_its_batch() {
+        let (_dir, writer) = writer();
+        let first = writer
+            .enqueue_unguarded(|connection| insert(connection, "a"))
+            .await
+            .expect("queued");
+        let refused = writer
+            .enqueue_unguarded(|_| Err::<(), _>(StoreError::Closed))
+            .await
+            .expect("queued");
+        assert!(matches!(
+            refused.await.expect("answered"),
+            Err(StoreError::Closed)
+        ));
+        first.await.expect("answered").expect("committed");
+        assert_eq!(count(&writer, "a").await, 1);
+    }
 }

@@ -1,4 +1,5 @@
-//! Load generator and baseline for benchmarking the Salam hub.
+//! Load generator and baseline for benchmarking the Salam hub, and for comparing it
+//! with what people deploy otherwise (a Socket.IO relay, Soketi).
 //!
 //! Key design decision: **every figure is measured against the server's own CPU time
 //! over exactly the measured window**, not against wall-clock time. The machine that
@@ -15,11 +16,16 @@
 //!   panicking on whatever the server sends.
 //! - [`echo`]: the bare tokio-tungstenite echo server (the ceiling, binary
 //!   `salam-echo`) and the closed-loop client that measures it.
-//! - [`relay`]: visitors sending messages through the hub to agents, closed-loop (a
+//! - [`client`]: one connection to the server under test, whatever its protocol
+//!   (`--protocol salam|socketio|pusher|echo`), so that every server gets the same
+//!   workload; [`socketio`] and [`pusher`] are the framing of the two peers.
+//! - [`relay`]: visitors sending messages through the server to agents, closed-loop (a
 //!   window of messages in flight per visitor) or open-loop (a fixed total rate), with
-//!   visitor→agent latency in an HDR histogram.
-//! - [`idle`]: many idle visitor connections, for the hub's memory per connection and
-//!   the connection set-up rate.
+//!   visitor→agent latency in an HDR histogram, optionally with thousands of idle
+//!   visitors connected at the same time.
+//! - [`idle`]: many idle visitor connections, for the server's memory per connection
+//!   and the connection set-up rate.
+//! - [`bot`]: visitors asking the hub's bot questions, for question → answer latency.
 //! - [`probe`]: server CPU time and resident memory from `/proc`.
 //! - [`report`]: latency summaries and the measured window shared by the runs.
 //!
@@ -30,9 +36,13 @@
 //! Deliberately absent: TLS, reconnection and resume. A connection that fails during a
 //! run is counted as an error and the run goes on with the others.
 
+pub mod bot;
+pub mod client;
 pub mod echo;
 pub mod idle;
 pub mod probe;
+pub mod pusher;
 pub mod relay;
 pub mod report;
+pub mod socketio;
 pub mod wire;

@@ -1,7 +1,12 @@
-//! Visitors sending messages through the hub to agents.
+//! Visitors sending messages through the server to agents.
 //!
-//! Every message gets a numeric id, sent as its `client_id` (`lg-` and the id in hex),
-//! and its send time goes into one shared table. The first agent that receives the
+//! The same run drives the Salam hub, a Socket.IO relay or a Pusher-protocol server
+//! (Soketi) through [`crate::client`]: only the framing differs, never the schedule or
+//! the accounting.
+//!
+//! Every message gets a numeric id, sent as its `client_id` (`lg-` and the id in hex;
+//! a payload field for the other protocols), and its send time goes into one shared
+//! table. The first agent that receives the
 //! message frame takes the entry out and records send → receipt, so with several
 //! agents the latency is "visitor → first agent". The visitor records send → `ack`
 //! separately.
@@ -9,7 +14,9 @@
 //! Two ways to send:
 //!
 //! - closed loop (`--rate 0`): each visitor keeps `--window` messages awaiting their
-//!   `ack`, which measures how many messages the hub commits per CPU-second;
+//!   `ack`, which measures how many messages the hub commits per CPU-second (for a
+//!   protocol without acks, Pusher's client events, a message is done when an agent
+//!   has received it);
 //! - open loop (`--rate R`): R messages per second in total, spread evenly over the
 //!   visitors and in time. The send time recorded is the *scheduled* time, so a hub
 //!   that falls behind shows up in the latency instead of silently slowing the load
@@ -18,31 +25,35 @@
 //! Only messages scheduled inside the measured window count toward the latency; after
 //! the window the visitors stop sending and the agents get a short drain period to
 //! receive what is still in flight.
+//!
+//! With `--idle N`, N more visitors connect first and stay connected, idle, through
+//! the whole run (see [`crate::idle::IdlePool`]): the latency is then measured on a
+//! server that also holds N open conversations, as a real one does.
 
+use crate::client::{Conn, Event, Target, agent_of};
 use crate::echo::join_all;
+use crate::idle::IdlePool;
 use crate::probe::ServerProbe;
 use crate::report::{LatencySummary, Window, latency_histogram, record};
-use crate::wire::{self, Incoming, Socket};
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use salam_protocol::{ServerFrame, VisitorFrame};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
+
+/// The most visitors one run may have: a message id holds the visitor's index in its
+/// upper bits and must stay below 2^53 (Socket.IO ack ids are JavaScript numbers).
+pub const MAX_VISITORS: usize = 1 << 20;
 
 /// Options of `salam-loadgen relay`.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
-    pub addr: String,
-    pub site: String,
-    pub origin: String,
-    pub email: String,
-    pub password: String,
+    pub target: Target,
     pub visitors: usize,
     pub agents: usize,
     /// Messages per second in total; 0 for closed loop.
@@ -54,6 +65,8 @@ pub struct RelayOptions {
     pub seconds: Duration,
     pub drain: Duration,
     pub connect_concurrency: usize,
+    /// Idle visitors held open through the run (0: none).
+    pub idle: usize,
     pub probe: Option<ServerProbe>,
 }
 
@@ -81,6 +94,9 @@ struct Shared {
     delivered: AtomicU64,
     rejected: AtomicU64,
     undecodable: AtomicU64,
+    /// For protocols without acks: tells visitor `i` (the index in a message id's upper
+    /// bits) that an agent received one of its messages.
+    completions: Vec<mpsc::UnboundedSender<u64>>,
 }
 
 impl Shared {
@@ -118,8 +134,12 @@ pub fn parse_client_id(client_id: &str) -> Option<u64> {
 
 /// Runs the relay benchmark; returns the JSON result.
 pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
-    if options.visitors == 0 {
-        bail!("--visitors must be at least 1");
+    if options.visitors == 0 || options.visitors > MAX_VISITORS {
+        bail!("--visitors must be from 1 to {MAX_VISITORS}");
+    }
+    let has_acks = options.target.has_acks();
+    if !has_acks && options.agents == 0 {
+        bail!("without acks (Pusher) a relay run needs at least one agent");
     }
     if options.rate == 0.0 && options.window == 0 {
         bail!("closed loop (--rate 0) needs --window of at least 1");
@@ -127,6 +147,28 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
     if !(options.rate.is_finite() && options.rate >= 0.0) {
         bail!("--rate must be a number of messages per second, or 0");
     }
+    // Idle visitors first: the server holds them through everything that follows.
+    let mut idle_pool = IdlePool::new();
+    let idle_grown = if options.idle > 0 {
+        eprintln!("relay: connecting {} idle visitors", options.idle);
+        let grown = idle_pool
+            .grow(&options.target, options.idle, options.connect_concurrency)
+            .await;
+        eprintln!(
+            "relay: {} idle visitors connected in {:.2} s ({} failed)",
+            grown.opened, grown.seconds, grown.failed
+        );
+        Some(grown)
+    } else {
+        None
+    };
+
+    let (completion_senders, mut completion_receivers): (Vec<_>, Vec<_>) = (0..options.visitors)
+        .map(|_| {
+            let (sender, receiver) = mpsc::unbounded_channel::<u64>();
+            (sender, Some(receiver))
+        })
+        .unzip();
     let shared = Arc::new(Shared {
         base: Instant::now(),
         pending: Mutex::new(HashMap::new()),
@@ -138,16 +180,24 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         delivered: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         undecodable: AtomicU64::new(0),
+        completions: if has_acks {
+            Vec::new()
+        } else {
+            completion_senders
+        },
     });
     let (phase_sender, phase) = watch::channel(Phase::Run);
 
     // Agents first, so that they are listening before the first conversation starts.
     let mut agent_tasks = JoinSet::new();
     if options.agents > 0 {
-        let token = wire::login(&options.addr, &options.email, &options.password).await?;
-        for _ in 0..options.agents {
-            let socket = wire::agent_hello(&options.addr, &token).await?;
-            agent_tasks.spawn(agent(socket, shared.clone(), phase.clone()));
+        let credentials = options.target.agent_credentials().await?;
+        for agent_idx in 0..options.agents as u64 {
+            let visitors: Vec<u64> = (0..options.visitors as u64)
+                .filter(|visitor| agent_of(*visitor, options.agents) == agent_idx)
+                .collect();
+            let conn = Conn::agent(&options.target, &credentials, agent_idx, &visitors).await?;
+            agent_tasks.spawn(agent(conn, shared.clone(), phase.clone()));
         }
     }
     eprintln!(
@@ -155,8 +205,9 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         options.agents, options.visitors
     );
     let connect_started = Instant::now();
-    let connected: Vec<Result<Socket>> = futures_util::stream::iter(0..options.visitors)
-        .map(|_| wire::visitor_hello(&options.addr, &options.site, &options.origin))
+    let target = &options.target;
+    let connected: Vec<Result<Conn>> = futures_util::stream::iter(0..options.visitors as u64)
+        .map(|visitor| Conn::visitor(target, visitor, agent_of(visitor, options.agents)))
         .buffer_unordered(options.connect_concurrency.max(1))
         .collect()
         .await;
@@ -198,6 +249,10 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
                 window: options.window,
             }
         };
+        let completions = completion_receivers
+            .get_mut(visitor_idx)
+            .and_then(Option::take)
+            .filter(|_| !has_acks);
         visitor_tasks.spawn(visitor(
             socket,
             visitor_idx as u64,
@@ -205,6 +260,7 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
             text.clone(),
             shared.clone(),
             phase.clone(),
+            completions,
         ));
     }
 
@@ -218,6 +274,7 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
             shared.delivered.load(Ordering::Relaxed),
         ]
     };
+    let idle_lost_before = idle_pool.lost();
     let window = Window::open(options.probe.as_ref());
     shared
         .measure_from_ns
@@ -229,6 +286,7 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         .measure_until_ns
         .store(shared.nanos(Instant::now()), Ordering::Relaxed);
     let measured = window.close();
+    let idle_lost_in_window = idle_pool.lost() - idle_lost_before;
 
     // Let what is in flight arrive, then stop.
     let _ = phase_sender.send(Phase::Drain);
@@ -240,6 +298,8 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
     let (visitor_histograms, visitor_errors, first_visitor_error) =
         join_all(&mut visitor_tasks).await;
     let (agent_histograms, agent_errors, first_agent_error) = join_all(&mut agent_tasks).await;
+    let idle_open_at_end = idle_pool.open();
+    idle_pool.close().await;
 
     let mut ack_latency = latency_histogram();
     for histogram in &visitor_histograms {
@@ -275,18 +335,33 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
     let latency = LatencySummary::of(&delivery_latency);
     let ack = LatencySummary::of(&ack_latency);
     eprintln!(
-        "relay: {acked} acked in {:.2} s = {:.0}/s, {:.0} per server CPU-second; \
-         visitor→agent p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms",
+        "relay: {acked} acked, {delivered} relayed in {:.2} s = {:.0}/s, {:.0} per server \
+         CPU-second; visitor→agent p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms",
         measured.seconds,
-        measured.per_second(acked),
-        measured.per_server_cpu_second(acked).unwrap_or(f64::NAN),
+        measured.per_second(delivered),
+        measured
+            .per_server_cpu_second(delivered)
+            .unwrap_or(f64::NAN),
         latency.p50_ms,
         latency.p99_ms,
         latency.p999_ms,
     );
+    let idle = idle_grown.map(|grown| {
+        serde_json::json!({
+            "wanted": options.idle,
+            "opened": grown.opened,
+            "failed": grown.failed,
+            "connect_seconds": grown.seconds,
+            "first_error": grown.first_error,
+            "lost_before_window": idle_lost_before,
+            "lost_in_window": idle_lost_in_window,
+            "open_at_end": idle_open_at_end,
+        })
+    });
     Ok(serde_json::json!({
         "test": "relay",
-        "addr": options.addr,
+        "protocol": options.target.protocol(),
+        "addr": options.target.addr,
         "mode": if options.rate > 0.0 { "open" } else { "closed" },
         "visitors": n_visitors,
         "agents": options.agents,
@@ -304,6 +379,10 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         "server_cpu_share": measured.server_cpu_share(),
         "loadgen_cpu_share": measured.loadgen_cpu_share,
         "acked_per_server_cpu_sec": measured.per_server_cpu_second(acked),
+        "relayed": delivered,
+        "relayed_per_sec": measured.per_second(delivered),
+        "relayed_per_server_cpu_sec": measured.per_server_cpu_second(delivered),
+        "idle": idle,
         "latency": latency,
         "ack_latency": ack,
         "undelivered_in_window": undelivered_in_window,
@@ -330,14 +409,16 @@ enum Plan {
 }
 
 /// One visitor's connection: sends by its plan, reads acks; returns its send → ack
-/// latency.
+/// latency. `completions` (protocols without acks) says which of its messages an agent
+/// has received.
 async fn visitor(
-    mut socket: Socket,
+    mut conn: Conn,
     visitor_idx: u64,
     plan: Plan,
     text: String,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
+    mut completions: Option<mpsc::UnboundedReceiver<u64>>,
 ) -> Result<Histogram<u64>> {
     let mut sender = Sender {
         visitor_idx,
@@ -360,7 +441,7 @@ async fn visitor(
     };
     if let Some(window) = closed_window {
         for _ in 0..window {
-            sender.send(&mut socket, Instant::now()).await?;
+            sender.send(&mut conn, Instant::now()).await?;
         }
     }
     loop {
@@ -382,23 +463,39 @@ async fn visitor(
                     None => std::future::pending().await,
                 }
             }, if sending && ticker.is_some() => {
-                sender.send(&mut socket, scheduled.into_std()).await?;
+                sender.send(&mut conn, scheduled.into_std()).await?;
             }
-            incoming = wire::next_frame(&mut socket) => {
+            completed = async {
+                match completions.as_mut() {
+                    Some(receiver) => receiver.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if completions.is_some() => {
+                // The agent received it: in a protocol without acks that is the end of
+                // the message's round.
+                let Some(id) = completed else {
+                    completions = None;
+                    continue;
+                };
+                sender.in_flight.remove(&id);
+                if sending && closed_window.is_some() {
+                    sender.send(&mut conn, Instant::now()).await?;
+                }
+            }
+            incoming = conn.next_event() => {
                 let resend = match incoming? {
-                    Incoming::Frame(ServerFrame::Ack { client_id, .. }) => {
+                    Event::Ack { id } => {
                         sender.shared.acked.fetch_add(1, Ordering::Relaxed);
-                        if let Some(sent_at) = parse_client_id(&client_id)
-                            .and_then(|id| sender.in_flight.remove(&id))
+                        if let Some(sent_at) = id.and_then(|id| sender.in_flight.remove(&id))
                             && sender.shared.in_window(sent_at)
                         {
                             record(&mut ack_latency, sent_at.elapsed());
                         }
                         true
                     }
-                    Incoming::Frame(ServerFrame::Error { client_id, .. }) => {
+                    Event::Rejected { id } => {
                         sender.shared.rejected.fetch_add(1, Ordering::Relaxed);
-                        match client_id.as_deref().and_then(parse_client_id) {
+                        match id {
                             Some(id) => {
                                 sender.forget(id);
                                 // Do not turn a refusal (rate limit, overload) into a
@@ -409,15 +506,15 @@ async fn visitor(
                             None => false,
                         }
                     }
-                    Incoming::Frame(_) => false,
-                    Incoming::Undecodable(_) => {
+                    Event::Delivered { .. } | Event::Other => false,
+                    Event::Undecodable => {
                         sender.shared.undecodable.fetch_add(1, Ordering::Relaxed);
                         false
                     }
-                    Incoming::Closed => bail!("the hub closed a visitor connection"),
+                    Event::Closed => bail!("the server closed a visitor connection"),
                 };
                 if resend && sending && closed_window.is_some() {
-                    sender.send(&mut socket, Instant::now()).await?;
+                    sender.send(&mut conn, Instant::now()).await?;
                 }
             }
         }
@@ -435,7 +532,7 @@ struct Sender {
 }
 
 impl Sender {
-    async fn send(&mut self, socket: &mut Socket, sent_at: Instant) -> Result<()> {
+    async fn send(&mut self, conn: &mut Conn, sent_at: Instant) -> Result<()> {
         let id = (self.visitor_idx << 32) | (self.next & 0xffff_ffff);
         self.next += 1;
         self.in_flight.insert(id, sent_at);
@@ -445,12 +542,7 @@ impl Sender {
             pending.insert(id, sent_at);
         }
         self.shared.sent.fetch_add(1, Ordering::Relaxed);
-        let frame = VisitorFrame::Send {
-            client_id: client_id(id),
-            text: self.text.clone(),
-            conversation: None,
-        };
-        wire::send_json(socket, &frame).await
+        conn.send_message(id, &self.text).await
     }
 
     fn forget(&mut self, id: u64) {
@@ -462,7 +554,7 @@ impl Sender {
 /// One agent's connection: takes each message it is first to receive out of the
 /// pending table; returns its visitor → agent latency.
 async fn agent(
-    mut socket: Socket,
+    mut conn: Conn,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
 ) -> Result<Histogram<u64>> {
@@ -474,26 +566,30 @@ async fn agent(
                     return Ok(latency);
                 }
             }
-            incoming = wire::next_frame(&mut socket) => match incoming? {
-                Incoming::Frame(ServerFrame::Message(message)) => {
+            incoming = conn.next_event() => match incoming? {
+                Event::Delivered { id } => {
                     let received_at = Instant::now();
-                    if let Some(sent_at) = message
-                        .client_id
-                        .as_deref()
-                        .and_then(parse_client_id)
-                        .and_then(|id| shared.take_pending(id))
-                    {
+                    if let Some(sent_at) = shared.take_pending(id) {
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
                         if shared.in_window(sent_at) {
                             record(&mut latency, received_at.saturating_duration_since(sent_at));
                         }
+                        if let Some(visitor) = usize::try_from(id >> 32)
+                            .ok()
+                            .and_then(|visitor| shared.completions.get(visitor))
+                        {
+                            let _ = visitor.send(id);
+                        }
                     }
                 }
-                Incoming::Frame(_) => {}
-                Incoming::Undecodable(_) => {
+                Event::Ack { .. } | Event::Other => {}
+                Event::Rejected { .. } => {
+                    shared.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Event::Undecodable => {
                     shared.undecodable.fetch_add(1, Ordering::Relaxed);
                 }
-                Incoming::Closed => bail!("the hub closed an agent connection"),
+                Event::Closed => bail!("the server closed an agent connection"),
             },
         }
     }

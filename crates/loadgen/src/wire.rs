@@ -2,14 +2,22 @@
 //!
 //! Clients use the same 4 KiB read and write buffers as the hub, so ten thousand idle
 //! connections cost the load generator tens, not thousands, of megabytes.
+//!
+//! Connections to a loopback server come from eight loopback source addresses in turn
+//! (127.0.0.1 to 127.0.0.8). With one source address, Linux's `connect` slows down
+//! several times once about half of the ephemeral port range is in use (it tries the
+//! even ports first, and 14,000 of the 28,000 ports are even), which a 19,000-connection
+//! step reaches: the load generator, not the server, then sets the connection rate.
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use salam_protocol::{AgentFrame, PROTOCOL_VERSION, ServerFrame, VisitorFrame, decode_server};
 use serde::Serialize;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -33,11 +41,38 @@ pub fn small_buffers() -> WebSocketConfig {
         .write_buffer_size(4096)
 }
 
+/// How many loopback source addresses client connections are spread over.
+const LOOPBACK_SOURCES: u8 = 8;
+
+/// The next loopback source address to use.
+static NEXT_SOURCE: AtomicU8 = AtomicU8::new(0);
+
+/// Opens a TCP connection to `addr`; from the next of [`LOOPBACK_SOURCES`] source
+/// addresses when `addr` is an IPv4 loopback address.
+pub async fn tcp_connect(addr: &str) -> Result<TcpStream> {
+    let server = match addr.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(server)) if server.ip().is_loopback() => server,
+        _ => {
+            return TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("connecting to {addr}"));
+        }
+    };
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % LOOPBACK_SOURCES;
+    let source = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 1 + n), 0));
+    let socket = TcpSocket::new_v4().context("creating a socket")?;
+    socket
+        .bind(source)
+        .with_context(|| format!("binding to {source}"))?;
+    socket
+        .connect(SocketAddr::V4(server))
+        .await
+        .with_context(|| format!("connecting to {addr} from {}", source.ip()))
+}
+
 /// Opens `ws://ADDR/PATH` with extra request headers.
 pub async fn connect(addr: &str, path: &str, headers: &[(&'static str, String)]) -> Result<Socket> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
+    let stream = tcp_connect(addr).await?;
     stream.set_nodelay(true).context("setting TCP_NODELAY")?;
     let mut request = format!("ws://{addr}{path}")
         .into_client_request()

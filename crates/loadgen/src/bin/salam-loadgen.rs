@@ -1,15 +1,17 @@
-//! `salam-loadgen`: drives the echo server or the hub and prints one JSON line of
-//! results on stdout (progress goes to stderr).
+//! `salam-loadgen`: drives the echo server, the hub or one of its peers (a Socket.IO
+//! relay, Soketi) and prints one JSON line of results on stdout (progress goes to
+//! stderr).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use salam_loadgen::client::{Protocol, Server, Target};
 use salam_loadgen::probe::ServerProbe;
 use salam_loadgen::report::print_json;
-use salam_loadgen::{echo, idle, relay};
+use salam_loadgen::{bot, echo, idle, relay};
 use std::time::Duration;
 
-/// Load generator for the Salam hub. All figures per server CPU-second need
-/// `--server-pid`.
+/// Load generator for the Salam hub and its peers. All figures per server CPU-second
+/// need `--server-pid`.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -36,18 +38,12 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         payload_bytes: usize,
     },
-    /// Visitors send messages through the hub to agents.
+    /// Visitors send messages through the server to agents.
     Relay {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
-        site: SiteArgs,
-        /// Agent e-mail (the demo admin by default).
-        #[arg(long, default_value = "admin@salam.local")]
-        email: String,
-        /// Agent password (printed by the hub on first start).
-        #[arg(long, env = "SALAM_PASSWORD")]
-        password: String,
+        server: ServerArgs,
         /// Visitor connections.
         #[arg(long, default_value_t = 100)]
         visitors: usize,
@@ -66,14 +62,20 @@ enum Command {
         /// Seconds after the window for messages still in flight to arrive.
         #[arg(long, default_value_t = 2.0)]
         drain: f64,
+        /// Idle visitors to connect first and hold open through the run.
+        #[arg(long, default_value_t = 0)]
+        idle: usize,
+        /// Handshakes in progress at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
     },
     /// Opens idle visitor connections step by step and holds them.
     Idle {
-        /// Hub address (host:port).
+        /// Server address (host:port).
         #[arg(long)]
         addr: String,
         #[command(flatten)]
-        site: SiteArgs,
+        server: ServerArgs,
         /// Total connections after each step: `10000` or `1000,5000,10000`.
         #[arg(long, default_value = "1000")]
         connections: String,
@@ -83,13 +85,84 @@ enum Command {
         /// Seconds to wait after each step before reading the hub's memory.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
-        /// Hub process id, to read its memory and CPU time from /proc.
+        /// Server process id, to read its memory and CPU time from /proc.
         #[arg(long)]
         server_pid: Option<u32>,
         /// Handshakes in progress at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Visitors ask the hub's bot questions (the bot must be on for the site).
+    Bot {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Evaluation file to take the questions from (`lang<TAB>expected<TAB>text`).
+        #[arg(long, default_value = "bot-rules/eval/dev.tsv")]
+        questions: String,
+        /// Visitor connections.
+        #[arg(long, default_value_t = 100)]
+        visitors: usize,
+        /// Questions per second in total.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds after the window for answers still in flight to arrive.
+        #[arg(long, default_value_t = 2.0)]
+        drain: f64,
+    },
+}
+
+/// The server under test.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// The protocol the server speaks.
+    #[arg(long, value_enum, default_value_t = Protocol::Salam)]
+    protocol: Protocol,
+    /// Salam: site public key (`pk_...`).
+    #[arg(long)]
+    site: Option<String>,
+    /// Salam: `Origin` header of visitors (default: `http://ADDR`, which the demo site
+    /// allows).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Salam: agent e-mail (the demo admin by default).
+    #[arg(long, default_value = "admin@salam.local")]
+    email: String,
+    /// Salam: agent password (printed by the hub on first start).
+    #[arg(long, env = "SALAM_PASSWORD")]
+    password: Option<String>,
+    /// Pusher: the app's key.
+    #[arg(long, default_value = "salam-bench-key")]
+    app_key: String,
+    /// Pusher: the app's secret (to sign private-channel subscriptions).
+    #[arg(long, default_value = "salam-bench-secret")]
+    app_secret: String,
+}
+
+impl ServerArgs {
+    fn target(self, addr: &str) -> Result<Target> {
+        let server = match self.protocol {
+            Protocol::Salam => Server::Salam {
+                site: self
+                    .site
+                    .context("--site is required with --protocol salam")?,
+                origin: self.origin.unwrap_or_else(|| format!("http://{addr}")),
+                email: self.email,
+                password: self.password,
+            },
+            Protocol::Socketio => Server::SocketIo,
+            Protocol::Pusher => Server::Pusher {
+                key: self.app_key,
+                secret: self.app_secret,
+            },
+            Protocol::Echo => Server::Echo,
+        };
+        Ok(Target {
+            addr: addr.to_owned(),
+            server,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -172,23 +245,22 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Relay {
             common,
-            site,
-            email,
-            password,
+            server,
             visitors,
             agents,
             rate,
             window,
             text_bytes,
             drain,
+            idle,
+            concurrency,
         } => {
-            let origin = site.origin(&common.addr);
+            let target = server.target(&common.addr)?;
+            if target.protocol() == Protocol::Echo {
+                bail!("the echo server does not relay: use `salam-loadgen echo`");
+            }
             relay::run(relay::RelayOptions {
-                addr: common.addr,
-                site: site.site,
-                origin,
-                email,
-                password,
+                target,
                 visitors,
                 agents,
                 rate,
@@ -197,14 +269,15 @@ async fn run(command: Command) -> Result<()> {
                 warmup: seconds(common.warmup, "warmup")?,
                 seconds: seconds(common.seconds, "seconds")?,
                 drain: seconds(drain, "drain")?,
-                connect_concurrency: 64,
+                connect_concurrency: concurrency,
+                idle,
                 probe: probe(common.server_pid)?,
             })
             .await
         }
         Command::Idle {
             addr,
-            site,
+            server,
             connections,
             hold,
             settle,
@@ -212,14 +285,36 @@ async fn run(command: Command) -> Result<()> {
             concurrency,
         } => {
             idle::run(idle::IdleOptions {
-                origin: site.origin(&addr),
-                addr,
-                site: site.site,
+                target: server.target(&addr)?,
                 steps: idle::parse_steps(&connections)?,
                 hold: seconds(hold, "hold")?,
                 settle: seconds(settle, "settle")?,
                 connect_concurrency: concurrency,
                 probe: probe(server_pid)?,
+            })
+            .await
+        }
+        Command::Bot {
+            common,
+            site,
+            questions,
+            visitors,
+            rate,
+            drain,
+        } => {
+            let origin = site.origin(&common.addr);
+            bot::run(bot::BotOptions {
+                addr: common.addr,
+                site: site.site,
+                origin,
+                questions: bot::load_questions(&questions)?,
+                visitors,
+                rate,
+                warmup: seconds(common.warmup, "warmup")?,
+                seconds: seconds(common.seconds, "seconds")?,
+                drain: seconds(drain, "drain")?,
+                connect_concurrency: 64,
+                probe: probe(common.server_pid)?,
             })
             .await
         }

@@ -83,22 +83,20 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// WAL length (pages) past which the writer finishes a checkpoint so the WAL restarts.
-const WAL_RESTART_PAGES: i64 = 4096;
+/// WAL length (pages) at which the writer checkpoints after a commit (SQLite's
+/// auto-checkpoint), bounding the WAL.
+const WAL_WRITER_CHECKPOINT_PAGES: i64 = 8192;
 
-/// Copies the WAL back into the database every second from a connection of its own, so
-/// the writer's commits never pay for the bulk of a checkpoint. `PASSIVE` never blocks
-/// the writer. Under steady writes it never quite catches up, though (the writer appends
-/// while it copies), and the WAL only restarts from its beginning after a checkpoint
-/// that copied everything: so once the WAL is long, the checkpointer asks the writer
-/// (`finish`) to copy the last few frames itself between two batches, which always
-/// completes. Never a blocking `RESTART`/`TRUNCATE`: the writer would stall for the
-/// whole copy (seen as a 130 ms p99 at 5k messages/s).
-fn spawn_checkpointer(
-    path: PathBuf,
-    alive: std::sync::Weak<()>,
-    finish: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), StoreError> {
+/// Copies the WAL back into the database from a connection of its own, so the writer's
+/// commits rarely pay for a checkpoint: every second while the WAL is short, every
+/// 100 ms while it is long. `PASSIVE` never blocks the writer. Under steady writes it
+/// never quite catches up, though (the writer appends while it copies), and the WAL
+/// only restarts from its beginning after a checkpoint that copied everything; so the
+/// writer keeps SQLite's auto-checkpoint at [`WAL_WRITER_CHECKPOINT_PAGES`]: it then
+/// copies the few frames left between two batches, which completes, and the next
+/// transaction restarts the WAL. Never a blocking `RESTART`/`TRUNCATE`: the writer would
+/// stall for the whole copy (seen as a 130 ms p99 at 5k messages/s).
+fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) -> Result<(), StoreError> {
     let connection = Connection::open(&path).map_err(map_err)?;
     connection
         .busy_timeout(std::time::Duration::from_millis(100))
@@ -106,20 +104,18 @@ fn spawn_checkpointer(
     std::thread::Builder::new()
         .name("salam-checkpoint".into())
         .spawn(move || {
+            // Every second while the WAL is short; every 100 ms while it is long, so
+            // under heavy writes each copy (and the WAL) stays small.
+            let mut pause = std::time::Duration::from_secs(1);
             loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
+                std::thread::sleep(pause);
                 if alive.upgrade().is_none() || !path.exists() {
                     return;
                 }
-                let wal_pages: Result<(i64, i64, i64), _> =
-                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    });
-                if let Ok((_, log_pages, _)) = wal_pages
-                    && log_pages > WAL_RESTART_PAGES
-                {
-                    finish.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
+                let wal_pages: Result<i64, _> =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1));
+                let long = wal_pages.is_ok_and(|pages| pages > WAL_WRITER_CHECKPOINT_PAGES / 4);
+                pause = std::time::Duration::from_millis(if long { 100 } else { 1000 });
             }
         })
         .map_err(|err| StoreError::Unavailable(err.to_string()))?;
@@ -186,22 +182,21 @@ impl SqliteStore {
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
         crate::schema::migrate(&mut connection).map_err(map_err)?;
-        // Checkpoints run on their own thread (below), not inside the writer's commits.
+        // Checkpoints mostly run on their own thread (below); the writer's own only
+        // bounds the WAL (see `spawn_checkpointer`).
         connection
-            .pragma_update(None, "wal_autocheckpoint", 0)
+            .pragma_update(None, "wal_autocheckpoint", WAL_WRITER_CHECKPOINT_PAGES)
             .map_err(map_err)?;
         // When the WAL restarts, its file is cut back to this size.
         connection
             .pragma_update(None, "journal_size_limit", 64_i64 << 20)
             .map_err(map_err)?;
         let alive = Arc::new(());
-        let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        spawn_checkpointer(path.to_path_buf(), Arc::downgrade(&alive), finish.clone())?;
+        spawn_checkpointer(path.to_path_buf(), Arc::downgrade(&alive))?;
         connection.set_prepared_statement_cache_capacity(64);
         let metrics = Arc::new(StoreMetrics::default());
         let (writer, _thread) = Writer::start(
             connection,
-            finish,
             options.queue.max(1),
             options.max_batch.max(1),
             metrics.clone(),
@@ -1796,6 +1791,52 @@ mod tests {
             .await
             .unwrap();
         (dir, store, conversation)
+    }
+
+    /// Under writes that never pause, the checkpointer alone never catches up and the
+    /// WAL would grow without bound; the writer finishing the checkpoint restarts it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_steady_writes() {
+        let (dir, store, _) = fixture().await;
+        let site = store.create_site("Load", &["*".into()]).await.unwrap();
+        store
+            .touch_visitor("v_1", &site.id, VisitorUpdate::default(), 1)
+            .await
+            .unwrap();
+        let mut conversations = Vec::new();
+        for _ in 0..64 {
+            let created = store
+                .create_conversation(&site.id, "v_1", ConversationState::Queued, 1)
+                .await
+                .unwrap();
+            conversations.push(created.id);
+        }
+        let body = "x".repeat(2000);
+        let wal = dir.path().join("t.db-wal");
+        let (mut written, mut largest) = (0_u64, 0_u64);
+        // 160 MB of text, in pipelined rounds (most of it goes through the WAL).
+        for round in 0..1280 {
+            let mut pending = Vec::new();
+            for (index, conversation) in conversations.iter().enumerate() {
+                let client_id = format!("r{round}-{index}");
+                pending.push(
+                    store
+                        .append_queued(text(conversation, Some(&client_id), &body))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for answer in pending {
+                answer.await.unwrap();
+                written += body.len() as u64;
+            }
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        assert!(written >= 160_000_000);
+        assert!(
+            largest < 96 << 20,
+            "the WAL reached {largest} bytes after {written} bytes of messages: it never restarted"
+        );
     }
 
     #[tokio::test]

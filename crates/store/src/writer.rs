@@ -3,7 +3,6 @@
 use crate::{StoreError, StoreMetrics};
 use rusqlite::Connection;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,7 +26,6 @@ impl Writer {
     /// `max_batch` bounds the jobs in one transaction.
     pub(crate) fn start(
         connection: Connection,
-        finish_checkpoint: Arc<AtomicBool>,
         queue: usize,
         max_batch: usize,
         metrics: Arc<StoreMetrics>,
@@ -35,15 +33,7 @@ impl Writer {
         let (sender, receiver) = mpsc::channel(queue);
         let handle = std::thread::Builder::new()
             .name("salam-writer".into())
-            .spawn(move || {
-                run(
-                    connection,
-                    receiver,
-                    max_batch,
-                    &metrics,
-                    &finish_checkpoint,
-                )
-            })?;
+            .spawn(move || run(connection, receiver, max_batch, &metrics))?;
         Ok((Writer { sender }, handle))
     }
 
@@ -163,7 +153,6 @@ fn run(
     mut receiver: mpsc::Receiver<Job>,
     max_batch: usize,
     metrics: &StoreMetrics,
-    finish_checkpoint: &AtomicBool,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
@@ -214,11 +203,6 @@ fn run(
         for completion in completions.drain(..) {
             completion(commit.clone());
         }
-        // Asked by the checkpointer: copy the frames it could not catch (no write runs
-        // meanwhile, so this completes) and the next transaction restarts the WAL.
-        if finish_checkpoint.swap(false, Ordering::Relaxed) {
-            let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        }
     }
     tracing::debug!("writer stopped: every queued write is committed");
 }
@@ -233,14 +217,8 @@ mod tests {
         connection
             .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)")
             .expect("schema");
-        let (writer, _thread) = Writer::start(
-            connection,
-            Arc::new(AtomicBool::new(false)),
-            16,
-            64,
-            Arc::new(StoreMetrics::default()),
-        )
-        .expect("start");
+        let (writer, _thread) =
+            Writer::start(connection, 16, 64, Arc::new(StoreMetrics::default())).expect("start");
         (dir, writer)
     }
 

@@ -95,6 +95,14 @@ impl AgentEndpoint {
             limits: state.wire_limits(),
         })
         .await;
+        // Live messages of the listed conversations wait for their `resume`.
+        link.push(Outbound::Hold(Box::new(
+            conversations
+                .iter()
+                .map(|c| (c.id.clone(), c.last_seq))
+                .collect(),
+        )))
+        .await;
         for site_id in &site_ids {
             state.registry.subscribe_site(site_id, link.mailbox.clone());
         }

@@ -30,6 +30,11 @@ pub enum Outbound {
     /// connection is not sent again. (Boxed, like `Resume`: every mailbox slot is as
     /// large as the largest variant, and idle connections pay for their slots.)
     Ack(Box<OwnAck>),
+    /// Sent right after `welcome`, before the subscriptions: the conversations it
+    /// listed, with their `last_seq`. Live messages of these wait for the client's
+    /// `resume` (or a short deadline, then go on from the listed `last_seq`), so a
+    /// resume never arrives behind live messages it then repeats.
+    Hold(Box<Vec<(String, u64)>>),
 }
 
 /// An acknowledged own message: its conversation and sequence, and the `ack` frame.

@@ -176,6 +176,14 @@ impl VisitorEndpoint {
             limits: state.wire_limits(),
         })
         .await;
+        // Live messages of the listed conversations wait for their `resume`.
+        link.push(Outbound::Hold(Box::new(
+            conversations
+                .iter()
+                .map(|c| (c.id.clone(), c.last_seq))
+                .collect(),
+        )))
+        .await;
         for conversation in &conversations {
             session.owned.insert(conversation.id.clone());
             state

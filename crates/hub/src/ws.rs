@@ -327,6 +327,8 @@ async fn send_loop(
         side,
         delivered: HashMap::new(),
         own: HashMap::new(),
+        held: HashMap::new(),
+        hold_until: None,
     };
     let close = |code: u16, reason: &'static str| {
         WsMessage::Close(Some(CloseFrame {
@@ -367,7 +369,19 @@ async fn send_loop(
                     let _ = sink.send(close(close_code::IDLE, "idle timeout")).await;
                     return;
                 }
-                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                let ping = sink.send(WsMessage::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(WRITE_DEADLINE, ping).await, Ok(Ok(()))) {
+                    return;
+                }
+                continue;
+            }
+            () = hold_expired(order.hold_until) => {
+                // No `resume` came: go on from the positions `welcome` listed.
+                let written = async {
+                    order.release(&state, &mut sink).await?;
+                    sink.flush().await
+                };
+                if !matches!(tokio::time::timeout(WRITE_DEADLINE, written).await, Ok(Ok(()))) {
                     return;
                 }
                 continue;
@@ -375,18 +389,39 @@ async fn send_loop(
             item = receiver.recv() => item,
         };
         let Some(item) = item else { return };
-        if order.write(&state, &mut sink, *item).await.is_err() {
-            return;
-        }
-        // Write whatever else is already queued, then flush once.
-        while let Ok(item) = receiver.try_recv() {
-            if order.write(&state, &mut sink, *item).await.is_err() {
-                return;
+        // Write this and whatever else is already queued, then flush once. A client
+        // that stops reading leaves the write pending on a full socket: it is dropped
+        // when the mailbox overflows (kick) or the write makes no progress for
+        // `WRITE_DEADLINE`, so its socket and queue are not held for as long as it
+        // stays silent.
+        let written = async {
+            order.write(&state, &mut sink, *item).await?;
+            while let Ok(item) = receiver.try_recv() {
+                order.write(&state, &mut sink, *item).await?;
             }
+            sink.flush().await
+        };
+        tokio::select! {
+            result = tokio::time::timeout(WRITE_DEADLINE, written) => {
+                if !matches!(result, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            _ = kick.notified() => return,
         }
-        if sink.flush().await.is_err() {
-            return;
-        }
+    }
+}
+
+/// How long one batch of writes to a client may take before it is dropped.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long live messages of the conversations listed in `welcome` wait for `resume`.
+const HOLD_FOR_RESUME: Duration = Duration::from_secs(2);
+
+/// Resolves when the hold set by `welcome` ends (never without one).
+async fn hold_expired(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -398,6 +433,11 @@ struct Order {
     /// Sequences of this client's own messages acknowledged ahead of the ones before
     /// them: they count as delivered once those arrive.
     own: HashMap<String, std::collections::BTreeSet<u64>>,
+    /// Conversations listed in `welcome` whose `resume` has not come yet, with the
+    /// listed `last_seq`: their live messages are not written (they are committed, so
+    /// the resume's replay includes them).
+    held: HashMap<String, u64>,
+    hold_until: Option<tokio::time::Instant>,
 }
 
 type SendResult = Result<(), axum::Error>;
@@ -459,6 +499,15 @@ impl Order {
                 self.note_own(&conversation, seq);
                 sink.feed(WsMessage::Text(json)).await
             }
+            Outbound::Hold(listed) => {
+                self.held.extend(listed.into_iter());
+                self.hold_until =
+                    (!self.held.is_empty()).then(|| tokio::time::Instant::now() + HOLD_FOR_RESUME);
+                Ok(())
+            }
+            Outbound::Message(message, _) if self.held.contains_key(&message.conversation) => {
+                Ok(())
+            }
             Outbound::Message(message, json) => {
                 self.advance(&message.conversation);
                 let last = self.delivered.get(&message.conversation).copied();
@@ -483,6 +532,9 @@ impl Order {
             }
             Outbound::Resume(resume) => {
                 let (conversation, after) = *resume;
+                if self.held.remove(&conversation).is_some() && self.held.is_empty() {
+                    self.hold_until = None;
+                }
                 let last_seq =
                     Box::pin(self.replay(state, sink, &conversation, after, None)).await?;
                 let frame = ServerFrame::Resumed {
@@ -504,6 +556,21 @@ impl Order {
             .insert(message.conversation.clone(), message.seq);
         if self.visible(message.kind) {
             sink.feed(WsMessage::Text(json)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the hold: each held conversation goes on from the `last_seq` `welcome`
+    /// listed, with what was committed since read from the store.
+    async fn release(
+        &mut self,
+        state: &AppState,
+        sink: &mut SplitSink<WebSocket, WsMessage>,
+    ) -> SendResult {
+        self.hold_until = None;
+        for (conversation, listed) in std::mem::take(&mut self.held) {
+            self.delivered.insert(conversation.clone(), listed);
+            Box::pin(self.replay(state, sink, &conversation, listed, None)).await?;
         }
         Ok(())
     }

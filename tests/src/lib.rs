@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod chromium;
+pub mod process;
 
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";

@@ -241,6 +241,10 @@ struct Actor {
     agents: HashMap<String, Agent>,
     /// When each assigned conversation was assigned (for handling times).
     assigned_at: HashMap<String, u64>,
+    /// Sites whose live views (agents, queue positions) changed since they were last
+    /// pushed. Pushed once the command queue is empty: a storm of 500 reconnects costs
+    /// one `agents` frame per site, not one per command to every agent (quadratic).
+    dirty: HashMap<String, bool>,
 }
 
 /// The actor's queue; the actor itself starts once the shared state exists.
@@ -292,9 +296,13 @@ impl RoutingRunner {
                 sockets: HashMap::new(),
                 agents: HashMap::new(),
                 assigned_at: HashMap::new(),
+                dirty: HashMap::new(),
             };
             while let Some(command) = receiver.recv().await {
                 actor.handle(command).await;
+                if receiver.is_empty() {
+                    actor.push_views();
+                }
             }
         });
     }
@@ -584,12 +592,14 @@ impl Actor {
     }
 
     fn snapshot(&mut self, site_id: &str) -> Snapshot {
-        let names: HashMap<String, String> = self
-            .agents
-            .iter()
-            .map(|(id, agent)| (id.clone(), agent.name.clone()))
-            .collect();
-        let router = self.router(site_id);
+        self.router(site_id);
+        let Some(router) = self.routers.get(site_id) else {
+            return Snapshot {
+                queue: Vec::new(),
+                agents: Vec::new(),
+            };
+        };
+        let agents_by_id = &self.agents;
         let queue = router
             .queue_snapshot(None)
             .into_iter()
@@ -606,7 +616,10 @@ impl Actor {
             .agents()
             .into_iter()
             .map(|view| AgentStatus {
-                name: names.get(&view.id).cloned().unwrap_or_default(),
+                name: agents_by_id
+                    .get(&view.id)
+                    .map(|agent| agent.name.clone())
+                    .unwrap_or_default(),
                 presence: match view.presence {
                     salam_routing::Presence::Online if view.disconnected_since.is_some() => {
                         Presence::Away
@@ -716,32 +729,42 @@ impl Actor {
                 Effect::OfferExpired { .. } | Effect::AgentOffline { .. } => {}
             }
         }
-        let snapshot = self.snapshot(site_id);
-        if queues_changed {
-            for entry in &snapshot.queue {
-                service::publish_frame(
-                    &state,
-                    site_id,
-                    Some(&entry.conversation),
-                    Audience::Visitor,
-                    None,
-                    &ServerFrame::Queue {
-                        conversation: entry.conversation.clone(),
-                        position: entry.position,
-                        wait_secs: entry.expected_wait_secs,
-                    },
-                );
+        let queues = self.dirty.entry(site_id.to_owned()).or_insert(false);
+        *queues |= queues_changed;
+    }
+
+    /// Pushes the live views of the sites changed since the last push.
+    fn push_views(&mut self) {
+        let state = self.state.clone();
+        for (site_id, queues_changed) in std::mem::take(&mut self.dirty) {
+            let site_id = site_id.as_str();
+            let snapshot = self.snapshot(site_id);
+            if queues_changed {
+                for entry in &snapshot.queue {
+                    service::publish_frame(
+                        &state,
+                        site_id,
+                        Some(&entry.conversation),
+                        Audience::Visitor,
+                        None,
+                        &ServerFrame::Queue {
+                            conversation: entry.conversation.clone(),
+                            position: entry.position,
+                            wait_secs: entry.expected_wait_secs,
+                        },
+                    );
+                }
             }
+            service::publish_frame(
+                &state,
+                site_id,
+                None,
+                Audience::Agents,
+                None,
+                &ServerFrame::Agents {
+                    agents: snapshot.agents,
+                },
+            );
         }
-        service::publish_frame(
-            &state,
-            site_id,
-            None,
-            Audience::Agents,
-            None,
-            &ServerFrame::Agents {
-                agents: snapshot.agents,
-            },
-        );
     }
 }

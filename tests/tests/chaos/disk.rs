@@ -1,0 +1,640 @@
+//! Chaos 4: the database's disk fills up, or turns read-only, under the hub's feet.
+//!
+//! The faults are real: the hub's data directory is a 16 MiB tmpfs that the test fills
+//! with a big file (then deletes), or an ext4 image on a loop device that the kernel
+//! forces read-only (`/sys/fs/ext4/DEV/trigger_fs_error`, the same path as an ext4
+//! mounted `errors=remount-ro` hitting an I/O error). A plain `mount -o remount,ro`
+//! cannot do it: the kernel refuses it (EBUSY) while SQLite holds the database open
+//! for writing.
+//!
+//! Checked, with visitors sending continuously: while the fault lasts the hub answers
+//! `error` `store_unavailable` naming the send (never an `ack` for something it could
+//! not store), answers every send (no hang), and stays up; once it can write again
+//! (space freed; or the disk remounted and the hub restarted, as an operator would after
+//! the kernel made it read-only), refused sends resent with the same client id are
+//! acknowledged and stored once, new messages are acknowledged, and everything
+//! acknowledged before or during the fault is stored at its sequence.
+
+use crate::support::{ORIGIN, World, add_agents, eventually, scale, serial};
+use anyhow::{Context, Result, bail, ensure};
+use futures_util::StreamExt;
+use salam_e2e::Client;
+use salam_e2e::process::{agent_session, check_history, visitor_session};
+use salam_protocol::{ErrorCode, ServerFrame};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const CONFIG: &str = r#"
+[limits]
+rate_per_sec = 1000
+burst = 1000
+
+[routing]
+default_capacity = 100
+auto_close_secs = 0
+"#;
+
+/// For the read-only case every commit is fsynced, so what was acknowledged before the
+/// kernel stopped all writes is on the disk (with `NORMAL`, a commit sits in the page
+/// cache until a checkpoint, and a device failure may lose it: power-loss semantics).
+const CONFIG_SYNC: &str = r#"
+[limits]
+rate_per_sec = 1000
+burst = 1000
+
+[routing]
+default_capacity = 100
+auto_close_secs = 0
+
+[store]
+synchronous_full = true
+"#;
+
+/// Runs a command; fails with its output.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {program} (is it installed?)"))?;
+    ensure!(
+        output.status.success(),
+        "`{program} {}` failed ({}): {}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+fn require_root() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("?");
+    ensure!(
+        uid == "0",
+        "the disk-fault chaos tests mount filesystems and must run as root (uid is {uid}); \
+         they do not skip themselves"
+    );
+    Ok(())
+}
+
+/// A filesystem mounted for one test; unmounted (lazily, in case a killed hub's files
+/// are still being released) when dropped.
+struct Mounted {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl Mounted {
+    fn tmpfs(dir: &Path, size: &str) -> Result<Mounted> {
+        require_root()?;
+        std::fs::create_dir_all(dir)?;
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                &dir.display().to_string(),
+            ],
+        )
+        .context("cannot mount a tmpfs for the hub's data")?;
+        Ok(Mounted {
+            dir: dir.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    /// Mounts an ext4 image through a loop device, `errors=remount-ro`.
+    fn ext4(image: &Path, dir: &Path) -> Result<Mounted> {
+        require_root()?;
+        std::fs::create_dir_all(dir)?;
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop,errors=remount-ro",
+                &image.display().to_string(),
+                &dir.display().to_string(),
+            ],
+        )
+        .context("cannot mount an ext4 image on a loop device for the hub's data")?;
+        Ok(Mounted {
+            dir: dir.to_path_buf(),
+            mounted: true,
+        })
+    }
+
+    /// The mount's line in /proc/mounts: (source, options).
+    fn entry(&self) -> Result<(String, String)> {
+        let dir = self.dir.canonicalize()?.display().to_string();
+        std::fs::read_to_string("/proc/mounts")?
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.len() >= 4 && fields[1] == dir)
+                    .then(|| (fields[0].to_owned(), fields[3].to_owned()))
+            })
+            .next_back()
+            .with_context(|| format!("{dir} is not mounted"))
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            run("umount", &[&self.dir.display().to_string()])?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+/// Fills the filesystem of `dir` with one file until the kernel says it is full.
+fn fill(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path)?;
+    for chunk in [1 << 20, 4096] {
+        let block = vec![0x5a_u8; chunk];
+        loop {
+            match file.write_all(&block) {
+                Ok(()) => {}
+                Err(err) if err.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    match file.sync_all() {
+        Ok(()) => {}
+        Err(err) if err.raw_os_error() == Some(28) => {}
+        Err(err) => return Err(err.into()),
+    }
+    Ok(path)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Before,
+    Fault,
+    Recover,
+    Stop,
+}
+
+/// A visitor writing continuously, keeping what was refused to resend it.
+struct Writer {
+    name: String,
+    site_key: String,
+    token: String,
+    conversation: String,
+    acked: HashMap<String, u64>,
+    acked_in: HashMap<&'static str, usize>,
+    /// Refused with `store_unavailable`, to resend (oldest first).
+    refused: Vec<String>,
+    /// Sent, not answered yet (with when).
+    outstanding: Vec<(String, Instant)>,
+    next: u64,
+    violations: Vec<String>,
+    refusals: Arc<AtomicU64>,
+    recovered_acks: Arc<AtomicU64>,
+    backlog: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn frame(&self, client_id: &str) -> serde_json::Value {
+        json!({
+            "type": "send",
+            "conversation": self.conversation,
+            "client_id": client_id,
+            "text": format!("{client_id}: {}", "x".repeat(1000)),
+        })
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<Client> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match visitor_session(addr, ORIGIN, &self.site_key, Some(&self.token)).await {
+                Ok(client) => return Ok(client),
+                Err(err) if Instant::now() >= deadline => {
+                    return Err(err.context("could not reconnect within 120 s"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: ServerFrame, phase: Phase) {
+        match frame {
+            ServerFrame::Ack { client_id, seq, .. } => {
+                self.outstanding.retain(|(id, _)| *id != client_id);
+                if let Some(earlier) = self.acked.insert(client_id.clone(), seq)
+                    && earlier != seq
+                {
+                    self.violations
+                        .push(format!("{client_id} acknowledged as {earlier}, then {seq}"));
+                }
+                let label = match phase {
+                    Phase::Before => "before",
+                    Phase::Fault => "fault",
+                    Phase::Recover | Phase::Stop => "after",
+                };
+                *self.acked_in.entry(label).or_default() += 1;
+                if matches!(phase, Phase::Recover | Phase::Stop) {
+                    self.recovered_acks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ServerFrame::Error {
+                code: ErrorCode::StoreUnavailable,
+                client_id: Some(client_id),
+                ..
+            } => {
+                self.outstanding.retain(|(id, _)| *id != client_id);
+                self.refusals.fetch_add(1, Ordering::Relaxed);
+                if phase == Phase::Before {
+                    self.violations
+                        .push(format!("{client_id} refused before any fault"));
+                }
+                if !self.refused.contains(&client_id) {
+                    self.refused.push(client_id);
+                }
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                client_id,
+            } => self.violations.push(format!(
+                "unexpected error {code} for {client_id:?}: {message}"
+            )),
+            _ => {}
+        }
+    }
+
+    async fn run(mut self, addr: SocketAddr, mut phase: watch::Receiver<Phase>) -> Writer {
+        let every = Duration::from_millis(50);
+        let mut next_send = Instant::now();
+        let mut last_resend = Instant::now();
+        let mut stop_deadline = None;
+        'connection: loop {
+            let mut client = match self.connect(addr).await {
+                Ok(client) => client,
+                Err(err) => {
+                    self.violations.push(format!("{err:#}"));
+                    return self;
+                }
+            };
+            // Whatever was in flight when the connection broke is resent as is.
+            for (client_id, sent) in self.outstanding.iter_mut() {
+                *sent = Instant::now();
+                let frame = json!({
+                    "type": "send",
+                    "conversation": self.conversation,
+                    "client_id": client_id,
+                    "text": format!("{client_id}: {}", "x".repeat(1000)),
+                });
+                if client.send_json(&frame).await.is_err() {
+                    continue 'connection;
+                }
+            }
+            loop {
+                let current = *phase.borrow_and_update();
+                self.backlog.store(
+                    (self.refused.len() + self.outstanding.len()) as u64,
+                    Ordering::Relaxed,
+                );
+                if current == Phase::Stop {
+                    if self.refused.is_empty() && self.outstanding.is_empty() {
+                        client.close().await;
+                        return self;
+                    }
+                    let deadline = *stop_deadline
+                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(60));
+                    if Instant::now() >= deadline {
+                        self.violations.push(format!(
+                            "still {} refused and {} unanswered 60 s after recovery",
+                            self.refused.len(),
+                            self.outstanding.len()
+                        ));
+                        return self;
+                    }
+                }
+                if let Some((client_id, sent)) = self.outstanding.first()
+                    && sent.elapsed() > Duration::from_secs(30)
+                {
+                    self.violations.push(format!(
+                        "no answer to {client_id} for 30 s in phase {current:?}: the hub hangs"
+                    ));
+                    return self;
+                }
+                let now = Instant::now();
+                if matches!(current, Phase::Recover | Phase::Stop)
+                    && !self.refused.is_empty()
+                    && self.outstanding.len() < 2
+                    && now.duration_since(last_resend) > Duration::from_millis(200)
+                {
+                    let client_id = self.refused.remove(0);
+                    last_resend = now;
+                    let frame = self.frame(&client_id);
+                    self.outstanding.push((client_id, now));
+                    if client.send_json(&frame).await.is_err() {
+                        continue 'connection;
+                    }
+                    continue;
+                }
+                if current != Phase::Stop && self.outstanding.len() < 2 && now >= next_send {
+                    let client_id = format!("{}-{}", self.name, self.next);
+                    self.next += 1;
+                    next_send = now + every;
+                    let frame = self.frame(&client_id);
+                    self.outstanding.push((client_id, now));
+                    if client.send_json(&frame).await.is_err() {
+                        continue 'connection;
+                    }
+                    continue;
+                }
+                let incoming = tokio::select! {
+                    incoming = client.socket.next() => incoming,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    _ = phase.changed() => continue,
+                };
+                match incoming {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        match salam_protocol::decode_server(text.as_str()) {
+                            Ok(frame) => self.on_frame(frame, current),
+                            Err(err) => self.violations.push(format!("undecodable {text}: {err}")),
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => continue 'connection,
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// How the fault is made and undone.
+enum Fault {
+    /// Fill the tmpfs; recover by deleting the filler.
+    DiskFull,
+    /// The kernel forces the ext4 filesystem read-only; recover by stopping the hub,
+    /// remounting and starting it again.
+    ReadOnly { image: PathBuf },
+}
+
+async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    let n_writers = 3 * scale() as usize;
+    let data = mounted.dir.clone();
+    let mut world = World::start_on(&data, config).await?;
+    let addr = world.hub.addr;
+    let site_id = world.site.id.clone();
+    let agents = add_agents(
+        &world.admin,
+        "disk",
+        |_| vec![site_id.clone()],
+        1,
+        Some(100),
+    )
+    .await?;
+    let watcher = agent_session(addr, &agents[0].token).await?;
+    let (refusals, recovered, mut backlogs) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Vec::new(),
+    );
+    let mut writers = Vec::new();
+    for index in 0..n_writers {
+        let name = format!("w{index}");
+        let mut client = visitor_session(addr, ORIGIN, &world.site.key, None).await?;
+        client
+            .send_json(&json!({"type": "send", "client_id": format!("{name}-0"), "text": "hi"}))
+            .await?;
+        let (ack, _) = client
+            .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
+            .await?;
+        let ServerFrame::Ack {
+            conversation, seq, ..
+        } = ack
+        else {
+            unreachable!()
+        };
+        let backlog = Arc::new(AtomicU64::new(0));
+        backlogs.push(backlog.clone());
+        writers.push(Writer {
+            acked: HashMap::from([(format!("{name}-0"), seq)]),
+            name,
+            site_key: world.site.key.clone(),
+            token: client.token.clone().context("visitor token")?,
+            conversation,
+            acked_in: HashMap::new(),
+            refused: Vec::new(),
+            outstanding: Vec::new(),
+            next: 1,
+            violations: Vec::new(),
+            refusals: refusals.clone(),
+            recovered_acks: recovered.clone(),
+            backlog,
+        });
+        client.close().await;
+    }
+    let conversations: Vec<String> = writers.iter().map(|w| w.conversation.clone()).collect();
+    let (phase_tx, phase_rx) = watch::channel(Phase::Before);
+    let handles: Vec<_> = writers
+        .into_iter()
+        .map(|writer| tokio::spawn(writer.run(addr, phase_rx.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    phase_tx.send_replace(Phase::Fault);
+    let fault_started = Instant::now();
+    let filler = match &fault {
+        Fault::DiskFull => {
+            let dir = data.clone();
+            Some(tokio::task::spawn_blocking(move || fill(&dir)).await??)
+        }
+        Fault::ReadOnly { .. } => {
+            let (source, _) = mounted.entry()?;
+            let device = source.rsplit('/').next().unwrap_or_default().to_owned();
+            std::fs::write(
+                format!("/sys/fs/ext4/{device}/trigger_fs_error"),
+                "chaos test\n",
+            )
+            .with_context(|| format!("cannot force {source} read-only"))?;
+            let (_, options) = mounted.entry()?;
+            ensure!(
+                options.split(',').any(|o| o == "ro" || o == "emergency_ro"),
+                "the filesystem is still writable after the forced error: {options}"
+            );
+            None
+        }
+    };
+    let refused_after = eventually(
+        "the hub refusing a message (store_unavailable) on the faulty disk",
+        Duration::from_secs(60),
+        || {
+            let n = refusals.load(Ordering::Relaxed);
+            async move { Ok((n > 0).then_some(fault_started.elapsed())) }
+        },
+    )
+    .await;
+    if refused_after.is_err() {
+        phase_tx.send_replace(Phase::Stop);
+    }
+    let refused_after = refused_after.map_err(|err| {
+        err.context(format!(
+            "the hub never refused a message while its disk was {}; log:\n{}",
+            match fault {
+                Fault::DiskFull => "full",
+                Fault::ReadOnly { .. } => "read-only",
+            },
+            world.hub.log_tail(20)
+        ))
+    })?;
+    // The fault lasts a while longer: sends keep being answered, the hub stays up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        world.hub.is_running(),
+        "the hub died on the faulty disk; log:\n{}",
+        world.hub.log_tail(30)
+    );
+    let refusals_during_fault = refusals.load(Ordering::Relaxed);
+
+    match &fault {
+        Fault::DiskFull => {
+            if let Some(filler) = filler {
+                std::fs::remove_file(filler)?;
+            }
+        }
+        Fault::ReadOnly { image } => {
+            world.hub.kill().await?;
+            mounted.unmount()?;
+            mounted = Mounted::ext4(image, &data)?;
+            world.hub.restart().await?;
+        }
+    }
+    phase_tx.send_replace(Phase::Recover);
+    let recovery_started = Instant::now();
+    let recover = eventually(
+        "the hub acknowledging again once it can write",
+        Duration::from_secs(60),
+        || {
+            let backlog: u64 = backlogs.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+            let n = recovered.load(Ordering::Relaxed);
+            async move { Ok((backlog == 0 && n >= 20 * n_writers as u64).then_some(())) }
+        },
+    )
+    .await;
+    let recovered_after = recovery_started.elapsed();
+    phase_tx.send_replace(Phase::Stop);
+    let mut finished = Vec::new();
+    for handle in handles {
+        finished.push(
+            tokio::time::timeout(Duration::from_secs(90), handle)
+                .await
+                .context("a writer never finished")??,
+        );
+    }
+    drop(watcher);
+
+    let mut problems = Vec::new();
+    if let Err(err) = recover {
+        problems.push(format!("{err:#}"));
+    }
+    let mut stored = HashMap::new();
+    for conversation in &conversations {
+        let history = world.admin.history(conversation).await?;
+        match check_history(conversation, &history) {
+            Ok(by_client) => {
+                stored.extend(by_client);
+            }
+            Err(err) => problems.push(format!("{err:#}")),
+        }
+    }
+    let mut acked_in: HashMap<&str, usize> = HashMap::new();
+    for writer in &finished {
+        problems.extend(
+            writer
+                .violations
+                .iter()
+                .map(|v| format!("{}: {v}", writer.name)),
+        );
+        for (label, n) in &writer.acked_in {
+            *acked_in.entry(label).or_default() += n;
+        }
+        for (client_id, seq) in &writer.acked {
+            if stored.get(client_id) != Some(seq) {
+                problems.push(format!(
+                    "{client_id} was acknowledged as seq {seq} but is stored as {:?}",
+                    stored.get(client_id)
+                ));
+            }
+        }
+    }
+    println!(
+        "chaos disk ({}, {:.1} s): acknowledged {acked_in:?}; first refusal {:.1} s into the fault, \
+         {refusals_during_fault} refusals during it; recovered in {:.1} s",
+        match fault {
+            Fault::DiskFull => "full",
+            Fault::ReadOnly { .. } => "read-only",
+        },
+        started.elapsed().as_secs_f64(),
+        refused_after.as_secs_f64(),
+        recovered_after.as_secs_f64()
+    );
+    world.assert_no_panic()?;
+    if !problems.is_empty() {
+        bail!(
+            "{} problem(s):\n{}\nhub log:\n{}",
+            problems.len(),
+            problems[..problems.len().min(30)].join("\n"),
+            world.hub.log_tail(30)
+        );
+    }
+    // The hub must be gone (not just signalled) before its filesystem can go.
+    world.hub.kill().await?;
+    drop(world);
+    mounted.unmount()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_refused_not_acknowledged_and_recovered() -> Result<()> {
+    let _serial = serial().await;
+    let scratch = tempfile::tempdir()?;
+    let mounted = Mounted::tmpfs(&scratch.path().join("data"), "16m")?;
+    disk_fault(Fault::DiskFull, mounted, CONFIG).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_disk_is_refused_not_acknowledged_and_recovered() -> Result<()> {
+    let _serial = serial().await;
+    require_root()?;
+    let scratch = tempfile::tempdir()?;
+    let image = scratch.path().join("disk.img");
+    std::fs::File::create(&image)?.set_len(32 << 20)?;
+    run("mkfs.ext4", &["-q", "-F", &image.display().to_string()])
+        .context("cannot make the ext4 image")?;
+    let mounted = Mounted::ext4(&image, &scratch.path().join("data"))?;
+    disk_fault(Fault::ReadOnly { image }, mounted, CONFIG_SYNC).await
+}

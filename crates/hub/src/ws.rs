@@ -500,7 +500,7 @@ impl Order {
                 sink.feed(WsMessage::Text(json)).await
             }
             Outbound::Hold(listed) => {
-                self.held.extend(listed.into_iter());
+                self.held.extend(*listed);
                 self.hold_until =
                     (!self.held.is_empty()).then(|| tokio::time::Instant::now() + HOLD_FOR_RESUME);
                 Ok(())

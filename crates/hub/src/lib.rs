@@ -135,6 +135,13 @@ impl Hub {
         let state = self.state.clone();
         let shutdown = self.shutdown;
         let router = http::app(state.clone());
+        // TCP_NODELAY: chat frames are small, and Nagle's algorithm holding one back
+        // until the peer's delayed ACK (40 ms on Linux) was the p99 at 5k messages/s.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 signal.await;

@@ -19,7 +19,7 @@ use salam_e2e::Client;
 use salam_e2e::process::{
     AgentAccount, ORIGIN, World, add_agents, agent_session, proc_sample, stats, visitor_session,
 };
-use salam_protocol::{AuthorKind, MessageKind, ServerFrame};
+use salam_protocol::{AuthorKind, ErrorCode, MessageKind, ServerFrame};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,6 +75,8 @@ struct Counters {
     replies: AtomicU64,
     sessions: AtomicU64,
     closed: AtomicU64,
+    /// Agent replies refused because the visitor had just closed the conversation.
+    late_replies: AtomicU64,
     agent_sessions: AtomicU64,
     rest_calls: AtomicU64,
     errors: Mutex<Vec<String>>,
@@ -233,6 +235,14 @@ async fn agent_loop(
                         .await?;
                     counters.replies.fetch_add(1, Ordering::Relaxed);
                 }
+                // A visitor may close the conversation while the reply is on its way:
+                // the hub refuses the reply (never stores it), which is right.
+                ServerFrame::Error {
+                    code: ErrorCode::ConversationClosed,
+                    ..
+                } => {
+                    counters.late_replies.fetch_add(1, Ordering::Relaxed);
+                }
                 ServerFrame::Error { code, message, .. } => {
                     counters.error(format!("agent got {code}: {message}"));
                 }
@@ -382,7 +392,7 @@ async fn the_hub_does_not_grow_under_steady_churn() -> Result<()> {
     let rss_max = rss.iter().copied().fold(0.0, f64::max);
     println!(
         "soak: {:.0} s ({:.0} s warm-up), {} samples measured\n  \
-         load: {} visitor messages, {} agent replies, {sessions} visitor sessions ({} closed), \
+         load: {} visitor messages, {} agent replies ({} refused: closed first), {sessions} visitor sessions ({} closed), \
          {} agent sessions, {} REST rounds; about {message_rate:.1} messages/s and {session_rate:.2} sessions/s\n  \
          RSS KiB: min {rss_min:.0}, max {rss_max:.0}; thirds {rss_first:.0} / {rss_middle:.0} / {rss_last:.0}; \
          slope {rss_slope:.1} KiB/s ({:.2} KiB per message)\n  \
@@ -392,6 +402,7 @@ async fn the_hub_does_not_grow_under_steady_churn() -> Result<()> {
         measured.len(),
         counters.messages.load(Ordering::Relaxed),
         counters.replies.load(Ordering::Relaxed),
+        counters.late_replies.load(Ordering::Relaxed),
         counters.closed.load(Ordering::Relaxed),
         counters.agent_sessions.load(Ordering::Relaxed),
         counters.rest_calls.load(Ordering::Relaxed),

@@ -5,7 +5,7 @@
 //! sequence of words separated by single ASCII spaces, with no leading or trailing space;
 //! the matcher relies on that to check word boundaries with one byte comparison.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{UnicodeNormalization, is_nfkc};
 
 use crate::Lang;
 
@@ -25,15 +25,45 @@ use crate::Lang;
 /// makes the first two identical; the third is handled by gluing the detached verbal
 /// prefix `می`/`نمی` to the next word and the plural suffix `ها`/`های` to the previous
 /// one, the two places where the space variant is common.
+///
+/// Normalising the output again changes nothing (`normalize(&normalize(x)) ==
+/// normalize(x)`), so text that is already normalised, such as a pattern written in its
+/// normalised spelling, meets itself.
 pub fn normalize(text: &str) -> String {
+    let mut mapped = map_chars(text);
+    // Dropping a character can bring together two that NFKC composes (a Hangul leading
+    // consonant and its vowel on either side of a zero-width space): map again until
+    // NFKC has nothing left to do. Arabic, Persian and Latin text is NFKC after one
+    // round, so this costs one quick check; the bound only guards against surprises.
+    for _ in 0..4 {
+        if is_nfkc(&mapped) {
+            break;
+        }
+        mapped = map_chars(&mapped);
+    }
+    let (mut out, mut glued) = join_words(&collapse_runs(&mapped));
+    // Gluing a detached affix can make a new run (`هه هاي` → `هههاي`), and collapsing
+    // that run can leave a new detached affix (`مي يي x` → `مييي x` → `مي x`): repeat
+    // until neither has anything to do. Each round that changes the text shortens it.
+    while glued {
+        let (again, glued_again) = join_words(&collapse_runs(&out));
+        if again == out {
+            break;
+        }
+        (out, glued) = (again, glued_again);
+    }
+    out
+}
+
+/// NFKC, lowercase and [`push_mapped`] over every character of `text`.
+fn map_chars(text: &str) -> String {
     let mut mapped = String::with_capacity(text.len());
     for original in text.nfkc() {
         for lower in original.to_lowercase() {
             push_mapped(&mut mapped, lower);
         }
     }
-    let collapsed = collapse_runs(&mapped);
-    join_words(&collapsed)
+    mapped
 }
 
 /// Maps one lowercase character into `out`, dropping or replacing it as documented on
@@ -105,19 +135,25 @@ fn collapse_runs(text: &str) -> String {
     out
 }
 
-/// Glues detached Persian affixes (see [`normalize`]) and trims the final space.
-fn join_words(text: &str) -> String {
+/// Glues detached Persian affixes (see [`normalize`]) and trims the final space. Also
+/// tells whether it glued anything.
+fn join_words(text: &str) -> (String, bool) {
     let mut out = String::with_capacity(text.len());
     let mut glue_next = false;
+    let mut glued = false;
     for word in text.split(' ').filter(|word| !word.is_empty()) {
         let is_plural_suffix = matches!(word, "ها" | "هاي");
-        if !out.is_empty() && !glue_next && !is_plural_suffix {
-            out.push(' ');
+        if !out.is_empty() {
+            if glue_next || is_plural_suffix {
+                glued = true;
+            } else {
+                out.push(' ');
+            }
         }
         out.push_str(word);
         glue_next = matches!(word, "مي" | "نمي");
     }
-    out
+    (out, glued)
 }
 
 /// Script of a letter, for [`detect_language`].

@@ -537,6 +537,9 @@ impl RawGroups {
 // ---------------------------------------------------------------------------------------
 // Loading.
 
+/// Most groups in one `all` entry.
+const MAX_ALL_GROUPS: usize = 8;
+
 /// Longest accepted regex pattern, in bytes (with the compiled size limit below, this
 /// keeps pack compilation and matching bounded).
 const MAX_REGEX_LEN: usize = 500;
@@ -618,7 +621,16 @@ impl Loader {
             Ok(raw) => raw,
             Err(error) => {
                 let offset = error.span().map_or(0, |span| span.start);
-                let message = error.message().trim().to_string();
+                let message = match error.message().trim() {
+                    // toml 0.8 has no message for some syntax errors (a control character
+                    // in a comment, a lone carriage return): name the character instead.
+                    // Found by fuzzing (crates/bot/tests/fuzz_regressions.rs).
+                    "" => match file.text.get(offset..).and_then(|rest| rest.chars().next()) {
+                        Some(ch) => format!("invalid TOML: unexpected character {ch:?}"),
+                        None => "invalid TOML".to_string(),
+                    },
+                    message => message.to_string(),
+                };
                 self.error(file, offset, message);
                 return;
             }
@@ -924,6 +936,16 @@ impl Loader {
                     );
                     continue;
                 }
+                if group_list.len() > MAX_ALL_GROUPS {
+                    // Longer entries used to load and then never match (the matcher's
+                    // group count was capped at 8).
+                    self.error(
+                        file,
+                        group_list[MAX_ALL_GROUPS].span().start,
+                        format!("an `all` entry has at most {MAX_ALL_GROUPS} groups of words"),
+                    );
+                    continue;
+                }
                 n_positive += 1;
                 for (group_idx, group) in group_list.iter().enumerate() {
                     // A group is a string of alternatives separated by `|`.
@@ -933,7 +955,7 @@ impl Loader {
                             kind: TermKind::Group {
                                 combo: n_combos,
                                 group: group_idx as u8,
-                                n_groups: group_list.len().min(8) as u8,
+                                n_groups: group_list.len() as u8,
                             },
                             lang,
                             pattern: alternative.to_string(),

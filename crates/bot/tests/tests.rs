@@ -13,3 +13,5 @@ mod loader;
 mod hostile;
 // The default pack: examples, quick replies, quality bar on dev.tsv and extra.tsv.
 mod pack;
+// Inputs found by fuzzing (fuzz/, docs/fuzzing.md) and hostile inputs beside them.
+mod fuzz_regressions;

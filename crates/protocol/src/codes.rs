@@ -129,27 +129,43 @@ pub(crate) fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> 
             ErrorCode::BadJson,
             short(&err.to_string()),
         )),
-        Err(err) => match serde_json::from_str::<TagOnly>(text) {
-            Ok(TagOnly {
-                kind: Some(serde_json::Value::String(kind)),
-            }) if err.to_string().starts_with("unknown variant") => Err(DecodeError::new(
-                ErrorCode::UnknownType,
-                format!("unknown frame type {:?}", short(&kind)),
-            )),
-            Ok(TagOnly { kind: Some(_) }) => Err(DecodeError::new(
-                ErrorCode::BadField,
-                short(&err.to_string()),
-            )),
-            Ok(TagOnly { kind: None }) => Err(DecodeError::new(
-                ErrorCode::UnknownType,
-                "frame has no string field \"type\"",
-            )),
-            // Valid JSON but not an object (an array, a number, ...).
-            Err(_) => Err(DecodeError::new(
-                ErrorCode::UnknownType,
-                "frame must be a JSON object with a \"type\" field",
-            )),
-        },
+        Err(err) => classify(text, &err),
+    }
+}
+
+/// Classifies a frame that failed with a data error (wrong type, missing field, unknown
+/// variant).
+fn classify<T>(text: &str, err: &serde_json::Error) -> Result<T, DecodeError> {
+    // serde reports a data error as soon as it meets it, before serde_json has looked at
+    // the rest of the text: `"hi" junk`, `{"type":"nope"} }` or `[1, "\ud800"]` fail
+    // with a data error but are not JSON at all. Found by fuzzing
+    // (crates/protocol/tests/fuzz_regressions.rs).
+    if let Err(syntax) = serde_json::from_str::<serde_json::Value>(text) {
+        return Err(DecodeError::new(
+            ErrorCode::BadJson,
+            short(&syntax.to_string()),
+        ));
+    }
+    match serde_json::from_str::<TagOnly>(text) {
+        Ok(TagOnly {
+            kind: Some(serde_json::Value::String(kind)),
+        }) if err.to_string().starts_with("unknown variant") => Err(DecodeError::new(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {:?}", short(&kind)),
+        )),
+        Ok(TagOnly { kind: Some(_) }) => Err(DecodeError::new(
+            ErrorCode::BadField,
+            short(&err.to_string()),
+        )),
+        Ok(TagOnly { kind: None }) => Err(DecodeError::new(
+            ErrorCode::UnknownType,
+            "frame has no string field \"type\"",
+        )),
+        // Valid JSON but not an object (an array, a number, ...).
+        Err(_) => Err(DecodeError::new(
+            ErrorCode::UnknownType,
+            "frame must be a JSON object with a \"type\" field",
+        )),
     }
 }
 

@@ -193,24 +193,8 @@ pub async fn run(options: BotOptions) -> Result<serde_json::Value> {
         .buffer_unordered(options.connect_concurrency.max(1))
         .collect()
         .await;
-    let mut sockets = Vec::new();
-    let mut connect_errors = 0u64;
-    let mut first_connect_error = None;
-    for result in connected {
-        match result {
-            Ok(socket) => sockets.push(socket),
-            Err(err) => {
-                connect_errors += 1;
-                first_connect_error.get_or_insert_with(|| format!("{err:#}"));
-            }
-        }
-    }
-    if sockets.is_empty() {
-        bail!(
-            "no visitor could connect: {}",
-            first_connect_error.unwrap_or_default()
-        );
-    }
+    let (sockets, connect_errors, first_connect_error) =
+        crate::report::split_connected(connected, "visitor")?;
     let n_visitors = sockets.len();
     let questions: Arc<[String]> = options.questions.clone().into();
     let (phase_sender, phase) = watch::channel(Phase::Run);

@@ -212,24 +212,8 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         .collect()
         .await;
     let connect_seconds = connect_started.elapsed().as_secs_f64();
-    let mut sockets = Vec::new();
-    let mut connect_errors = 0u64;
-    let mut first_connect_error = None;
-    for result in connected {
-        match result {
-            Ok(socket) => sockets.push(socket),
-            Err(err) => {
-                connect_errors += 1;
-                first_connect_error.get_or_insert_with(|| format!("{err:#}"));
-            }
-        }
-    }
-    if sockets.is_empty() {
-        bail!(
-            "no visitor could connect: {}",
-            first_connect_error.unwrap_or_default()
-        );
-    }
+    let (sockets, connect_errors, first_connect_error) =
+        crate::report::split_connected(connected, "visitor")?;
     let n_visitors = sockets.len();
 
     let text = format!("load test {}", "x".repeat(options.text_bytes));

@@ -141,6 +141,33 @@ pub fn print_json(result: &serde_json::Value) {
     println!("{result}");
 }
 
+/// Splits the results of connecting many clients: the sockets that opened, how many
+/// failed, and the first failure's text. An error when none opened.
+pub fn split_connected<T>(
+    results: Vec<anyhow::Result<T>>,
+    what: &str,
+) -> anyhow::Result<(Vec<T>, u64, Option<String>)> {
+    let mut sockets = Vec::new();
+    let mut errors = 0u64;
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(socket) => sockets.push(socket),
+            Err(err) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| format!("{err:#}"));
+            }
+        }
+    }
+    if sockets.is_empty() {
+        anyhow::bail!(
+            "no {what} could connect: {}",
+            first_error.unwrap_or_default()
+        );
+    }
+    Ok((sockets, errors, first_error))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

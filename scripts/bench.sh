@@ -168,8 +168,10 @@ start_hub() {
     port_free "$HUB_PORT"
     mkdir -p "$data"
     # The default rate limit (10 frames/s, burst 40 per connection) protects the hub
-    # from one abusive client; a closed-loop benchmark client is exactly that.
-    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\n' >"$data/salam.toml"
+    # from one abusive client; a closed-loop benchmark client is exactly that. An agent
+    # receives the full stream of the conversations assigned to them: the capacity is
+    # raised so that every visitor's conversation is assigned to the benchmark's agent.
+    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\n[routing]\ndefault_capacity = 1000000\n' >"$data/salam.toml"
     taskset -c "$SERVER_CPU" "$BIN/salam" --data "$data" --listen "127.0.0.1:$HUB_PORT" \
         >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!

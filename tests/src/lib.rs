@@ -28,6 +28,35 @@ pub mod process;
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";
 
+/// The password [`TestHub::add_account`] gives every account.
+pub const AGENT_PASSWORD: &str = "correct horse battery";
+
+/// An account to add with [`TestHub::add_account`].
+#[derive(Debug, Clone)]
+pub struct AccountSetup<'a> {
+    /// Display name; the e-mail is `name@shop.test` in lower case.
+    pub name: &'a str,
+    pub role: salam_store::AgentRole,
+    pub all_sites: bool,
+    pub sites: &'a [&'a str],
+    pub capacity: Option<u32>,
+    pub departments: &'a [&'a str],
+}
+
+impl<'a> AccountSetup<'a> {
+    /// An agent of these sites, named "Agent".
+    pub fn agent_of(sites: &'a [&'a str]) -> AccountSetup<'a> {
+        AccountSetup {
+            name: "Agent",
+            role: salam_store::AgentRole::Agent,
+            all_sites: false,
+            sites,
+            capacity: None,
+            departments: &[],
+        }
+    }
+}
+
 /// How long a test waits for any one frame.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -74,6 +103,9 @@ impl TestHub {
             .store
             .update_site_settings(&site.id, r#"{"bot": false}"#)
             .await?;
+        // Created behind the API's back: routing and the authority are told, as the
+        // API would.
+        salam_hub::admin::announce_site(&hub.state, &site).await?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = hub.state.clone();
@@ -93,39 +125,72 @@ impl TestHub {
         })
     }
 
+    /// Creates another site, as `POST /api/sites` would (routing and open consoles hear
+    /// of it).
+    pub async fn create_site(&self, name: &str, origins: &[String]) -> Result<Site> {
+        let site = self.state.store.create_site(name, origins).await?;
+        salam_hub::admin::announce_site(&self.state, &site).await?;
+        Ok(site)
+    }
+
     /// Replaces the test site's settings (JSON, see the hub's `SiteSettings`); visitors
-    /// greeted afterwards see them.
+    /// greeted afterwards see them, and routing applies them at once.
     pub async fn set_site_settings(&self, json: &str) -> Result<()> {
         self.state
             .store
             .update_site_settings(&self.site.id, json)
             .await?;
+        let site = self
+            .state
+            .store
+            .site_by_id(&self.site.id)
+            .await?
+            .context("the test site")?;
+        salam_hub::admin::announce_site(&self.state, &site).await?;
         Ok(())
     }
 
-    /// Adds an agent of the test site and returns their bearer token.
+    /// Adds an agent of the test site and returns their id and a bearer token.
     pub async fn add_agent(
         &self,
         name: &str,
         capacity: Option<u32>,
         departments: &[&str],
     ) -> Result<(String, String)> {
-        let email = format!("{}@shop.test", name.to_lowercase());
-        let password = "correct horse battery";
+        self.add_account(AccountSetup {
+            name,
+            capacity,
+            departments,
+            ..AccountSetup::agent_of(&[&self.site.id])
+        })
+        .await
+    }
+
+    /// Adds an account as set up and returns its id and a bearer token. The password is
+    /// [`AGENT_PASSWORD`].
+    pub async fn add_account(&self, setup: AccountSetup<'_>) -> Result<(String, String)> {
+        let email = format!("{}@shop.test", setup.name.to_lowercase());
         let agent = self
             .state
             .store
             .create_agent(salam_store::NewAgent {
                 email: email.clone(),
-                name: name.to_owned(),
-                role: salam_store::AgentRole::Agent,
-                password_hash: salam_hub::auth::hash_password(password)
+                name: setup.name.to_owned(),
+                role: setup.role,
+                password_hash: salam_hub::auth::hash_password(AGENT_PASSWORD)
                     .map_err(|err| anyhow!("{err}"))?,
-                site_ids: vec![self.site.id.clone()],
-                capacity,
-                departments: departments.iter().map(|d| d.to_string()).collect(),
+                all_sites: setup.all_sites,
+                site_ids: setup.sites.iter().map(|site| site.to_string()).collect(),
+                capacity: setup.capacity,
+                departments: setup.departments.iter().map(|d| d.to_string()).collect(),
             })
             .await?;
+        let token = self.login(&email, AGENT_PASSWORD).await?;
+        Ok((agent.id, token))
+    }
+
+    /// Signs in and returns a bearer token (a new session each time).
+    pub async fn login(&self, email: &str, password: &str) -> Result<String> {
         let response = http_request(
             self.addr,
             "POST",
@@ -134,9 +199,41 @@ impl TestHub {
             &json!({"email": email, "password": password}).to_string(),
         )
         .await?;
+        if response.status != 200 {
+            bail!("login failed: {} {}", response.status, response.body);
+        }
         let body: Value = serde_json::from_str(&response.body)?;
-        let token = body["token"].as_str().context("no token")?.to_owned();
-        Ok((agent.id, token))
+        Ok(body["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// A REST call with a bearer token and a JSON body; the status and the parsed body.
+    pub async fn rest(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<(u16, Value)> {
+        let bearer = format!("Bearer {token}");
+        let response = http_request(
+            self.addr,
+            method,
+            path,
+            &[
+                ("authorization", bearer.as_str()),
+                ("content-type", "application/json"),
+            ],
+            &if body.is_null() {
+                String::new()
+            } else {
+                body.to_string()
+            },
+        )
+        .await?;
+        Ok((
+            response.status,
+            serde_json::from_str(&response.body).unwrap_or(Value::Null),
+        ))
     }
 
     /// An agent socket for a bearer token, greeted.
@@ -185,6 +282,41 @@ impl TestHub {
             other => bail!("expected welcome, got {other:?}"),
         }
         Ok(client)
+    }
+
+    /// A new visitor says `text`; returns the visitor and the conversation from the ack.
+    pub async fn visitor_says(&self, text: &str) -> Result<(Client, String)> {
+        let mut visitor = self.visitor(None).await?;
+        visitor
+            .send_json(&json!({"type": "send", "client_id": "first", "text": text}))
+            .await?;
+        let (ack, _) = visitor
+            .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
+            .await?;
+        match ack {
+            ServerFrame::Ack { conversation, .. } => Ok((visitor, conversation)),
+            _ => unreachable!("only an ack is awaited"),
+        }
+    }
+
+    /// Polls the store until the conversation is as `want` says (30 s at most: CI runs
+    /// the suite's tests in parallel on two shared cores).
+    pub async fn wait_for(
+        &self,
+        conversation: &str,
+        want: impl Fn(&salam_store::Conversation) -> bool,
+    ) -> Result<salam_store::Conversation> {
+        let mut last = None;
+        for _ in 0..1000 {
+            last = self.state.store.conversation(conversation).await?;
+            if let Some(found) = &last
+                && want(found)
+            {
+                return Ok(found.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        bail!("conversation {conversation} never reached the wanted state; last seen {last:?}")
     }
 
     /// Signs in as the admin and returns the bearer token.
@@ -338,6 +470,41 @@ impl Client {
                 Ok(Some(Err(err))) => return Ended::Error(err.to_string()),
                 Ok(None) => return Ended::Closed(None),
             }
+        }
+    }
+
+    /// Agents: watches a conversation, as the console does when it opens one (`resume`
+    /// from `after`): its stream, replayed and then live, comes to this connection.
+    pub async fn watch(&mut self, conversation: &str, after: u64) -> Result<()> {
+        self.send_json(&json!({"type": "resume", "conversation": conversation, "after": after}))
+            .await
+    }
+
+    /// Agents: waits until a message with `text` reaches the console, as a person would
+    /// find it: live in a conversation it follows, or as a summary (`activity`) of one
+    /// it does not, which it then opens (watches) to read. Returns the message.
+    pub async fn agent_sees(&mut self, text: &str) -> Result<salam_protocol::Message> {
+        let (frame, _) = self
+            .recv_until(|frame| match frame {
+                ServerFrame::Message(message) => message.text == text,
+                ServerFrame::Activity { preview, .. } => preview.text == text,
+                _ => false,
+            })
+            .await
+            .with_context(|| format!("the agent never got {text:?}"))?;
+        let conversation = match frame {
+            ServerFrame::Message(message) => return Ok(message),
+            ServerFrame::Activity { conversation, .. } => conversation,
+            _ => unreachable!("only messages and activity are awaited"),
+        };
+        self.watch(&conversation, 0).await?;
+        let (frame, _) = self
+            .recv_until(|frame| matches!(frame, ServerFrame::Message(m) if m.text == text))
+            .await
+            .with_context(|| format!("the agent never read {text:?}"))?;
+        match frame {
+            ServerFrame::Message(message) => Ok(message),
+            _ => unreachable!("only messages are awaited"),
         }
     }
 

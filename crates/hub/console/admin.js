@@ -57,9 +57,31 @@ const splitList = (text) => text.split(/[,\n]/).map((item) => item.trim()).filte
 
 async function renderAgents(body, context) {
   const [{ agents }, { sites }] = await Promise.all([get("/api/admin/agents"), get("/api/sites")]);
-  const siteBoxes = (selected, prefix) => h("span", { class: "checks" }, sites.map((site) => h("label", {},
-    h("input", { type: "checkbox", value: site.id, checked: selected.includes(site.id), class: `${prefix}-site` }),
-    h("span", { dir: "auto", text: site.name }))));
+  // "All sites" is a membership of its own: it includes sites created later.
+  const siteBoxes = (selected, all, prefix) => {
+    const every = h("input", { type: "checkbox", value: "*", checked: all, class: `${prefix}-all-sites` });
+    const boxes = sites.map((site) => h("input", {
+      type: "checkbox", value: site.id, checked: all || selected.includes(site.id), disabled: all, class: `${prefix}-site`,
+    }));
+    every.addEventListener("change", () => {
+      for (const box of boxes) {
+        box.disabled = every.checked;
+        if (every.checked) box.checked = true;
+      }
+    });
+    return h("span", { class: "checks" },
+      h("label", {}, every, h("span", { text: t("all_sites") })),
+      sites.map((site, index) => h("label", {}, boxes[index], h("span", { dir: "auto", text: site.name }))));
+  };
+  /** `{all_sites: true}` or `{all_sites: false, site_ids: [...]}` from the boxes. */
+  const membership = (checks) => {
+    const all = checks.querySelector("input[value='*']").checked;
+    if (all) return { all_sites: true };
+    return {
+      all_sites: false,
+      site_ids: [...checks.querySelectorAll("input:checked")].map((box) => box.value).filter((id) => id !== "*"),
+    };
+  };
   const roleSelect = (value) => h("select", {},
     h("option", { value: "agent", text: t("role_agent"), selected: value === "agent" }),
     h("option", { value: "admin", text: t("role_admin"), selected: value === "admin" }));
@@ -69,7 +91,7 @@ async function renderAgents(body, context) {
     const capacity = h("input", { type: "number", min: 0, value: agent.capacity ?? "", class: "narrow" });
     const departments = h("input", { value: (agent.departments || []).join(", ") });
     const disabled = h("input", { type: "checkbox", checked: agent.disabled });
-    const siteChecks = siteBoxes(agent.site_ids || [], "edit");
+    const siteChecks = siteBoxes(agent.site_ids || [], agent.all_sites, "edit");
     return h("tr", { data: { id: agent.id } },
       h("td", {}, name, h("div", { class: "muted", text: agent.email })),
       h("td", {}, role),
@@ -87,7 +109,7 @@ async function renderAgents(body, context) {
               capacity: capacity.value === "" ? null : Number(capacity.value),
               departments: splitList(departments.value),
               disabled: disabled.checked,
-              site_ids: [...siteChecks.querySelectorAll("input:checked")].map((box) => box.value),
+              ...membership(siteChecks),
             };
             if (await attempt(context, () => patch(`/api/admin/agents/${encodeURIComponent(agent.id)}`, change))) {
               context.toast(t("saved"));
@@ -101,7 +123,8 @@ async function renderAgents(body, context) {
   const role = roleSelect("agent");
   const capacity = h("input", { id: "new-agent-capacity", type: "number", min: 0, class: "narrow" });
   const departments = h("input", { id: "new-agent-departments" });
-  const newSites = siteBoxes(sites.map((site) => site.id), "new");
+  // Nothing is granted by default; a hub with a single site pre-checks it (visibly).
+  const newSites = siteBoxes(sites.length === 1 ? [sites[0].id] : [], false, "new");
   const result = h("p", { id: "new-agent-result", class: "result" });
   fill(body,
     h("table", { class: "table", id: "agents-table" },
@@ -118,7 +141,7 @@ async function renderAgents(body, context) {
             name: name.value.trim(),
             role: role.value,
             departments: splitList(departments.value),
-            site_ids: [...newSites.querySelectorAll("input:checked")].map((box) => box.value),
+            ...membership(newSites),
           };
           if (capacity.value !== "") request.capacity = Number(capacity.value);
           const answer = await attempt(context, () => post("/api/admin/agents", request));

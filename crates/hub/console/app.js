@@ -2,11 +2,14 @@
 // supervisors and admins. Plain ES modules, no framework and no build step; the hub
 // embeds these files and serves them under a strict Content-Security-Policy.
 //
-// Data flow: one WebSocket (live.js) feeds `store` with conversations, messages,
-// typing and seen frames; the REST API (api.js) loads history, details, lists that
-// are not live (closed, search) and everything in the admin and report views. Views
-// re-render from `store`; text from visitors only ever reaches the page through
-// textContent (dom.js).
+// Data flow: one WebSocket (live.js) feeds `store` with conversation summaries of the
+// agent's sites (`conversation` and `activity` frames: state, preview, unread count),
+// and with the full stream (messages, typing, seen) of the conversations assigned to
+// the agent and of those open on screen (a `resume` watches one, `unwatch` lets it go);
+// the REST API (api.js) loads a window of history, details, lists that are not live
+// (closed, search) and everything in the admin and report views. The console keeps a
+// window of messages for a few conversations, not the whole site. Views re-render from
+// `store`; text from visitors only ever reaches the page through textContent (dom.js).
 
 import { get, post, query, setUnauthorizedHandler } from "./api.js";
 import { clock, duration, LANGUAGES, number, setLang, t } from "./i18n.js";
@@ -25,10 +28,15 @@ const store = {
   conversations: new Map(),
   /** Conversations seen outside the live set (closed, search results). */
   others: new Map(),
-  /** conversation id -> Map(seq -> message). */
+  /** conversation id -> Map(seq -> message): a window per open conversation. */
   messages: new Map(),
-  /** Conversations whose history has been loaded (resumed after a reconnect). */
+  /** Conversations whose window is loaded and watched (resumed after a reconnect),
+   * least recently opened first. */
   loaded: new Set(),
+  /** conversation id -> whether older messages than the window exist. */
+  older: new Map(),
+  /** The ids of the sites the agent works on (from welcome). */
+  sites: [],
   unread: new Map(),
   /** Conversations assigned to me and not opened since. */
   fresh: new Set(),
@@ -126,16 +134,15 @@ function enter(me) {
   $("app-view").hidden = false;
   $("me-name").textContent = me.name;
   if (me.role !== "admin" && store.tab === "open") store.tab = "queue";
-  const presence = localStorage.getItem("salam.presence") || "online";
-  $("presence").value = presence;
+  if (me.presence) $("presence").value = me.presence;
   live = new Live({
     frame: onFrame,
     status: onStatus,
     welcome: onWelcome,
     resumable: () => [...store.loaded],
     lastSeq,
+    ended: () => showLogin(),
   });
-  live.presence = presence;
   live.start();
   loadReference();
   refreshQueue();
@@ -177,9 +184,27 @@ function onStatus(status) {
 }
 
 function onWelcome(frame) {
+  // The role and sites may have changed while the socket was down (the hub closes the
+  // socket with 4003 when they narrow): forget what is no longer ours.
+  if (frame.role && frame.role !== store.role) {
+    store.role = frame.role;
+    document.body.classList.toggle("is-admin", frame.role === "admin");
+    if (frame.role !== "admin" && store.view === "admin") showView("inbox");
+  }
+  store.sites = frame.sites || [];
+  const ours = (summary) => !summary.site || store.sites.includes(summary.site);
+  for (const [id, summary] of [...store.others]) if (!ours(summary)) store.others.delete(id);
+  for (const id of [...store.loaded]) {
+    const summary = summaryOf(id);
+    if (summary && !ours(summary)) forget(id);
+  }
+  if (frame.presence) $("presence").value = frame.presence;
   const previous = store.conversations;
   store.conversations = new Map();
-  for (const summary of frame.conversations) store.conversations.set(summary.id, summary);
+  for (const summary of frame.conversations) {
+    store.conversations.set(summary.id, summary);
+    if (summary.id !== store.active) store.unread.set(summary.id, summary.unread || 0);
+  }
   // Chats assigned to me while the socket was down still count as new.
   for (const summary of frame.conversations) {
     const before = previous.get(summary.id);
@@ -217,6 +242,12 @@ function onFrame(frame) {
         store.visitorSeen.set(frame.conversation, Math.max(before, frame.seq));
         if (frame.conversation === store.active) renderMessages();
       }
+      break;
+    case "activity":
+      onActivity(frame);
+      break;
+    case "presence":
+      $("presence").value = frame.presence === "offline" ? "away" : frame.presence;
       break;
     case "agents":
       for (const agent of frame.agents) store.agents.set(agent.id, agent);
@@ -282,6 +313,20 @@ function onMessage(message) {
   renderListSoon();
 }
 
+/** A message in a conversation we do not follow: its summary moves. */
+function onActivity(frame) {
+  const summary = summaryOf(frame.conversation);
+  if (!summary) return;
+  summary.last_seq = Math.max(summary.last_seq || 0, frame.last_seq);
+  summary.preview = frame.preview;
+  summary.unread = frame.unread;
+  summary.updated_at = Math.max(summary.updated_at || 0, frame.preview.at);
+  if (frame.preview.author === "visitor" && frame.conversation !== store.active) {
+    store.unread.set(frame.conversation, frame.unread);
+  }
+  renderListSoon();
+}
+
 /**
  * The hub does not echo our own messages back to this connection: the `ack` is the
  * delivery. The line is built from what we sent, with the committed sequence.
@@ -303,6 +348,7 @@ function onAck(ack) {
 
 function onConversation(summary) {
   const before = summaryOf(summary.id);
+  if (summary.id !== store.active) store.unread.set(summary.id, summary.unread || 0);
   if (summary.state === "closed") {
     store.conversations.delete(summary.id);
     store.others.set(summary.id, summary);
@@ -521,6 +567,7 @@ function listItem(summary) {
     facts.push(t("assigned_to", { name: summary.agent.name || "" }));
   }
   if (summary.department) facts.push(t("department", { name: summary.department }));
+  const preview = summary.preview;
   return h("li", {
     class: `item state-${summary.state}${summary.id === store.active ? " active" : ""}${unread ? " unread" : ""}`,
     data: { id: summary.id, state: summary.state },
@@ -534,6 +581,7 @@ function listItem(summary) {
     h("span", { class: "item-name", dir: "auto", text: visitorName(summary) }),
     summary.priority ? h("span", { class: "badge priority", text: t("priority", { n: summary.priority }) }) : null,
     unread ? h("span", { class: "badge unread-count", text: number(unread) }) : null),
+  preview ? h("div", { class: "item-preview", dir: "auto", text: preview.text }) : null,
   h("div", { class: "item-facts" },
     h("span", { class: `state state-${summary.state}`, text: t(`state_${summary.state}`) }),
     facts.map((fact) => h("span", { text: fact })),
@@ -644,7 +692,32 @@ function unpin(id) {
     store.active = null;
     renderChat();
   }
+  forget(id);
   renderChatTabs();
+}
+
+/** Conversations whose window is kept at most; the least recently opened goes first. */
+const WINDOWS_KEPT = 12;
+/** Messages loaded per window, and per "earlier" page. */
+const WINDOW = 100;
+
+/** Drops a conversation's window and stops watching it (unless it is ours). */
+function forget(id) {
+  if (!store.loaded.delete(id)) return;
+  store.messages.delete(id);
+  store.older.delete(id);
+  const summary = summaryOf(id);
+  if (!(summary && isMine(summary))) live?.unwatch(id);
+}
+
+/** Marks `id` as the most recently opened window; forgets the oldest beyond the cap. */
+function touchWindow(id) {
+  store.loaded.delete(id);
+  store.loaded.add(id);
+  for (const old of [...store.loaded]) {
+    if (store.loaded.size <= WINDOWS_KEPT) break;
+    if (old !== store.active && !store.pinned.includes(old)) forget(old);
+  }
 }
 
 function onShortcut(event) {
@@ -679,22 +752,35 @@ async function openConversation(id) {
   }
 }
 
+/** Loads the last messages of a conversation and watches it (its stream comes live). */
 async function loadHistory(id) {
-  if (store.loaded.has(id)) return;
+  if (store.loaded.has(id)) {
+    touchWindow(id);
+    return;
+  }
   try {
-    let after = 0;
-    for (;;) {
-      const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ after, limit: 1000 })}`);
-      if (!summaryOf(id)) store.others.set(id, answer.conversation);
-      for (const message of answer.messages) {
-        onMessageQuiet(message);
-        after = Math.max(after, message.seq);
-      }
-      if (answer.messages.length < 1000) break;
-    }
-    store.loaded.add(id);
-    // Close the window between the REST answer and live delivery.
+    const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ before: Number.MAX_SAFE_INTEGER, limit: WINDOW })}`);
+    if (!summaryOf(id)) store.others.set(id, answer.conversation);
+    for (const message of answer.messages) onMessageQuiet(message);
+    store.older.set(id, answer.messages.length === WINDOW && answer.messages[0].seq > 1);
+    touchWindow(id);
+    // Watch it, closing the gap between the REST answer and live delivery.
     live?.raw({ type: "resume", conversation: id, after: lastSeq(id) });
+  } catch (err) {
+    toast(t("error", { message: err.message }));
+  }
+}
+
+/** Loads the page of messages before the window's first. */
+async function loadEarlier(id) {
+  const messages = store.messages.get(id);
+  if (!messages || messages.size === 0) return;
+  const first = Math.min(...messages.keys());
+  try {
+    const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ before: first, limit: WINDOW })}`);
+    for (const message of answer.messages) onMessageQuiet(message);
+    store.older.set(id, answer.messages.length === WINDOW && answer.messages[0].seq > 1);
+    if (store.active === id) renderMessages();
   } catch (err) {
     toast(t("error", { message: err.message }));
   }
@@ -809,7 +895,6 @@ function take(id) {
   // (Going online may assign this very chat from the backlog before the take arrives.)
   if ($("presence").value !== "online") {
     $("presence").value = "online";
-    localStorage.setItem("salam.presence", "online");
     live?.setPresence("online");
   }
   takeAsked = id;
@@ -870,6 +955,9 @@ function renderMessages() {
   const messages = [...(store.messages.get(id)?.values() || [])].sort((a, b) => a.seq - b.seq);
   const seenUpTo = store.visitorSeen.get(id) || 0;
   const nodes = messages.map((message, index) => messageNode(message, messages, index, seenUpTo));
+  if (store.older.get(id)) {
+    nodes.unshift(h("button", { id: "load-earlier", class: "link earlier", text: t("earlier"), on: { click: () => loadEarlier(id) } }));
+  }
   for (const [clientId, pending] of store.outbox) {
     if (pending.conversation !== id) continue;
     nodes.push(h("div", { class: `msg author-agent mine pending${pending.note ? " kind-note" : ""}`, data: { clientId } },
@@ -1125,11 +1213,7 @@ function loadBar(load, capacity) {
 
 function wire() {
   $("logout").addEventListener("click", logout);
-  $("presence").addEventListener("change", () => {
-    const presence = $("presence").value;
-    localStorage.setItem("salam.presence", presence);
-    live?.setPresence(presence);
-  });
+  $("presence").addEventListener("change", () => live?.setPresence($("presence").value));
   $("nav").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-view]");
     if (button) showView(button.dataset.view);

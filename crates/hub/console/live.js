@@ -2,7 +2,11 @@
 // - every reply is sent with a client_id and kept until its `ack`; after a reconnect
 //   the unacknowledged ones are sent again (the hub answers a resend with the
 //   original ack, so nothing doubles);
-// - every conversation we have history for is resumed from the last sequence seen.
+// - every conversation we have open is resumed (and so watched again) from the last
+//   sequence seen.
+// The hub keeps the agent's presence (the same in every console of theirs) and closes
+// the socket with 4001 when the session ended (sign in again) or 4003 when the agent's
+// role or sites changed (reconnect at once for the new scope).
 
 import { randomId } from "./dom.js";
 
@@ -10,12 +14,16 @@ const PING_MS = 20_000;
 const BACKOFF_MAX_MS = 15_000;
 /** Errors after which a send is worth retrying with the same client_id. */
 const RETRYABLE = new Set(["rate_limited", "store_unavailable", "internal"]);
+/** Close codes: the session ended (sign in again); the role or sites changed. */
+const SESSION_ENDED = 4001;
+const ACCESS_CHANGED = 4003;
 
 export class Live {
   /**
    * `handlers.frame(frame)` gets every frame from the hub; `handlers.status(s)` gets
    * "connecting", "connected" or "disconnected"; `handlers.welcome(frame)` runs after
-   * each greeting, before the resumes are sent; `lastSeq(id)` tells where to resume.
+   * each greeting, before the resumes are sent; `lastSeq(id)` tells where to resume;
+   * `handlers.ended()` runs when the hub ended the session.
    */
   constructor(handlers) {
     this.handlers = handlers;
@@ -24,7 +32,6 @@ export class Live {
     this.attempt = 0;
     this.stopped = false;
     this.ready = false;
-    this.presence = null;
   }
 
   start() {
@@ -66,13 +73,20 @@ export class Live {
       }
       this.handlers.frame(frame);
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
       this.ready = false;
       clearInterval(this.pingTimer);
       this.handlers.status("disconnected");
       if (this.stopped) return;
-      const delay = Math.min(BACKOFF_MAX_MS, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+      if (event.code === SESSION_ENDED) {
+        this.stop();
+        this.handlers.ended();
+        return;
+      }
+      const delay = event.code === ACCESS_CHANGED
+        ? 0
+        : Math.min(BACKOFF_MAX_MS, 500 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
       this.attempt += 1;
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
@@ -83,7 +97,6 @@ export class Live {
     this.ready = true;
     this.handlers.status("connected");
     this.handlers.welcome(frame);
-    if (this.presence) this.raw({ type: "presence", presence: this.presence });
     for (const conversation of this.handlers.resumable()) {
       this.raw({ type: "resume", conversation, after: this.handlers.lastSeq(conversation) });
     }
@@ -116,8 +129,13 @@ export class Live {
     return clientId;
   }
 
+  /** Chooses a presence; the hub keeps it and tells every console of the agent. */
   setPresence(presence) {
-    this.presence = presence;
     this.raw({ type: "presence", presence });
+  }
+
+  /** Stops the full stream of a conversation closed on screen. */
+  unwatch(conversation) {
+    this.raw({ type: "unwatch", conversation });
   }
 }

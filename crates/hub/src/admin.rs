@@ -1,13 +1,17 @@
-//! Admin endpoints: agent accounts, departments, sites, canned responses, and the
-//! follow-up of offline requests and alerts. Writes made with the cookie session need
-//! the CSRF header; admin actions are refused to agents with 403.
+//! Admin endpoints: agent accounts, sites and their settings, departments, canned
+//! responses, the bot's rules, and alerts. Every handler takes [`Admin`] (403 for an
+//! agent; a cookie-authenticated write needs the CSRF header). Changes to agents and
+//! sites go through the [`Authority`](crate::authority::Authority) and routing as soon
+//! as they are committed, so open consoles and routing see them at once.
 
-use crate::api::accessible_sites;
-use crate::http::{ApiError, authenticate, check_csrf};
-use crate::state::{AppState, now_ms};
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::extract::Admin;
+use crate::site::SiteSettings;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use salam_protocol::ErrorCode;
 use salam_store::{Agent, AgentRole, AgentUpdate, NewAgent, StoreError};
@@ -15,25 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 fn bad(message: &'static str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadField, message)
-}
-
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
-}
-
-/// Authenticates a state-changing admin request.
-async fn admin(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Agent, ApiError> {
-    let (agent, _, credential) = authenticate(state, headers).await?;
-    check_csrf(method, credential, headers)?;
-    if agent.role != AgentRole::Admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "admins only",
-        ));
-    }
-    Ok(agent)
+    ApiError::bad(message)
 }
 
 fn agent_json(agent: &Agent) -> serde_json::Value {
@@ -45,6 +31,7 @@ fn agent_json(agent: &Agent) -> serde_json::Value {
         "capacity": agent.capacity,
         "departments": agent.departments,
         "disabled": agent.disabled,
+        "all_sites": agent.all_sites,
         "site_ids": agent.site_ids,
     })
 }
@@ -68,195 +55,12 @@ fn clean_name(name: &str, max: usize) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// `GET /api/admin/agents`.
-pub async fn list_agents(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
-    let agents: Vec<_> = state
-        .store
-        .list_agents()
-        .await?
-        .iter()
-        .map(agent_json)
-        .collect();
-    Ok(Json(json!({ "agents": agents })).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct NewAgentRequest {
-    email: String,
-    name: String,
-    #[serde(default)]
-    role: Option<String>,
-    password: Option<String>,
-    capacity: Option<u32>,
-    #[serde(default)]
-    departments: Vec<String>,
-    site_ids: Option<Vec<String>>,
-}
-
-/// `POST /api/admin/agents`.
-pub async fn add_agent(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Option<Json<NewAgentRequest>>,
-) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
-    let Json(request) = body.ok_or_else(|| bad("send the agent as JSON"))?;
-    let email = request.email.trim().to_owned();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(bad("a valid e-mail address is required"));
-    }
-    let name = clean_name(&request.name, 100).ok_or_else(|| bad("a name is required"))?;
-    let role = AgentRole::parse(request.role.as_deref().unwrap_or("agent"))
-        .ok_or_else(|| bad("role must be agent or admin"))?;
-    let (password, generated) = match request.password {
-        Some(password) if password.chars().count() >= 8 => (password, false),
-        Some(_) => return Err(bad("the password needs at least 8 characters")),
-        None => (crate::auth::generate_password(), true),
-    };
-    let hash = tokio::task::spawn_blocking(move || {
-        crate::auth::hash_password(&password).map(|hash| (hash, password))
-    })
-    .await
-    .map_err(|_| bad("could not hash the password"))?
-    .map_err(|_| bad("could not hash the password"))?;
-    let site_ids = match request.site_ids {
-        Some(site_ids) => site_ids,
-        None => state
-            .store
-            .list_sites()
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect(),
-    };
-    let agent = state
-        .store
-        .create_agent(NewAgent {
-            email,
-            name,
-            role,
-            password_hash: hash.0,
-            site_ids,
-            capacity: request.capacity,
-            departments: request.departments,
-        })
-        .await
-        .map_err(conflict)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "agent": agent_json(&agent),
-            "password": generated.then_some(hash.1),
-        })),
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct AgentPatch {
-    name: Option<String>,
-    role: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    capacity: Option<Option<u32>>,
-    departments: Option<Vec<String>>,
-    disabled: Option<bool>,
-    site_ids: Option<Vec<String>>,
-}
-
 /// Tells `"capacity": null` (clear) from a missing field (unchanged).
 fn double_option<'de, D>(deserializer: D) -> Result<Option<Option<u32>>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     Option::<u32>::deserialize(deserializer).map(Some)
-}
-
-/// `PATCH /api/admin/agents/{id}`.
-pub async fn patch_agent(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Option<Json<AgentPatch>>,
-) -> Result<Response, ApiError> {
-    let me = admin(&state, &method, &headers).await?;
-    let Json(patch) = body.ok_or_else(|| bad("send the changes as JSON"))?;
-    let role = match patch.role.as_deref() {
-        Some(role) => {
-            Some(AgentRole::parse(role).ok_or_else(|| bad("role must be agent or admin"))?)
-        }
-        None => None,
-    };
-    if me.id == id && (patch.disabled == Some(true) || role == Some(AgentRole::Agent)) {
-        return Err(bad("you cannot disable or demote yourself"));
-    }
-    let update = AgentUpdate {
-        name: match patch.name {
-            Some(name) => Some(clean_name(&name, 100).ok_or_else(|| bad("a name is required"))?),
-            None => None,
-        },
-        role,
-        capacity: patch.capacity,
-        departments: patch.departments,
-        disabled: patch.disabled,
-        site_ids: patch.site_ids,
-    };
-    let agent = state.store.update_agent(&id, update).await?;
-    Ok(Json(json!({ "agent": agent_json(&agent) })).into_response())
-}
-
-/// `GET /api/departments`.
-pub async fn departments(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authenticate(&state, &headers).await?;
-    Ok(Json(json!({ "departments": state.store.departments().await? })).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct NameRequest {
-    name: String,
-}
-
-/// `POST /api/departments`.
-pub async fn add_department(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Option<Json<NameRequest>>,
-) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
-    let Json(request) = body.ok_or_else(|| bad("send {\"name\": ...}"))?;
-    let name = clean_name(&request.name, 60)
-        .map(|name| name.to_lowercase())
-        .ok_or_else(|| bad("a name is required"))?;
-    state.store.add_department(&name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
-}
-
-/// `DELETE /api/departments/{name}`.
-pub async fn remove_department(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
-    state.store.remove_department(&name).await?;
-    Ok(Json(json!({ "ok": true })).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct SiteRequest {
-    name: Option<String>,
-    origins: Option<Vec<String>>,
 }
 
 /// `*`, or `http(s)://host[:port]` with nothing after the host.
@@ -306,14 +110,228 @@ fn site_json(site: &salam_store::Site) -> serde_json::Value {
     })
 }
 
-/// `POST /api/sites`.
+/// `GET /api/admin/agents`.
+pub async fn list_agents(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let agents: Vec<_> = state
+        .store
+        .list_agents()
+        .await?
+        .iter()
+        .map(agent_json)
+        .collect();
+    Ok(Json(json!({ "agents": agents })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NewAgentRequest {
+    email: String,
+    name: String,
+    #[serde(default)]
+    role: Option<String>,
+    password: Option<String>,
+    capacity: Option<u32>,
+    #[serde(default)]
+    departments: Vec<String>,
+    /// Every site, including sites created later.
+    #[serde(default)]
+    all_sites: bool,
+    site_ids: Option<Vec<String>>,
+}
+
+/// The sites named must exist.
+async fn check_sites(state: &AppState, site_ids: &[String]) -> Result<(), ApiError> {
+    let known = state.authority.all_sites();
+    if site_ids
+        .iter()
+        .any(|site| known.binary_search(site).is_err())
+    {
+        return Err(bad("site_ids names a site that does not exist"));
+    }
+    Ok(())
+}
+
+/// The capacity a new agent gets without one of their own: the smallest default
+/// capacity their sites set, if any (else the hub's applies).
+async fn site_default_capacity(
+    state: &AppState,
+    site_ids: &[String],
+) -> Result<Option<u32>, ApiError> {
+    let mut capacity: Option<u32> = None;
+    for site_id in site_ids {
+        if let Some(site) = state.store.site_by_id(site_id).await?
+            && let Some(site_capacity) = SiteSettings::parse(&site.settings).default_capacity
+        {
+            capacity = Some(capacity.map_or(site_capacity, |c| c.min(site_capacity)));
+        }
+    }
+    Ok(capacity.map(|capacity| capacity.max(1)))
+}
+
+/// `POST /api/admin/agents`. Sites are never granted by accident: name them
+/// (`site_ids`) or ask for every site (`all_sites: true`).
+pub async fn add_agent(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Option<Json<NewAgentRequest>>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.ok_or_else(|| bad("send the agent as JSON"))?;
+    let email = request.email.trim().to_owned();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(bad("a valid e-mail address is required"));
+    }
+    let name = clean_name(&request.name, 100).ok_or_else(|| bad("a name is required"))?;
+    let role = AgentRole::parse(request.role.as_deref().unwrap_or("agent"))
+        .ok_or_else(|| bad("role must be agent or admin"))?;
+    let site_ids = match (request.all_sites, request.site_ids) {
+        (true, None) => Vec::new(),
+        (false, Some(site_ids)) => {
+            check_sites(&state, &site_ids).await?;
+            site_ids
+        }
+        (true, Some(_)) => return Err(bad("give either site_ids or all_sites, not both")),
+        (false, None) => {
+            return Err(bad(
+                "say which sites the agent works on: site_ids, or all_sites: true",
+            ));
+        }
+    };
+    let capacity = match request.capacity {
+        Some(capacity) => Some(capacity),
+        None => site_default_capacity(&state, &site_ids).await?,
+    };
+    let (password, generated) = match request.password {
+        Some(password) if password.chars().count() >= 8 => (password, false),
+        Some(_) => return Err(bad("the password needs at least 8 characters")),
+        None => (crate::auth::generate_password(), true),
+    };
+    let hash = tokio::task::spawn_blocking(move || {
+        crate::auth::hash_password(&password).map(|hash| (hash, password))
+    })
+    .await
+    .map_err(|_| bad("could not hash the password"))?
+    .map_err(|_| bad("could not hash the password"))?;
+    let agent = state
+        .store
+        .create_agent(NewAgent {
+            email,
+            name,
+            role,
+            password_hash: hash.0,
+            all_sites: request.all_sites,
+            site_ids,
+            capacity,
+            departments: request.departments,
+        })
+        .await
+        .map_err(conflict)?;
+    state.authority.agent_changed(&agent.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "agent": agent_json(&agent),
+            "password": generated.then_some(hash.1),
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AgentPatch {
+    name: Option<String>,
+    role: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    capacity: Option<Option<u32>>,
+    departments: Option<Vec<String>>,
+    disabled: Option<bool>,
+    all_sites: Option<bool>,
+    site_ids: Option<Vec<String>>,
+}
+
+/// `PATCH /api/admin/agents/{id}`: takes effect on the agent's open consoles and in
+/// routing at once (a disabled agent's sockets close; a narrowed role or site list
+/// makes them reconnect with the new scope).
+pub async fn patch_agent(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Admin(me): Admin,
+    body: Option<Json<AgentPatch>>,
+) -> Result<Response, ApiError> {
+    let Json(patch) = body.ok_or_else(|| bad("send the changes as JSON"))?;
+    let role = match patch.role.as_deref() {
+        Some(role) => {
+            Some(AgentRole::parse(role).ok_or_else(|| bad("role must be agent or admin"))?)
+        }
+        None => None,
+    };
+    if me.agent.id == id && (patch.disabled == Some(true) || role == Some(AgentRole::Agent)) {
+        return Err(bad("you cannot disable or demote yourself"));
+    }
+    if let Some(site_ids) = &patch.site_ids {
+        check_sites(&state, site_ids).await?;
+    }
+    let update = AgentUpdate {
+        name: match patch.name {
+            Some(name) => Some(clean_name(&name, 100).ok_or_else(|| bad("a name is required"))?),
+            None => None,
+        },
+        role,
+        capacity: patch.capacity,
+        departments: patch.departments,
+        disabled: patch.disabled,
+        all_sites: patch.all_sites,
+        site_ids: patch.site_ids,
+    };
+    let agent = state.store.update_agent(&id, update).await?;
+    state.authority.agent_changed(&agent.id).await?;
+    Ok(Json(json!({ "agent": agent_json(&agent) })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NameRequest {
+    name: String,
+}
+
+/// `POST /api/departments`.
+pub async fn add_department(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Option<Json<NameRequest>>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.ok_or_else(|| bad("send {\"name\": ...}"))?;
+    let name = clean_name(&request.name, 60)
+        .map(|name| name.to_lowercase())
+        .ok_or_else(|| bad("a name is required"))?;
+    state.store.add_department(&name).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
+}
+
+/// `DELETE /api/departments/{name}`.
+pub async fn remove_department(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    state.store.remove_department(&name).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SiteRequest {
+    name: Option<String>,
+    origins: Option<Vec<String>>,
+}
+
+/// `POST /api/sites`: agents of every site (and admins) work on it at once, with no
+/// reconnect.
 pub async fn add_site(
     State(state): State<AppState>,
-    method: Method,
+    _admin: Admin,
     headers: HeaderMap,
     body: Option<Json<SiteRequest>>,
 ) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
     let Json(request) = body.ok_or_else(|| bad("send {\"name\", \"origins\"}"))?;
     let name = clean_name(request.name.as_deref().unwrap_or(""), 100)
         .ok_or_else(|| bad("a name is required"))?;
@@ -322,6 +340,7 @@ pub async fn add_site(
         return Err(bad("at least one origin is required"));
     }
     let site = state.store.create_site(&name, &origins).await?;
+    announce_site(&state, &site).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "site": site_json(&site), "snippet": snippet(&headers, &site.key) })),
@@ -329,15 +348,28 @@ pub async fn add_site(
         .into_response())
 }
 
+/// A site was created or its settings changed: routing applies its policy, and the
+/// authority gives it to agents of every site.
+pub async fn announce_site(state: &AppState, site: &salam_store::Site) -> Result<(), StoreError> {
+    let policy = SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
+    state
+        .routing
+        .send(crate::routing::Command::Site {
+            site_id: site.id.clone(),
+            policy,
+        })
+        .await;
+    state.authority.sites_changed().await
+}
+
 /// `PATCH /api/sites/{id}`.
 pub async fn patch_site(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    method: Method,
+    _admin: Admin,
     headers: HeaderMap,
     body: Option<Json<SiteRequest>>,
 ) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
     let Json(request) = body.ok_or_else(|| bad("send the changes as JSON"))?;
     let name = match request.name {
         Some(name) => Some(clean_name(&name, 100).ok_or_else(|| bad("a name is required"))?),
@@ -354,13 +386,47 @@ pub async fn patch_site(
     )
 }
 
-/// `GET /api/canned`.
-pub async fn canned(
+/// `PUT /api/sites/{id}/settings`: replaces the site's settings; routing settings
+/// apply at once.
+pub async fn put_site_settings(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Path(id): Path<String>,
+    _admin: Admin,
+    body: Option<Json<SiteSettings>>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers).await?;
-    Ok(Json(json!({ "canned": state.store.canned().await? })).into_response())
+    let Some(Json(settings)) = body else {
+        return Err(bad("send the settings as JSON"));
+    };
+    state
+        .store
+        .site_by_id(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
+    state.store.update_site_settings(&id, &json).await?;
+    state
+        .routing
+        .send(crate::routing::Command::Site {
+            site_id: id.clone(),
+            policy: settings.routing_policy(&state.config.routing),
+        })
+        .await;
+    Ok(Json(json!({ "settings": settings })).into_response())
+}
+
+/// `POST /api/rules/reload`: reloads the rule files now.
+pub async fn reload_rules(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    Ok(match state.bot.reload() {
+        Ok(n_rules) => Json(json!({ "ok": true, "rules": n_rules })).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "ok": false, "errors": errors.lines().collect::<Vec<_>>() })),
+        )
+            .into_response(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -372,11 +438,9 @@ pub struct CannedRequest {
 /// `POST /api/canned`.
 pub async fn add_canned(
     State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Option<Json<CannedRequest>>,
 ) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
     let Json(request) = body.ok_or_else(|| bad("send {\"shortcut\", \"text\"}"))?;
     let shortcut = clean_name(request.shortcut.trim_start_matches('/'), 40)
         .ok_or_else(|| bad("a shortcut is required"))?;
@@ -395,29 +459,9 @@ pub async fn add_canned(
 pub async fn remove_canned(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    method: Method,
-    headers: HeaderMap,
+    _admin: Admin,
 ) -> Result<Response, ApiError> {
-    admin(&state, &method, &headers).await?;
     state.store.remove_canned(id).await?;
-    Ok(Json(json!({ "ok": true })).into_response())
-}
-
-/// `POST /api/offline-requests/{id}/done`.
-pub async fn offline_request_done(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, credential) = authenticate(&state, &headers).await?;
-    check_csrf(&method, credential, &headers)?;
-    let site_ids = accessible_sites(&state, &agent).await?;
-    let visible = state.store.offline_requests(&site_ids).await?;
-    if !visible.iter().any(|request| request.id == id) {
-        return Err(not_found());
-    }
-    state.store.offline_request_done(id, now_ms()).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -425,14 +469,11 @@ pub async fn offline_request_done(
 pub async fn acknowledge_alert(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    method: Method,
-    headers: HeaderMap,
+    Admin(me): Admin,
 ) -> Result<Response, ApiError> {
-    let agent = admin(&state, &method, &headers).await?;
-    let site_ids = accessible_sites(&state, &agent).await?;
-    let visible = state.store.alerts(&site_ids).await?;
+    let visible = state.store.alerts(&me.sites(&state)).await?;
     if !visible.iter().any(|alert| alert.id == id) {
-        return Err(not_found());
+        return Err(ApiError::not_found());
     }
     state.store.acknowledge_alert(id, now_ms()).await?;
     Ok(Json(json!({ "ok": true })).into_response())

@@ -1,58 +1,39 @@
-//! The REST API the console uses: conversations, visitors, agents, the queue, the bot's
-//! rules, offline requests, alerts and reports. Every handler authenticates, then
-//! checks that the agent may see the site (admins: all sites) and, for admin actions,
-//! the role. Another site's object answers 404, exactly like a missing one.
+//! The REST API the console reads: conversations, visitors, agents, the queue, the
+//! bot's rules, offline requests, alerts and reports. Every handler takes the caller
+//! as an extractor ([`SignedIn`] or [`Admin`]) and narrows to the sites the agent works
+//! on now; another site's object answers 404, exactly like a missing one. Routing
+//! views come from the published snapshot and never wait on the routing actor.
 
-use crate::http::{ApiError, Credential, authenticate, check_csrf};
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::extract::{Admin, SignedIn};
 use crate::site::SiteSettings;
-use crate::state::{AppState, now_ms};
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use salam_protocol::{ConversationState, ErrorCode};
-use salam_store::{Agent, AgentRole, ConversationFilter};
+use salam_store::{AgentRole, Conversation, ConversationFilter};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The sites an agent works on (admins: every site).
-pub async fn accessible_sites(state: &AppState, agent: &Agent) -> Result<Vec<String>, ApiError> {
-    Ok(if agent.role == AgentRole::Admin {
-        state
-            .store
-            .list_sites()
-            .await?
-            .into_iter()
-            .map(|site| site.id)
-            .collect()
-    } else {
-        agent.site_ids.clone()
-    })
-}
-
 fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
+    ApiError::not_found()
 }
 
-fn admin_only(agent: &Agent) -> Result<(), ApiError> {
-    if agent.role == AgentRole::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "admins only",
-        ))
+/// A conversation of one of the agent's sites (404 for another site's, like a missing
+/// one: no probing of ids).
+pub async fn visible_conversation(
+    state: &AppState,
+    me: &SignedIn,
+    id: &str,
+) -> Result<Conversation, ApiError> {
+    let found = state.store.conversation(id).await?.ok_or_else(not_found)?;
+    if !state.authority.sites_of(&me.agent).contains(&found.site_id) {
+        return Err(not_found());
     }
-}
-
-/// Narrows to one site when `site` is given (and accessible).
-fn narrow(site_ids: Vec<String>, site: Option<&String>) -> Result<Vec<String>, ApiError> {
-    match site {
-        Some(site) if site_ids.contains(site) => Ok(vec![site.clone()]),
-        Some(_) => Err(not_found()),
-        None => Ok(site_ids),
-    }
+    Ok(found)
 }
 
 #[derive(Deserialize)]
@@ -69,10 +50,9 @@ pub struct ListQuery {
 pub async fn conversations(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
     let mut filter = ConversationFilter {
         limit: query.limit.unwrap_or(200).min(500),
         query: query
@@ -87,7 +67,7 @@ pub async fn conversations(
         "open" => {}
         "mine" => {
             filter.state = Some(ConversationState::Assigned);
-            filter.agent_id = Some(agent.id.clone());
+            filter.agent_id = Some(me.agent.id.clone());
         }
         other => {
             filter.state = Some(ConversationState::parse(other).ok_or_else(|| {
@@ -109,13 +89,9 @@ pub async fn conversations(
 pub async fn conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let found = state.store.conversation(&id).await?.ok_or_else(not_found)?;
-    if !agent.can_access(&found.site_id) {
-        return Err(not_found());
-    }
+    let found = visible_conversation(&state, &me, &id).await?;
     let visitor = state.store.visitor(&found.visitor_id).await?;
     let past: Vec<_> = state
         .store
@@ -141,74 +117,122 @@ pub async fn conversation(
 }
 
 #[derive(Deserialize)]
-pub struct SiteQuery {
-    site: Option<String>,
+pub struct HistoryQuery {
+    /// Messages after this sequence (oldest first)...
+    #[serde(default)]
+    after: u64,
+    /// ...or the last `limit` before this one (a window that pages backwards).
+    before: Option<u64>,
+    limit: Option<u32>,
 }
 
-/// One part of each accessible site's routing snapshot, keyed by site id.
-async fn per_site(
-    state: &AppState,
-    query: &SiteQuery,
-    headers: &HeaderMap,
-    part: fn(crate::routing::Snapshot) -> serde_json::Value,
+/// `GET /api/conversations/{id}/messages?after=SEQ|before=SEQ&limit=N`.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(state, headers).await?;
-    let site_ids = narrow(accessible_sites(state, &agent).await?, query.site.as_ref())?;
+    let conversation = visible_conversation(&state, &me, &id).await?;
+    let limit = query.limit.unwrap_or(500).clamp(1, 1000);
+    let messages = match query.before {
+        Some(before) => state.store.messages_before(&id, before, limit).await?,
+        None => state.store.messages_after(&id, query.after, limit).await?,
+    };
+    Ok(Json(json!({
+        "conversation": conversation.summary(),
+        "messages": messages,
+    }))
+    .into_response())
+}
+
+/// One part of each accessible site's routing view, keyed by site id.
+fn per_site(
+    state: &AppState,
+    me: &SignedIn,
+    site: Option<&String>,
+    part: fn(&crate::routing::SiteView) -> serde_json::Value,
+) -> Result<Response, ApiError> {
+    let view = state.routing.view();
     let mut sites = serde_json::Map::new();
-    for site_id in site_ids {
-        let snapshot = state.routing.snapshot(&site_id).await;
-        sites.insert(site_id, part(snapshot));
+    for site_id in me.narrow(state, site)? {
+        let site_view = view.site(&site_id);
+        sites.insert(site_id, part(&site_view));
     }
     Ok(Json(json!({ "sites": sites })).into_response())
 }
 
-/// `GET /api/agents?site=ID`: agents with presence and load, per site.
+/// `GET /api/agents?site=ID`: agents with presence and load, per site (load and
+/// capacity count every site of the agent).
 pub async fn agents(
     State(state): State<AppState>,
     Query(query): Query<SiteQuery>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    per_site(&state, &query, &headers, |snapshot| json!(snapshot.agents)).await
+    per_site(&state, &me, query.site.as_ref(), |view| json!(view.agents))
 }
 
 /// `GET /api/queue?site=ID`: the queue, in order, with expected waits.
 pub async fn queue(
     State(state): State<AppState>,
     Query(query): Query<SiteQuery>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    per_site(&state, &query, &headers, |snapshot| json!(snapshot.queue)).await
+    per_site(&state, &me, query.site.as_ref(), |view| json!(view.queue))
+}
+
+/// `GET /api/departments`.
+pub async fn departments(
+    State(state): State<AppState>,
+    _me: SignedIn,
+) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "departments": state.store.departments().await? })).into_response())
+}
+
+/// `GET /api/canned`.
+pub async fn canned(State(state): State<AppState>, _me: SignedIn) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "canned": state.store.canned().await? })).into_response())
+}
+
+/// `POST /api/offline-requests/{id}/done`.
+pub async fn offline_request_done(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    me: SignedIn,
+) -> Result<Response, ApiError> {
+    let visible = state.store.offline_requests(&me.sites(&state)).await?;
+    if !visible.iter().any(|request| request.id == id) {
+        return Err(not_found());
+    }
+    state.store.offline_request_done(id, now_ms()).await?;
+    Ok(Json(json!({ "ok": true })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SiteQuery {
+    site: Option<String>,
 }
 
 /// `GET /api/offline-requests`: callbacks to follow up.
 pub async fn offline_requests(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = accessible_sites(&state, &agent).await?;
+    let site_ids = me.sites(&state);
     let requests = state.store.offline_requests(&site_ids).await?;
     Ok(Json(json!({ "requests": requests })).into_response())
 }
 
 /// `GET /api/alerts` (admins): low-satisfaction alerts.
-pub async fn alerts(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    admin_only(&agent)?;
-    let site_ids = accessible_sites(&state, &agent).await?;
+pub async fn alerts(State(state): State<AppState>, Admin(me): Admin) -> Result<Response, ApiError> {
+    let site_ids = me.sites(&state);
     let alerts = state.store.alerts(&site_ids).await?;
     Ok(Json(json!({ "alerts": alerts })).into_response())
 }
 
 /// `GET /api/sites` (admins: all; agents: theirs).
-pub async fn sites(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
+pub async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
+    let agent = &me.agent;
     let sites: Vec<_> = state
         .store
         .list_sites()
@@ -229,42 +253,8 @@ pub async fn sites(
     Ok(Json(json!({ "sites": sites })).into_response())
 }
 
-/// `PUT /api/sites/{id}/settings` (admins): replaces the site's settings.
-pub async fn put_site_settings(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    body: Option<Json<SiteSettings>>,
-) -> Result<Response, ApiError> {
-    let (agent, _, credential) = authenticate(&state, &headers).await?;
-    check_csrf(&method, credential, &headers)?;
-    admin_only(&agent)?;
-    let Some(Json(settings)) = body else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadField,
-            "send the settings as JSON",
-        ));
-    };
-    state.store.site_by_id(&id).await?.ok_or_else(not_found)?;
-    let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
-    state.store.update_site_settings(&id, &json).await?;
-    state
-        .routing
-        .send(crate::routing::Command::SiteSettingsChanged {
-            site_id: id.clone(),
-        })
-        .await;
-    Ok(Json(json!({ "settings": settings })).into_response())
-}
-
 /// `GET /api/rules`: the rules in force (read-only) and the last reload error.
-pub async fn rules(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authenticate(&state, &headers).await?;
+pub async fn rules(State(state): State<AppState>, _me: SignedIn) -> Result<Response, ApiError> {
     let rules = state.bot.current();
     let listed: Vec<_> = rules
         .rules()
@@ -300,10 +290,9 @@ pub struct TryRequest {
 /// `POST /api/rules/try`: what the bot would decide for a sentence.
 pub async fn try_rules(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _me: SignedIn,
     body: Option<Json<TryRequest>>,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers).await?;
     let Some(Json(request)) = body else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -318,25 +307,6 @@ pub async fn try_rules(
         request.lang.as_deref(),
     ))
     .into_response())
-}
-
-/// `POST /api/rules/reload` (admins): reloads the rule files now.
-pub async fn reload_rules(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, credential) = authenticate(&state, &headers).await?;
-    check_csrf(&method, credential, &headers)?;
-    admin_only(&agent)?;
-    Ok(match state.bot.reload() {
-        Ok(n_rules) => Json(json!({ "ok": true, "rules": n_rules })).into_response(),
-        Err(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "ok": false, "errors": errors.lines().collect::<Vec<_>>() })),
-        )
-            .into_response(),
-    })
 }
 
 #[derive(Deserialize)]
@@ -362,10 +332,9 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 pub async fn reports(
     State(state): State<AppState>,
     Query(query): Query<RangeQuery>,
-    headers: HeaderMap,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let site_ids = narrow(accessible_sites(&state, &agent).await?, query.site.as_ref())?;
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
     let to = query.to.unwrap_or_else(now_ms);
     let from = query.from.unwrap_or(to - 30 * 24 * 3_600_000);
     let bot = state.store.bot_report(&site_ids, from, to).await?;
@@ -438,7 +407,8 @@ pub async fn widget_settings(State(state): State<AppState>, Path(key): Path<Stri
     };
     let settings = SiteSettings::parse(&site.settings);
     let open = settings.is_open(now_ms());
-    let online = open && state.routing.snapshot(&site.id).await.anyone_online();
+    // From the published routing view: never waits on the routing actor.
+    let online = open && state.routing.view().site(&site.id).anyone_online();
     (
         cors,
         [(header::CACHE_CONTROL, "no-cache")],
@@ -457,9 +427,4 @@ pub async fn widget_settings(State(state): State<AppState>, Path(key): Path<Stri
         })),
     )
         .into_response()
-}
-
-/// Keeps the credential type in use (cookie sessions need CSRF headers on writes).
-pub fn uses_cookie(credential: Credential) -> bool {
-    credential == Credential::Cookie
 }

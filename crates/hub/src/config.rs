@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Every setting of the hub. `docs/configuration.md` is generated from the same
-/// defaults (see [`Config::default_toml`]).
+/// Every setting of the hub, with its default; `salam defaults` prints them all as TOML
+/// (see [`Config::default_toml`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -22,7 +22,7 @@ pub struct Config {
     pub auth: Auth,
     pub demo: Demo,
     pub bot: Bot,
-    pub routing: crate::routing::RoutingConfig,
+    pub routing: RoutingConfig,
 }
 
 /// The bot.
@@ -62,7 +62,7 @@ pub struct Limits {
     /// Open WebSocket connections at most; further upgrades get HTTP 503.
     pub max_connections: u32,
     /// Frames queued for one slow visitor before it is told to resync and dropped
-    /// (agents, who receive their whole site, get eight times as many).
+    /// (agents, who receive summaries of their whole sites, get eight times as many).
     pub outbound_queue: u32,
 }
 
@@ -128,7 +128,7 @@ impl Default for Config {
             auth: Auth::default(),
             demo: Demo::default(),
             bot: Bot::default(),
-            routing: crate::routing::RoutingConfig::default(),
+            routing: RoutingConfig::default(),
         }
     }
 }
@@ -185,6 +185,43 @@ impl Default for Demo {
         Demo {
             enabled: true,
             origins: Vec::new(),
+        }
+    }
+}
+
+/// Routing (`[routing]`). A site's own settings override the default capacity of new
+/// agents, the first-response target and the accept timeout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Concurrent chats per agent, across all their sites, unless the agent has their
+    /// own capacity.
+    pub default_capacity: u32,
+    /// Seconds an agent keeps their chats after their last socket drops.
+    pub grace_secs: u32,
+    /// First-response target in seconds; a chat past it gets its priority raised.
+    pub first_response_target_secs: u32,
+    /// How much a missed target raises the priority.
+    pub sla_priority_boost: i32,
+    /// Priority of a VIP visitor's conversation.
+    pub vip_priority: i32,
+    /// Close a conversation after this many seconds without a message (0: never).
+    pub auto_close_secs: u32,
+    /// When set, an agent must accept a chat within this many seconds or it passes to
+    /// the next agent (0: chats are assigned directly).
+    pub accept_timeout_secs: u32,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> RoutingConfig {
+        RoutingConfig {
+            default_capacity: 5,
+            grace_secs: 60,
+            first_response_target_secs: 60,
+            sla_priority_boost: 10,
+            vip_priority: 20,
+            auto_close_secs: 30 * 60,
+            accept_timeout_secs: 0,
         }
     }
 }

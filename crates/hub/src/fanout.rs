@@ -1,9 +1,17 @@
-//! Delivery fan-out: who receives which event.
+//! Delivery fan-out by subscription: who receives which event.
 //!
-//! The hub publishes every event to a [`Bus`]. The single-node bus ([`LocalBus`]) hands
-//! it straight to this process's [`Registry`] of connections; a multi-hub deployment
-//! would put Redis or NATS behind the same trait and have every hub's registry deliver
-//! what arrives. Connections subscribe to conversations (visitors) or to sites (agents).
+//! Every event is published on a [`Topic`]:
+//! - a **conversation**: its full stream (messages, typing, seen, state changes). Its
+//!   visitor's connections follow it, and so do the connections of the agent it is
+//!   assigned to and of agents who watch it (opened it on their screen);
+//! - a **site**: summaries for every agent of the site (`conversation`, `activity` and
+//!   `agents` frames), or alerts for its admins;
+//! - an **agent**: one agent's connections (offers, their own presence).
+//!
+//! The hub publishes to a [`Bus`]. The single-node bus ([`LocalBus`]) hands events
+//! straight to this process's [`Registry`]; the registry knows which topics have local
+//! subscribers, which is also the hook a bus between hubs needs (subscribe to a topic
+//! on the first local subscriber, unsubscribe on the last).
 //!
 //! Delivery never waits: each connection has a bounded queue, and a connection whose
 //! queue is full is *kicked* (told to resync and closed) instead of slowing the
@@ -11,7 +19,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
-use salam_protocol::{Message, MessageKind};
+use salam_protocol::Message;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc};
@@ -45,54 +53,53 @@ pub struct OwnAck {
     pub json: Utf8Bytes,
 }
 
-/// Who may receive an event.
+/// Who on a conversation receives an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    /// The conversation's visitor connections and the site's agents.
-    Everyone,
-    /// Only agents (internal notes, queue updates).
+pub enum Followers {
+    /// The visitor's connections and the agents following it.
+    All,
+    /// Only the visitor's connections (queue positions, forms).
+    Visitors,
+    /// Only the agents following it.
     Agents,
-    /// Only the visitor's connections.
-    Visitor,
-    /// Only the site's admins (alerts).
-    Admins,
+}
+
+/// Where an event goes.
+#[derive(Debug, Clone)]
+pub enum Topic {
+    /// A conversation's followers.
+    Conversation {
+        conversation: Arc<str>,
+        followers: Followers,
+    },
+    /// Every agent connection of a site (`admins`: only the admins'), except those that
+    /// follow `skip_followers_of` (they have the full stream of that conversation).
+    Site {
+        site: Arc<str>,
+        admins: bool,
+        skip_followers_of: Option<Arc<str>>,
+    },
+    /// One agent's connections.
+    Agent(Arc<str>),
 }
 
 /// One event to deliver.
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub site_id: Arc<str>,
-    pub conversation: Option<Arc<str>>,
-    pub audience: Audience,
+    pub topic: Topic,
     /// The connection that caused it, which does not receive it back (typing).
     pub skip_connection: Option<u64>,
     pub payload: Outbound,
 }
 
-impl Event {
-    /// A committed message, to everyone who may see it.
-    pub fn message(site_id: &str, message: Message) -> Event {
-        let audience = if message.kind == MessageKind::Note {
-            Audience::Agents
-        } else {
-            Audience::Everyone
-        };
-        let json: Utf8Bytes = salam_protocol::ServerFrame::Message(message.clone())
-            .to_json()
-            .into();
-        Event {
-            site_id: site_id.into(),
-            conversation: Some(message.conversation.as_str().into()),
-            audience,
-            skip_connection: None,
-            payload: Outbound::Message(Arc::new(message), json),
-        }
-    }
-}
-
 /// Publishes events. Implementations must not block.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, event: Event);
+    /// Whether an event on `topic` would reach anyone, so a publisher can skip building
+    /// it (a bus between hubs that cannot tell answers `true`).
+    fn has_subscribers(&self, _topic: &Topic) -> bool {
+        true
+    }
 }
 
 /// The single-node bus: delivers in this process.
@@ -110,6 +117,17 @@ impl Bus for LocalBus {
     fn publish(&self, event: Event) {
         self.registry.deliver(&event);
     }
+
+    fn has_subscribers(&self, topic: &Topic) -> bool {
+        self.registry.has_subscribers(topic)
+    }
+}
+
+/// Which side a connection is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Visitor,
+    Agent,
 }
 
 /// A connection's mailbox as the registry sees it.
@@ -121,8 +139,9 @@ pub struct Mailbox {
     pub sender: mpsc::Sender<Box<Outbound>>,
     /// Notified when the mailbox overflowed: the connection must resync.
     pub kick: Arc<Notify>,
-    /// An admin's connection (receives `Audience::Admins`).
+    /// An admin's connection (receives alerts).
     pub admin: bool,
+    pub side: Side,
 }
 
 impl Mailbox {
@@ -141,36 +160,220 @@ impl Mailbox {
     }
 }
 
-/// The connections of this process, by conversation (visitors) and by site (agents).
+/// Why an agent connection follows a conversation (a bit set; it stops following when
+/// no reason is left).
+pub mod reason {
+    /// The visitor's own conversation.
+    pub const OWNER: u8 = 1;
+    /// Assigned to the connection's agent.
+    pub const ASSIGNED: u8 = 2;
+    /// Opened on the agent's screen (`resume` until `unwatch`).
+    pub const WATCHING: u8 = 4;
+}
+
+#[derive(Clone)]
+struct Follower {
+    mailbox: Mailbox,
+    reasons: u8,
+}
+
+/// What one connection is subscribed to, for cleanup.
+#[derive(Default)]
+struct Subscriptions {
+    conversations: Vec<Arc<str>>,
+    sites: Vec<Arc<str>>,
+    agent: Option<Arc<str>>,
+}
+
+/// The subscriptions of this process's connections.
 #[derive(Default)]
 pub struct Registry {
-    conversations: DashMap<Arc<str>, Vec<Mailbox>>,
+    conversations: DashMap<Arc<str>, Vec<Follower>>,
     sites: DashMap<Arc<str>, Vec<Mailbox>>,
+    agents: DashMap<Arc<str>, Vec<Mailbox>>,
+    connections: DashMap<u64, Subscriptions>,
     /// Events dropped because a receiver was too slow.
     pub kicks: AtomicU64,
 }
 
 impl Registry {
-    pub fn subscribe_conversation(&self, conversation: &str, mailbox: Mailbox) {
-        let mut entry = self.conversations.entry(conversation.into()).or_default();
-        if !entry.iter().any(|m| m.connection == mailbox.connection) {
-            entry.push(mailbox);
+    /// `mailbox` follows `conversation` for `why` (a [`reason`] bit).
+    pub fn follow(&self, conversation: &str, mailbox: &Mailbox, why: u8) {
+        let key: Arc<str> = conversation.into();
+        let mut entry = self.conversations.entry(key.clone()).or_default();
+        match entry
+            .iter_mut()
+            .find(|follower| follower.mailbox.connection == mailbox.connection)
+        {
+            Some(follower) => follower.reasons |= why,
+            None => {
+                entry.push(Follower {
+                    mailbox: mailbox.clone(),
+                    reasons: why,
+                });
+                drop(entry);
+                self.connections
+                    .entry(mailbox.connection)
+                    .or_default()
+                    .conversations
+                    .push(key);
+            }
         }
     }
 
-    pub fn subscribe_site(&self, site_id: &str, mailbox: Mailbox) {
-        let mut entry = self.sites.entry(site_id.into()).or_default();
-        if !entry.iter().any(|m| m.connection == mailbox.connection) {
-            entry.push(mailbox);
+    /// Drops reason `why` of `connection` on `conversation`; it stops following when no
+    /// reason is left.
+    pub fn unfollow(&self, conversation: &str, connection: u64, why: u8) {
+        let mut gone = false;
+        let now_empty = match self.conversations.get_mut(conversation) {
+            Some(mut entry) => {
+                entry.retain_mut(|follower| {
+                    if follower.mailbox.connection == connection {
+                        follower.reasons &= !why;
+                        gone = follower.reasons == 0;
+                        !gone
+                    } else {
+                        true
+                    }
+                });
+                entry.is_empty()
+            }
+            None => false,
+        };
+        if now_empty {
+            self.conversations
+                .remove_if(conversation, |_, entry| entry.is_empty());
+        }
+        if gone && let Some(mut subscriptions) = self.connections.get_mut(&connection) {
+            subscriptions
+                .conversations
+                .retain(|followed| &**followed != conversation);
         }
     }
 
-    pub fn unsubscribe_conversation(&self, conversation: &str, connection: u64) {
-        Self::remove(&self.conversations, conversation, connection);
+    /// Whether `connection` follows `conversation` for reason `why`.
+    pub fn follows(&self, conversation: &str, connection: u64, why: u8) -> bool {
+        self.conversations.get(conversation).is_some_and(|entry| {
+            entry.iter().any(|follower| {
+                follower.mailbox.connection == connection && follower.reasons & why != 0
+            })
+        })
+    }
+
+    /// Every connection of `agent` follows `conversation` (it was assigned to them).
+    pub fn attach_agent(&self, conversation: &str, agent: &str) {
+        let mailboxes: Vec<Mailbox> = self
+            .agents
+            .get(agent)
+            .map(|entry| entry.clone())
+            .unwrap_or_default();
+        for mailbox in &mailboxes {
+            self.follow(conversation, mailbox, reason::ASSIGNED);
+        }
+    }
+
+    /// The connections of `agent` stop following `conversation` unless they watch it.
+    pub fn detach_agent(&self, conversation: &str, agent: &str) {
+        let connections: Vec<u64> = self
+            .agents
+            .get(agent)
+            .map(|entry| entry.iter().map(|mailbox| mailbox.connection).collect())
+            .unwrap_or_default();
+        for connection in connections {
+            self.unfollow(conversation, connection, reason::ASSIGNED);
+        }
+    }
+
+    /// An agent connection: receives `agent`'s own events.
+    pub fn register_agent(&self, agent: &str, mailbox: &Mailbox) {
+        let key: Arc<str> = agent.into();
+        let mut entry = self.agents.entry(key.clone()).or_default();
+        if !entry.iter().any(|m| m.connection == mailbox.connection) {
+            entry.push(mailbox.clone());
+        }
+        drop(entry);
+        self.connections
+            .entry(mailbox.connection)
+            .or_default()
+            .agent = Some(key);
+    }
+
+    pub fn subscribe_site(&self, site_id: &str, mailbox: &Mailbox) {
+        let key: Arc<str> = site_id.into();
+        let mut entry = self.sites.entry(key.clone()).or_default();
+        if entry.iter().any(|m| m.connection == mailbox.connection) {
+            return;
+        }
+        entry.push(mailbox.clone());
+        drop(entry);
+        self.connections
+            .entry(mailbox.connection)
+            .or_default()
+            .sites
+            .push(key);
     }
 
     pub fn unsubscribe_site(&self, site_id: &str, connection: u64) {
         Self::remove(&self.sites, site_id, connection);
+        if let Some(mut subscriptions) = self.connections.get_mut(&connection) {
+            subscriptions.sites.retain(|site| &**site != site_id);
+        }
+    }
+
+    /// Whether an event on `topic` would reach a connection of this process.
+    pub fn has_subscribers(&self, topic: &Topic) -> bool {
+        match topic {
+            Topic::Conversation { conversation, .. } => {
+                self.conversations.contains_key(conversation)
+            }
+            Topic::Agent(agent) => self.agents.contains_key(agent),
+            Topic::Site {
+                site,
+                admins,
+                skip_followers_of,
+            } => {
+                let Some(entry) = self.sites.get(site) else {
+                    return false;
+                };
+                let followers: Vec<u64> = match skip_followers_of {
+                    Some(conversation) => self
+                        .conversations
+                        .get(conversation)
+                        .map(|entry| entry.iter().map(|f| f.mailbox.connection).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                entry.iter().any(|mailbox| {
+                    (!*admins || mailbox.admin) && !followers.contains(&mailbox.connection)
+                })
+            }
+        }
+    }
+
+    /// Removes a closed connection from everything it subscribed to.
+    pub fn drop_connection(&self, connection: u64) {
+        let Some((_, subscriptions)) = self.connections.remove(&connection) else {
+            return;
+        };
+        for conversation in &subscriptions.conversations {
+            let now_empty = match self.conversations.get_mut(conversation) {
+                Some(mut entry) => {
+                    entry.retain(|follower| follower.mailbox.connection != connection);
+                    entry.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                self.conversations
+                    .remove_if(conversation, |_, entry| entry.is_empty());
+            }
+        }
+        for site in &subscriptions.sites {
+            Self::remove(&self.sites, site, connection);
+        }
+        if let Some(agent) = &subscriptions.agent {
+            Self::remove(&self.agents, agent, connection);
+        }
     }
 
     fn remove(map: &DashMap<Arc<str>, Vec<Mailbox>>, key: &str, connection: u64) {
@@ -186,32 +389,67 @@ impl Registry {
         }
     }
 
-    /// Hands `event` to every subscribed mailbox allowed to see it. Never waits; the
-    /// map guard is dropped before returning and never held across an await.
-    pub fn deliver(&self, event: &Event) {
-        let offer = |mailboxes: &Vec<Mailbox>| {
-            for mailbox in mailboxes {
-                if Some(mailbox.connection) == event.skip_connection
-                    || (event.audience == Audience::Admins && !mailbox.admin)
-                {
-                    continue;
-                }
-                if mailbox.sender.capacity() == 0 {
-                    self.kicks.fetch_add(1, Ordering::Relaxed);
-                }
-                mailbox.offer(event.payload.clone());
-            }
-        };
-        if !matches!(event.audience, Audience::Agents | Audience::Admins)
-            && let Some(conversation) = &event.conversation
-            && let Some(mailboxes) = self.conversations.get(conversation)
-        {
-            offer(&mailboxes);
+    fn offer(&self, mailbox: &Mailbox, event: &Event) {
+        if Some(mailbox.connection) == event.skip_connection {
+            return;
         }
-        if event.audience != Audience::Visitor
-            && let Some(mailboxes) = self.sites.get(&event.site_id)
-        {
-            offer(&mailboxes);
+        if mailbox.sender.capacity() == 0 {
+            self.kicks.fetch_add(1, Ordering::Relaxed);
+        }
+        mailbox.offer(event.payload.clone());
+    }
+
+    /// Hands `event` to every subscribed mailbox allowed to see it. Never waits; the
+    /// map guards are dropped before returning and never held across an await.
+    pub fn deliver(&self, event: &Event) {
+        match &event.topic {
+            Topic::Conversation {
+                conversation,
+                followers,
+            } => {
+                if let Some(entry) = self.conversations.get(conversation) {
+                    for follower in entry.iter() {
+                        let wanted = match followers {
+                            Followers::All => true,
+                            Followers::Visitors => follower.mailbox.side == Side::Visitor,
+                            Followers::Agents => follower.mailbox.side == Side::Agent,
+                        };
+                        if wanted {
+                            self.offer(&follower.mailbox, event);
+                        }
+                    }
+                }
+            }
+            Topic::Site {
+                site,
+                admins,
+                skip_followers_of,
+            } => {
+                let Some(entry) = self.sites.get(site) else {
+                    return;
+                };
+                let followers: Vec<u64> = match skip_followers_of {
+                    Some(conversation) => self
+                        .conversations
+                        .get(conversation)
+                        .map(|entry| entry.iter().map(|f| f.mailbox.connection).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                for mailbox in entry.iter() {
+                    if (*admins && !mailbox.admin) || followers.contains(&mailbox.connection) {
+                        continue;
+                    }
+                    self.offer(mailbox, event);
+                }
+            }
+            Topic::Agent(agent) => {
+                if let Some(entry) = self.agents.get(agent) {
+                    for mailbox in entry.iter() {
+                        self.offer(mailbox, event);
+                    }
+                }
+            }
         }
     }
 }

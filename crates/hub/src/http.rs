@@ -1,210 +1,76 @@
-//! HTTP: the router, WebSocket upgrades, the REST API and the pages.
+//! HTTP: the router, the WebSocket upgrades and the pages. The REST handlers live in
+//! [`crate::api`] (reads), [`crate::admin`] (admin writes) and [`crate::account`]
+//! (the agent's own account); identity and permission are extractors
+//! ([`crate::extract`]).
 
 use crate::agent::AgentEndpoint;
-use crate::state::{AppState, now_ms};
+use crate::error::ApiError;
+use crate::extract::SignedIn;
+use crate::state::AppState;
 use crate::visitor::{VisitorEndpoint, origin_allowed};
-use crate::ws::{self, Side};
-use axum::extract::{Path, Query, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use crate::ws;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::{delete, get, patch, post, put};
 use salam_protocol::ErrorCode;
-use salam_store::{Agent, StoreError};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "salam_session";
-/// Cookie-authenticated state-changing requests must carry this header (a page on
-/// another origin cannot set it without a CORS preflight, which the hub never grants).
-pub const CSRF_HEADER: &str = "x-salam-csrf";
-
 /// Builds the router. Tests call this directly.
 pub fn app(state: AppState) -> Router {
+    use crate::{account, admin, api, assets};
     Router::new()
         .route("/", get(demo_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws/visitor", get(visitor_socket))
         .route("/ws/agent", get(agent_socket))
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/conversations", get(crate::api::conversations))
-        .route("/api/conversations/{id}", get(crate::api::conversation))
-        .route("/api/conversations/{id}/messages", get(history))
-        .route("/api/agents", get(crate::api::agents))
-        .route("/api/queue", get(crate::api::queue))
-        .route("/api/offline-requests", get(crate::api::offline_requests))
-        .route("/api/alerts", get(crate::api::alerts))
-        .route(
-            "/api/sites",
-            get(crate::api::sites).post(crate::admin::add_site),
-        )
-        .route(
-            "/api/sites/{id}/settings",
-            axum::routing::put(crate::api::put_site_settings),
-        )
-        .route("/api/rules", get(crate::api::rules))
-        .route("/api/rules/try", post(crate::api::try_rules))
-        .route("/api/rules/reload", post(crate::api::reload_rules))
-        .route("/api/reports", get(crate::api::reports))
-        .route("/api/widget/{key}", get(crate::api::widget_settings))
+        .route("/api/login", post(account::login))
+        .route("/api/logout", post(account::logout))
+        .route("/api/me", get(account::me))
+        .route("/api/me/password", post(account::change_password))
+        .route("/api/conversations", get(api::conversations))
+        .route("/api/conversations/{id}", get(api::conversation))
+        .route("/api/conversations/{id}/messages", get(api::history))
+        .route("/api/agents", get(api::agents))
+        .route("/api/queue", get(api::queue))
+        .route("/api/offline-requests", get(api::offline_requests))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/sites", get(api::sites).post(admin::add_site))
+        .route("/api/sites/{id}", patch(admin::patch_site))
+        .route("/api/sites/{id}/settings", put(admin::put_site_settings))
+        .route("/api/rules", get(api::rules))
+        .route("/api/rules/try", post(api::try_rules))
+        .route("/api/rules/reload", post(admin::reload_rules))
+        .route("/api/reports", get(api::reports))
+        .route("/api/widget/{key}", get(api::widget_settings))
         .route(
             "/api/admin/agents",
-            get(crate::admin::list_agents).post(crate::admin::add_agent),
+            get(admin::list_agents).post(admin::add_agent),
         )
-        .route(
-            "/api/admin/agents/{id}",
-            axum::routing::patch(crate::admin::patch_agent),
-        )
+        .route("/api/admin/agents/{id}", patch(admin::patch_agent))
         .route(
             "/api/departments",
-            get(crate::admin::departments).post(crate::admin::add_department),
+            get(api::departments).post(admin::add_department),
         )
-        .route(
-            "/api/departments/{name}",
-            axum::routing::delete(crate::admin::remove_department),
-        )
-        .route(
-            "/api/sites/{id}",
-            axum::routing::patch(crate::admin::patch_site),
-        )
-        .route(
-            "/api/canned",
-            get(crate::admin::canned).post(crate::admin::add_canned),
-        )
-        .route(
-            "/api/canned/{id}",
-            axum::routing::delete(crate::admin::remove_canned),
-        )
+        .route("/api/departments/{name}", delete(admin::remove_department))
+        .route("/api/canned", get(api::canned).post(admin::add_canned))
+        .route("/api/canned/{id}", delete(admin::remove_canned))
         .route(
             "/api/offline-requests/{id}/done",
-            post(crate::admin::offline_request_done),
+            post(api::offline_request_done),
         )
-        .route(
-            "/api/alerts/{id}/ack",
-            post(crate::admin::acknowledge_alert),
-        )
-        .route("/console", get(crate::assets::console_index))
-        .route("/console/", get(crate::assets::console_index))
-        .route("/console/{file}", get(crate::assets::console_asset))
-        .route("/widget.js", get(crate::assets::loader))
-        .route("/widget/{file}", get(crate::assets::file))
+        .route("/api/alerts/{id}/ack", post(admin::acknowledge_alert))
+        .route("/console", get(assets::console_index))
+        .route("/console/", get(assets::console_index))
+        .route("/console/{file}", get(assets::console_asset))
+        .route("/widget.js", get(assets::loader))
+        .route("/widget/{file}", get(assets::file))
         .with_state(state)
-}
-
-/// An API error: an HTTP status and a stable code; causes are logged, never sent.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: ErrorCode,
-    message: &'static str,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: ErrorCode, message: &'static str) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message,
-        }
-    }
-
-    fn unauthorized() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "sign in first",
-        )
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> ApiError {
-        tracing::warn!(error = %err, "api request failed in the store");
-        let code = crate::service::store_code(&err);
-        let status = match code {
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, code, "request failed")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "error": self.code.as_str(), "message": self.message })),
-        )
-            .into_response()
-    }
-}
-
-/// How a request was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    Cookie,
-    Bearer,
-}
-
-fn session_token(headers: &HeaderMap) -> Option<(String, Credential)> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        && let Some(token) = value.strip_prefix("Bearer ")
-    {
-        return Some((token.trim().to_owned(), Credential::Bearer));
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, token)| (token.to_owned(), Credential::Cookie))
-}
-
-/// The signed-in agent, from the session cookie or a bearer token.
-pub async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Agent, String, Credential), ApiError> {
-    let (token, credential) = session_token(headers).ok_or_else(ApiError::unauthorized)?;
-    if token.is_empty() || token.len() > 200 {
-        return Err(ApiError::unauthorized());
-    }
-    let hash = crate::auth::session_hash(&token);
-    let agent = state
-        .store
-        .session_agent(&hash, now_ms())
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    Ok((agent, hash, credential))
-}
-
-/// CSRF check for state-changing requests made with the cookie.
-pub fn check_csrf(
-    method: &Method,
-    credential: Credential,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
-    if credential == Credential::Cookie
-        && *method != Method::GET
-        && headers.get(CSRF_HEADER).is_none()
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            "missing the x-salam-csrf header",
-        ));
-    }
-    Ok(())
 }
 
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
@@ -290,11 +156,8 @@ async fn visitor_socket(
             .visitor_connections
             .fetch_add(1, Ordering::Relaxed);
         let endpoint = VisitorEndpoint::new(origin, user_agent);
-        tracing::Instrument::instrument(
-            ws::run(state.clone(), socket, Side::Visitor, connection, endpoint),
-            span,
-        )
-        .await;
+        tracing::Instrument::instrument(ws::run(state.clone(), socket, connection, endpoint), span)
+            .await;
         state
             .metrics
             .visitor_connections
@@ -308,16 +171,20 @@ async fn agent_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let agent = match authenticate(&state, &headers).await {
-        Ok((agent, _, _)) => agent,
+    let me = match SignedIn::from_headers(&state, &headers).await {
+        Ok(me) => me,
         Err(err) => return err.into_response(),
+    };
+    let grants = match state.authority.watch(&me.agent.id).await {
+        Ok(grants) => grants,
+        Err(err) => return ApiError::from(err).into_response(),
     };
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return overloaded(&state);
     };
     let connection = state.next_connection_id();
     tune(&state, upgrade).on_upgrade(move |socket| async move {
-        let span = tracing::info_span!("ws", kind = "agent", connection, agent = %agent.id);
+        let span = tracing::info_span!("ws", kind = "agent", connection, agent = %me.agent.id);
         state
             .metrics
             .agent_connections
@@ -326,9 +193,8 @@ async fn agent_socket(
             ws::run(
                 state.clone(),
                 socket,
-                Side::Agent,
                 connection,
-                AgentEndpoint::new(agent),
+                AgentEndpoint::new(grants, me.session),
             ),
             span,
         )
@@ -339,157 +205,6 @@ async fn agent_socket(
             .fetch_sub(1, Ordering::Relaxed);
         drop(permit);
     })
-}
-
-#[derive(Deserialize)]
-struct LoginRequest {
-    email: String,
-    password: String,
-}
-
-fn agent_json(agent: &Agent) -> serde_json::Value {
-    json!({
-        "id": agent.id,
-        "email": agent.email,
-        "name": agent.name,
-        "role": agent.role.as_str(),
-        "site_ids": agent.site_ids,
-    })
-}
-
-async fn login(State(state): State<AppState>, body: Option<Json<LoginRequest>>) -> Response {
-    let Some(Json(request)) = body else {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadField,
-            "send JSON {\"email\": ..., \"password\": ...}",
-        )
-        .into_response();
-    };
-    let found = match state.store.agent_by_email(&request.email).await {
-        Ok(found) => found,
-        Err(err) => return ApiError::from(err).into_response(),
-    };
-    // Hashing runs on the blocking pool: argon2 is deliberately slow.
-    let password = request.password;
-    let verified = tokio::task::spawn_blocking(move || match found {
-        Some((agent, hash))
-            if !agent.disabled && crate::auth::verify_password(&password, &hash) =>
-        {
-            Some(agent)
-        }
-        Some(_) => None,
-        None => {
-            // Spend the same time for an unknown e-mail, so timing does not tell.
-            let _ = crate::auth::verify_password(&password, dummy_hash());
-            None
-        }
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(agent) = verified else {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "wrong e-mail or password",
-        )
-        .into_response();
-    };
-    let token = crate::auth::random_token(32);
-    let max_age_secs = state.config.auth.session_hours as i64 * 3600;
-    let expires_at = now_ms() + max_age_secs * 1000;
-    if let Err(err) = state
-        .store
-        .create_session(&crate::auth::session_hash(&token), &agent.id, expires_at)
-        .await
-    {
-        return ApiError::from(err).into_response();
-    }
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
-        if state.config.auth.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        }
-    );
-    let mut response = Json(json!({
-        "token": token,
-        "expires_at": expires_at,
-        "agent": agent_json(&agent),
-    }))
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// An argon2id hash of a random password, to equalise login timing.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        crate::auth::hash_password(&crate::auth::generate_password()).unwrap_or_default()
-    })
-}
-
-async fn logout(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (_, hash, credential) = authenticate(&state, &headers).await?;
-    check_csrf(&method, credential, &headers)?;
-    state.store.delete_session(&hash).await?;
-    let mut response = Json(json!({ "ok": true })).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("salam_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
-    Ok(response)
-}
-
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    Ok(Json(agent_json(&agent)).into_response())
-}
-
-#[derive(Deserialize)]
-struct HistoryQuery {
-    #[serde(default)]
-    after: u64,
-    limit: Option<u32>,
-}
-
-async fn history(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<HistoryQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (agent, _, _) = authenticate(&state, &headers).await?;
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "no such conversation",
-        )
-    };
-    let conversation = state.store.conversation(&id).await?.ok_or_else(not_found)?;
-    if !agent.can_access(&conversation.site_id) {
-        // Same answer as for a missing one: no probing of other sites' ids.
-        return Err(not_found());
-    }
-    let messages = state
-        .store
-        .messages_after(&id, query.after, query.limit.unwrap_or(500).min(1000))
-        .await?;
-    Ok(Json(json!({
-        "conversation": conversation.summary(),
-        "messages": messages,
-    }))
-    .into_response())
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

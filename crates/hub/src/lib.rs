@@ -3,38 +3,56 @@
 //! Key design decision: **commit, then acknowledge, then relay.** A frame from a client
 //! is decoded into a closed enum ([`salam_protocol`]), checked, and — if it carries a
 //! message — committed through the store's group-commit writer before the sender gets
-//! its `ack` and before anyone else sees it. Delivery goes through a [`fanout::Bus`] to
-//! per-connection bounded mailboxes; each connection's send task restores sequence
-//! order and fills gaps from the store, so a client sees every message once, in order,
-//! live or after `resume`.
+//! its `ack` and before anyone else sees it. Delivery goes through a [`fanout::Bus`] by
+//! subscription to per-connection bounded mailboxes; each connection's send task
+//! restores sequence order and fills gaps from the store, so a client sees every
+//! message once, in order, live or after `resume`.
 //!
-//! The parts:
-//! - [`config`]: typed settings with documented defaults (file → env → flags);
-//! - [`auth`]: signed visitor tokens, argon2id passwords, session tokens;
-//! - [`http`]: the axum router, upgrades, REST API and pages;
-//! - [`ws`]: the connection loop shared by both endpoints (size and rate checks,
-//!   ordered delivery, heartbeats, shutdown);
-//! - [`visitor`] and [`agent`]: the two endpoints' frame handlers;
-//! - [`service`]: conversation operations shared by the endpoints;
-//! - [`fanout`]: the delivery bus and the registry of connections;
-//! - [`metrics`]: counters for `/metrics`.
+//! The parts, from the edge inwards:
+//! - [`http`]: the axum router, the WebSocket upgrades and the pages; [`api`] (reads),
+//!   [`admin`] (admin writes) and [`account`] (sign-in, password) are the REST
+//!   handlers, with identity and permission as extractors ([`extract`]) and one error
+//!   type ([`error`]);
+//! - [`ws`]: the connection loop shared by both endpoints (size, decode, rate, `ping`
+//!   and handshake checks written once; ordered delivery, heartbeats, shutdown);
+//! - [`visitor`] and [`agent`]: the two endpoints, one module per frame type;
+//! - [`conversation`]: conversation operations shared by the endpoints, REST and timers
+//!   (commit, ack, publish; hand-off and close as compare-and-set transitions);
+//!   [`triage`]: the bot's turn;
+//! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
+//!   open sockets watch;
+//! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
+//! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
+//!   subscriptions;
+//! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
+//!   [`metrics`], [`assets`], [`clock`].
 
+pub mod account;
 pub mod admin;
 pub mod agent;
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod authority;
 pub mod bot;
+pub mod clock;
 pub mod config;
+pub mod conversation;
+pub mod error;
+pub mod extract;
 pub mod fanout;
 pub mod http;
 pub mod metrics;
+pub mod publish;
 pub mod routing;
-pub mod service;
 pub mod site;
 pub mod state;
+pub mod triage;
 pub mod visitor;
 pub mod ws;
+
+#[cfg(test)]
+mod tests;
 
 use crate::auth::Secret;
 use crate::config::Config;
@@ -96,24 +114,34 @@ impl Hub {
         )
         .ok_or(HubError::Secret)?;
         let first_start = bootstrap(&store, &config).await?;
+        let store: Arc<dyn Store> = Arc::new(store);
         let registry = Arc::new(Registry::default());
-        let bus = Arc::new(LocalBus::new(registry.clone()));
+        let bus: Arc<dyn fanout::Bus> = Arc::new(LocalBus::new(registry.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bot = Arc::new(bot::BotEngine::load(&config.bot.rules_dir).map_err(HubError::Rules)?);
         let (routing, routing_runner) = routing::channel();
-        let routing_config = config.routing.clone();
+        routing_runner.spawn(
+            router_config(&config.routing),
+            routing::executor::Executor {
+                store: store.clone(),
+                bus: bus.clone(),
+                registry: registry.clone(),
+            },
+            shutdown_rx.clone(),
+        );
+        let authority = Arc::new(authority::Authority::load(store.clone(), routing.clone()).await?);
         let poll = Duration::from_millis(config.bot.reload_poll_ms.max(100));
         let state = AppState::new(state::Parts {
             config,
-            store: Arc::new(store),
+            store,
             secret,
             registry,
             bus,
             shutdown: shutdown_rx.clone(),
             bot: bot.clone(),
             routing,
+            authority,
         });
-        routing_runner.spawn(state.clone(), routing_config);
         bot.watch(poll, shutdown_rx);
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
@@ -197,12 +225,6 @@ async fn bootstrap(store: &SqliteStore, config: &Config) -> Result<FirstStart, H
     if store.count_agents().await? == 0 {
         let password = auth::generate_password();
         let hash = auth::hash_password(&password).map_err(|err| HubError::Hash(err.to_string()))?;
-        let site_ids = store
-            .list_sites()
-            .await?
-            .into_iter()
-            .map(|site| site.id)
-            .collect();
         let email = "admin@salam.local".to_owned();
         store
             .create_agent(NewAgent {
@@ -210,7 +232,8 @@ async fn bootstrap(store: &SqliteStore, config: &Config) -> Result<FirstStart, H
                 name: "Admin".into(),
                 role: AgentRole::Admin,
                 password_hash: hash,
-                site_ids,
+                all_sites: true,
+                site_ids: Vec::new(),
                 capacity: None,
                 departments: Vec::new(),
             })
@@ -220,45 +243,52 @@ async fn bootstrap(store: &SqliteStore, config: &Config) -> Result<FirstStart, H
     Ok(first_start)
 }
 
-/// After a restart: queued conversations go back in their queues, and assigned ones to
-/// their agents (who get the grace period to reconnect).
+/// The routing settings of the hub.
+pub fn router_config(hub: &config::RoutingConfig) -> salam_routing::RouterConfig {
+    salam_routing::RouterConfig {
+        default_capacity: hub.default_capacity.max(1),
+        grace_ms: hub.grace_secs as u64 * 1000,
+        default_policy: site::SiteSettings::default().routing_policy(hub),
+        sla_priority_boost: hub.sla_priority_boost,
+        ..salam_routing::RouterConfig::default()
+    }
+}
+
+/// After a start: routing is rebuilt from the database (sites and their policies,
+/// agents and the status they chose, queued and assigned conversations). Agents with
+/// assigned chats get the grace period to reconnect.
 async fn restore_routing(state: &AppState) -> Result<(), HubError> {
     use salam_protocol::ConversationState;
-    for conversation in state
+    let sites = state
+        .store
+        .list_sites()
+        .await?
+        .into_iter()
+        .map(|site| {
+            let policy =
+                site::SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
+            (site.id, policy)
+        })
+        .collect();
+    let agents = state.store.list_agents().await?;
+    let mut conversations = state
         .store
         .conversations_in_state(ConversationState::Assigned)
-        .await?
-    {
-        let Some(agent_id) = &conversation.agent_id else {
-            continue;
-        };
-        if let Some(agent) = state.store.agent_by_id(agent_id).await? {
-            state
-                .routing
-                .send(routing::Command::Restore {
-                    agent,
-                    site_id: conversation.site_id.clone(),
-                    conversation: conversation.id.clone(),
-                    department: conversation.department.clone(),
-                })
-                .await;
-        }
-    }
-    for conversation in state
-        .store
-        .conversations_in_state(ConversationState::Queued)
-        .await?
-    {
+        .await?;
+    conversations.extend(
         state
-            .routing
-            .send(routing::Command::HandOff {
-                site_id: conversation.site_id.clone(),
-                conversation: conversation.id.clone(),
-                department: conversation.department.clone(),
-                priority: conversation.priority,
-            })
-            .await;
-    }
+            .store
+            .conversations_in_state(ConversationState::Queued)
+            .await?,
+    );
+    state
+        .routing
+        .send(routing::Command::Restore(Box::new(routing::Restore {
+            sites,
+            agents,
+            conversations,
+        })))
+        .await;
     Ok(())
 }
 
@@ -278,7 +308,7 @@ fn spawn_auto_close(state: AppState) {
                 _ = shutdown.changed() => return,
                 _ = ticker.tick() => {}
             }
-            let before = state::now_ms() - idle_ms;
+            let before = clock::now_ms() - idle_ms;
             let idle = match state.store.idle_conversations(before, 200).await {
                 Ok(idle) => idle,
                 Err(err) => {
@@ -286,20 +316,13 @@ fn spawn_auto_close(state: AppState) {
                     continue;
                 }
             };
-            for conversation in idle {
-                let reason = format!(
-                    "closed after {} minutes without activity",
-                    seconds.div_ceil(60)
-                );
-                if let Err(err) = service::close(
-                    &state,
-                    &conversation,
-                    conversation.agent_id.as_deref(),
-                    &reason,
-                )
-                .await
-                {
-                    tracing::warn!(conversation = %conversation.id, error = %err, "auto-close failed");
+            let reason = format!(
+                "closed after {} minutes without activity",
+                seconds.div_ceil(60)
+            );
+            for idle in idle {
+                if let Err(err) = conversation::close(&state, &idle.id, &reason).await {
+                    tracing::warn!(conversation = %idle.id, error = %err, "auto-close failed");
                 }
             }
         }

@@ -91,7 +91,8 @@ enum AgentCommand {
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
-        /// Public key of a site this agent works on (repeatable; default: every site).
+        /// Public key of a site this agent works on (repeatable; default: every site,
+        /// including sites added later).
         #[arg(long = "site")]
         sites: Vec<String>,
     },
@@ -242,15 +243,9 @@ async fn agent_add(
     }
     std::fs::create_dir_all(&config.data)?;
     let store = open_store(config)?;
+    // No --site: every site, including sites added later (an explicit membership).
+    let all_sites = site_keys.is_empty();
     let mut site_ids = Vec::new();
-    if site_keys.is_empty() {
-        site_ids = store
-            .list_sites()
-            .await?
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-    }
     for key in site_keys {
         let site = store
             .site_by_key(&key)
@@ -276,6 +271,7 @@ async fn agent_add(
             name,
             role,
             password_hash: hash,
+            all_sites,
             site_ids,
             capacity: None,
             departments: Vec::new(),

@@ -100,8 +100,9 @@ pub struct SiteSettings {
     pub bot: bool,
     /// The site's user ids (from `identify`) that skip the bot and get raised priority.
     pub vip_user_ids: Vec<String>,
-    /// Concurrent chats per agent on this site unless the agent has their own capacity
-    /// (absent: the hub's `routing.default_capacity`).
+    /// The capacity given to an agent created for this site without one of their own
+    /// (absent: the hub's `routing.default_capacity` applies). An agent's capacity is
+    /// one number across all their sites.
     pub default_capacity: Option<u32>,
     /// First-response target in seconds (absent: the hub's, 60 by default).
     pub first_response_target_secs: Option<u32>,
@@ -133,6 +134,19 @@ impl SiteSettings {
     /// Parses stored settings; anything unreadable falls back to the defaults.
     pub fn parse(json: &str) -> SiteSettings {
         serde_json::from_str(json).unwrap_or_default()
+    }
+
+    /// The routing policy of the site: its own accept timeout and first-response
+    /// target, else the hub's.
+    pub fn routing_policy(&self, hub: &crate::config::RoutingConfig) -> salam_routing::SitePolicy {
+        let target_secs = self
+            .first_response_target_secs
+            .unwrap_or(hub.first_response_target_secs);
+        let accept_secs = self.accept_timeout_secs.unwrap_or(hub.accept_timeout_secs);
+        salam_routing::SitePolicy {
+            accept_timeout_ms: (accept_secs > 0).then_some(accept_secs as u64 * 1000),
+            first_response_target_ms: (target_secs > 0).then_some(target_secs as u64 * 1000),
+        }
     }
 
     /// Whether the site is open now (always, without business hours).

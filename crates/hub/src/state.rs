@@ -23,8 +23,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The bot's rules (swappable at run time).
     pub bot: Arc<crate::bot::BotEngine>,
-    /// The routing actor.
+    /// The routing actor and its published views.
     pub routing: crate::routing::Routing,
+    /// The owner of agent authority (roles, sites, sessions).
+    pub authority: Arc<crate::authority::Authority>,
     /// One permit per open WebSocket: bounds connections.
     pub connections: Arc<Semaphore>,
     /// Flips to `true` when the hub shuts down.
@@ -49,6 +51,7 @@ pub struct Parts {
     pub shutdown: watch::Receiver<bool>,
     pub bot: Arc<crate::bot::BotEngine>,
     pub routing: crate::routing::Routing,
+    pub authority: Arc<crate::authority::Authority>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
             metrics: Metrics::default(),
             bot: parts.bot,
             routing: parts.routing,
+            authority: parts.authority,
             connections: Arc::new(Semaphore::new(permits)),
             shutdown: parts.shutdown,
             next_connection: AtomicU64::new(1),
@@ -84,12 +88,4 @@ impl AppState {
             burst: limits.burst,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch (the hub's one clock).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -26,6 +26,8 @@
 //! - [`idle`]: many idle visitor connections, for the server's memory per connection
 //!   and the connection set-up rate.
 //! - [`bot`]: visitors asking the hub's bot questions, for question → answer latency.
+//! - [`handoff`]: a storm of hand-offs at once, for routing throughput and the
+//!   latency of the routing views (`/api/widget/{key}`, `/api/agents`) meanwhile.
 //! - [`probe`]: server CPU time and resident memory from `/proc`.
 //! - [`report`]: latency summaries and the measured window shared by the runs.
 //!
@@ -39,6 +41,7 @@
 pub mod bot;
 pub mod client;
 pub mod echo;
+pub mod handoff;
 pub mod idle;
 pub mod probe;
 pub mod pusher;

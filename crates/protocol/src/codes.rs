@@ -49,6 +49,9 @@ pub enum ErrorCode {
     Overloaded,
     /// An unexpected server-side failure; details are in the hub's log, never here.
     Internal,
+    /// Agents: their role or sites were narrowed while connected; the socket closes
+    /// (code 4003) and a reconnect gets the new scope.
+    AccessChanged,
 }
 
 impl ErrorCode {
@@ -75,6 +78,7 @@ impl ErrorCode {
             ErrorCode::Resync => "resync",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::AccessChanged => "access_changed",
         }
     }
 }

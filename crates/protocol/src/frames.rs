@@ -121,11 +121,18 @@ pub enum FormKind {
 pub enum AgentFrame {
     /// First frame on every connection.
     Hello { v: u32 },
-    /// Same as the visitor's `resume`, for any conversation of the agent's site.
+    /// Same as the visitor's `resume`, for any conversation of the agent's sites; it
+    /// also *watches* the conversation: its live messages, typing and seen frames come
+    /// to this connection until `unwatch` (an agent receives the full stream only of the
+    /// conversations assigned to them and of those they watch; of the rest of their
+    /// sites they get summaries: `conversation` and `activity` frames).
     Resume {
         conversation: ConversationId,
         after: u64,
     },
+    /// Stops watching a conversation (the console closed it). Conversations assigned to
+    /// the agent keep coming.
+    Unwatch { conversation: ConversationId },
     /// A reply into `conversation` (`note: true` for an internal note that visitors
     /// never receive).
     Send {
@@ -150,7 +157,8 @@ pub enum AgentFrame {
     /// The agent switches between `online` (gets new chats) and `away` (keeps their
     /// chats, gets no new ones).
     Presence { presence: Presence },
-    /// The agent takes a queued conversation by hand.
+    /// The agent takes an open conversation by hand: one with the bot (the bot goes
+    /// silent), one in the queue, or another agent's (taking it over).
     Take { conversation: ConversationId },
     /// The agent accepts a conversation offered to them (when the hub asks agents to
     /// accept within a time limit).
@@ -178,6 +186,10 @@ fn is_false(value: &bool) -> bool {
 }
 
 fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }
 
@@ -306,11 +318,45 @@ impl ConversationState {
     }
 }
 
+/// The last text or note of a conversation, as its summary shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// Who wrote it.
+    pub author: AuthorKind,
+    /// The first characters of the text (at most 140).
+    pub text: String,
+    /// Commit time, milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl Preview {
+    /// The longest preview, in characters.
+    pub const MAX_CHARS: usize = 140;
+
+    /// The preview of a message text: its first [`Preview::MAX_CHARS`] characters.
+    pub fn of(author: AuthorKind, text: &str, at: i64) -> Preview {
+        Preview {
+            author,
+            text: text.chars().take(Preview::MAX_CHARS).collect(),
+            at,
+        }
+    }
+}
+
 /// A conversation as listed to its visitor or to agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationSummary {
     pub id: ConversationId,
+    /// The site's id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub site: String,
     pub state: ConversationState,
+    /// Agents: visitor messages since an agent last read the conversation or replied.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub unread: u32,
+    /// Agents: the last text or note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
     /// The highest sequence committed so far (0 when empty).
     pub last_seq: u64,
     /// The visitor (for agents; the visitor's own entry for a visitor).
@@ -366,6 +412,12 @@ pub enum ServerFrame {
         /// The hub pings idle connections; a client should ping at least this often.
         heartbeat_secs: u32,
         limits: Limits,
+        /// Agents: the ids of the sites they work on now.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sites: Vec<String>,
+        /// Agents: their presence now (the same in every open console of theirs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence: Option<Presence>,
     },
     /// The message with `client_id` is committed as `seq` of `conversation`.
     /// `duplicate` is true when this `client_id` had already been committed: nothing
@@ -398,8 +450,20 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// Agents: a conversation of the site was created or changed.
+    /// Agents: a conversation of their sites was created or changed state.
     Conversation { conversation: ConversationSummary },
+    /// Agents: a message was committed in a conversation of their sites (the summary's
+    /// preview and unread count moved). Sent for every message, also of conversations
+    /// whose full stream the connection does not receive.
+    Activity {
+        conversation: ConversationId,
+        site: String,
+        last_seq: u64,
+        preview: Preview,
+        unread: u32,
+    },
+    /// Agents: their own presence changed (in this console or another of theirs).
+    Presence { presence: Presence },
     /// The replay asked for by `resume` is complete; `last_seq` is the last sequence
     /// replayed (or the caller's `after` when there was nothing newer).
     Resumed {
@@ -420,15 +484,21 @@ pub enum ServerFrame {
         conversation: ConversationId,
         form: FormKind,
     },
-    /// Agents: `conversation` is offered to `agent`, who must `accept` it before
-    /// `deadline` (milliseconds since the epoch) or it passes to the next agent.
+    /// Agents: `conversation` is offered to `agent` (sent to that agent's consoles),
+    /// who must `accept` it before `deadline` (milliseconds since the epoch) or it
+    /// passes to the next agent.
     Offer {
         conversation: ConversationId,
         agent: String,
         deadline: i64,
     },
-    /// Agents: the site's agents with presence and load, on every change.
-    Agents { agents: Vec<AgentStatus> },
+    /// Agents: the agents of one of their sites with presence and load (load and
+    /// capacity count every site of the agent), on every change.
+    Agents {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        site: String,
+        agents: Vec<AgentStatus>,
+    },
     /// Admins: an alert (a satisfaction score of 1 or 2, ...).
     Alert {
         id: i64,

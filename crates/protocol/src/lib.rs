@@ -8,7 +8,11 @@
 //! becomes a [`DecodeError`] carrying a stable [`ErrorCode`], never a panic.
 //!
 //! The crate depends only on `serde` and `serde_json` and builds for
-//! `wasm32-unknown-unknown`, so the widget shares these exact types with the hub.
+//! `wasm32-unknown-unknown`. The widget uses its enums (states, kinds, error codes) but
+//! reads and writes frames with a small codec of its own (no `serde_json` in the WASM),
+//! which its tests check against this crate's serde in both directions; the console's
+//! JavaScript and the load generator speak the same frames, as `docs/protocol.md`
+//! documents them.
 //!
 //! `docs/protocol.md` at the repository root shows an example of every frame; the unit
 //! tests below check that those examples decode.

@@ -126,6 +126,7 @@ fn error_code_names_match_serde() {
         ErrorCode::Resync,
         ErrorCode::Overloaded,
         ErrorCode::Internal,
+        ErrorCode::AccessChanged,
     ];
     for code in codes {
         let json = serde_json::to_string(&code).unwrap();

@@ -4,5 +4,6 @@
 mod support;
 // One test (or data table) per routing rule.
 mod rules;
-// Random operation sequences with invariants checked after every step.
+// Random operation sequences across three sites that share agents, with every invariant
+// checked after every step; restores from a projection of the state.
 mod properties;

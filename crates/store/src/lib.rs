@@ -2,13 +2,20 @@
 //!
 //! Key design decision: **one writer, many readers, and acknowledgement only after
 //! commit.** Every write goes to a dedicated writer thread through a bounded queue. The
-//! writer drains whatever is waiting (up to a batch limit), runs each job inside its own
-//! `SAVEPOINT` of one `BEGIN IMMEDIATE` transaction, commits once, and only then answers
-//! each caller. So a burst of N messages costs one commit, a failing job cannot spoil
-//! its neighbours, and a caller never hears "ok" for something that is not on disk.
-//! Sequence numbers are assigned inside that transaction, which makes them gap-free per
-//! conversation; a resend with the same client id finds the committed row and returns it
-//! instead of writing another.
+//! writer drains whatever is waiting (up to a batch limit), runs the jobs inside one
+//! `BEGIN IMMEDIATE` transaction, commits once, and only then answers each caller. So a
+//! burst of N messages costs one commit and a caller never hears "ok" for something
+//! that is not on disk. Most jobs run in their own `SAVEPOINT`, so a failing one cannot
+//! spoil its neighbours; message appends (the hot path) run without one, and an append
+//! that fails after writing rolls back the whole batch, whose callers all get a
+//! retryable error (never a half-done job committed). Sequence numbers are assigned
+//! inside that transaction, which makes them gap-free per conversation; a resend with
+//! the same client id finds the committed row and returns it instead of writing another.
+//!
+//! Conversation states change only by **compare-and-set** ([`Store::transition`]: from
+//! one of these states to that one, with its system line in the same transaction), so a
+//! stale decision (an assignment racing a close) is refused, never applied over a newer
+//! state.
 //!
 //! Reads run on a small pool of separate connections (SQLite WAL mode lets them proceed
 //! while the writer commits).
@@ -25,7 +32,7 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 use async_trait::async_trait;
 use salam_protocol::{
     Author, AuthorKind, ConversationState, ConversationSummary, Message, MessageKind, PageInfo,
-    QuickReply,
+    Presence, Preview, QuickReply,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +59,10 @@ pub enum StoreError {
     /// Data in the database is not what the code expects.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The conversation is no longer in the state the write expected (see
+    /// [`NewMessage::only_in`]); nothing was written.
+    #[error("conversation is now {0:?}")]
+    StateChanged(ConversationState),
 }
 
 /// A site: one website that embeds the widget.
@@ -120,7 +131,9 @@ pub struct AgentUpdate {
     /// `Some(None)` clears the capacity (the hub's default applies).
     pub capacity: Option<Option<u32>>,
     pub departments: Option<Vec<String>>,
+    /// `true` deletes every session of the agent too.
     pub disabled: Option<bool>,
+    pub all_sites: Option<bool>,
     pub site_ids: Option<Vec<String>>,
 }
 
@@ -220,19 +233,30 @@ pub struct Agent {
     pub email: String,
     pub name: String,
     pub role: AgentRole,
-    /// Sites this agent works on. Admins may act on every site.
+    /// Works on every site, including sites created later (admins always do).
+    pub all_sites: bool,
+    /// Sites this agent works on when not [`Agent::all_sites`].
     pub site_ids: Vec<String>,
     pub disabled: bool,
-    /// Concurrent chats at most (`None`: the hub's default).
+    /// Concurrent chats at most, across all their sites (`None`: the hub's default).
     pub capacity: Option<u32>,
     /// Departments this agent serves (every agent also serves the general queue).
     pub departments: Vec<String>,
+    /// The status the agent chose last: `Online` or `Away` (what they are when they
+    /// next connect).
+    pub presence: Presence,
 }
 
 impl Agent {
+    /// Whether this agent works on every site (an admin, or an explicit "all sites"
+    /// membership).
+    pub fn every_site(&self) -> bool {
+        self.role == AgentRole::Admin || self.all_sites
+    }
+
     /// Whether this agent may see the data of `site_id`.
     pub fn can_access(&self, site_id: &str) -> bool {
-        self.role == AgentRole::Admin || self.site_ids.iter().any(|id| id == site_id)
+        self.every_site() || self.site_ids.iter().any(|id| id == site_id)
     }
 
     /// The agent as the author of a message.
@@ -252,6 +276,8 @@ pub struct NewAgent {
     pub name: String,
     pub role: AgentRole,
     pub password_hash: String,
+    /// Every site, including sites created later.
+    pub all_sites: bool,
     pub site_ids: Vec<String>,
     pub capacity: Option<u32>,
     pub departments: Vec<String>,
@@ -272,6 +298,12 @@ pub struct Conversation {
     pub priority: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When it last joined a queue.
+    pub queued_at: Option<i64>,
+    /// Visitor messages since an agent last read the conversation or replied.
+    pub unread: u32,
+    /// The last text or note (its author and first characters).
+    pub preview: Option<Preview>,
 }
 
 impl Conversation {
@@ -279,7 +311,10 @@ impl Conversation {
     pub fn summary(&self) -> ConversationSummary {
         ConversationSummary {
             id: self.id.clone(),
+            site: self.site_id.clone(),
             state: self.state,
+            unread: self.unread,
+            preview: self.preview.clone(),
             last_seq: self.last_seq,
             visitor: Author {
                 kind: AuthorKind::Visitor,
@@ -312,6 +347,9 @@ pub struct NewMessage {
     /// For a bot line: the rule that produced it.
     pub rule: Option<String>,
     pub at: i64,
+    /// Append only while the conversation is in this state (a bot line only while the
+    /// bot has the conversation); otherwise [`StoreError::StateChanged`].
+    pub only_in: Option<ConversationState>,
 }
 
 /// The result of an append.
@@ -324,6 +362,71 @@ pub struct Appended {
     /// The conversation's state when the message was appended (read in the same
     /// transaction), so callers need not read the conversation again.
     pub state: ConversationState,
+    /// The conversation's unread count after this message.
+    pub unread: u32,
+}
+
+/// A compare-and-set change of a conversation's state: applied only if the
+/// conversation is in one of `from`, together with its system line.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub conversation: String,
+    pub from: Vec<ConversationState>,
+    pub to: ConversationState,
+    /// The agent for `assigned` (cleared for any other state).
+    pub agent_id: Option<String>,
+    /// A new department (`None`: unchanged).
+    pub department: Option<String>,
+    /// A new priority (`None`: unchanged).
+    pub priority: Option<i32>,
+    /// Why people got the conversation, recorded once for reports (to `queued` or
+    /// `assigned`: `requested`, `vip`, `taken`, ...).
+    pub handoff_reason: Option<String>,
+    /// The system line recorded in the history with the change.
+    pub event: Option<String>,
+    pub at: i64,
+}
+
+impl Transition {
+    /// A change of `conversation` from any of `from` to `to`, nothing else.
+    pub fn new(
+        conversation: &str,
+        from: &[ConversationState],
+        to: ConversationState,
+        at: i64,
+    ) -> Transition {
+        Transition {
+            conversation: conversation.to_owned(),
+            from: from.to_vec(),
+            to,
+            agent_id: None,
+            department: None,
+            priority: None,
+            handoff_reason: None,
+            event: None,
+            at,
+        }
+    }
+}
+
+/// What became of a [`Transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transitioned {
+    /// Applied: the conversation as it is now, and its committed system line.
+    Applied {
+        conversation: Conversation,
+        event: Option<Message>,
+    },
+    /// Refused: the conversation was not in a `from` state; it is as given.
+    Stale(Conversation),
+}
+
+/// A live session of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the session token.
+    pub token_hash: String,
+    pub expires_at: i64,
 }
 
 /// What the hub records about a visitor.
@@ -333,6 +436,10 @@ pub struct VisitorUpdate {
     pub page: Option<PageInfo>,
     pub user_agent: Option<String>,
 }
+
+/// A transition queued for commit; resolves once it is committed (or failed).
+pub type PendingTransition =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Transitioned, StoreError>> + Send>>;
 
 /// A message queued for commit; resolves once it is committed (or failed).
 pub struct PendingAppend(
@@ -441,9 +548,32 @@ pub trait Store: Send + Sync + 'static {
         agent_id: &str,
         expires_at: i64,
     ) -> Result<(), StoreError>;
-    /// The agent of an unexpired session of an enabled account.
-    async fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError>;
+    /// The agent of an unexpired session of an enabled account, and when the session
+    /// expires.
+    async fn session_agent(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Agent, i64)>, StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// The unexpired sessions of an agent.
+    async fn sessions_of_agent(&self, agent_id: &str, now: i64)
+    -> Result<Vec<Session>, StoreError>;
+    /// Deletes every session of the agent but `keep`.
+    async fn delete_sessions_of_agent(
+        &self,
+        agent_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The agent's password hash.
+    async fn password_hash(&self, agent_id: &str) -> Result<Option<String>, StoreError>;
+    async fn set_password_hash(&self, agent_id: &str, hash: &str) -> Result<(), StoreError>;
+    /// Remembers the status the agent chose (`Online` or `Away`).
+    async fn set_agent_presence(
+        &self,
+        agent_id: &str,
+        presence: Presence,
+    ) -> Result<(), StoreError>;
 
     // --- visitors and conversations ---
     async fn touch_visitor(
@@ -485,30 +615,23 @@ pub trait Store: Send + Sync + 'static {
         site_ids: &[String],
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError>;
-    /// Moves a conversation to `state` (and sets or clears its agent).
-    async fn set_conversation_state(
+    /// Changes a conversation's state by compare-and-set, with its system line, in one
+    /// transaction. The first time it goes to `queued` or `assigned` is kept as the
+    /// hand-off time for reports; a hand-off to people also clears nothing else.
+    async fn transition(&self, transition: Transition) -> Result<Transitioned, StoreError>;
+    /// Queues a transition and returns as soon as it is queued (see
+    /// [`Store::append_queued`]): transitions and appends queued one after another are
+    /// committed in that order.
+    async fn transition_queued(
         &self,
-        id: &str,
-        state: ConversationState,
-        agent_id: Option<&str>,
-        now: i64,
-    ) -> Result<Conversation, StoreError>;
-
-    /// Hands a conversation to people: state `queued`, with department, priority and
-    /// the reason recorded (once: the first handoff time is kept for reports).
-    async fn hand_off(
-        &self,
-        id: &str,
-        department: &str,
-        priority: i32,
-        reason: &str,
-        now: i64,
-    ) -> Result<Conversation, StoreError>;
+        transition: Transition,
+    ) -> Result<PendingTransition, StoreError>;
+    /// Marks a conversation read by an agent: its unread count drops to 0. Returns
+    /// whether it was not 0.
+    async fn mark_read(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Sets a conversation's priority (a missed response target raises it).
     async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError>;
-    /// Records the first agent response after the handoff (kept once).
-    async fn record_first_response(&self, id: &str, now: i64) -> Result<(), StoreError>;
     /// Open conversations with no activity since `before` (for auto-close).
     async fn idle_conversations(
         &self,
@@ -574,7 +697,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- messages ---
     /// Commits a message with the conversation's next sequence number, or returns the
-    /// committed original when `client_id` was seen before from the same author.
+    /// committed original when `client_id` was seen before from the same author. The
+    /// conversation's summary moves with it in the same statement: the preview, the
+    /// unread count (a visitor's text adds one, an agent's reply clears it) and, for the
+    /// first agent reply after a hand-off, the first-response time.
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
     /// Queues a message for commit and returns as soon as it is queued; the handle
     /// resolves when it is committed. Messages queued one after another are committed in
@@ -585,6 +711,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         conversation: &str,
         after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+    /// The last `limit` messages with `seq < before`, in order.
+    async fn messages_before(
+        &self,
+        conversation: &str,
+        before: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
 

@@ -4,9 +4,10 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
 /// that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: sites, agents, sessions, visitors, conversations, messages.
-    r#"
+const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION];
+
+/// 1: sites, agents, sessions, visitors, conversations, messages.
+pub(crate) const FIRST_VERSION: &str = r#"
     CREATE TABLE settings (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -144,8 +145,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_by_client_id
         ON messages (conversation_id, author_kind, author_id, client_id)
         WHERE client_id IS NOT NULL;
-    "#,
-];
+    "#;
+
+/// 2: the control plane: explicit "all sites" membership, the presence an agent chose,
+/// and what a conversation's summary shows (when it joined its queue, unread visitor
+/// messages, the last text).
+const SECOND_VERSION: &str = r#"
+    ALTER TABLE agents ADD COLUMN all_sites INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'online'
+        CHECK (presence IN ('online', 'away'));
+    -- Admins always worked on every site; keep that if one is demoted.
+    UPDATE agents SET all_sites = 1 WHERE role = 'admin';
+    ALTER TABLE conversations ADD COLUMN queued_at INTEGER;
+    ALTER TABLE conversations ADD COLUMN unread INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN preview TEXT;         -- first characters of the last text or note
+    ALTER TABLE conversations ADD COLUMN preview_author TEXT;  -- its author kind
+    ALTER TABLE conversations ADD COLUMN preview_at INTEGER;
+    UPDATE conversations SET queued_at = updated_at WHERE state = 'queued';
+    CREATE INDEX sessions_by_agent ON sessions (agent_id);
+    "#;
 
 /// Applies the migrations the database does not have yet, in one transaction.
 pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

@@ -3,13 +3,15 @@
 use crate::writer::Writer;
 use crate::{
     Agent, AgentRole, AgentUpdate, Alert, Appended, BotReport, BotTurn, Canned, Conversation,
-    ConversationFilter, NewAgent, NewMessage, OfflineRequest, Site, Store, StoreError,
-    StoreMetrics, Timing, Visitor, VisitorUpdate,
+    ConversationFilter, NewAgent, NewMessage, OfflineRequest, PendingTransition, Session, Site,
+    Store, StoreError, StoreMetrics, Timing, Transition, Transitioned, Visitor, VisitorUpdate,
 };
 use async_trait::async_trait;
 use rand::Rng;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
-use salam_protocol::{Author, AuthorKind, ConversationState, Message, MessageKind, QuickReply};
+use salam_protocol::{
+    Author, AuthorKind, ConversationState, Message, MessageKind, Presence, Preview, QuickReply,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -252,7 +254,8 @@ fn site_from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
 
 const SITE_COLUMNS: &str = "id, name, key, origins, created_at, settings, identity_secret";
 
-const AGENT_COLUMNS: &str = "id, email, name, role, disabled, password_hash, capacity, departments";
+const AGENT_COLUMNS: &str =
+    "id, email, name, role, disabled, password_hash, capacity, departments, all_sites, presence";
 
 fn agent_from_row(connection: &Connection, row: &Row<'_>) -> Result<(Agent, String), StoreError> {
     let id: String = row.get(0).map_err(map_err)?;
@@ -280,6 +283,11 @@ fn agent_from_row(connection: &Connection, row: &Row<'_>) -> Result<(Agent, Stri
                 .map(|capacity| capacity.clamp(0, u32::MAX as i64) as u32),
             departments: serde_json::from_str(&row.get::<_, String>(7).map_err(map_err)?)
                 .unwrap_or_default(),
+            all_sites: row.get::<_, i64>(8).map_err(map_err)? != 0,
+            presence: match row.get::<_, String>(9).map_err(map_err)?.as_str() {
+                "away" => Presence::Away,
+                _ => Presence::Online,
+            },
         },
         row.get(5).map_err(map_err)?,
     ))
@@ -300,7 +308,8 @@ fn agent_where(
 }
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
-     c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority \
+     c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
+     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
@@ -319,7 +328,29 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         updated_at: row.get(9)?,
         department: row.get(10)?,
         priority: row.get(11)?,
+        queued_at: row.get(12)?,
+        unread: row.get::<_, i64>(13)?.clamp(0, u32::MAX as i64) as u32,
+        preview: match (
+            row.get::<_, Option<String>>(14)?,
+            row.get::<_, Option<String>>(15)?,
+        ) {
+            (Some(text), Some(author)) => Some(Preview {
+                author: author_kind_from(&author),
+                text,
+                at: row.get::<_, Option<i64>>(16)?.unwrap_or(0),
+            }),
+            _ => None,
+        },
     })
+}
+
+fn author_kind_from(name: &str) -> AuthorKind {
+    match name {
+        "visitor" => AuthorKind::Visitor,
+        "agent" => AuthorKind::Agent,
+        "bot" => AuthorKind::Bot,
+        _ => AuthorKind::System,
+    }
 }
 
 fn conversation_by_id(
@@ -369,12 +400,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             _ => MessageKind::Text,
         },
         author: Author {
-            kind: match author_kind.as_str() {
-                "visitor" => AuthorKind::Visitor,
-                "agent" => AuthorKind::Agent,
-                "bot" => AuthorKind::Bot,
-                _ => AuthorKind::System,
-            },
+            kind: author_kind_from(&author_kind),
             id: (!author_id.is_empty()).then_some(author_id),
             name: row.get(5)?,
         },
@@ -400,6 +426,11 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
         .map_err(map_err)?
         .ok_or(StoreError::NotFound)?;
     let conversation_state = ConversationState::parse(&state).unwrap_or(ConversationState::Closed);
+    if let Some(required) = message.only_in
+        && required != conversation_state
+    {
+        return Err(StoreError::StateChanged(conversation_state));
+    }
     let author_kind = author_kind_name(message.author.kind);
     let author_id = message.author.id.as_deref().unwrap_or("");
     // A resend of a committed client id is answered with the original.
@@ -422,6 +453,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
                 message,
                 duplicate: true,
                 state: conversation_state,
+                unread: 0,
             }))
         };
     if conversation_state == ConversationState::Closed && message.kind != MessageKind::Event {
@@ -469,10 +501,37 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             StoreError::Corrupt("a conflicting message could not be read back".into())
         });
     }
-    connection
-        .prepare_cached("UPDATE conversations SET last_seq = ?1, updated_at = ?2 WHERE id = ?3")
+    // One statement moves the summary with the message: the preview (texts and notes),
+    // the unread count (a visitor's text adds one, an agent's reply clears it) and the
+    // first response after a hand-off.
+    let kind = kind_name(message.kind);
+    let preview: Option<String> = (message.kind != MessageKind::Event)
+        .then(|| message.text.chars().take(Preview::MAX_CHARS).collect());
+    let unread: i64 = connection
+        .prepare_cached(
+            "UPDATE conversations SET last_seq = ?1, updated_at = ?2, \
+             unread = CASE WHEN ?4 = 'visitor' AND ?5 = 'text' THEN unread + 1 \
+                           WHEN ?4 = 'agent' AND ?5 = 'text' THEN 0 ELSE unread END, \
+             preview = coalesce(?6, preview), \
+             preview_author = CASE WHEN ?6 IS NULL THEN preview_author ELSE ?4 END, \
+             preview_at = CASE WHEN ?6 IS NULL THEN preview_at ELSE ?2 END, \
+             first_response_at = CASE WHEN ?4 = 'agent' AND ?5 = 'text' \
+                 AND handed_off_at IS NOT NULL THEN coalesce(first_response_at, ?2) \
+                 ELSE first_response_at END \
+             WHERE id = ?3 RETURNING unread",
+        )
         .map_err(map_err)?
-        .execute(params![seq, message.at, message.conversation])
+        .query_row(
+            params![
+                seq,
+                message.at,
+                message.conversation,
+                author_kind,
+                kind,
+                preview
+            ],
+            |row| row.get(0),
+        )
         .map_err(map_err)?;
     Ok(Appended {
         message: Message {
@@ -488,6 +547,84 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
         },
         state: conversation_state,
         duplicate: false,
+        unread: unread.clamp(0, u32::MAX as i64) as u32,
+    })
+}
+
+/// `|a|b|`: the set of state names a transition may start from.
+fn state_set(states: &[ConversationState]) -> String {
+    let mut set = String::from("|");
+    for state in states {
+        set.push_str(state.as_str());
+        set.push('|');
+    }
+    set
+}
+
+/// The body of `transition`, run inside the writer's transaction.
+fn transition_in(connection: &Connection, change: Transition) -> Result<Transitioned, StoreError> {
+    let to = change.to.as_str();
+    let agent_id = (change.to == ConversationState::Assigned)
+        .then_some(change.agent_id.clone())
+        .flatten();
+    let changed = connection
+        .prepare_cached(
+            "UPDATE conversations SET state = ?2, agent_id = ?3, updated_at = ?4, \
+             department = coalesce(?5, department), priority = coalesce(?6, priority), \
+             queued_at = CASE WHEN ?2 = 'queued' THEN ?4 ELSE queued_at END, \
+             handed_off_at = CASE WHEN ?2 IN ('queued', 'assigned') \
+                 THEN coalesce(handed_off_at, ?4) ELSE handed_off_at END, \
+             handoff_reason = CASE WHEN ?2 IN ('queued', 'assigned') \
+                 THEN coalesce(handoff_reason, ?7) ELSE handoff_reason END, \
+             closed_at = CASE WHEN ?2 = 'closed' THEN ?4 ELSE closed_at END \
+             WHERE id = ?1 AND instr(?8, '|' || state || '|') > 0",
+        )
+        .map_err(map_err)?
+        .execute(params![
+            change.conversation,
+            to,
+            agent_id,
+            change.at,
+            change.department,
+            change.priority,
+            change.handoff_reason,
+            state_set(&change.from),
+        ])
+        .map_err(map_err)?;
+    if changed == 0 {
+        return conversation_by_id(connection, &change.conversation)?
+            .map(Transitioned::Stale)
+            .ok_or(StoreError::NotFound);
+    }
+    let event = match change.event {
+        Some(text) => Some(
+            append_in(
+                connection,
+                NewMessage {
+                    conversation: change.conversation.clone(),
+                    kind: MessageKind::Event,
+                    author: Author {
+                        kind: AuthorKind::System,
+                        id: None,
+                        name: None,
+                    },
+                    text,
+                    client_id: None,
+                    quick_replies: Vec::new(),
+                    rule: None,
+                    at: change.at,
+                    only_in: None,
+                },
+            )?
+            .message,
+        ),
+        None => None,
+    };
+    let conversation =
+        conversation_by_id(connection, &change.conversation)?.ok_or(StoreError::NotFound)?;
+    Ok(Transitioned::Applied {
+        conversation,
+        event,
     })
 }
 
@@ -608,10 +745,12 @@ impl Store for SqliteStore {
             email: agent.email.clone(),
             name: agent.name.clone(),
             role: agent.role,
+            all_sites: agent.all_sites,
             site_ids: agent.site_ids.clone(),
             disabled: false,
             capacity: agent.capacity,
             departments: agent.departments.clone(),
+            presence: Presence::Online,
         };
         let now = now_ms();
         self.writer
@@ -619,7 +758,7 @@ impl Store for SqliteStore {
                 connection
                     .execute(
                         "INSERT INTO agents (id, email, name, role, password_hash, created_at, \
-                         capacity, departments) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         capacity, departments, all_sites) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                         params![
                             id,
                             agent.email,
@@ -629,7 +768,8 @@ impl Store for SqliteStore {
                             now,
                             agent.capacity,
                             serde_json::to_string(&agent.departments)
-                                .unwrap_or_else(|_| "[]".into())
+                                .unwrap_or_else(|_| "[]".into()),
+                            agent.all_sites as i64
                         ],
                     )
                     .map_err(map_err)?;
@@ -714,6 +854,14 @@ impl Store for SqliteStore {
                             .execute("DELETE FROM sessions WHERE agent_id = ?1", [&id])
                             .map_err(map_err)?;
                     }
+                }
+                if let Some(all_sites) = update.all_sites {
+                    connection
+                        .execute(
+                            "UPDATE agents SET all_sites = ?2 WHERE id = ?1",
+                            params![id, all_sites as i64],
+                        )
+                        .map_err(map_err)?;
                 }
                 if let Some(site_ids) = &update.site_ids {
                     connection
@@ -947,25 +1095,132 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn session_agent(&self, token_hash: &str, now: i64) -> Result<Option<Agent>, StoreError> {
+    async fn session_agent(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Agent, i64)>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.read(move |connection| {
-            let agent_id: Option<String> = connection
+            let session: Option<(String, i64)> = connection
                 .prepare_cached(
-                    "SELECT agent_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                    "SELECT agent_id, expires_at FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
                 )
                 .map_err(map_err)?
-                .query_row(params![token_hash, now], |row| row.get(0))
+                .query_row(params![token_hash, now], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
                 .map_err(map_err)?;
-            let Some(agent_id) = agent_id else {
+            let Some((agent_id, expires_at)) = session else {
                 return Ok(None);
             };
             Ok(agent_where(connection, "id = ?1", &agent_id)?
                 .map(|(agent, _)| agent)
-                .filter(|agent| !agent.disabled))
+                .filter(|agent| !agent.disabled)
+                .map(|agent| (agent, expires_at)))
         })
         .await
+    }
+
+    async fn sessions_of_agent(
+        &self,
+        agent_id: &str,
+        now: i64,
+    ) -> Result<Vec<Session>, StoreError> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT token_hash, expires_at FROM sessions WHERE agent_id = ?1 AND expires_at > ?2",
+                )
+                .map_err(map_err)?;
+            let rows = statement
+                .query_map(params![agent_id, now], |row| {
+                    Ok(Session {
+                        token_hash: row.get(0)?,
+                        expires_at: row.get(1)?,
+                    })
+                })
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_sessions_of_agent(
+        &self,
+        agent_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (agent_id, keep) = (agent_id.to_owned(), keep.map(str::to_owned));
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2",
+                        params![agent_id, keep],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    async fn password_hash(&self, agent_id: &str) -> Result<Option<String>, StoreError> {
+        let agent_id = agent_id.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT password_hash FROM agents WHERE id = ?1",
+                    [agent_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, agent_id: &str, hash: &str) -> Result<(), StoreError> {
+        let (agent_id, hash) = (agent_id.to_owned(), hash.to_owned());
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE agents SET password_hash = ?2 WHERE id = ?1",
+                        params![agent_id, hash],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_agent_presence(
+        &self,
+        agent_id: &str,
+        presence: Presence,
+    ) -> Result<(), StoreError> {
+        let agent_id = agent_id.to_owned();
+        let presence = match presence {
+            Presence::Away => "away",
+            Presence::Online | Presence::Offline => "online",
+        };
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE agents SET presence = ?2 WHERE id = ?1",
+                        params![agent_id, presence],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -1102,33 +1357,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_conversation_state(
-        &self,
-        id: &str,
-        state: ConversationState,
-        agent_id: Option<&str>,
-        now: i64,
-    ) -> Result<Conversation, StoreError> {
-        let (id, agent_id) = (id.to_owned(), agent_id.map(str::to_owned));
-        self.writer
-            .write(move |connection| {
-                let closed_at = (state == ConversationState::Closed).then_some(now);
-                let changed = connection
-                    .prepare_cached(
-                        "UPDATE conversations SET state = ?1, agent_id = ?2, updated_at = ?3, \
-                         closed_at = coalesce(?4, closed_at) WHERE id = ?5",
-                    )
-                    .map_err(map_err)?
-                    .execute(params![state.as_str(), agent_id, now, closed_at, id])
-                    .map_err(map_err)?;
-                if changed == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                conversation_by_id(connection, &id)?.ok_or(StoreError::NotFound)
-            })
-            .await
-    }
-
     async fn identify_visitor(
         &self,
         visitor_id: &str,
@@ -1194,31 +1422,36 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn hand_off(
+    async fn transition(&self, transition: Transition) -> Result<Transitioned, StoreError> {
+        self.writer
+            .write(move |connection| transition_in(connection, transition))
+            .await
+    }
+
+    async fn transition_queued(
         &self,
-        id: &str,
-        department: &str,
-        priority: i32,
-        reason: &str,
-        now: i64,
-    ) -> Result<Conversation, StoreError> {
-        let (id, department, reason) = (id.to_owned(), department.to_owned(), reason.to_owned());
+        transition: Transition,
+    ) -> Result<PendingTransition, StoreError> {
+        let answer = self
+            .writer
+            .enqueue(move |connection| transition_in(connection, transition))
+            .await?;
+        Ok(Box::pin(async move {
+            answer.await.map_err(|_| StoreError::ShutDown)?
+        }))
+    }
+
+    async fn mark_read(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
         self.writer
             .write(move |connection| {
-                let changed = connection
+                connection
                     .execute(
-                        "UPDATE conversations SET state = 'queued', agent_id = NULL, \
-                         department = ?2, priority = ?3, \
-                         handoff_reason = coalesce(handoff_reason, ?4), \
-                         handed_off_at = coalesce(handed_off_at, ?5), updated_at = ?5 \
-                         WHERE id = ?1 AND state != 'closed'",
-                        params![id, department, priority, reason, now],
+                        "UPDATE conversations SET unread = 0 WHERE id = ?1 AND unread != 0",
+                        [id],
                     )
-                    .map_err(map_err)?;
-                if changed == 0 {
-                    return Err(StoreError::Closed);
-                }
-                conversation_by_id(connection, &id)?.ok_or(StoreError::NotFound)
+                    .map(|changed| changed > 0)
+                    .map_err(map_err)
             })
             .await
     }
@@ -1231,22 +1464,6 @@ impl Store for SqliteStore {
                     .execute(
                         "UPDATE conversations SET priority = ?2 WHERE id = ?1",
                         params![id, priority],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
-    }
-
-    async fn record_first_response(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE conversations SET first_response_at = ?2 \
-                         WHERE id = ?1 AND first_response_at IS NULL",
-                        params![id, now],
                     )
                     .map(|_| ())
                     .map_err(map_err)
@@ -1742,6 +1959,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn messages_before(
+        &self,
+        conversation: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND seq < ?2 \
+                 ORDER BY seq DESC LIMIT ?3"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(map_err)?;
+            let mut rows = statement
+                .query_map(
+                    params![conversation, before.min(i64::MAX as u64) as i64, limit],
+                    message_from_row,
+                )
+                .map_err(map_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_err)?;
+            rows.reverse();
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         // The writer handles jobs in order, so an empty job resolves after every write
         // queued before it has been committed.
@@ -1779,6 +2023,7 @@ mod tests {
             quick_replies: Vec::new(),
             rule: None,
             at: 1,
+            only_in: None,
         }
     }
 
@@ -1900,7 +2145,12 @@ mod tests {
     async fn closed_conversations_refuse_text_but_keep_events() {
         let (_dir, store, conversation) = fixture().await;
         store
-            .set_conversation_state(&conversation.id, ConversationState::Closed, None, 2)
+            .transition(Transition::new(
+                &conversation.id,
+                &[ConversationState::Bot],
+                ConversationState::Closed,
+                2,
+            ))
             .await
             .unwrap();
         let refused = store.append(text(&conversation.id, None, "late")).await;
@@ -1919,6 +2169,7 @@ mod tests {
                 name: "A".into(),
                 role: AgentRole::Agent,
                 password_hash: "h".into(),
+                all_sites: false,
                 site_ids: vec![],
                 capacity: None,
                 departments: vec![],
@@ -1931,6 +2182,7 @@ mod tests {
                 name: "B".into(),
                 role: AgentRole::Agent,
                 password_hash: "h".into(),
+                all_sites: false,
                 site_ids: vec![],
                 capacity: None,
                 departments: vec![],
@@ -1938,7 +2190,282 @@ mod tests {
             .await;
         assert!(matches!(again, Err(StoreError::Conflict(_))));
         store.create_session("t1", &agent.id, 100).await.unwrap();
-        assert!(store.session_agent("t1", 50).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .session_agent("t1", 50)
+                .await
+                .unwrap()
+                .map(|(_, expires)| expires),
+            Some(100)
+        );
         assert!(store.session_agent("t1", 150).await.unwrap().is_none());
+        // (Creating a session deletes the ones expired by the clock: t1 goes.)
+        let far = i64::MAX / 2;
+        store.create_session("t2", &agent.id, far).await.unwrap();
+        store
+            .create_session("t3", &agent.id, far + 1)
+            .await
+            .unwrap();
+        store
+            .create_session("t4", &agent.id, now_ms() + 10)
+            .await
+            .unwrap();
+        let live = store
+            .sessions_of_agent(&agent.id, now_ms() + 20)
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 2, "the expired one is not listed: {live:?}");
+        store
+            .delete_sessions_of_agent(&agent.id, Some("t3"))
+            .await
+            .unwrap();
+        let live = store.sessions_of_agent(&agent.id, 0).await.unwrap();
+        assert_eq!(
+            live.iter()
+                .map(|s| s.token_hash.as_str())
+                .collect::<Vec<_>>(),
+            vec!["t3"]
+        );
+    }
+
+    fn agent_text(conversation: &str, client_id: &str, body: &str) -> NewMessage {
+        let mut message = text(conversation, Some(client_id), body);
+        message.author = Author {
+            kind: AuthorKind::Agent,
+            id: Some("a_1".into()),
+            name: Some("Sara".into()),
+        };
+        message
+    }
+
+    /// Regression (control plane): an assignment decided before a close was committed
+    /// after it, and its unconditional UPDATE reopened the closed conversation.
+    #[tokio::test]
+    async fn transitions_are_compare_and_set_with_their_system_line() {
+        let (_dir, store, conversation) = fixture().await;
+        let mut handoff = Transition::new(
+            &conversation.id,
+            &[ConversationState::Bot],
+            ConversationState::Queued,
+            5,
+        );
+        handoff.department = Some("billing".into());
+        handoff.priority = Some(3);
+        handoff.handoff_reason = Some("requested".into());
+        handoff.event = Some("waiting for a person".into());
+        let Transitioned::Applied {
+            conversation: queued,
+            event,
+        } = store.transition(handoff.clone()).await.unwrap()
+        else {
+            panic!("a bot conversation can be handed off")
+        };
+        assert_eq!(queued.state, ConversationState::Queued);
+        assert_eq!(
+            (queued.department.as_str(), queued.priority),
+            ("billing", 3)
+        );
+        assert_eq!(queued.queued_at, Some(5));
+        let event = event.expect("the system line is stored with the change");
+        assert_eq!((event.seq, event.kind), (1, MessageKind::Event));
+        // A second hand-off from `bot` is stale: nothing changes, no line is written.
+        assert!(matches!(
+            store.transition(handoff).await.unwrap(),
+            Transitioned::Stale(found) if found.state == ConversationState::Queued
+        ));
+        let closed = Transition::new(
+            &conversation.id,
+            &[ConversationState::Queued, ConversationState::Assigned],
+            ConversationState::Closed,
+            6,
+        );
+        assert!(matches!(
+            store.transition(closed).await.unwrap(),
+            Transitioned::Applied { .. }
+        ));
+        let mut late_assignment = Transition::new(
+            &conversation.id,
+            &[ConversationState::Queued],
+            ConversationState::Assigned,
+            7,
+        );
+        late_assignment.agent_id = Some("a_1".into());
+        late_assignment.event = Some("Sara joined the conversation".into());
+        assert!(matches!(
+            store.transition(late_assignment).await.unwrap(),
+            Transitioned::Stale(found) if found.state == ConversationState::Closed
+        ));
+        let history = store.messages_after(&conversation.id, 0, 10).await.unwrap();
+        assert_eq!(history.len(), 1, "the refused assignment wrote no line");
+        assert!(matches!(
+            store
+                .transition(Transition::new(
+                    "c_missing",
+                    &[ConversationState::Bot],
+                    ConversationState::Closed,
+                    8
+                ))
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    async fn sara(store: &SqliteStore) -> Agent {
+        store
+            .create_agent(NewAgent {
+                email: "sara@x.test".into(),
+                name: "Sara".into(),
+                role: AgentRole::Agent,
+                password_hash: "h".into(),
+                all_sites: true,
+                site_ids: vec![],
+                capacity: None,
+                departments: vec![],
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn bot_lines_wait_for_the_bot_state() {
+        let (_dir, store, conversation) = fixture().await;
+        let sara = sara(&store).await;
+        let mut bot_line = text(&conversation.id, None, "Our hours are 9 to 5.");
+        bot_line.author.kind = AuthorKind::Bot;
+        bot_line.only_in = Some(ConversationState::Bot);
+        assert!(store.append(bot_line.clone()).await.is_ok());
+        let mut taken = Transition::new(
+            &conversation.id,
+            &[ConversationState::Bot],
+            ConversationState::Assigned,
+            3,
+        );
+        taken.agent_id = Some(sara.id.clone());
+        store.transition(taken).await.unwrap();
+        assert!(matches!(
+            store.append(bot_line).await,
+            Err(StoreError::StateChanged(ConversationState::Assigned))
+        ));
+    }
+
+    #[tokio::test]
+    async fn appends_move_the_summary_in_the_same_statement() {
+        let (_dir, store, conversation) = fixture().await;
+        let first = store
+            .append(text(&conversation.id, Some("v1"), "my parcel is late"))
+            .await
+            .unwrap();
+        assert_eq!(first.unread, 1);
+        let second = store
+            .append(text(&conversation.id, Some("v2"), "hello?"))
+            .await
+            .unwrap();
+        assert_eq!(second.unread, 2);
+        // No first response before the hand-off (the bot phase does not count).
+        let mut handoff = Transition::new(
+            &conversation.id,
+            &[ConversationState::Bot],
+            ConversationState::Queued,
+            10,
+        );
+        handoff.handoff_reason = Some("requested".into());
+        store.transition(handoff).await.unwrap();
+        let mut note = agent_text(&conversation.id, "n1", "checking the courier");
+        note.kind = MessageKind::Note;
+        assert_eq!(
+            store.append(note).await.unwrap().unread,
+            2,
+            "a note reads nothing"
+        );
+        let reply = store
+            .append(agent_text(&conversation.id, "a1", "Sorry! It ships today."))
+            .await
+            .unwrap();
+        assert_eq!(reply.unread, 0, "an agent's reply clears the count");
+        let found = store.conversation(&conversation.id).await.unwrap().unwrap();
+        let preview = found.preview.expect("a preview");
+        assert_eq!(
+            (preview.author, preview.text.as_str()),
+            (AuthorKind::Agent, "Sorry! It ships today.")
+        );
+        store
+            .append(agent_text(&conversation.id, "a2", "Anything else?"))
+            .await
+            .unwrap();
+        let timings = store
+            .timings(std::slice::from_ref(&found.site_id), 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            timings[0].first_response_at,
+            Some(1),
+            "kept from the first reply"
+        );
+        let long = "ش".repeat(500);
+        store
+            .append(text(&conversation.id, Some("v3"), &long))
+            .await
+            .unwrap();
+        let found = store.conversation(&conversation.id).await.unwrap().unwrap();
+        assert_eq!(
+            found.preview.unwrap().text.chars().count(),
+            Preview::MAX_CHARS
+        );
+        assert_eq!(found.unread, 1);
+        assert!(store.mark_read(&conversation.id).await.unwrap());
+        assert!(!store.mark_read(&conversation.id).await.unwrap());
+        let found = store.conversation(&conversation.id).await.unwrap().unwrap();
+        assert_eq!(found.unread, 0);
+    }
+
+    #[tokio::test]
+    async fn messages_before_pages_backwards() {
+        let (_dir, store, conversation) = fixture().await;
+        for index in 0..10 {
+            store
+                .append(text(&conversation.id, Some(&format!("m{index}")), "x"))
+                .await
+                .unwrap();
+        }
+        let page = store.messages_before(&conversation.id, 8, 3).await.unwrap();
+        assert_eq!(
+            page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![5, 6, 7]
+        );
+        let last = store
+            .messages_before(&conversation.id, u64::MAX, 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            last.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            vec![7, 8, 9, 10]
+        );
+    }
+
+    /// A database written by the first schema opens, migrates, and keeps its admins on
+    /// every site.
+    #[tokio::test]
+    async fn version_one_databases_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(crate::schema::FIRST_VERSION)
+                .unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA user_version = 1; \
+                     INSERT INTO agents (id, email, name, role, password_hash, created_at) \
+                     VALUES ('a_admin', 'boss@x.test', 'Boss', 'admin', 'h', 1), \
+                            ('a_agent', 'sara@x.test', 'Sara', 'agent', 'h', 1);",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let admin = store.agent_by_id("a_admin").await.unwrap().unwrap();
+        let agent = store.agent_by_id("a_agent").await.unwrap().unwrap();
+        assert!(admin.all_sites && !agent.all_sites);
+        assert_eq!(agent.presence, Presence::Online);
     }
 }

@@ -164,13 +164,7 @@ async fn an_agent_takes_over_and_the_rating_is_stored() -> Result<()> {
         browser.wait_line("I need help with a refund").await?;
         browser.shadow(TALK).await?.click().await?;
         browser.wait_line("Talk to a person").await?;
-        let (frame, _) = agent
-            .recv_until(|f| matches!(f, ServerFrame::Message(m) if m.text == "Talk to a person"))
-            .await?;
-        let ServerFrame::Message(message) = frame else {
-            bail!("not a message")
-        };
-        let conversation = message.conversation;
+        let conversation = agent.agent_sees("Talk to a person").await?.conversation;
         agent
             .send_json(&json!({"type": "send", "conversation": conversation, "client_id": "r-1", "text": "Hi, I am here to help."}))
             .await?;
@@ -222,9 +216,7 @@ async fn a_visitor_waiting_for_a_person_sees_the_queue() -> Result<()> {
     first
         .send_json(&json!({"type": "send", "client_id": "f-1", "text": "Talk to a person"}))
         .await?;
-    agent
-        .recv_until(|f| matches!(f, ServerFrame::Message(m) if m.text == "Talk to a person"))
-        .await?;
+    agent.agent_sees("Talk to a person").await?;
     first
         .recv_until(|f| {
             matches!(

@@ -260,11 +260,7 @@ impl Setup {
     pub async fn new() -> Result<Setup> {
         let hub = TestHub::start().await?;
         let host = HostPages::start().await?;
-        let site = hub
-            .state
-            .store
-            .create_site("Shop", &[host.origin()])
-            .await?;
+        let site = hub.create_site("Shop", &[host.origin()]).await?;
         Ok(Setup {
             hub,
             host,

@@ -2,7 +2,7 @@
 //! `queued`; agents answer).
 
 use crate::support::{Browser, HostPages, Setup, UI_WAIT, host_page, login, with_browser};
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use salam_e2e::{Client, http_request};
 use salam_hub::Hub;
 use salam_hub::config::Config;
@@ -15,14 +15,7 @@ use tokio::net::TcpListener;
 /// Waits until the agent receives a visitor message with `text`; returns its
 /// conversation.
 async fn agent_sees(agent: &mut Client, text: &str) -> Result<String> {
-    let (frame, _) = agent
-        .recv_until(|frame| matches!(frame, ServerFrame::Message(m) if m.text == text))
-        .await
-        .with_context(|| format!("the agent never got {text:?}"))?;
-    match frame {
-        ServerFrame::Message(message) => Ok(message.conversation),
-        other => bail!("unexpected {other:?}"),
-    }
+    Ok(agent.agent_sees(text).await?.conversation)
 }
 
 async fn agent_says(
@@ -484,13 +477,9 @@ impl Drop for RestartableHub {
 async fn a_hub_restart_loses_and_duplicates_nothing() -> Result<()> {
     let mut hub = RestartableHub::start().await?;
     let host = HostPages::start().await?;
-    let site = hub
-        .state
-        .as_ref()
-        .context("hub state")?
-        .store
-        .create_site("Shop", &[host.origin()])
-        .await?;
+    let state = hub.state.as_ref().context("hub state")?;
+    let site = state.store.create_site("Shop", &[host.origin()]).await?;
+    salam_hub::admin::announce_site(state, &site).await?;
     let url = host.page(
         "/",
         host_page(&format!("http://{}", hub.addr()), &site.key, "", "", ""),

@@ -1,6 +1,6 @@
-//! Chaos 2: consumers that stop reading their socket — an agent (who receives every
-//! message of the site) and a second tab of a visitor in a busy conversation — while
-//! traffic flows.
+//! Chaos 2: consumers that stop reading their socket — an agent who watches a busy
+//! conversation (its full stream, as a console that opened it) and a second tab of that
+//! conversation's visitor — while traffic flows.
 //!
 //! Checked: the hub drops them (closes the connection) or tells them to resync while
 //! they are stalled, instead of holding them open; everyone else keeps getting every
@@ -196,9 +196,11 @@ async fn a_stalled_consumer_is_dropped_and_slows_nobody() -> Result<()> {
     let phase_secs = 8 * scale as u64;
     tokio::time::sleep(Duration::from_secs(phase_secs)).await;
 
-    // Two consumers greet, then never read again.
+    // Two consumers greet (the agent opens the busy conversation), then never read
+    // again.
     phases.set(DURING);
-    let stalled_agent = small_buffer_agent(addr, &agents[1].token).await?;
+    let mut stalled_agent = small_buffer_agent(addr, &agents[1].token).await?;
+    stalled_agent.watch(&busy_conversation, 0).await?;
     let stalled_tab =
         small_buffer_visitor(addr, ORIGIN, &world.site.key, Some(&busy_token)).await?;
     let stall_started = Instant::now();

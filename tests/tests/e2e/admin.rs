@@ -25,7 +25,7 @@ async fn admins_manage_agents_sites_and_canned_responses() -> anyhow::Result<()>
     let bearer = format!("Bearer {admin_token}");
     let admin = [("authorization", bearer.as_str())];
 
-    let (status, created) = call(&hub, "POST", "/api/admin/agents", &admin, json!({"email": "nadia@shop.test", "name": "Nadia", "capacity": 3, "departments": ["billing"]})).await?;
+    let (status, created) = call(&hub, "POST", "/api/admin/agents", &admin, json!({"email": "nadia@shop.test", "name": "Nadia", "capacity": 3, "departments": ["billing"], "site_ids": [hub.site.id]})).await?;
     assert_eq!(status, 201, "{created}");
     let password = created["password"]
         .as_str()
@@ -37,7 +37,7 @@ async fn admins_manage_agents_sites_and_canned_responses() -> anyhow::Result<()>
         "POST",
         "/api/admin/agents",
         &admin,
-        json!({"email": "NADIA@shop.test", "name": "Again"}),
+        json!({"email": "NADIA@shop.test", "name": "Again", "all_sites": true}),
     )
     .await?;
     assert_eq!(status, 409, "e-mails are unique");

@@ -218,6 +218,7 @@ async fn an_agent_of_one_site_cannot_read_another() -> anyhow::Result<()> {
         .store
         .create_site("Other", &["http://other.test".into()])
         .await?;
+    salam_hub::admin::announce_site(&hub.state, &other).await?;
     let hash = salam_hub::auth::hash_password("password123")?;
     hub.state
         .store
@@ -226,6 +227,7 @@ async fn an_agent_of_one_site_cannot_read_another() -> anyhow::Result<()> {
             name: "Sara".into(),
             role: salam_store::AgentRole::Agent,
             password_hash: hash,
+            all_sites: false,
             site_ids: vec![other.id.clone()],
             capacity: None,
             departments: Vec::new(),

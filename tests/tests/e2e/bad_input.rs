@@ -151,9 +151,18 @@ async fn a_flood_is_rate_limited_and_what_was_acked_is_kept() -> anyhow::Result<
     }
     let mut acked = Vec::new();
     let mut limited = 0;
+    let mut conversation = String::new();
     while acked.len() + limited < n_sent {
         match flooder.recv().await? {
-            ServerFrame::Ack { client_id, seq, .. } => acked.push((client_id, seq)),
+            ServerFrame::Ack {
+                client_id,
+                seq,
+                conversation: acked_in,
+                ..
+            } => {
+                conversation = acked_in;
+                acked.push((client_id, seq));
+            }
             ServerFrame::Error {
                 code: ErrorCode::RateLimited,
                 client_id,
@@ -167,17 +176,23 @@ async fn a_flood_is_rate_limited_and_what_was_acked_is_kept() -> anyhow::Result<
     }
     assert!(limited >= 80, "only {limited} of {n_sent} were limited");
     assert!(!acked.is_empty());
-    // Every acknowledged message is stored, in order, and reached the agent.
+    // Every acknowledged message is stored, in order, and reaches the agent who opens
+    // the conversation (replayed, then live: once each, by sequence).
     let seqs: Vec<u64> = acked.iter().map(|(_, seq)| *seq).collect();
     assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
-    let mut delivered = Vec::new();
+    agent.watch(&conversation, 0).await?;
+    let mut delivered = std::collections::BTreeMap::new();
     while delivered.len() < acked.len() {
         if let ServerFrame::Message(m) = agent.recv().await?
             && m.author.kind == salam_protocol::AuthorKind::Visitor
         {
-            delivered.push((m.client_id.unwrap_or_default(), m.seq));
+            delivered.insert(m.seq, m.client_id.unwrap_or_default());
         }
     }
+    let delivered: Vec<(String, u64)> = delivered
+        .into_iter()
+        .map(|(seq, client_id)| (client_id, seq))
+        .collect();
     assert_eq!(delivered, acked);
     // Another visitor is not affected.
     let mut calm = hub.visitor(None).await?;
@@ -207,9 +222,21 @@ async fn frames_before_hello_and_hostile_text() -> anyhow::Result<()> {
     visitor
         .send_json(&json!({"type": "send", "client_id": "h", "text": hostile}))
         .await?;
-    assert!(matches!(visitor.recv().await?, ServerFrame::Ack { .. }));
+    let ServerFrame::Ack { conversation, .. } = visitor.recv().await? else {
+        panic!("expected the ack")
+    };
+    // The agent's summary carries a preview of it, verbatim...
+    let (activity, _) = agent
+        .recv_until(|f| matches!(f, ServerFrame::Activity { .. }))
+        .await?;
+    let ServerFrame::Activity { preview, .. } = activity else {
+        unreachable!()
+    };
+    assert_eq!(preview.text, hostile, "the preview is data too");
+    // ...and the message itself when the agent opens the conversation.
+    agent.watch(&conversation, 0).await?;
     let (frame, _) = agent
-        .recv_until(|f| matches!(f, ServerFrame::Message(_)))
+        .recv_until(|f| matches!(f, ServerFrame::Message(m) if m.author.kind == salam_protocol::AuthorKind::Visitor))
         .await?;
     let ServerFrame::Message(message) = frame else {
         unreachable!()

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod bot;
+mod control;
 mod crash;
 mod delivery;
 mod lifecycle;

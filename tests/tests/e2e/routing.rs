@@ -8,17 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 async fn visitor_says(hub: &TestHub, text: &str) -> anyhow::Result<(Client, String)> {
-    let mut visitor = hub.visitor(None).await?;
-    visitor
-        .send_json(&json!({"type": "send", "client_id": "first", "text": text}))
-        .await?;
-    let (ack, _) = visitor
-        .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
-        .await?;
-    let ServerFrame::Ack { conversation, .. } = ack else {
-        unreachable!()
-    };
-    Ok((visitor, conversation))
+    hub.visitor_says(text).await
 }
 
 async fn wait_for_state(
@@ -26,18 +16,7 @@ async fn wait_for_state(
     conversation: &str,
     want: impl Fn(&salam_store::Conversation) -> bool,
 ) -> anyhow::Result<salam_store::Conversation> {
-    // Generous: CI runs the suite's tests in parallel on two shared cores.
-    let mut last = None;
-    for _ in 0..600 {
-        last = hub.state.store.conversation(conversation).await?;
-        if let Some(found) = &last
-            && want(found)
-        {
-            return Ok(found.clone());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("conversation {conversation} never reached the wanted state; last seen {last:?}")
+    hub.wait_for(conversation, want).await
 }
 
 async fn api(hub: &TestHub, token: &str, path: &str) -> anyhow::Result<Value> {
@@ -461,32 +440,64 @@ async fn an_offer_not_accepted_in_time_passes_to_the_next_agent() -> anyhow::Res
     Ok(())
 }
 
+/// A site's default capacity sets the capacity of an agent created for it (capacity is
+/// one number per agent across all their sites); raising the agent's capacity drains
+/// the queue at once, with no reconnect.
 #[tokio::test]
-async fn a_sites_default_capacity_applies_and_raising_it_drains_the_queue() -> anyhow::Result<()> {
+async fn a_sites_default_capacity_sets_new_agents_and_raising_it_drains_the_queue()
+-> anyhow::Result<()> {
     let hub = TestHub::start().await?;
     let admin = hub.admin_token().await?;
-    let put = |settings: Value| {
+    let call = |method: &'static str, path: String, body: Value| {
         let admin = admin.clone();
         let hub = &hub;
         async move {
             let response = http_request(
                 hub.addr,
-                "PUT",
-                &format!("/api/sites/{}/settings", hub.site.id),
+                method,
+                &path,
                 &[
                     ("authorization", &format!("Bearer {admin}")),
                     ("content-type", "application/json"),
                 ],
-                &settings.to_string(),
+                &body.to_string(),
             )
             .await?;
-            anyhow::ensure!(response.status == 200, "{}", response.body);
-            anyhow::Ok(())
+            anyhow::ensure!(response.status < 300, "{path}: {}", response.body);
+            anyhow::Ok(serde_json::from_str::<Value>(&response.body)?)
         }
     };
-    put(json!({"bot": false, "default_capacity": 1})).await?;
-    let (sara, token) = hub.add_agent("Sara", None, &[]).await?;
-    let _sara = hub.agent(&token).await?;
+    let settings = format!("/api/sites/{}/settings", hub.site.id);
+    call(
+        "PUT",
+        settings,
+        json!({"bot": false, "default_capacity": 1}),
+    )
+    .await?;
+    let created = call(
+        "POST",
+        "/api/admin/agents".into(),
+        json!({"email": "sara@shop.test", "name": "Sara", "password": "correct horse battery",
+               "site_ids": [hub.site.id]}),
+    )
+    .await?;
+    assert_eq!(created["agent"]["capacity"], 1, "{created}");
+    let sara = created["agent"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let login = http_request(
+        hub.addr,
+        "POST",
+        "/api/login",
+        &[("content-type", "application/json")],
+        &json!({"email": "sara@shop.test", "password": "correct horse battery"}).to_string(),
+    )
+    .await?;
+    let token: Value = serde_json::from_str(&login.body)?;
+    let _sara_socket = hub
+        .agent(token["token"].as_str().unwrap_or_default())
+        .await?;
     let (_first, first) = visitor_says(&hub, "first").await?;
     wait_for_state(&hub, &first, |c| {
         c.agent_id.as_deref() == Some(sara.as_str())
@@ -504,9 +515,14 @@ async fn a_sites_default_capacity_applies_and_raising_it_drains_the_queue() -> a
     assert_eq!(
         still.state,
         ConversationState::Queued,
-        "the site's capacity of 1 holds"
+        "the capacity of 1 holds"
     );
-    put(json!({"bot": false, "default_capacity": 2})).await?;
+    call(
+        "PATCH",
+        format!("/api/admin/agents/{sara}"),
+        json!({"capacity": 2}),
+    )
+    .await?;
     wait_for_state(&hub, &second, |c| {
         c.agent_id.as_deref() == Some(sara.as_str())
     })

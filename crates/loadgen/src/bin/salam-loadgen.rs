@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use salam_loadgen::client::{Protocol, Server, Target};
 use salam_loadgen::probe::ServerProbe;
 use salam_loadgen::report::print_json;
-use salam_loadgen::{bot, echo, idle, relay};
+use salam_loadgen::{bot, echo, handoff, idle, relay};
 use std::time::Duration;
 
 /// Load generator for the Salam hub and its peers. All figures per server CPU-second
@@ -91,6 +91,26 @@ enum Command {
         /// Handshakes in progress at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+    },
+    /// A storm of hand-offs: every visitor's first message at once on a site with the
+    /// bot off, while `/api/widget/{key}` and `/api/agents` are polled (routing under
+    /// load; works against any build of the hub).
+    Handoff {
+        /// Server address (host:port).
+        #[arg(long)]
+        addr: String,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Bearer token of an agent to connect (repeatable); their capacities must hold
+        /// the storm.
+        #[arg(long = "agent-token", required = true)]
+        agent_tokens: Vec<String>,
+        /// Visitors, each handing off once.
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        /// Seconds to wait for the last assignment.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
     },
     /// Visitors ask the hub's bot questions (the bot must be on for the site).
     Bot {
@@ -291,6 +311,25 @@ async fn run(command: Command) -> Result<()> {
                 settle: seconds(settle, "settle")?,
                 connect_concurrency: concurrency,
                 probe: probe(server_pid)?,
+            })
+            .await
+        }
+        Command::Handoff {
+            addr,
+            site,
+            agent_tokens,
+            visitors,
+            timeout,
+        } => {
+            let origin = site.origin(&addr);
+            handoff::run(handoff::HandoffOptions {
+                addr,
+                site: site.site,
+                origin,
+                agent_tokens,
+                visitors,
+                timeout: seconds(timeout, "timeout")?,
+                connect_concurrency: 64,
             })
             .await
         }

@@ -1,0 +1,380 @@
+//! Operations on conversations shared by both endpoints, the REST API and the hub's
+//! own timers: commit, then acknowledge, then publish — always in that order. State
+//! changes are compare-and-set transitions in the store ([`salam_store::Transition`]),
+//! so two decisions racing each other (a close and a hand-off) never undo each other.
+
+use crate::clock::now_ms;
+use crate::fanout::{Followers, Outbound, OwnAck};
+use crate::publish;
+use crate::site::SiteSettings;
+use crate::state::AppState;
+use crate::ws::Replier;
+use salam_protocol::{Author, AuthorKind, ConversationState, ErrorCode, MessageKind, ServerFrame};
+use salam_store::{Appended, Conversation, NewMessage, StoreError, Transition, Transitioned};
+use std::sync::atomic::Ordering;
+
+/// The client-visible code for a store failure (never the internal text).
+pub fn store_code(err: &StoreError) -> ErrorCode {
+    match err {
+        StoreError::Unavailable(_) | StoreError::ShutDown => ErrorCode::StoreUnavailable,
+        StoreError::Closed => ErrorCode::ConversationClosed,
+        StoreError::NotFound => ErrorCode::NotFound,
+        StoreError::StateChanged(ConversationState::Closed) => ErrorCode::ConversationClosed,
+        StoreError::Conflict(_) | StoreError::Corrupt(_) | StoreError::StateChanged(_) => {
+            ErrorCode::Internal
+        }
+    }
+}
+
+/// A short explanation to go with [`store_code`].
+pub fn store_message(err: &StoreError) -> &'static str {
+    match store_code(err) {
+        ErrorCode::StoreUnavailable => {
+            "the message could not be stored and was not acknowledged; resend it later with the same client_id"
+        }
+        ErrorCode::ConversationClosed => "the conversation is closed; start a new one",
+        ErrorCode::NotFound => "no such conversation",
+        _ => "internal error",
+    }
+}
+
+/// Checks a message text against the hub's limits.
+pub fn check_text(state: &AppState, text: &str) -> Result<(), (ErrorCode, String)> {
+    if text.trim().is_empty() {
+        return Err((ErrorCode::EmptyText, "the message text is empty".into()));
+    }
+    let max = state.config.limits.max_text_chars as usize;
+    let n_chars = salam_protocol::text_len(text);
+    if n_chars > max {
+        return Err((
+            ErrorCode::TextTooLong,
+            format!("the message has {n_chars} characters; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a client id: 1 to 64 characters.
+pub fn check_client_id(client_id: &str) -> Result<(), (ErrorCode, String)> {
+    let n_chars = client_id.chars().count();
+    if n_chars == 0 || n_chars > 64 {
+        return Err((
+            ErrorCode::BadField,
+            "client_id must have 1 to 64 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Queues a client's message for commit. On failure the client is told (naming the
+/// `client_id`) and `None` is returned.
+pub async fn enqueue_from_client(
+    replier: &Replier,
+    new_message: NewMessage,
+) -> Option<salam_store::PendingAppend> {
+    let client_id = new_message.client_id.clone().unwrap_or_default();
+    match replier.state.store.append_queued(new_message).await {
+        Ok(pending) => Some(pending),
+        Err(err) => {
+            tracing::warn!(error = %err, "message not queued");
+            replier
+                .error(store_code(&err), store_message(&err), Some(client_id))
+                .await;
+            None
+        }
+    }
+}
+
+/// Waits for a queued message's commit, acknowledges it, then publishes it. The
+/// sender's connection gets only the `ack`, which stands for the message (its other
+/// connections, and everyone else following the conversation, get the message). A
+/// resend is acknowledged again (with `duplicate: true`) and not published.
+pub async fn finish_from_client(
+    replier: &Replier,
+    site_id: &str,
+    client_id: String,
+    pending: salam_store::PendingAppend,
+) -> Option<Appended> {
+    let state = &replier.state;
+    match pending.await {
+        Ok(appended) => {
+            let ack = ServerFrame::Ack {
+                client_id,
+                conversation: appended.message.conversation.clone(),
+                seq: appended.message.seq,
+                duplicate: appended.duplicate,
+            };
+            replier
+                .mailbox
+                .send(Outbound::Ack(Box::new(OwnAck {
+                    conversation: appended.message.conversation.clone(),
+                    seq: appended.message.seq,
+                    json: ack.to_json().into(),
+                })))
+                .await;
+            if appended.duplicate {
+                state
+                    .metrics
+                    .messages_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                relay(state, site_id, &appended, Some(replier.mailbox.connection));
+            }
+            Some(appended)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "message not stored");
+            replier
+                .error(store_code(&err), store_message(&err), Some(client_id))
+                .await;
+            None
+        }
+    }
+}
+
+/// Commits and publishes a message written by the hub itself (events, confirmations).
+pub async fn post(
+    state: &AppState,
+    site_id: &str,
+    conversation: &str,
+    kind: MessageKind,
+    author: Author,
+    text: String,
+) -> Result<Appended, StoreError> {
+    post_message(
+        state,
+        site_id,
+        NewMessage {
+            conversation: conversation.to_owned(),
+            kind,
+            author,
+            text,
+            client_id: None,
+            quick_replies: Vec::new(),
+            rule: None,
+            at: now_ms(),
+            only_in: None,
+        },
+    )
+    .await
+}
+
+/// Commits and publishes a message the hub built (a bot line with its rule, ...).
+pub async fn post_message(
+    state: &AppState,
+    site_id: &str,
+    message: NewMessage,
+) -> Result<Appended, StoreError> {
+    let appended = state.store.append(message).await?;
+    relay(state, site_id, &appended, None);
+    Ok(appended)
+}
+
+/// Counts a committed message and publishes it (to all but `skip`, its sender).
+fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>) {
+    state
+        .metrics
+        .messages_committed
+        .fetch_add(1, Ordering::Relaxed);
+    publish::message(
+        &*state.bus,
+        site_id,
+        appended.message.clone(),
+        appended.unread,
+        skip,
+    );
+}
+
+/// The system as an author.
+pub fn system() -> Author {
+    Author {
+        kind: AuthorKind::System,
+        id: None,
+        name: None,
+    }
+}
+
+/// The bot as an author, named in the conversation's language.
+pub fn bot_author(state: &AppState, lang: salam_bot::Lang) -> Author {
+    Author {
+        kind: AuthorKind::Bot,
+        id: None,
+        name: Some(state.bot.current().phrases(lang).bot_name.clone()),
+    }
+}
+
+/// Applies a transition; when it applied, publishes its line, state and summary.
+/// Returns the conversation as it is now and whether the change applied.
+pub async fn transition(
+    state: &AppState,
+    change: Transition,
+) -> Result<(Conversation, bool), StoreError> {
+    match state.store.transition(change).await? {
+        Transitioned::Applied {
+            conversation,
+            event,
+        } => {
+            let reason = event.as_ref().map(|line| line.text.clone());
+            publish::state_changed(&*state.bus, &conversation, event, reason.as_deref());
+            Ok((conversation, true))
+        }
+        Transitioned::Stale(conversation) => Ok((conversation, false)),
+    }
+}
+
+/// Hands a conversation the bot has to people. If nobody can answer now (outside
+/// business hours, or no agent of the site online), the bot says so honestly, says when
+/// to expect a reply, and asks for contact details (the widget shows the contact
+/// form). Nothing happens if the conversation has left the bot meanwhile (taken,
+/// closed).
+pub async fn hand_off(
+    state: &AppState,
+    settings: &SiteSettings,
+    conversation: &Conversation,
+    department: &str,
+    priority: i32,
+    reason: &str,
+    lang: salam_bot::Lang,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut change = Transition::new(
+        &conversation.id,
+        &[ConversationState::Bot],
+        ConversationState::Queued,
+        now,
+    );
+    change.department = Some(department.to_owned());
+    change.priority = Some(priority);
+    change.handoff_reason = Some(reason.to_owned());
+    change.event = Some("waiting for a person".into());
+    let (queued, applied) = transition(state, change).await?;
+    if !applied {
+        return Ok(());
+    }
+    state
+        .routing
+        .send(crate::routing::Command::HandOff {
+            site_id: queued.site_id.clone(),
+            conversation: queued.id.clone(),
+            department: department.to_owned(),
+            priority,
+        })
+        .await;
+    let anyone =
+        settings.is_open(now) && state.routing.view().site(&queued.site_id).anyone_online();
+    if !anyone {
+        let rules = state.bot.current();
+        let phrases = rules.phrases(lang);
+        let when = expected_reply(settings, now, lang);
+        let text = format!("{}\n{}", phrases.offline_text(&when), phrases.ask_contact);
+        post(
+            state,
+            &queued.site_id,
+            &queued.id,
+            MessageKind::Text,
+            bot_author(state, lang),
+            text,
+        )
+        .await?;
+        publish::to_conversation(
+            &*state.bus,
+            &queued.id,
+            Followers::Visitors,
+            None,
+            &ServerFrame::Form {
+                conversation: queued.id.clone(),
+                form: salam_protocol::FormKind::Contact,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// When a reply can be expected, in the visitor's language.
+pub fn expected_reply(settings: &SiteSettings, now: i64, lang: salam_bot::Lang) -> String {
+    use salam_bot::Lang;
+    const DAYS: [[&str; 7]; 3] = [
+        [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ],
+        [
+            "الاثنين",
+            "الثلاثاء",
+            "الأربعاء",
+            "الخميس",
+            "الجمعة",
+            "السبت",
+            "الأحد",
+        ],
+        [
+            "دوشنبه",
+            "سه‌شنبه",
+            "چهارشنبه",
+            "پنجشنبه",
+            "جمعه",
+            "شنبه",
+            "یکشنبه",
+        ],
+    ];
+    let index = match lang {
+        Lang::En => 0,
+        Lang::Ar => 1,
+        Lang::Fa => 2,
+    };
+    let opening = settings
+        .business_hours
+        .as_ref()
+        .filter(|hours| !hours.is_open(now))
+        .and_then(|hours| hours.next_opening(now));
+    match (opening, lang) {
+        (Some((day, time)), Lang::En) => format!("{} at {time}", DAYS[index][day]),
+        (Some((day, time)), Lang::Ar) => format!("{} الساعة {time}", DAYS[index][day]),
+        (Some((day, time)), Lang::Fa) => format!("{} ساعت {time}", DAYS[index][day]),
+        (None, Lang::En) => "within a few hours".into(),
+        (None, Lang::Ar) => "خلال ساعات قليلة".into(),
+        (None, Lang::Fa) => "ظرف چند ساعت".into(),
+    }
+}
+
+/// Closes an open conversation: records the event, tells routing (capacity frees up at
+/// once) and asks the visitor for a rating. Returns `false` if it was closed already.
+pub async fn close(state: &AppState, conversation: &str, reason: &str) -> Result<bool, StoreError> {
+    let mut change = Transition::new(
+        conversation,
+        &[
+            ConversationState::Bot,
+            ConversationState::Queued,
+            ConversationState::Assigned,
+        ],
+        ConversationState::Closed,
+        now_ms(),
+    );
+    change.event = Some(reason.to_owned());
+    let (closed, applied) = transition(state, change).await?;
+    if !applied {
+        return Ok(false);
+    }
+    state
+        .routing
+        .send(crate::routing::Command::Closed {
+            conversation: closed.id.clone(),
+        })
+        .await;
+    publish::to_conversation(
+        &*state.bus,
+        &closed.id,
+        Followers::Visitors,
+        None,
+        &ServerFrame::Form {
+            conversation: closed.id.clone(),
+            form: salam_protocol::FormKind::Rating,
+        },
+    );
+    Ok(true)
+}

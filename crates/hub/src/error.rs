@@ -1,0 +1,78 @@
+//! The REST API's error: an HTTP status and a stable code; causes are logged, never
+//! sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use salam_protocol::ErrorCode;
+use salam_store::StoreError;
+use serde_json::json;
+
+/// An API error, answered as `{"error": CODE, "message": TEXT}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: &'static str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: &'static str) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// 401: no valid session.
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "sign in first",
+        )
+    }
+
+    /// 404, also for another site's object (no probing of ids).
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "not found")
+    }
+
+    /// 400 with a reason.
+    pub fn bad(message: &'static str) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadField, message)
+    }
+
+    /// 403: an admin action for an agent, or a missing CSRF header.
+    pub fn forbidden(message: &'static str) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        tracing::warn!(error = %err, "api request failed in the store");
+        let code = crate::conversation::store_code(&err);
+        let status = match code {
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, code, "request failed")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({ "error": self.code.as_str(), "message": self.message })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,162 @@
+//! `hello`: the handshake. Checks the site key, the page's origin and the visitor
+//! token, records the visit, and answers `welcome` with the visitor's open
+//! conversations, which the connection then follows.
+
+use super::{Session, VisitorEndpoint};
+use crate::clock::now_ms;
+use crate::conversation;
+use crate::fanout::{Outbound, reason};
+use crate::site::SiteSettings;
+use crate::ws::{Flow, Link, close_code};
+use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame};
+use salam_store::{Site, VisitorUpdate};
+use std::collections::HashSet;
+
+/// Whether `origin` may open a visitor socket for `site`.
+pub fn origin_allowed(site: &Site, origin: Option<&str>, allow_any: bool) -> bool {
+    site.origins.iter().any(|allowed| {
+        (allowed == "*" && allow_any)
+            || origin
+                .is_some_and(|origin| origin.eq_ignore_ascii_case(allowed.trim_end_matches('/')))
+    })
+}
+
+pub(super) async fn handle(
+    endpoint: &VisitorEndpoint,
+    link: &mut Link,
+    v: u32,
+    site_key: String,
+    token: Option<String>,
+    locale: Option<String>,
+    page: Option<PageInfo>,
+) -> Result<Session, Flow> {
+    let state = link.state.clone();
+    if v != PROTOCOL_VERSION {
+        link.error(
+            ErrorCode::UnsupportedVersion,
+            &format!("this hub speaks protocol version {PROTOCOL_VERSION}"),
+            None,
+        )
+        .await;
+        return Err(Flow::Close(close_code::POLICY, "unsupported version"));
+    }
+    let site = match state.store.site_by_key(&site_key).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            link.error(ErrorCode::UnknownSite, "no site has this key", None)
+                .await;
+            return Err(Flow::Close(close_code::POLICY, "unknown site"));
+        }
+        Err(err) => {
+            link.error(conversation::store_code(&err), "try again later", None)
+                .await;
+            return Err(Flow::Close(close_code::RECONNECT, "store unavailable"));
+        }
+    };
+    if !origin_allowed(
+        &site,
+        endpoint.origin.as_deref(),
+        state.config.auth.allow_any_origin,
+    ) {
+        link.error(
+            ErrorCode::Forbidden,
+            "this page's origin is not allowed for the site",
+            None,
+        )
+        .await;
+        return Err(Flow::Close(close_code::POLICY, "origin not allowed"));
+    }
+    let visitor_id = match token {
+        Some(token) => match state.secret.verify_visitor_token(&site.id, &token) {
+            Some(visitor_id) => visitor_id,
+            None => {
+                link.error(
+                    ErrorCode::Unauthorized,
+                    "the visitor token is not valid; connect without one to start afresh",
+                    None,
+                )
+                .await;
+                return Err(Flow::Close(close_code::POLICY, "bad token"));
+            }
+        },
+        None => crate::auth::new_visitor_id(),
+    };
+    let update = VisitorUpdate {
+        locale: locale.clone(),
+        page,
+        user_agent: endpoint.user_agent.clone(),
+    };
+    if let Err(err) = state
+        .store
+        .touch_visitor(&visitor_id, &site.id, update, now_ms())
+        .await
+    {
+        link.error(conversation::store_code(&err), "try again later", None)
+            .await;
+        return Err(Flow::Close(close_code::RECONNECT, "store unavailable"));
+    }
+    let conversations = match state
+        .store
+        .open_conversations_of_visitor(&site.id, &visitor_id)
+        .await
+    {
+        Ok(conversations) => conversations,
+        Err(err) => {
+            link.error(conversation::store_code(&err), "try again later", None)
+                .await;
+            return Err(Flow::Close(close_code::RECONNECT, "store unavailable"));
+        }
+    };
+    let mut session = Session {
+        settings: std::sync::Arc::new(SiteSettings::parse(&site.settings)),
+        site,
+        locale,
+        vip: false,
+        visitor_id,
+        owned: HashSet::new(),
+        current: conversations.last().map(|c| c.id.clone()),
+    };
+    let token = state
+        .secret
+        .visitor_token(&session.site.id, &session.visitor_id);
+    // `welcome` goes first; the subscriptions follow, so it is always the first frame,
+    // and what is committed after the list was read reaches the client live or by
+    // `resume` from the listed `last_seq`.
+    link.send(&ServerFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        role: Role::Visitor,
+        you: session.author(),
+        token: Some(token),
+        conversations: conversations
+            .iter()
+            .map(|c| {
+                // A visitor's summary carries no agent-side figures.
+                let mut summary = c.summary();
+                summary.unread = 0;
+                summary.preview = None;
+                summary
+            })
+            .collect(),
+        heartbeat_secs: state.config.websocket.heartbeat_secs,
+        limits: state.wire_limits(),
+        sites: Vec::new(),
+        presence: None,
+    })
+    .await;
+    // Live messages of the listed conversations wait for their `resume`.
+    link.push(Outbound::Hold(Box::new(
+        conversations
+            .iter()
+            .map(|c| (c.id.clone(), c.last_seq))
+            .collect(),
+    )))
+    .await;
+    for conversation in &conversations {
+        session.owned.insert(conversation.id.clone());
+        state
+            .registry
+            .follow(&conversation.id, &link.mailbox, reason::OWNER);
+    }
+    tracing::debug!(visitor = %session.visitor_id, site = %session.site.id, "visitor connected");
+    Ok(session)
+}

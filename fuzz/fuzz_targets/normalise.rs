@@ -5,8 +5,8 @@
 //! Checked, besides "never panics", the output shape `normalize` documents:
 //! - words separated by single ASCII spaces, no leading or trailing space;
 //! - every other character alphanumeric, none of the characters it removes or maps
-//!   (diacritics, tatweel, format characters, apostrophes, alef/yeh/kaf/teh marbuta
-//!   variants, Persian and Arabic-Indic digits);
+//!   (diacritics, tatweel, format characters, apostrophes, alef/hamza/yeh/kaf/teh
+//!   marbuta variants, Persian and Arabic-Indic digits);
 //! - no run of three or more equal letters;
 //! - idempotence (`crates/bot/tests/normalize.rs` relies on it): normalising the output
 //!   again changes nothing.
@@ -101,6 +101,6 @@ fn removed_or_mapped(ch: char) -> bool {
         | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{061C}' | '\u{180E}'
         | '\u{0300}'..='\u{036F}'
         | '\'' | '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}'
-        | 'أ' | 'إ' | 'آ' | 'ٱ' | 'ى' | 'ی' | 'ې' | 'ۍ' | 'ک' | 'ڪ' | 'ة' | 'ۀ' | 'ە'
+        | 'أ' | 'إ' | 'آ' | 'ٱ' | 'ؤ' | 'ئ' | 'ء' | 'ى' | 'ی' | 'ې' | 'ۍ' | 'ک' | 'ڪ' | 'ة' | 'ۀ' | 'ە'
         | '\u{06F0}'..='\u{06F9}' | '\u{0660}'..='\u{0669}')
 }

@@ -13,8 +13,9 @@ use crate::Lang;
 ///
 /// Steps, in order: Unicode NFKC (folds Arabic presentation forms and full-width Latin),
 /// lowercase, removal of Arabic diacritics (U+064B..U+065F, U+0670, Quranic marks) and
-/// tatweel, alef variants (أ إ آ ٱ) to ا, ى and Persian ی to Arabic ي, Persian ک to
-/// Arabic ك, ة and ۀ to ه, Persian and Arabic-Indic digits to ASCII, apostrophes dropped
+/// tatweel, alef variants (أ إ آ ٱ) to ا, hamza seats ؤ to و and ئ to ي, a lone ء
+/// dropped, ى and Persian ی to Arabic ي, Persian ک to Arabic ك, ة and ۀ to ه, Persian
+/// and Arabic-Indic digits to ASCII, apostrophes dropped
 /// (`what's` = `whats`), zero-width and bidi format characters dropped, every other
 /// non-alphanumeric character (punctuation incl. ؟ ، ؛, symbols, emoji) to a space,
 /// runs of three or more equal letters to one (`سلااام` → `سلام`, `heyyy` → `hey`;
@@ -92,7 +93,12 @@ fn push_mapped(out: &mut String, ch: char) {
         // Combining Latin diacritics left over after NFKC (e.g. from lowercasing İ).
         '\u{0300}'..='\u{036F}' => return,
         '\'' | '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => return,
+        // A lone hamza is often left out in chat (`شيء` / `شي`).
+        'ء' => return,
         'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
+        // Hamza seats: visitors write them with or without the hamza (`سؤال` / `سوال`).
+        'ؤ' => 'و',
+        'ئ' => 'ي',
         'ى' | 'ی' | 'ې' | 'ۍ' => 'ي',
         'ک' | 'ڪ' => 'ك',
         'ة' | 'ۀ' | 'ە' => 'ه',

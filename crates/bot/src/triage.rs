@@ -196,7 +196,8 @@ impl RuleSet {
     /// (bounded) message length.
     pub fn triage(&self, input: &TriageInput<'_>) -> Decision {
         let text = bounded(input.text);
-        let detected = detect_scores(text);
+        let normalised = normalize(text);
+        let detected = detect_scores(text, &normalised);
         let lang = input
             .locale
             .or(detected.map(|(lang, _)| lang))
@@ -213,7 +214,6 @@ impl RuleSet {
             (Some((detected, _)), _) => Some(detected),
             (None, locale) => locale,
         };
-        let normalised = normalize(text);
         let settings = &self.settings;
         let rule_scores =
             self.matcher

@@ -13,5 +13,7 @@ mod loader;
 mod hostile;
 // The default pack: examples, quick replies, quality bar on dev.tsv and extra.tsv.
 mod pack;
+// Typos, built-in signals, the second stage, context and per-pack identity.
+mod stages;
 // Inputs found by fuzzing (fuzz/, docs/fuzzing.md) and hostile inputs beside them.
 mod fuzz_regressions;

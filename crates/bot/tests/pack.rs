@@ -171,4 +171,47 @@ fn eval_output_lines() {
     assert_eq!(report.correct, 2);
     assert_eq!(report.invalid_lines.len(), 2);
     assert!(report.summary().contains("accuracy: 100.0%"));
+    assert!(report.confusions.is_empty());
+    assert_eq!(report.confusion_summary(), "");
+}
+
+#[test]
+fn eval_counts_confusions_per_language() {
+    let rules = default_pack();
+    let report = eval::run(
+        &rules,
+        "en\tcancel_order\twhere is my order\n\
+         en\tcancel_order\twhere is my package\n\
+         en\tgreeting\twhat is your return policy\n\
+         ar\tnone\tوين طلبي\n\
+         fa\thuman_agent\tسلام\n",
+    );
+    let confusions: Vec<(Lang, &str, &str, usize)> = report
+        .confusions
+        .iter()
+        .map(|c| (c.lang, c.expected.as_str(), c.predicted.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        confusions,
+        [
+            (Lang::En, "cancel_order", "order_tracking", 2),
+            (Lang::En, "greeting", "return_policy", 1),
+            (Lang::Ar, "none", "order_tracking", 1),
+            (Lang::Fa, "human_agent", "greeting", 1),
+        ]
+    );
+    let en = report.per_lang[0];
+    assert_eq!(
+        (en.total, en.correct, en.wrong, en.missed_handoffs),
+        (3, 0, 3, 0)
+    );
+    assert_eq!(report.per_lang[2].missed_handoffs, 1);
+    let summary = report.confusion_summary();
+    assert!(
+        summary.contains(
+            "confusions (en): expected → predicted\n  cancel_order → order_tracking: 2\n"
+        ),
+        "{summary}"
+    );
+    assert!(summary.contains("confusions (fa)"), "{summary}");
 }

@@ -155,7 +155,7 @@ impl Default for Settings {
             fallback_follow_ups: Vec::new(),
             spelling: true,
             signals: true,
-            similarity_threshold: 0.5,
+            similarity_threshold: 0.55,
             similarity_margin: 0.08,
         }
     }

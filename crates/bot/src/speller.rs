@@ -72,6 +72,7 @@ const CHAT_EN: &[(&str, &str)] = &[
     ("plse", "please"),
     ("pleas", "please"),
     ("wen", "when"),
+    ("whens", "when is"),
     ("wat", "what"),
     ("wut", "what"),
     ("wht", "what"),

@@ -231,7 +231,7 @@ fn second_stage_answers_from_examples_with_a_clear_margin() {
 fn second_stage_clarifies_when_the_top_two_are_close() {
     let rules = rules();
     // About as close to an example of returns as to one of tracking.
-    let text = "would like to give back my parcel that has not come yet";
+    let text = "I would like to give back jeans, my parcel has still not come";
     let close = triage(&rules, text, Lang::En);
     let Decision::Clarify {
         candidates, via, ..

@@ -13,7 +13,7 @@
 //!
 //! What the triage does with them is described in `crate::triage`.
 
-use crate::similar::gram_counts;
+use crate::similar::{dice, gram_counts};
 
 /// The built-in lexicons.
 pub(crate) const LEXICON: &str = include_str!("signals.toml");
@@ -104,13 +104,7 @@ pub(crate) fn repeats(normalised: &str, previous: &[&str]) -> bool {
         if earlier == normalised {
             return true;
         }
-        let earlier_grams = gram_counts(&earlier);
-        let shared = grams
-            .keys()
-            .filter(|gram| earlier_grams.contains_key(gram))
-            .count();
-        let total = grams.len() + earlier_grams.len();
-        total > 0 && 2.0 * shared as f32 >= REPEAT_MIN_DICE * total as f32
+        dice(&grams, &gram_counts(&earlier)) >= REPEAT_MIN_DICE
     })
 }
 

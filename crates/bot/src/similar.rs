@@ -14,11 +14,35 @@
 //! closest, and its score is that similarity.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::Lang;
 
 /// A trigram of characters, packed (21 bits per char).
 type Gram = u64;
+
+/// Hashes a [`Gram`] with one multiply: the keys are already well-mixed integers, and
+/// SipHash cost more than the rest of a lookup.
+#[derive(Debug, Default)]
+struct GramHasher(u64);
+
+impl Hasher for GramHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type GramMap<V> = HashMap<Gram, V, BuildHasherDefault<GramHasher>>;
 
 /// One example in the index.
 #[derive(Debug)]
@@ -36,7 +60,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Similar {
     entries: Vec<Entry>,
-    postings: HashMap<Gram, Posting>,
+    postings: GramMap<Posting>,
 }
 
 #[derive(Debug, Default)]
@@ -69,11 +93,11 @@ impl SimilarBuilder {
 
     pub(crate) fn build(self) -> Similar {
         let n_docs = self.examples.len().max(1) as f32;
-        let mut counts: Vec<HashMap<Gram, f32>> = Vec::with_capacity(self.examples.len());
-        let mut document_frequency: HashMap<Gram, u32> = HashMap::new();
+        let mut counts: Vec<Vec<(Gram, f32)>> = Vec::with_capacity(self.examples.len());
+        let mut document_frequency: GramMap<u32> = GramMap::default();
         for (_, _, _, text) in &self.examples {
             let grams = gram_counts(text);
-            for gram in grams.keys() {
+            for (gram, _) in &grams {
                 *document_frequency.entry(*gram).or_insert(0) += 1;
             }
             counts.push(grams);
@@ -92,8 +116,6 @@ impl SimilarBuilder {
             self.examples.into_iter().zip(counts).enumerate()
         {
             let mut squares = 0.0f32;
-            let mut grams: Vec<(Gram, f32)> = grams.into_iter().collect();
-            grams.sort_by_key(|(gram, _)| *gram);
             for (gram, count) in grams {
                 let Some(posting) = similar.postings.get_mut(&gram) else {
                     continue;
@@ -208,9 +230,10 @@ impl Similar {
     }
 }
 
-/// Character-trigram counts of a normalised text, each word padded with spaces.
-pub(crate) fn gram_counts(normalised: &str) -> HashMap<Gram, f32> {
-    let mut counts: HashMap<Gram, f32> = HashMap::new();
+/// Character-trigram counts of a normalised text, each word padded with spaces, sorted
+/// by trigram.
+pub(crate) fn gram_counts(normalised: &str) -> Vec<(Gram, f32)> {
+    let mut grams: Vec<Gram> = Vec::with_capacity(normalised.len() + 8);
     for word in normalised.split(' ').filter(|word| !word.is_empty()) {
         let mut window: [u32; 3] = [' ' as u32, ' ' as u32, ' ' as u32];
         let mut n_seen = 0usize;
@@ -219,14 +242,44 @@ pub(crate) fn gram_counts(normalised: &str) -> HashMap<Gram, f32> {
             n_seen += 1;
             // The first window is padding and one letter: not a trigram of the word.
             if n_seen >= 2 {
-                let gram = (u64::from(window[0]) << 42)
-                    | (u64::from(window[1]) << 21)
-                    | u64::from(window[2]);
-                *counts.entry(gram).or_insert(0.0) += 1.0;
+                grams.push(
+                    (u64::from(window[0]) << 42)
+                        | (u64::from(window[1]) << 21)
+                        | u64::from(window[2]),
+                );
             }
         }
     }
+    grams.sort_unstable();
+    let mut counts: Vec<(Gram, f32)> = Vec::with_capacity(grams.len());
+    for gram in grams {
+        match counts.last_mut() {
+            Some((last, count)) if *last == gram => *count += 1.0,
+            _ => counts.push((gram, 1.0)),
+        }
+    }
     counts
+}
+
+/// Dice coefficient of the trigram sets of two [`gram_counts`]: 1 for the same
+/// trigrams, 0 for none in common.
+pub(crate) fn dice(a: &[(Gram, f32)], b: &[(Gram, f32)]) -> f32 {
+    if a.is_empty() && b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    2.0 * shared as f32 / (a.len() + b.len()) as f32
 }
 
 #[cfg(test)]

@@ -56,71 +56,72 @@ const MIN_ARABIC_STEM_LETTERS: usize = 3;
 /// message (a 4,096-character message of unknown words).
 const MAX_CORRECTIONS: usize = 32;
 
-/// Frequent chat spellings of English, expanded before matching.
+/// Frequent chat spellings of English, expanded before matching, sorted by the short
+/// form for a binary search (a test checks the order).
 const CHAT_EN: &[(&str, &str)] = &[
-    ("hii", "hi"),
-    ("heyy", "hey"),
-    ("helo", "hello"),
-    ("u", "you"),
-    ("ya", "you"),
-    ("yu", "you"),
-    ("ur", "your"),
-    ("urs", "yours"),
-    ("r", "are"),
-    ("pls", "please"),
-    ("plz", "please"),
-    ("plse", "please"),
-    ("pleas", "please"),
-    ("wen", "when"),
-    ("whens", "when is"),
-    ("wat", "what"),
-    ("wut", "what"),
-    ("wht", "what"),
-    ("hw", "how"),
-    ("whr", "where"),
-    ("wer", "where"),
-    ("y", "why"),
-    ("thnx", "thanks"),
-    ("tnx", "thanks"),
-    ("tks", "thanks"),
-    ("tmrw", "tomorrow"),
-    ("tmr", "tomorrow"),
-    ("tmrow", "tomorrow"),
-    ("2moro", "tomorrow"),
     ("2day", "today"),
-    ("b4", "before"),
-    ("msg", "message"),
+    ("2moro", "tomorrow"),
+    ("abt", "about"),
     ("acc", "account"),
     ("acct", "account"),
-    ("pwd", "password"),
-    ("pw", "password"),
-    ("addy", "address"),
     ("addr", "address"),
-    ("cuz", "because"),
-    ("coz", "because"),
+    ("addy", "address"),
+    ("amt", "amount"),
+    ("asap", "as soon as possible"),
+    ("b4", "before"),
     ("bc", "because"),
-    ("wanna", "want to"),
+    ("bout", "about"),
+    ("cncl", "cancel"),
+    ("coz", "because"),
+    ("cuz", "because"),
+    ("deliv", "delivery"),
+    ("dunno", "dont know"),
     ("gonna", "going to"),
     ("gotta", "got to"),
-    ("dunno", "dont know"),
-    ("n", "and"),
-    ("abt", "about"),
-    ("bout", "about"),
-    ("smth", "something"),
-    ("sth", "something"),
-    ("sb", "somebody"),
-    ("ppl", "people"),
-    ("rn", "right now"),
-    ("asap", "as soon as possible"),
+    ("helo", "hello"),
+    ("heyy", "hey"),
+    ("hii", "hi"),
+    ("hw", "how"),
     ("info", "information"),
+    ("msg", "message"),
+    ("n", "and"),
+    ("num", "number"),
     ("pkg", "package"),
     ("pkge", "package"),
+    ("pleas", "please"),
+    ("pls", "please"),
+    ("plse", "please"),
+    ("plz", "please"),
+    ("ppl", "people"),
+    ("pw", "password"),
+    ("pwd", "password"),
     ("qty", "quantity"),
-    ("deliv", "delivery"),
-    ("cncl", "cancel"),
+    ("r", "are"),
     ("rfnd", "refund"),
-    ("amt", "amount"),
-    ("num", "number"),
+    ("rn", "right now"),
+    ("sb", "somebody"),
+    ("smth", "something"),
+    ("sth", "something"),
+    ("thnx", "thanks"),
+    ("tks", "thanks"),
+    ("tmr", "tomorrow"),
+    ("tmrow", "tomorrow"),
+    ("tmrw", "tomorrow"),
+    ("tnx", "thanks"),
+    ("u", "you"),
+    ("ur", "your"),
+    ("urs", "yours"),
+    ("wanna", "want to"),
+    ("wat", "what"),
+    ("wen", "when"),
+    ("wer", "where"),
+    ("whens", "when is"),
+    ("whr", "where"),
+    ("wht", "what"),
+    ("wut", "what"),
+    ("y", "why"),
+    ("ya", "you"),
+    ("yu", "you"),
 ];
 
 /// English words of four or more letters that a visitor writes and a dictionary lacks:
@@ -196,6 +197,8 @@ impl VocabularyBuilder {
     }
 
     pub(crate) fn build(self) -> Speller {
+        // Read the dictionary now, once per process, so that no triage pays for it.
+        LazyLock::force(&ENGLISH_WORDS);
         let mut words: Vec<(Box<str>, u32)> = self.targets.into_iter().collect();
         // Deterministic indices whatever the hash order.
         words.sort();
@@ -257,7 +260,10 @@ impl Speller {
             }
             // Chat spellings first: they are what the patterns' spelling stands for, even
             // when a pattern happens to contain one.
-            let chat = CHAT_EN.iter().find(|(short, _)| *short == word);
+            let chat = CHAT_EN
+                .binary_search_by(|(short, _)| (*short).cmp(word))
+                .ok()
+                .map(|idx| CHAT_EN[idx]);
             if chat.is_none() && self.known.contains(word) {
                 continue;
             }
@@ -625,6 +631,15 @@ mod tests {
             speller.correct("ظمان", Typing::Arabic).as_deref(),
             Some("ضمان")
         );
+    }
+
+    #[test]
+    fn chat_spellings_are_sorted_and_normalised() {
+        assert!(CHAT_EN.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        for (short, long) in CHAT_EN {
+            assert_eq!(crate::normalize(short), *short);
+            assert_eq!(crate::normalize(long), *long);
+        }
     }
 
     #[test]

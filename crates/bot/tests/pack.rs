@@ -1,6 +1,6 @@
 //! The default rule pack in `bot-rules/`.
 
-use salam_bot::{Decision, Lang, RuleSet, TriageInput, eval};
+use salam_bot::{Decision, HandoffReason, Lang, RuleSet, TriageContext, TriageInput, Via, eval};
 
 use crate::util::{default_files, default_pack, join, rules_dir};
 
@@ -122,24 +122,33 @@ fn phrases_are_translated() {
     }
 }
 
+/// The quality bar of issue 16, in every language: at least `min_accuracy` right, at
+/// most `max_wrong_rate` wrong answers, no missed handoff.
 fn assert_quality(file: &str, min_accuracy: f64, max_wrong_rate: f64) {
+    assert_quality_per_lang(file, [min_accuracy; 3], max_wrong_rate);
+}
+
+/// [`assert_quality`] with a minimum accuracy per language, in `Lang::ALL` order.
+fn assert_quality_per_lang(file: &str, min_accuracy: [f64; 3], max_wrong_rate: f64) {
     let rules = default_pack();
     let tsv = std::fs::read_to_string(rules_dir().join("eval").join(file)).expect("eval file");
     let report = eval::run(&rules, &tsv);
-    let summary = report.summary();
+    let summary = format!("{}{}", report.summary(), report.confusion_summary());
     eprintln!("{file}:\n{summary}");
     assert!(report.invalid_lines.is_empty(), "{summary}");
     assert!(report.total >= 30, "{summary}");
-    for lang in Lang::ALL {
+    for (entry, min_accuracy) in report.per_lang.iter().zip(min_accuracy) {
+        let lang = entry.lang;
+        assert!(entry.total >= 30, "{file}: few {lang} sentences\n{summary}");
         assert!(
-            report.lang_accuracy(lang) >= min_accuracy,
+            entry.accuracy() >= min_accuracy,
             "{file}: {lang} accuracy below {min_accuracy}\n{summary}"
         );
+        assert!(
+            entry.wrong_answer_rate() <= max_wrong_rate,
+            "{file}: too many {lang} wrong answers\n{summary}"
+        );
     }
-    assert!(
-        report.wrong_answer_rate() <= max_wrong_rate,
-        "{file}: too many wrong answers\n{summary}"
-    );
     assert!(
         report.missed_handoffs.is_empty(),
         "{file}: missed handoffs\n{summary}"
@@ -148,12 +157,162 @@ fn assert_quality(file: &str, min_accuracy: f64, max_wrong_rate: f64) {
 
 #[test]
 fn quality_bar_on_dev_set() {
-    assert_quality("dev.tsv", 0.90, 0.03);
+    assert_quality("dev.tsv", 0.95, 0.03);
 }
 
 #[test]
-fn quality_bar_on_held_out_extra_set() {
-    assert_quality("extra.tsv", 0.85, 0.05);
+fn quality_bar_on_extra_set() {
+    assert_quality("extra.tsv", 0.95, 0.03);
+}
+
+#[test]
+fn quality_bar_on_tuning_set() {
+    assert_quality("tune.tsv", 0.95, 0.03);
+}
+
+/// The sentences of `heldout.tsv` were written before the work on issue 16 and never
+/// tuned on (see its header and docs/benchmarks.md). The issue's goal is 95 % right in
+/// every language, at most 3 % wrong answers and no missed handoff; the final score was
+/// en 95.1 %, ar 92.3 %, fa 94.8 % (wrong 1.2 / 2.6 / 0 %, no missed handoff). The bars
+/// below are those figures, so that nothing slips back; reaching 95 % in Arabic and
+/// Persian needs tuning, and then a new held-out set, since this one's misses are now
+/// known. If a change makes this test fail, fix the cause in general, not the sentence.
+#[test]
+fn quality_bar_on_held_out_set() {
+    assert_quality_per_lang("heldout.tsv", [0.95, 0.92, 0.94], 0.03);
+}
+
+#[test]
+fn the_kinds_of_misses_issue_16_reports() {
+    // The issue's own examples of each kind (the held-out sentences are elsewhere).
+    let rules = default_pack();
+    for (lang, text, intent, via) in [
+        (
+            Lang::En,
+            "whens my parcel comming",
+            "order_tracking",
+            Via::Spelling,
+        ),
+        (Lang::En, "retrn polcy?", "return_policy", Via::Spelling),
+        (
+            Lang::En,
+            "are you even a human? get me someone",
+            "human_agent",
+            Via::Signals,
+        ),
+        (
+            Lang::Ar,
+            "وصلني بأحد من الموظفين",
+            "human_agent",
+            Via::Signals,
+        ),
+        (
+            Lang::En,
+            "I'm so disappointed with you people",
+            "complaint",
+            Via::Signals,
+        ),
+        (
+            Lang::Fa,
+            "واقعا از برخوردتون دلخورم",
+            "complaint",
+            Via::Signals,
+        ),
+        (Lang::En, "you overcharged me", "complaint", Via::Signals),
+    ] {
+        let decision = rules.triage(&TriageInput::new(text, Some(lang)));
+        assert_eq!(
+            decision.predicted_intent(),
+            intent,
+            "{text:?} -> {decision:?}"
+        );
+        assert_eq!(decision.via(), Some(via), "{text:?} -> {decision:?}");
+    }
+}
+
+#[test]
+fn follow_ups_on_the_default_pack() {
+    let rules = default_pack();
+    for (lang, previous, text, intent) in [
+        (
+            Lang::En,
+            "shipping_time",
+            "and how much does it cost?",
+            "shipping_cost",
+        ),
+        (
+            Lang::En,
+            "shipping_time",
+            "what about express?",
+            "shipping_time",
+        ),
+        (
+            Lang::En,
+            "shipping_cost",
+            "and how long does it take?",
+            "shipping_time",
+        ),
+        (
+            Lang::En,
+            "shipping_cost",
+            "what about express?",
+            "shipping_cost",
+        ),
+        (
+            Lang::En,
+            "opening_hours",
+            "and on fridays?",
+            "opening_hours",
+        ),
+        (Lang::Ar, "shipping_time", "وبكم؟", "shipping_cost"),
+        (Lang::Ar, "shipping_cost", "وكم يوم ياخذ؟", "shipping_time"),
+        (Lang::Fa, "shipping_time", "هزینه‌اش چقدره؟", "shipping_cost"),
+        (
+            Lang::Fa,
+            "shipping_time",
+            "برای اکسپرس چی؟",
+            "shipping_time",
+        ),
+        (Lang::Fa, "opening_hours", "جمعه ها چی؟", "opening_hours"),
+    ] {
+        let decision = rules.triage_with_context(
+            &TriageInput::new(text, Some(lang)),
+            &TriageContext {
+                previous_questions: &[],
+                previous_intent: Some(previous),
+            },
+        );
+        assert_eq!(
+            (decision.predicted_intent(), decision.via()),
+            (intent, Some(Via::FollowUp)),
+            "{text:?} after {previous}: {decision:?}"
+        );
+    }
+    // A follow-up that names its topic answers on its own.
+    let decision = rules.triage_with_context(
+        &TriageInput::new("and for returns?", Some(Lang::En)),
+        &TriageContext {
+            previous_questions: &[],
+            previous_intent: Some("shipping_time"),
+        },
+    );
+    assert_eq!(decision.predicted_intent(), "return_policy");
+}
+
+#[test]
+fn a_question_asked_again_goes_to_a_person() {
+    let rules = default_pack();
+    let decision = rules.triage_with_context(
+        &TriageInput::new("where is my order??", Some(Lang::En)),
+        &TriageContext {
+            previous_questions: &["where is my order"],
+            previous_intent: Some("order_tracking"),
+        },
+    );
+    let Decision::Handoff { reason, .. } = decision else {
+        panic!("expected a handoff, got {decision:?}");
+    };
+    assert_eq!(reason, HandoffReason::Repeated);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The default rule pack in `bot-rules/`.
 
-use salam_bot::{Decision, HandoffReason, Lang, RuleSet, TriageContext, TriageInput, Via, eval};
+use salam_bot::{
+    Decision, HandoffReason, Identity, Lang, RuleSet, TriageContext, TriageInput, Via, eval,
+};
 
 use crate::util::{default_files, default_pack, join, rules_dir};
 
@@ -108,6 +110,59 @@ fn every_quick_reply_leads_somewhere_sensible() {
             );
         }
     }
+}
+
+#[test]
+fn another_site_gets_its_own_name_links_and_contacts() {
+    // Issue 16: every site used to get the demo store's bot. The default pack names the
+    // store only through [identity] placeholders, so a site's identity replaces it all.
+    let acme = Identity::new()
+        .var("store_name", "Acme")
+        .var_in(Lang::Ar, "store_name", "أكمي")
+        .var_in(Lang::Fa, "store_name", "اکمی")
+        .var("site_url", "https://acme.example")
+        .var("email", "help@acme.example")
+        .var("phone", "+44 20 0000 0000")
+        .var("whatsapp", "+44 20 0000 0001")
+        .var("social_handle", "@acme")
+        .var("address", "1 High Street");
+    let rules = RuleSet::load_with(&default_files(), &acme).expect("the pack loads for acme");
+    assert!(RuleSet::check_with(&default_files(), &acme).is_empty());
+    let demo = ["demo", "Demo", "ديمو", "دمو", "555 010", "Market Street"];
+    for lang in Lang::ALL {
+        let phrases = rules.phrases(lang);
+        assert!(
+            phrases
+                .bot_name
+                .contains(["Acme", "أكمي", "اکمی"][lang as usize])
+        );
+        for rule in rules.rules() {
+            let answer = rule.answer.as_ref().map_or("", |answer| answer.get(lang));
+            for text in [answer, rule.link.as_deref().unwrap_or("")] {
+                assert!(
+                    !demo.iter().any(|word| text.contains(word)),
+                    "{lang} {}: {text}",
+                    rule.id
+                );
+            }
+        }
+    }
+    let Decision::Answer { text, link, .. } = rules.triage(&TriageInput::new(
+        "what's your phone number?",
+        Some(Lang::En),
+    )) else {
+        panic!("expected an answer");
+    };
+    assert!(
+        text.starts_with("You can reach Acme by phone at +44 20 0000 0000"),
+        "{text}"
+    );
+    assert_eq!(link.as_deref(), Some("https://acme.example/contact"));
+    // The demo site keeps its own identity.
+    assert_eq!(
+        default_pack().phrases(Lang::En).bot_name,
+        "Demo Store Assistant"
+    );
 }
 
 #[test]

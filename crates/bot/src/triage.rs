@@ -32,9 +32,8 @@
 //!
 //! **Stage 2, the examples.** Still nothing at the threshold: the message is compared
 //! with the pack's examples (`crate::similar`), small talk left out. The closest intent
-//! answers when its
-//! similarity reaches `similarity_threshold` and the runner-up is more than
-//! `similarity_margin` behind; a closer runner-up makes a clarifying question; a
+//! answers when its similarity reaches `similarity_threshold` and the runner-up is more
+//! than `similarity_margin` behind; a closer runner-up makes a clarifying question; a
 //! handoff intent among the close ones hands off.
 //!
 //! Otherwise a miss, answered with the fallback. On a miss, when

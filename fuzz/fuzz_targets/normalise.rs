@@ -5,14 +5,16 @@
 //! Checked, besides "never panics", the output shape `normalize` documents:
 //! - words separated by single ASCII spaces, no leading or trailing space;
 //! - every other character alphanumeric, none of the characters it removes or maps
-//!   (diacritics, tatweel, format characters, apostrophes, alef/yeh/kaf/teh marbuta
-//!   variants, Persian and Arabic-Indic digits);
+//!   (diacritics, tatweel, format characters, apostrophes, alef/hamza/yeh/kaf/teh
+//!   marbuta variants, Persian and Arabic-Indic digits);
 //! - no run of three or more equal letters;
 //! - idempotence (`crates/bot/tests/normalize.rs` relies on it): normalising the output
 //!   again changes nothing.
 //!
 //! `detect_language` answers `None` exactly when the text has no letter; triage gives a
-//! finite score in the locale's language.
+//! finite score in the locale's language, also within a conversation (the text as an
+//! earlier question, a previous intent, so the repeated-question and follow-up paths
+//! run); the spelling correction is itself normalised text.
 #![no_main]
 
 use std::path::Path;
@@ -20,7 +22,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use salam_bot::{
-    Lang, MAX_INPUT_CHARS, RuleFile, RuleSet, TriageInput, detect_language, normalize,
+    Lang, MAX_INPUT_CHARS, RuleFile, RuleSet, TriageContext, TriageInput, detect_language,
+    normalize,
 };
 
 /// The default pack, read once from `bot-rules/` beside the fuzz crate.
@@ -59,12 +62,24 @@ fuzz_target!(|data: &[u8]| {
         "detect_language({text:?})"
     );
 
-    for locale in [None, Some(Lang::Ar)] {
+    for locale in [None, Some(Lang::Ar), Some(Lang::Fa)] {
         let decision = PACK.triage(&TriageInput::new(text, locale));
         assert!(decision.score().is_finite(), "{decision:?}");
         if let Some(locale) = locale {
             assert_eq!(decision.lang(), locale);
         }
+        let in_context = PACK.triage_with_context(
+            &TriageInput::new(text, locale),
+            &TriageContext {
+                previous_questions: &[text, "where is my order"],
+                previous_intent: Some("shipping_time"),
+            },
+        );
+        assert!(in_context.score().is_finite(), "{in_context:?}");
+        if let Some(corrected) = PACK.spelling_correction(text, locale) {
+            assert_eq!(normalize(&corrected), corrected, "correction of {text:?}");
+        }
+        let _ = PACK.signals_in(text, locale);
     }
 });
 
@@ -101,6 +116,6 @@ fn removed_or_mapped(ch: char) -> bool {
         | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}' | '\u{061C}' | '\u{180E}'
         | '\u{0300}'..='\u{036F}'
         | '\'' | '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}'
-        | 'أ' | 'إ' | 'آ' | 'ٱ' | 'ى' | 'ی' | 'ې' | 'ۍ' | 'ک' | 'ڪ' | 'ة' | 'ۀ' | 'ە'
+        | 'أ' | 'إ' | 'آ' | 'ٱ' | 'ؤ' | 'ئ' | 'ء' | 'ى' | 'ی' | 'ې' | 'ۍ' | 'ک' | 'ڪ' | 'ة' | 'ۀ' | 'ە'
         | '\u{06F0}'..='\u{06F9}' | '\u{0660}'..='\u{0669}')
 }

@@ -10,15 +10,23 @@
 //! - errors are values: at least one on failure, each located at a real line of one of
 //!   the given files, with a reason;
 //! - a pack that loads triages a few fixed sentences: a finite score, the locale's
-//!   language when one is given, and a rule that exists in the pack.
+//!   language when one is given, and a rule that exists in the pack; also within a
+//!   conversation (repeated question, follow-up), and compiled with a site's
+//!   [`Identity`] over the pack's (placeholders and phrases), as a hub does per site.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use salam_bot::{Decision, Lang, RuleError, RuleFile, RuleSet, TriageInput};
+use salam_bot::{
+    Decision, Identity, Lang, PhraseKey, RuleError, RuleFile, RuleSet, TriageContext,
+    TriageInput,
+};
 
 /// Sentences triaged through every pack that loads.
 const SENTENCES: &[&str] = &[
     "where is my order?",
+    "and how much does it cost?",
+    "WHERE IS MY ORDER!!!",
+    "retrn polcy",
     "وين طلبي؟",
     "سفارشم کجاست؟",
     "I want to talk to a person",
@@ -36,6 +44,27 @@ fuzz_target!(|data: &[u8]| {
         ],
         None => vec![RuleFile::new("rules.toml", text)],
     };
+    // A site identity that defines the usual placeholders, so packs that use them load.
+    let identity = Identity::new()
+        .var("store_name", "Fuzz Store")
+        .var_in(Lang::Ar, "store_name", "متجر")
+        .var("site_url", "https://fuzz.example")
+        .phrase(Lang::Fa, PhraseKey::BotName, "{store_name}");
+    if let Ok(pack) = RuleSet::load_with(&files, &identity) {
+        for sentence in SENTENCES {
+            let decision = pack.triage_with_context(
+                &TriageInput::new(sentence, None),
+                &TriageContext {
+                    previous_questions: &[sentence],
+                    previous_intent: pack.rules().first().map(|rule| rule.intent.as_str()),
+                },
+            );
+            check_decision(&pack, &decision, None);
+        }
+        for error in RuleSet::check_with(&files, &identity) {
+            assert_located(&error, &files, true);
+        }
+    }
     match RuleSet::load(&files) {
         Err(errors) => {
             assert!(!errors.is_empty(), "load failed without an error");
@@ -46,6 +75,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(pack) => {
             for sentence in SENTENCES {
                 for locale in [None, Some(Lang::En), Some(Lang::Ar), Some(Lang::Fa)] {
+                    let previous_intent = pack.rules().last().map(|rule| rule.intent.as_str());
+                    let decision = pack.triage_with_context(
+                        &TriageInput::new(sentence, locale),
+                        &TriageContext {
+                            previous_questions: &["and how much does it cost?", sentence],
+                            previous_intent,
+                        },
+                    );
+                    check_decision(&pack, &decision, locale);
                     for consecutive_misses in [0, 1, u32::MAX] {
                         let decision = pack.triage(&TriageInput {
                             text: sentence,

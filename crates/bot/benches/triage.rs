@@ -2,14 +2,15 @@
 //!
 //! `cargo bench -p salam-bot --bench triage -- --warm-up-time 1 --measurement-time 3`
 //! Also prints p50/p99 of single triage calls on the default pack (criterion reports
-//! means only).
+//! means only): the 12 sentences measured since issue 3, then 12 that take the paths
+//! added for issue 16 (typos, signals, second stage, follow-ups) within a conversation.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use salam_bot::{Lang, RuleFile, RuleSet, TriageInput};
+use salam_bot::{Lang, RuleFile, RuleSet, TriageContext, TriageInput};
 
 const SENTENCES: &[(Lang, &str)] = &[
     (Lang::En, "hi, where is my order? it hasn't arrived yet"),
@@ -25,6 +26,29 @@ const SENTENCES: &[(Lang, &str)] = &[
     (Lang::Fa, "ساعت کاری شما چیه؟"),
     (Lang::Fa, "برنج چطوری بپزم"),
 ];
+
+/// The paths added for issue 16: typos, chat spellings, the built-in signals, the
+/// second stage, and (with [`CONTEXT`]) follow-ups and repeated questions.
+const NEW_PATHS: &[(Lang, &str)] = &[
+    (Lang::En, "whens my parcel comming"),
+    (Lang::En, "retrn polcy?"),
+    (Lang::En, "are you even a human? get me someone"),
+    (Lang::En, "WHY IS NOBODY ANSWERING ME"),
+    (Lang::En, "my parcle has not come yet"),
+    (Lang::En, "and how much does it cost?"),
+    (Lang::Ar, "كم مدة الظمان على الجوال"),
+    (Lang::Ar, "خصمتوا مني مبلغ زيادة"),
+    (Lang::Ar, "وبكم؟"),
+    (Lang::Fa, "واقعا از برخوردتون دلخورم"),
+    (Lang::Fa, "كارانتي داره؟"),
+    (Lang::Fa, "هزینه‌اش چقدره؟"),
+];
+
+/// The conversation the [`NEW_PATHS`] sentences are triaged in.
+const CONTEXT: TriageContext<'static> = TriageContext {
+    previous_questions: &["how long does delivery take?", "hello"],
+    previous_intent: Some("shipping_time"),
+};
 
 fn default_files() -> Vec<RuleFile> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bot-rules");
@@ -91,12 +115,30 @@ fn generated_sentences() -> Vec<String> {
 }
 
 fn percentiles(rules: &RuleSet) {
+    percentiles_of(rules, "default pack", SENTENCES, &TriageContext::default());
+    percentiles_of(
+        rules,
+        "default pack, new paths in context",
+        NEW_PATHS,
+        &CONTEXT,
+    );
+}
+
+fn percentiles_of(
+    rules: &RuleSet,
+    what: &str,
+    sentences: &[(Lang, &str)],
+    context: &TriageContext<'_>,
+) {
     let n_calls = 20_000;
     let mut samples = Vec::with_capacity(n_calls);
     for call_idx in 0..n_calls {
-        let (lang, text) = SENTENCES[call_idx % SENTENCES.len()];
+        let (lang, text) = sentences[call_idx % sentences.len()];
         let started = Instant::now();
-        black_box(rules.triage(&TriageInput::new(black_box(text), Some(lang))));
+        black_box(rules.triage_with_context(
+            &TriageInput::new(black_box(text), Some(lang)),
+            black_box(context),
+        ));
         samples.push(started.elapsed());
     }
     samples.sort();
@@ -105,7 +147,7 @@ fn percentiles(rules: &RuleSet) {
     };
     let show = |duration: Duration| format!("{:.1} µs", duration.as_secs_f64() * 1e6);
     println!(
-        "default pack, {n_calls} single triage calls: p50 {}  p99 {}  max {}",
+        "{what}, {n_calls} single triage calls: p50 {}  p99 {}  max {}",
         show(at(0.50)),
         show(at(0.99)),
         show(at(1.0))
@@ -126,6 +168,16 @@ fn benches(criterion: &mut Criterion) {
             }
         })
     });
+    criterion.bench_function("triage/default_pack_12_new_paths_in_context", |bencher| {
+        bencher.iter(|| {
+            for (lang, text) in NEW_PATHS {
+                black_box(default_rules.triage_with_context(
+                    &TriageInput::new(black_box(text), Some(*lang)),
+                    black_box(&CONTEXT),
+                ));
+            }
+        })
+    });
     let sentences = generated_sentences();
     criterion.bench_function("triage/generated_1000_rules_12_sentences", |bencher| {
         bencher.iter(|| {
@@ -140,6 +192,13 @@ fn benches(criterion: &mut Criterion) {
     criterion.bench_function("triage/default_pack_4000_chars", |bencher| {
         bencher.iter(|| {
             black_box(default_rules.triage(&TriageInput::new(black_box(&long_text), None)))
+        })
+    });
+    // Unknown long words: the speller's worst case (bounded to 32 lookups a message).
+    let long_typos = "xqzvwkplmr ".repeat(360);
+    criterion.bench_function("triage/default_pack_4000_chars_unknown_words", |bencher| {
+        bencher.iter(|| {
+            black_box(default_rules.triage(&TriageInput::new(black_box(&long_typos), None)))
         })
     });
     criterion.bench_function("compile/default_pack", |bencher| {

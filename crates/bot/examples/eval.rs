@@ -42,4 +42,5 @@ fn main() {
     let tsv = std::fs::read_to_string(tsv_path).expect("read tsv");
     let report = eval::run(&rules, &tsv);
     eprintln!("{}", report.summary());
+    eprint!("{}", report.confusion_summary());
 }

@@ -12,11 +12,15 @@
 //!   (including any answer when `none` is expected): the visitor gets a wrong reply;
 //! - a *missed handoff* is a `human_agent` or `complaint` sentence that was not handed
 //!   off: a person asked for help and did not get it.
+//!
+//! Every incorrect sentence also counts in a confusion table per language (expected
+//! intent → predicted intent, `clarify` or `none`), printed by `salam rules eval`
+//! ([`EvalReport::confusion_summary`]).
 
 use crate::triage::TriageInput;
 use crate::{Lang, RuleSet};
 
-/// Correct count for one language.
+/// Counts for one language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LangAccuracy {
     /// The language.
@@ -25,6 +29,10 @@ pub struct LangAccuracy {
     pub total: usize,
     /// Correctly triaged sentences.
     pub correct: usize,
+    /// Wrong answers (see the module docs).
+    pub wrong: usize,
+    /// Missed handoffs.
+    pub missed_handoffs: usize,
 }
 
 impl LangAccuracy {
@@ -32,6 +40,24 @@ impl LangAccuracy {
     pub fn accuracy(&self) -> f64 {
         ratio(self.correct, self.total, 1.0)
     }
+
+    /// `wrong / total`, or 0.0 for no sentences.
+    pub fn wrong_answer_rate(&self) -> f64 {
+        ratio(self.wrong, self.total, 0.0)
+    }
+}
+
+/// How often sentences of one expected intent got another prediction, in one language.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Confusion {
+    /// The language.
+    pub lang: Lang,
+    /// The intent the sentences should reach (or `none`).
+    pub expected: String,
+    /// What they got instead: an intent, `clarify` or `none` (fallback).
+    pub predicted: String,
+    /// How many sentences.
+    pub count: usize,
 }
 
 /// The result of [`run`].
@@ -53,6 +79,9 @@ pub struct EvalReport {
     pub misses: Vec<String>,
     /// Input lines that could not be read, as `line N: reason`.
     pub invalid_lines: Vec<String>,
+    /// Every (language, expected, predicted) pair of the incorrect sentences, with its
+    /// count: which intents are taken for which. Sorted by language, then most frequent.
+    pub confusions: Vec<Confusion>,
 }
 
 impl EvalReport {
@@ -86,11 +115,14 @@ impl EvalReport {
         ));
         for entry in &self.per_lang {
             out.push_str(&format!(
-                "  {}: {:.1}% ({}/{})\n",
+                "  {}: {:.1}% ({}/{}), wrong answers {:.1}% ({}), missed handoffs {}\n",
                 entry.lang,
                 percent(entry.accuracy()),
                 entry.correct,
-                entry.total
+                entry.total,
+                percent(entry.wrong_answer_rate()),
+                entry.wrong,
+                entry.missed_handoffs
             ));
         }
         out.push_str(&format!(
@@ -122,6 +154,32 @@ impl EvalReport {
     }
 }
 
+impl EvalReport {
+    /// The confusions per language, one line each (`expected → predicted: count`),
+    /// for `salam rules eval`. Empty when every sentence was right.
+    pub fn confusion_summary(&self) -> String {
+        let mut out = String::new();
+        for lang in Lang::ALL {
+            let confusions: Vec<&Confusion> = self
+                .confusions
+                .iter()
+                .filter(|confusion| confusion.lang == lang)
+                .collect();
+            if confusions.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("confusions ({lang}): expected → predicted\n"));
+            for confusion in confusions {
+                out.push_str(&format!(
+                    "  {} → {}: {}\n",
+                    confusion.expected, confusion.predicted, confusion.count
+                ));
+            }
+        }
+        out
+    }
+}
+
 fn ratio(numerator: usize, denominator: usize, empty: f64) -> f64 {
     if denominator == 0 {
         empty
@@ -141,6 +199,8 @@ pub fn run(rules: &RuleSet, tsv: &str) -> EvalReport {
                 lang,
                 total: 0,
                 correct: 0,
+                wrong: 0,
+                missed_handoffs: 0,
             })
             .collect(),
         ..EvalReport::default()
@@ -173,24 +233,57 @@ pub fn run(rules: &RuleSet, tsv: &str) -> EvalReport {
         let output = format!("{lang}\t{expected}\t{predicted}\t{text}");
         let declined = predicted == "none" || predicted == "clarify";
         let correct = predicted == expected || (expected == "none" && declined);
+        let wrong = !correct && !declined;
+        let missed_handoff = HANDOFF_INTENTS.contains(&expected) && decision.kind() != "handoff";
         report.total += 1;
         if let Some(entry) = report.per_lang.iter_mut().find(|entry| entry.lang == lang) {
             entry.total += 1;
-            if correct {
-                entry.correct += 1;
-            }
+            entry.correct += usize::from(correct);
+            entry.wrong += usize::from(wrong);
+            entry.missed_handoffs += usize::from(missed_handoff);
         }
         if correct {
             report.correct += 1;
-        } else if !declined {
+        } else {
+            count_confusion(&mut report.confusions, lang, expected, predicted);
+        }
+        if wrong {
             report.wrong_answers.push(output.clone());
         }
-        if HANDOFF_INTENTS.contains(&expected) && decision.kind() != "handoff" {
+        if missed_handoff {
             report.missed_handoffs.push(output.clone());
         } else if !correct && declined {
             report.misses.push(output.clone());
         }
         report.lines.push(output);
     }
+    report.confusions.sort_by(|a, b| {
+        (
+            a.lang,
+            std::cmp::Reverse(a.count),
+            &a.expected,
+            &a.predicted,
+        )
+            .cmp(&(
+                b.lang,
+                std::cmp::Reverse(b.count),
+                &b.expected,
+                &b.predicted,
+            ))
+    });
     report
+}
+
+fn count_confusion(confusions: &mut Vec<Confusion>, lang: Lang, expected: &str, predicted: &str) {
+    match confusions.iter_mut().find(|confusion| {
+        confusion.lang == lang && confusion.expected == expected && confusion.predicted == predicted
+    }) {
+        Some(confusion) => confusion.count += 1,
+        None => confusions.push(Confusion {
+            lang,
+            expected: expected.to_string(),
+            predicted: predicted.to_string(),
+            count: 1,
+        }),
+    }
 }

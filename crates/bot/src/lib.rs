@@ -2,35 +2,56 @@
 //!
 //! **Key design decision: the bot is data plus one pure function.** A rule pack (TOML
 //! files, one per topic) is compiled once into an immutable [`RuleSet`]: every keyword
-//! and phrase of every rule goes into a single Aho-Corasick automaton and every regex
-//! into a single linear-time [`regex::RegexSet`], both over *normalised* text. Triage
-//! is then one scan of the visitor's normalised message, a weighted score per intent,
-//! and a small decision table ([`RuleSet::triage`]). No I/O, clock, threads or mutable
-//! state: the hub reads the files and counts misses, so the bot is deterministic, cheap
-//! to share behind an `Arc`, and every example in the pack is a test.
+//! and phrase of every rule, and of the built-in signal lexicons, goes into a single
+//! Aho-Corasick automaton and every regex into a single linear-time
+//! [`regex::RegexSet`], both over *normalised* text. Triage is then one scan of the
+//! visitor's normalised message, a weighted score per intent, and a small decision
+//! table ([`RuleSet::triage`]); only when no rule matched does a second stage compare
+//! the message with the pack's own examples. No I/O, clock, threads or mutable state:
+//! the hub reads the files, counts misses and remembers the conversation
+//! ([`TriageContext`]), so the bot is deterministic, cheap to share behind an `Arc`,
+//! explainable (every [`Decision`] says [`Via`] which way it was reached), and every
+//! example in the pack is a test.
 //!
 //! Parts and how they connect:
 //! - [`normalize`]/[`detect_language`] (module `normalize`): one normalisation for
-//!   patterns and visitor text (Unicode, Arabic letter variants, Persian ZWNJ, digits,
-//!   repeated letters); script-based language detection.
+//!   patterns and visitor text (Unicode, Arabic letter and hamza variants, Persian ZWNJ,
+//!   digits, repeated letters); script-based language detection.
+//! - `speller`: typo tolerance towards the pack's own vocabulary (edit distance for
+//!   English, with a dictionary of real words that are never "corrected"; letters typed
+//!   for others in Arabic and Persian; chat spellings).
 //! - `pack`: the TOML file format (serde with spans, so every error has `file:line`),
-//!   validation, built-in [`Phrases`] and settings.
+//!   validation, built-in [`Phrases`], settings, and the per-site [`Identity`]
+//!   (`{store_name}` placeholders and phrase overrides, module `identity`).
+//! - `signals`: built-in lexicons of requests for a person and of frustration (en/ar/fa
+//!   and dialects, `signals.toml`), shouting, `!!!`, a question asked twice.
 //! - `matcher`: the compiled automaton, word-boundary and clitic checks, scoring.
-//! - `triage`: [`TriageInput`] → [`Decision`] (answer, clarify, hand off, fall back).
-//! - [`eval`]: accuracy of a pack on a TSV of labelled sentences (`salam rules eval`).
+//! - `similar`: the second stage, TF-IDF cosine over character trigrams of the examples.
+//! - `triage`: [`TriageInput`] (+ [`TriageContext`]) → [`Decision`] (answer, clarify,
+//!   hand off, fall back); follow-ups resolve against the previous intent.
+//! - [`eval`]: accuracy of a pack on a TSV of labelled sentences, with a confusion table
+//!   per language (`salam rules eval`).
+//!
+//! Several packs live side by side: each [`RuleSet::load_with`] compiles an independent
+//! pack with its own identity, so a hub keeps one `Arc<RuleSet>` per site.
 //!
 //! The rule format is documented in `bot-rules/README.md`.
 
+mod identity;
 mod matcher;
 mod normalize;
 mod pack;
+mod signals;
+mod similar;
+mod speller;
 mod triage;
 
 pub mod eval;
 
+pub use identity::{Identity, PhraseKey};
 pub use normalize::{detect_language, normalize};
-pub use pack::{Action, LangText, Phrases, QuickReplySpec, Rule, RuleSet, Settings};
-pub use triage::{Decision, HandoffReason, QuickReply, TriageInput};
+pub use pack::{Action, Example, LangText, Phrases, QuickReplySpec, Rule, RuleSet, Settings};
+pub use triage::{Decision, HandoffReason, QuickReply, TriageContext, TriageInput, Via};
 
 /// Visitor text longer than this many characters is cut before matching, so triage time
 /// is bounded whatever a client sends.

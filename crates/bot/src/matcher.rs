@@ -41,14 +41,14 @@ const REGEX_WEIGHT: f32 = 1.0;
 /// Affixes longer than this (in bytes) are never allowed, which bounds the work per hit.
 const MAX_AFFIX_BYTES: usize = 12;
 
-const ARABIC_PREFIXES: &[&str] = &[
+pub(crate) const ARABIC_PREFIXES: &[&str] = &[
     "و", "ف", "ب", "ل", "ك", "س", "ال", "وال", "فال", "بال", "كال", "لل", "ولل", "فلل", "وب", "ول",
     "فب", "فل", "وس", "مي", "نمي", "ن", "بي",
     // Arabic imperfect-verb and future prefixes: أ ي ت (ن is above), س+, dialect ح/ه/بـ.
     "ا", "ي", "ت", "سا", "سي", "ست", "سن", "وا", "وي", "فا", "ح", "ه", "بت", "بن", "با",
 ];
 
-const ARABIC_SUFFIXES: &[&str] = &[
+pub(crate) const ARABIC_SUFFIXES: &[&str] = &[
     "ي",
     "ك",
     "ه",
@@ -158,6 +158,12 @@ fn parse_pattern(raw: &str) -> Result<ParsedPattern, String> {
         return Err(format!("pattern {raw:?} is empty after normalisation"));
     }
     Ok(ParsedPattern { text, exact, stem })
+}
+
+/// The normalised words of a pattern (without `=` and `*`), for the speller's
+/// vocabulary; `None` for a pattern that is not valid.
+pub(crate) fn pattern_text(raw: &str) -> Option<String> {
+    parse_pattern(raw).ok().map(|parsed| parsed.text)
 }
 
 pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, regex::Error> {
@@ -306,13 +312,18 @@ impl Matcher {
     }
 
     /// Scores every rule that has a hit in `text` (normalised). Vetoed rules (a `not`
-    /// hit) are left out. Patterns of another language than `text_lang` count
-    /// `cross_language_weight` times their weight.
+    /// hit at or after byte `veto_from`) are left out. Patterns of another language than
+    /// `text_lang` count `cross_language_weight` times their weight.
+    ///
+    /// `veto_from` is 0 for a visitor message. A follow-up is scored behind the label of
+    /// the previous topic (`"Delivery time and how much?"`); only its own words may veto,
+    /// or the topic's words would veto the very intent the follow-up asks about.
     pub(crate) fn score(
         &self,
         text: &str,
         text_lang: Option<Lang>,
         cross_language_weight: f32,
+        veto_from: usize,
     ) -> Vec<RuleScore> {
         let mut hits: Vec<u32> = Vec::new();
         if let Some(automaton) = &self.automaton {
@@ -322,7 +333,9 @@ impl Matcher {
                 let suffix = word_suffix(text, end);
                 for &term_idx in &self.occurrences[found.pattern().as_usize()] {
                     let term = &self.terms[term_idx as usize];
-                    if boundary_ok(term, prefix, suffix) {
+                    if (start >= veto_from || term.kind != TermKind::Not)
+                        && boundary_ok(term, prefix, suffix)
+                    {
                         hits.push(term_idx);
                     }
                 }

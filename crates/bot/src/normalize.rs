@@ -5,7 +5,7 @@
 //! sequence of words separated by single ASCII spaces, with no leading or trailing space;
 //! the matcher relies on that to check word boundaries with one byte comparison.
 
-use unicode_normalization::{UnicodeNormalization, is_nfkc};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc, is_nfkc_quick};
 
 use crate::Lang;
 
@@ -13,8 +13,9 @@ use crate::Lang;
 ///
 /// Steps, in order: Unicode NFKC (folds Arabic presentation forms and full-width Latin),
 /// lowercase, removal of Arabic diacritics (U+064B..U+065F, U+0670, Quranic marks) and
-/// tatweel, alef variants (أ إ آ ٱ) to ا, ى and Persian ی to Arabic ي, Persian ک to
-/// Arabic ك, ة and ۀ to ه, Persian and Arabic-Indic digits to ASCII, apostrophes dropped
+/// tatweel, alef variants (أ إ آ ٱ) to ا, hamza seats ؤ to و and ئ to ي, a lone ء
+/// dropped, ى and Persian ی to Arabic ي, Persian ک to Arabic ك, ة and ۀ to ه, Persian
+/// and Arabic-Indic digits to ASCII, apostrophes dropped
 /// (`what's` = `whats`), zero-width and bidi format characters dropped, every other
 /// non-alphanumeric character (punctuation incl. ؟ ، ؛, symbols, emoji) to a space,
 /// runs of three or more equal letters to one (`سلااام` → `سلام`, `heyyy` → `hey`;
@@ -34,9 +35,9 @@ pub fn normalize(text: &str) -> String {
     // Dropping a character can bring together two that NFKC composes (a Hangul leading
     // consonant and its vowel on either side of a zero-width space): map again until
     // NFKC has nothing left to do. Arabic, Persian and Latin text is NFKC after one
-    // round, so this costs one quick check; the bound only guards against surprises.
+    // round, so this costs one scan; the bound only guards against surprises.
     for _ in 0..4 {
-        if is_nfkc(&mapped) {
+        if mapped.chars().all(is_plain) || is_nfkc(&mapped) {
             break;
         }
         mapped = map_chars(&mapped);
@@ -58,12 +59,51 @@ pub fn normalize(text: &str) -> String {
 /// NFKC, lowercase and [`push_mapped`] over every character of `text`.
 fn map_chars(text: &str) -> String {
     let mut mapped = String::with_capacity(text.len());
-    for original in text.nfkc() {
-        for lower in original.to_lowercase() {
-            push_mapped(&mut mapped, lower);
+    // Most messages are NFKC already. Plain text (see `is_plain`) is known to be, and
+    // needs no lowercasing table either; otherwise the quick check answers from a
+    // table. The full NFKC iterator costs several times more than the rest of the
+    // normalisation, and the tables more than the plain-character test.
+    if text.chars().all(is_plain) {
+        for original in text.chars() {
+            push_mapped(&mut mapped, original.to_ascii_lowercase());
+        }
+    } else if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        for original in text.chars() {
+            push_lowercase(&mut mapped, original);
+        }
+    } else {
+        for original in text.nfkc() {
+            push_lowercase(&mut mapped, original);
         }
     }
     mapped
+}
+
+fn push_lowercase(out: &mut String, ch: char) {
+    if ch.is_ascii() {
+        push_mapped(out, ch.to_ascii_lowercase());
+    } else {
+        for lower in ch.to_lowercase() {
+            push_mapped(out, lower);
+        }
+    }
+}
+
+/// ASCII, and the Arabic-script letters, digits and punctuation of everyday Arabic and
+/// Persian: each is NFKC on its own, has no case and starts no composition, so a text
+/// made only of them is NFKC as it stands (a test checks every one against the Unicode
+/// tables). Combining marks, and the letters with compatibility decompositions
+/// (U+0675..U+0678), are not plain.
+fn is_plain(ch: char) -> bool {
+    ch.is_ascii()
+        || is_plain_arabic_letter(ch)
+        || matches!(ch, '\u{0660}'..='\u{0669}' | '\u{06F0}'..='\u{06F9}' | '،' | '؛' | '؟' | '\u{200C}')
+}
+
+/// The Arabic-script letters among [`is_plain`] characters.
+fn is_plain_arabic_letter(ch: char) -> bool {
+    matches!(ch, '\u{0621}'..='\u{063F}' | '\u{0641}'..='\u{064A}' | '\u{066E}'..='\u{066F}'
+        | '\u{0671}'..='\u{0674}' | '\u{0679}'..='\u{06D3}' | '\u{06D5}')
 }
 
 /// Maps one lowercase character into `out`, dropping or replacing it as documented on
@@ -92,13 +132,19 @@ fn push_mapped(out: &mut String, ch: char) {
         // Combining Latin diacritics left over after NFKC (e.g. from lowercasing İ).
         '\u{0300}'..='\u{036F}' => return,
         '\'' | '\u{2018}' | '\u{2019}' | '\u{02BC}' | '`' | '\u{00B4}' => return,
+        // A lone hamza is often left out in chat (`شيء` / `شي`).
+        'ء' => return,
         'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
+        // Hamza seats: visitors write them with or without the hamza (`سؤال` / `سوال`).
+        'ؤ' => 'و',
+        'ئ' => 'ي',
         'ى' | 'ی' | 'ې' | 'ۍ' => 'ي',
         'ک' | 'ڪ' => 'ك',
         'ة' | 'ۀ' | 'ە' => 'ه',
         '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (code - 0x06F0) as u8),
         '\u{0660}'..='\u{0669}' => char::from(b'0' + (code - 0x0660) as u8),
-        other if other.is_alphanumeric() => other,
+        // A plain letter is alphanumeric; the test is the cheaper one.
+        other if is_plain_arabic_letter(other) || other.is_alphanumeric() => other,
         _ => ' ',
     };
     if replacement == ' ' {
@@ -113,16 +159,13 @@ fn push_mapped(out: &mut String, ch: char) {
 /// Collapses runs of three or more identical letters to one letter. Digits are left
 /// alone (`1000` is a number, not an emphasis).
 fn collapse_runs(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut idx = 0;
-    while idx < chars.len() {
-        let ch = chars[idx];
-        let mut run_end = idx + 1;
-        while run_end < chars.len() && chars[run_end] == ch {
-            run_end += 1;
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        let mut run_len = 1;
+        while chars.next_if_eq(&ch).is_some() {
+            run_len += 1;
         }
-        let run_len = run_end - idx;
         if run_len >= 3 && ch.is_alphabetic() {
             out.push(ch);
         } else {
@@ -130,7 +173,6 @@ fn collapse_runs(text: &str) -> String {
                 out.push(ch);
             }
         }
-        idx = run_end;
     }
     out
 }
@@ -162,115 +204,117 @@ fn is_arabic_script(ch: char) -> bool {
         | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
 }
 
-/// Words (already normalised) that are frequent in Persian and rare in Arabic.
+/// Words (already normalised) that are frequent in Persian and rare in Arabic, sorted by
+/// bytes for a binary search (a test checks the order).
 const PERSIAN_WORDS: &[&str] = &[
+    "اره",
+    "از",
     "است",
+    "الان",
+    "با",
+    "بايد",
+    "بخير",
+    "بدم",
+    "براي",
+    "بله",
+    "بگيد",
+    "تا",
+    "خيلي",
+    "دارم",
+    "داره",
+    "داريد",
+    "دارين",
     "را",
     "رو",
-    "كه",
-    "چه",
-    "چي",
-    "هست",
-    "نيست",
-    "دارم",
-    "داريد",
-    "داره",
-    "دارين",
-    "ميخوام",
-    "ميشه",
+    "سفارشم",
+    "شد",
+    "شده",
+    "شما",
+    "كجا",
+    "كجاست",
+    "كرد",
+    "كردم",
     "كنم",
     "كنيد",
     "كنين",
-    "براي",
-    "با",
-    "از",
-    "تا",
-    "هم",
-    "يه",
-    "شما",
-    "خيلي",
-    "ممنون",
+    "كه",
+    "كي",
     "مرسي",
+    "ممنون",
+    "ميخوام",
+    "ميشه",
+    "ميكنه",
+    "نمي",
+    "نه",
+    "نيست",
+    "هست",
+    "هم",
+    "ولي",
+    "يه",
     "چطور",
     "چطوري",
-    "كجا",
-    "كجاست",
-    "كي",
-    "چند",
     "چقدر",
-    "نه",
-    "اره",
-    "بله",
-    "الان",
-    "ولي",
-    "بايد",
-    "نمي",
-    "شده",
-    "شد",
-    "كرد",
-    "كردم",
-    "بدم",
-    "بگيد",
-    "ميكنه",
-    "سفارشم",
-    "بخير",
+    "چند",
+    "چه",
+    "چي",
 ];
 
-/// Words (already normalised) that are frequent in Arabic and rare in Persian.
+/// Words (already normalised) that are frequent in Arabic and rare in Persian, sorted by
+/// bytes.
 const ARABIC_WORDS: &[&str] = &[
-    "في",
-    "علي",
-    "الي",
-    "هل",
-    "هذا",
-    "هذه",
-    "لا",
-    "كيف",
-    "متي",
-    "ماذا",
-    "لماذا",
-    "لم",
-    "لن",
-    "عن",
-    "مع",
+    "ابغي",
+    "اذا",
+    "اريد",
+    "الان",
     "التي",
     "الذي",
-    "ذلك",
+    "الي",
+    "امتي",
     "انا",
-    "نحن",
     "انتم",
-    "لقد",
+    "او",
+    "ايش",
+    "ايضا",
+    "بدي",
+    "حتي",
+    "ده",
+    "ذلك",
+    "شكرا",
+    "شلون",
+    "شو",
+    "عايز",
+    "علي",
+    "عن",
+    "في",
+    "فين",
     "قد",
     "كان",
-    "يمكن",
-    "يمكنني",
-    "اريد",
+    "كم",
+    "كيف",
+    "لا",
+    "لقد",
+    "لكم",
+    "لم",
+    "لماذا",
+    "لن",
+    "لو",
+    "لي",
+    "ليش",
+    "ما",
+    "ماذا",
+    "متي",
+    "مش",
+    "مع",
+    "منذ",
+    "نحن",
+    "هذا",
+    "هذه",
+    "هل",
     "هو",
     "هي",
-    "او",
-    "ايضا",
-    "شكرا",
     "وين",
-    "فين",
-    "شلون",
-    "ايش",
-    "ابغي",
-    "عايز",
-    "بدي",
-    "امتي",
-    "ليش",
-    "شو",
-    "مش",
-    "ده",
-    "لو",
-    "اذا",
-    "ما",
-    "كم",
-    "لي",
-    "لكم",
-    "منذ",
-    "حتي",
-    "الان",
+    "يمكن",
+    "يمكنني",
 ];
 
 /// Detects the language of `text` from its letters.
@@ -281,13 +325,14 @@ const ARABIC_WORDS: &[&str] = &[
 /// `None` when the text has no letters (emoji, digits, punctuation only). It looks at the
 /// raw text, because normalisation erases the ی/ي and ک/ك distinctions it relies on.
 pub fn detect_language(text: &str) -> Option<Lang> {
-    detect_scores(text).map(|(lang, _)| lang)
+    detect_scores(text, &normalize(text)).map(|(lang, _)| lang)
 }
 
 /// [`detect_language`] with a confidence margin: for Arabic-script text the difference
 /// between the Persian and Arabic evidence (a distinctive letter counts 1, a frequent
-/// word 2); for English, infinity.
-pub(crate) fn detect_scores(text: &str) -> Option<(Lang, f32)> {
+/// word 2); for English, infinity. `normalised` is `normalize(text)`, which the caller
+/// has anyway.
+pub(crate) fn detect_scores(text: &str, normalised: &str) -> Option<(Lang, f32)> {
     let mut n_latin = 0usize;
     let mut n_arabic = 0usize;
     let mut fa_score = 0.0f32;
@@ -314,12 +359,11 @@ pub(crate) fn detect_scores(text: &str) -> Option<(Lang, f32)> {
     if n_latin > n_arabic {
         return Some((Lang::En, f32::INFINITY));
     }
-    let normalised = normalize(text);
     for word in normalised.split(' ') {
-        if PERSIAN_WORDS.contains(&word) {
+        if PERSIAN_WORDS.binary_search(&word).is_ok() {
             fa_score += 2.0;
         }
-        if ARABIC_WORDS.contains(&word) {
+        if ARABIC_WORDS.binary_search(&word).is_ok() {
             ar_score += 2.0;
         }
         if word.starts_with("ال") && word.chars().count() >= 4 && word != "الان" {
@@ -332,4 +376,51 @@ pub(crate) fn detect_scores(text: &str) -> Option<(Lang, f32)> {
         Lang::Ar
     };
     Some((lang, (fa_score - ar_score).abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_characters_are_nfkc_caseless_and_start_no_composition() {
+        let plain: Vec<char> = (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|ch| is_plain(*ch))
+            .collect();
+        for &ch in &plain {
+            let code = ch as u32;
+            if ch.is_ascii() {
+                continue;
+            }
+            assert_eq!(
+                is_nfkc_quick(std::iter::once(ch)),
+                IsNormalized::Yes,
+                "U+{code:04X}"
+            );
+            assert!(ch.to_lowercase().eq(std::iter::once(ch)), "U+{code:04X}");
+            if is_plain_arabic_letter(ch) {
+                assert!(ch.is_alphabetic(), "U+{code:04X}");
+            }
+            // No two plain characters compose, in either order.
+            for &next in &plain {
+                let pair: String = [ch, next].into_iter().collect();
+                assert!(
+                    pair.nfkc().eq(pair.chars()),
+                    "U+{code:04X} U+{:04X}",
+                    next as u32
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn word_lists_are_sorted_and_normalised() {
+        for list in [PERSIAN_WORDS, ARABIC_WORDS] {
+            assert!(list.windows(2).all(|pair| pair[0] < pair[1]), "{list:?}");
+            for word in list {
+                assert_eq!(normalize(word), *word);
+            }
+        }
+    }
 }

@@ -10,8 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::identity::{Identity, PhraseKey, fill};
 use crate::matcher::{Matcher, TermKind, TermSpec};
-use crate::triage::{Decision, HandoffReason, TriageInput};
+use crate::signals::{LEXICON, LEXICON_NAME, Signal, Target};
+use crate::similar::{Similar, SimilarBuilder};
+use crate::speller::{Speller, VocabularyBuilder};
+use crate::triage::{Decision, HandoffReason, Mode, TriageContext, TriageInput};
 use crate::{Lang, RuleError, RuleFile};
 
 /// A text in each supported language.
@@ -32,6 +36,14 @@ impl LangText {
             Lang::En => &self.en,
             Lang::Ar => &self.ar,
             Lang::Fa => &self.fa,
+        }
+    }
+
+    fn get_mut(&mut self, lang: Lang) -> &mut String {
+        match lang {
+            Lang::En => &mut self.en,
+            Lang::Ar => &mut self.ar,
+            Lang::Fa => &mut self.fa,
         }
     }
 }
@@ -119,6 +131,17 @@ pub struct Settings {
     pub handoff_dominance: f32,
     /// Intents offered as quick replies on a fallback (besides "talk to a person").
     pub fallback_follow_ups: Vec<String>,
+    /// Correct typos towards the pack's vocabulary before matching.
+    pub spelling: bool,
+    /// Built-in signals: person and frustration lexicons, shouting, `!!!`, a repeated
+    /// question.
+    pub signals: bool,
+    /// Second stage: minimum similarity (0..1) of the message to a rule's example for
+    /// that rule to answer when no rule matched; 0 turns the second stage off.
+    pub similarity_threshold: f32,
+    /// Second stage: the runner-up must be at least this much less similar, or the bot
+    /// asks which of the two the visitor means.
+    pub similarity_margin: f32,
 }
 
 impl Default for Settings {
@@ -130,6 +153,10 @@ impl Default for Settings {
             cross_language_weight: 0.7,
             handoff_dominance: 0.5,
             fallback_follow_ups: Vec::new(),
+            spelling: true,
+            signals: true,
+            similarity_threshold: 0.55,
+            similarity_margin: 0.08,
         }
     }
 }
@@ -224,6 +251,10 @@ pub struct RuleSet {
     pub(crate) matcher: Matcher,
     pub(crate) settings: Settings,
     pub(crate) phrases: [Phrases; 3],
+    /// The built-in signals; signal `i` is the matcher's rule `rules.len() + i`.
+    pub(crate) signals: Vec<Signal>,
+    pub(crate) speller: Speller,
+    pub(crate) similar: Similar,
     /// Where `[phrases]` came from, for `check` errors about phrases.
     phrases_origin: Option<(String, usize)>,
 }
@@ -232,21 +263,100 @@ impl RuleSet {
     /// Parses, validates and compiles a pack. Does not run the examples (see
     /// [`RuleSet::check`]). All problems are reported, not only the first.
     pub fn load(files: &[RuleFile]) -> Result<RuleSet, Vec<RuleError>> {
+        RuleSet::load_with(files, &Identity::default())
+    }
+
+    /// [`RuleSet::load`] with a site's identity over the pack's: its `{name}` values
+    /// and phrases win (see [`Identity`]). Each call compiles an independent pack, so a
+    /// hub keeps one `Arc<RuleSet>` per site.
+    pub fn load_with(files: &[RuleFile], identity: &Identity) -> Result<RuleSet, Vec<RuleError>> {
         let mut loader = Loader::default();
         for file in files {
             loader.add_file(file);
         }
-        loader.finish()
+        loader.finish(identity)
     }
 
     /// Everything [`RuleSet::load`] reports, plus every example that does not reach its
     /// rule, every counter-example that does, and every quick-reply label that does not
     /// lead to its intent. Empty means the pack is good.
+    ///
+    /// An example is checked without itself in the second stage's memory (leave one
+    /// out): it passes through the patterns, or through being close to the rule's other
+    /// examples, never through being its own nearest example.
     pub fn check(files: &[RuleFile]) -> Vec<RuleError> {
-        match RuleSet::load(files) {
+        RuleSet::check_with(files, &Identity::default())
+    }
+
+    /// [`RuleSet::check`] with a site's identity (see [`RuleSet::load_with`]).
+    pub fn check_with(files: &[RuleFile], identity: &Identity) -> Vec<RuleError> {
+        match RuleSet::load_with(files, identity) {
             Err(errors) => errors,
             Ok(rule_set) => rule_set.run_checks(),
         }
+    }
+
+    /// Triage as `check` does it: no context, the example left out of the second stage.
+    fn check_triage(&self, text: &str, lang: Lang) -> Decision {
+        self.decide(
+            &TriageInput::new(text, Some(lang)),
+            &TriageContext::default(),
+            Mode::Check,
+        )
+    }
+
+    /// The message as the rules see it when typos were corrected (normalised, see
+    /// [`crate::normalize`]), or `None` when nothing needed correcting or spelling is
+    /// off. `lang` is the language of the text (detected when `None`), as in
+    /// [`TriageInput::locale`]. For explanations: `salam rules try` shows it.
+    pub fn spelling_correction(&self, text: &str, lang: Option<Lang>) -> Option<String> {
+        if !self.settings.spelling {
+            return None;
+        }
+        let text = crate::triage::bounded(text);
+        let lang = lang
+            .or_else(|| crate::detect_language(text))
+            .unwrap_or(Lang::En);
+        self.speller
+            .correct(&normalize(text), crate::speller::Typing::of(text, lang))
+    }
+
+    /// The built-in signals that fire on `text`, by name: the lexicons of
+    /// `signals.toml` (`person`, `anger`, `disappointment`, `overcharge`, `leaving`),
+    /// `shouting` and `exclamations`. For explanations (`salam rules try`); empty when
+    /// `[settings] signals = false`. A repeated question needs the conversation and is
+    /// not reported here.
+    pub fn signals_in(&self, text: &str, lang: Option<Lang>) -> Vec<&str> {
+        if !self.settings.signals {
+            return Vec::new();
+        }
+        let text = crate::triage::bounded(text);
+        let lang = lang
+            .or_else(|| crate::detect_language(text))
+            .unwrap_or(Lang::En);
+        let normalised = normalize(text);
+        let corrected = self
+            .speller
+            .correct(&normalised, crate::speller::Typing::of(text, lang));
+        let scores = self.matcher.score(
+            corrected.as_deref().unwrap_or(&normalised),
+            Some(lang),
+            self.settings.cross_language_weight,
+            0,
+        );
+        let mut names: Vec<&str> = scores
+            .iter()
+            .filter_map(|score| score.rule.checked_sub(self.rules.len()))
+            .filter_map(|idx| self.signals.get(idx))
+            .map(|signal| signal.name.as_str())
+            .collect();
+        if crate::signals::is_shouting(text) {
+            names.push("shouting");
+        }
+        if crate::signals::exclamations(text) >= crate::signals::MIN_EXCLAMATIONS {
+            names.push("exclamations");
+        }
+        names
     }
 
     /// The rules, in file order.
@@ -273,7 +383,7 @@ impl RuleSet {
         };
         for rule in &self.rules {
             for example in &rule.examples {
-                let decision = self.triage(&TriageInput::new(&example.text, Some(example.lang)));
+                let decision = self.check_triage(&example.text, example.lang);
                 if decision.rule_id() != Some(rule.id.as_str()) {
                     errors.push(error_at(
                         rule,
@@ -289,7 +399,7 @@ impl RuleSet {
                 }
             }
             for example in &rule.counter_examples {
-                let decision = self.triage(&TriageInput::new(&example.text, Some(example.lang)));
+                let decision = self.check_triage(&example.text, example.lang);
                 if decision.rule_id() == Some(rule.id.as_str()) {
                     errors.push(error_at(
                         rule,
@@ -393,6 +503,39 @@ struct RawFile {
     settings: Option<RawSettings>,
     #[serde(default)]
     phrases: Option<RawPhrasesByLang>,
+    // Not `Spanned`, for the same reason as `phrases`.
+    #[serde(default)]
+    identity: Option<BTreeMap<String, RawVar>>,
+}
+
+/// A value of `[identity]`: one text, or one per language.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawVar {
+    Text(String),
+    PerLang(RawLangText),
+}
+
+/// The built-in lexicons file (`signals.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLexicon {
+    signal: Vec<RawSignal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignal {
+    name: String,
+    handoff: String,
+    #[serde(default, rename = "match")]
+    phrases: RawTerms,
+    #[serde(default)]
+    hint: RawTerms,
+    #[serde(default)]
+    all: RawGroups,
+    #[serde(default)]
+    not: RawTerms,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +548,10 @@ struct RawSettings {
     handoff_dominance: Option<f32>,
     #[serde(default)]
     fallback_follow_ups: Vec<Spanned<String>>,
+    spelling: Option<bool>,
+    signals: Option<bool>,
+    similarity_threshold: Option<f32>,
+    similarity_margin: Option<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -510,6 +657,15 @@ impl RawTerms {
 
 type RawGroup = Vec<Spanned<String>>;
 
+/// The pattern lists of one rule or built-in signal, borrowed from the raw file.
+struct Patterns<'a> {
+    phrases: &'a RawTerms,
+    hint: &'a RawTerms,
+    all: &'a RawGroups,
+    not: &'a RawTerms,
+    regex: &'a [Spanned<String>],
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroups {
@@ -556,6 +712,9 @@ struct Loader {
     phrases: Option<[Phrases; 3]>,
     /// (file, line, target intent) of every follow-up reference, checked at the end.
     references: Vec<(String, usize, String)>,
+    /// `[identity]`: name → (value for every language, per language).
+    identity: BTreeMap<String, (Option<String>, [Option<String>; 3])>,
+    identity_origin: Option<(String, usize)>,
 }
 
 /// A rule file with an index of its line starts, so locating a span is a binary search
@@ -596,6 +755,14 @@ fn header_offset(text: &str, header: &str) -> usize {
         offset += line.len();
     }
     0
+}
+
+fn valid_var(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
 }
 
 fn valid_id(id: &str) -> bool {
@@ -641,6 +808,9 @@ impl Loader {
         if let Some(phrases) = &raw.phrases {
             self.add_phrases(file, phrases);
         }
+        if let Some(identity) = &raw.identity {
+            self.add_identity(file, identity);
+        }
         for rule in &raw.rule {
             self.add_rule(file, rule);
         }
@@ -670,6 +840,10 @@ impl Loader {
                 .iter()
                 .map(|intent| intent.get_ref().clone())
                 .collect(),
+            spelling: raw.spelling.unwrap_or(defaults.spelling),
+            signals: raw.signals.unwrap_or(defaults.signals),
+            similarity_threshold: fraction(raw.similarity_threshold, defaults.similarity_threshold),
+            similarity_margin: fraction(raw.similarity_margin, defaults.similarity_margin),
         };
         let numbers = [
             ("threshold", self.settings.threshold, 0.01, 100.0),
@@ -686,6 +860,18 @@ impl Loader {
                 0.0,
                 10.0,
             ),
+            (
+                "similarity_threshold",
+                self.settings.similarity_threshold,
+                0.0,
+                1.0,
+            ),
+            (
+                "similarity_margin",
+                self.settings.similarity_margin,
+                0.0,
+                1.0,
+            ),
         ];
         for (name, value, low, high) in numbers {
             if !(low..=high).contains(&value) {
@@ -701,6 +887,171 @@ impl Loader {
             self.fallback_follow_ups
                 .push((file.name.clone(), line, intent.get_ref().clone()));
         }
+    }
+
+    fn add_identity(&mut self, file: &Source<'_>, raw: &BTreeMap<String, RawVar>) {
+        let offset = header_offset(file.text, "[identity");
+        if let Some((other_file, other_line)) = &self.identity_origin {
+            let reason = format!("[identity] already defined at {other_file}:{other_line}");
+            self.error(file, offset, reason);
+            return;
+        }
+        self.identity_origin = Some((file.name.clone(), file.line(offset)));
+        for (name, value) in raw {
+            if !valid_var(name) {
+                self.error(
+                    file,
+                    offset,
+                    format!("identity name {name:?} must be 1-64 chars of a-z 0-9 _"),
+                );
+                continue;
+            }
+            let entry = match value {
+                RawVar::Text(text) => (Some(text.clone()), [None, None, None]),
+                RawVar::PerLang(texts) => {
+                    let per_lang = [texts.en.clone(), texts.ar.clone(), texts.fa.clone()];
+                    if per_lang.iter().any(Option::is_none) {
+                        self.error(
+                            file,
+                            offset,
+                            format!("identity {name:?} needs en, ar and fa (or one text)"),
+                        );
+                        continue;
+                    }
+                    (None, per_lang)
+                }
+            };
+            self.identity.insert(name.clone(), entry);
+        }
+    }
+
+    /// The value of `{name}` in `lang`: the site's identity first, then the pack's.
+    fn var<'v>(&'v self, identity: &'v Identity, lang: Lang, name: &str) -> Option<&'v str> {
+        identity.value(lang, name).or_else(|| {
+            let (all, per_lang) = self.identity.get(name)?;
+            per_lang[lang_index(lang)].as_deref().or(all.as_deref())
+        })
+    }
+
+    /// Fills the placeholders of answers, links and phrases; applies the site's phrases.
+    fn apply_identity(&mut self, identity: &Identity) {
+        let mut errors = Vec::new();
+        let mut rules = std::mem::take(&mut self.rules);
+        for rule in &mut rules {
+            let mut unknown = |name: String| {
+                errors.push(RuleError {
+                    file: rule.file.clone(),
+                    line: rule.line,
+                    reason: format!(
+                        "rule {:?} uses {{{name}}}, which [identity] does not define",
+                        rule.id
+                    ),
+                });
+            };
+            if let Some(answer) = &mut rule.answer {
+                for lang in Lang::ALL {
+                    let text = answer.get_mut(lang);
+                    match fill(text, |name| self.var(identity, lang, name)) {
+                        Ok(filled) => *text = filled,
+                        Err(name) => unknown(name),
+                    }
+                }
+            }
+            if let Some(link) = &mut rule.link {
+                // Links are the same in every language: English values.
+                match fill(link, |name| self.var(identity, Lang::En, name)) {
+                    Ok(filled) => *link = filled,
+                    Err(name) => unknown(name),
+                }
+            }
+        }
+        self.rules = rules;
+        let mut phrases = self
+            .phrases
+            .take()
+            .unwrap_or_else(|| Lang::ALL.map(Phrases::builtin));
+        let (file, line) = self
+            .phrases_origin
+            .clone()
+            .unwrap_or_else(|| ("<built-in phrases>".to_string(), 1));
+        for lang in Lang::ALL {
+            let phrases = &mut phrases[lang_index(lang)];
+            for (key, text) in identity.phrases_in(lang) {
+                text.clone_into(key.field(phrases));
+            }
+            for key in PhraseKey::ALL {
+                let text = key.field(phrases);
+                match fill(text, |name| self.var(identity, lang, name)) {
+                    Ok(filled) => *text = filled,
+                    Err(name) => errors.push(RuleError {
+                        file: file.clone(),
+                        line,
+                        reason: format!(
+                            "phrase `{}` ({lang}) uses {{{name}}}, which [identity] does not define",
+                            key.as_str()
+                        ),
+                    }),
+                }
+            }
+            if !phrases.offline.contains("{when}") {
+                errors.push(RuleError {
+                    file: file.clone(),
+                    line,
+                    reason: format!(
+                        "phrase `offline` ({lang}) must contain the {{when}} placeholder"
+                    ),
+                });
+            }
+            if normalize(&phrases.talk_to_person).is_empty() {
+                errors.push(RuleError {
+                    file: file.clone(),
+                    line,
+                    reason: format!("phrase `talk_to_person` ({lang}) must not be empty"),
+                });
+            }
+        }
+        self.phrases = Some(phrases);
+        self.errors.extend(errors);
+    }
+
+    /// Compiles the built-in lexicons as pseudo-rules after the pack's rules.
+    fn add_signals(&mut self) -> Vec<Signal> {
+        let file = RuleFile::new(LEXICON_NAME, LEXICON);
+        let source = Source::new(&file);
+        let raw: RawLexicon = match toml::from_str(LEXICON) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let offset = error.span().map_or(0, |span| span.start);
+                self.error(&source, offset, error.message().to_string());
+                return Vec::new();
+            }
+        };
+        let mut signals = Vec::new();
+        for raw_signal in &raw.signal {
+            let target = match raw_signal.handoff.as_str() {
+                "requested" => Target::Requested,
+                "complaint" => Target::Complaint,
+                other => {
+                    self.error(&source, 0, format!("signal handoff {other:?}"));
+                    continue;
+                }
+            };
+            let patterns = Patterns {
+                phrases: &raw_signal.phrases,
+                hint: &raw_signal.hint,
+                all: &raw_signal.all,
+                not: &raw_signal.not,
+                regex: &[],
+            };
+            let rule_idx = self.rules.len() + signals.len();
+            let (terms, _) = self.collect_terms(&source, rule_idx, &patterns, 0);
+            self.terms.extend(terms);
+            signals.push(Signal {
+                name: raw_signal.name.clone(),
+                target,
+            });
+        }
+        signals
     }
 
     fn add_phrases(&mut self, file: &Source<'_>, raw: &RawPhrasesByLang) {
@@ -737,18 +1088,8 @@ impl Loader {
             }
             base
         });
-        for phrases in &merged {
-            if !phrases.offline.contains("{when}") {
-                self.error(
-                    file,
-                    offset,
-                    "phrase `offline` must contain the {when} placeholder",
-                );
-            }
-            if normalize(&phrases.talk_to_person).is_empty() {
-                self.error(file, offset, "phrase `talk_to_person` must not be empty");
-            }
-        }
+        // `offline` and `talk_to_person` are checked once placeholders are filled
+        // (`apply_identity`).
         self.phrases = Some(merged);
     }
 
@@ -900,12 +1241,71 @@ impl Loader {
 
         // Patterns.
         let rule_idx = self.rules.len();
-        let mut n_positive = 0usize;
+        let patterns = Patterns {
+            phrases: &raw.phrases,
+            hint: &raw.hint,
+            all: &raw.all,
+            not: &raw.not,
+            regex: &raw.regex,
+        };
+        let (terms, n_positive) = self.collect_terms(file, rule_idx, &patterns, id_offset);
+        if n_positive == 0 {
+            self.error(
+                file,
+                id_offset,
+                format!("rule {id:?} has no patterns (match, hint, all or regex)"),
+            );
+        }
+        let examples = collect_examples(file, &raw.examples);
+        let counter_examples = collect_examples(file, &raw.counter_examples);
+        if raw.examples.is_empty() {
+            // Not an error: generated packs may have none. The default pack's test
+            // asserts every rule has examples.
+        }
+
+        if self.errors.len() != n_errors_before {
+            return;
+        }
+        let (Some(label), answer) = (label, answer) else {
+            return;
+        };
+        self.terms.extend(terms);
+        self.rules.push(Rule {
+            id,
+            intent,
+            file: file.name.clone(),
+            line: file.line(id_offset),
+            label,
+            answer,
+            action,
+            handoff_reason,
+            department: raw.department.clone(),
+            link: raw.link.clone(),
+            priority: raw.priority,
+            background: raw.background,
+            follow_ups: raw.follow_ups.iter().map(|f| f.get_ref().clone()).collect(),
+            quick_replies,
+            examples,
+            counter_examples,
+        });
+    }
+
+    /// Turns the patterns of one rule (or built-in signal) into term specs for the
+    /// matcher, reporting located errors. Returns the specs and the number of positive
+    /// patterns (all but `not`).
+    fn collect_terms(
+        &mut self,
+        file: &Source<'_>,
+        rule_idx: usize,
+        patterns: &Patterns<'_>,
+        id_offset: usize,
+    ) -> (Vec<TermSpec>, usize) {
         let mut terms = Vec::new();
+        let mut n_positive = 0usize;
         for (kind, list) in [
-            (TermKind::Phrase, &raw.phrases),
-            (TermKind::Hint, &raw.hint),
-            (TermKind::Not, &raw.not),
+            (TermKind::Phrase, patterns.phrases),
+            (TermKind::Hint, patterns.hint),
+            (TermKind::Not, patterns.not),
         ] {
             for (lang, patterns) in list.by_lang() {
                 for pattern in patterns {
@@ -923,7 +1323,7 @@ impl Loader {
             }
         }
         let mut n_combos = 0u32;
-        for (lang, groups) in raw.all.by_lang() {
+        for (lang, groups) in patterns.all.by_lang() {
             for group_list in groups {
                 if group_list.len() < 2 {
                     let offset = group_list
@@ -966,7 +1366,7 @@ impl Loader {
                 n_combos += 1;
             }
         }
-        for regex in &raw.regex {
+        for regex in patterns.regex {
             n_positive += 1;
             let line = file.line(regex.span().start);
             let pattern = regex.get_ref();
@@ -994,13 +1394,6 @@ impl Loader {
                 line,
             });
         }
-        if n_positive == 0 {
-            self.error(
-                file,
-                id_offset,
-                format!("rule {id:?} has no patterns (match, hint, all or regex)"),
-            );
-        }
         for term in &terms {
             if let Err(reason) = crate::matcher::check_pattern(term) {
                 self.errors.push(RuleError {
@@ -1010,41 +1403,10 @@ impl Loader {
                 });
             }
         }
-        let examples = collect_examples(file, &raw.examples);
-        let counter_examples = collect_examples(file, &raw.counter_examples);
-        if raw.examples.is_empty() {
-            // Not an error: generated packs may have none. The default pack's test
-            // asserts every rule has examples.
-        }
-
-        if self.errors.len() != n_errors_before {
-            return;
-        }
-        let (Some(label), answer) = (label, answer) else {
-            return;
-        };
-        self.terms.extend(terms);
-        self.rules.push(Rule {
-            id,
-            intent,
-            file: file.name.clone(),
-            line: file.line(id_offset),
-            label,
-            answer,
-            action,
-            handoff_reason,
-            department: raw.department.clone(),
-            link: raw.link.clone(),
-            priority: raw.priority,
-            background: raw.background,
-            follow_ups: raw.follow_ups.iter().map(|f| f.get_ref().clone()).collect(),
-            quick_replies,
-            examples,
-            counter_examples,
-        });
+        (terms, n_positive)
     }
 
-    fn finish(mut self) -> Result<RuleSet, Vec<RuleError>> {
+    fn finish(mut self, identity: &Identity) -> Result<RuleSet, Vec<RuleError>> {
         let intents: BTreeSet<&str> = self.rules.iter().map(|rule| rule.intent.as_str()).collect();
         let mut dangling = Vec::new();
         for (file, line, intent) in self.references.iter().chain(&self.fallback_follow_ups) {
@@ -1057,6 +1419,12 @@ impl Loader {
             }
         }
         self.errors.extend(dangling);
+        self.apply_identity(identity);
+        let signals = if self.settings.signals {
+            self.add_signals()
+        } else {
+            Vec::new()
+        };
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
@@ -1068,29 +1436,82 @@ impl Loader {
             .enumerate()
             .map(|(idx, rule)| (idx, rule.file.clone()))
             .collect();
-        let matcher = Matcher::compile(&self.terms, self.rules.len()).map_err(|failures| {
+        let n_rules = self.rules.len() + signals.len();
+        let matcher = Matcher::compile(&self.terms, n_rules).map_err(|failures| {
             failures
                 .into_iter()
                 .map(|(term_idx, reason)| {
                     let term = &self.terms[term_idx];
                     RuleError {
-                        file: files.get(&term.rule).cloned().unwrap_or_default(),
+                        file: files
+                            .get(&term.rule)
+                            .cloned()
+                            .unwrap_or_else(|| LEXICON_NAME.to_string()),
                         line: term.line,
                         reason,
                     }
                 })
                 .collect::<Vec<_>>()
         })?;
+        let phrases = self
+            .phrases
+            .unwrap_or_else(|| Lang::ALL.map(Phrases::builtin));
+        let speller = vocabulary(&self.terms, &self.rules, &phrases);
+        let mut similar = SimilarBuilder::default();
+        for (rule_idx, rule) in self.rules.iter().enumerate() {
+            for (examples, counter) in [(&rule.examples, false), (&rule.counter_examples, true)] {
+                for example in examples {
+                    similar.add(rule_idx, example.lang, counter, normalize(&example.text));
+                }
+            }
+        }
         Ok(RuleSet {
             rules: self.rules,
             matcher,
             settings: self.settings,
-            phrases: self
-                .phrases
-                .unwrap_or_else(|| Lang::ALL.map(Phrases::builtin)),
+            phrases,
+            signals,
+            speller,
+            similar: similar.build(),
             phrases_origin: self.phrases_origin,
         })
     }
+}
+
+/// The speller's vocabulary: pattern words as targets; examples, labels, answers and
+/// phrases as known words.
+fn vocabulary(terms: &[TermSpec], rules: &[Rule], phrases: &[Phrases; 3]) -> Speller {
+    let mut builder = VocabularyBuilder::default();
+    for term in terms {
+        if term.kind == TermKind::Regex {
+            continue;
+        }
+        if let Some(text) = crate::matcher::pattern_text(&term.pattern) {
+            builder.add_pattern(&text);
+        }
+    }
+    for rule in rules {
+        for example in rule.examples.iter().chain(&rule.counter_examples) {
+            builder.add_known(&normalize(&example.text));
+        }
+        for lang in Lang::ALL {
+            builder.add_known(&normalize(rule.label.get(lang)));
+            if let Some(answer) = &rule.answer {
+                builder.add_known(&normalize(answer.get(lang)));
+            }
+        }
+    }
+    for phrases in phrases {
+        for text in [
+            &phrases.fallback,
+            &phrases.clarify,
+            &phrases.handoff,
+            &phrases.talk_to_person,
+        ] {
+            builder.add_known(&normalize(text));
+        }
+    }
+    builder.build()
 }
 
 fn first_line(error: &regex::Error) -> String {

@@ -1,22 +1,49 @@
 //! From a visitor message to a [`Decision`].
 //!
-//! The decision table, in order (scores are sums of matched pattern weights, see
-//! `bot-rules/README.md`; `threshold` and friends come from [`crate::Settings`]):
-//! 1. Small-talk rules (`background = true`) drop out when any other intent reaches the
+//! The message is normalised and, unless `[settings] spelling = false`, its unknown
+//! words are corrected towards the pack's vocabulary (`crate::speller`). Then, in order
+//! (scores are sums of matched pattern weights, see `bot-rules/README.md`; `threshold`
+//! and friends come from [`crate::Settings`]):
+//!
+//! **Stage 1, the rules.**
+//! 1. Built-in signals (`crate::signals`, unless `[settings] signals = false`) add to the
+//!    pack's handoff rules: the person lexicon to the rule with reason `requested`, the
+//!    frustration lexicons (anger, disappointment, overcharging, threats to leave), a
+//!    shouted message and three or more `!` to the rule with reason `complaint`.
+//!    Shouting and `!` do not count on small talk (`THANK YOU!!!`).
+//! 2. A question asked again (compared with [`TriageContext::previous_questions`]) is
+//!    handed off at once, reason [`HandoffReason::Repeated`], unless it is small talk.
+//! 3. Small-talk rules (`background = true`) drop out when any other intent reaches the
 //!    threshold, so "hi, where is my order?" is about the order.
-//! 2. A hand-off rule at or above the threshold wins (highest `priority` first, so a
+//! 4. A complaint signal at or above the threshold hands off whatever else matched: when
+//!    in doubt between an answer and a handoff for an angry visitor, hand off.
+//! 5. A hand-off rule at or above the threshold wins (highest `priority` first, so a
 //!    complaint beats a plain request for a person) unless an answer outscores it by
 //!    more than `1 / handoff_dominance`. Requests for a human are never clarified away.
-//! 3. Nothing at the threshold: a miss, answered with the fallback.
-//! 4. Runner-up within `clarify_margin` of the top and also above the threshold: a miss,
-//!    answered with a clarifying question offering both.
-//! 5. Otherwise the top rule answers.
+//! 6. Runner-up within `clarify_margin` of the top and also above the threshold:
+//!    clarify, offering both (a miss), unless the follow-up step below resolves it.
+//! 7. The top rule at or above the threshold answers.
 //!
-//! On a miss, when `consecutive_misses + 1 >= max_misses`, the bot hands off instead
-//! (reason `misses`).
+//! **Follow-ups.** Nothing answered, and [`TriageContext::previous_intent`] is set: the
+//! message is scored behind the label of the previous intent (`"Delivery time" + "and
+//! how much does it cost?"`), where only the message's own words may veto. It answers
+//! when an intent gained from the message's words, or when the previous intent holds and
+//! the message is an elliptical follow-up (`what about express?`, `و برای اکسپرس؟`).
+//!
+//! **Stage 2, the examples.** Still nothing at the threshold: the message is compared
+//! with the pack's examples (`crate::similar`), small talk left out. The closest intent
+//! answers when its similarity reaches `similarity_threshold` and the runner-up is more
+//! than `similarity_margin` behind; a closer runner-up makes a clarifying question; a
+//! handoff intent among the close ones hands off.
+//!
+//! Otherwise a miss, answered with the fallback. On a miss, when
+//! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
+use crate::matcher::RuleScore;
 use crate::normalize::{detect_scores, normalize};
 use crate::pack::{Action, Rule, RuleSet};
+use crate::signals::{self, Target};
+use crate::speller::Typing;
 use crate::{Lang, MAX_INPUT_CHARS};
 
 /// One visitor message to triage.
@@ -43,6 +70,20 @@ impl<'a> TriageInput<'a> {
     }
 }
 
+/// What the bot knows about the conversation before the message, for
+/// [`RuleSet::triage_with_context`]. The default is a first message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriageContext<'a> {
+    /// The visitor's earlier messages in this conversation, as typed, most recent first
+    /// (not the message being triaged). Only the first five are read; the same
+    /// question asked again hands off.
+    pub previous_questions: &'a [&'a str],
+    /// The intent of the bot's last answer in this conversation
+    /// ([`Decision::predicted_intent`] of an `Answer`), so that a follow-up such as
+    /// "and how much does it cost?" resolves against it.
+    pub previous_intent: Option<&'a str>,
+}
+
 /// A quick-reply button: show `label`, send `payload` as the visitor's next message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuickReply {
@@ -63,16 +104,51 @@ pub enum HandoffReason {
     Misses,
     /// A rule with `action = "handoff"` matched.
     RuleAction,
+    /// The visitor asked the same question again.
+    Repeated,
 }
 
 impl HandoffReason {
-    /// `"requested"`, `"complaint"`, `"misses"` or `"rule_action"`.
+    /// `"requested"`, `"complaint"`, `"misses"`, `"rule_action"` or `"repeated"`.
     pub fn as_str(self) -> &'static str {
         match self {
             HandoffReason::Requested => "requested",
             HandoffReason::Complaint => "complaint",
             HandoffReason::Misses => "misses",
             HandoffReason::RuleAction => "rule_action",
+            HandoffReason::Repeated => "repeated",
+        }
+    }
+}
+
+/// How a decision was reached, to explain it (the console, `salam rules try`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// The rules' patterns, on the message as typed (after normalisation).
+    Rules,
+    /// The rules' patterns, after correcting typos in the message.
+    Spelling,
+    /// The built-in signals: person and frustration lexicons, shouting, `!!!`, a
+    /// repeated question.
+    Signals,
+    /// A follow-up, resolved against the previous intent of the conversation.
+    FollowUp,
+    /// No rule matched; the message is close to a rule's examples (second stage).
+    Examples,
+    /// Too many misses in a row.
+    Misses,
+}
+
+impl Via {
+    /// `"rules"`, `"spelling"`, `"signals"`, `"follow_up"`, `"examples"` or `"misses"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Rules => "rules",
+            Via::Spelling => "spelling",
+            Via::Signals => "signals",
+            Via::FollowUp => "follow_up",
+            Via::Examples => "examples",
+            Via::Misses => "misses",
         }
     }
 }
@@ -89,6 +165,7 @@ pub enum Decision {
         quick_replies: Vec<QuickReply>,
         link: Option<String>,
         score: f32,
+        via: Via,
     },
     /// Ask which of two close intents the visitor means.
     Clarify {
@@ -97,6 +174,7 @@ pub enum Decision {
         options: Vec<QuickReply>,
         /// The two close intents with their scores, best first.
         candidates: Vec<(String, f32)>,
+        via: Via,
     },
     /// Hand the conversation to a person.
     Handoff {
@@ -109,6 +187,7 @@ pub enum Decision {
         priority: i32,
         text: String,
         score: f32,
+        via: Via,
     },
     /// The bot did not understand.
     Fallback {
@@ -170,6 +249,16 @@ impl Decision {
         }
     }
 
+    /// How the decision was reached (`None` for a fallback).
+    pub fn via(&self) -> Option<Via> {
+        match self {
+            Decision::Answer { via, .. }
+            | Decision::Clarify { via, .. }
+            | Decision::Handoff { via, .. } => Some(*via),
+            Decision::Fallback { .. } => None,
+        }
+    }
+
     /// Whether the hub should count this turn as a miss.
     pub fn is_miss(&self) -> bool {
         matches!(self, Decision::Clarify { .. } | Decision::Fallback { .. })
@@ -181,22 +270,141 @@ impl Decision {
 struct Candidate<'r> {
     rule: &'r Rule,
     score: f32,
+    /// The part of `score` that built-in signals contributed.
+    signal: f32,
+}
+
+/// What the decision table makes of the candidates.
+#[derive(Debug, Clone, Copy)]
+enum Outcome<'r> {
+    Handoff(Candidate<'r>),
+    Answer(Candidate<'r>),
+    Clarify(Candidate<'r>, Candidate<'r>),
+    /// Nothing at the threshold; the best score.
+    Miss(f32),
 }
 
 /// Cuts `text` to at most [`MAX_INPUT_CHARS`] characters.
-fn bounded(text: &str) -> &str {
+pub(crate) fn bounded(text: &str) -> &str {
     match text.char_indices().nth(MAX_INPUT_CHARS) {
         Some((cut, _)) => &text[..cut],
         None => text,
     }
 }
 
+/// Whether the example being checked is left out of the second stage (see
+/// [`RuleSet::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A visitor message.
+    Live,
+    /// An example of the pack: it must not be its own nearest example.
+    Check,
+}
+
+/// At most this many words follow a follow-up marker for the previous intent to be
+/// answered again without new evidence (`what about express?`).
+const ELLIPTICAL_MAX_WORDS: usize = 3;
+/// A follow-up without a marker has at most this many words (`how much?`).
+const UNMARKED_FOLLOW_UP_MAX_WORDS: usize = 5;
+/// A follow-up with a marker has at most this many words.
+const MARKED_FOLLOW_UP_MAX_WORDS: usize = 10;
+
+/// Words that open a follow-up, in their normalised spelling (a test checks it).
+const FOLLOW_UP_MARKERS: &[&str] = &[
+    // English
+    "and what about",
+    "and how about",
+    "what about",
+    "how about",
+    "and for",
+    "and",
+    "also",
+    "same for",
+    "same question for",
+    "what if",
+    "ok and",
+    "okay and",
+    "so what about",
+    "then what about",
+    "plus",
+    // Arabic
+    "و",
+    "وماذا عن",
+    "ماذا عن",
+    "وايش عن",
+    "ايش عن",
+    "وشو عن",
+    "شو عن",
+    "وش عن",
+    "طيب و",
+    "طيب",
+    "طب و",
+    "طب",
+    "وبالنسبه",
+    "بالنسبه",
+    "وكمان",
+    "كمان",
+    "ايضا",
+    "وعن",
+    "وماذا",
+    "وبخصوص",
+    "بخصوص",
+    "طيب بالنسبه",
+    // Persian
+    "پس",
+    "در مورد",
+    "درباره",
+    "راجع به",
+    "اونوقت",
+    "اون وقت",
+    "همينطور",
+    "براي",
+    "واسه",
+    "خب",
+    "خب و",
+    "و براي",
+    "و در مورد",
+    "و واسه",
+];
+
+/// Arabic question words that the conjunction `و` is glued to in a follow-up (`وكم؟`,
+/// `وبكم؟`, `ومتى؟`).
+const GLUED_AND_WORDS: &[&str] = &[
+    "كم", "بكم", "بكام", "متي", "امتي", "كيف", "اذا", "لو", "هل", "ايش", "شو", "ماذا", "وين",
+    "اين", "فين", "قديش", "كام",
+];
+
+/// Persian words that end an elliptical question (`اکسپرس چی؟`, "what about express?").
+const TRAILING_MARKERS: &[&str] = &["چي", "چطور", "چطوره", "چي ميشه", "چه طور"];
+
 impl RuleSet {
-    /// Decides what to do with one visitor message. Never panics; time is linear in the
+    /// Decides what to do with one visitor message, knowing nothing of the conversation
+    /// before it ([`TriageContext::default`]). Never panics; time is linear in the
     /// (bounded) message length.
     pub fn triage(&self, input: &TriageInput<'_>) -> Decision {
+        self.decide(input, &TriageContext::default(), Mode::Live)
+    }
+
+    /// [`RuleSet::triage`] within a conversation: a question asked again hands off, and
+    /// a follow-up ("and how much does it cost?") resolves against the previous intent.
+    pub fn triage_with_context(
+        &self,
+        input: &TriageInput<'_>,
+        context: &TriageContext<'_>,
+    ) -> Decision {
+        self.decide(input, context, Mode::Live)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        input: &TriageInput<'_>,
+        context: &TriageContext<'_>,
+        mode: Mode,
+    ) -> Decision {
         let text = bounded(input.text);
-        let detected = detect_scores(text);
+        let normalised = normalize(text);
+        let detected = detect_scores(text, &normalised);
         let lang = input
             .locale
             .or(detected.map(|(lang, _)| lang))
@@ -213,19 +421,87 @@ impl RuleSet {
             (Some((detected, _)), _) => Some(detected),
             (None, locale) => locale,
         };
-        let normalised = normalize(text);
         let settings = &self.settings;
-        let rule_scores =
-            self.matcher
-                .score(&normalised, text_lang, settings.cross_language_weight);
+        let corrected = if settings.spelling {
+            self.speller
+                .correct(&normalised, Typing::of(text, text_lang.unwrap_or(lang)))
+        } else {
+            None
+        };
+        let matched = corrected.as_deref().unwrap_or(&normalised);
+        let via_rules = if corrected.is_some() {
+            Via::Spelling
+        } else {
+            Via::Rules
+        };
+        let scores = self
+            .matcher
+            .score(matched, text_lang, settings.cross_language_weight, 0);
+        let mut candidates = self.candidates(&scores);
 
-        // Best rule per intent.
+        if settings.signals {
+            let threshold = settings.threshold;
+            let small_talk = candidates
+                .iter()
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .is_some_and(|best| best.rule.background && best.score >= threshold);
+            let (mut complaint, person) = self.signal_scores(&scores);
+            if !small_talk {
+                if signals::is_shouting(text) {
+                    complaint += signals::SHOUTING_WEIGHT;
+                }
+                if signals::exclamations(text) >= signals::MIN_EXCLAMATIONS {
+                    complaint += signals::EXCLAMATION_WEIGHT;
+                }
+            }
+            self.add_signal(&mut candidates, Target::Complaint, complaint);
+            self.add_signal(&mut candidates, Target::Requested, person);
+            if !small_talk
+                && complaint < threshold
+                && signals::repeats(&normalised, context.previous_questions)
+            {
+                return self.repeated(lang);
+            }
+        }
+
+        let outcome = self.table(&mut candidates);
+        let top_score = match outcome {
+            Outcome::Handoff(candidate) => {
+                let via = if candidate.signal >= candidate.score {
+                    Via::Signals
+                } else {
+                    via_rules
+                };
+                return self.handoff(&candidate, lang, via);
+            }
+            Outcome::Answer(candidate) => return self.answer(&candidate, lang, via_rules),
+            Outcome::Clarify(top, _) => top.score,
+            Outcome::Miss(score) => score,
+        };
+        if let Some(decision) = self.follow_up(matched, lang, text_lang, context) {
+            return decision;
+        }
+        if let Outcome::Clarify(top, second) = outcome {
+            return self.miss(input, lang, self.clarify(lang, &top, &second, via_rules));
+        }
+        match self.second_stage(&normalised, lang, mode) {
+            Some(decision) if decision.is_miss() => self.miss(input, lang, decision),
+            Some(decision) => decision,
+            None => self.miss(input, lang, self.fallback(lang, top_score)),
+        }
+    }
+
+    /// The best rule of each intent among `scores` (built-in signals left out).
+    fn candidates<'r>(&'r self, scores: &[RuleScore]) -> Vec<Candidate<'r>> {
         let mut candidates: Vec<Candidate<'_>> = Vec::new();
-        for rule_score in rule_scores {
-            let rule = &self.rules[rule_score.rule];
+        for rule_score in scores {
+            let Some(rule) = self.rules.get(rule_score.rule) else {
+                continue;
+            };
             let candidate = Candidate {
                 rule,
                 score: rule_score.score,
+                signal: 0.0,
             };
             match candidates
                 .iter_mut()
@@ -239,6 +515,71 @@ impl RuleSet {
                 None => candidates.push(candidate),
             }
         }
+        candidates
+    }
+
+    /// The summed scores of the complaint and person lexicons.
+    fn signal_scores(&self, scores: &[RuleScore]) -> (f32, f32) {
+        let mut complaint = 0.0;
+        let mut person = 0.0;
+        for rule_score in scores {
+            let Some(signal) = rule_score
+                .rule
+                .checked_sub(self.rules.len())
+                .and_then(|idx| self.signals.get(idx))
+            else {
+                continue;
+            };
+            match signal.target {
+                Target::Complaint => complaint += rule_score.score,
+                Target::Requested => person += rule_score.score,
+            }
+        }
+        (complaint, person)
+    }
+
+    /// The pack's handoff rule for a signal: the highest-priority handoff rule with the
+    /// matching reason.
+    fn signal_rule(&self, target: Target) -> Option<&Rule> {
+        let reason = match target {
+            Target::Complaint => HandoffReason::Complaint,
+            Target::Requested => HandoffReason::Requested,
+        };
+        self.rules
+            .iter()
+            .filter(|rule| rule.action == Action::Handoff && rule.handoff_reason == reason)
+            .max_by_key(|rule| rule.priority)
+    }
+
+    fn add_signal<'r>(&'r self, candidates: &mut Vec<Candidate<'r>>, target: Target, score: f32) {
+        if score <= 0.0 {
+            return;
+        }
+        let Some(rule) = self.signal_rule(target) else {
+            return;
+        };
+        match candidates
+            .iter_mut()
+            .find(|candidate| candidate.rule.intent == rule.intent)
+        {
+            Some(candidate) => {
+                candidate.signal = score;
+                if score > candidate.score {
+                    candidate.score = score;
+                    candidate.rule = rule;
+                }
+            }
+            None => candidates.push(Candidate {
+                rule,
+                score,
+                signal: score,
+            }),
+        }
+    }
+
+    /// The decision table of stage 1 (steps 3 to 7 of the module docs).
+    fn table<'r>(&self, candidates: &mut Vec<Candidate<'r>>) -> Outcome<'r> {
+        let settings = &self.settings;
         let threshold = settings.threshold;
         if candidates
             .iter()
@@ -255,8 +596,13 @@ impl RuleSet {
                 std::cmp::Ordering::Equal
             }
         });
+        if let Some(angry) = candidates.iter().find(|candidate| {
+            candidate.signal >= threshold
+                && candidate.rule.handoff_reason == HandoffReason::Complaint
+        }) {
+            return Outcome::Handoff(*angry);
+        }
         let top_score = candidates.first().map_or(0.0, |candidate| candidate.score);
-
         let handoff = candidates
             .iter()
             .filter(|candidate| {
@@ -270,22 +616,193 @@ impl RuleSet {
         if let Some(handoff) = handoff
             && handoff.score >= settings.handoff_dominance * top_score
         {
-            return self.handoff(handoff, lang);
+            return Outcome::Handoff(*handoff);
         }
-
         let Some(top) = candidates.first() else {
-            return self.miss(input, lang, self.fallback(lang, 0.0));
+            return Outcome::Miss(0.0);
         };
         if top.score < threshold {
-            return self.miss(input, lang, self.fallback(lang, top.score));
+            return Outcome::Miss(top.score);
         }
         if let Some(second) = candidates.get(1)
             && second.score >= threshold
             && second.score >= (1.0 - settings.clarify_margin) * top.score
         {
-            return self.miss(input, lang, self.clarify(lang, top, second));
+            return Outcome::Clarify(*top, *second);
         }
-        self.answer(top, lang)
+        Outcome::Answer(*top)
+    }
+
+    /// A follow-up resolved against the previous intent (see the module docs).
+    fn follow_up(
+        &self,
+        matched: &str,
+        lang: Lang,
+        text_lang: Option<Lang>,
+        context: &TriageContext<'_>,
+    ) -> Option<Decision> {
+        let previous = context.previous_intent?;
+        let n_words = matched.split(' ').filter(|word| !word.is_empty()).count();
+        let marker_words = follow_up_marker(matched);
+        let max_words = if marker_words.is_some() {
+            MARKED_FOLLOW_UP_MAX_WORDS
+        } else {
+            UNMARKED_FOLLOW_UP_MAX_WORDS
+        };
+        if n_words == 0 || n_words > max_words {
+            return None;
+        }
+        let topic = self
+            .rules
+            .iter()
+            .find(|rule| rule.intent == previous && rule.action == Action::Answer)?;
+        let label = normalize(topic.label.get(lang));
+        let combined = format!("{label} {matched}");
+        let cross = self.settings.cross_language_weight;
+        let scores = self
+            .matcher
+            .score(&combined, text_lang, cross, label.len() + 1);
+        let mut candidates = self.candidates(&scores);
+        candidates.retain(|candidate| {
+            candidate.rule.action == Action::Answer && !candidate.rule.background
+        });
+        // The intents the message's own words added to: what it asks about.
+        let on_label = self.candidates(&self.matcher.score(&label, text_lang, cross, 0));
+        let gained = |candidate: &Candidate<'_>| {
+            let before = on_label
+                .iter()
+                .find(|other| other.rule.intent == candidate.rule.intent)
+                .map_or(0.0, |other| other.score);
+            candidate.score > before + 1e-3
+        };
+        let mut gainers: Vec<Candidate<'_>> = candidates
+            .iter()
+            .copied()
+            .filter(|candidate| gained(candidate))
+            .collect();
+        if !gainers.is_empty() {
+            return match self.table(&mut gainers) {
+                Outcome::Answer(winner) => Some(self.answer(&winner, lang, Via::FollowUp)),
+                _ => None,
+            };
+        }
+        // Nothing new, but an elliptical follow-up: the same topic again.
+        let elliptical = marker_words.is_some_and(|n_after| n_after <= ELLIPTICAL_MAX_WORDS);
+        if !elliptical {
+            return None;
+        }
+        match self.table(&mut candidates) {
+            Outcome::Answer(winner) if winner.rule.intent == previous => {
+                Some(self.answer(&winner, lang, Via::FollowUp))
+            }
+            _ => None,
+        }
+    }
+
+    /// The second stage: the closest examples (see the module docs).
+    fn second_stage(&self, normalised: &str, lang: Lang, mode: Mode) -> Option<Decision> {
+        let settings = &self.settings;
+        let threshold = settings.similarity_threshold;
+        if threshold <= 0.0 {
+            return None;
+        }
+        let other = match lang {
+            Lang::En => None,
+            Lang::Ar => Some((Lang::Fa, settings.cross_language_weight)),
+            Lang::Fa => Some((Lang::Ar, settings.cross_language_weight)),
+        };
+        // Small talk answers from its patterns only: short greetings are close to any
+        // short message that shares a word with them (`عليكم`).
+        let nearest: Vec<_> = self
+            .similar
+            .nearest(normalised, lang, other, mode == Mode::Check)
+            .into_iter()
+            .filter(|nearest| !self.rules[nearest.rule].background)
+            .collect();
+        let to_candidate = |rule: usize, similarity: f32| Candidate {
+            rule: &self.rules[rule],
+            score: similarity,
+            signal: 0.0,
+        };
+        let top = nearest.first()?;
+        if top.similarity < threshold {
+            return None;
+        }
+        let top_intent = &self.rules[top.rule].intent;
+        let close = |similarity: f32| similarity + settings.similarity_margin > top.similarity;
+        // Best first; each intent once.
+        let mut intents: Vec<&str> = vec![top_intent];
+        let mut runner_up = None;
+        for other in &nearest[1..] {
+            let intent = self.rules[other.rule].intent.as_str();
+            if intents.contains(&intent) {
+                continue;
+            }
+            intents.push(intent);
+            if !close(other.similarity) {
+                break;
+            }
+            let rule = &self.rules[other.rule];
+            if rule.action == Action::Handoff && other.similarity >= threshold {
+                // When in doubt between an answer and a handoff, hand off.
+                return Some(self.handoff(
+                    &to_candidate(other.rule, other.similarity),
+                    lang,
+                    Via::Examples,
+                ));
+            }
+            if runner_up.is_none() {
+                runner_up = Some(*other);
+            }
+        }
+        let best = to_candidate(top.rule, top.similarity);
+        if best.rule.action == Action::Handoff {
+            return Some(self.handoff(&best, lang, Via::Examples));
+        }
+        match runner_up {
+            Some(second) => Some(self.clarify(
+                lang,
+                &best,
+                &to_candidate(second.rule, second.similarity),
+                Via::Examples,
+            )),
+            None => Some(self.answer(&best, lang, Via::Examples)),
+        }
+    }
+
+    /// A question asked again: to a person.
+    fn repeated(&self, lang: Lang) -> Decision {
+        match self
+            .signal_rule(Target::Requested)
+            .or_else(|| self.signal_rule(Target::Complaint))
+        {
+            Some(rule) => {
+                let mut decision = self.handoff(
+                    &Candidate {
+                        rule,
+                        score: self.settings.threshold,
+                        signal: self.settings.threshold,
+                    },
+                    lang,
+                    Via::Signals,
+                );
+                if let Decision::Handoff { reason, .. } = &mut decision {
+                    *reason = HandoffReason::Repeated;
+                }
+                decision
+            }
+            None => Decision::Handoff {
+                rule_id: None,
+                intent: "none".to_string(),
+                lang,
+                department: None,
+                reason: HandoffReason::Repeated,
+                priority: 0,
+                text: self.phrases(lang).handoff.clone(),
+                score: self.settings.threshold,
+                via: Via::Signals,
+            },
+        }
     }
 
     fn talk_to_person(&self, lang: Lang) -> QuickReply {
@@ -305,7 +822,7 @@ impl RuleSet {
         })
     }
 
-    fn answer(&self, candidate: &Candidate<'_>, lang: Lang) -> Decision {
+    fn answer(&self, candidate: &Candidate<'_>, lang: Lang, via: Via) -> Decision {
         let rule = candidate.rule;
         let mut quick_replies: Vec<QuickReply> = rule
             .follow_ups
@@ -331,10 +848,11 @@ impl RuleSet {
             quick_replies,
             link: rule.link.clone(),
             score: candidate.score,
+            via,
         }
     }
 
-    fn handoff(&self, candidate: &Candidate<'_>, lang: Lang) -> Decision {
+    fn handoff(&self, candidate: &Candidate<'_>, lang: Lang, via: Via) -> Decision {
         let rule = candidate.rule;
         Decision::Handoff {
             rule_id: Some(rule.id.clone()),
@@ -348,6 +866,7 @@ impl RuleSet {
                 |answer| answer.get(lang).to_string(),
             ),
             score: candidate.score,
+            via,
         }
     }
 
@@ -367,7 +886,13 @@ impl RuleSet {
         }
     }
 
-    fn clarify(&self, lang: Lang, top: &Candidate<'_>, second: &Candidate<'_>) -> Decision {
+    fn clarify(
+        &self,
+        lang: Lang,
+        top: &Candidate<'_>,
+        second: &Candidate<'_>,
+        via: Via,
+    ) -> Decision {
         let mut options: Vec<QuickReply> = [top, second]
             .iter()
             .map(|candidate| {
@@ -387,6 +912,7 @@ impl RuleSet {
                 (top.rule.intent.clone(), top.score),
                 (second.rule.intent.clone(), second.score),
             ],
+            via,
         }
     }
 
@@ -403,6 +929,7 @@ impl RuleSet {
                 priority: 0,
                 text: self.phrases(lang).handoff.clone(),
                 score: decision.score(),
+                via: Via::Misses,
             };
         }
         decision
@@ -412,4 +939,65 @@ impl RuleSet {
 /// Higher score first; on a tie, higher priority; then file order (stable sort).
 fn better(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
     a.score > b.score || (a.score == b.score && a.rule.priority > b.rule.priority)
+}
+
+/// If `normalised` is a follow-up by its form, the number of words after its marker.
+fn follow_up_marker(normalised: &str) -> Option<usize> {
+    let n_words = normalised.split(' ').count();
+    let opening = FOLLOW_UP_MARKERS
+        .iter()
+        .filter(|marker| {
+            normalised
+                .strip_prefix(**marker)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+        })
+        .max_by_key(|marker| marker.len());
+    if let Some(marker) = opening {
+        return Some(n_words - marker.split(' ').count());
+    }
+    let first = normalised.split(' ').next().unwrap_or("");
+    if let Some(glued) = first.strip_prefix('و')
+        && GLUED_AND_WORDS.contains(&glued)
+    {
+        return Some(n_words);
+    }
+    for marker in TRAILING_MARKERS {
+        if let Some(rest) = normalised.strip_suffix(marker)
+            && rest.ends_with(' ')
+        {
+            return Some(n_words - marker.split(' ').count());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_normalised() {
+        for marker in FOLLOW_UP_MARKERS
+            .iter()
+            .chain(GLUED_AND_WORDS)
+            .chain(TRAILING_MARKERS)
+        {
+            assert_eq!(normalize(marker), *marker);
+        }
+    }
+
+    #[test]
+    fn follow_up_markers() {
+        let words_after = |text: &str| follow_up_marker(&normalize(text));
+        assert_eq!(words_after("and how much does it cost?"), Some(5));
+        assert_eq!(words_after("what about express?"), Some(1));
+        assert_eq!(words_after("And for returns?"), Some(1));
+        assert_eq!(words_after("وكم سعره؟"), Some(2));
+        assert_eq!(words_after("طيب والاكسبرس؟"), Some(1));
+        assert_eq!(words_after("و برای اکسپرس؟"), Some(1));
+        assert_eq!(words_after("اکسپرس چی؟"), Some(1));
+        assert_eq!(words_after("where is my order"), None);
+        assert_eq!(words_after("android"), None);
+        assert_eq!(words_after("وين طلبي"), None);
+    }
 }

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use salam_bot::{Lang, RuleSet, TriageInput};
+use salam_bot::{Lang, RuleSet, TriageContext, TriageInput};
 
 use crate::util::default_pack;
 
@@ -102,5 +102,27 @@ proptest! {
     #[test]
     fn arabic_script_text_never_panics(text in "[\\u{0600}-\\u{06FF}\\u{200C}\\u{200F} ]{0,200}") {
         let _ = rules().triage(&TriageInput::new(&text, Some(Lang::Fa)));
+    }
+
+    #[test]
+    fn context_corrections_and_signals_never_panic(
+        text in "\\PC{0,200}",
+        earlier in "\\PC{0,80}",
+        locale in 0usize..4,
+    ) {
+        let locale = [None, Some(Lang::En), Some(Lang::Ar), Some(Lang::Fa)][locale];
+        let decision = rules().triage_with_context(
+            &TriageInput::new(&text, locale),
+            &TriageContext {
+                previous_questions: &[earlier.as_str(), text.as_str()],
+                previous_intent: Some("shipping_time"),
+            },
+        );
+        prop_assert!(decision.score().is_finite());
+        // A correction is normalised text (a fixed point of `normalize`).
+        if let Some(corrected) = rules().spelling_correction(&text, locale) {
+            prop_assert_eq!(salam_bot::normalize(&corrected), corrected);
+        }
+        let _ = rules().signals_in(&text, locale);
     }
 }

@@ -31,6 +31,11 @@ fn arabic_letters_and_marks() {
     check("ههههههه", "ه");
     check("كيف؟ تمام، شكرا؛", "كيف تمام شكرا");
     check("رقم ٤٨٢١٣", "رقم 48213");
+    // Hamza seats and a lone hamza: written with or without them, one form.
+    assert_eq!(normalize("سؤال"), normalize("سوال"));
+    assert_eq!(normalize("مسئول"), normalize("مسيول"));
+    assert_eq!(normalize("شيء"), normalize("شي"));
+    check("رئيس المسؤولين", "رييس المسوولين");
 }
 
 #[test]

@@ -11,7 +11,9 @@ mod matching;
 mod loader;
 // Empty, huge, emoji-only, bidi and regex-hostile input; proptest.
 mod hostile;
-// The default pack: examples, quick replies, quality bar on dev.tsv and extra.tsv.
+// The default pack: examples, quick replies, context, quality bars on eval/*.tsv.
 mod pack;
+// Typos, built-in signals, the second stage, context and per-pack identity.
+mod stages;
 // Inputs found by fuzzing (fuzz/, docs/fuzzing.md) and hostile inputs beside them.
 mod fuzz_regressions;

@@ -391,7 +391,20 @@ fn rules(command: RulesCommand) -> anyhow::Result<()> {
                 field("lang"),
                 field("detected_lang")
             );
+            let locale = lang.as_deref().and_then(salam_bot::Lang::parse);
+            let decision = rule_set.triage(&salam_bot::TriageInput::new(&text, locale));
+            if let Some(corrected) = rule_set.spelling_correction(&text, locale) {
+                println!("corrected:  {corrected}");
+            }
+            let signals = rule_set.signals_in(&text, locale);
+            if !signals.is_empty() {
+                println!("signals:    {}", signals.join(", "));
+            }
             println!("decision:   {}", field("decision"));
+            println!(
+                "via:        {}",
+                decision.via().map_or("-", salam_bot::Via::as_str)
+            );
             println!("intent:     {}", field("intent"));
             println!("rule:       {}", field("rule"));
             println!("score:      {}", field("score"));
@@ -425,6 +438,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<()> {
                 writeln!(stdout, "{line}")?;
             }
             eprint!("{}", report.summary());
+            eprint!("{}", report.confusion_summary());
             Ok(())
         }
     }

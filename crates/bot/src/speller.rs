@@ -1,0 +1,663 @@
+//! Typo tolerance: visitor words that the pack does not know are corrected towards the
+//! words of the pack's patterns before matching.
+//!
+//! The vocabulary is the pack's own, collected when the pack is compiled:
+//! - *targets*: the words of `match`, `hint`, `all` and `not` patterns (and of the
+//!   built-in signal lexicons), the only words a correction may produce;
+//! - *known words*: the targets, plus every word of the examples, counter-examples,
+//!   labels and answers, plus a dictionary of common English (`words_en.txt`, shared by
+//!   all packs). A known word is never corrected: `shoes` stays `shoes` even though
+//!   `shops` is one letter away, and `older` is not `order`.
+//!
+//! English (Latin script): a word of four or more letters within Damerau-Levenshtein
+//! (optimal string alignment) distance 1 of a target, or 2 when both have eight or more
+//! letters, becomes that target (`polcy` → `policy`, `comming` → `coming`, `shiping` →
+//! `shipping`). Candidates come from a symmetric-delete index (every target with one
+//! or two letters deleted), so a lookup costs a few dozen hash probes, not a scan of the
+//! vocabulary. The first letter must stay (or swap with the second): typists rarely
+//! miss it, and a word that differs there is more likely another word (`chips` is not
+//! `ships`). Ties go to the target used by more patterns, then to the alphabetically
+//! first, so corrections are deterministic. Frequent chat spellings are expanded first
+//! (`u` → `you`, `pls` → `please`, `wen` → `when`).
+//!
+//! Arabic script: the normaliser already folds the orthographic variants (alef, hamza
+//! seats, yeh, kaf, teh marbuta). What remains are letters a visitor *types* for
+//! others, in one direction only:
+//! - Persian typed on an Arabic keyboard, which has no پ چ ژ گ: ب for پ, ج for چ, ز for
+//!   ژ, ك for گ (`كارانتي` → `گارانتي`). Only in Persian text with no Persian-only letter
+//!   (a Persian keyboard misses none), and never in Arabic, where `بول` is a word.
+//! - Arabic written as spoken: ظ and ض for each other, ت for ث (Egyptian and Levantine
+//!   `تاني`), ز for ذ. Only in Arabic text.
+//!
+//! An unknown word whose letters, after removing the clitic prefixes and suffixes the
+//! matcher allows, differ from exactly one target only by such pairs becomes that
+//! target with the same affixes (`الظمان` → `الضمان`). Homophones such as س/ص or ق/غ
+//! are not corrected, nor is edit distance used: Arabic roots are short and dense, so
+//! a one-letter neighbour of a pack word is usually another real word (`النسبه` is
+//! not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was measured against
+//! a frequency list of Arabic and Persian words).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use crate::Lang;
+use crate::matcher::{ARABIC_PREFIXES, ARABIC_SUFFIXES};
+
+/// Words shorter than this (in letters) are never corrected and never targets.
+const MIN_LATIN_LETTERS: usize = 4;
+/// Both words at least this long: distance 2 is allowed.
+const TWO_EDITS_LETTERS: usize = 8;
+/// Longer words are left alone (they are not typos of pack words), which also bounds
+/// the work per word.
+const MAX_WORD_LETTERS: usize = 20;
+/// Arabic-script stems shorter than this are not corrected.
+const MIN_ARABIC_STEM_LETTERS: usize = 3;
+/// At most this many words of a message are looked up, which bounds the work per
+/// message (a 4,096-character message of unknown words).
+const MAX_CORRECTIONS: usize = 32;
+
+/// Frequent chat spellings of English, expanded before matching, sorted by the short
+/// form for a binary search (a test checks the order).
+const CHAT_EN: &[(&str, &str)] = &[
+    ("2day", "today"),
+    ("2moro", "tomorrow"),
+    ("abt", "about"),
+    ("acc", "account"),
+    ("acct", "account"),
+    ("addr", "address"),
+    ("addy", "address"),
+    ("amt", "amount"),
+    ("asap", "as soon as possible"),
+    ("b4", "before"),
+    ("bc", "because"),
+    ("bout", "about"),
+    ("cncl", "cancel"),
+    ("coz", "because"),
+    ("cuz", "because"),
+    ("deliv", "delivery"),
+    ("dunno", "dont know"),
+    ("gonna", "going to"),
+    ("gotta", "got to"),
+    ("helo", "hello"),
+    ("heyy", "hey"),
+    ("hii", "hi"),
+    ("hw", "how"),
+    ("info", "information"),
+    ("msg", "message"),
+    ("n", "and"),
+    ("num", "number"),
+    ("pkg", "package"),
+    ("pkge", "package"),
+    ("pleas", "please"),
+    ("pls", "please"),
+    ("plse", "please"),
+    ("plz", "please"),
+    ("ppl", "people"),
+    ("pw", "password"),
+    ("pwd", "password"),
+    ("qty", "quantity"),
+    ("r", "are"),
+    ("rfnd", "refund"),
+    ("rn", "right now"),
+    ("sb", "somebody"),
+    ("smth", "something"),
+    ("sth", "something"),
+    ("thnx", "thanks"),
+    ("tks", "thanks"),
+    ("tmr", "tomorrow"),
+    ("tmrow", "tomorrow"),
+    ("tmrw", "tomorrow"),
+    ("tnx", "thanks"),
+    ("u", "you"),
+    ("ur", "your"),
+    ("urs", "yours"),
+    ("wanna", "want to"),
+    ("wat", "what"),
+    ("wen", "when"),
+    ("wer", "where"),
+    ("whens", "when is"),
+    ("whr", "where"),
+    ("wht", "what"),
+    ("wut", "what"),
+    ("y", "why"),
+    ("ya", "you"),
+    ("yu", "you"),
+];
+
+/// English words of four or more letters that a visitor writes and a dictionary lacks:
+/// contractions without their apostrophe (the normaliser drops it), British spellings,
+/// and words of the web. Known, like the dictionary.
+#[rustfmt::skip]
+const EXTRA_EN: &[&str] = &[
+    "aint", "arent", "couldnt", "didnt", "doesnt", "dont", "hadnt", "hasnt", "havent", "isnt",
+    "mustnt", "neednt", "shouldnt", "wasnt", "werent", "wont", "wouldnt", "youre", "theyre",
+    "thats", "theres", "heres", "youve", "weve", "theyve", "youll", "theyll", "shes", "yeah",
+    "nope", "okay", "colour", "colours", "favourite", "centre", "cancelled", "cancelling",
+    "travelled", "jewellery", "cheque", "email", "emails", "online", "website", "websites",
+    "login", "logins", "apps", "smartphone", "laptop", "laptops", "iphone", "android",
+    "google", "whatsapp", "instagram", "facebook", "amazon", "wifi", "english", "arabic",
+    "persian", "france", "cafe", "cafes", "pricey", "stats", "docs", "posh", "bloke", "nerd",
+    "nerds", "fest", "carbs", "centres", "centred", "gifs", "repost", "shit", "shits",
+    "shitty", "piss", "fuck", "fucking", "damn", "crap", "crappy",
+];
+
+/// The words of `words_en.txt` (a dictionary of common English, see its header) and
+/// [`EXTRA_EN`], shared by every pack: a real word is never "corrected" into a pack
+/// word (`states` is not `status`, `older` is not `order`).
+static ENGLISH_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("words_en.txt")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .chain(EXTRA_EN.iter().copied())
+        .collect()
+});
+
+/// The pack's vocabulary, indexed for corrections.
+#[derive(Debug, Default)]
+pub(crate) struct Speller {
+    known: HashSet<Box<str>>,
+    targets: Vec<Target>,
+    /// Latin: every target and its one- and two-letter deletions → target indices.
+    deletes: HashMap<Box<str>, Vec<u32>>,
+    /// Arabic script: [`typing_key`] → the targets with that key.
+    typing_keys: HashMap<Box<str>, Vec<u32>>,
+}
+
+#[derive(Debug)]
+struct Target {
+    word: Box<str>,
+    n_chars: usize,
+    /// How many patterns use the word (tie-breaker).
+    uses: u32,
+}
+
+/// Collects the vocabulary, then [`VocabularyBuilder::build`]s the [`Speller`].
+#[derive(Debug, Default)]
+pub(crate) struct VocabularyBuilder {
+    known: HashSet<Box<str>>,
+    targets: HashMap<Box<str>, u32>,
+}
+
+impl VocabularyBuilder {
+    /// Adds the words of a normalised pattern as targets.
+    pub(crate) fn add_pattern(&mut self, normalised: &str) {
+        for word in normalised.split(' ').filter(|word| !word.is_empty()) {
+            *self.targets.entry(word.into()).or_insert(0) += 1;
+            self.known.insert(word.into());
+        }
+    }
+
+    /// Adds the words of a normalised text (example, label, answer) as known words.
+    pub(crate) fn add_known(&mut self, normalised: &str) {
+        for word in normalised.split(' ').filter(|word| !word.is_empty()) {
+            if !self.known.contains(word) {
+                self.known.insert(word.into());
+            }
+        }
+    }
+
+    pub(crate) fn build(self) -> Speller {
+        // Read the dictionary now, once per process, so that no triage pays for it.
+        LazyLock::force(&ENGLISH_WORDS);
+        let mut words: Vec<(Box<str>, u32)> = self.targets.into_iter().collect();
+        // Deterministic indices whatever the hash order.
+        words.sort();
+        let mut speller = Speller {
+            known: self.known,
+            ..Speller::default()
+        };
+        for (word, uses) in words {
+            let n_chars = word.chars().count();
+            let idx = speller.targets.len() as u32;
+            if is_latin_word(&word) {
+                if !(MIN_LATIN_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars) {
+                    continue;
+                }
+                let depth = if n_chars >= TWO_EDITS_LETTERS { 2 } else { 1 };
+                let deletes = &mut speller.deletes;
+                for_each_deletion(&word, depth, |variant| {
+                    let entry = deletes.entry(variant.into()).or_default();
+                    if !entry.contains(&idx) {
+                        entry.push(idx);
+                    }
+                });
+            } else if is_arabic_word(&word) {
+                if !(MIN_ARABIC_STEM_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars) {
+                    continue;
+                }
+                let key: Box<str> = typing_key(&word).into();
+                speller.typing_keys.entry(key).or_default().push(idx);
+            } else {
+                continue;
+            }
+            speller.targets.push(Target {
+                word,
+                n_chars,
+                uses,
+            });
+        }
+        speller
+    }
+}
+
+impl Speller {
+    /// The message with unknown words corrected, or `None` when nothing changed.
+    /// `normalised` is the output of [`crate::normalize`]; `typing` tells which
+    /// Arabic-script letter pairs apply.
+    pub(crate) fn correct(&self, normalised: &str, typing: Typing) -> Option<String> {
+        if self.targets.is_empty() {
+            return None;
+        }
+        let mut out: Option<String> = None;
+        let mut n_lookups = 0usize;
+        let mut copied_until = 0usize;
+        let mut offset = 0usize;
+        for word in normalised.split(' ') {
+            let start = offset;
+            offset += word.len() + 1;
+            if word.is_empty() {
+                continue;
+            }
+            // Chat spellings first: they are what the patterns' spelling stands for, even
+            // when a pattern happens to contain one.
+            let chat = CHAT_EN
+                .binary_search_by(|(short, _)| (*short).cmp(word))
+                .ok()
+                .map(|idx| CHAT_EN[idx]);
+            if chat.is_none() && self.known.contains(word) {
+                continue;
+            }
+            if n_lookups >= MAX_CORRECTIONS {
+                break;
+            }
+            n_lookups += 1;
+            let replacement = if let Some((_, expansion)) = chat {
+                Some((*expansion).to_string())
+            } else if ENGLISH_WORDS.contains(word) {
+                None
+            } else if is_latin_word(word) {
+                self.correct_latin(word)
+            } else if is_arabic_word(word) {
+                self.correct_arabic(word, typing)
+            } else {
+                None
+            };
+            if let Some(replacement) = replacement {
+                let buffer = out.get_or_insert_with(|| String::with_capacity(normalised.len() + 8));
+                buffer.push_str(&normalised[copied_until..start]);
+                buffer.push_str(&replacement);
+                copied_until = start + word.len();
+            }
+        }
+        let mut buffer = out?;
+        buffer.push_str(&normalised[copied_until..]);
+        Some(buffer)
+    }
+
+    fn correct_latin(&self, word: &str) -> Option<String> {
+        let n_chars = word.len();
+        if !(MIN_LATIN_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars) {
+            return None;
+        }
+        if let Some(target) = self.nearest_latin(word) {
+            return Some(target.to_string());
+        }
+        // A plural of a typo (`refnds`): correct the singular, keep the `s`.
+        let singular = word.strip_suffix('s')?;
+        if singular.len() < MIN_LATIN_LETTERS
+            || self.known.contains(singular)
+            || ENGLISH_WORDS.contains(singular)
+        {
+            return None;
+        }
+        self.nearest_latin(singular)
+            .map(|target| format!("{target}s"))
+    }
+
+    fn nearest_latin(&self, word: &str) -> Option<&str> {
+        let n_chars = word.len();
+        let depth = if n_chars >= TWO_EDITS_LETTERS { 2 } else { 1 };
+        let first = word.as_bytes()[0];
+        // Smallest key wins: distance, then more uses, then the word itself.
+        let mut best: Option<(usize, std::cmp::Reverse<u32>, &str)> = None;
+        let mut seen: Vec<u32> = Vec::new();
+        for_each_deletion(word, depth, |variant| {
+            let Some(indices) = self.deletes.get(variant) else {
+                return;
+            };
+            for &idx in indices {
+                if seen.contains(&idx) {
+                    continue;
+                }
+                seen.push(idx);
+                let target = &self.targets[idx as usize];
+                let allowed = if n_chars >= TWO_EDITS_LETTERS && target.n_chars >= TWO_EDITS_LETTERS
+                {
+                    2
+                } else {
+                    1
+                };
+                let target_bytes = target.word.as_bytes();
+                // Typists rarely get the first letter wrong; a word that differs there
+                // (`chips`, `ships`) is more likely another word than a typo.
+                let same_start = target_bytes[0] == first
+                    || (word.len() >= 2
+                        && target_bytes.len() >= 2
+                        && target_bytes[0] == word.as_bytes()[1]
+                        && target_bytes[1] == first);
+                if !same_start {
+                    continue;
+                }
+                let distance = osa_distance(word.as_bytes(), target_bytes);
+                if distance == 0 || distance > allowed {
+                    continue;
+                }
+                let key = (distance, std::cmp::Reverse(target.uses), &*target.word);
+                if best.as_ref().is_none_or(|current| key < *current) {
+                    best = Some(key);
+                }
+            }
+        });
+        best.map(|(_, _, word)| word)
+    }
+
+    fn correct_arabic(&self, word: &str, typing: Typing) -> Option<String> {
+        let pairs: &[(char, char)] = match typing {
+            Typing::Arabic => ARABIC_TYPED_FOR,
+            Typing::PersianOnArabicKeyboard => PERSIAN_TYPED_FOR,
+            Typing::Persian | Typing::Other => return None,
+        };
+        // Longest stem first: the fewest affixes explain the word best.
+        let mut splits: Vec<(&str, &str, &str)> = Vec::new();
+        for prefix in std::iter::once("").chain(ARABIC_PREFIXES.iter().copied()) {
+            let Some(rest) = word.strip_prefix(prefix) else {
+                continue;
+            };
+            for suffix in std::iter::once("").chain(ARABIC_SUFFIXES.iter().copied()) {
+                let Some(stem) = rest.strip_suffix(suffix) else {
+                    continue;
+                };
+                if stem.chars().count() >= MIN_ARABIC_STEM_LETTERS {
+                    splits.push((prefix, stem, suffix));
+                }
+            }
+        }
+        splits.sort_by_key(|(prefix, _, suffix)| prefix.len() + suffix.len());
+        for (prefix, stem, suffix) in splits {
+            if self.known.contains(stem) {
+                // The matcher's affixes already explain the word.
+                return None;
+            }
+            let Some(indices) = self.typing_keys.get(typing_key(stem).as_str()) else {
+                continue;
+            };
+            let mut meant = indices
+                .iter()
+                .map(|idx| &self.targets[*idx as usize].word)
+                .filter(|target| {
+                    stem.chars()
+                        .zip(target.chars())
+                        .all(|(typed, wanted)| typed == wanted || pairs.contains(&(typed, wanted)))
+                });
+            // Exactly one target: two would make the correction a guess.
+            if let (Some(target), None) = (meant.next(), meant.next()) {
+                return Some(format!("{prefix}{target}{suffix}"));
+            }
+        }
+        None
+    }
+}
+
+/// How a message was typed, which decides the Arabic-script letter pairs a correction
+/// may undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Typing {
+    /// Arabic text.
+    Arabic,
+    /// Persian text with no Persian-only letter (پ چ ژ گ ک ی): an Arabic keyboard.
+    PersianOnArabicKeyboard,
+    /// Persian text typed on a Persian keyboard: no letter is missing.
+    Persian,
+    /// Anything else (Latin script).
+    Other,
+}
+
+impl Typing {
+    /// How `text` (as typed, before normalisation, which folds ک and ی) in `lang` was
+    /// typed.
+    pub(crate) fn of(text: &str, lang: Lang) -> Typing {
+        match lang {
+            Lang::En => Typing::Other,
+            Lang::Ar => Typing::Arabic,
+            Lang::Fa if text.contains(['پ', 'چ', 'ژ', 'گ', 'ک', 'ی', 'ۀ']) => {
+                Typing::Persian
+            }
+            Lang::Fa => Typing::PersianOnArabicKeyboard,
+        }
+    }
+}
+
+/// (typed, meant) letter pairs in Arabic text (see the module docs).
+const ARABIC_TYPED_FOR: &[(char, char)] = &[('ظ', 'ض'), ('ض', 'ظ'), ('ت', 'ث'), ('ز', 'ذ')];
+/// (typed, meant) letter pairs in Persian text: an Arabic keyboard.
+const PERSIAN_TYPED_FOR: &[(char, char)] = &[('ب', 'پ'), ('ج', 'چ'), ('ز', 'ژ'), ('ك', 'گ')];
+
+/// The word with each pair of [`ARABIC_TYPED_FOR`] and [`PERSIAN_TYPED_FOR`] folded to
+/// one letter: words that a typed-for letter can turn into each other share a key.
+fn typing_key(word: &str) -> String {
+    word.chars()
+        .map(|ch| match ch {
+            'ظ' => 'ض',
+            'ث' => 'ت',
+            'ذ' | 'ژ' => 'ز',
+            'پ' => 'ب',
+            'چ' => 'ج',
+            'گ' => 'ك',
+            other => other,
+        })
+        .collect()
+}
+
+fn is_latin_word(word: &str) -> bool {
+    word.bytes().all(|byte| byte.is_ascii_lowercase())
+}
+
+fn is_arabic_word(word: &str) -> bool {
+    word.chars()
+        .all(|ch| matches!(ch, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}'))
+}
+
+/// Calls `visit` with `word` and every string made from it by deleting up to `depth`
+/// characters (ASCII words, `depth` 1 or 2). Variants may repeat; one buffer serves
+/// them all, so a lookup allocates nothing per variant.
+fn for_each_deletion(word: &str, depth: usize, mut visit: impl FnMut(&str)) {
+    let bytes = word.as_bytes();
+    let mut buffer = String::with_capacity(bytes.len());
+    visit(word);
+    for first in 0..bytes.len() {
+        buffer.clear();
+        buffer.push_str(&word[..first]);
+        buffer.push_str(&word[first + 1..]);
+        visit(&buffer);
+        if depth < 2 {
+            continue;
+        }
+        // Second deletions after the first keep each pair once.
+        for second in first..bytes.len() - 1 {
+            buffer.clear();
+            buffer.push_str(&word[..first]);
+            buffer.push_str(&word[first + 1..second + 1]);
+            buffer.push_str(&word[second + 2..]);
+            visit(&buffer);
+        }
+    }
+}
+
+/// Optimal string alignment distance (Damerau-Levenshtein without repeated edits of a
+/// substring) over bytes; the words are ASCII.
+fn osa_distance(a: &[u8], b: &[u8]) -> usize {
+    let width = b.len() + 1;
+    let mut rows = vec![0usize; (a.len() + 1) * width];
+    for (j, cell) in rows.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        rows[i * width] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut value = (rows[(i - 1) * width + j] + 1)
+                .min(rows[i * width + j - 1] + 1)
+                .min(rows[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                value = value.min(rows[(i - 2) * width + j - 2] + 1);
+            }
+            rows[i * width + j] = value;
+        }
+    }
+    rows[a.len() * width + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(patterns: &[&str], known: &[&str]) -> Speller {
+        let mut builder = VocabularyBuilder::default();
+        for pattern in patterns {
+            builder.add_pattern(&crate::normalize(pattern));
+        }
+        for text in known {
+            builder.add_known(&crate::normalize(text));
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn distances() {
+        for (a, b, expected) in [
+            ("polcy", "policy", 1),
+            ("recieve", "receive", 1),
+            ("teh", "the", 1),
+            ("kitten", "sitting", 3),
+            ("", "abc", 3),
+            ("same", "same", 0),
+        ] {
+            assert_eq!(
+                osa_distance(a.as_bytes(), b.as_bytes()),
+                expected,
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrects_towards_pattern_words_only() {
+        let speller = build(
+            &["return policy", "delivery time", "shops", "order"],
+            &["my shoes do not fit"],
+        );
+        assert_eq!(
+            speller.correct("retrn polcy", Typing::Other).as_deref(),
+            Some("return policy")
+        );
+        assert_eq!(
+            speller.correct("delivry tiem", Typing::Other).as_deref(),
+            Some("delivery time")
+        );
+        // Known words stay, short words stay, nothing to do is `None`.
+        assert_eq!(speller.correct("my shoes", Typing::Other), None);
+        assert_eq!(
+            speller.correct("ordr", Typing::Other),
+            Some("order".to_string())
+        );
+        assert_eq!(speller.correct("odr", Typing::Other), None);
+        assert_eq!(speller.correct("return policy", Typing::Other), None);
+        // Chat spellings.
+        assert_eq!(
+            speller.correct("wen r u open", Typing::Other).as_deref(),
+            Some("when are you open")
+        );
+    }
+
+    #[test]
+    fn two_edits_for_long_words() {
+        let speller = build(&["availability"], &[]);
+        assert_eq!(
+            speller.correct("avalability", Typing::Other).as_deref(),
+            Some("availability")
+        );
+        assert_eq!(
+            speller.correct("avalabilty", Typing::Other).as_deref(),
+            Some("availability")
+        );
+        assert_eq!(speller.correct("avlbility", Typing::Other), None);
+    }
+
+    #[test]
+    fn arabic_letters_typed_for_others() {
+        let speller = build(&["ضمان", "ثاني", "مرتجع"], &["زمان"]);
+        let ar = |text: &str| speller.correct(&crate::normalize(text), Typing::Arabic);
+        assert_eq!(ar("الظمان").as_deref(), Some("الضمان"));
+        assert_eq!(ar("ظمانكم").as_deref(), Some("ضمانكم"));
+        assert_eq!(ar("تاني").as_deref(), Some("ثاني"));
+        // One direction only: ث is never typed for ت.
+        let reverse = build(&["تاني"], &[]);
+        assert_eq!(reverse.correct("ثاني", Typing::Arabic), None);
+        // Known (with or without affixes): untouched; ز is not a typo of ض.
+        assert_eq!(ar("زمان"), None);
+        assert_eq!(ar("بالضمان"), None);
+        assert_eq!(ar("زمانكم"), None);
+        // Persian pairs only in Persian.
+        let persian = build(&["گارانتی", "پول"], &[]);
+        let fa = |text: &str| persian.correct(&crate::normalize(text), Typing::of(text, Lang::Fa));
+        assert_eq!(
+            fa("كارانتي").as_deref(),
+            Some(crate::normalize("گارانتی").as_str())
+        );
+        assert_eq!(fa("بولم").as_deref(), Some("پولم"));
+        // Typed on a Persian keyboard (ی, ک): ک was meant.
+        assert_eq!(fa("کارانتی"), None);
+        assert_eq!(persian.correct("بول", Typing::Arabic), None);
+        assert_eq!(persian.correct("بول", Typing::Other), None);
+    }
+
+    #[test]
+    fn ambiguous_corrections_are_left_alone() {
+        // ت typed for ث, or ز typed for ذ: no guess.
+        let speller = build(&["ثاز", "تاذ"], &[]);
+        assert_eq!(speller.correct("تاز", Typing::Arabic), None);
+        let speller = build(&["ضمان", "ضمات"], &[]);
+        assert_eq!(
+            speller.correct("ظمان", Typing::Arabic).as_deref(),
+            Some("ضمان")
+        );
+    }
+
+    #[test]
+    fn chat_spellings_are_sorted_and_normalised() {
+        assert!(CHAT_EN.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        for (short, long) in CHAT_EN {
+            assert_eq!(crate::normalize(short), *short);
+            assert_eq!(crate::normalize(long), *long);
+        }
+    }
+
+    #[test]
+    fn deletions_cover_every_pair() {
+        let mut variants = Vec::new();
+        for_each_deletion("abcd", 2, |variant| variants.push(variant.to_string()));
+        variants.sort();
+        variants.dedup();
+        let expected = [
+            "ab", "abc", "abcd", "abd", "ac", "acd", "ad", "bc", "bcd", "bd", "cd",
+        ];
+        assert_eq!(variants, expected);
+    }
+
+    #[test]
+    fn work_is_bounded() {
+        let speller = build(&["delivery"], &[]);
+        let long = "xyzzyq ".repeat(1000);
+        assert_eq!(speller.correct(long.trim(), Typing::Other), None);
+    }
+}

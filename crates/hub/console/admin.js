@@ -279,6 +279,12 @@ function siteCard(site, context) {
     [day, h("input", { class: "narrow-wide", placeholder: "09:00-17:00", value: hours.open?.[day] ?? "" })]));
   const prechat = h("input", { type: "checkbox", class: "site-prechat", checked: !!settings.prechat });
   const bot = h("input", { type: "checkbox", class: "site-bot", checked: settings.bot !== false });
+  // Who the bot speaks for: the rule pack's {placeholders}. Empty: the site's name and
+  // first origin for the store name and website, nothing for the rest.
+  const identity = settings.bot_identity || {};
+  const identityText = (value) => (typeof value === "string" ? value : value?.en ?? "");
+  const identityFields = Object.fromEntries(IDENTITY.map((key) =>
+    [key, h("input", { dir: "auto", class: `identity-${key}`, value: identityText(identity[key]) })]));
   const save = async () => {
     const open = {};
     for (const day of WEEKDAYS) if (days[day].value.trim()) open[day] = days[day].value.trim();
@@ -291,6 +297,7 @@ function siteCard(site, context) {
       business_hours: Object.keys(open).length ? { utc_offset_minutes: Number(offset.value) || 0, open } : null,
       prechat: prechat.checked,
       bot: bot.checked,
+      bot_identity: botIdentity(settings.bot_identity ?? null, identityFields),
     };
     const renamed = await attempt(context, () => patch(`/api/sites/${encodeURIComponent(site.id)}`, {
       name: name.value.trim(),
@@ -309,11 +316,36 @@ function siteCard(site, context) {
       ["en", "ar", "fa"].map((code) => h("label", { class: "field" }, h("span", { text: t("greeting", { lang: code }) }), greetings[code])),
       h("label", { class: "field check" }, prechat, h("span", { text: t("prechat") })),
       h("label", { class: "field check" }, bot, h("span", { text: t("bot_enabled") }))),
+    h("fieldset", { class: "identity" },
+      h("legend", { text: t("bot_identity") }),
+      settings.bot_identity ? null : h("p", { class: "muted", text: t("bot_identity_pack") }),
+      IDENTITY.map((key) => field(`identity_${key}`, identityFields[key]))),
     h("fieldset", { class: "hours" },
       h("legend", { text: t("business_hours") }),
       field("utc_offset", offset),
       WEEKDAYS.map((day, index) => h("label", { class: "field day" }, h("span", { text: weekdayName(index) }), days[day]))),
     h("button", { class: "primary site-save", text: t("save"), on: { click: save } }));
+}
+
+/** The placeholders of the default rule pack a site fills in. */
+const IDENTITY = ["store_name", "site_url", "email", "phone", "whatsapp", "social_handle", "address"];
+
+/**
+ * The identity to store: the fields as typed (per-language values kept where a field
+ * was left as it was), or the pack's own (`null`) for a site that never had one and
+ * whose fields stay empty.
+ */
+function botIdentity(previous, fields) {
+  const next = {};
+  for (const key of IDENTITY) {
+    const typed = fields[key].value.trim();
+    const before = previous?.[key];
+    const shown = typeof before === "string" ? before : before?.en ?? "";
+    if (typed === shown && before !== undefined) next[key] = before;
+    else if (typed) next[key] = typed;
+  }
+  if (previous === null && Object.keys(next).length === 0) return null;
+  return next;
 }
 
 // ---------------------------------------------------------------- canned responses

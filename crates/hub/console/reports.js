@@ -2,7 +2,7 @@
 // CSP forbids inline styles in markup, so sizes go through attributes and
 // element.style).
 
-import { get, query } from "./api.js";
+import { get, post, query } from "./api.js";
 import { duration, number, t } from "./i18n.js";
 import { fill, h, svg } from "./dom.js";
 
@@ -35,7 +35,9 @@ export function renderReports(root, context) {
     const toMs = Date.parse(`${to.value}T00:00:00`) + DAY_MS;
     try {
       const report = await get(`/api/reports${query({ from: fromMs, to: toMs, site: site.value })}`);
-      drawReport(output, report);
+      // Admins may teach the bot a grouped question as an example of a rule.
+      const rules = context.store.role === "admin" ? (await get("/api/rules")).rules || [] : [];
+      drawReport(output, report, rules, context);
     } catch (err) {
       fill(output, h("p", { class: "error", text: t("error", { message: err.message }) }));
     }
@@ -55,10 +57,9 @@ export function renderReports(root, context) {
     site.value = range.site;
   }).catch(() => {});
   load();
-  void context;
 }
 
-function drawReport(output, report) {
+function drawReport(output, report, rules, context) {
   const first = report.first_response_ms;
   const resolution = report.resolution_ms;
   const satisfaction = report.satisfaction;
@@ -88,10 +89,47 @@ function drawReport(output, report) {
         barList(report.handoffs_by_reason))),
     h("section", { class: "card", id: "r-unanswered" },
       h("h3", { text: t("r_unanswered") }),
-      report.unanswered.length
-        ? h("table", { class: "table" }, h("tbody", {}, report.unanswered.map(([question, count]) => h("tr", {},
-          h("td", { dir: "auto", text: question }), h("td", { class: "num", text: `${number(count)} ${t("r_count")}` })))))
+      (report.unanswered_clusters || []).length
+        ? h("table", { class: "table" }, h("tbody", {}, report.unanswered_clusters.map((cluster) => clusterRow(cluster, rules, context))))
         : h("p", { class: "muted", text: t("r_no_data") })));
+}
+
+/**
+ * One group of unanswered questions: the most asked, how often the group was asked,
+ * the other spellings, and (admins) a rule to add the question to as an example.
+ */
+function clusterRow(cluster, rules, context) {
+  const others = cluster.questions.slice(1).map(([question]) => question);
+  const teach = rules.length && cluster.lang ? (() => {
+    const rule = h("select", { class: "example-rule" },
+      h("option", { value: "", text: t("choose") }),
+      rules.map((entry) => h("option", { value: entry.id, text: `${entry.id} (${entry.intent})` })));
+    const button = h("button", {
+      class: "example-add",
+      text: t("add_example"),
+      on: {
+        click: async () => {
+          if (!rule.value) return;
+          button.disabled = true;
+          try {
+            const answer = await post("/api/rules/examples", { rule: rule.value, lang: cluster.lang, text: cluster.text });
+            context.toast(answer.ok ? t("example_added", { rule: rule.value }) : t("error", { message: (answer.errors || []).join("; ") }));
+          } catch (err) {
+            context.toast(t("error", { message: err.message }));
+          } finally {
+            button.disabled = false;
+          }
+        },
+      },
+    });
+    return h("td", { class: "teach" }, rule, button);
+  })() : null;
+  return h("tr", { class: "cluster" },
+    h("td", {},
+      h("div", { dir: "auto", class: "cluster-text", text: cluster.text }),
+      others.length ? h("div", { dir: "auto", class: "muted cluster-others", text: others.join(" · ") }) : null),
+    h("td", { class: "num", text: `${number(cluster.total)} ${t("r_count")}` }),
+    teach);
 }
 
 function stat(label, value, id, sub) {

@@ -339,7 +339,19 @@ pub async fn add_site(
     if origins.is_empty() {
         return Err(bad("at least one origin is required"));
     }
-    let site = state.store.create_site(&name, &origins).await?;
+    let created = state.store.create_site(&name, &origins).await?;
+    // The bot speaks for the new site (its name and origin), never for the demo store.
+    let settings =
+        serde_json::to_string(&SiteSettings::for_new_site()).unwrap_or_else(|_| "{}".into());
+    state
+        .store
+        .update_site_settings(&created.id, &settings)
+        .await?;
+    let site = state
+        .store
+        .site_by_id(&created.id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     announce_site(&state, &site).await?;
     Ok((
         StatusCode::CREATED,
@@ -427,6 +439,78 @@ pub async fn reload_rules(
         )
             .into_response(),
     })
+}
+
+#[derive(Deserialize)]
+pub struct ExampleRequest {
+    /// The rule's id.
+    rule: String,
+    /// `en`, `ar` or `fa`.
+    lang: String,
+    text: String,
+}
+
+/// `POST /api/rules/examples` `{"rule", "lang", "text"}`: adds a visitor's question to
+/// a rule's examples in its file (it teaches the bot's second stage) and reloads the
+/// rules. If the pack no longer loads, the file is put back and the errors answered
+/// with 422.
+pub async fn add_example(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Option<Json<ExampleRequest>>,
+) -> Result<Response, ApiError> {
+    let Json(request) = body.ok_or_else(|| bad("send {\"rule\", \"lang\", \"text\"}"))?;
+    if salam_bot::Lang::parse(&request.lang).is_none() {
+        return Err(bad("lang must be en, ar or fa"));
+    }
+    let text: String = request
+        .text
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
+    if text.is_empty() {
+        return Err(bad("the example is empty"));
+    }
+    let added =
+        crate::rule_files::add_example(state.bot.dir(), &request.rule, &request.lang, &text)
+            .map_err(|err| match err {
+                crate::rule_files::EditError::NoDirectory => ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::BadField,
+                    "the rules are built into the binary; set bot.rules_dir to a directory",
+                ),
+                crate::rule_files::EditError::UnknownRule(_) => ApiError::not_found(),
+                other => {
+                    tracing::warn!(error = %other, "example not added");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ErrorCode::Internal,
+                        "the rule file could not be edited",
+                    )
+                }
+            })?;
+    match state.bot.reload() {
+        Ok(n_rules) => Ok(Json(json!({
+            "ok": true,
+            "added": added.written,
+            "file": added.path.file_name().map(|name| name.to_string_lossy().into_owned()),
+            "rules": n_rules,
+        }))
+        .into_response()),
+        Err(errors) => {
+            if let Err(err) = crate::rule_files::write_atomically(&added.path, &added.before) {
+                tracing::error!(error = %err, "a rule file could not be put back");
+            }
+            let _ = state.bot.reload();
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "ok": false, "errors": errors.lines().collect::<Vec<_>>() })),
+            )
+                .into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -385,6 +385,7 @@ pub async fn reports(
             "count": scores.len(),
             "distribution": distribution,
         },
+        "unanswered_clusters": crate::unanswered::cluster(&bot.unanswered),
         "unanswered": bot.unanswered,
     }))
     .into_response())

@@ -1,11 +1,22 @@
-//! The bot in the hub: loads the rule pack, reloads it on change, and runs the triage
-//! flow for conversations in the `bot` state.
+//! The bot in the hub: loads the rule pack, reloads it on change, and compiles it once
+//! per site with the site's identity (the triage flow itself is [`crate::triage`]).
 //!
 //! The rules live in `bot-rules/` (config `bot.rules_dir`); when that directory does not
 //! exist the pack embedded at build time is used, so an installed binary still has a
 //! bot. A reload that fails keeps the rules in force and reports `file:line: reason`.
+//!
+//! **One pack, many sites.** The pack's answers, links and phrases name the store
+//! through `{placeholders}` (`{store_name}`, `{site_url}`, `{email}`, …). A site whose
+//! settings carry a `bot_identity` gets the pack compiled with its own values
+//! ([`BotEngine::for_site`]): its name and first origin unless it says otherwise, and
+//! nothing of the pack's own `[identity]` (the demo store's). A site without one (the
+//! demo site) gets the pack as written. Sites created through the API or the CLI get an
+//! identity of their own. Per-site compiles are cached until the next reload.
 
-use salam_bot::{RuleFile, RuleSet};
+use crate::site::{IdentityText, SiteSettings};
+use salam_bot::{Identity, Lang, RuleFile, RuleSet};
+use salam_store::Site;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -51,6 +62,12 @@ pub fn format_errors(errors: &[salam_bot::RuleError]) -> String {
 /// The rules in force, swappable at run time.
 pub struct BotEngine {
     rules: RwLock<Arc<RuleSet>>,
+    /// The files the rules in force were compiled from (to compile them per site).
+    files: RwLock<Arc<Vec<RuleFile>>>,
+    /// Per site: the identity it was compiled with and the result, for the rules in force.
+    /// A std `Mutex` is fine: it is held only to look up or insert, never across an
+    /// `.await` (a compile happens outside it).
+    per_site: Mutex<HashMap<String, (String, Arc<RuleSet>)>>,
     /// The directory the rules come from (`None`: the embedded pack).
     dir: Option<PathBuf>,
     /// Modification times seen at the last load, to notice changes.
@@ -72,6 +89,8 @@ impl BotEngine {
         let rules = RuleSet::load(&files).map_err(|errors| format_errors(&errors))?;
         let engine = BotEngine {
             rules: RwLock::new(Arc::new(rules)),
+            files: RwLock::new(Arc::new(files)),
+            per_site: Mutex::new(HashMap::new()),
             seen: Mutex::new(dir.as_deref().map(fingerprint).unwrap_or_default()),
             dir,
             last_error: RwLock::new(None),
@@ -85,6 +104,44 @@ impl BotEngine {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// The rules for one site: the pack compiled with the site's identity (see the
+    /// module docs), or the pack as written for a site without one.
+    pub fn for_site(&self, site: &Site, settings: &SiteSettings) -> Arc<RuleSet> {
+        let Some(identity) = &settings.bot_identity else {
+            return self.current();
+        };
+        let key = site_identity_key(site, identity);
+        if let Some((compiled_for, rules)) = self
+            .per_site
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&site.id)
+            && *compiled_for == key
+        {
+            return rules.clone();
+        }
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rules = match RuleSet::load_with(&files, &site_identity(site, identity)) {
+            Ok(rules) => Arc::new(rules),
+            Err(errors) => {
+                // Cannot happen for a pack that loaded (an identity only fills values);
+                // the pack as written is better than no bot.
+                tracing::warn!(site = %site.id, "the pack does not compile for the site:\n{}", format_errors(&errors));
+                return self.current();
+            }
+        };
+        self.per_site
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(site.id.clone(), (key, rules.clone()));
+        rules
+    }
+
+    /// The directory the rules come from (`None`: the pack built into the binary).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// Where the rules come from, for display.
@@ -102,12 +159,21 @@ impl BotEngine {
         };
         let result = read_rule_files(dir)
             .map_err(|err| format!("cannot read {}: {err}", dir.display()))
-            .and_then(|files| RuleSet::load(&files).map_err(|errors| format_errors(&errors)));
+            .and_then(|files| {
+                RuleSet::load(&files)
+                    .map(|rules| (files, rules))
+                    .map_err(|errors| format_errors(&errors))
+            });
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = fingerprint(dir);
         match result {
-            Ok(rules) => {
+            Ok((files, rules)) => {
                 let n_rules = rules.rules().len();
                 *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+                *self.files.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(files);
+                self.per_site
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 *self.last_error.write().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::info!(rules = n_rules, dir = %dir.display(), "bot rules reloaded");
                 Ok(n_rules)
@@ -167,6 +233,64 @@ impl BotEngine {
             }
         });
     }
+}
+
+/// The placeholders of the default pack; a site that does not set one gets it empty
+/// (never the demo store's value).
+const PLACEHOLDERS: [&str; 7] = [
+    "store_name",
+    "site_url",
+    "email",
+    "phone",
+    "whatsapp",
+    "social_handle",
+    "address",
+];
+
+/// A site's identity for the pack: its own values; its name and first origin for
+/// `{store_name}` and `{site_url}` unless it sets them; every other placeholder of the
+/// pack empty unless it sets it.
+pub fn site_identity(site: &Site, identity: &BTreeMap<String, IdentityText>) -> Identity {
+    let origin = site
+        .origins
+        .iter()
+        .find(|origin| origin.as_str() != "*")
+        .cloned()
+        .unwrap_or_default();
+    let mut built = Identity::new();
+    for name in PLACEHOLDERS {
+        let derived = match name {
+            "store_name" => site.name.as_str(),
+            "site_url" => origin.as_str(),
+            _ => "",
+        };
+        built = built.var(name, derived);
+    }
+    for (name, value) in identity {
+        built = match value {
+            IdentityText::All(text) => built.var(name, text),
+            IdentityText::PerLanguage { en, ar, fa } => {
+                let mut per = built;
+                for (lang, text) in [(Lang::En, en), (Lang::Ar, ar), (Lang::Fa, fa)] {
+                    if let Some(text) = text {
+                        per = per.var_in(lang, name, text);
+                    }
+                }
+                per
+            }
+        };
+    }
+    built
+}
+
+/// What a site's compile depends on, to tell when it is stale.
+fn site_identity_key(site: &Site, identity: &BTreeMap<String, IdentityText>) -> String {
+    format!(
+        "{}\u{0}{}\u{0}{}",
+        site.name,
+        site.origins.join(" "),
+        serde_json::to_string(identity).unwrap_or_default()
+    )
 }
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>)> {

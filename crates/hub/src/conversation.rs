@@ -10,7 +10,7 @@ use crate::site::SiteSettings;
 use crate::state::AppState;
 use crate::ws::Replier;
 use salam_protocol::{Author, AuthorKind, ConversationState, ErrorCode, MessageKind, ServerFrame};
-use salam_store::{Appended, Conversation, NewMessage, StoreError, Transition, Transitioned};
+use salam_store::{Appended, Conversation, NewMessage, Site, StoreError, Transition, Transitioned};
 use std::sync::atomic::Ordering;
 
 /// The client-visible code for a store failure (never the internal text).
@@ -194,12 +194,12 @@ pub fn system() -> Author {
     }
 }
 
-/// The bot as an author, named in the conversation's language.
-pub fn bot_author(state: &AppState, lang: salam_bot::Lang) -> Author {
+/// The bot as an author, named by the site's rules in the conversation's language.
+pub fn bot_author(rules: &salam_bot::RuleSet, lang: salam_bot::Lang) -> Author {
     Author {
         kind: AuthorKind::Bot,
         id: None,
-        name: Some(state.bot.current().phrases(lang).bot_name.clone()),
+        name: Some(rules.phrases(lang).bot_name.clone()),
     }
 }
 
@@ -222,6 +222,18 @@ pub async fn transition(
     }
 }
 
+/// Where a hand-off goes and why.
+#[derive(Debug, Clone, Copy)]
+pub struct HandOff<'a> {
+    /// The department ("" for the general queue).
+    pub department: &'a str,
+    pub priority: i32,
+    /// Recorded for reports (`requested`, `complaint`, `vip`, `direct`, …).
+    pub reason: &'a str,
+    /// The visitor's language, for the bot's line when nobody can answer now.
+    pub lang: salam_bot::Lang,
+}
+
 /// Hands a conversation the bot has to people. If nobody can answer now (outside
 /// business hours, or no agent of the site online), the bot says so honestly, says when
 /// to expect a reply, and asks for contact details (the widget shows the contact
@@ -229,13 +241,17 @@ pub async fn transition(
 /// closed).
 pub async fn hand_off(
     state: &AppState,
+    site: &Site,
     settings: &SiteSettings,
     conversation: &Conversation,
-    department: &str,
-    priority: i32,
-    reason: &str,
-    lang: salam_bot::Lang,
+    request: HandOff<'_>,
 ) -> Result<(), StoreError> {
+    let HandOff {
+        department,
+        priority,
+        reason,
+        lang,
+    } = request;
     let now = now_ms();
     let mut change = Transition::new(
         &conversation.id,
@@ -263,7 +279,7 @@ pub async fn hand_off(
     let anyone =
         settings.is_open(now) && state.routing.view().site(&queued.site_id).anyone_online();
     if !anyone {
-        let rules = state.bot.current();
+        let rules = state.bot.for_site(site, settings);
         let phrases = rules.phrases(lang);
         let when = expected_reply(settings, now, lang);
         let text = format!("{}\n{}", phrases.offline_text(&when), phrases.ask_contact);
@@ -272,7 +288,7 @@ pub async fn hand_off(
             &queued.site_id,
             &queued.id,
             MessageKind::Text,
-            bot_author(state, lang),
+            bot_author(&rules, lang),
             text,
         )
         .await?;

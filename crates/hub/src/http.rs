@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/rules", get(api::rules))
         .route("/api/rules/try", post(api::try_rules))
         .route("/api/rules/reload", post(admin::reload_rules))
+        .route("/api/rules/examples", post(admin::add_example))
         .route("/api/reports", get(api::reports))
         .route("/api/widget/{key}", get(api::widget_settings))
         .route(

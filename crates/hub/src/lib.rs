@@ -18,7 +18,8 @@
 //! - [`visitor`] and [`agent`]: the two endpoints, one module per frame type;
 //! - [`conversation`]: conversation operations shared by the endpoints, REST and timers
 //!   (commit, ack, publish; hand-off and close as compare-and-set transitions);
-//!   [`triage`]: the bot's turn;
+//!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
+//!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -45,9 +46,11 @@ pub mod http;
 pub mod metrics;
 pub mod publish;
 pub mod routing;
+pub mod rule_files;
 pub mod site;
 pub mod state;
 pub mod triage;
+pub mod unanswered;
 pub mod visitor;
 pub mod ws;
 

@@ -305,6 +305,9 @@ async fn site_add(config: &Config, name: &str, origins: Vec<String>) -> anyhow::
         .map(|origin| origin.trim_end_matches('/').to_owned())
         .collect();
     let site = store.create_site(name, &origins).await?;
+    // The bot speaks for the new site (its name and origin), never for the demo store.
+    let settings = serde_json::to_string(&salam_hub::site::SiteSettings::for_new_site())?;
+    store.update_site_settings(&site.id, &settings).await?;
     println!("Added site \"{}\" with public key {}.", site.name, site.key);
     println!("Embed it with:");
     println!(

@@ -109,6 +109,27 @@ pub struct SiteSettings {
     /// Agents must accept a chat within this many seconds or it passes to the next
     /// agent; 0 assigns directly (absent: the hub's `routing.accept_timeout_secs`).
     pub accept_timeout_secs: Option<u32>,
+    /// Who the bot speaks for: the values of the rule pack's `{placeholders}`
+    /// (`store_name`, `site_url`, `email`, `phone`, `whatsapp`, `social_handle`,
+    /// `address`, …), one text or one per language. With it, the site's name and first
+    /// origin fill `store_name` and `site_url` unless set, and the pack's own values
+    /// (the demo store's) are never used. Absent: the pack as written (the demo site).
+    pub bot_identity: Option<std::collections::BTreeMap<String, IdentityText>>,
+}
+
+/// A value of the bot's identity: one text for every language, or one per language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IdentityText {
+    All(String),
+    PerLanguage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        en: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ar: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fa: Option<String>,
+    },
 }
 
 impl Default for SiteSettings {
@@ -126,11 +147,21 @@ impl Default for SiteSettings {
             default_capacity: None,
             first_response_target_secs: None,
             accept_timeout_secs: None,
+            bot_identity: None,
         }
     }
 }
 
 impl SiteSettings {
+    /// The settings of a site created through the API or the CLI: the bot speaks for
+    /// the site itself (its name and origin), never for the demo store.
+    pub fn for_new_site() -> SiteSettings {
+        SiteSettings {
+            bot_identity: Some(std::collections::BTreeMap::new()),
+            ..SiteSettings::default()
+        }
+    }
+
     /// Parses stored settings; anything unreadable falls back to the defaults.
     pub fn parse(json: &str) -> SiteSettings {
         serde_json::from_str(json).unwrap_or_default()

@@ -6,11 +6,11 @@
 //! conversation is still in that state (a take that lands during the turn wins).
 
 use crate::clock::now_ms;
-use crate::conversation::{bot_author, hand_off, post_message};
+use crate::conversation::{HandOff, bot_author, hand_off, post_message};
 use crate::site::SiteSettings;
 use crate::state::AppState;
 use salam_protocol::{Author, ConversationState, MessageKind, QuickReply};
-use salam_store::{Appended, Conversation, NewMessage, StoreError};
+use salam_store::{Appended, Conversation, NewMessage, Site, StoreError};
 
 fn quick_replies(replies: Vec<salam_bot::QuickReply>) -> Vec<QuickReply> {
     replies
@@ -25,6 +25,7 @@ fn quick_replies(replies: Vec<salam_bot::QuickReply>) -> Vec<QuickReply> {
 /// Runs the bot when the conversation is still in the bot's hands.
 pub async fn run_bot(
     state: &AppState,
+    site: &Site,
     settings: &SiteSettings,
     conversation: &str,
     text: &str,
@@ -34,42 +35,57 @@ pub async fn run_bot(
         Ok(Some(found)) if found.state == ConversationState::Bot => found,
         _ => return,
     };
-    match bot_turn(state, settings, &found, text, locale).await {
+    match bot_turn(state, site, settings, &found, text, locale).await {
         Ok(_) | Err(StoreError::StateChanged(_)) => {}
         Err(err) => tracing::warn!(%conversation, error = %err, "bot turn failed"),
     }
 }
 
 /// Runs one bot turn on a visitor's message in a conversation in the `bot` state:
-/// triage, record the turn, then answer, clarify, fall back or hand off.
+/// triage (with the conversation's context: the visitor's earlier questions and the
+/// bot's last answer), record the turn, then answer, clarify, fall back or hand off.
+/// The rules are the site's ([`crate::bot::BotEngine::for_site`]).
 pub async fn bot_turn(
     state: &AppState,
+    site: &Site,
     settings: &SiteSettings,
     conversation: &Conversation,
     text: &str,
     ui_locale: Option<&str>,
 ) -> Result<salam_bot::Lang, StoreError> {
-    use salam_bot::{Decision, Lang, TriageInput};
-    let recent = state
-        .store
-        .recent_bot_decisions(&conversation.id, 10)
-        .await?;
+    use salam_bot::{Decision, Lang, TriageContext, TriageInput};
+    let recent = state.store.recent_bot_turns(&conversation.id, 10).await?;
     let consecutive_misses = recent
         .iter()
-        .take_while(|decision| matches!(decision.as_str(), "fallback" | "clarify"))
+        .take_while(|turn| matches!(turn.decision.as_str(), "fallback" | "clarify"))
         .count() as u32;
+    let previous_questions: Vec<&str> = recent
+        .iter()
+        .take(5)
+        .map(|turn| turn.question.as_str())
+        .collect();
+    let previous_intent = recent
+        .first()
+        .filter(|turn| turn.decision == "answer")
+        .map(|turn| turn.intent.as_str());
     // The visitor's own language wins; the widget's locale decides only when the text
     // tells nothing (emoji, digits).
     let locale = match salam_bot::detect_language(text) {
         Some(_) => None,
         None => ui_locale.and_then(Lang::parse),
     };
-    let rules = state.bot.current();
-    let decision = rules.triage(&TriageInput {
-        text,
-        locale,
-        consecutive_misses,
-    });
+    let rules = state.bot.for_site(site, settings);
+    let decision = rules.triage_with_context(
+        &TriageInput {
+            text,
+            locale,
+            consecutive_misses,
+        },
+        &TriageContext {
+            previous_questions: &previous_questions,
+            previous_intent,
+        },
+    );
     let lang = decision.lang();
     let rule = decision.rule_id().map(str::to_owned);
     state
@@ -87,7 +103,7 @@ pub async fn bot_turn(
         })
         .await?;
     tracing::debug!(conversation = %conversation.id, decision = decision.kind(), intent = decision.predicted_intent(), "bot turn");
-    let author = bot_author(state, lang);
+    let author = bot_author(&rules, lang);
     let (reply, replies) = match decision {
         Decision::Answer {
             text,
@@ -117,16 +133,13 @@ pub async fn bot_turn(
             ..
         } => {
             post_bot(state, conversation, author, text, Vec::new(), rule).await?;
-            hand_off(
-                state,
-                settings,
-                conversation,
-                department.as_deref().unwrap_or(""),
+            let request = HandOff {
+                department: department.as_deref().unwrap_or(""),
                 priority,
-                reason.as_str(),
+                reason: reason.as_str(),
                 lang,
-            )
-            .await?;
+            };
+            hand_off(state, site, settings, conversation, request).await?;
             return Ok(lang);
         }
     };

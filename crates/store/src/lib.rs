@@ -97,6 +97,17 @@ pub struct BotTurn {
     pub at: i64,
 }
 
+/// One earlier bot turn of a conversation, as the next turn's context needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentTurn {
+    /// `answer`, `clarify`, `handoff` or `fallback`.
+    pub decision: String,
+    /// The intent answered or handed off, `clarify` or `none`.
+    pub intent: String,
+    /// The visitor's text.
+    pub question: String,
+}
+
 /// Contact details a visitor left for a callback.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OfflineRequest {
@@ -666,12 +677,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- bot, offline requests, ratings, alerts, reports ---
     async fn record_bot_turn(&self, turn: BotTurn) -> Result<(), StoreError>;
-    /// The decisions of the last `n` bot turns of a conversation, newest first.
-    async fn recent_bot_decisions(
+    /// The last `n` bot turns of a conversation, newest first.
+    async fn recent_bot_turns(
         &self,
         conversation: &str,
         n: u32,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<RecentTurn>, StoreError>;
     async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError>;
     async fn offline_requests(
         &self,

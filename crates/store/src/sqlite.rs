@@ -3,8 +3,9 @@
 use crate::writer::Writer;
 use crate::{
     Agent, AgentRole, AgentUpdate, Alert, Appended, BotReport, BotTurn, Canned, Conversation,
-    ConversationFilter, NewAgent, NewMessage, OfflineRequest, PendingTransition, Session, Site,
-    Store, StoreError, StoreMetrics, Timing, Transition, Transitioned, Visitor, VisitorUpdate,
+    ConversationFilter, NewAgent, NewMessage, OfflineRequest, PendingTransition, RecentTurn,
+    Session, Site, Store, StoreError, StoreMetrics, Timing, Transition, Transitioned, Visitor,
+    VisitorUpdate,
 };
 use async_trait::async_trait;
 use rand::Rng;
@@ -1680,22 +1681,29 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn recent_bot_decisions(
+    async fn recent_bot_turns(
         &self,
         conversation: &str,
         n: u32,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<RecentTurn>, StoreError> {
         let conversation = conversation.to_owned();
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT decision FROM bot_turns WHERE conversation_id = ?1 ORDER BY id DESC LIMIT ?2",
+                    "SELECT decision, intent, question FROM bot_turns WHERE conversation_id = ?1 \
+                     ORDER BY id DESC LIMIT ?2",
                 )
                 .map_err(map_err)?;
             let rows = statement
-                .query_map(params![conversation, n], |row| row.get(0))
+                .query_map(params![conversation, n], |row| {
+                    Ok(RecentTurn {
+                        decision: row.get(0)?,
+                        intent: row.get(1)?,
+                        question: row.get(2)?,
+                    })
+                })
                 .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<String>>>()
+                .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(map_err)?;
             Ok(rows)
         })

@@ -279,11 +279,7 @@ async fn misses_and_complaints_hand_off_and_vips_skip_the_bot() -> anyhow::Resul
         .await?
         .expect("stored");
     assert_eq!(found.priority, hub.state.config.routing.vip_priority);
-    let turns = hub
-        .state
-        .store
-        .recent_bot_decisions(&conversation, 5)
-        .await?;
+    let turns = hub.state.store.recent_bot_turns(&conversation, 5).await?;
     assert!(turns.is_empty(), "the bot never ran for the VIP");
     let visitor = hub
         .state
@@ -440,5 +436,234 @@ async fn the_rules_cli_checks_tries_and_evaluates() -> anyhow::Result<()> {
     let stdout = String::from_utf8(output.stdout)?;
     assert!(stdout.contains("zz.toml:"), "{stdout}");
     let _ = Client::connect; // the harness is shared with the other modules
+    Ok(())
+}
+
+/// Regression (issue 16): every site got the demo store's bot: on a new site it called
+/// itself "Demo Store Assistant" and pointed to demo.store. A site created through the
+/// API speaks for itself; the one that sets its own values gets them.
+#[tokio::test]
+async fn every_site_gets_a_bot_that_speaks_for_it() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let admin = hub.admin_token().await?;
+    let (status, created) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/sites",
+            json!({"name": "Kitchen Corner", "origins": ["https://kitchen.test"]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{created}");
+    let site_id = created["site"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let key = created["site"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        created["site"]["settings"]["bot_identity"],
+        json!({}),
+        "{created}"
+    );
+    let ask = |origin: &'static str, key: String| async move {
+        let mut visitor = Client::connect_visitor(hub.addr, Some(origin)).await?;
+        visitor
+            .send_json(&json!({"type": "hello", "v": 1, "site": key}))
+            .await?;
+        visitor.recv().await?;
+        visitor
+            .send_json(&json!({"type": "send", "client_id": "1", "text": "how can I contact you?"}))
+            .await?;
+        bot_reply(&mut visitor).await
+    };
+    let answer = ask("https://kitchen.test", key.clone()).await?;
+    assert_eq!(
+        answer.author.name.as_deref(),
+        Some("Kitchen Corner Assistant")
+    );
+    for demo in ["Demo Store", "demo.store", "555"] {
+        assert!(
+            !answer.text.contains(demo),
+            "the new site's bot speaks for the demo: {}",
+            answer.text
+        );
+    }
+    // Its own values, from the settings, apply at once.
+    let (status, body) = hub
+        .rest(
+            &admin,
+            "PUT",
+            &format!("/api/sites/{site_id}/settings"),
+            json!({"bot_identity": {"store_name": {"en": "Kitchen Corner Ltd"}, "email": "help@kitchen.test"}}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let answer = ask("https://kitchen.test", key).await?;
+    assert_eq!(
+        answer.author.name.as_deref(),
+        Some("Kitchen Corner Ltd Assistant")
+    );
+    assert!(answer.text.contains("help@kitchen.test"), "{}", answer.text);
+    // The demo pack's own identity stays the site's that never set one.
+    let hub_bot = bot_hub().await?;
+    let mut visitor = hub_bot.visitor(None).await?;
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "1", "text": "how can I contact you?"}))
+        .await?;
+    let answer = bot_reply(&mut visitor).await?;
+    assert_eq!(answer.author.name.as_deref(), Some("Demo Store Assistant"));
+    Ok(())
+}
+
+/// Regression (issue 16): a follow-up such as "and how much does it cost?" after a
+/// delivery answer fell back; the hub now gives the bot the conversation's context.
+#[tokio::test]
+async fn a_follow_up_is_read_in_the_context_of_the_last_answer() -> anyhow::Result<()> {
+    let hub = bot_hub().await?;
+    let mut visitor = hub.visitor(None).await?;
+    visitor
+        .send_json(
+            &json!({"type": "send", "client_id": "1", "text": "how long does delivery take?"}),
+        )
+        .await?;
+    let first = bot_reply(&mut visitor).await?;
+    assert_eq!(first.rule.as_deref(), Some("shipping_time"), "{first:?}");
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "2", "text": "and how much does it cost?"}))
+        .await?;
+    let second = bot_reply(&mut visitor).await?;
+    assert_eq!(second.rule.as_deref(), Some("shipping_cost"), "{second:?}");
+    // The same question twice is a sign the bot is not helping: a person takes over.
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "3", "text": "and how much does it cost?"}))
+        .await?;
+    let (state, _) = visitor
+        .recv_until(|f| {
+            matches!(
+                f,
+                ServerFrame::State {
+                    state: ConversationState::Queued,
+                    ..
+                }
+            )
+        })
+        .await?;
+    assert!(matches!(state, ServerFrame::State { .. }));
+    Ok(())
+}
+
+/// Issue 16: a rule author sees the unanswered questions grouped and teaches the bot one
+/// of them as an example of a rule; the rules reload and the bot answers it.
+#[tokio::test]
+async fn unanswered_questions_are_grouped_and_one_click_teaches_the_bot() -> anyhow::Result<()> {
+    // A copy of the default pack: the test edits its files.
+    let rules = tempfile::tempdir()?;
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bot-rules");
+    for entry in std::fs::read_dir(&source)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            std::fs::copy(
+                &path,
+                rules.path().join(path.file_name().unwrap_or_default()),
+            )?;
+        }
+    }
+    let dir = rules.path().to_path_buf();
+    let hub = TestHub::start_with(move |config| config.bot.rules_dir = dir).await?;
+    hub.set_site_settings(r#"{"bot": true}"#).await?;
+    let question = "can you giftwrap my parcel for a birthday";
+    for (index, text) in [
+        question,
+        "can u giftwrap my parcel for a birthday?",
+        question,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut visitor = hub.visitor(None).await?;
+        visitor
+            .send_json(&json!({"type": "send", "client_id": format!("q{index}"), "text": text}))
+            .await?;
+        let reply = bot_reply(&mut visitor).await?;
+        assert_eq!(
+            reply.rule, None,
+            "the pack should not know this yet: {reply:?}"
+        );
+    }
+    let report = get_json(&hub, "/api/reports").await?;
+    let clusters = report["unanswered_clusters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let group = clusters
+        .iter()
+        .find(|c| c["text"] == question)
+        .ok_or_else(|| anyhow::anyhow!("no group for the question: {report}"))?;
+    assert_eq!(group["total"], 3, "{group}");
+    assert_eq!(
+        group["questions"].as_array().map(Vec::len),
+        Some(2),
+        "{group}"
+    );
+    assert_eq!(group["lang"], "en");
+    // An agent may not edit the rules; an admin may.
+    let (_, agent_token) = hub.add_agent("Sara", None, &[]).await?;
+    let teach = json!({"rule": "shipping_options", "lang": "en", "text": question});
+    let (status, _) = hub
+        .rest(&agent_token, "POST", "/api/rules/examples", teach.clone())
+        .await?;
+    assert_eq!(status, 403);
+    let admin = hub.admin_token().await?;
+    let (status, body) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/rules/examples",
+            json!({"rule": "nope", "lang": "en", "text": question}),
+        )
+        .await?;
+    assert_eq!(status, 404, "{body}");
+    let rule_ids: Vec<String> = get_json(&hub, "/api/rules").await?["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|rule| rule["id"].as_str().map(str::to_owned))
+        .collect();
+    let rule = [
+        "gift_wrap",
+        "shipping_options",
+        "shipping_time",
+        "contact_info",
+    ]
+    .into_iter()
+    .find(|id| rule_ids.iter().any(|known| known == id))
+    .ok_or_else(|| anyhow::anyhow!("no rule to teach: {rule_ids:?}"))?;
+    let (status, body) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/rules/examples",
+            json!({"rule": rule, "lang": "en", "text": question}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["added"], true, "{body}");
+    let file = body["file"].as_str().unwrap_or_default();
+    let written = std::fs::read_to_string(rules.path().join(file))?;
+    assert!(written.contains(question), "the example is in {file}");
+    let mut visitor = hub.visitor(None).await?;
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "again", "text": question}))
+        .await?;
+    let reply = bot_reply(&mut visitor).await?;
+    assert_eq!(
+        reply.rule.as_deref(),
+        Some(rule),
+        "the bot learned it: {reply:?}"
+    );
     Ok(())
 }

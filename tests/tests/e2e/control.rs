@@ -370,7 +370,11 @@ async fn capacity_counts_every_site_of_the_agent() -> anyhow::Result<()> {
         .await?
         .1;
     for site in [&hub.site.id, &other.id] {
-        let listed = &agents["sites"][site.as_str()][0];
+        let listed = agents["sites"][site.as_str()]
+            .as_array()
+            .and_then(|listed| listed.iter().find(|agent| agent["id"] == sara_id.as_str()))
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(
             (listed["load"].as_u64(), listed["capacity"].as_u64()),
             (Some(2), Some(2)),

@@ -98,13 +98,14 @@ async fn contact(
         let lang = message_lang
             .or_else(|| session.locale.as_deref().and_then(salam_bot::Lang::parse))
             .unwrap_or(salam_bot::Lang::En);
-        let text = state.bot.current().phrases(lang).contact_saved.clone();
+        let rules = state.bot.for_site(&session.site, &session.settings);
+        let text = rules.phrases(lang).contact_saved.clone();
         if let Err(err) = conversation::post(
             &state,
             &session.site.id,
             &conversation,
             MessageKind::Text,
-            conversation::bot_author(&state, lang),
+            conversation::bot_author(&rules, lang),
             text,
         )
         .await

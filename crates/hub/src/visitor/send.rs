@@ -92,7 +92,8 @@ pub(super) async fn handle(
         return Flow::Continue;
     };
     // The rest waits for the commit; meanwhile the connection reads on.
-    let site_id = session.site.id.clone();
+    let site = session.site.clone();
+    let site_id = site.id.clone();
     let settings = session.settings.clone();
     let locale = session.locale.clone();
     let vip = session.vip;
@@ -114,10 +115,14 @@ pub(super) async fn handle(
                     let lang = salam_bot::detect_language(&text)
                         .or_else(|| locale.as_deref().and_then(salam_bot::Lang::parse))
                         .unwrap_or(salam_bot::Lang::En);
-                    if let Err(err) = conversation::hand_off(
-                        state, &settings, &created, "", priority, reason, lang,
-                    )
-                    .await
+                    let request = conversation::HandOff {
+                        department: "",
+                        priority,
+                        reason,
+                        lang,
+                    };
+                    if let Err(err) =
+                        conversation::hand_off(state, &site, &settings, &created, request).await
                     {
                         tracing::warn!(error = %err, "handoff not stored");
                     }
@@ -127,6 +132,7 @@ pub(super) async fn handle(
                 None if appended.state == ConversationState::Bot && settings.bot && !vip => {
                     crate::triage::run_bot(
                         state,
+                        &site,
                         &settings,
                         &conversation_id,
                         &text,

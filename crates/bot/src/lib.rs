@@ -37,6 +37,7 @@
 //!
 //! The rule format is documented in `bot-rules/README.md`.
 
+mod dialect;
 mod identity;
 mod matcher;
 mod normalize;

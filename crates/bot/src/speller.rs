@@ -95,6 +95,8 @@ const CHAT_EN: &[(&str, &str)] = &[
     ("helo", "hello"),
     ("heyy", "hey"),
     ("hii", "hi"),
+    ("hr", "hour"),
+    ("hrs", "hours"),
     ("hw", "how"),
     ("info", "information"),
     ("msg", "message"),
@@ -155,7 +157,7 @@ const EXTRA_EN: &[&str] = &[
     "shitty", "piss", "fuck", "fucking", "damn", "crap", "crappy",
     // Three letters: abbreviations and chat words.
     "usd", "aed", "sar", "kwd", "egp", "eur", "gbp", "irr", "dhl", "ups", "sms", "idk", "omg",
-    "lol", "btw", "tbh", "smh", "ikr", "bro", "nah", "yep", "atm", "pdf", "app", "hrs", "pcs",
+    "lol", "btw", "tbh", "smh", "ikr", "bro", "nah", "yep", "atm", "pdf", "app", "pcs",
     "otp", "cod", "faq", "xxl", "yay", "wow", "ooh", "hmm", "huh", "meh", "aha", "fyi", "imo",
 ];
 
@@ -196,6 +198,8 @@ struct Target {
 pub(crate) struct VocabularyBuilder {
     known: HashSet<Box<str>>,
     targets: HashMap<Box<str>, u32>,
+    /// The last words of stem patterns (`warrant*`).
+    stems: HashSet<Box<str>>,
 }
 
 impl VocabularyBuilder {
@@ -204,6 +208,16 @@ impl VocabularyBuilder {
         for word in normalised.split(' ').filter(|word| !word.is_empty()) {
             *self.targets.entry(word.into()).or_insert(0) += 1;
             self.known.insert(word.into());
+        }
+    }
+
+    /// Adds a stem pattern (`warrant*`, normalised, without the `*`): its words are
+    /// targets, and so are the known words its last word begins (`warranty` from the
+    /// examples and answers), which the pattern matches.
+    pub(crate) fn add_stem(&mut self, normalised: &str) {
+        self.add_pattern(normalised);
+        if let Some(last) = normalised.rsplit(' ').next() {
+            self.stems.insert(last.into());
         }
     }
 
@@ -220,7 +234,18 @@ impl VocabularyBuilder {
         // Read the dictionary now, once per process, so that no triage pays for it.
         LazyLock::force(&ENGLISH_WORDS);
         let pattern_words: HashSet<Box<str>> = self.targets.keys().cloned().collect();
-        let mut words: Vec<(Box<str>, u32)> = self.targets.into_iter().collect();
+        let mut targets = self.targets;
+        for stem in &self.stems {
+            if stem.len() < MIN_LATIN_LETTERS || !is_latin_word(stem) {
+                continue;
+            }
+            for word in &self.known {
+                if word.len() > stem.len() && word.starts_with(&**stem) {
+                    targets.entry(word.clone()).or_insert(1);
+                }
+            }
+        }
+        let mut words: Vec<(Box<str>, u32)> = targets.into_iter().collect();
         // Deterministic indices whatever the hash order.
         words.sort();
         let mut speller = Speller {
@@ -338,7 +363,9 @@ impl Speller {
         if let Some(canonical) = self.dialect.get(word, script) {
             return Some(canonical.to_string());
         }
-        if script != Script::Arabic {
+        // A word the pack knows is not split into clitics and a dialect word (`قديش`
+        // is not `قدي` + `ش`).
+        if script != Script::Arabic || self.known.contains(word) {
             return None;
         }
         for prefix in std::iter::once("").chain(DIALECT_PREFIXES.iter().copied()) {

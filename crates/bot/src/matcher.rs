@@ -114,8 +114,11 @@ pub(crate) const TA_SUFFIXES: &[&str] =
     &["ي", "ك", "ه", "ها", "نا", "كم", "هم", "و", "كو", "ين", "كي"];
 
 /// Personal clitics after a Persian final `ه` dropped in colloquial writing: `بستم`
-/// (`بسته‌ام`, my parcel), `مرسولت`, `هزینش`, `مغازتون`.
-pub(crate) const DROPPED_HE_SUFFIXES: &[&str] = &["م", "ت", "ش", "مون", "تون", "شون"];
+/// (`بسته‌ام`, my parcel), `مرسولت`, `هزینش`, `مغازتون`, with the object marker `و`
+/// (`بستمو`, `شمارتونو`).
+pub(crate) const DROPPED_HE_SUFFIXES: &[&str] = &[
+    "م", "ت", "ش", "مون", "تون", "شون", "مو", "تو", "شو", "مونو", "تونو", "شونو",
+];
 
 /// Persian words ending in `ه` that are verbs (third person, colloquial), whose form
 /// without `ه` plus a clitic is another verb, not a possessive: `بازه` (is open) /

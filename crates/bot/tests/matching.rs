@@ -311,6 +311,7 @@ match.fa = ["بازه"]
     // Colloquial Persian drops the ه before a clitic: بسته‌ام → بستم.
     assert_eq!(intent("بستم کجاست", Lang::Fa), "order_tracking");
     assert_eq!(intent("بستتون", Lang::Fa), "order_tracking");
+    assert_eq!(intent("بستمو پیدا کنید", Lang::Fa), "order_tracking");
     assert_eq!(intent("بست", Lang::Fa), "none");
     // Each form in its own language: a Persian pattern takes no ت.
     assert_eq!(intent("بستتي", Lang::Ar), "none");

@@ -3,7 +3,8 @@
 //!
 //! The vocabulary is the pack's own, collected when the pack is compiled:
 //! - *targets*: the words of `match`, `hint`, `all` and `not` patterns (and of the
-//!   built-in signal lexicons), the only words a correction may produce;
+//!   built-in signal lexicons), and the known words a stem pattern covers (`warranty`
+//!   for `warrant*`), the only words a correction may produce;
 //! - *known words*: the targets, plus every word of the examples, counter-examples,
 //!   labels and answers, plus a dictionary of common English (`words_en.txt`, shared by
 //!   all packs). A known word is never corrected: `shoes` stays `shoes` even though
@@ -18,7 +19,12 @@
 //! miss it, and a word that differs there is more likely another word (`chips` is not
 //! `ships`). Ties go to the target used by more patterns, then to the alphabetically
 //! first, so corrections are deterministic. Frequent chat spellings are expanded first
-//! (`u` → `you`, `pls` → `please`, `wen` → `when`).
+//! (`u` → `you`, `pls` → `please`, `wen` → `when`). A word of three letters that is not
+//! a word gets its missing letter back when exactly one target of four letters fits
+//! (`tme` → `time`).
+//!
+//! Dialect words (`crate::dialect`) are folded before any of this, in Arabic and
+//! Persian text, known or not.
 //!
 //! Arabic script: the normaliser already folds the orthographic variants (alef, hamza
 //! seats, yeh, kaf, teh marbuta). What remains are letters a visitor *types* for

@@ -19,13 +19,16 @@
 //!   digits, repeated letters); script-based language detection.
 //! - `speller`: typo tolerance towards the pack's own vocabulary (edit distance for
 //!   English, with a dictionary of real words that are never "corrected"; letters typed
-//!   for others in Arabic and Persian; chat spellings).
+//!   for others in Arabic and Persian; chat spellings; a missing letter in three-letter
+//!   English words), and `dialect`: Arabic dialect and colloquial Persian words folded
+//!   into the word of the same meaning that the pack's patterns use (`شحال` → `كم`).
 //! - `pack`: the TOML file format (serde with spans, so every error has `file:line`),
 //!   validation, built-in [`Phrases`], settings, and the per-site [`Identity`]
 //!   (`{store_name}` placeholders and phrase overrides, module `identity`).
 //! - `signals`: built-in lexicons of requests for a person and of frustration (en/ar/fa
 //!   and dialects, `signals.toml`), shouting, `!!!`, a question asked twice.
-//! - `matcher`: the compiled automaton, word-boundary and clitic checks, scoring.
+//! - `matcher`: the compiled automaton, word-boundary and clitic checks (a final `ه`
+//!   written `ت` or dropped before a suffix), scoring.
 //! - `similar`: the second stage, TF-IDF cosine over character trigrams of the examples.
 //! - `triage`: [`TriageInput`] (+ [`TriageContext`]) → [`Decision`] (answer, clarify,
 //!   hand off, fall back); follow-ups resolve against the previous intent.
@@ -37,6 +40,7 @@
 //!
 //! The rule format is documented in `bot-rules/README.md`.
 
+mod dialect;
 mod identity;
 mod matcher;
 mod normalize;

@@ -11,7 +11,13 @@
 //!   followed by a pronoun / plural / colloquial suffix (`ي ك ه ها نا كم هم ات ين ون`,
 //!   Persian `م ت ش مون تون ها ام اش رو ست …`): `طلب` matches `وطلبي` and `سفارش`
 //!   matches `سفارشم`;
-//! - a pattern starting with `=` takes no affixes at all.
+//! - a pattern starting with `=` takes no affixes at all;
+//! - an Arabic-script pattern whose last word ends in `ه` (a normalised ta marbuta `ة`,
+//!   or a Persian final `ه`) also matches that word in the two forms it takes before a
+//!   pronoun suffix: Arabic writes `ت` (`شحنه` → `شحنتي`, `طلبيه` → `طلبيتك`), colloquial
+//!   Persian drops the `ه` (`بسته` → `بستم`, `مرسوله` → `مرسولتون`). Either form needs a
+//!   suffix after it ([`TA_SUFFIXES`], [`DROPPED_HE_SUFFIXES`]), so a bare `شحنت` or
+//!   `بست` stays another word; see [`Tail`].
 //!
 //! Short patterns never take affixes, which is what keeps `hi` out of `shipping`.
 
@@ -101,6 +107,78 @@ pub(crate) const ARABIC_SUFFIXES: &[&str] = &[
 ];
 
 const LATIN_SUFFIXES: &[&str] = &["s", "es"];
+
+/// Pronoun suffixes after a ta marbuta written `ت` (Arabic): `شحنتي`, `طلبيتك`,
+/// `شحنتكم`, Egyptian and Levantine `شنطتو`.
+pub(crate) const TA_SUFFIXES: &[&str] =
+    &["ي", "ك", "ه", "ها", "نا", "كم", "هم", "و", "كو", "ين", "كي"];
+
+/// Personal clitics after a Persian final `ه` dropped in colloquial writing: `بستم`
+/// (`بسته‌ام`, my parcel), `مرسولت`, `هزینش`, `مغازتون`, with the object marker `و`
+/// (`بستمو`, `شمارتونو`).
+pub(crate) const DROPPED_HE_SUFFIXES: &[&str] = &[
+    "م", "ت", "ش", "مون", "تون", "شون", "مو", "تو", "شو", "مونو", "تونو", "شونو",
+];
+
+/// Persian words ending in `ه` that are verbs (third person, colloquial), whose form
+/// without `ه` plus a clitic is another verb, not a possessive: `بازه` (is open) /
+/// `بازم` (again), `داره` / `دارم`. Words starting with `مي`/`نمي` and past
+/// participles (`…ده`) are left out by rule; these by list.
+const DROPPED_HE_EXCEPTIONS: &[&str] = &[
+    "بازه",
+    "داره",
+    "نداره",
+    "برسه",
+    "نرسه",
+    "باشه",
+    "نباشه",
+    "بشه",
+    "نشه",
+    "شه",
+    "كنه",
+    "بكنه",
+    "نكنه",
+    "بده",
+    "نده",
+    "بره",
+    "نره",
+    "مياد",
+];
+
+/// How the last word of a pattern may end in the text (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// As written.
+    Written,
+    /// A final `ه` written `ت`, followed by one of [`TA_SUFFIXES`].
+    TaMarbuta,
+    /// A final `ه` dropped, followed by one of [`DROPPED_HE_SUFFIXES`].
+    DroppedHe,
+}
+
+/// The extra forms of a normalised pattern's last word (see [`Tail`]), for a pattern
+/// that takes affixes, in `lang` (`None`: any language).
+fn tail_variants(text: &str, lang: Option<Lang>) -> Vec<(String, Tail)> {
+    let mut variants = Vec::new();
+    let Some(stem) = text.strip_suffix('ه') else {
+        return variants;
+    };
+    let last_word = text.rsplit(' ').next().unwrap_or(text);
+    if last_word.chars().count() < 3 {
+        return variants;
+    }
+    if lang != Some(Lang::Fa) {
+        variants.push((format!("{stem}ت"), Tail::TaMarbuta));
+    }
+    let verb_like = last_word.starts_with("مي")
+        || last_word.starts_with("نمي")
+        || last_word.ends_with("ده")
+        || DROPPED_HE_EXCEPTIONS.contains(&last_word);
+    if lang != Some(Lang::Ar) && !verb_like {
+        variants.push((stem.to_string(), Tail::DroppedHe));
+    }
+    variants
+}
 
 /// The kind of a pattern in a rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,8 +271,8 @@ pub(crate) struct RuleScore {
 #[derive(Debug)]
 pub(crate) struct Matcher {
     automaton: Option<AhoCorasick>,
-    /// For each automaton pattern, the terms that use it.
-    occurrences: Vec<Vec<u32>>,
+    /// For each automaton pattern, the terms that use it, and in which form.
+    occurrences: Vec<Vec<(u32, Tail)>>,
     terms: Vec<Term>,
     regex_set: Option<RegexSet>,
     /// For each regex of the set, its term.
@@ -211,7 +289,7 @@ impl Matcher {
         let mut errors = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
         let mut pattern_ids: HashMap<String, usize> = HashMap::new();
-        let mut occurrences: Vec<Vec<u32>> = Vec::new();
+        let mut occurrences: Vec<Vec<(u32, Tail)>> = Vec::new();
         let mut regexes: Vec<&str> = Vec::new();
         let mut regex_terms = Vec::new();
         let mut terms = Vec::with_capacity(specs.len());
@@ -247,18 +325,25 @@ impl Matcher {
             };
             let arabic_script = parsed.text.chars().next().is_some_and(is_arabic_letter);
             let n_chars = parsed.text.chars().count();
-            let pattern_id = *pattern_ids.entry(parsed.text.clone()).or_insert_with(|| {
-                patterns.push(parsed.text.clone());
-                occurrences.push(Vec::new());
-                patterns.len() - 1
-            });
-            occurrences[pattern_id].push(term_idx);
+            let affixes = !parsed.exact && n_chars >= 3;
+            let mut forms = vec![(parsed.text.clone(), Tail::Written)];
+            if affixes && arabic_script && !parsed.stem {
+                forms.extend(tail_variants(&parsed.text, spec.lang));
+            }
+            for (form, tail) in forms {
+                let pattern_id = *pattern_ids.entry(form.clone()).or_insert_with(|| {
+                    patterns.push(form);
+                    occurrences.push(Vec::new());
+                    patterns.len() - 1
+                });
+                occurrences[pattern_id].push((term_idx, tail));
+            }
             terms.push(Term {
                 rule: spec.rule as u32,
                 kind: spec.kind,
                 lang: spec.lang,
                 weight,
-                affixes: !parsed.exact && n_chars >= 3,
+                affixes,
                 stem: parsed.stem,
                 arabic_script,
             });
@@ -331,10 +416,10 @@ impl Matcher {
                 let (start, end) = (found.start(), found.end());
                 let prefix = word_prefix(text, start);
                 let suffix = word_suffix(text, end);
-                for &term_idx in &self.occurrences[found.pattern().as_usize()] {
+                for &(term_idx, tail) in &self.occurrences[found.pattern().as_usize()] {
                     let term = &self.terms[term_idx as usize];
                     if (start >= veto_from || term.kind != TermKind::Not)
-                        && boundary_ok(term, prefix, suffix)
+                        && boundary_ok(term, tail, prefix, suffix)
                     {
                         hits.push(term_idx);
                     }
@@ -449,7 +534,7 @@ fn word_suffix(text: &str, end: usize) -> Option<&str> {
     }
 }
 
-fn boundary_ok(term: &Term, prefix: Option<&str>, suffix: Option<&str>) -> bool {
+fn boundary_ok(term: &Term, tail: Tail, prefix: Option<&str>, suffix: Option<&str>) -> bool {
     let left_ok = match prefix {
         Some("") => true,
         Some(prefix) => term.affixes && term.arabic_script && ARABIC_PREFIXES.contains(&prefix),
@@ -457,6 +542,13 @@ fn boundary_ok(term: &Term, prefix: Option<&str>, suffix: Option<&str>) -> bool 
     };
     if !left_ok {
         return false;
+    }
+    match tail {
+        Tail::Written => {}
+        Tail::TaMarbuta => return suffix.is_some_and(|suffix| TA_SUFFIXES.contains(&suffix)),
+        Tail::DroppedHe => {
+            return suffix.is_some_and(|suffix| DROPPED_HE_SUFFIXES.contains(&suffix));
+        }
     }
     if term.stem {
         return true;

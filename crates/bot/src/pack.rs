@@ -1487,7 +1487,11 @@ fn vocabulary(terms: &[TermSpec], rules: &[Rule], phrases: &[Phrases; 3]) -> Spe
             continue;
         }
         if let Some(text) = crate::matcher::pattern_text(&term.pattern) {
-            builder.add_pattern(&text);
+            if term.pattern.trim_end().ends_with('*') {
+                builder.add_stem(&text);
+            } else {
+                builder.add_pattern(&text);
+            }
         }
     }
     for rule in rules {

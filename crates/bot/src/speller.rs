@@ -3,7 +3,8 @@
 //!
 //! The vocabulary is the pack's own, collected when the pack is compiled:
 //! - *targets*: the words of `match`, `hint`, `all` and `not` patterns (and of the
-//!   built-in signal lexicons), the only words a correction may produce;
+//!   built-in signal lexicons), and the known words a stem pattern covers (`warranty`
+//!   for `warrant*`), the only words a correction may produce;
 //! - *known words*: the targets, plus every word of the examples, counter-examples,
 //!   labels and answers, plus a dictionary of common English (`words_en.txt`, shared by
 //!   all packs). A known word is never corrected: `shoes` stays `shoes` even though
@@ -18,7 +19,12 @@
 //! miss it, and a word that differs there is more likely another word (`chips` is not
 //! `ships`). Ties go to the target used by more patterns, then to the alphabetically
 //! first, so corrections are deterministic. Frequent chat spellings are expanded first
-//! (`u` → `you`, `pls` → `please`, `wen` → `when`).
+//! (`u` → `you`, `pls` → `please`, `wen` → `when`). A word of three letters that is not
+//! a word gets its missing letter back when exactly one target of four letters fits
+//! (`tme` → `time`).
+//!
+//! Dialect words (`crate::dialect`) are folded before any of this, in Arabic and
+//! Persian text, known or not.
 //!
 //! Arabic script: the normaliser already folds the orthographic variants (alef, hamza
 //! seats, yeh, kaf, teh marbuta). What remains are letters a visitor *types* for
@@ -41,10 +47,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use crate::Lang;
+use crate::dialect::{Dialect, Script};
 use crate::matcher::{ARABIC_PREFIXES, ARABIC_SUFFIXES};
 
-/// Words shorter than this (in letters) are never corrected and never targets.
+/// Targets have at least this many letters; so have corrected words, except for
+/// [`SHORT_LATIN_LETTERS`].
 const MIN_LATIN_LETTERS: usize = 4;
+/// A word this short is corrected only by one missing letter, towards a unique target
+/// of [`MIN_LATIN_LETTERS`] (`tme` → `time`).
+const SHORT_LATIN_LETTERS: usize = 3;
 /// Both words at least this long: distance 2 is allowed.
 const TWO_EDITS_LETTERS: usize = 8;
 /// Longer words are left alone (they are not typos of pack words), which also bounds
@@ -55,6 +66,15 @@ const MIN_ARABIC_STEM_LETTERS: usize = 3;
 /// At most this many words of a message are looked up, which bounds the work per
 /// message (a 4,096-character message of unknown words).
 const MAX_CORRECTIONS: usize = 32;
+
+/// Clitic prefixes a dialect word may carry (`بشحال`, `الكوموند`, `وشوكت`).
+const DIALECT_PREFIXES: &[&str] = &[
+    "و", "ف", "ب", "ل", "ك", "ال", "وال", "فال", "بال", "لل", "ولل", "وب", "ول",
+];
+/// Pronoun suffixes a dialect word may carry (`ديالي`, `بتاعتي`, `اكونتي`).
+const DIALECT_SUFFIXES: &[&str] = &[
+    "ي", "ك", "ه", "ها", "نا", "كم", "هم", "و", "ش", "تي", "تك", "ته", "تها", "تنا", "تكم",
+];
 
 /// Frequent chat spellings of English, expanded before matching, sorted by the short
 /// form for a binary search (a test checks the order).
@@ -81,6 +101,8 @@ const CHAT_EN: &[(&str, &str)] = &[
     ("helo", "hello"),
     ("heyy", "hey"),
     ("hii", "hi"),
+    ("hr", "hour"),
+    ("hrs", "hours"),
     ("hw", "how"),
     ("info", "information"),
     ("msg", "message"),
@@ -139,6 +161,10 @@ const EXTRA_EN: &[&str] = &[
     "persian", "france", "cafe", "cafes", "pricey", "stats", "docs", "posh", "bloke", "nerd",
     "nerds", "fest", "carbs", "centres", "centred", "gifs", "repost", "shit", "shits",
     "shitty", "piss", "fuck", "fucking", "damn", "crap", "crappy",
+    // Three letters: abbreviations and chat words.
+    "usd", "aed", "sar", "kwd", "egp", "eur", "gbp", "irr", "dhl", "ups", "sms", "idk", "omg",
+    "lol", "btw", "tbh", "smh", "ikr", "bro", "nah", "yep", "atm", "pdf", "app", "pcs",
+    "otp", "cod", "faq", "xxl", "yay", "wow", "ooh", "hmm", "huh", "meh", "aha", "fyi", "imo",
 ];
 
 /// The words of `words_en.txt` (a dictionary of common English, see its header) and
@@ -161,6 +187,8 @@ pub(crate) struct Speller {
     deletes: HashMap<Box<str>, Vec<u32>>,
     /// Arabic script: [`typing_key`] → the targets with that key.
     typing_keys: HashMap<Box<str>, Vec<u32>>,
+    /// Dialect words the patterns do not use → the word they use (`crate::dialect`).
+    dialect: Dialect,
 }
 
 #[derive(Debug)]
@@ -176,6 +204,8 @@ struct Target {
 pub(crate) struct VocabularyBuilder {
     known: HashSet<Box<str>>,
     targets: HashMap<Box<str>, u32>,
+    /// The last words of stem patterns (`warrant*`).
+    stems: HashSet<Box<str>>,
 }
 
 impl VocabularyBuilder {
@@ -184,6 +214,16 @@ impl VocabularyBuilder {
         for word in normalised.split(' ').filter(|word| !word.is_empty()) {
             *self.targets.entry(word.into()).or_insert(0) += 1;
             self.known.insert(word.into());
+        }
+    }
+
+    /// Adds a stem pattern (`warrant*`, normalised, without the `*`): its words are
+    /// targets, and so are the known words its last word begins (`warranty` from the
+    /// examples and answers), which the pattern matches.
+    pub(crate) fn add_stem(&mut self, normalised: &str) {
+        self.add_pattern(normalised);
+        if let Some(last) = normalised.rsplit(' ').next() {
+            self.stems.insert(last.into());
         }
     }
 
@@ -199,11 +239,24 @@ impl VocabularyBuilder {
     pub(crate) fn build(self) -> Speller {
         // Read the dictionary now, once per process, so that no triage pays for it.
         LazyLock::force(&ENGLISH_WORDS);
-        let mut words: Vec<(Box<str>, u32)> = self.targets.into_iter().collect();
+        let pattern_words: HashSet<Box<str>> = self.targets.keys().cloned().collect();
+        let mut targets = self.targets;
+        for stem in &self.stems {
+            if stem.len() < MIN_LATIN_LETTERS || !is_latin_word(stem) {
+                continue;
+            }
+            for word in &self.known {
+                if word.len() > stem.len() && word.starts_with(&**stem) {
+                    targets.entry(word.clone()).or_insert(1);
+                }
+            }
+        }
+        let mut words: Vec<(Box<str>, u32)> = targets.into_iter().collect();
         // Deterministic indices whatever the hash order.
         words.sort();
         let mut speller = Speller {
             known: self.known,
+            dialect: Dialect::new(&pattern_words),
             ..Speller::default()
         };
         for (word, uses) in words {
@@ -245,9 +298,14 @@ impl Speller {
     /// `normalised` is the output of [`crate::normalize`]; `typing` tells which
     /// Arabic-script letter pairs apply.
     pub(crate) fn correct(&self, normalised: &str, typing: Typing) -> Option<String> {
-        if self.targets.is_empty() {
+        if self.targets.is_empty() && self.dialect.is_empty() {
             return None;
         }
+        let script = match typing {
+            Typing::Arabic => Some(Script::Arabic),
+            Typing::Persian | Typing::PersianOnArabicKeyboard => Some(Script::Persian),
+            Typing::Other => None,
+        };
         let mut out: Option<String> = None;
         let mut n_lookups = 0usize;
         let mut copied_until = 0usize;
@@ -264,7 +322,13 @@ impl Speller {
                 .binary_search_by(|(short, _)| (*short).cmp(word))
                 .ok()
                 .map(|idx| CHAT_EN[idx]);
-            if chat.is_none() && self.known.contains(word) {
+            // Dialect words next, known or not: an example that uses one must not stop
+            // it from meeting the patterns.
+            let dialect = match (chat, script) {
+                (None, Some(script)) => self.dialect_word(word, script),
+                _ => None,
+            };
+            if chat.is_none() && dialect.is_none() && self.known.contains(word) {
                 continue;
             }
             if n_lookups >= MAX_CORRECTIONS {
@@ -273,6 +337,8 @@ impl Speller {
             n_lookups += 1;
             let replacement = if let Some((_, expansion)) = chat {
                 Some((*expansion).to_string())
+            } else if dialect.is_some() {
+                dialect
             } else if ENGLISH_WORDS.contains(word) {
                 None
             } else if is_latin_word(word) {
@@ -294,8 +360,47 @@ impl Speller {
         Some(buffer)
     }
 
+    /// The pack's word for a dialect word (see `crate::dialect`), keeping the Arabic
+    /// clitics around it.
+    fn dialect_word(&self, word: &str, script: Script) -> Option<String> {
+        if self.dialect.is_empty() || !is_arabic_word(word) {
+            return None;
+        }
+        if let Some(canonical) = self.dialect.get(word, script) {
+            return Some(canonical.to_string());
+        }
+        // A word the pack knows is not split into clitics and a dialect word (`قديش`
+        // is not `قدي` + `ش`).
+        if script != Script::Arabic || self.known.contains(word) {
+            return None;
+        }
+        for prefix in std::iter::once("").chain(DIALECT_PREFIXES.iter().copied()) {
+            let Some(rest) = word.strip_prefix(prefix) else {
+                continue;
+            };
+            for suffix in std::iter::once("").chain(DIALECT_SUFFIXES.iter().copied()) {
+                if prefix.is_empty() && suffix.is_empty() {
+                    continue;
+                }
+                let Some(stem) = rest.strip_suffix(suffix) else {
+                    continue;
+                };
+                if stem.chars().count() < MIN_ARABIC_STEM_LETTERS {
+                    continue;
+                }
+                if let Some(canonical) = self.dialect.get(stem, script) {
+                    return Some(format!("{prefix}{canonical}{suffix}"));
+                }
+            }
+        }
+        None
+    }
+
     fn correct_latin(&self, word: &str) -> Option<String> {
         let n_chars = word.len();
+        if n_chars == SHORT_LATIN_LETTERS {
+            return self.restore_letter(word).map(str::to_string);
+        }
         if !(MIN_LATIN_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars) {
             return None;
         }
@@ -312,6 +417,24 @@ impl Speller {
         }
         self.nearest_latin(singular)
             .map(|target| format!("{target}s"))
+    }
+
+    /// The only target of [`MIN_LATIN_LETTERS`] letters that `word` (three letters, not
+    /// a word of the dictionary) is with one letter left out, keeping the first letter:
+    /// `tme` → `time`. Two candidates (`shp`: `ship`, `shop`) make it a guess: none.
+    fn restore_letter(&self, word: &str) -> Option<&str> {
+        let indices = self.deletes.get(word)?;
+        let first = word.as_bytes()[0];
+        let mut found = indices
+            .iter()
+            .map(|idx| &self.targets[*idx as usize])
+            .filter(|target| {
+                target.n_chars == MIN_LATIN_LETTERS && target.word.as_bytes()[0] == first
+            });
+        match (found.next(), found.next()) {
+            (Some(target), None) => Some(&target.word),
+            _ => None,
+        }
     }
 
     fn nearest_latin(&self, word: &str) -> Option<&str> {

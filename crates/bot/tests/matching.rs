@@ -274,3 +274,48 @@ fn rule_set_is_shareable() {
             .contains("فردا")
     );
 }
+
+#[test]
+fn final_heh_before_a_suffix() {
+    let rules = pack(
+        r#"
+[[rule]]
+id = "parcel"
+intent = "order_tracking"
+label = { en = "Parcel", ar = "شحنة", fa = "بسته" }
+answer = { en = "Tracking.", ar = "التتبع.", fa = "رهگیری." }
+match.ar = ["شحنه"]
+match.fa = ["بسته"]
+match.any = ["طلبيه"]
+
+[[rule]]
+id = "hours"
+intent = "opening_hours"
+label = { en = "Hours", ar = "الساعات", fa = "ساعت" }
+answer = { en = "9-5.", ar = "9-5.", fa = "۹ تا ۵." }
+match.fa = ["بازه"]
+"#,
+    );
+    let intent = |text: &str, lang: Lang| {
+        rules
+            .triage(&TriageInput::new(text, Some(lang)))
+            .predicted_intent()
+            .to_string()
+    };
+    // Arabic: ة is written ت before a pronoun suffix.
+    assert_eq!(intent("وين شحنتي", Lang::Ar), "order_tracking");
+    assert_eq!(intent("شحنتكم", Lang::Ar), "order_tracking");
+    assert_eq!(intent("طلبيتي وصلت؟", Lang::Ar), "order_tracking");
+    // … and only then: a bare `شحنت` is another word.
+    assert_eq!(intent("شحنت", Lang::Ar), "none");
+    // Colloquial Persian drops the ه before a clitic: بسته‌ام → بستم.
+    assert_eq!(intent("بستم کجاست", Lang::Fa), "order_tracking");
+    assert_eq!(intent("بستتون", Lang::Fa), "order_tracking");
+    assert_eq!(intent("بستمو پیدا کنید", Lang::Fa), "order_tracking");
+    assert_eq!(intent("بست", Lang::Fa), "none");
+    // Each form in its own language: a Persian pattern takes no ت.
+    assert_eq!(intent("بستتي", Lang::Ar), "none");
+    // A verb keeps its ه: `بازم` is "again", not "is open".
+    assert_eq!(intent("بازه", Lang::Fa), "opening_hours");
+    assert_eq!(intent("بازم", Lang::Fa), "none");
+}

@@ -225,16 +225,54 @@ fn quality_bar_on_tuning_set() {
     assert_quality("tune.tsv", 0.95, 0.03);
 }
 
-/// The sentences of `heldout.tsv` were written before the work on issue 16 and never
-/// tuned on (see its header and docs/benchmarks.md). The issue's goal is 95 % right in
-/// every language, at most 3 % wrong answers and no missed handoff; the final score was
-/// en 95.1 %, ar 92.3 %, fa 94.8 % (wrong 1.2 / 2.6 / 0 %, no missed handoff). The bars
-/// below are those figures, so that nothing slips back; reaching 95 % in Arabic and
-/// Persian needs tuning, and then a new held-out set, since this one's misses are now
-/// known. If a change makes this test fail, fix the cause in general, not the sentence.
+/// `heldout.tsv` was written before the first round of issue 16 and held out during it
+/// (it ended at en 95.1 %, ar 92.3 %, fa 94.8 %). Its misses were then known, so the
+/// second round tuned on it: it is a tuning set now, with the tuning sets' bar.
+#[test]
+fn quality_bar_on_first_held_out_set() {
+    assert_quality("heldout.tsv", 0.95, 0.03);
+}
+
+/// `heldout2.tsv` was written for the second round of issue 16 before any tuning of that
+/// round and never tuned on (see its header and docs/benchmarks.md). The issue's goal is
+/// 95 % right in every language, at most 3 % wrong answers and no missed handoff. The
+/// final score was en 96.3 %, ar 91.0 %, fa 89.2 % right, wrong answers 0.9 / 0.9 /
+/// 2.7 %, missed handoffs 0 / 4 / 3: the goal is met in English and for wrong answers,
+/// not in Arabic and Persian, nor for missed handoffs. The bars below are the figures
+/// reached, so that nothing slips back. If a change makes this test fail, fix the cause
+/// in general, not the sentence; if it makes it pass higher, the set is still only
+/// worth something while nobody tunes on it.
 #[test]
 fn quality_bar_on_held_out_set() {
-    assert_quality_per_lang("heldout.tsv", [0.95, 0.92, 0.94], 0.03);
+    let rules = default_pack();
+    let tsv =
+        std::fs::read_to_string(rules_dir().join("eval").join("heldout2.tsv")).expect("eval file");
+    let report = eval::run(&rules, &tsv);
+    let summary = format!("{}{}", report.summary(), report.confusion_summary());
+    eprintln!("heldout2.tsv:\n{summary}");
+    assert!(report.invalid_lines.is_empty(), "{summary}");
+    // (language, minimum right, maximum missed handoffs), in `Lang::ALL` order.
+    let bars = [
+        (Lang::En, 0.963, 0),
+        (Lang::Ar, 0.909, 4),
+        (Lang::Fa, 0.891, 3),
+    ];
+    for (entry, (lang, min_accuracy, max_missed)) in report.per_lang.iter().zip(bars) {
+        assert_eq!(entry.lang, lang);
+        assert!(entry.total >= 80, "few {lang} sentences\n{summary}");
+        assert!(
+            entry.accuracy() >= min_accuracy,
+            "{lang} accuracy below {min_accuracy}\n{summary}"
+        );
+        assert!(
+            entry.wrong_answer_rate() <= 0.03,
+            "too many {lang} wrong answers\n{summary}"
+        );
+        assert!(
+            entry.missed_handoffs <= max_missed,
+            "more than {max_missed} {lang} missed handoffs\n{summary}"
+        );
+    }
 }
 
 #[test]

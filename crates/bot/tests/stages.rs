@@ -193,6 +193,46 @@ fn typos_are_corrected_towards_the_packs_words() {
 }
 
 #[test]
+fn short_words_and_dialect_words() {
+    let rules = rules();
+    // Three letters: the one missing letter is restored when a single pack word fits.
+    check(
+        &rules,
+        Lang::En,
+        "delivry tme?",
+        "shipping_time",
+        Some(Via::Spelling),
+    );
+    // Real three-letter words and abbreviations stay.
+    check(&rules, Lang::En, "the usd", "none", None);
+    // Maghrebi `شحال` ("how much"), behind the clitic `ب`, is the pack's `كم`; Persian
+    // `چقد` is `چقدر`.
+    check(
+        &rules,
+        Lang::Ar,
+        "بشحال التوصيل؟",
+        "shipping_cost",
+        Some(Via::Spelling),
+    );
+    check(
+        &rules,
+        Lang::Fa,
+        "ارسال چقد میشه",
+        "shipping_cost",
+        Some(Via::Spelling),
+    );
+    assert_eq!(
+        rules
+            .spelling_correction("بشحال التوصيل؟", Some(Lang::Ar))
+            .as_deref(),
+        Some("بكم التوصيل")
+    );
+    // Dialect folding is part of spelling.
+    let off = pack(&format!("[settings]\nspelling = false\n{PACK}"));
+    check(&off, Lang::Ar, "بشحال التوصيل؟", "none", None);
+}
+
+#[test]
 fn spelling_can_be_turned_off() {
     let rules = pack(&format!("[settings]\nspelling = false\n{PACK}"));
     check(&rules, Lang::En, "waranty", "none", None);

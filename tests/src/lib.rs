@@ -86,6 +86,12 @@ impl TestHub {
             ..Config::default()
         };
         config.log = "warn".into();
+        // Every test client comes from 127.0.0.1: per-address limits would make one
+        // test's clients one crowd. The tests of those limits set them back.
+        config.limits.max_connections_per_ip = 1_000_000;
+        config.limits.ip_rate_per_sec = 1_000_000;
+        config.limits.ip_burst = 1_000_000;
+        config.metrics.token = Some(process::METRICS_TOKEN.to_owned());
         adjust(&mut config);
         let hub = Hub::open(config).await?;
         let (admin_email, admin_password) = hub
@@ -403,11 +409,20 @@ impl Client {
         path: &str,
         header: Option<(&'static str, String)>,
     ) -> Result<Client> {
+        Client::connect_with(addr, path, header.as_slice()).await
+    }
+
+    /// Opens a WebSocket with these request headers.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Client> {
         let mut request = format!("ws://{addr}{path}").into_client_request()?;
-        if let Some((name, value)) = header {
+        for (name, value) in headers {
             request
                 .headers_mut()
-                .insert(name, HeaderValue::from_str(&value)?);
+                .insert(*name, HeaderValue::from_str(value)?);
         }
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Client {

@@ -71,7 +71,7 @@ impl HubProcess {
         let binary = tokio::task::spawn_blocking(crate::salam_binary).await??;
         let scratch = tempfile::tempdir()?;
         let config = scratch.path().join("salam.toml");
-        std::fs::write(&config, config_toml)?;
+        std::fs::write(&config, with_test_defaults(config_toml)?)?;
         let log = scratch.path().join("hub.log");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let mut hub = HubProcess {
@@ -535,10 +535,56 @@ pub async fn small_buffer_agent(addr: SocketAddr, token: &str) -> Result<Client>
     Ok(client)
 }
 
+/// The `/metrics` token of hubs started by these tests.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
+/// The configuration a test asked for, with what every process test needs unless it
+/// says otherwise: a `/metrics` token, and per-address limits out of the way (every
+/// client of a test comes from 127.0.0.1, which in production would be thousands of
+/// addresses). A test that raised the per-connection rate gets the same rate per
+/// visitor.
+pub fn with_test_defaults(config_toml: &str) -> Result<String> {
+    let mut config: toml::Table = config_toml.parse().context("the test's configuration")?;
+    let table = |config: &mut toml::Table, name: &str| -> Result<toml::Table> {
+        Ok(match config.remove(name) {
+            Some(toml::Value::Table(table)) => table,
+            Some(_) => bail!("[{name}] is not a table"),
+            None => toml::Table::new(),
+        })
+    };
+    let mut limits = table(&mut config, "limits")?;
+    for key in ["max_connections_per_ip", "ip_rate_per_sec", "ip_burst"] {
+        limits.entry(key).or_insert(toml::Value::Integer(1_000_000));
+    }
+    for (from, to) in [
+        ("rate_per_sec", "visitor_rate_per_sec"),
+        ("burst", "visitor_burst"),
+    ] {
+        if let Some(value) = limits.get(from).cloned() {
+            limits.entry(to).or_insert(value);
+        }
+    }
+    config.insert("limits".into(), toml::Value::Table(limits));
+    let mut metrics = table(&mut config, "metrics")?;
+    metrics
+        .entry("token")
+        .or_insert(toml::Value::String(METRICS_TOKEN.into()));
+    config.insert("metrics".into(), toml::Value::Table(metrics));
+    Ok(toml::to_string(&config)?)
+}
+
 /// A value of the hub's Prometheus text (`/metrics`), such as
 /// `salam_connections{kind="agent"}`; 0 when absent.
 pub async fn metric(addr: SocketAddr, name: &str) -> Result<f64> {
-    let response = http_request(addr, "GET", "/metrics", &[], "").await?;
+    let authorization = format!("Bearer {METRICS_TOKEN}");
+    let response = http_request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("authorization", authorization.as_str())],
+        "",
+    )
+    .await?;
     ensure!(
         response.status == 200,
         "/metrics answered {}",

@@ -188,10 +188,9 @@ pub enum Msg {
         now: i64,
     },
     Identify {
-        id: String,
+        token: String,
         name: Option<String>,
         email: Option<String>,
-        hash: String,
     },
     SetLocale(Locale),
     SubmitContact {
@@ -515,20 +514,9 @@ impl State {
                     }));
                 }
             }
-            Msg::Identify {
-                id,
-                name,
-                email,
-                hash,
-            } => self.send_later(
-                Outgoing::Identify {
-                    id,
-                    name,
-                    email,
-                    hash,
-                },
-                &mut effects,
-            ),
+            Msg::Identify { token, name, email } => {
+                self.send_later(Outgoing::Identify { token, name, email }, &mut effects)
+            }
             Msg::SetLocale(locale) => self.locale = locale,
             Msg::SubmitContact {
                 name,

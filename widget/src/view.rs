@@ -230,7 +230,8 @@ impl Widget {
         );
     }
 
-    /// `identify({id, name, email, hash})`: `hash` is the site backend's HMAC of `id`.
+    /// `identify({token, name, email})`: `token` is the site backend's signed identity
+    /// (a JWT, HS256); `name` and `email` beside it are shown as unverified.
     pub fn identify(&self, user: JsValue) {
         let field = |name: &str| {
             js_sys::Reflect::get(&user, &JsValue::from_str(name))
@@ -238,14 +239,13 @@ impl Widget {
                 .and_then(|value| value.as_string())
                 .filter(|value| !value.is_empty())
         };
-        if let (Some(id), Some(hash)) = (field("id"), field("hash")) {
+        if let Some(token) = field("token") {
             dispatch(
                 &self.app,
                 Msg::Identify {
-                    id,
+                    token,
                     name: field("name"),
                     email: field("email"),
-                    hash,
                 },
             );
         }

@@ -129,10 +129,9 @@ pub enum Outgoing {
         message: Option<String>,
     },
     Identify {
-        id: String,
+        token: String,
         name: Option<String>,
         email: Option<String>,
-        hash: String,
     },
 }
 
@@ -219,17 +218,11 @@ impl Outgoing {
                 ("phone", os(phone)),
                 ("message", os(message)),
             ]),
-            Outgoing::Identify {
-                id,
-                name,
-                email,
-                hash,
-            } => obj([
+            Outgoing::Identify { token, name, email } => obj([
                 ("type", s("identify")),
-                ("id", s(id)),
+                ("token", s(token)),
                 ("name", os(name)),
                 ("email", os(email)),
-                ("hash", s(hash)),
             ]),
         }
     }

@@ -5,8 +5,9 @@
 
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::extract::{SESSION_COOKIE, SignedIn};
+use crate::extract::{ClientIp, Https, SESSION_COOKIE, SignedIn};
 use crate::state::AppState;
+use crate::throttle::Key;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,6 +16,8 @@ use salam_protocol::ErrorCode;
 use salam_store::Agent;
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// The agent as `/api/login` and `/api/me` show them.
 pub fn agent_json(agent: &Agent, sites: &[String]) -> serde_json::Value {
@@ -35,58 +38,106 @@ pub struct LoginRequest {
     password: String,
 }
 
-/// `POST /api/login`.
-pub async fn login(State(state): State<AppState>, body: Option<Json<LoginRequest>>) -> Response {
-    let Some(Json(request)) = body else {
-        return ApiError::bad("send JSON {\"email\": ..., \"password\": ...}").into_response();
+/// Longest e-mail address and password read (a longer one is refused unhashed).
+const MAX_EMAIL: usize = 254;
+const MAX_PASSWORD: usize = 1024;
+
+fn wrong_login() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "wrong e-mail or password",
+    )
+}
+
+/// `POST /api/login`. In order, before any password is hashed:
+///
+/// 1. an address or account with too many recent failures is refused with 429 and
+///    `Retry-After` ([`crate::throttle`]);
+/// 2. when every hashing slot is busy (`auth.hash_concurrency`, about the core
+///    count) the sign-in is refused with 429 and `Retry-After: 1`, so a flood can
+///    neither grow memory (each argon2 hash takes ~19 MiB) nor slow other requests.
+///
+/// Then exactly one hash is verified whether the account exists, is disabled or is
+/// active (a random one for an unknown e-mail), so timing tells nothing.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Https(https): Https,
+    body: Option<Json<LoginRequest>>,
+) -> Result<Response, ApiError> {
+    let Json(request) =
+        body.ok_or_else(|| ApiError::bad("send JSON {\"email\": ..., \"password\": ...}"))?;
+    let email = request.email.trim().to_lowercase();
+    if email.len() > MAX_EMAIL || request.password.len() > MAX_PASSWORD {
+        return Err(wrong_login());
+    }
+    let auth = &state.config.auth;
+    let now = Instant::now();
+    let (address, account) = (Key::Ip(ip), Key::Account(email.clone()));
+    let blocked = [
+        state.throttle.check(&address, now),
+        state.throttle.check(&account, now),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .max();
+    if let Some(wait) = blocked {
+        state
+            .metrics
+            .logins_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::too_many(
+            "too many failed sign-ins; wait before trying again",
+            wait,
+        ));
+    }
+    let Ok(permit) = state.hashing.clone().try_acquire_owned() else {
+        state
+            .metrics
+            .logins_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::too_many(
+            "too many sign-ins at once; try again in a moment",
+            Duration::from_secs(1),
+        ));
     };
-    let found = match state.store.agent_by_email(&request.email).await {
-        Ok(found) => found,
-        Err(err) => return ApiError::from(err).into_response(),
-    };
-    // Hashing runs on the blocking pool: argon2 is deliberately slow.
+    let found = state.store.agent_by_email(&email).await?;
     let password = request.password;
-    let verified = tokio::task::spawn_blocking(move || match found {
-        Some((agent, hash))
-            if !agent.disabled && crate::auth::verify_password(&password, &hash) =>
-        {
-            Some(agent)
-        }
-        Some(_) => None,
-        None => {
-            // Spend the same time for an unknown e-mail, so timing does not tell.
-            let _ = crate::auth::verify_password(&password, dummy_hash());
-            None
-        }
+    let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let hash = found
+            .as_ref()
+            .map_or(dummy_hash(), |(_, hash)| hash.as_str());
+        let matches = crate::auth::verify_password(&password, hash);
+        found
+            .map(|(agent, _)| agent)
+            .filter(|agent| matches && !agent.disabled)
     })
     .await
     .ok()
     .flatten();
     let Some(agent) = verified else {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "wrong e-mail or password",
-        )
-        .into_response();
+        state.metrics.logins_failed.fetch_add(1, Ordering::Relaxed);
+        state
+            .throttle
+            .failed(address, auth.ip_free_failures, Instant::now());
+        state
+            .throttle
+            .failed(account, auth.account_free_failures, Instant::now());
+        return Err(wrong_login());
     };
+    state.throttle.succeeded(&account);
     let token = crate::auth::random_token(32);
-    let max_age_secs = state.config.auth.session_hours as i64 * 3600;
+    let max_age_secs = auth.session_hours as i64 * 3600;
     let expires_at = now_ms() + max_age_secs * 1000;
-    if let Err(err) = state
+    state
         .store
         .create_session(&crate::auth::session_hash(&token), &agent.id, expires_at)
-        .await
-    {
-        return ApiError::from(err).into_response();
-    }
+        .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
-        if state.config.auth.secure_cookie {
-            "; Secure"
-        } else {
-            ""
-        }
+        if https { "; Secure" } else { "" }
     );
     let sites = state.authority.sites_of(&agent);
     let mut response = Json(json!({
@@ -98,7 +149,7 @@ pub async fn login(State(state): State<AppState>, body: Option<Json<LoginRequest
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    response
+    Ok(response)
 }
 
 /// An argon2id hash of a random password, to equalise login timing.
@@ -137,15 +188,12 @@ pub struct PasswordChange {
     new: String,
 }
 
-/// Checks a new password: at least 10 characters, not only spaces, not the e-mail.
+/// Checks a new password against the policy ([`crate::auth::password_problem`]).
 pub fn check_password(password: &str, email: &str) -> Result<(), ApiError> {
-    if password.chars().count() < 10 || password.trim().is_empty() {
-        return Err(ApiError::bad("the password needs at least 10 characters"));
+    match crate::auth::password_problem(password, email) {
+        Some(problem) => Err(ApiError::bad(problem)),
+        None => Ok(()),
     }
-    if password.trim().eq_ignore_ascii_case(email.trim()) {
-        return Err(ApiError::bad("the password cannot be the e-mail address"));
-    }
-    Ok(())
 }
 
 /// `POST /api/me/password` `{"current", "new"}`: every other session of the agent ends
@@ -163,7 +211,15 @@ pub async fn change_password(
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     let (current, new) = (request.current, request.new);
+    // Two hashes: in the hashing slots like a sign-in (waiting for one, not refused).
+    let permit = state
+        .hashing
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::unauthorized())?;
     let hashed = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         if !crate::auth::verify_password(&current, &stored) {
             return None;
         }
@@ -186,4 +242,32 @@ pub async fn change_password(
         .await?;
     state.authority.agent_changed(&me.agent.id).await?;
     Ok(Json(json!({ "ok": true })).into_response())
+}
+
+/// Hashes a new password in one of the hashing slots (waiting for one: only admins
+/// and the agent themselves get here). Returns the hash and the password.
+pub async fn hash_new_password(
+    state: &AppState,
+    password: String,
+) -> Result<(String, String), ApiError> {
+    let failed = || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "could not hash the password",
+        )
+    };
+    let permit = state
+        .hashing
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| failed())?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        crate::auth::hash_password(&password).map(|hash| (hash, password))
+    })
+    .await
+    .map_err(|_| failed())?
+    .map_err(|_| failed())
 }

@@ -10,7 +10,7 @@ use crate::extract::Admin;
 use crate::site::SiteSettings;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use salam_protocol::ErrorCode;
@@ -45,14 +45,9 @@ fn conflict(err: StoreError) -> ApiError {
     }
 }
 
+/// A name or other one-line field ([`crate::text::clean_field`]).
 fn clean_name(name: &str, max: usize) -> Option<String> {
-    let name: String = name
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect();
-    (!name.is_empty()).then_some(name)
+    crate::text::clean_field(Some(name.to_owned()), max)
 }
 
 /// Tells `"capacity": null` (clear) from a missing field (unchanged).
@@ -99,7 +94,15 @@ fn snippet(headers: &HeaderMap, key: &str) -> String {
     format!("<script src=\"http://{host}/widget.js\" data-site=\"{key}\" async></script>")
 }
 
-fn site_json(site: &salam_store::Site) -> serde_json::Value {
+/// A site as admins see it, with its identity secret and, after a rotation, until
+/// when the previous one still verifies.
+pub fn site_json(state: &AppState, site: &salam_store::Site) -> serde_json::Value {
+    let grace_ms = i64::from(state.config.auth.identity_secret_grace_hours) * 3_600_000;
+    let previous_valid_until = site
+        .identity_secret_rotated_at
+        .filter(|_| site.previous_identity_secret.is_some())
+        .map(|at| at + grace_ms)
+        .filter(|until| *until > now_ms());
     json!({
         "id": site.id,
         "name": site.name,
@@ -107,7 +110,26 @@ fn site_json(site: &salam_store::Site) -> serde_json::Value {
         "origins": site.origins,
         "settings": crate::site::SiteSettings::parse(&site.settings),
         "identity_secret": site.identity_secret,
+        "identity_secret_rotated_at": site.identity_secret_rotated_at,
+        "previous_secret_valid_until": previous_valid_until,
     })
+}
+
+/// `POST /api/sites/{id}/identity-secret`: a new identity secret for the site. The old
+/// one keeps verifying for `auth.identity_secret_grace_hours`, so pages open now
+/// (and the site's backend, until it is redeployed with the new one) keep working.
+pub async fn rotate_identity_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    known_site(&state, &id)?;
+    let secret = format!("sk_{}", crate::auth::random_token(32));
+    let site = state
+        .store
+        .rotate_identity_secret(&id, &secret, now_ms())
+        .await?;
+    Ok(Json(json!({ "site": site_json(&state, &site) })).into_response())
 }
 
 /// `GET /api/admin/agents`.
@@ -179,7 +201,7 @@ pub async fn add_agent(
 ) -> Result<Response, ApiError> {
     let Json(request) = body.ok_or_else(|| bad("send the agent as JSON"))?;
     let email = request.email.trim().to_owned();
-    if !email.contains('@') || email.len() > 254 {
+    if !crate::auth::valid_email(&email) {
         return Err(bad("a valid e-mail address is required"));
     }
     let name = clean_name(&request.name, 100).ok_or_else(|| bad("a name is required"))?;
@@ -203,16 +225,13 @@ pub async fn add_agent(
         None => site_default_capacity(&state, &site_ids).await?,
     };
     let (password, generated) = match request.password {
-        Some(password) if password.chars().count() >= 8 => (password, false),
-        Some(_) => return Err(bad("the password needs at least 8 characters")),
+        Some(password) => {
+            crate::account::check_password(&password, &email)?;
+            (password, false)
+        }
         None => (crate::auth::generate_password(), true),
     };
-    let hash = tokio::task::spawn_blocking(move || {
-        crate::auth::hash_password(&password).map(|hash| (hash, password))
-    })
-    .await
-    .map_err(|_| bad("could not hash the password"))?
-    .map_err(|_| bad("could not hash the password"))?;
+    let hash = crate::account::hash_new_password(&state, password).await?;
     let agent = state
         .store
         .create_agent(NewAgent {
@@ -236,6 +255,48 @@ pub async fn add_agent(
         })),
     )
         .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct PasswordReset {
+    /// A password to set; without one a random one is made and answered once.
+    password: Option<String>,
+}
+
+/// `POST /api/admin/agents/{id}/password`: an admin resets an agent's password. Every
+/// session of the agent ends (their consoles close with 4001 and ask them to sign
+/// in); the new password is answered once when the hub made it.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _admin: Admin,
+    body: Option<Json<PasswordReset>>,
+) -> Result<Response, ApiError> {
+    let request = body.map(|Json(request)| request).unwrap_or_default();
+    let agent = state
+        .store
+        .agent_by_id(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let (password, generated) = match request.password {
+        Some(password) => {
+            crate::account::check_password(&password, &agent.email)?;
+            (password, false)
+        }
+        None => (crate::auth::generate_password(), true),
+    };
+    let (hash, password) = crate::account::hash_new_password(&state, password).await?;
+    state.store.set_password_hash(&agent.id, &hash).await?;
+    state
+        .store
+        .delete_sessions_of_agent(&agent.id, None)
+        .await?;
+    state.authority.agent_changed(&agent.id).await?;
+    Ok(Json(json!({
+        "ok": true,
+        "password": generated.then_some(password),
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -290,31 +351,62 @@ pub async fn patch_agent(
 }
 
 #[derive(Deserialize)]
-pub struct NameRequest {
+pub struct DepartmentRequest {
+    site_id: String,
     name: String,
 }
 
-/// `POST /api/departments`.
+/// A department's name: lower case, at most 60 characters, no controls or bidi
+/// controls (it appears in the system line a visitor sees after a transfer).
+pub fn clean_department(name: &str) -> Option<String> {
+    clean_name(name, 60).map(|name| name.to_lowercase())
+}
+
+/// The site exists (admins see every site).
+fn known_site(state: &AppState, site_id: &str) -> Result<(), ApiError> {
+    if state
+        .authority
+        .all_sites()
+        .binary_search_by(|site| site.as_str().cmp(site_id))
+        .is_err()
+    {
+        return Err(ApiError::not_found());
+    }
+    Ok(())
+}
+
+/// `POST /api/departments` `{"site_id", "name"}`: a department of one site.
 pub async fn add_department(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Option<Json<NameRequest>>,
+    body: Option<Json<DepartmentRequest>>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.ok_or_else(|| bad("send {\"name\": ...}"))?;
-    let name = clean_name(&request.name, 60)
-        .map(|name| name.to_lowercase())
-        .ok_or_else(|| bad("a name is required"))?;
-    state.store.add_department(&name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
+    let Json(request) = body.ok_or_else(|| bad("send {\"site_id\": ..., \"name\": ...}"))?;
+    known_site(&state, &request.site_id)?;
+    let name = clean_department(&request.name).ok_or_else(|| bad("a name is required"))?;
+    state.store.add_department(&request.site_id, &name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "site_id": request.site_id, "name": name })),
+    )
+        .into_response())
 }
 
-/// `DELETE /api/departments/{name}`.
+#[derive(Deserialize)]
+pub struct SiteParam {
+    site: Option<String>,
+}
+
+/// `DELETE /api/departments/{name}?site=ID`.
 pub async fn remove_department(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(query): Query<SiteParam>,
     _admin: Admin,
 ) -> Result<Response, ApiError> {
-    state.store.remove_department(&name).await?;
+    let site_id = query.site.ok_or_else(|| bad("say which site: ?site=ID"))?;
+    known_site(&state, &site_id)?;
+    state.store.remove_department(&site_id, &name).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -355,7 +447,7 @@ pub async fn add_site(
     announce_site(&state, &site).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "site": site_json(&site), "snippet": snippet(&headers, &site.key) })),
+        Json(json!({ "site": site_json(&state, &site), "snippet": snippet(&headers, &site.key) })),
     )
         .into_response())
 }
@@ -393,7 +485,7 @@ pub async fn patch_site(
         .update_site(&id, name.as_deref(), origins.as_deref())
         .await?;
     Ok(
-        Json(json!({ "site": site_json(&site), "snippet": snippet(&headers, &site.key) }))
+        Json(json!({ "site": site_json(&state, &site), "snippet": snippet(&headers, &site.key) }))
             .into_response(),
     )
 }
@@ -406,9 +498,10 @@ pub async fn put_site_settings(
     _admin: Admin,
     body: Option<Json<SiteSettings>>,
 ) -> Result<Response, ApiError> {
-    let Some(Json(settings)) = body else {
+    let Some(Json(mut settings)) = body else {
         return Err(bad("send the settings as JSON"));
     };
+    settings.validate().map_err(bad)?;
     state
         .store
         .site_by_id(&id)
@@ -515,25 +608,28 @@ pub async fn add_example(
 
 #[derive(Deserialize)]
 pub struct CannedRequest {
+    site_id: String,
     shortcut: String,
     text: String,
 }
 
-/// `POST /api/canned`.
+/// `POST /api/canned` `{"site_id", "shortcut", "text"}`: a canned response of one site.
 pub async fn add_canned(
     State(state): State<AppState>,
     _admin: Admin,
     body: Option<Json<CannedRequest>>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.ok_or_else(|| bad("send {\"shortcut\", \"text\"}"))?;
+    let Json(request) = body.ok_or_else(|| bad("send {\"site_id\", \"shortcut\", \"text\"}"))?;
+    known_site(&state, &request.site_id)?;
     let shortcut = clean_name(request.shortcut.trim_start_matches('/'), 40)
         .ok_or_else(|| bad("a shortcut is required"))?;
-    if request.text.trim().is_empty() || request.text.chars().count() > 4000 {
+    let text = crate::text::clean_text(&request.text);
+    if text.is_empty() || text.chars().count() > 4000 {
         return Err(bad("the text must have 1 to 4000 characters"));
     }
     let created = state
         .store
-        .add_canned(&shortcut, request.text.trim())
+        .add_canned(&request.site_id, &shortcut, &text)
         .await
         .map_err(conflict)?;
     Ok((StatusCode::CREATED, Json(json!({ "canned": created }))).into_response())
@@ -555,7 +651,10 @@ pub async fn acknowledge_alert(
     Path(id): Path<i64>,
     Admin(me): Admin,
 ) -> Result<Response, ApiError> {
-    let visible = state.store.alerts(&me.sites(&state)).await?;
+    let visible = state
+        .store
+        .alerts(&me.sites(&state), salam_store::Page::at(id))
+        .await?;
     if !visible.iter().any(|alert| alert.id == id) {
         return Err(ApiError::not_found());
     }

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use salam_protocol::{ConversationState, ErrorCode};
-use salam_store::{AgentRole, Conversation, ConversationFilter};
+use salam_store::{AgentRole, Conversation, ConversationFilter, Page};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -181,17 +181,64 @@ pub async fn queue(
     per_site(&state, &me, query.site.as_ref(), |view| json!(view.queue))
 }
 
-/// `GET /api/departments`.
+/// `GET /api/departments?site=ID`: the departments of the agent's sites (or of one).
 pub async fn departments(
     State(state): State<AppState>,
-    _me: SignedIn,
+    Query(query): Query<SiteQuery>,
+    me: SignedIn,
 ) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "departments": state.store.departments().await? })).into_response())
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
+    let departments = state.store.departments(&site_ids).await?;
+    Ok(Json(json!({ "departments": departments })).into_response())
 }
 
-/// `GET /api/canned`.
-pub async fn canned(State(state): State<AppState>, _me: SignedIn) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "canned": state.store.canned().await? })).into_response())
+/// `GET /api/canned?site=ID`: the canned responses of the agent's sites (or of one).
+pub async fn canned(
+    State(state): State<AppState>,
+    Query(query): Query<SiteQuery>,
+    me: SignedIn,
+) -> Result<Response, ApiError> {
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
+    let canned = state.store.canned(&site_ids).await?;
+    Ok(Json(json!({ "canned": canned })).into_response())
+}
+
+/// `?before=ID&limit=N` of a paginated list (newest first).
+#[derive(Deserialize)]
+pub struct PageQuery {
+    site: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Items per page by default, and at most.
+pub const PAGE_DEFAULT: u32 = 100;
+pub const PAGE_MAX: u32 = 500;
+
+impl PageQuery {
+    fn page(&self) -> Page {
+        Page {
+            before: self.before,
+            limit: self.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX),
+        }
+    }
+}
+
+/// A page of a list as JSON: `{name: [...], "next_before": id | null}`
+/// (`next_before` is the `before` of the next page, when there may be one).
+fn paged<T: serde::Serialize>(
+    name: &str,
+    items: Vec<T>,
+    page: Page,
+    id: fn(&T) -> i64,
+) -> Response {
+    let next_before = (items.len() as u32 >= page.limit)
+        .then(|| items.last().map(id))
+        .flatten();
+    let mut body = serde_json::Map::new();
+    body.insert(name.to_owned(), json!(items));
+    body.insert("next_before".to_owned(), json!(next_before));
+    Json(serde_json::Value::Object(body)).into_response()
 }
 
 /// `POST /api/offline-requests/{id}/done`.
@@ -200,7 +247,10 @@ pub async fn offline_request_done(
     Path(id): Path<i64>,
     me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let visible = state.store.offline_requests(&me.sites(&state)).await?;
+    let visible = state
+        .store
+        .offline_requests(&me.sites(&state), Page::at(id))
+        .await?;
     if !visible.iter().any(|request| request.id == id) {
         return Err(not_found());
     }
@@ -213,21 +263,30 @@ pub struct SiteQuery {
     site: Option<String>,
 }
 
-/// `GET /api/offline-requests`: callbacks to follow up.
+/// `GET /api/offline-requests?site&before&limit`: callbacks to follow up, newest
+/// first, a page at a time.
 pub async fn offline_requests(
     State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
     me: SignedIn,
 ) -> Result<Response, ApiError> {
-    let site_ids = me.sites(&state);
-    let requests = state.store.offline_requests(&site_ids).await?;
-    Ok(Json(json!({ "requests": requests })).into_response())
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
+    let page = query.page();
+    let requests = state.store.offline_requests(&site_ids, page).await?;
+    Ok(paged("requests", requests, page, |request| request.id))
 }
 
-/// `GET /api/alerts` (admins): low-satisfaction alerts.
-pub async fn alerts(State(state): State<AppState>, Admin(me): Admin) -> Result<Response, ApiError> {
-    let site_ids = me.sites(&state);
-    let alerts = state.store.alerts(&site_ids).await?;
-    Ok(Json(json!({ "alerts": alerts })).into_response())
+/// `GET /api/alerts?site&before&limit` (admins): low-satisfaction alerts, newest
+/// first, a page at a time.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+    Admin(me): Admin,
+) -> Result<Response, ApiError> {
+    let site_ids = me.narrow(&state, query.site.as_ref())?;
+    let page = query.page();
+    let alerts = state.store.alerts(&site_ids, page).await?;
+    Ok(paged("alerts", alerts, page, |alert| alert.id))
 }
 
 /// `GET /api/sites` (admins: all; agents: theirs).
@@ -240,13 +299,15 @@ pub async fn sites(State(state): State<AppState>, me: SignedIn) -> Result<Respon
         .into_iter()
         .filter(|site| agent.can_access(&site.id))
         .map(|site| {
+            if agent.role == AgentRole::Admin {
+                return crate::admin::site_json(&state, &site);
+            }
             json!({
                 "id": site.id,
                 "name": site.name,
                 "key": site.key,
                 "origins": site.origins,
                 "settings": SiteSettings::parse(&site.settings),
-                "identity_secret": (agent.role == AgentRole::Admin).then_some(site.identity_secret),
             })
         })
         .collect();
@@ -336,16 +397,26 @@ pub async fn reports(
 ) -> Result<Response, ApiError> {
     let site_ids = me.narrow(&state, query.site.as_ref())?;
     let to = query.to.unwrap_or_else(now_ms);
-    let from = query.from.unwrap_or(to - 30 * 24 * 3_600_000);
+    let from = match query.from {
+        Some(from) => from,
+        None => to
+            .checked_sub(30 * 24 * 3_600_000)
+            .ok_or_else(|| ApiError::bad("to is out of range"))?,
+    };
+    if from < 0 || to < 0 || from > to {
+        return Err(ApiError::bad(
+            "from and to are times in ms since the epoch, with from <= to",
+        ));
+    }
     let bot = state.store.bot_report(&site_ids, from, to).await?;
     let timings = state.store.timings(&site_ids, from, to).await?;
     let mut first_response: Vec<i64> = timings
         .iter()
-        .filter_map(|t| Some(t.first_response_at? - t.handed_off_at?))
+        .filter_map(|t| Some(t.first_response_at?.saturating_sub(t.handed_off_at?)))
         .collect();
     let mut resolution: Vec<i64> = timings
         .iter()
-        .filter_map(|t| Some(t.closed_at? - t.created_at))
+        .filter_map(|t| Some(t.closed_at?.saturating_sub(t.created_at)))
         .collect();
     first_response.sort_unstable();
     resolution.sort_unstable();

@@ -74,6 +74,12 @@ fn unreachable_mac() -> HmacSha256 {
     <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).expect("a 32-byte HMAC key is valid")
 }
 
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same(left: &[u8], right: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    left.len() == right.len() && bool::from(left.ct_eq(right))
+}
+
 /// Whether `id` looks like one of ours (`prefix` + lowercase letters and digits).
 pub fn valid_id(id: &str, prefix: &str) -> bool {
     id.len() <= 64
@@ -135,6 +141,51 @@ pub fn generate_password() -> String {
     random_token(15)
 }
 
+/// Passwords shorter than this (not counting spaces at the ends) are refused.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// What is wrong with a new password for the account `email`, if anything: fewer
+/// than [`MIN_PASSWORD_CHARS`] characters besides spaces at the ends, or the e-mail
+/// address itself (or its part before the `@`).
+pub fn password_problem(password: &str, email: &str) -> Option<&'static str> {
+    let trimmed = password.trim();
+    if trimmed.chars().count() < MIN_PASSWORD_CHARS {
+        return Some("the password needs at least 10 characters");
+    }
+    let email = email.trim();
+    let local = email.split('@').next().unwrap_or_default();
+    if trimmed.eq_ignore_ascii_case(email)
+        || (!local.is_empty() && trimmed.eq_ignore_ascii_case(local))
+    {
+        return Some("the password cannot be the e-mail address");
+    }
+    None
+}
+
+/// Whether `email` looks like an address an agent can sign in with: one `@`, a
+/// local part of 1–64 visible characters, and a domain of dot-separated labels of
+/// letters, digits and hyphens (at least two labels); 254 characters at most.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && !local.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | '"' | ',' | ';')
+        });
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    email.len() <= 254 && local_ok && domain_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +216,36 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong", &hash));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn the_password_policy_refuses_short_blank_and_email_passwords() {
+        let email = "sara@shop.test";
+        assert!(
+            password_problem("        ", email).is_some(),
+            "eight spaces"
+        );
+        assert!(
+            password_problem("            ", email).is_some(),
+            "twelve spaces"
+        );
+        assert!(password_problem("  short  ", email).is_some());
+        assert!(password_problem("Sara@Shop.test", email).is_some());
+        assert!(password_problem("sara@shop.test", email).is_some());
+        assert!(password_problem("correct horse", email).is_none());
+        assert!(password_problem("رمز عبور طولانی", email).is_none());
+    }
+
+    #[test]
+    fn e_mail_addresses_are_checked() {
+        for good in ["a@b.co", "sara.k+chat@shop.example", "مدیر@فروشگاه.ایران"] {
+            assert!(valid_email(good), "{good}");
+        }
+        for bad in [
+            "@", "a@", "@b.co", "a@b", "a b@c.de", "a@b..c", "a@-b.co", "a@@b.co", "<a>@b.co", "",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert!(!valid_email(&format!("{}@b.co", "a".repeat(65))));
     }
 }

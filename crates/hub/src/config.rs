@@ -2,7 +2,7 @@
 //! defaults → TOML file → environment → command-line flags.
 
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Every setting of the hub, with its default; `salam defaults` prints them all as TOML
@@ -23,6 +23,19 @@ pub struct Config {
     pub demo: Demo,
     pub bot: Bot,
     pub routing: RoutingConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics`: Prometheus text for the operator, never for the public.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `GET /metrics` on the main address answers only with `Authorization: Bearer
+    /// TOKEN`; without a token (and without `listen`) it answers 404 there.
+    pub token: Option<String>,
+    /// A separate address serving only `/metrics`, without a token (keep it private:
+    /// loopback or an internal network).
+    pub listen: Option<SocketAddr>,
 }
 
 /// The bot.
@@ -53,8 +66,26 @@ pub struct Limits {
     pub max_text_chars: u32,
     /// Bytes in one WebSocket frame; a larger frame gets `frame_too_large`.
     pub max_frame_bytes: u32,
-    /// Bytes above which the socket is closed instead (code 1009).
+    /// Agents: bytes above which the socket is closed instead (code 1009).
     pub hard_max_frame_bytes: u32,
+    /// Visitors: bytes above which the socket is closed (code 1009). Lower than the
+    /// agents': an anonymous socket should not pin a megabyte of unfinished frame.
+    pub visitor_hard_max_frame_bytes: u32,
+    /// Open WebSockets from one address at most (HTTP 429 beyond; a proxy's clients are
+    /// counted by their forwarded address).
+    pub max_connections_per_ip: u32,
+    /// Of `max_connections`, this many (at most half) are kept for agents: visitors
+    /// get HTTP 503 when only these are left.
+    pub agent_reserved_connections: u32,
+    /// Seconds a client has to send a request's headers (slowloris).
+    pub header_timeout_secs: u32,
+    /// Messages and forms per second a visitor may send across all their sockets, and
+    /// the burst (on top of the per-connection bucket).
+    pub visitor_rate_per_sec: u32,
+    pub visitor_burst: u32,
+    /// The same from one address, all visitors together (offices share an address).
+    pub ip_rate_per_sec: u32,
+    pub ip_burst: u32,
     /// Token bucket: frames per second in steady state, per connection.
     pub rate_per_sec: u32,
     /// Token bucket: burst size, per connection.
@@ -77,6 +108,8 @@ pub struct WebSocket {
     pub write_buffer: u32,
     /// The hub pings a connection idle for this long.
     pub heartbeat_secs: u32,
+    /// A socket that has not sent `hello` this long after opening is closed (1008).
+    pub hello_timeout_secs: u32,
     /// A connection silent (no frame, no pong) for this long is closed.
     pub idle_timeout_secs: u32,
 }
@@ -100,10 +133,112 @@ pub struct StoreConfig {
 pub struct Auth {
     /// Agent sessions last this many hours.
     pub session_hours: u32,
+    /// A session unused for this many hours ends (an open console keeps it in use).
+    pub session_idle_hours: u32,
     /// Allow a site origin of `*` to accept any `Origin` (development only).
     pub allow_any_origin: bool,
-    /// Mark the session cookie `Secure` (set when serving over HTTPS).
+    /// Always mark the session cookie `Secure`. Without it, it is `Secure` when the
+    /// request came over HTTPS: `X-Forwarded-Proto: https` from a trusted proxy.
     pub secure_cookie: bool,
+    /// Proxies in front of the hub (addresses or CIDR blocks, `10.0.0.0/8`): their
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` are believed, nobody else's, and
+    /// their TCP connections are not capped per address. Default: loopback (a proxy
+    /// on the same machine).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins besides the hub's own that may open `/ws/agent` (a console served
+    /// elsewhere, `https://support.example`).
+    pub console_origins: Vec<String>,
+    /// Password hashes computed at once at most (each takes about 19 MiB); further
+    /// logins get HTTP 429 (0: the number of cores).
+    pub hash_concurrency: u32,
+    /// Wrong logins of one account before it is slowed down (then 1 s, 2 s, 4 s, …
+    /// up to 15 min between attempts).
+    pub account_free_failures: u32,
+    /// Wrong logins from one address before it is slowed down, the same way.
+    pub ip_free_failures: u32,
+    /// The first admin's e-mail, chosen at first start (env `SALAM_ADMIN_EMAIL`, flag
+    /// `--admin-email`); without it a random, unguessable one is made and printed.
+    pub first_admin_email: Option<String>,
+    /// After a site's identity secret is rotated, the old one still verifies for this
+    /// many hours.
+    pub identity_secret_grace_hours: u32,
+}
+
+/// An address or a block of addresses (`127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in this block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V4(net), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|ip| {
+                IpNet {
+                    addr: IpAddr::V4(net),
+                    prefix: self.prefix,
+                }
+                .contains(IpAddr::V4(ip))
+            }),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(text: &str) -> Result<IpNet, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or a CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|prefix| *prefix <= max)
+                .ok_or_else(|| format!("{text:?} has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IpNet, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The demo site created on first start.
@@ -129,6 +264,7 @@ impl Default for Config {
             demo: Demo::default(),
             bot: Bot::default(),
             routing: RoutingConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -139,6 +275,14 @@ impl Default for Limits {
             max_text_chars: salam_protocol::DEFAULT_MAX_TEXT_CHARS as u32,
             max_frame_bytes: salam_protocol::DEFAULT_MAX_FRAME_BYTES as u32,
             hard_max_frame_bytes: 1024 * 1024,
+            visitor_hard_max_frame_bytes: 128 * 1024,
+            max_connections_per_ip: 256,
+            agent_reserved_connections: 500,
+            header_timeout_secs: 10,
+            visitor_rate_per_sec: 10,
+            visitor_burst: 40,
+            ip_rate_per_sec: 50,
+            ip_burst: 200,
             rate_per_sec: 10,
             burst: 40,
             max_connections: 19_500,
@@ -155,6 +299,7 @@ impl Default for WebSocket {
             read_buffer: 1024,
             write_buffer: 4096,
             heartbeat_secs: 25,
+            hello_timeout_secs: 10,
             idle_timeout_secs: 70,
         }
     }
@@ -174,8 +319,27 @@ impl Default for Auth {
     fn default() -> Auth {
         Auth {
             session_hours: 24 * 14,
+            session_idle_hours: 24,
             allow_any_origin: false,
             secure_cookie: false,
+            // A proxy on the same machine (nginx in front of the hub) out of the box;
+            // no remote peer can pose as one.
+            trusted_proxies: vec![
+                IpNet {
+                    addr: IpAddr::from([127, 0, 0, 1]),
+                    prefix: 32,
+                },
+                IpNet {
+                    addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                    prefix: 128,
+                },
+            ],
+            console_origins: Vec::new(),
+            hash_concurrency: 0,
+            account_free_failures: 5,
+            ip_free_failures: 20,
+            first_admin_email: None,
+            identity_secret_grace_hours: 24,
         }
     }
 }
@@ -256,8 +420,11 @@ impl Config {
         })
     }
 
-    /// Applies `SALAM_LISTEN` and `SALAM_DATA` from the environment.
+    /// Applies `SALAM_LISTEN`, `SALAM_DATA` and `SALAM_ADMIN_EMAIL` from the environment.
     pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        if let Ok(email) = std::env::var("SALAM_ADMIN_EMAIL") {
+            self.auth.first_admin_email = Some(email);
+        }
         if let Ok(listen) = std::env::var("SALAM_LISTEN") {
             self.listen = listen.parse().map_err(|err| ConfigError::Env {
                 name: "SALAM_LISTEN",
@@ -294,5 +461,35 @@ mod tests {
         assert_eq!(partial.limits.max_text_chars, 10);
         assert_eq!(partial.limits.burst, Limits::default().burst);
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let parsed: Config = toml::from_str(
+            "[auth]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"fd00::/8\"]\n",
+        )
+        .unwrap();
+        let nets = &parsed.auth.trusted_proxies;
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(nets[0].contains(ip("127.0.0.1")) && !nets[0].contains(ip("127.0.0.2")));
+        assert!(nets[1].contains(ip("10.200.3.4")) && !nets[1].contains(ip("11.0.0.1")));
+        assert!(nets[2].contains(ip("fd12::1")) && !nets[2].contains(ip("fe80::1")));
+        assert!(
+            nets[0].contains(ip("::ffff:127.0.0.1")),
+            "a mapped IPv4 address"
+        );
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x"] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+        let round: Config = toml::from_str(&Config::default_toml()).unwrap();
+        assert_eq!(
+            round.auth.trusted_proxies,
+            Config::default().auth.trusted_proxies
+        );
+        // By default only a proxy on the same machine is believed.
+        let default = Config::default().auth.trusted_proxies;
+        assert!(default.iter().any(|net| net.contains(ip("127.0.0.1"))));
+        assert!(default.iter().any(|net| net.contains(ip("::1"))));
+        assert!(!default.iter().any(|net| net.contains(ip("192.168.1.1"))));
     }
 }

@@ -38,20 +38,23 @@ pub fn store_message(err: &StoreError) -> &'static str {
     }
 }
 
-/// Checks a message text against the hub's limits.
-pub fn check_text(state: &AppState, text: &str) -> Result<(), (ErrorCode, String)> {
-    if text.trim().is_empty() {
+/// A message text cleaned ([`crate::text::clean_text`]: no spanning bidi controls,
+/// no invisible ends) and checked against the hub's limits. A text of only
+/// zero-width characters is empty.
+pub fn checked_text(state: &AppState, text: &str) -> Result<String, (ErrorCode, String)> {
+    let text = crate::text::clean_text(text);
+    if text.is_empty() {
         return Err((ErrorCode::EmptyText, "the message text is empty".into()));
     }
     let max = state.config.limits.max_text_chars as usize;
-    let n_chars = salam_protocol::text_len(text);
+    let n_chars = salam_protocol::text_len(&text);
     if n_chars > max {
         return Err((
             ErrorCode::TextTooLong,
             format!("the message has {n_chars} characters; the limit is {max}"),
         ));
     }
-    Ok(())
+    Ok(text)
 }
 
 /// Checks a client id: 1 to 64 characters.

@@ -14,6 +14,8 @@ pub struct ApiError {
     status: StatusCode,
     code: ErrorCode,
     message: &'static str,
+    /// Seconds, sent as `Retry-After` (429 and 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,20 @@ impl ApiError {
             status,
             code,
             message,
+            retry_after: None,
+        }
+    }
+
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many(message: &'static str, retry_after: std::time::Duration) -> ApiError {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                message,
+            )
         }
     }
 
@@ -69,10 +85,16 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({ "error": self.code.as_str(), "message": self.message })),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

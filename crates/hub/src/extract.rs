@@ -8,6 +8,11 @@
 //! - [`CsrfChecked`]: a cookie-authenticated state-changing request carries
 //!   `x-salam-csrf` (a page on another origin cannot set it without a CORS preflight,
 //!   which the hub never grants).
+//! - [`ClientIp`]: the client's address: the peer's, or for a trusted proxy
+//!   (`auth.trusted_proxies`) the last untrusted one of `X-Forwarded-For`.
+//!
+//! A session ends when it expires (`auth.session_hours`) or when it has not been used
+//! for `auth.session_idle_hours`.
 //!
 //! Site scope is data, not a type: handlers narrow with [`SignedIn::sites`] and answer
 //! another site's object with 404, exactly like a missing one.
@@ -19,9 +24,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use salam_store::{Agent, AgentRole};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "salam_session";
+/// A session's last use is written at most this often (a console polls, and a write
+/// per request would be wasted).
+const TOUCH_EVERY_MS: i64 = 5 * 60 * 1000;
 /// Cookie-authenticated state-changing requests must carry this header.
 pub const CSRF_HEADER: &str = "x-salam-csrf";
 
@@ -70,16 +79,26 @@ impl SignedIn {
             return Err(ApiError::unauthorized());
         }
         let session = crate::auth::session_hash(&token);
-        let (agent, expires_at) = state
+        let now = now_ms();
+        let found = state
             .store
-            .session_agent(&session, now_ms())
+            .session_agent(&session, now)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
+        let idle_ms = i64::from(state.config.auth.session_idle_hours.max(1)) * 3_600_000;
+        if now - found.last_seen > idle_ms {
+            // Idle too long: the session ends, as if signed out.
+            state.store.delete_session(&session).await?;
+            return Err(ApiError::unauthorized());
+        }
+        if now - found.last_seen > TOUCH_EVERY_MS {
+            state.store.touch_session(&session, now).await?;
+        }
         Ok(SignedIn {
-            agent,
+            agent: found.agent,
             session,
             credential,
-            expires_at,
+            expires_at: found.expires_at,
         })
     }
 
@@ -156,4 +175,97 @@ impl FromRequestParts<AppState> for CsrfChecked {
             .unwrap_or(Credential::Bearer);
         CsrfChecked::check(&parts.method, credential, &parts.headers)
     }
+}
+
+/// The client's address (see the module docs); `0.0.0.0` when the router is called
+/// without a server (in-process tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// From a request's parts.
+    pub fn of(state: &AppState, parts: &Parts) -> ClientIp {
+        ClientIp(client_ip(state, &parts.extensions, &parts.headers))
+    }
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<ClientIp, std::convert::Infallible> {
+        Ok(ClientIp::of(state, parts))
+    }
+}
+
+/// Whether the request came over HTTPS ([`is_https`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https(pub bool);
+
+impl FromRequestParts<AppState> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Https, std::convert::Infallible> {
+        Ok(Https(is_https(state, &parts.extensions, &parts.headers)))
+    }
+}
+
+fn trusted(state: &AppState, ip: IpAddr) -> bool {
+    state
+        .config
+        .auth
+        .trusted_proxies
+        .iter()
+        .any(|proxy| proxy.contains(ip))
+}
+
+/// The client's address: the peer, or behind trusted proxies the last address of
+/// `X-Forwarded-For` that is not one of them.
+pub fn client_ip(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let Some(peer) = crate::server::peer(extensions).map(|addr| addr.ip()) else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    if !trusted(state, peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .copied()
+        .find(|ip| !trusted(state, *ip))
+        .unwrap_or(peer)
+}
+
+/// Whether the request came over HTTPS: `auth.secure_cookie` forces it; otherwise
+/// `X-Forwarded-Proto: https` from a trusted proxy says so.
+pub fn is_https(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> bool {
+    if state.config.auth.secure_cookie {
+        return true;
+    }
+    let from_proxy = crate::server::peer(extensions).is_some_and(|addr| trusted(state, addr.ip()));
+    from_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }

@@ -5,7 +5,9 @@
 
 use crate::agent::AgentEndpoint;
 use crate::error::ApiError;
-use crate::extract::SignedIn;
+use crate::extract::{ClientIp, Credential, Https, SignedIn};
+use crate::fanout::Side;
+use crate::slots;
 use crate::state::AppState;
 use crate::visitor::{VisitorEndpoint, origin_allowed};
 use crate::ws;
@@ -55,6 +57,14 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/admin/agents/{id}", patch(admin::patch_agent))
         .route(
+            "/api/admin/agents/{id}/password",
+            post(admin::reset_password),
+        )
+        .route(
+            "/api/sites/{id}/identity-secret",
+            post(admin::rotate_identity_secret),
+        )
+        .route(
             "/api/departments",
             get(api::departments).post(admin::add_department),
         )
@@ -71,7 +81,61 @@ pub fn app(state: AppState) -> Router {
         .route("/console/{file}", get(assets::console_asset))
         .route("/widget.js", get(assets::loader))
         .route("/widget/{file}", get(assets::file))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Errors answered by the framework rather than a handler (an unknown path, a wrong
+/// method, a body or query that does not parse) come as `text/plain`; this turns
+/// them into the API's JSON error (`{"error": CODE, "message": TEXT}`), as
+/// `docs/protocol.md` documents for every error.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::BadJson,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::FrameTooLarge,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Overloaded,
+        status if status.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::BadField,
+    };
+    let body = axum::body::to_bytes(response.into_body(), 2048)
+        .await
+        .unwrap_or_default();
+    let message: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+    let code = if code == ErrorCode::BadField && message.contains("JSON") {
+        ErrorCode::BadJson
+    } else {
+        code
+    };
+    let message = if message.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        message
+    };
+    let mut json = (
+        status,
+        Json(json!({ "error": code.as_str(), "message": message })),
+    )
+        .into_response();
+    if let Some(retry_after) = retry_after {
+        json.headers_mut().insert(header::RETRY_AFTER, retry_after);
+    }
+    json
 }
 
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
@@ -81,10 +145,18 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
         .map(|value| value.chars().take(512).collect())
 }
 
-/// Applies the per-connection buffer sizes and frame limits to an upgrade.
-fn tune(state: &AppState, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+/// Applies the per-connection buffer sizes and frame limits to an upgrade. Visitors
+/// get a lower hard limit than agents: an anonymous socket may never pin a large
+/// unfinished frame.
+fn tune(state: &AppState, upgrade: WebSocketUpgrade, side: Side) -> WebSocketUpgrade {
     let websocket = &state.config.websocket;
-    let hard_max = state.config.limits.hard_max_frame_bytes as usize;
+    let limits = &state.config.limits;
+    let hard_max = match side {
+        Side::Visitor => limits
+            .visitor_hard_max_frame_bytes
+            .min(limits.hard_max_frame_bytes),
+        Side::Agent => limits.hard_max_frame_bytes,
+    } as usize;
     upgrade
         .read_buffer_size(websocket.read_buffer as usize)
         .write_buffer_size(websocket.write_buffer as usize)
@@ -94,17 +166,25 @@ fn tune(state: &AppState, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
         .max_frame_size(hard_max)
 }
 
-fn overloaded(state: &AppState) -> Response {
+/// The answer to an upgrade that got no slot.
+fn refused(state: &AppState, refusal: slots::Refusal) -> Response {
     state
         .metrics
         .connections_refused
         .fetch_add(1, Ordering::Relaxed);
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Overloaded,
-        "the hub is at its connection limit",
-    )
-    .into_response()
+    match refusal {
+        slots::Refusal::Full => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            "the hub is at its connection limit",
+        )
+        .into_response(),
+        slots::Refusal::PerAddress => ApiError::too_many(
+            "too many connections from this address",
+            std::time::Duration::from_secs(5),
+        )
+        .into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,6 +194,7 @@ struct VisitorQuery {
 
 async fn visitor_socket(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(query): Query<VisitorQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -145,30 +226,64 @@ async fn visitor_socket(
             Err(err) => return ApiError::from(err).into_response(),
         }
     }
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        return overloaded(&state);
+    let slot = match slots::visitor(&state, ip) {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(&state, refusal),
     };
     let user_agent = header_string(&headers, header::USER_AGENT);
     let connection = state.next_connection_id();
-    tune(&state, upgrade).on_upgrade(move |socket| async move {
+    tune(&state, upgrade, Side::Visitor).on_upgrade(move |socket| async move {
         let span = tracing::info_span!("ws", kind = "visitor", connection);
         state
             .metrics
             .visitor_connections
             .fetch_add(1, Ordering::Relaxed);
-        let endpoint = VisitorEndpoint::new(origin, user_agent);
+        let endpoint = VisitorEndpoint::new(origin, user_agent, ip);
         tracing::Instrument::instrument(ws::run(state.clone(), socket, connection, endpoint), span)
             .await;
         state
             .metrics
             .visitor_connections
             .fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
+        drop(slot);
     })
+}
+
+/// Whether an agent socket's `Origin` is the hub's own (the console's page) or a
+/// configured console origin. Any other page, of another port of the same host or of
+/// a site the hub serves, would otherwise ride on the agent's cookie.
+fn console_origin_allowed(state: &AppState, https: bool, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if state
+        .config
+        .auth
+        .console_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let own = |scheme: &str| origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"));
+    // Known HTTPS: only https. Otherwise a TLS proxy may not be a trusted one, so
+    // either scheme of exactly this host and port.
+    own("https") || (!https && own("http"))
 }
 
 async fn agent_socket(
     State(state): State<AppState>,
+    Https(https): Https,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -176,15 +291,26 @@ async fn agent_socket(
         Ok(me) => me,
         Err(err) => return err.into_response(),
     };
+    // A browser sends the cookie to any page's WebSocket; only a bearer token (which
+    // no page can attach) is trusted without a matching Origin.
+    if me.credential == Credential::Cookie && !console_origin_allowed(&state, https, &headers) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this origin may not open the agent console's socket",
+        )
+        .into_response();
+    }
     let grants = match state.authority.watch(&me.agent.id).await {
         Ok(grants) => grants,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
-        return overloaded(&state);
+    let slot = match slots::agent(&state) {
+        Ok(slot) => slot,
+        Err(refusal) => return refused(&state, refusal),
     };
     let connection = state.next_connection_id();
-    tune(&state, upgrade).on_upgrade(move |socket| async move {
+    tune(&state, upgrade, Side::Agent).on_upgrade(move |socket| async move {
         let span = tracing::info_span!("ws", kind = "agent", connection, agent = %me.agent.id);
         state
             .metrics
@@ -204,7 +330,7 @@ async fn agent_socket(
             .metrics
             .agent_connections
             .fetch_sub(1, Ordering::Relaxed);
-        drop(permit);
+        drop(slot);
     })
 }
 
@@ -222,7 +348,31 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The router of `metrics.listen`: `/metrics` only, without a token.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+/// `GET /metrics` on the main address: only with the configured token (404 without
+/// one: an outsider learns nothing, not even that there is something to guess).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(expected) = state.config.metrics.token.as_deref() else {
+        return ApiError::not_found().into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::auth::same(given.trim().as_bytes(), expected.as_bytes()) {
+        return ApiError::unauthorized().into_response();
+    }
+    metrics_text(State(state)).await
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
     let body = state.metrics.render(
         state.store.metrics(),
         state.registry.kicks.load(Ordering::Relaxed),

@@ -43,12 +43,18 @@ pub mod error;
 pub mod extract;
 pub mod fanout;
 pub mod http;
+pub mod identity;
 pub mod metrics;
 pub mod publish;
+pub mod rate;
 pub mod routing;
 pub mod rule_files;
+pub mod server;
 pub mod site;
+pub mod slots;
 pub mod state;
+pub mod text;
+pub mod throttle;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;
@@ -84,6 +90,8 @@ pub enum HubError {
     Hash(String),
     #[error("the bot's rules do not load:\n{0}")]
     Rules(String),
+    #[error("the first admin's e-mail {0:?} is not a valid address")]
+    AdminEmail(String),
 }
 
 /// What the first start created; the binary prints it once.
@@ -166,20 +174,32 @@ impl Hub {
         let state = self.state.clone();
         let shutdown = self.shutdown;
         let router = http::app(state.clone());
-        // TCP_NODELAY: chat frames are small, and Nagle's algorithm holding one back
-        // until the peer's delayed ACK (40 ms on Linux) was the p99 at 5k messages/s.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                tracing::info!("shutting down: closing client connections");
-                let _ = shutdown.send(true);
-            })
-            .await?;
+        let limits = &state.config.limits;
+        let server_limits = server::ServerLimits {
+            header_timeout: Duration::from_secs(u64::from(limits.header_timeout_secs.max(1))),
+            // Room for the REST calls of the address's sockets besides the sockets.
+            tcp_per_ip: limits.max_connections_per_ip as usize + 64,
+            trusted_proxies: state.config.auth.trusted_proxies.clone(),
+        };
+        if let Some(address) = state.config.metrics.listen {
+            let metrics = TcpListener::bind(address).await?;
+            tracing::info!(%address, "metrics listening");
+            let mut stopped = state.shutdown.clone();
+            tokio::spawn(server::serve(
+                metrics,
+                http::metrics_app(state.clone()),
+                server_limits.clone(),
+                async move {
+                    let _ = stopped.changed().await;
+                },
+            ));
+        }
+        server::serve(listener, router, server_limits, async move {
+            signal.await;
+            tracing::info!("shutting down: closing client connections");
+            let _ = shutdown.send(true);
+        })
+        .await?;
         // Upgraded sockets outlive the HTTP server: wait until every connection has
         // given back its permit (or a deadline passes).
         let all = state.config.limits.max_connections;
@@ -228,7 +248,18 @@ async fn bootstrap(store: &SqliteStore, config: &Config) -> Result<FirstStart, H
     if store.count_agents().await? == 0 {
         let password = auth::generate_password();
         let hash = auth::hash_password(&password).map_err(|err| HubError::Hash(err.to_string()))?;
-        let email = "admin@salam.local".to_owned();
+        // Never a fixed, guessable address: the one chosen at first start
+        // (`--admin-email`, `SALAM_ADMIN_EMAIL`), else a random one, printed once.
+        let email = match &config.auth.first_admin_email {
+            Some(email) if auth::valid_email(email.trim()) => email.trim().to_owned(),
+            Some(email) => return Err(HubError::AdminEmail(email.clone())),
+            None => format!(
+                "admin-{}@salam.local",
+                auth::random_token(6)
+                    .to_lowercase()
+                    .replace(['-', '_'], "x")
+            ),
+        };
         store
             .create_agent(NewAgent {
                 email: email.clone(),

@@ -30,6 +30,10 @@ struct Global {
     /// Data directory (holds salam.db) [default: ./data].
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// The first admin's e-mail, used once, when the hub creates the first account
+    /// (also `SALAM_ADMIN_EMAIL`) [default: a random address, printed].
+    #[arg(long, global = true)]
+    admin_email: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +141,9 @@ fn load_config(global: &Global) -> anyhow::Result<Config> {
     if let Some(data) = &global.data {
         config.data = data.clone();
     }
+    if let Some(email) = &global.admin_email {
+        config.auth.first_admin_email = Some(email.clone());
+    }
     Ok(config)
 }
 
@@ -238,8 +245,9 @@ async fn agent_add(
     site_keys: Vec<String>,
 ) -> anyhow::Result<()> {
     let role = AgentRole::parse(role).context("--role must be agent or admin")?;
-    if !email.contains('@') {
-        bail!("--email must be an e-mail address");
+    let email = email.trim().to_owned();
+    if !auth::valid_email(&email) {
+        bail!("--email must be an e-mail address such as sara@shop.example");
     }
     std::fs::create_dir_all(&config.data)?;
     let store = open_store(config)?;
@@ -257,8 +265,8 @@ async fn agent_add(
         let mut password = String::new();
         std::io::stdin().read_to_string(&mut password)?;
         let password = password.trim_end_matches(['\r', '\n']).to_owned();
-        if password.chars().count() < 8 {
-            bail!("the password must have at least 8 characters");
+        if let Some(problem) = auth::password_problem(&password, &email) {
+            bail!("{problem}");
         }
         (password, false)
     } else {

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub messages_committed: AtomicU64,
     pub messages_duplicate: AtomicU64,
     pub frames_received: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_throttled: AtomicU64,
     pub errors_sent: dashmap::DashMap<&'static str, u64>,
 }
 
@@ -40,7 +42,17 @@ impl Metrics {
             self.visitor_connections.load(Ordering::Relaxed),
             self.agent_connections.load(Ordering::Relaxed)
         );
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "salam_logins_failed_total",
+                "Sign-ins refused for a wrong e-mail or password.",
+                self.logins_failed.load(Ordering::Relaxed),
+            ),
+            (
+                "salam_logins_throttled_total",
+                "Sign-ins answered 429 (throttled, or too many at once) before any hashing.",
+                self.logins_throttled.load(Ordering::Relaxed),
+            ),
             (
                 "salam_connections_refused_total",
                 "Upgrades refused at the connection limit.",

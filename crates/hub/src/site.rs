@@ -180,6 +180,96 @@ impl SiteSettings {
         }
     }
 
+    /// Checks settings before they are stored (`PUT /api/sites/{id}/settings`): what
+    /// the widget draws must be what the owner meant, and nothing a page could be
+    /// attacked with. Texts are cleaned of spanning bidi controls in place.
+    pub fn validate(&mut self) -> Result<(), &'static str> {
+        let hex = |c: char| c.is_ascii_hexdigit();
+        if !(self.color.len() == 7
+            && self.color.starts_with('#')
+            && self.color[1..].chars().all(hex))
+        {
+            return Err("color must look like #0f766e");
+        }
+        if !matches!(self.position.as_str(), "left" | "right") {
+            return Err("position must be left or right");
+        }
+        if self
+            .locale
+            .as_deref()
+            .is_some_and(|locale| !matches!(locale, "en" | "ar" | "fa"))
+        {
+            return Err("locale must be en, ar or fa");
+        }
+        if let Some(logo) = &self.logo
+            && !valid_logo(logo)
+        {
+            return Err("logo must be an https:// address of at most 500 characters");
+        }
+        for text in [
+            &mut self.greeting.en,
+            &mut self.greeting.ar,
+            &mut self.greeting.fa,
+        ] {
+            *text = crate::text::clean_text(text);
+            if text.chars().count() > 500 {
+                return Err("a greeting has at most 500 characters");
+            }
+        }
+        if let Some(hours) = &self.business_hours {
+            if hours.utc_offset_minutes.abs() > 14 * 60 {
+                return Err("business_hours.utc_offset_minutes must be within ±840");
+            }
+            for (day, window) in &hours.open {
+                let Some(index) = WEEKDAYS.iter().position(|weekday| weekday == day) else {
+                    return Err("business_hours.open keys are mon, tue, wed, thu, fri, sat, sun");
+                };
+                if hours.window(index).is_none() || window.len() > 20 {
+                    return Err("business_hours.open values look like 09:00-17:30");
+                }
+            }
+        }
+        if self.vip_user_ids.len() > 1000 || self.vip_user_ids.iter().any(|id| id.len() > 200) {
+            return Err("vip_user_ids: at most 1000 ids of at most 200 characters");
+        }
+        if self
+            .default_capacity
+            .is_some_and(|capacity| !(1..=100).contains(&capacity))
+        {
+            return Err("default_capacity must be 1 to 100");
+        }
+        if self
+            .first_response_target_secs
+            .is_some_and(|secs| secs > 7 * 24 * 3600)
+            || self.accept_timeout_secs.is_some_and(|secs| secs > 3600)
+        {
+            return Err(
+                "first_response_target_secs at most a week, accept_timeout_secs at most an hour",
+            );
+        }
+        if let Some(identity) = &mut self.bot_identity {
+            if identity.len() > 50 || identity.keys().any(|key| key.len() > 60) {
+                return Err("bot_identity: at most 50 values");
+            }
+            for value in identity.values_mut() {
+                let texts: Vec<&mut String> = match value {
+                    IdentityText::All(text) => vec![text],
+                    IdentityText::PerLanguage { en, ar, fa } => [en, ar, fa]
+                        .into_iter()
+                        .filter_map(Option::as_mut)
+                        .collect(),
+                };
+                for text in texts {
+                    *text = crate::text::clean_text(text);
+                    if text.chars().count() > 500 {
+                        return Err("a bot_identity value has at most 500 characters");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the site is open now (always, without business hours).
     pub fn is_open(&self, now_ms: i64) -> bool {
         self.business_hours
@@ -188,9 +278,73 @@ impl SiteSettings {
     }
 }
 
+/// An `https://` address with a host and nothing that could leave an attribute.
+fn valid_logo(logo: &str) -> bool {
+    logo.len() <= 500
+        && logo
+            .strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && !logo.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '\\')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_are_validated_on_write() {
+        let mut good = SiteSettings {
+            logo: Some("https://cdn.shop.example/logo.png".into()),
+            locale: Some("fa".into()),
+            ..SiteSettings::default()
+        };
+        good.greeting.en = "Hi\u{202E}!".into();
+        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(good.greeting.en, "Hi!", "bidi controls are stripped");
+        let bad = [
+            SiteSettings {
+                color: "red".into(),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                color: "#12345g".into(),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                color: "#123456;background:url(x)".into(),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                position: "center".into(),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                locale: Some("de".into()),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                logo: Some("http://shop.example/l.png".into()),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                logo: Some("javascript:alert(1)".into()),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                logo: Some("https://x\" onerror=\"alert(1)".into()),
+                ..SiteSettings::default()
+            },
+            SiteSettings {
+                default_capacity: Some(0),
+                ..SiteSettings::default()
+            },
+        ];
+        for mut settings in bad {
+            assert!(settings.validate().is_err(), "{settings:?}");
+        }
+    }
 
     fn hours() -> BusinessHours {
         BusinessHours {

@@ -29,6 +29,16 @@ pub struct Shared {
     pub authority: Arc<crate::authority::Authority>,
     /// One permit per open WebSocket: bounds connections.
     pub connections: Arc<Semaphore>,
+    /// Visitors' share of `connections` (the rest is kept for agents).
+    pub visitor_connections: Arc<Semaphore>,
+    /// Open WebSockets per client address.
+    pub sockets_per_ip: dashmap::DashMap<std::net::IpAddr, u32>,
+    /// Password hashes computed at once (each costs about 19 MiB of memory).
+    pub hashing: Arc<Semaphore>,
+    /// Wrong logins per account and address.
+    pub throttle: crate::throttle::Throttle,
+    /// Message rate buckets shared by a visitor's sockets and by an address's visitors.
+    pub buckets: crate::rate::SharedBuckets,
     /// Flips to `true` when the hub shuts down.
     pub shutdown: watch::Receiver<bool>,
     next_connection: AtomicU64,
@@ -57,6 +67,14 @@ pub struct Parts {
 impl AppState {
     pub fn new(parts: Parts) -> AppState {
         let permits = parts.config.limits.max_connections as usize;
+        // Agents keep their reserve, but never more than half the hub (a small
+        // `max_connections` must not lock visitors out).
+        let reserved = (parts.config.limits.agent_reserved_connections as usize).min(permits / 2);
+        let visitor_permits = permits - reserved;
+        let hashing = match parts.config.auth.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n as usize,
+        };
         AppState(Arc::new(Shared {
             config: parts.config,
             store: parts.store,
@@ -68,6 +86,11 @@ impl AppState {
             routing: parts.routing,
             authority: parts.authority,
             connections: Arc::new(Semaphore::new(permits)),
+            visitor_connections: Arc::new(Semaphore::new(visitor_permits)),
+            sockets_per_ip: dashmap::DashMap::new(),
+            hashing: Arc::new(Semaphore::new(hashing)),
+            throttle: crate::throttle::Throttle::default(),
+            buckets: crate::rate::SharedBuckets::default(),
             shutdown: parts.shutdown,
             next_connection: AtomicU64::new(1),
         }))

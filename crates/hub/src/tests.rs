@@ -181,6 +181,7 @@ async fn status(hub: &Hub, request: Request<Body>) -> StatusCode {
 async fn extractors_check_identity_role_and_csrf() {
     let (_dir, hub) = hub().await;
     let (admin_email, admin_password) = hub.first_start.admin.clone().expect("an admin");
+    let site_id = hub.first_start.site.clone().expect("the demo site").id;
     let admin = token_of(&hub, &admin_email, &admin_password).await;
     hub.state
         .store
@@ -240,7 +241,9 @@ async fn extractors_check_identity_role_and_csrf() {
             request = request.header("x-salam-csrf", "1");
         }
         request
-            .body(Body::from(r#"{"name": "billing"}"#))
+            .body(Body::from(
+                serde_json::json!({"site_id": site_id, "name": "billing"}).to_string(),
+            ))
             .expect("a request")
     };
     assert_eq!(

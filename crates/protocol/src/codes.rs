@@ -52,6 +52,8 @@ pub enum ErrorCode {
     /// Agents: their role or sites were narrowed while connected; the socket closes
     /// (code 4003) and a reconnect gets the new scope.
     AccessChanged,
+    /// REST: the path exists but not with this HTTP method.
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::AccessChanged => "access_changed",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 }

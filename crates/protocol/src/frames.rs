@@ -86,16 +86,19 @@ pub enum VisitorFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
-    /// A logged-in customer, identified by the site's backend: `hash` is the hex
-    /// HMAC-SHA256 of `id` with the site's identity secret. Unsigned identities are
-    /// refused.
+    /// A logged-in customer, identified by the site's backend with a signed token
+    /// (identity v2): a JWT signed with HS256 and the site's identity secret, whose
+    /// claims are `sub` (the site's user id), `exp` (required) and optionally
+    /// `name`, `email` and `attributes`. The claims are verified; `name` and `email`
+    /// sent beside the token are kept but shown as unverified. A frame without a
+    /// valid token is refused (`unauthorized`).
     Identify {
-        id: String,
+        #[serde(default)]
+        token: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         email: Option<String>,
-        hash: String,
     },
     /// Keep-alive; the hub answers `pong` with the same nonce.
     Ping {

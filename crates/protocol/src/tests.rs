@@ -127,6 +127,7 @@ fn error_code_names_match_serde() {
         ErrorCode::Overloaded,
         ErrorCode::Internal,
         ErrorCode::AccessChanged,
+        ErrorCode::MethodNotAllowed,
     ];
     for code in codes {
         let json = serde_json::to_string(&code).unwrap();

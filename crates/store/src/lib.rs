@@ -77,8 +77,12 @@ pub struct Site {
     /// The site's settings as JSON (the hub owns their meaning: colour, greeting,
     /// business hours, ...).
     pub settings: String,
-    /// The secret the site's backend uses to sign `identify` hashes.
+    /// The secret the site's backend uses to sign identities (`identify`).
     pub identity_secret: String,
+    /// The secret before the last rotation, and when that happened: it still verifies
+    /// for a grace period.
+    pub previous_identity_secret: Option<String>,
+    pub identity_secret_rotated_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -152,6 +156,7 @@ pub struct AgentUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Canned {
     pub id: i64,
+    pub site_id: String,
     pub shortcut: String,
     pub text: String,
 }
@@ -178,6 +183,11 @@ pub struct Visitor {
     pub phone: Option<String>,
     /// The site's user id when `identify` verified it.
     pub external_id: Option<String>,
+    /// Which of `name` and `email` a signed identity vouched for (the others came from
+    /// the visitor, unverified).
+    pub verified: Vec<String>,
+    /// Signed custom attributes (a JSON object), from an identity token.
+    pub attributes: Option<serde_json::Value>,
     pub locale: Option<String>,
     pub page_url: Option<String>,
     pub page_title: Option<String>,
@@ -438,6 +448,54 @@ pub struct Session {
     /// SHA-256 of the session token.
     pub token_hash: String,
     pub expires_at: i64,
+    /// Last used (kept to the nearest few minutes).
+    pub last_seen: i64,
+}
+
+/// The agent of a live session, and the session's times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionAgent {
+    pub agent: Agent,
+    pub expires_at: i64,
+    pub last_seen: i64,
+}
+
+/// A department of a site.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Department {
+    pub site_id: String,
+    pub name: String,
+}
+
+/// What a verified `identify` records about a visitor.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityUpdate {
+    /// The site's user id.
+    pub external_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Which of `name` and `email` the site signed.
+    pub verified: Vec<String>,
+    /// Signed custom attributes (a JSON object).
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// A page of a list: at most `limit` items with ids below `before` (newest first).
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+impl Page {
+    /// The page holding exactly the item `id`, if the list has it (the first item
+    /// below `id + 1`).
+    pub fn at(id: i64) -> Page {
+        Page {
+            before: id.checked_add(1),
+            limit: 1,
+        }
+    }
 }
 
 /// What the hub records about a visitor.
@@ -535,12 +593,27 @@ pub trait Store: Send + Sync + 'static {
         name: Option<&str>,
         origins: Option<&[String]>,
     ) -> Result<Site, StoreError>;
-    async fn departments(&self) -> Result<Vec<String>, StoreError>;
-    async fn add_department(&self, name: &str) -> Result<(), StoreError>;
-    async fn remove_department(&self, name: &str) -> Result<(), StoreError>;
-    async fn canned(&self) -> Result<Vec<Canned>, StoreError>;
-    async fn add_canned(&self, shortcut: &str, text: &str) -> Result<Canned, StoreError>;
+    /// The departments of the given sites.
+    async fn departments(&self, site_ids: &[String]) -> Result<Vec<Department>, StoreError>;
+    async fn add_department(&self, site_id: &str, name: &str) -> Result<(), StoreError>;
+    async fn remove_department(&self, site_id: &str, name: &str) -> Result<(), StoreError>;
+    /// The canned responses of the given sites.
+    async fn canned(&self, site_ids: &[String]) -> Result<Vec<Canned>, StoreError>;
+    async fn add_canned(
+        &self,
+        site_id: &str,
+        shortcut: &str,
+        text: &str,
+    ) -> Result<Canned, StoreError>;
     async fn remove_canned(&self, id: i64) -> Result<(), StoreError>;
+    /// Replaces the site's identity secret with `secret`; the old one is kept (it
+    /// verifies for a grace period).
+    async fn rotate_identity_secret(
+        &self,
+        site_id: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Site, StoreError>;
     /// Marks an offline request followed up.
     async fn offline_request_done(&self, id: i64, now: i64) -> Result<(), StoreError>;
     async fn acknowledge_alert(&self, id: i64, now: i64) -> Result<(), StoreError>;
@@ -559,13 +632,15 @@ pub trait Store: Send + Sync + 'static {
         agent_id: &str,
         expires_at: i64,
     ) -> Result<(), StoreError>;
-    /// The agent of an unexpired session of an enabled account, and when the session
-    /// expires.
+    /// The agent of an unexpired session of an enabled account, with the session's
+    /// times (the caller applies the idle timeout with `last_seen`).
     async fn session_agent(
         &self,
         token_hash: &str,
         now: i64,
-    ) -> Result<Option<(Agent, i64)>, StoreError>;
+    ) -> Result<Option<SessionAgent>, StoreError>;
+    /// Marks a session used now.
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError>;
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
     /// The unexpired sessions of an agent.
     async fn sessions_of_agent(&self, agent_id: &str, now: i64)
@@ -598,9 +673,7 @@ pub trait Store: Send + Sync + 'static {
     async fn identify_visitor(
         &self,
         visitor_id: &str,
-        external_id: &str,
-        name: Option<&str>,
-        email: Option<&str>,
+        identity: IdentityUpdate,
     ) -> Result<(), StoreError>;
     /// The visitor's external id (the site's user id), once identified.
     async fn visitor_external_id(&self, visitor_id: &str) -> Result<Option<String>, StoreError>;
@@ -683,10 +756,18 @@ pub trait Store: Send + Sync + 'static {
         conversation: &str,
         n: u32,
     ) -> Result<Vec<RecentTurn>, StoreError>;
-    async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError>;
+    /// Records a visitor's contact details, or updates their open request (one open
+    /// request per visitor: new details replace old ones, a message not already in
+    /// it is appended, up to 8,000 characters). Returns its id and whether it is new.
+    async fn create_offline_request(
+        &self,
+        request: OfflineRequest,
+    ) -> Result<(i64, bool), StoreError>;
+    /// Offline requests of the given sites, newest first, a page at a time.
     async fn offline_requests(
         &self,
         site_ids: &[String],
+        page: Page,
     ) -> Result<Vec<OfflineRequest>, StoreError>;
     /// Stores (or replaces) the rating of a conversation.
     async fn rate(
@@ -697,8 +778,11 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
     async fn rating(&self, conversation: &str) -> Result<Option<(u8, Option<String>)>, StoreError>;
-    async fn create_alert(&self, alert: Alert) -> Result<i64, StoreError>;
-    async fn alerts(&self, site_ids: &[String]) -> Result<Vec<Alert>, StoreError>;
+    /// Records an alert; `None` when the conversation already has one of that kind
+    /// (one alert per conversation and kind).
+    async fn create_alert(&self, alert: Alert) -> Result<Option<i64>, StoreError>;
+    /// Alerts of the given sites, newest first, a page at a time.
+    async fn alerts(&self, site_ids: &[String], page: Page) -> Result<Vec<Alert>, StoreError>;
     async fn bot_report(
         &self,
         site_ids: &[String],

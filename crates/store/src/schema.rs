@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
 /// that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION];
+const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION, THIRD_VERSION];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
 pub(crate) const FIRST_VERSION: &str = r#"
@@ -150,7 +150,7 @@ pub(crate) const FIRST_VERSION: &str = r#"
 /// 2: the control plane: explicit "all sites" membership, the presence an agent chose,
 /// and what a conversation's summary shows (when it joined its queue, unread visitor
 /// messages, the last text).
-const SECOND_VERSION: &str = r#"
+pub(crate) const SECOND_VERSION: &str = r#"
     ALTER TABLE agents ADD COLUMN all_sites INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'online'
         CHECK (presence IN ('online', 'away'));
@@ -180,3 +180,58 @@ pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     }
     transaction.commit()
 }
+
+/// 3: the hub's edges: sessions that end when idle, canned responses and departments
+/// per site, one alert of a kind per conversation, one open offline request per
+/// visitor, rotating identity secrets, and what a signed identity verified.
+const THIRD_VERSION: &str = r#"
+    ALTER TABLE sessions ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET last_seen = created_at;
+
+    -- Canned responses and departments belong to a site (each existing one is copied
+    -- to every site, so nobody loses what they had).
+    CREATE TABLE canned_per_site (
+        id         INTEGER PRIMARY KEY,
+        site_id    TEXT NOT NULL REFERENCES sites(id),
+        shortcut   TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (site_id, shortcut)
+    );
+    INSERT INTO canned_per_site (site_id, shortcut, text, created_at)
+        SELECT s.id, c.shortcut, c.text, c.created_at FROM canned_responses c CROSS JOIN sites s;
+    DROP TABLE canned_responses;
+    ALTER TABLE canned_per_site RENAME TO canned_responses;
+    CREATE TABLE departments_per_site (
+        site_id    TEXT NOT NULL REFERENCES sites(id),
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (site_id, name)
+    ) WITHOUT ROWID;
+    INSERT INTO departments_per_site (site_id, name, created_at)
+        SELECT s.id, d.name, d.created_at FROM departments d CROSS JOIN sites s;
+    DROP TABLE departments;
+    ALTER TABLE departments_per_site RENAME TO departments;
+
+    -- One alert of a kind per conversation.
+    DELETE FROM alerts WHERE conversation_id IS NOT NULL
+        AND id NOT IN (SELECT min(id) FROM alerts WHERE conversation_id IS NOT NULL
+                       GROUP BY conversation_id, kind);
+    CREATE UNIQUE INDEX alerts_one_per_conversation ON alerts (conversation_id, kind)
+        WHERE conversation_id IS NOT NULL;
+
+    -- One open offline request per visitor (a second one updates it).
+    UPDATE offline_requests SET done_at = created_at WHERE done_at IS NULL
+        AND id NOT IN (SELECT max(id) FROM offline_requests WHERE done_at IS NULL
+                       GROUP BY site_id, visitor_id);
+    CREATE UNIQUE INDEX offline_requests_one_open ON offline_requests (site_id, visitor_id)
+        WHERE done_at IS NULL;
+
+    -- A rotated identity secret still verifies for a grace period.
+    ALTER TABLE sites ADD COLUMN previous_identity_secret TEXT;
+    ALTER TABLE sites ADD COLUMN identity_secret_rotated_at INTEGER;
+    -- Which of the visitor's details a signed identity vouched for (JSON array of
+    -- `name`, `email`), and its signed attributes (JSON object).
+    ALTER TABLE visitors ADD COLUMN verified TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE visitors ADD COLUMN attributes TEXT;
+"#;

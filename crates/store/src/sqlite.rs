@@ -3,9 +3,9 @@
 use crate::writer::Writer;
 use crate::{
     Agent, AgentRole, AgentUpdate, Alert, Appended, BotReport, BotTurn, Canned, Conversation,
-    ConversationFilter, NewAgent, NewMessage, OfflineRequest, PendingTransition, RecentTurn,
-    Session, Site, Store, StoreError, StoreMetrics, Timing, Transition, Transitioned, Visitor,
-    VisitorUpdate,
+    ConversationFilter, Department, IdentityUpdate, NewAgent, NewMessage, OfflineRequest, Page,
+    PendingTransition, RecentTurn, Session, SessionAgent, Site, Store, StoreError, StoreMetrics,
+    Timing, Transition, Transitioned, Visitor, VisitorUpdate,
 };
 use async_trait::async_trait;
 use rand::Rng;
@@ -250,10 +250,13 @@ fn site_from_row(row: &Row<'_>) -> rusqlite::Result<Site> {
         created_at: row.get(4)?,
         settings: row.get(5)?,
         identity_secret: row.get(6)?,
+        previous_identity_secret: row.get(7)?,
+        identity_secret_rotated_at: row.get(8)?,
     })
 }
 
-const SITE_COLUMNS: &str = "id, name, key, origins, created_at, settings, identity_secret";
+const SITE_COLUMNS: &str = "id, name, key, origins, created_at, settings, identity_secret, \
+     previous_identity_secret, identity_secret_rotated_at";
 
 const AGENT_COLUMNS: &str =
     "id, email, name, role, disabled, password_hash, capacity, departments, all_sites, presence";
@@ -672,6 +675,8 @@ impl Store for SqliteStore {
             created_at: now_ms(),
             settings: "{}".into(),
             identity_secret: new_id("sk"),
+            previous_identity_secret: None,
+            identity_secret_rotated_at: None,
         };
         let row = site.clone();
         self.writer
@@ -913,30 +918,42 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn departments(&self) -> Result<Vec<String>, StoreError> {
-        self.read(|connection| {
+    async fn departments(&self, site_ids: &[String]) -> Result<Vec<Department>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
             let mut statement = connection
-                .prepare("SELECT name FROM departments ORDER BY name")
+                .prepare_cached(
+                    "SELECT site_id, name FROM departments WHERE site_id = ?1 ORDER BY name",
+                )
                 .map_err(map_err)?;
-            let names = statement
-                .query_map([], |row| row.get(0))
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<String>>>()
-                .map_err(map_err)?;
-            Ok(names)
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map([site_id], |row| {
+                        Ok(Department {
+                            site_id: row.get(0)?,
+                            name: row.get(1)?,
+                        })
+                    })
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            Ok(all)
         })
         .await
     }
 
-    async fn add_department(&self, name: &str) -> Result<(), StoreError> {
-        let name = name.to_owned();
+    async fn add_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
+        let (site_id, name) = (site_id.to_owned(), name.to_owned());
         let now = now_ms();
         self.writer
             .write(move |connection| {
                 connection
                     .execute(
-                        "INSERT OR IGNORE INTO departments (name, created_at) VALUES (?1, ?2)",
-                        params![name, now],
+                        "INSERT OR IGNORE INTO departments (site_id, name, created_at) VALUES (?1, ?2, ?3)",
+                        params![site_id, name, now],
                     )
                     .map(|_| ())
                     .map_err(map_err)
@@ -944,55 +961,104 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn remove_department(&self, name: &str) -> Result<(), StoreError> {
-        let name = name.to_owned();
+    async fn remove_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
+        let (site_id, name) = (site_id.to_owned(), name.to_owned());
         self.writer
             .write(move |connection| {
                 connection
-                    .execute("DELETE FROM departments WHERE name = ?1", [name])
+                    .execute(
+                        "DELETE FROM departments WHERE site_id = ?1 AND name = ?2",
+                        [site_id, name],
+                    )
                     .map(|_| ())
                     .map_err(map_err)
             })
             .await
     }
 
-    async fn canned(&self) -> Result<Vec<Canned>, StoreError> {
-        self.read(|connection| {
+    async fn canned(&self, site_ids: &[String]) -> Result<Vec<Canned>, StoreError> {
+        let site_ids = site_ids.to_vec();
+        self.read(move |connection| {
             let mut statement = connection
-                .prepare("SELECT id, shortcut, text FROM canned_responses ORDER BY shortcut")
+                .prepare_cached(
+                    "SELECT id, site_id, shortcut, text FROM canned_responses WHERE site_id = ?1 \
+                     ORDER BY shortcut",
+                )
                 .map_err(map_err)?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok(Canned {
-                        id: row.get(0)?,
-                        shortcut: row.get(1)?,
-                        text: row.get(2)?,
+            let mut all = Vec::new();
+            for site_id in site_ids {
+                let rows = statement
+                    .query_map([site_id], |row| {
+                        Ok(Canned {
+                            id: row.get(0)?,
+                            site_id: row.get(1)?,
+                            shortcut: row.get(2)?,
+                            text: row.get(3)?,
+                        })
                     })
-                })
-                .map_err(map_err)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_err)?;
-            Ok(rows)
+                    .map_err(map_err)?;
+                for row in rows {
+                    all.push(row.map_err(map_err)?);
+                }
+            }
+            Ok(all)
         })
         .await
     }
 
-    async fn add_canned(&self, shortcut: &str, text: &str) -> Result<Canned, StoreError> {
-        let (shortcut, text) = (shortcut.to_owned(), text.to_owned());
+    async fn add_canned(
+        &self,
+        site_id: &str,
+        shortcut: &str,
+        text: &str,
+    ) -> Result<Canned, StoreError> {
+        let (site_id, shortcut, text) = (site_id.to_owned(), shortcut.to_owned(), text.to_owned());
         let now = now_ms();
         self.writer
             .write(move |connection| {
                 connection
                     .execute(
-                        "INSERT INTO canned_responses (shortcut, text, created_at) VALUES (?1, ?2, ?3)",
-                        params![shortcut, text, now],
+                        "INSERT INTO canned_responses (site_id, shortcut, text, created_at) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                        params![site_id, shortcut, text, now],
                     )
                     .map_err(map_err)?;
                 Ok(Canned {
                     id: connection.last_insert_rowid(),
+                    site_id,
                     shortcut,
                     text,
                 })
+            })
+            .await
+    }
+
+    async fn rotate_identity_secret(
+        &self,
+        site_id: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Site, StoreError> {
+        let (site_id, secret) = (site_id.to_owned(), secret.to_owned());
+        self.writer
+            .write(move |connection| {
+                let changed = connection
+                    .execute(
+                        "UPDATE sites SET previous_identity_secret = identity_secret, \
+                         identity_secret = ?2, identity_secret_rotated_at = ?3 WHERE id = ?1",
+                        params![site_id, secret, now],
+                    )
+                    .map_err(map_err)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                connection
+                    .query_row(
+                        &format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?1"),
+                        [&site_id],
+                        site_from_row,
+                    )
+                    .map_err(map_err)
             })
             .await
     }
@@ -1086,8 +1152,8 @@ impl Store for SqliteStore {
                     .map_err(map_err)?;
                 connection
                     .execute(
-                        "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at) \
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO sessions (token_hash, agent_id, created_at, expires_at, last_seen) \
+                         VALUES (?1, ?2, ?3, ?4, ?3)",
                         params![token_hash, agent_id, now, expires_at],
                     )
                     .map_err(map_err)?;
@@ -1100,26 +1166,48 @@ impl Store for SqliteStore {
         &self,
         token_hash: &str,
         now: i64,
-    ) -> Result<Option<(Agent, i64)>, StoreError> {
+    ) -> Result<Option<SessionAgent>, StoreError> {
         let token_hash = token_hash.to_owned();
         self.read(move |connection| {
-            let session: Option<(String, i64)> = connection
+            let session: Option<(String, i64, i64)> = connection
                 .prepare_cached(
-                    "SELECT agent_id, expires_at FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                    "SELECT agent_id, expires_at, last_seen FROM sessions \
+                     WHERE token_hash = ?1 AND expires_at > ?2",
                 )
                 .map_err(map_err)?
-                .query_row(params![token_hash, now], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row(params![token_hash, now], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .optional()
                 .map_err(map_err)?;
-            let Some((agent_id, expires_at)) = session else {
+            let Some((agent_id, expires_at, last_seen)) = session else {
                 return Ok(None);
             };
             Ok(agent_where(connection, "id = ?1", &agent_id)?
                 .map(|(agent, _)| agent)
                 .filter(|agent| !agent.disabled)
-                .map(|agent| (agent, expires_at)))
+                .map(|agent| SessionAgent {
+                    agent,
+                    expires_at,
+                    last_seen,
+                }))
         })
         .await
+    }
+
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1",
+                        params![token_hash, now],
+                    )
+                    .map(|_| ())
+                    .map_err(map_err)
+            })
+            .await
     }
 
     async fn sessions_of_agent(
@@ -1131,7 +1219,8 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT token_hash, expires_at FROM sessions WHERE agent_id = ?1 AND expires_at > ?2",
+                    "SELECT token_hash, expires_at, last_seen FROM sessions \
+                     WHERE agent_id = ?1 AND expires_at > ?2",
                 )
                 .map_err(map_err)?;
             let rows = statement
@@ -1139,6 +1228,7 @@ impl Store for SqliteStore {
                     Ok(Session {
                         token_hash: row.get(0)?,
                         expires_at: row.get(1)?,
+                        last_seen: row.get(2)?,
                     })
                 })
                 .map_err(map_err)?
@@ -1361,24 +1451,30 @@ impl Store for SqliteStore {
     async fn identify_visitor(
         &self,
         visitor_id: &str,
-        external_id: &str,
-        name: Option<&str>,
-        email: Option<&str>,
+        identity: IdentityUpdate,
     ) -> Result<(), StoreError> {
-        let values = (
-            visitor_id.to_owned(),
-            external_id.to_owned(),
-            name.map(str::to_owned),
-            email.map(str::to_owned),
-        );
+        let visitor_id = visitor_id.to_owned();
         self.writer
             .write(move |connection| {
-                let (visitor_id, external_id, name, email) = values;
+                let verified =
+                    serde_json::to_string(&identity.verified).unwrap_or_else(|_| "[]".into());
+                let attributes = identity
+                    .attributes
+                    .as_ref()
+                    .and_then(|attributes| serde_json::to_string(attributes).ok());
                 let changed = connection
                     .execute(
                         "UPDATE visitors SET external_id = ?2, name = coalesce(?3, name), \
-                         email = coalesce(?4, email) WHERE id = ?1",
-                        params![visitor_id, external_id, name, email],
+                         email = coalesce(?4, email), verified = ?5, \
+                         attributes = coalesce(?6, attributes) WHERE id = ?1",
+                        params![
+                            visitor_id,
+                            identity.external_id,
+                            identity.name,
+                            identity.email,
+                            verified,
+                            attributes
+                        ],
                     )
                     .map_err(map_err)?;
                 if changed == 0 {
@@ -1571,7 +1667,8 @@ impl Store for SqliteStore {
             connection
                 .query_row(
                     "SELECT id, site_id, name, email, phone, external_id, locale, page_url, \
-                     page_title, referrer, user_agent, first_seen, last_seen FROM visitors WHERE id = ?1",
+                     page_title, referrer, user_agent, first_seen, last_seen, verified, attributes \
+                     FROM visitors WHERE id = ?1",
                     [visitor_id],
                     |row| {
                         Ok(Visitor {
@@ -1588,6 +1685,11 @@ impl Store for SqliteStore {
                             user_agent: row.get(10)?,
                             first_seen: row.get(11)?,
                             last_seen: row.get(12)?,
+                            verified: serde_json::from_str(&row.get::<_, String>(13)?)
+                                .unwrap_or_default(),
+                            attributes: row
+                                .get::<_, Option<String>>(14)?
+                                .and_then(|json| serde_json::from_str(&json).ok()),
                         })
                     },
                 )
@@ -1710,9 +1812,44 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_offline_request(&self, request: OfflineRequest) -> Result<i64, StoreError> {
+    async fn create_offline_request(
+        &self,
+        request: OfflineRequest,
+    ) -> Result<(i64, bool), StoreError> {
         self.writer
             .write(move |connection| {
+                let open: Option<i64> = connection
+                    .query_row(
+                        "SELECT id FROM offline_requests WHERE site_id = ?1 AND visitor_id = ?2 \
+                         AND done_at IS NULL",
+                        params![request.site_id, request.visitor_id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(map_err)?;
+                if let Some(id) = open {
+                    connection
+                        .execute(
+                            "UPDATE offline_requests SET conversation_id = coalesce(?2, conversation_id), \
+                             name = coalesce(?3, name), email = coalesce(?4, email), \
+                             phone = coalesce(?5, phone), \
+                             message = CASE WHEN ?6 IS NULL OR instr(message, ?6) > 0 THEN message \
+                                            WHEN message IS NULL THEN ?6 \
+                                            ELSE substr(message || char(10) || char(10) || ?6, 1, 8000) END, \
+                             created_at = ?7 WHERE id = ?1",
+                            params![
+                                id,
+                                request.conversation,
+                                request.name,
+                                request.email,
+                                request.phone,
+                                request.message,
+                                request.created_at
+                            ],
+                        )
+                        .map_err(map_err)?;
+                    return Ok((id, false));
+                }
                 connection
                     .execute(
                         "INSERT INTO offline_requests (site_id, visitor_id, conversation_id, name, \
@@ -1729,7 +1866,7 @@ impl Store for SqliteStore {
                         ],
                     )
                     .map_err(map_err)?;
-                Ok(connection.last_insert_rowid())
+                Ok((connection.last_insert_rowid(), true))
             })
             .await
     }
@@ -1737,19 +1874,22 @@ impl Store for SqliteStore {
     async fn offline_requests(
         &self,
         site_ids: &[String],
+        page: Page,
     ) -> Result<Vec<OfflineRequest>, StoreError> {
         let site_ids = site_ids.to_vec();
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT id, site_id, visitor_id, conversation_id, name, email, phone, message, \
-                     created_at, done_at FROM offline_requests WHERE site_id = ?1 ORDER BY id DESC LIMIT 500",
+                     created_at, done_at FROM offline_requests WHERE site_id = ?1 AND id < ?2 \
+                     ORDER BY id DESC LIMIT ?3",
                 )
                 .map_err(map_err)?;
+            let before = page.before.unwrap_or(i64::MAX);
             let mut all = Vec::new();
             for site_id in site_ids {
                 let rows = statement
-                    .query_map([site_id], |row| {
+                    .query_map(params![site_id, before, page.limit], |row| {
                         Ok(OfflineRequest {
                             id: row.get(0)?,
                             site_id: row.get(1)?,
@@ -1769,6 +1909,7 @@ impl Store for SqliteStore {
                 }
             }
             all.sort_by_key(|request| std::cmp::Reverse(request.id));
+            all.truncate(page.limit as usize);
             Ok(all)
         })
         .await
@@ -1812,33 +1953,41 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_alert(&self, alert: Alert) -> Result<i64, StoreError> {
+    async fn create_alert(&self, alert: Alert) -> Result<Option<i64>, StoreError> {
         self.writer
             .write(move |connection| {
-                connection
+                let inserted = connection
                     .execute(
-                        "INSERT INTO alerts (site_id, conversation_id, kind, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![alert.site_id, alert.conversation, alert.kind, alert.detail, alert.at],
+                        "INSERT OR IGNORE INTO alerts (site_id, conversation_id, kind, detail, at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![
+                            alert.site_id,
+                            alert.conversation,
+                            alert.kind,
+                            alert.detail,
+                            alert.at
+                        ],
                     )
                     .map_err(map_err)?;
-                Ok(connection.last_insert_rowid())
+                Ok((inserted > 0).then(|| connection.last_insert_rowid()))
             })
             .await
     }
 
-    async fn alerts(&self, site_ids: &[String]) -> Result<Vec<Alert>, StoreError> {
+    async fn alerts(&self, site_ids: &[String], page: Page) -> Result<Vec<Alert>, StoreError> {
         let site_ids = site_ids.to_vec();
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(
                     "SELECT id, site_id, conversation_id, kind, detail, at FROM alerts \
-                     WHERE site_id = ?1 ORDER BY id DESC LIMIT 200",
+                     WHERE site_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
                 )
                 .map_err(map_err)?;
+            let before = page.before.unwrap_or(i64::MAX);
             let mut all = Vec::new();
             for site_id in site_ids {
                 let rows = statement
-                    .query_map([site_id], |row| {
+                    .query_map(params![site_id, before, page.limit], |row| {
                         Ok(Alert {
                             id: row.get(0)?,
                             site_id: row.get(1)?,
@@ -1854,6 +2003,7 @@ impl Store for SqliteStore {
                 }
             }
             all.sort_by_key(|alert| std::cmp::Reverse(alert.id));
+            all.truncate(page.limit as usize);
             Ok(all)
         })
         .await
@@ -2203,7 +2353,7 @@ mod tests {
                 .session_agent("t1", 50)
                 .await
                 .unwrap()
-                .map(|(_, expires)| expires),
+                .map(|found| found.expires_at),
             Some(100)
         );
         assert!(store.session_agent("t1", 150).await.unwrap().is_none());
@@ -2475,5 +2625,266 @@ mod tests {
         let agent = store.agent_by_id("a_agent").await.unwrap().unwrap();
         assert!(admin.all_sites && !agent.all_sites);
         assert_eq!(agent.presence, Presence::Online);
+    }
+
+    /// Canned responses and departments belong to one site each.
+    #[tokio::test]
+    async fn canned_and_departments_are_per_site() {
+        let (_dir, store, conversation) = fixture().await;
+        let shop = conversation.site_id.clone();
+        let other = store.create_site("Other", &["*".into()]).await.unwrap().id;
+        store.add_department(&shop, "sales").await.unwrap();
+        store.add_department(&other, "billing").await.unwrap();
+        let canned = store.add_canned(&shop, "hi", "Hello!").await.unwrap();
+        store.add_canned(&other, "hi", "Salam!").await.unwrap();
+        assert!(matches!(
+            store.add_canned(&shop, "hi", "again").await,
+            Err(StoreError::Conflict(_))
+        ));
+        let names = |departments: Vec<Department>| {
+            departments.into_iter().map(|d| d.name).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(
+                store
+                    .departments(std::slice::from_ref(&shop))
+                    .await
+                    .unwrap()
+            ),
+            ["sales"]
+        );
+        assert_eq!(
+            names(
+                store
+                    .departments(std::slice::from_ref(&other))
+                    .await
+                    .unwrap()
+            ),
+            ["billing"]
+        );
+        let texts: Vec<String> = store
+            .canned(std::slice::from_ref(&shop))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.text)
+            .collect();
+        assert_eq!(texts, ["Hello!"]);
+        assert_eq!(canned.site_id, shop);
+        store.remove_department(&other, "sales").await.unwrap();
+        assert_eq!(
+            store
+                .departments(std::slice::from_ref(&shop))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// One open request per visitor: a second `contact` updates it and keeps the first
+    /// message; alerts are one per conversation and kind; both lists page by id.
+    #[tokio::test]
+    async fn offline_requests_and_alerts_do_not_pile_up() {
+        let (_dir, store, conversation) = fixture().await;
+        let site = conversation.site_id.clone();
+        let request = |message: &str| OfflineRequest {
+            id: 0,
+            site_id: site.clone(),
+            visitor_id: "v_1".into(),
+            conversation: None,
+            name: Some("Mona".into()),
+            email: Some("mona@shop.test".into()),
+            phone: None,
+            message: Some(message.into()),
+            created_at: 5,
+            done_at: None,
+        };
+        let (first, new) = store
+            .create_offline_request(request("call me"))
+            .await
+            .unwrap();
+        assert!(new);
+        for _ in 0..5 {
+            let (again, new) = store.create_offline_request(request("spam")).await.unwrap();
+            assert_eq!((again, new), (first, false));
+        }
+        let open = store
+            .offline_requests(
+                std::slice::from_ref(&site),
+                Page {
+                    before: None,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].message.as_deref(), Some("call me\n\nspam"));
+        store.offline_request_done(first, 6).await.unwrap();
+        let (second, new) = store
+            .create_offline_request(request("later"))
+            .await
+            .unwrap();
+        assert!(new && second != first);
+
+        let alert = || Alert {
+            id: 0,
+            site_id: site.clone(),
+            conversation: Some(conversation.id.clone()),
+            kind: "low_rating".into(),
+            detail: "rated 1/5".into(),
+            at: 1,
+        };
+        assert!(store.create_alert(alert()).await.unwrap().is_some());
+        for _ in 0..14 {
+            assert_eq!(store.create_alert(alert()).await.unwrap(), None);
+        }
+        for index in 0..5 {
+            let other = store
+                .create_conversation(&site, "v_1", ConversationState::Closed, index)
+                .await
+                .unwrap();
+            store
+                .create_alert(Alert {
+                    conversation: Some(other.id),
+                    ..alert()
+                })
+                .await
+                .unwrap();
+        }
+        let all = store
+            .alerts(
+                std::slice::from_ref(&site),
+                Page {
+                    before: None,
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        let page = store
+            .alerts(
+                std::slice::from_ref(&site),
+                Page {
+                    before: None,
+                    limit: 4,
+                },
+            )
+            .await
+            .unwrap();
+        let rest = store
+            .alerts(
+                std::slice::from_ref(&site),
+                Page {
+                    before: Some(page[3].id),
+                    limit: 4,
+                },
+            )
+            .await
+            .unwrap();
+        let mut ids: Vec<i64> = page.iter().chain(&rest).map(|a| a.id).collect();
+        assert_eq!(ids.len(), 6, "two pages hold everything once");
+        ids.dedup();
+        assert_eq!(ids.len(), 6);
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
+
+    /// Rotation keeps the previous secret; identify records what was verified.
+    #[tokio::test]
+    async fn secrets_rotate_and_identities_say_what_was_verified() {
+        let (_dir, store, conversation) = fixture().await;
+        let before = store
+            .site_by_id(&conversation.site_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let after = store
+            .rotate_identity_secret(&before.id, "sk_new", 77)
+            .await
+            .unwrap();
+        assert_eq!(after.identity_secret, "sk_new");
+        assert_eq!(after.previous_identity_secret, Some(before.identity_secret));
+        assert_eq!(after.identity_secret_rotated_at, Some(77));
+        store
+            .identify_visitor(
+                "v_1",
+                IdentityUpdate {
+                    external_id: "u1".into(),
+                    name: Some("Mona".into()),
+                    email: Some("typed@shop.test".into()),
+                    verified: vec!["name".into()],
+                    attributes: Some(serde_json::json!({"plan": "pro"})),
+                },
+            )
+            .await
+            .unwrap();
+        let visitor = store.visitor("v_1").await.unwrap().unwrap();
+        assert_eq!(visitor.verified, ["name"]);
+        assert_eq!(visitor.external_id.as_deref(), Some("u1"));
+        assert_eq!(visitor.attributes, Some(serde_json::json!({"plan": "pro"})));
+    }
+
+    /// Sessions remember when they were last used.
+    #[tokio::test]
+    async fn sessions_are_touched() {
+        let (_dir, store, _) = fixture().await;
+        let agent = store
+            .create_agent(NewAgent {
+                email: "sara@shop.test".into(),
+                name: "Sara".into(),
+                role: AgentRole::Agent,
+                password_hash: "h".into(),
+                all_sites: true,
+                site_ids: vec![],
+                capacity: None,
+                departments: vec![],
+            })
+            .await
+            .unwrap();
+        let far = now_ms() + 1_000_000;
+        store.create_session("t", &agent.id, far).await.unwrap();
+        let created = store.session_agent("t", now_ms()).await.unwrap().unwrap();
+        store
+            .touch_session("t", created.last_seen + 5_000)
+            .await
+            .unwrap();
+        let touched = store.session_agent("t", now_ms()).await.unwrap().unwrap();
+        assert_eq!(touched.last_seen, created.last_seen + 5_000);
+    }
+
+    /// A version-2 database with global canned responses and departments gives each
+    /// site its own copy.
+    #[tokio::test]
+    async fn version_two_databases_give_every_site_its_own_canned_and_departments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(crate::schema::FIRST_VERSION)
+                .unwrap();
+            connection
+                .execute_batch(crate::schema::SECOND_VERSION)
+                .unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA user_version = 2; \
+                     INSERT INTO sites (id, name, key, origins, created_at, settings, identity_secret) \
+                     VALUES ('s_a', 'A', 'pk_a', '[]', 1, '{}', 'sk_a'), \
+                            ('s_b', 'B', 'pk_b', '[]', 1, '{}', 'sk_b'); \
+                     INSERT INTO departments (name, created_at) VALUES ('sales', 1); \
+                     INSERT INTO canned_responses (shortcut, text, created_at) VALUES ('hi', 'Hello', 1);",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        for site in ["s_a", "s_b"] {
+            let departments = store.departments(&[site.to_owned()]).await.unwrap();
+            assert_eq!(departments.len(), 1, "{site}");
+            let canned = store.canned(&[site.to_owned()]).await.unwrap();
+            assert_eq!(canned[0].text, "Hello", "{site}");
+        }
     }
 }

@@ -646,11 +646,14 @@ async fn identify_reaches_the_hub_signed_and_a_bad_signature_is_harmless() -> Re
         .site_by_key(&setup.site_key)
         .await?
         .context("no site")?;
-    let hash = salam_hub::visitor::identity_hash(&site.identity_secret, "customer-42");
+    let signed_token = salam_hub::identity::sign(
+        &site.identity_secret,
+        &serde_json::json!({"sub": "customer-42", "name": "Mona", "exp": salam_hub::clock::now_ms() / 1000 + 3600}),
+    );
     let signed = format!(
         "<script>window.Salam=window.Salam||{{q:[]}};'open close toggle send identify setLocale on'.split(' ')\
          .forEach(function(m){{Salam[m]=Salam[m]||function(){{Salam.q.push([m,[].slice.call(arguments)]);return Salam}}}});\
-         Salam.identify({{id: 'customer-42', name: 'Mona', email: 'mona@example.com', hash: '{hash}'}});</script>"
+         Salam.identify({{token: '{signed_token}', email: 'mona@example.com'}});</script>"
     );
     let url = setup.page("/", "", "", &signed);
     let mut agent = setup.hub.admin_agent().await?;
@@ -685,10 +688,16 @@ async fn identify_reaches_the_hub_signed_and_a_bad_signature_is_harmless() -> Re
         let conversation = agent_sees(&mut agent, "I am logged in").await?;
         let body = details(&conversation).await?;
         ensure!(body["identified"] == true, "not identified: {body}");
+        // The signed name is verified; the e-mail given beside the token is not.
+        ensure!(
+            body["visitor"]["verified"] == serde_json::json!(["name"]),
+            "verified fields: {body}"
+        );
+        ensure!(body["visitor"]["email"] == "mona@example.com", "{body}");
 
         // A forged signature is refused by the hub; the chat goes on.
         browser
-            .js("Salam.identify({id: 'customer-43', hash: 'deadbeef'});")
+            .js("Salam.identify({token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.AAAA'});")
             .await?;
         browser.type_and_send("still here").await?;
         browser.wait_line("still here").await?;

@@ -459,9 +459,12 @@ async fn admin_creates_a_site_and_visitor_markup_stays_text() -> Result<()> {
 
         // A visitor identifies with a name that is markup, then writes.
         let mut visitor = hub.visitor(None).await?;
-        let hash = salam_hub::visitor::identity_hash(&hub.site.identity_secret, "u1");
+        let token = salam_hub::identity::sign(
+            &hub.site.identity_secret,
+            &json!({"sub": "u1", "name": XSS_NAME, "email": "u1@shop.test", "exp": salam_hub::clock::now_ms() / 1000 + 600}),
+        );
         visitor
-            .send_json(&json!({"type": "identify", "id": "u1", "name": XSS_NAME, "email": "u1@shop.test", "hash": hash}))
+            .send_json(&json!({"type": "identify", "token": token}))
             .await?;
         visitor
             .send_json(&json!({"type": "send", "client_id": "x-1", "text": "مرحبا، أين طلبي؟"}))

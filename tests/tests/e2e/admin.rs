@@ -93,28 +93,71 @@ async fn admins_manage_agents_sites_and_canned_responses() -> anyhow::Result<()>
     );
     assert_eq!(site["site"]["origins"], json!(["https://kitchen.test"]));
 
-    // Canned responses and departments.
+    // Canned responses and departments belong to one site: Nadia, of the test shop,
+    // sees the shop's and not the kitchen's.
+    let kitchen = site["site"]["id"].as_str().expect("site id").to_owned();
     let (status, _) = call(
         &hub,
         "POST",
         "/api/canned",
         &admin,
-        json!({"shortcut": "/hello", "text": "Hello! How can I help?"}),
+        json!({"site_id": hub.site.id, "shortcut": "/hello", "text": "Hello! How can I help?"}),
     )
     .await?;
     assert_eq!(status, 201);
-    let (_, canned) = call(&hub, "GET", "/api/canned", &nadia, Value::Null).await?;
-    assert_eq!(canned["canned"][0]["shortcut"], "hello");
-    call(
+    let (status, _) = call(
         &hub,
         "POST",
-        "/api/departments",
+        "/api/canned",
         &admin,
-        json!({"name": "Billing"}),
+        json!({"site_id": kitchen, "shortcut": "/menu", "text": "Our menu is online."}),
     )
     .await?;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &hub,
+        "POST",
+        "/api/canned",
+        &admin,
+        json!({"shortcut": "/nosite", "text": "Which site?"}),
+    )
+    .await?;
+    assert_eq!(status, 422, "a canned response names its site");
+    let (_, canned) = call(&hub, "GET", "/api/canned", &nadia, Value::Null).await?;
+    assert_eq!(
+        canned["canned"].as_array().map(Vec::len),
+        Some(1),
+        "{canned}"
+    );
+    assert_eq!(canned["canned"][0]["shortcut"], "hello");
+    let (status, _) = call(
+        &hub,
+        "GET",
+        &format!("/api/canned?site={kitchen}"),
+        &nadia,
+        Value::Null,
+    )
+    .await?;
+    assert_eq!(status, 404, "another site's list is not hers");
+    for (site_id, name) in [
+        (hub.site.id.as_str(), "Billing"),
+        (kitchen.as_str(), "Chefs"),
+    ] {
+        let (status, _) = call(
+            &hub,
+            "POST",
+            "/api/departments",
+            &admin,
+            json!({"site_id": site_id, "name": name}),
+        )
+        .await?;
+        assert_eq!(status, 201);
+    }
     let (_, departments) = call(&hub, "GET", "/api/departments", &nadia, Value::Null).await?;
-    assert_eq!(departments["departments"], json!(["billing"]));
+    assert_eq!(
+        departments["departments"],
+        json!([{"site_id": hub.site.id, "name": "billing"}])
+    );
 
     // Disabling an agent ends their sessions.
     let (status, patched) = call(
@@ -146,7 +189,7 @@ async fn admins_manage_agents_sites_and_canned_responses() -> anyhow::Result<()>
         "POST",
         "/api/departments",
         &[("cookie", cookie.as_str()), ("x-salam-csrf", "1")],
-        json!({"name": "x"}),
+        json!({"site_id": hub.site.id, "name": "x"}),
     )
     .await?;
     assert_eq!(status, 201);

@@ -129,14 +129,15 @@ async fn the_agent_socket_needs_a_session() -> anyhow::Result<()> {
     assert!(refused_with(&refused, 401));
     let token = hub.admin_token().await?;
     assert!(Client::connect_agent(hub.addr, &token).await.is_ok());
-    // A cookie works too.
-    let cookie = Client::connect(
+    // A cookie works too, from the console's own page.
+    let cookie = || ("Cookie", format!("salam_session={token}"));
+    let own = Client::connect_with(
         hub.addr,
         "/ws/agent",
-        Some(("Cookie", format!("salam_session={token}"))),
+        &[cookie(), ("Origin", format!("http://{}", hub.addr))],
     )
     .await;
-    assert!(cookie.is_ok());
+    assert!(own.is_ok());
     Ok(())
 }
 

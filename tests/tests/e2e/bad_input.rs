@@ -232,7 +232,9 @@ async fn frames_before_hello_and_hostile_text() -> anyhow::Result<()> {
     let ServerFrame::Activity { preview, .. } = activity else {
         unreachable!()
     };
-    assert_eq!(preview.text, hostile, "the preview is data too");
+    // Spanning bidi controls (U+202E) are stripped; everything else is kept verbatim.
+    let stored = hostile.replace('\u{202e}', "");
+    assert_eq!(preview.text, stored, "the preview is data too");
     // ...and the message itself when the agent opens the conversation.
     agent.watch(&conversation, 0).await?;
     let (frame, _) = agent
@@ -242,8 +244,8 @@ async fn frames_before_hello_and_hostile_text() -> anyhow::Result<()> {
         unreachable!()
     };
     assert_eq!(
-        message.text, hostile,
-        "stored and relayed verbatim, as data"
+        message.text, stored,
+        "stored and relayed as data (without the override)"
     );
     Ok(())
 }

@@ -238,7 +238,11 @@ async fn misses_and_complaints_hand_off_and_vips_skip_the_bot() -> anyhow::Resul
     hub.set_site_settings(r#"{"bot": true, "vip_user_ids": ["u42"]}"#)
         .await?;
     let mut vip = hub.visitor(None).await?;
-    vip.send_json(&json!({"type": "identify", "id": "u42", "name": "Dana", "hash": "00"}))
+    let forged = salam_hub::identity::sign(
+        "not the site's secret",
+        &json!({"sub": "u42", "exp": salam_hub::clock::now_ms() / 1000 + 600}),
+    );
+    vip.send_json(&json!({"type": "identify", "token": forged, "name": "Dana"}))
         .await?;
     let (error, _) = vip
         .recv_until(|f| matches!(f, ServerFrame::Error { .. }))
@@ -250,8 +254,11 @@ async fn misses_and_complaints_hand_off_and_vips_skip_the_bot() -> anyhow::Resul
             ..
         }
     ));
-    let hash = salam_hub::visitor::identity_hash(&hub.site.identity_secret, "u42");
-    vip.send_json(&json!({"type": "identify", "id": "u42", "name": "Dana", "hash": hash}))
+    let token = salam_hub::identity::sign(
+        &hub.site.identity_secret,
+        &json!({"sub": "u42", "name": "Dana", "exp": salam_hub::clock::now_ms() / 1000 + 600}),
+    );
+    vip.send_json(&json!({"type": "identify", "token": token}))
         .await?;
     vip.send_json(&json!({"type": "send", "client_id": "1", "text": "hello"}))
         .await?;

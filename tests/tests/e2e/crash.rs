@@ -151,7 +151,9 @@ async fn acknowledged_messages_survive_sigkill() -> anyhow::Result<()> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
     std::fs::write(
         dir.path().join("salam.toml"),
-        "[limits]\nrate_per_sec = 100000\nburst = 100000\n",
+        salam_e2e::process::with_test_defaults(
+            "[limits]\nrate_per_sec = 100000\nburst = 100000\n",
+        )?,
     )?;
     let first = start(&binary, dir.path(), addr)?;
     let key = first.site_key.clone().expect("site key printed");

@@ -233,6 +233,8 @@ async fn concurrent_senders_get_a_gap_free_sequence() -> anyhow::Result<()> {
     let hub = TestHub::start_with(|config| {
         config.limits.rate_per_sec = 10_000;
         config.limits.burst = 10_000;
+        config.limits.visitor_rate_per_sec = 10_000;
+        config.limits.visitor_burst = 10_000;
     })
     .await?;
     let mut agent = hub.admin_agent().await?;

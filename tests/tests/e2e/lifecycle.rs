@@ -32,7 +32,11 @@ async fn graceful_shutdown_tells_clients_to_reconnect_and_keeps_everything() -> 
 
 #[tokio::test]
 async fn the_connection_limit_is_enforced() -> anyhow::Result<()> {
-    let hub = TestHub::start_with(|config| config.limits.max_connections = 2).await?;
+    let hub = TestHub::start_with(|config| {
+        config.limits.max_connections = 2;
+        config.limits.agent_reserved_connections = 0;
+    })
+    .await?;
     let first = hub.visitor(None).await?;
     let _second = hub.visitor(None).await?;
     let third = Client::connect_visitor(hub.addr, Some(salam_e2e::SHOP_ORIGIN)).await;
@@ -65,7 +69,29 @@ async fn health_metrics_and_demo_page() -> anyhow::Result<()> {
     visitor
         .recv_until(|f| matches!(f, ServerFrame::Error { .. }))
         .await?;
-    let metrics = http_request(hub.addr, "GET", "/metrics", &[], "").await?;
+    // Without the token /metrics is not there at all (it would tell an outsider when
+    // no agent is online); with it, the counters.
+    let outsider = http_request(hub.addr, "GET", "/metrics", &[], "").await?;
+    assert_eq!(outsider.status, 401, "{}", outsider.body);
+    assert!(!outsider.body.contains("salam_connections"));
+    let wrong = http_request(
+        hub.addr,
+        "GET",
+        "/metrics",
+        &[("authorization", "Bearer not-the-token")],
+        "",
+    )
+    .await?;
+    assert_eq!(wrong.status, 401);
+    let authorization = format!("Bearer {}", salam_e2e::process::METRICS_TOKEN);
+    let metrics = http_request(
+        hub.addr,
+        "GET",
+        "/metrics",
+        &[("authorization", authorization.as_str())],
+        "",
+    )
+    .await?;
     for needle in [
         "salam_connections{kind=\"visitor\"} 1",
         "salam_messages_total ",

@@ -402,10 +402,9 @@ fn prechat_shows_until_submitted_and_identify_waits_for_a_connection() {
     let mut state = State::new("pk".into(), Locale::Ar, settings, Stored::default());
     assert_eq!(state.visible_form(), Some(Form::Prechat));
     let queued = state.update(Msg::Identify {
-        id: "42".into(),
+        token: "a.b.c".into(),
         name: None,
         email: None,
-        hash: "ab".into(),
     });
     assert!(queued.is_empty());
     state.update(Msg::SubmitPrechat {

@@ -182,10 +182,9 @@ fn outgoing_examples() -> Vec<Outgoing> {
             message: None,
         },
         Outgoing::Identify {
-            id: "42".into(),
+            token: "eyJ.eyJ.sig".into(),
             name: None,
             email: Some("a@b.example".into()),
-            hash: "ab12".into(),
         },
     ]
 }

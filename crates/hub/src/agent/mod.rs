@@ -37,6 +37,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+/// How often a socket in use marks its session used.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// The endpoint's state for one connection.
 pub struct AgentEndpoint {
     /// The grant this connection acts under (the latest seen).
@@ -44,6 +47,9 @@ pub struct AgentEndpoint {
     grants: watch::Receiver<Arc<Grant>>,
     /// The hash of the session the socket was opened with.
     session: String,
+    /// When this socket last marked the session used (the idle timeout counts work
+    /// done over the socket too).
+    touched: std::time::Instant,
     greeted: bool,
     /// Sites whose summaries this connection receives.
     sites: Vec<String>,
@@ -60,6 +66,7 @@ impl AgentEndpoint {
             grant,
             grants,
             session,
+            touched: std::time::Instant::now(),
             greeted: false,
             sites: Vec::new(),
             known: HashMap::new(),
@@ -170,6 +177,15 @@ impl Endpoint for AgentEndpoint {
     }
 
     async fn dispatch(&mut self, link: &mut Link, frame: AgentFrame) -> Flow {
+        if self.touched.elapsed() > TOUCH_EVERY {
+            self.touched = std::time::Instant::now();
+            let (store, session) = (link.state.store.clone(), self.session.clone());
+            tokio::spawn(async move {
+                if let Err(err) = store.touch_session(&session, now_ms()).await {
+                    tracing::debug!(error = %err, "session not touched");
+                }
+            });
+        }
         let span = tracing::debug_span!("agent", agent = %self.agent().id);
         async move {
             match frame {

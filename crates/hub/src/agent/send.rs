@@ -22,12 +22,15 @@ pub(super) async fn handle(
     let Some(site_id) = endpoint.site_of(link, &conversation).await else {
         return AgentEndpoint::refuse(link, Some(client_id)).await;
     };
-    if let Err((code, message)) =
-        conversation::check_client_id(&client_id).and(conversation::check_text(&state, &text))
+    let text = match conversation::check_client_id(&client_id)
+        .and_then(|()| conversation::checked_text(&state, &text))
     {
-        link.error(code, &message, Some(client_id)).await;
-        return Flow::Continue;
-    }
+        Ok(text) => text,
+        Err((code, message)) => {
+            link.error(code, &message, Some(client_id)).await;
+            return Flow::Continue;
+        }
+    };
     if !note && !endpoint.with_people.contains(&conversation) {
         // Once a conversation has left the bot it never returns, so this read happens
         // once per conversation and connection.

@@ -1,5 +1,5 @@
 //! `transfer`: hands a conversation to another agent of its site or to a department
-//! of its site, with an optional note for the next agent (an internal note). The
+//! of its site (one the site has: `/api/departments`), with an optional note for the next agent (an internal note). The
 //! visitor is told. Answered once the new assignment is committed.
 
 use super::{AgentEndpoint, routing_code};
@@ -40,8 +40,35 @@ pub(super) async fn handle(
                 Some(format!("transferred to {name}")),
             )
         }
-        // The executor records "transferred to the … team" with the requeue itself.
-        (None, Some(department)) => (Target::Department(department), None),
+        // Only a department of the site: its name appears in the line the visitor
+        // sees. The executor records "transferred to the … team" with the requeue.
+        (None, Some(department)) => {
+            let known = match crate::admin::clean_department(&department) {
+                Some(name) => match state
+                    .store
+                    .departments(std::slice::from_ref(&site_id))
+                    .await
+                {
+                    Ok(departments) => departments.into_iter().find(|d| d.name == name),
+                    Err(err) => {
+                        link.error(
+                            conversation::store_code(&err),
+                            conversation::store_message(&err),
+                            None,
+                        )
+                        .await;
+                        return Flow::Continue;
+                    }
+                },
+                None => None,
+            };
+            let Some(known) = known else {
+                link.error(ErrorCode::NotFound, "no such department on this site", None)
+                    .await;
+                return Flow::Continue;
+            };
+            (Target::Department(known.name), None)
+        }
         _ => {
             link.error(
                 ErrorCode::BadField,
@@ -52,11 +79,14 @@ pub(super) async fn handle(
             return Flow::Continue;
         }
     };
-    if let Some(note) = request.note.filter(|note| !note.trim().is_empty()) {
-        if let Err((code, message)) = conversation::check_text(&state, &note) {
-            link.error(code, &message, None).await;
-            return Flow::Continue;
-        }
+    if let Some(note) = request.note.filter(|note| !crate::text::is_blank(note)) {
+        let note = match conversation::checked_text(&state, &note) {
+            Ok(note) => note,
+            Err((code, message)) => {
+                link.error(code, &message, None).await;
+                return Flow::Continue;
+            }
+        };
         if let Err(err) = conversation::post(
             &state,
             &site_id,

@@ -85,16 +85,21 @@ async fn contact(
         created_at: now_ms(),
         done_at: None,
     };
-    if let Err(err) = state.store.create_offline_request(request).await {
-        return link
-            .error(
-                conversation::store_code(&err),
-                conversation::store_message(&err),
-                None,
-            )
-            .await;
-    }
-    if let Some(conversation) = conversation {
+    // One open request per visitor: a second `contact` updates it (and is not
+    // confirmed again in the conversation).
+    let created = match state.store.create_offline_request(request).await {
+        Ok((_, created)) => created,
+        Err(err) => {
+            return link
+                .error(
+                    conversation::store_code(&err),
+                    conversation::store_message(&err),
+                    None,
+                )
+                .await;
+        }
+    };
+    if let Some(conversation) = conversation.filter(|_| created) {
         let lang = message_lang
             .or_else(|| session.locale.as_deref().and_then(salam_bot::Lang::parse))
             .unwrap_or(salam_bot::Lang::En);

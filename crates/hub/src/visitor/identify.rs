@@ -1,63 +1,83 @@
-//! `identify`: a logged-in customer, signed by the site's backend (HMAC-SHA256 of the
-//! id with the site's identity secret).
+//! `identify`: a logged-in customer, vouched for by the site's backend with a signed
+//! token (identity v2, [`crate::identity`]). What the token carries is verified;
+//! `name` and `email` sent beside it are kept as the visitor's own, unverified.
 
 use super::{Session, clean};
+use crate::clock::now_ms;
 use crate::conversation;
+use crate::identity::{self, Secrets};
 use crate::ws::{Flow, Link};
 use salam_protocol::ErrorCode;
+use salam_store::IdentityUpdate;
 
 pub(super) async fn handle(
     session: &mut Session,
     link: &mut Link,
-    id: String,
+    token: String,
     name: Option<String>,
     email: Option<String>,
-    hash: String,
 ) -> Flow {
-    identify(session, link, id, name, email, hash).await;
+    identify(session, link, token, name, email).await;
     Flow::Continue
 }
 
-pub fn identity_hash(identity_secret: &str, id: &str) -> String {
-    use hmac::Mac;
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(identity_secret.as_bytes())
-        .expect("HMAC takes keys of any length");
-    mac.update(id.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+/// The site's secrets now: the previous one only within its grace period.
+fn secrets<'a>(site: &'a salam_store::Site, grace_hours: u32, now: i64) -> Secrets<'a> {
+    let grace_ms = i64::from(grace_hours) * 3_600_000;
+    Secrets {
+        current: &site.identity_secret,
+        previous: site
+            .previous_identity_secret
+            .as_deref()
+            .filter(|_| site.identity_secret_rotated_at.unwrap_or(0) + grace_ms > now),
+    }
 }
+
 async fn identify(
     session: &mut Session,
     link: &Link,
-    id: String,
+    token: String,
     name: Option<String>,
     email: Option<String>,
-    hash: String,
 ) {
-    let expected = identity_hash(&session.site.identity_secret, &id);
-    let matches = expected.len() == hash.len()
-        && expected
-            .bytes()
-            .zip(hash.to_ascii_lowercase().bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if id.is_empty() || id.len() > 200 || !matches {
-        return link
-            .error(
-                ErrorCode::Unauthorized,
-                "the identity is not signed by the site",
-                None,
-            )
-            .await;
+    let now = now_ms();
+    let secrets = secrets(
+        &session.site,
+        link.state.config.auth.identity_secret_grace_hours,
+        now,
+    );
+    let verified = match identity::verify(&token, secrets, now / 1000) {
+        Ok(verified) => verified,
+        Err(err) => {
+            tracing::info!(site = %session.site.id, reason = %err, "identity refused");
+            let message = if token.is_empty() {
+                "identify needs a signed token (identity v2, see the docs)".to_owned()
+            } else {
+                format!("the identity is not signed by the site: {err}")
+            };
+            return link.error(ErrorCode::Unauthorized, &message, None).await;
+        }
+    };
+    let signed_name = clean(verified.name, 100);
+    let signed_email = clean(verified.email, 254);
+    let mut checked = Vec::new();
+    if signed_name.is_some() {
+        checked.push("name".to_owned());
     }
-    let (name, email) = (clean(name, 100), clean(email, 254));
+    if signed_email.is_some() {
+        checked.push("email".to_owned());
+    }
+    let update = IdentityUpdate {
+        external_id: verified.user_id.clone(),
+        name: signed_name.or_else(|| clean(name, 100)),
+        email: signed_email.or_else(|| clean(email, 254)),
+        verified: checked,
+        attributes: verified.attributes,
+    };
     if let Err(err) = link
         .state
         .store
-        .identify_visitor(&session.visitor_id, &id, name.as_deref(), email.as_deref())
+        .identify_visitor(&session.visitor_id, update)
         .await
     {
         return link
@@ -68,5 +88,5 @@ async fn identify(
             )
             .await;
     }
-    session.vip = session.settings.vip_user_ids.contains(&id);
+    session.vip = session.settings.vip_user_ids.contains(&verified.user_id);
 }

@@ -16,7 +16,6 @@ mod send;
 mod typing;
 
 pub use hello::origin_allowed;
-pub use identify::identity_hash;
 
 use crate::fanout::{Side, reason};
 use crate::site::SiteSettings;
@@ -31,6 +30,8 @@ pub struct VisitorEndpoint {
     /// The `Origin` header of the upgrade request.
     pub origin: Option<String>,
     pub user_agent: Option<String>,
+    /// The client's address (shared rate limits).
+    pub ip: std::net::IpAddr,
     session: Option<Session>,
 }
 
@@ -60,10 +61,15 @@ impl Session {
 }
 
 impl VisitorEndpoint {
-    pub fn new(origin: Option<String>, user_agent: Option<String>) -> VisitorEndpoint {
+    pub fn new(
+        origin: Option<String>,
+        user_agent: Option<String>,
+        ip: std::net::IpAddr,
+    ) -> VisitorEndpoint {
         VisitorEndpoint {
             origin,
             user_agent,
+            ip,
             session: None,
         }
     }
@@ -119,9 +125,19 @@ impl Endpoint for VisitorEndpoint {
     }
 
     async fn dispatch(&mut self, link: &mut Link, frame: VisitorFrame) -> Flow {
+        let ip = self.ip;
         let Some(session) = self.session.as_mut() else {
             return Flow::Continue;
         };
+        if writes(&frame) && !within_shared_limits(link, &session.visitor_id, ip) {
+            link.error(
+                ErrorCode::RateLimited,
+                "too many messages from this visitor or address; this one was dropped",
+                Self::client_id(&frame),
+            )
+            .await;
+            return Flow::Continue;
+        }
         let span = tracing::debug_span!("visitor", visitor = %session.visitor_id);
         async move {
             match frame {
@@ -165,12 +181,9 @@ impl Endpoint for VisitorEndpoint {
                     };
                     contact::handle(session, link, conversation, details).await
                 }
-                VisitorFrame::Identify {
-                    id,
-                    name,
-                    email,
-                    hash,
-                } => identify::handle(session, link, id, name, email, hash).await,
+                VisitorFrame::Identify { token, name, email } => {
+                    identify::handle(session, link, token, name, email).await
+                }
             }
         }
         .instrument(span)
@@ -180,6 +193,38 @@ impl Endpoint for VisitorEndpoint {
     async fn on_close(&mut self, _link: &Link) {
         // The connection loop drops every subscription of the connection.
     }
+}
+
+/// Frames that write something others see or keep: limited per visitor (across all
+/// their sockets) and per address, besides the connection's own bucket.
+fn writes(frame: &VisitorFrame) -> bool {
+    matches!(
+        frame,
+        VisitorFrame::Send { .. }
+            | VisitorFrame::Contact { .. }
+            | VisitorFrame::Rate { .. }
+            | VisitorFrame::Identify { .. }
+            | VisitorFrame::Close { .. }
+    )
+}
+
+/// Takes a token from the visitor's bucket, then from the address's.
+fn within_shared_limits(link: &Link, visitor_id: &str, ip: std::net::IpAddr) -> bool {
+    use crate::rate::BucketKey;
+    let limits = &link.state.config.limits;
+    let now = std::time::Instant::now();
+    let buckets = &link.state.buckets;
+    buckets.take(
+        BucketKey::Visitor(visitor_id.to_owned()),
+        limits.visitor_rate_per_sec,
+        limits.visitor_burst,
+        now,
+    ) && buckets.take(
+        BucketKey::Ip(ip),
+        limits.ip_rate_per_sec,
+        limits.ip_burst,
+        now,
+    )
 }
 
 /// Whether `conversation` is this visitor's; learns it from the store on first use
@@ -213,16 +258,7 @@ async fn refuse(link: &Link, client_id: Option<String>) -> Flow {
     Flow::Continue
 }
 
-/// Trims, drops control characters and cuts to `max` characters; `None` when empty.
+/// A one-line field from a visitor, cleaned ([`crate::text::clean_field`]).
 fn clean(value: Option<String>, max: usize) -> Option<String> {
-    value
-        .map(|value| {
-            value
-                .trim()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(max)
-                .collect::<String>()
-        })
-        .filter(|value| !value.is_empty())
+    crate::text::clean_field(value, max)
 }

@@ -39,7 +39,12 @@ async fn rate(
             .await;
     }
     let comment: Option<String> = comment
-        .map(|comment| comment.trim().chars().take(1000).collect::<String>())
+        .map(|comment| {
+            crate::text::clean_text(&comment)
+                .chars()
+                .take(1000)
+                .collect::<String>()
+        })
         .filter(|comment| !comment.is_empty());
     let found = match state.store.conversation(&conversation).await {
         Ok(Some(found)) => found,
@@ -83,8 +88,11 @@ async fn rate(
             detail: detail.clone(),
             at: now_ms(),
         };
+        // One alert per conversation: rating it again changes the rating, not the
+        // number of alerts.
         match state.store.create_alert(alert).await {
-            Ok(id) => publish::to_admins(
+            Ok(None) => {}
+            Ok(Some(id)) => publish::to_admins(
                 &*state.bus,
                 &session.site.id,
                 &ServerFrame::Alert {

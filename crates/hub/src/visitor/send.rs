@@ -19,12 +19,15 @@ pub(super) async fn handle(
     conversation: Option<String>,
 ) -> Flow {
     let state = link.state.clone();
-    if let Err((code, message)) =
-        conversation::check_client_id(&client_id).and(conversation::check_text(&state, &text))
+    let text = match conversation::check_client_id(&client_id)
+        .and_then(|()| conversation::checked_text(&state, &text))
     {
-        link.error(code, &message, Some(client_id)).await;
-        return Flow::Continue;
-    }
+        Ok(text) => text,
+        Err((code, message)) => {
+            link.error(code, &message, Some(client_id)).await;
+            return Flow::Continue;
+        }
+    };
     // A new conversation that skips the bot (VIP, or bot off) is handed off once the
     // first message is stored.
     let mut direct: Option<Conversation> = None;

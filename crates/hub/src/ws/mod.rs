@@ -12,6 +12,7 @@
 mod send;
 
 use crate::fanout::{Mailbox, Outbound, Side};
+use crate::rate::TokenBucket;
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use futures_util::StreamExt;
@@ -31,6 +32,8 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// The frame was larger than the hard limit.
     pub const TOO_BIG: u16 = 1009;
+    /// A text frame was not UTF-8.
+    pub const NOT_UTF8: u16 = 1007;
     /// The client was silent past the idle timeout.
     pub const IDLE: u16 = 1001;
     /// The client could not keep up: reconnect and resume from the last sequence seen.
@@ -136,37 +139,6 @@ pub enum Flow {
 /// gets them into one group commit without any reordering.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Per-connection token bucket (frames per second with a burst).
-struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> TokenBucket {
-        TokenBucket {
-            tokens: burst as f64,
-            rate: rate as f64,
-            burst: burst as f64,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The first frames every endpoint shares.
 pub enum Prologue {
     /// `hello`: the handshake.
@@ -255,15 +227,22 @@ pub async fn run<E: Endpoint>(
     );
     let mut send_task = tokio::spawn(fut);
     let mut link = Link {
-        bucket: TokenBucket::new(state.config.limits.rate_per_sec, state.config.limits.burst),
+        bucket: TokenBucket::new(
+            state.config.limits.rate_per_sec,
+            state.config.limits.burst,
+            Instant::now(),
+        ),
         state: state.clone(),
         connection,
         mailbox,
     };
     let max_frame = state.config.limits.max_frame_bytes as usize;
+    // A socket that never says hello gives its slot back (pongs are not a handshake).
+    let hello_deadline = tokio::time::Instant::now()
+        + Duration::from_secs(u64::from(state.config.websocket.hello_timeout_secs.max(1)));
     let mut close_tx = Some(close_tx);
     let mut in_flight: VecDeque<Deferred> = VecDeque::new();
-    loop {
+    'connection: loop {
         let can_read = in_flight.len() < MAX_IN_FLIGHT;
         let has_work = !in_flight.is_empty();
         let greeted = endpoint.greeted();
@@ -280,9 +259,19 @@ pub async fn run<E: Endpoint>(
             () = endpoint.control(), if greeted => {
                 Box::pin(endpoint.on_control(&mut link)).await
             }
-            incoming = stream.next(), if can_read => {
-                let Some(Ok(incoming)) = incoming else {
-                    break;
+            () = tokio::time::sleep_until(hello_deadline), if !greeted => {
+                Flow::Close(close_code::POLICY, "no hello in time")
+            }
+            incoming = stream.next(), if can_read => 'read: {
+                let incoming = match incoming {
+                    Some(Ok(incoming)) => incoming,
+                    Some(Err(err)) => match unreadable(err) {
+                        Some(refusal) => {
+                            break 'read Box::pin(refuse_unreadable(&link, refusal)).await
+                        }
+                        None => break 'connection,
+                    },
+                    None => break 'connection,
                 };
                 last_heard.store(crate::clock::now_ms(), Ordering::Relaxed);
                 match incoming {
@@ -309,9 +298,9 @@ pub async fn run<E: Endpoint>(
                         Flow::Continue
                     }
                     WsMessage::Ping(_) | WsMessage::Pong(_) => Flow::Continue,
-                    WsMessage::Close(_) => break,
+                    WsMessage::Close(_) => break 'connection,
                 }
-            }
+            },
             _ = &mut send_task => break,
         };
         match flow {
@@ -334,6 +323,50 @@ pub async fn run<E: Endpoint>(
     send_task.abort();
     Box::pin(endpoint.on_close(&link)).await;
     state.registry.drop_connection(connection);
+}
+
+/// A frame the WebSocket library could not hand over, and what the client is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreadable {
+    /// Over the hard frame limit: close 1009.
+    TooBig,
+    /// A text frame that is not UTF-8: `bad_json`, then close 1007 (the library
+    /// cannot read on after it).
+    NotUtf8,
+}
+
+/// Classifies a read error: `None` for a broken connection (nothing to tell).
+fn unreadable(err: axum::Error) -> Option<Unreadable> {
+    let inner = err.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some(Unreadable::TooBig),
+        tungstenite::Error::Utf8(_) => Some(Unreadable::NotUtf8),
+        _ => None,
+    }
+}
+
+/// Tells the client why its frame was refused, then closes (see [`Unreadable`]).
+async fn refuse_unreadable(link: &Link, refusal: Unreadable) -> Flow {
+    match refusal {
+        Unreadable::TooBig => {
+            link.error(
+                ErrorCode::FrameTooLarge,
+                "the frame is over the hard limit; the connection closes",
+                None,
+            )
+            .await;
+            Flow::Close(close_code::TOO_BIG, "frame too large")
+        }
+        Unreadable::NotUtf8 => {
+            link.error(
+                ErrorCode::BadJson,
+                "the frame is not UTF-8; the connection closes",
+                None,
+            )
+            .await;
+            Flow::Close(close_code::NOT_UTF8, "text frame not UTF-8")
+        }
+    }
 }
 
 /// The shared prologue of one text frame: size, decode, rate, ping, handshake, then

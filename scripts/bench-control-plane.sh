@@ -70,13 +70,14 @@ storm() {
         grep -q "is listening\|Listening\|listening on" "$WORK/$name.log" 2>/dev/null && break
         sleep 0.1
     done
-    local key password token site_id capacity
+    local key email password token site_id capacity
     key=$(grep -o 'pk_[A-Za-z0-9_]*' "$WORK/$name.log" | head -n 1)
+    email=$(sed -n 's/^ *e-mail: *//p' "$WORK/$name.log" | head -n 1)
     password=$(sed -n 's/^ *password: *//p' "$WORK/$name.log" | head -n 1)
-    [[ -n "$key" && -n "$password" ]] || die "$name: no demo site key or password"
+    [[ -n "$key" && -n "$email" && -n "$password" ]] || die "$name: no demo site key, admin e-mail or password"
     local api="http://127.0.0.1:$PORT/api"
     token=$(curl -sf -X POST "$api/login" -H 'content-type: application/json' \
-        -d "{\"email\":\"admin@salam.local\",\"password\":\"$password\"}" | jq -r .token)
+        -d "$(jq -nc --arg email "$email" --arg password "$password" '{$email, $password}')" | jq -r .token)
     site_id=$("$binary" site list --data "$data" | awk -v key="$key" '$1 == key {print $2}')
     curl -sf -X PUT "$api/sites/$site_id/settings" -H "authorization: Bearer $token" \
         -H 'content-type: application/json' -d '{"bot": false}' >/dev/null

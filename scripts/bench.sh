@@ -162,7 +162,7 @@ start_echo() {
 }
 
 # start_hub NAME BOT: a hub on a fresh data directory, the demo site's bot off (BOT=0)
-# or on (BOT=1); sets SITE_KEY and PASSWORD too.
+# or on (BOT=1); sets SITE_KEY, EMAIL and PASSWORD (the first admin's) too.
 start_hub() {
     local name=$1 bot=$2 data="$WORK/$1-data"
     port_free "$HUB_PORT"
@@ -178,14 +178,16 @@ start_hub() {
     STARTED_PIDS+=("$SERVER_PID")
     wait_for "is listening" "$WORK/$name.log" "$SERVER_PID"
     SITE_KEY=$(grep -o 'pk_[A-Za-z0-9_]*' "$WORK/$name.log" | head -n 1)
+    EMAIL=$(sed -n 's/^ *e-mail: *//p' "$WORK/$name.log" | head -n 1)
     PASSWORD=$(sed -n 's/^ *password: *//p' "$WORK/$name.log" | head -n 1)
-    [[ -n "$SITE_KEY" && -n "$PASSWORD" ]] || die "no demo site key or password in the hub's output"
+    [[ -n "$SITE_KEY" && -n "$EMAIL" && -n "$PASSWORD" ]] ||
+        die "no demo site key, admin e-mail or password in the hub's output"
     # The relay figures measure the hub's own path: the bot is off for them.
     if [[ "$bot" != 1 ]]; then
         local token site_id
         token=$(curl -sf -X POST "http://127.0.0.1:$HUB_PORT/api/login" \
             -H 'content-type: application/json' \
-            -d "{\"email\":\"admin@salam.local\",\"password\":\"$PASSWORD\"}" |
+            -d "$(jq -nc --arg email "$EMAIL" --arg password "$PASSWORD" '{$email, $password}')" |
             sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
         site_id=$("$BIN/salam" site list --data "$data" | awk -v key="$SITE_KEY" '$1 == key {print $2}')
         curl -sf -X PUT "http://127.0.0.1:$HUB_PORT/api/sites/$site_id/settings" \
@@ -194,7 +196,7 @@ start_hub() {
     fi
     ADDR="127.0.0.1:$HUB_PORT"
     # `=`: a generated password may start with `-`.
-    SERVER_ARGS=(--protocol salam "--site=$SITE_KEY" "--password=$PASSWORD")
+    SERVER_ARGS=(--protocol salam "--site=$SITE_KEY" "--email=$EMAIL" "--password=$PASSWORD")
 }
 start_salam() { start_hub "$1" 0; }
 

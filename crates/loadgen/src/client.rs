@@ -62,7 +62,7 @@ pub enum Server {
         /// `Origin` header of visitors.
         origin: String,
         /// Agent e-mail and password, when the run has agents.
-        email: String,
+        email: Option<String>,
         password: Option<String>,
     },
     SocketIo,
@@ -114,9 +114,9 @@ impl Target {
             Server::Salam {
                 email, password, ..
             } => {
-                let password = password
-                    .as_deref()
-                    .context("agents on the Salam hub need --password")?;
+                let (Some(email), Some(password)) = (email, password) else {
+                    bail!("agents on the Salam hub need --email and --password");
+                };
                 Ok(AgentCredentials::Token(
                     wire::login(&self.addr, email, password).await?,
                 ))

@@ -21,8 +21,6 @@ use salam_protocol::{ConversationState, ServerFrame, VisitorFrame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Options of `salam-loadgen handoff`.
 #[derive(Debug, Clone)]
@@ -39,23 +37,6 @@ pub struct HandoffOptions {
     pub connect_concurrency: usize,
 }
 
-/// One `GET` over a fresh connection; returns the status.
-async fn get(addr: &str, path: &str, token: Option<&str>) -> Result<u16> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let authorization = token
-        .map(|token| format!("Authorization: Bearer {token}\r\n"))
-        .unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{authorization}\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut response).await?;
-    let head = String::from_utf8_lossy(&response[..response.len().min(64)]).into_owned();
-    head.split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .context("no HTTP status")
-}
-
 /// Calls `path` back to back until `done`, recording each latency.
 async fn poll(
     addr: String,
@@ -67,7 +48,7 @@ async fn poll(
     let mut failures = 0;
     while !done.load(Ordering::Relaxed) {
         let started = Instant::now();
-        match get(&addr, &path, token.as_deref()).await {
+        match wire::http_get(&addr, &path, token.as_deref()).await {
             Ok(200) => record(&mut histogram, started.elapsed()),
             _ => failures += 1,
         }

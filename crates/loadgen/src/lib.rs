@@ -11,9 +11,9 @@
 //!
 //! The parts:
 //!
-//! - [`wire`]: connecting WebSockets with the hub's 4 KiB buffers, agent login over
-//!   plain HTTP/1.0, the `hello`/`welcome` handshakes, and reading frames without
-//!   panicking on whatever the server sends.
+//! - [`wire`]: connecting WebSockets with the hub's 4 KiB buffers, agent login and
+//!   one-off requests over plain HTTP/1.0, the `hello`/`welcome` handshakes, and
+//!   reading frames without panicking on whatever the server sends.
 //! - [`echo`]: the bare tokio-tungstenite echo server (the ceiling, binary
 //!   `salam-echo`) and the closed-loop client that measures it.
 //! - [`client`]: one connection to the server under test, whatever its protocol
@@ -28,6 +28,8 @@
 //! - [`bot`]: visitors asking the hub's bot questions, for question → answer latency.
 //! - [`handoff`]: a storm of hand-offs at once, for routing throughput and the
 //!   latency of the routing views (`/api/widget/{key}`, `/api/agents`) meanwhile.
+//! - [`login_flood`]: many wrong-password logins at once, for the hub's memory, its
+//!   answers (401 or 429) and the latency of `/healthz` meanwhile.
 //! - [`probe`]: server CPU time and resident memory from `/proc`.
 //! - [`report`]: latency summaries and the measured window shared by the runs.
 //!
@@ -43,6 +45,7 @@ pub mod client;
 pub mod echo;
 pub mod handoff;
 pub mod idle;
+pub mod login_flood;
 pub mod probe;
 pub mod pusher;
 pub mod relay;

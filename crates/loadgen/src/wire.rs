@@ -30,8 +30,8 @@ pub type Socket = WebSocketStream<TcpStream>;
 /// How long a handshake (TCP, upgrade, `hello` → `welcome`) or a login may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The largest HTTP response to a login that is read.
-const MAX_LOGIN_RESPONSE: u64 = 64 * 1024;
+/// The largest HTTP response that is read (the rest is dropped).
+const MAX_HTTP_RESPONSE: u64 = 1 << 20;
 
 /// The WebSocket configuration of both the echo server and the clients: the hub's
 /// default 4 KiB read and write buffers.
@@ -190,55 +190,127 @@ pub async fn agent_hello(addr: &str, token: &str) -> Result<Socket> {
 }
 
 /// Signs an agent in with `POST /api/login` and returns the bearer token.
-///
-/// A hand-written HTTP/1.0 request: one small POST does not earn an HTTP client
-/// dependency, and HTTP/1.0 makes the server end the body by closing the connection,
-/// so there is no chunked encoding to undo.
 pub async fn login(addr: &str, email: &str, password: &str) -> Result<String> {
-    let exchange = async {
-        let body = serde_json::json!({ "email": email, "password": password }).to_string();
-        let request = format!(
-            "POST /api/login HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream
-            .take(MAX_LOGIN_RESPONSE)
-            .read_to_end(&mut response)
-            .await?;
-        parse_login_response(&String::from_utf8_lossy(&response))
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
-        .await
-        .context("login timed out")?
-        .context("logging in")
+    let body = serde_json::json!({ "email": email, "password": password }).to_string();
+    let response = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        http_exchange(addr, "POST", "/api/login", &[], Some(&body)),
+    )
+    .await
+    .context("login timed out")?
+    .context("logging in")?;
+    login_token(&response).context("logging in")
 }
 
 /// Takes the token out of the raw HTTP response to `POST /api/login`.
 pub fn parse_login_response(response: &str) -> Result<String> {
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .context("no HTTP status line")?;
-    if status != "200" {
-        bail!("login failed with HTTP {status}: {}", body.trim());
+    login_token(&HttpResponse::parse(response)?)
+}
+
+fn login_token(response: &HttpResponse) -> Result<String> {
+    if response.status != 200 {
+        bail!(
+            "login failed with HTTP {}: {}",
+            response.status,
+            response.body.trim()
+        );
     }
     let value: serde_json::Value =
-        serde_json::from_str(body).context("login response is not JSON")?;
+        serde_json::from_str(&response.body).context("login response is not JSON")?;
     value
         .get("token")
         .and_then(|token| token.as_str())
         .map(str::to_owned)
         .context("login response has no token")
+}
+
+/// What the server answered to one HTTP request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The header lines, without the status line.
+    headers: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// Parses a whole raw response (status line, headers, blank line, body).
+    pub fn parse(raw: &str) -> Result<HttpResponse> {
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .context("malformed HTTP response")?;
+        let (status_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .context("no HTTP status line")?
+            .parse()
+            .context("the HTTP status is not a number")?;
+        Ok(HttpResponse {
+            status,
+            headers: headers.to_owned(),
+            body: body.to_owned(),
+        })
+    }
+
+    /// The value of the first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+}
+
+/// One HTTP/1.0 request over a fresh connection to `addr`, read to its end (the first
+/// [`MAX_HTTP_RESPONSE`] bytes of it); `json_body` is sent as `application/json`.
+///
+/// Hand-written: a few small requests do not earn an HTTP client dependency, and
+/// HTTP/1.0 makes the server end the body by closing the connection, so there is no
+/// chunked encoding to undo. No timeout: callers bound it.
+pub async fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json_body: Option<&str>,
+) -> Result<HttpResponse> {
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = json_body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(json_body.unwrap_or_default());
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream
+        .take(MAX_HTTP_RESPONSE)
+        .read_to_end(&mut response)
+        .await?;
+    HttpResponse::parse(&String::from_utf8_lossy(&response))
+}
+
+/// `GET path` over a fresh connection, with a bearer token if given; returns the status.
+pub async fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<u16> {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .iter()
+        .map(|value| ("Authorization", value.as_str()))
+        .collect();
+    Ok(http_exchange(addr, "GET", path, &headers, None)
+        .await?
+        .status)
 }
 
 #[cfg(test)]
@@ -267,6 +339,21 @@ mod tests {
         check("HTTP/1.0 200 OK\r\n\r\n{\"nope\":1}", Err("no token"));
         check("HTTP/1.0 200 OK\r\n\r\nnot json", Err("not JSON"));
         check("garbage", Err("malformed"));
+        check("HTTP/1.0 abc\r\n\r\n", Err("not a number"));
+    }
+
+    #[test]
+    fn response_headers() {
+        let response = HttpResponse::parse(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+             Retry-After:  7 \r\n\r\n{}",
+        )
+        .expect("parses");
+        assert_eq!(response.status, 429);
+        assert_eq!(response.header("retry-after"), Some("7"));
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.header("x-missing"), None);
+        assert_eq!(response.body, "{}");
     }
 
     /// A server that breaks the protocol must not make the load generator panic.

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use salam_loadgen::client::{Protocol, Server, Target};
 use salam_loadgen::probe::ServerProbe;
 use salam_loadgen::report::print_json;
-use salam_loadgen::{bot, echo, handoff, idle, relay};
+use salam_loadgen::{bot, echo, handoff, idle, login_flood, relay};
 use std::time::Duration;
 
 /// Load generator for the Salam hub and its peers. All figures per server CPU-second
@@ -112,6 +112,41 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
     },
+    /// Many wrong-password logins at once, while `/healthz` (and `/api/me`) are probed
+    /// and the hub's memory is read (works against any build of the hub).
+    LoginFlood {
+        /// Server address (host:port).
+        #[arg(long)]
+        addr: String,
+        /// Workers, each with one login attempt in flight.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// Seconds during which attempts start (at most 300); those in flight then
+        /// finish.
+        #[arg(long, default_value_t = 15.0)]
+        duration: f64,
+        /// Seconds one attempt may take before it counts as timed out (at most 120).
+        #[arg(long, default_value_t = 30.0)]
+        request_timeout: f64,
+        /// Seconds after the last attempt before the hub's memory is read again (at most
+        /// 60).
+        #[arg(long, default_value_t = 5.0)]
+        settle: f64,
+        /// The hub's process id, to read its RSS from /proc.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The existing account every attempt targets (single-source mode).
+        #[arg(long, env = "SALAM_EMAIL", required_unless_present = "spread")]
+        email: Option<String>,
+        /// Every attempt from its own `X-Forwarded-For` address and for its own unknown
+        /// e-mail (a botnet behind a trusted proxy) instead of one address and one
+        /// account; `--email` is then not used.
+        #[arg(long)]
+        spread: bool,
+        /// An agent's bearer token, to probe `GET /api/me` during the flood too.
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Visitors ask the hub's bot questions (the bot must be on for the site).
     Bot {
         #[command(flatten)]
@@ -146,11 +181,11 @@ struct ServerArgs {
     /// allows).
     #[arg(long)]
     origin: Option<String>,
-    /// Salam: agent e-mail (the demo admin by default).
-    #[arg(long, default_value = "admin@salam.local")]
-    email: String,
+    /// Salam: agent e-mail (the first admin's is printed by the hub on first start).
+    #[arg(long, env = "SALAM_EMAIL")]
+    email: Option<String>,
     /// Salam: agent password (printed by the hub on first start).
-    #[arg(long, env = "SALAM_PASSWORD")]
+    #[arg(long, env = "SALAM_PASSWORD", requires = "email")]
     password: Option<String>,
     /// Pusher: the app's key.
     #[arg(long, default_value = "salam-bench-key")]
@@ -238,6 +273,14 @@ fn main() {
 
 fn seconds(value: f64, name: &str) -> Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("--{name} must be 0 or more"))
+}
+
+/// `seconds`, refused above `max` (runs stay bounded in time).
+fn bounded_seconds(value: f64, name: &str, max: f64) -> Result<Duration> {
+    if value > max {
+        bail!("--{name} must be at most {max} s");
+    }
+    seconds(value, name)
 }
 
 fn probe(pid: Option<u32>) -> Result<Option<ServerProbe>> {
@@ -330,6 +373,33 @@ async fn run(command: Command) -> Result<()> {
                 visitors,
                 timeout: seconds(timeout, "timeout")?,
                 connect_concurrency: 64,
+            })
+            .await
+        }
+        Command::LoginFlood {
+            addr,
+            concurrency,
+            duration,
+            request_timeout,
+            settle,
+            pid,
+            email,
+            spread,
+            token,
+        } => {
+            let source = match email {
+                Some(email) if !spread => login_flood::Source::Single { email },
+                _ => login_flood::Source::Spread,
+            };
+            login_flood::run(login_flood::LoginFloodOptions {
+                addr,
+                source,
+                concurrency,
+                duration: bounded_seconds(duration, "duration", 300.0)?,
+                request_timeout: bounded_seconds(request_timeout, "request-timeout", 120.0)?,
+                settle: bounded_seconds(settle, "settle", 60.0)?,
+                token,
+                probe: probe(pid)?,
             })
             .await
         }

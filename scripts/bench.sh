@@ -171,7 +171,7 @@ start_hub() {
     # from one abusive client; a closed-loop benchmark client is exactly that. An agent
     # receives the full stream of the conversations assigned to them: the capacity is
     # raised so that every visitor's conversation is assigned to the benchmark's agent.
-    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\n[routing]\ndefault_capacity = 1000000\n' >"$data/salam.toml"
+    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\nvisitor_rate_per_sec = 100000\nvisitor_burst = 100000\nip_rate_per_sec = 10000000\nip_burst = 10000000\nmax_connections_per_ip = 1000000\n[routing]\ndefault_capacity = 1000000\n' >"$data/salam.toml"
     taskset -c "$SERVER_CPU" "$BIN/salam" --data "$data" --listen "127.0.0.1:$HUB_PORT" \
         >"$WORK/$name.log" 2>&1 &
     SERVER_PID=$!

@@ -103,6 +103,7 @@ pub async fn login(
         ));
     };
     let found = state.store.agent_by_email(&email).await?;
+    state.metrics.login_hashes.fetch_add(1, Ordering::Relaxed);
     let password = request.password;
     let verified = tokio::task::spawn_blocking(move || {
         let _permit = permit;

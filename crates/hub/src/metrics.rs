@@ -15,6 +15,7 @@ pub struct Metrics {
     pub messages_duplicate: AtomicU64,
     pub frames_received: AtomicU64,
     pub logins_failed: AtomicU64,
+    pub login_hashes: AtomicU64,
     pub logins_throttled: AtomicU64,
     pub errors_sent: dashmap::DashMap<&'static str, u64>,
 }
@@ -42,7 +43,12 @@ impl Metrics {
             self.visitor_connections.load(Ordering::Relaxed),
             self.agent_connections.load(Ordering::Relaxed)
         );
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 9] = [
+            (
+                "salam_login_hashes_total",
+                "Password hashes verified at sign-in (one per attempt that was not refused first).",
+                self.login_hashes.load(Ordering::Relaxed),
+            ),
             (
                 "salam_logins_failed_total",
                 "Sign-ins refused for a wrong e-mail or password.",

@@ -8,4 +8,6 @@ mod control;
 mod crash;
 mod delivery;
 mod lifecycle;
+mod login;
 mod routing;
+mod slots;

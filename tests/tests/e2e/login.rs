@@ -5,7 +5,7 @@
 
 use salam_e2e::process::{HubProcess, METRICS_TOKEN};
 use salam_e2e::{AGENT_PASSWORD, AccountSetup, TestHub, http_request};
-use salam_store::{AgentRole, Store};
+use salam_store::AgentRole;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 

@@ -9,6 +9,10 @@
 //! message once, in order, live or after `resume`.
 //!
 //! The parts, from the edge inwards:
+//! - [`server`]: the accept loop (header-read timeout, TCP connections per address,
+//!   the peer's address for [`extract::ClientIp`]); [`slots`]: the WebSocket slots
+//!   (agents' reserve, sockets per address); [`throttle`] and [`rate`]: failed
+//!   sign-ins, and write rates per visitor and per address;
 //! - [`http`]: the axum router, the WebSocket upgrades and the pages; [`api`] (reads),
 //!   [`admin`] (admin writes) and [`account`] (sign-in, password) are the REST
 //!   handlers, with identity and permission as extractors ([`extract`]) and one error
@@ -16,6 +20,8 @@
 //! - [`ws`]: the connection loop shared by both endpoints (size, decode, rate, `ping`
 //!   and handshake checks written once; ordered delivery, heartbeats, shutdown);
 //! - [`visitor`] and [`agent`]: the two endpoints, one module per frame type;
+//!   [`identity`]: the signed identity tokens of `identify`; [`text`]: the hygiene of
+//!   everything people type;
 //! - [`conversation`]: conversation operations shared by the endpoints, REST and timers
 //!   (commit, ack, publish; hand-off and close as compare-and-set transitions);
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;

@@ -2,7 +2,10 @@
 //!
 //! Each connection is two tasks: a *receive* loop (this module) and a *send* task
 //! ([`send`]) that owns the socket's write half. The receive loop is the one prologue
-//! both endpoints share: it checks the frame size, decodes the frame into the
+//! both endpoints share: it closes a socket that has not said `hello` within
+//! `websocket.hello_timeout_secs` (1008), answers a frame the WebSocket library could
+//! not hand over (over the hard limit: `frame_too_large` then 1009; not UTF-8:
+//! `bad_json` then 1007), checks the frame size, decodes the frame into the
 //! endpoint's closed enum ([`Endpoint::decode`]), takes a token from the connection's
 //! rate bucket, answers `ping`, lets only `hello` through before the handshake and only
 //! once, and then dispatches the frame to the endpoint, whose modules have one handler

@@ -270,14 +270,30 @@ pub struct Api {
 impl Api {
     /// `POST /api/login`.
     pub async fn login(addr: SocketAddr, email: &str, password: &str) -> Result<Api> {
-        let response = http_request(
-            addr,
-            "POST",
-            "/api/login",
-            &[("content-type", "application/json")],
-            &json!({"email": email, "password": password}).to_string(),
-        )
-        .await?;
+        // Many agents signing in at once find every hashing slot busy (429 with
+        // `Retry-After`) and try again, as a person would.
+        let mut tries = 0;
+        let response = loop {
+            let response = http_request(
+                addr,
+                "POST",
+                "/api/login",
+                &[("content-type", "application/json")],
+                &json!({"email": email, "password": password}).to_string(),
+            )
+            .await?;
+            tries += 1;
+            if response.status != 429 || tries >= 120 {
+                break response;
+            }
+            let wait: u64 = response
+                .header("retry-after")
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(1);
+            // Spread the retries so they do not come back in one wave.
+            let jitter = u64::from(rand_jitter_ms());
+            tokio::time::sleep(Duration::from_millis(wait * 1000 / 2 + jitter)).await;
+        };
         ensure!(
             response.status == 200,
             "login of {email} failed: {} {}",
@@ -533,6 +549,14 @@ pub async fn small_buffer_agent(addr: SocketAddr, token: &str) -> Result<Client>
     .await?;
     greet_agent(&mut client).await?;
     Ok(client)
+}
+
+/// Up to a second, different for each caller (no `rand` dependency: the clock's
+/// nanoseconds are as good for spreading retries).
+fn rand_jitter_ms() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos() % 1000)
 }
 
 /// The `/metrics` token of hubs started by these tests.

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
 /// that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION];
+const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION, THIRD_VERSION];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
 pub(crate) const FIRST_VERSION: &str = r#"
@@ -164,6 +164,54 @@ const SECOND_VERSION: &str = r#"
     UPDATE conversations SET queued_at = updated_at WHERE state = 'queued';
     CREATE INDEX sessions_by_agent ON sessions (agent_id);
     "#;
+
+/// 3: operations (issue 18): anonymous report facts that outlive the conversations the
+/// retention sweep or an erasure deletes, the audit log, and the indexes those deletions
+/// need so that each batch stays small.
+const THIRD_VERSION: &str = r#"
+    -- One row per deleted conversation, so reports keep their figures: no id, no
+    -- visitor, no text; the creation time rounded down to the hour, the other times
+    -- as durations (what the reports compute from them).
+    CREATE TABLE report_facts (
+        id                INTEGER PRIMARY KEY,
+        site_id           TEXT NOT NULL,
+        created_hour      INTEGER NOT NULL, -- created_at rounded down to the hour (ms)
+        had_bot           INTEGER NOT NULL, -- the bot took at least one turn
+        deflected         INTEGER NOT NULL, -- settled by the bot: answered, never handed off
+        handed_off        INTEGER NOT NULL,
+        handoff_reason    TEXT,
+        first_response_ms INTEGER,          -- first agent text after the hand-off
+        resolution_ms     INTEGER,          -- creation to close
+        score             INTEGER,          -- the rating, without its comment
+        unanswered        INTEGER NOT NULL  -- bot turns that fell back or asked back
+    );
+    CREATE INDEX report_facts_by_site ON report_facts (site_id, created_hour);
+    -- Who erased or exported what, and when; what the retention sweep deleted. Never
+    -- personal data: visitor ids (random), counts, the kind of selector, not its value.
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,             -- agent:ID (e-mail), cli:USER, retention
+        action  TEXT NOT NULL,             -- visitor.erase, visitor.export, retention.delete
+        subject TEXT NOT NULL,             -- a visitor id, a site id
+        detail  TEXT NOT NULL DEFAULT '{}' -- JSON
+    );
+    -- The retention sweep takes the oldest closed conversations of a site.
+    CREATE INDEX conversations_closed ON conversations (site_id, closed_at)
+        WHERE state = 'closed';
+    -- Deleting a conversation deletes its alerts and callbacks; an erasure finds a
+    -- visitor by the site's user id and their callbacks.
+    CREATE INDEX alerts_by_conversation ON alerts (conversation_id)
+        WHERE conversation_id IS NOT NULL;
+    CREATE INDEX offline_requests_by_conversation ON offline_requests (conversation_id)
+        WHERE conversation_id IS NOT NULL;
+    CREATE INDEX offline_requests_by_visitor ON offline_requests (visitor_id);
+    CREATE INDEX visitors_by_external_id ON visitors (external_id)
+        WHERE external_id IS NOT NULL;
+    "#;
+
+/// The schema version this binary writes (databases with a higher one are refused).
+pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies the migrations the database does not have yet, in one transaction.
 pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

@@ -85,7 +85,7 @@ impl TestHub {
             data: dir.path().to_path_buf(),
             ..Config::default()
         };
-        config.log = "warn".into();
+        config.log.filter = "warn".into();
         adjust(&mut config);
         let hub = Hub::open(config).await?;
         let (admin_email, admin_password) = hub

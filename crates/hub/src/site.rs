@@ -109,6 +109,10 @@ pub struct SiteSettings {
     /// Agents must accept a chat within this many seconds or it passes to the next
     /// agent; 0 assigns directly (absent: the hub's `routing.accept_timeout_secs`).
     pub accept_timeout_secs: Option<u32>,
+    /// Delete closed conversations (with their messages, ratings and callbacks) this
+    /// many days after they closed, and visitors not seen for as long; absent: keep
+    /// everything. Reports keep their figures (see `retention`).
+    pub retention_days: Option<u32>,
 }
 
 impl Default for SiteSettings {
@@ -126,6 +130,7 @@ impl Default for SiteSettings {
             default_capacity: None,
             first_response_target_secs: None,
             accept_timeout_secs: None,
+            retention_days: None,
         }
     }
 }

@@ -8,4 +8,5 @@ mod control;
 mod crash;
 mod delivery;
 mod lifecycle;
+mod operations;
 mod routing;

@@ -1412,6 +1412,21 @@ mod tests {
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![7u8; 8192]).unwrap();
         assert!(matches!(verify(&junk), Err(MaintenanceError::NotSalam(_))));
+        // A database from a newer release is refused, by the store and by a restore.
+        let newer = dir.path().join("newer.db");
+        std::fs::copy(&copy, &newer).unwrap();
+        Connection::open(&newer)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        assert!(matches!(
+            verify(&newer),
+            Err(MaintenanceError::TooNew { found: 99, .. })
+        ));
+        assert!(matches!(
+            SqliteStore::open(&newer, SqliteOptions::default()),
+            Err(StoreError::Corrupt(reason)) if reason.contains("newer release")
+        ));
         let other = dir.path().join("other.db");
         Connection::open(&other)
             .unwrap()

@@ -1,5 +1,7 @@
 //! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
 
+use crate::StoreError;
+use crate::sqlite::map_err;
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
@@ -213,18 +215,31 @@ const THIRD_VERSION: &str = r#"
 /// The schema version this binary writes (databases with a higher one are refused).
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Applies the migrations the database does not have yet, in one transaction.
-pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+/// Applies the migrations the database does not have yet, in one transaction. A
+/// database written by a newer release (a higher version) is refused: this binary
+/// would not know what its tables mean (a downgrade is a restore of the backup taken
+/// before the upgrade).
+pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_err)?;
+    if current > CURRENT_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {current}, written by a newer release; this one \
+             knows versions up to {CURRENT_VERSION}"
+        )));
+    }
     let current = current.max(0) as usize;
     if current >= MIGRATIONS.len() {
         return Ok(());
     }
-    let transaction = connection.transaction()?;
+    let transaction = connection.transaction().map_err(map_err)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+        transaction.execute_batch(sql).map_err(map_err)?;
+        transaction
+            .pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(map_err)?;
         tracing::info!(version = index + 1, "applied schema migration");
     }
-    transaction.commit()
+    transaction.commit().map_err(map_err)
 }

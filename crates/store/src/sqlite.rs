@@ -195,7 +195,7 @@ impl SqliteStore {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
-        crate::schema::migrate(&mut connection).map_err(map_err)?;
+        crate::schema::migrate(&mut connection)?;
         // Checkpoints mostly run on their own thread (below); the writer's own only
         // bounds the WAL (see `spawn_checkpointer`).
         connection

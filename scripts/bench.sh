@@ -20,7 +20,12 @@
 # from /proc/PID/stat) because the machine is shared and wall-clock rates are noisy.
 # Prints the tables and, with BENCH_UPDATE_DOCS=1 (the default), rewrites them between
 # the bench markers in docs/benchmarks.md. The npm packages of the peers are installed
-# into bench/peers/node_modules when missing (npm install --ignore-scripts).
+# into bench/peers/node_modules when missing, with `npm ci --ignore-scripts`: exactly the
+# versions of bench/peers/package-lock.json, which it leaves as it is.
+#
+# The binaries are built with the release profile (stripped, as deployed);
+# BENCH_PROFILE=profiling builds them with line tables and symbols instead, for perf
+# or valgrind on the running hub (target/profiling/).
 #
 # Usage: bash scripts/bench.sh              (about 4.5 minutes of runs after the build)
 #        BENCH_QUICK=1 bash scripts/bench.sh (short runs and small steps, ~1.5 minutes)
@@ -64,6 +69,7 @@ BOT_QUESTIONS=${BENCH_BOT_QUESTIONS:-$ROOT/bot-rules/eval/dev.tsv}
 NODE=${BENCH_NODE:-node}
 UPDATE_DOCS=${BENCH_UPDATE_DOCS:-1}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}                    # 1: use the binaries already built
+PROFILE=${BENCH_PROFILE:-release}                    # cargo profile: release or profiling
 OUT=${BENCH_OUT:-}                                   # keep the JSON results and logs here
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -256,12 +262,12 @@ start_soketi() {
 }
 
 # ---- build and install ------------------------------------------------------------------
-BIN="$CARGO_TARGET_DIR/release"
+BIN="$CARGO_TARGET_DIR/$PROFILE"
 if [[ "$SKIP_BUILD" == 1 ]]; then
     log "using the binaries in $BIN"
 else
-    log "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    cargo build --release --quiet -p salam-hub -p salam-loadgen
+    log "building $PROFILE binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    cargo build --profile "$PROFILE" --quiet -p salam-hub -p salam-loadgen
 fi
 for binary in salam salam-echo salam-loadgen; do
     [[ -x "$BIN/$binary" ]] || die "no $BIN/$binary: build it first"
@@ -270,8 +276,9 @@ done
 if wants socketio || wants soketi; then
     command -v "$NODE" >/dev/null || die "needs node (BENCH_NODE) for the Socket.IO and Soketi runs; BENCH_SERVERS=echo,salam skips them"
     if [[ ! -d "$PEERS/node_modules/socket.io" || ! -d "$PEERS/node_modules/@soketi/soketi" ]]; then
-        log "installing the peers' npm packages into bench/peers/node_modules"
-        (cd "$PEERS" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+        log "installing the peers' npm packages into bench/peers/node_modules (npm ci)"
+        # `npm ci`, not `npm install`: the locked versions, and the lock file untouched.
+        (cd "$PEERS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
     fi
 fi
 if wants soketi; then

@@ -30,6 +30,12 @@ fn free_port() -> Result<u16> {
 /// Fails with a clear message when Chromium or chromedriver is not installed: the
 /// browser tests are part of the test command and must not be skipped silently.
 pub async fn start(window: &str) -> Result<(Client, Session)> {
+    start_with(window, &[]).await
+}
+
+/// [`start`] with more Chromium switches (the deployment test maps host names to
+/// 127.0.0.1 and accepts its self-signed certificate).
+pub async fn start_with(window: &str, switches: &[String]) -> Result<(Client, Session)> {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         bail!(
             "{CHROMEDRIVER} or {CHROMIUM} is missing: the browser tests need Debian's \
@@ -58,20 +64,27 @@ pub async fn start(window: &str) -> Result<(Client, Session)> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let profile = tempfile::tempdir()?;
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    .map(str::to_owned)
+    .into();
+    args.push(format!("--window-size={window}"));
+    args.push(format!("--user-data-dir={}", profile.path().display()));
+    args.extend(switches.iter().cloned());
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                format!("--window-size={window}"),
-                "--autoplay-policy=no-user-gesture-required",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
@@ -86,4 +99,35 @@ pub async fn start(window: &str) -> Result<(Client, Session)> {
             _permit: permit,
         },
     ))
+}
+
+/// Whether a value a page script returned counts as "yes" (JavaScript truthiness, as far
+/// as JSON shows it).
+pub fn truthy(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null | serde_json::Value::Bool(false) => false,
+        serde_json::Value::String(text) => !text.is_empty(),
+        serde_json::Value::Number(n) => n.as_f64() != Some(0.0),
+        _ => true,
+    }
+}
+
+/// Runs `script` in the page until it returns a [`truthy`] value, which it returns;
+/// `None` when `timeout` passes first.
+pub async fn poll(
+    client: &Client,
+    script: &str,
+    timeout: Duration,
+) -> Result<Option<serde_json::Value>> {
+    let started = Instant::now();
+    loop {
+        let value = client.execute(script, vec![]).await?;
+        if truthy(&value) {
+            return Ok(Some(value));
+        }
+        if started.elapsed() > timeout {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -85,7 +85,7 @@ impl TestHub {
             data: dir.path().to_path_buf(),
             ..Config::default()
         };
-        config.log = "warn".into();
+        config.log.filter = "warn".into();
         // Every test client comes from 127.0.0.1: per-address limits would make one
         // test's clients one crowd. The tests of those limits set them back.
         config.limits.max_connections_per_ip = 1_000_000;

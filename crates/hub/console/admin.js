@@ -2,11 +2,11 @@
 // responses, the bot's rules, offline requests and alerts. Every form talks to the
 // REST API; the hub checks the admin role again on every request.
 
-import { del, get, patch, post, put } from "./api.js";
+import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -34,6 +34,7 @@ export function renderAdmin(root, context) {
     rules: renderRules,
     offline: renderOffline,
     alerts: renderAlerts,
+    privacy: renderPrivacy,
   }[section];
   render(body, context).catch((err) => {
     fill(body, h("p", { class: "error", text: t("error", { message: err.message }) }));
@@ -499,4 +500,118 @@ async function renderAlerts(body, context) {
           },
         },
       })))))));
+}
+
+// ---------------------------------------------------------------- a visitor's data, retention, audit log
+
+async function renderPrivacy(body, context) {
+  const [{ entries }, { sites }] = await Promise.all([get("/api/admin/audit?limit=50"), get("/api/sites")]);
+  const kind = h("select", { id: "privacy-kind" },
+    [["email", t("email")], ["external_id", t("privacy_external_id")], ["visitor", t("privacy_visitor_id")]]
+      .map(([value, label]) => h("option", { value, text: label })));
+  const value = h("input", { id: "privacy-value", dir: "ltr" });
+  const result = h("div", { id: "privacy-result", class: "result" });
+  const who = () => ({ [kind.value]: value.value.trim() });
+  /** Like `attempt`, but "no visitor matches" is an answer, not an error. */
+  const ask = async (action) => {
+    try {
+      return await action();
+    } catch (err) {
+      const text = err instanceof ApiError && err.status === 404 ? t("privacy_not_found") : t("error", { message: err.message });
+      fill(result, h("p", { class: "error", text }));
+      return null;
+    }
+  };
+  const confirm = h("button", {
+    id: "privacy-confirm",
+    class: "danger",
+    hidden: true,
+    text: t("privacy_confirm"),
+    on: {
+      click: async () => {
+        confirm.hidden = true;
+        const answer = await ask(() => post("/api/admin/visitors/erase", who()));
+        if (!answer) return;
+        const total = answer.erased.total;
+        await renderPrivacy(body, context);
+        body.querySelector("#privacy-result").appendChild(h("p", {
+          id: "privacy-erased",
+          text: t("privacy_erased", {
+            visitors: total.visitors, conversations: total.conversations,
+            messages: total.messages, requests: total.offline_requests,
+          }),
+        }));
+      },
+    },
+  });
+  const exportButton = h("button", {
+    id: "privacy-export",
+    class: "primary",
+    type: "submit",
+    text: t("privacy_export"),
+  });
+  const eraseButton = h("button", {
+    id: "privacy-erase",
+    class: "danger",
+    text: t("privacy_erase"),
+    on: { click: () => { if (value.value.trim()) confirm.hidden = false; } },
+  });
+  const form = h("form", {
+    class: "card form",
+    id: "privacy-form",
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        if (!value.value.trim()) return;
+        const answer = await ask(() => get(`/api/admin/visitors/export${query(who())}`));
+        if (!answer) return;
+        const conversations = answer.visitors.reduce((n, visitor) => n + visitor.conversations.length, 0);
+        const file = new Blob([JSON.stringify(answer, null, 2)], { type: "application/json" });
+        fill(result,
+          h("p", { id: "privacy-exported", text: t("privacy_exported", { visitors: answer.visitors.length, conversations }) }),
+          h("a", { id: "privacy-download", href: URL.createObjectURL(file), download: "salam-visitor-export.json", text: t("privacy_download") }));
+      },
+    },
+  },
+  h("h3", { text: t("admin_privacy") }),
+  h("p", { class: "muted", text: t("privacy_intro") }),
+  field("privacy_by", kind), field("privacy_value", value),
+  h("div", { class: "actions" }, exportButton, eraseButton, confirm),
+  result);
+  fill(body,
+    form,
+    h("section", { class: "card", id: "retention" },
+      h("h3", { text: t("retention") }),
+      h("p", { class: "muted", text: t("retention_intro") }),
+      sites.map((site) => retentionRow(site, context))),
+    h("section", { class: "card" },
+      h("h3", { text: t("audit_log") }),
+      entries.length ? h("table", { class: "table", id: "audit-table" },
+        h("thead", {}, h("tr", {}, ["audit_when", "audit_who", "audit_what", "audit_subject", ""].map((key) => h("th", { text: key ? t(key) : "" })))),
+        h("tbody", {}, entries.map((entry) => h("tr", {},
+          h("td", { text: clock(entry.at) }),
+          h("td", { dir: "ltr", text: entry.actor }),
+          h("td", {}, h("code", { text: entry.action })),
+          h("td", {}, h("code", { text: entry.subject })),
+          h("td", { class: "muted", dir: "ltr", text: JSON.stringify(entry.detail) })))))
+        : h("p", { class: "muted", text: t("audit_empty") })));
+}
+
+function retentionRow(site, context) {
+  const days = h("input", { type: "number", min: 1, class: "narrow retention-days", value: site.settings?.retention_days ?? "" });
+  return h("form", {
+    class: "inline-form",
+    data: { id: site.id },
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        const settings = { ...site.settings, retention_days: days.value === "" ? null : Math.max(1, Number(days.value)) };
+        if (await attempt(context, () => put(`/api/sites/${encodeURIComponent(site.id)}/settings`, settings))) {
+          site.settings = settings;
+          context.toast(t("saved"));
+        }
+      },
+    },
+  }, h("span", { dir: "auto", text: site.name }), field("retention_days", days),
+  h("button", { type: "submit", class: "retention-save", text: t("save") }));
 }

@@ -196,16 +196,19 @@ impl BotEngine {
         }
     }
 
-    /// Polls the rule directory and reloads on change; reloads on SIGHUP too.
+    /// Polls the rule directory and reloads on change; reloads on SIGHUP too
+    /// (`systemctl reload`). The SIGHUP handler is installed before this returns, so
+    /// once the hub listens a SIGHUP reloads the rules and never ends the process
+    /// (SIGHUP's default action).
     pub fn watch(
         self: Arc<Self>,
         every: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hangup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut ticker = tokio::time::interval(every);
             loop {
                 #[cfg(unix)]
@@ -222,6 +225,7 @@ impl BotEngine {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     _ = hangup_recv => {
+                        tracing::info!("SIGHUP: reloading the bot's rules");
                         let _ = self.reload();
                     }
                     _ = ticker.tick() => {

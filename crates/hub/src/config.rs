@@ -14,8 +14,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory (holds `salam.db`). Env `SALAM_DATA`, flag `--data`.
     pub data: PathBuf,
-    /// Log filter (tracing `EnvFilter` syntax). Env `RUST_LOG` wins.
-    pub log: String,
+    /// Logging: `[log] filter` and `format`. The older `log = "FILTER"` still reads as
+    /// the filter.
+    #[serde(deserialize_with = "log_or_filter")]
+    pub log: Log,
     pub limits: Limits,
     pub websocket: WebSocket,
     pub store: StoreConfig,
@@ -24,6 +26,85 @@ pub struct Config {
     pub bot: Bot,
     pub routing: RoutingConfig,
     pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
+}
+
+/// Logging (`[log]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// Which events to log (tracing `EnvFilter` syntax). Env `RUST_LOG` wins.
+    pub filter: String,
+    /// `text` for people, or `json`: one JSON object per line (`timestamp`, `level`,
+    /// `target`, `message` and the event's fields) for log aggregators.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Reads `[log]` as a table, or a plain string as the filter (configuration files
+/// written before `[log]` had a format say `log = "info"`).
+fn log_or_filter<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Log, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Filter(String),
+        Table(Log),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Filter(filter) => Log {
+            filter,
+            ..Log::default()
+        },
+        Either::Table(log) => log,
+    })
+}
+
+/// The retention sweep (`[retention]`): deletes what each site's `retention_days` says
+/// is too old, in small batches through the one writer. With several hubs on one
+/// database, leave it enabled on one of them (or disable it everywhere and run
+/// `salam retention run` from a timer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Run the sweep in this hub.
+    pub enabled: bool,
+    /// Seconds between two sweeps (the first runs a minute after the start).
+    pub interval_secs: u32,
+    /// Conversations per batch at most.
+    pub batch_conversations: u32,
+    /// Messages per batch at most (a batch takes at least one conversation).
+    pub batch_messages: u32,
+    /// Pause between two batches, milliseconds: the writer serves everyone else.
+    pub pause_ms: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> RetentionConfig {
+        RetentionConfig {
+            enabled: true,
+            interval_secs: 3600,
+            batch_conversations: 200,
+            batch_messages: 5000,
+            pause_ms: 50,
+        }
+    }
 }
 
 /// `/metrics`: Prometheus text for the operator, never for the public.
@@ -256,7 +337,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("./data"),
-            log: "info".into(),
+            log: Log::default(),
             limits: Limits::default(),
             websocket: WebSocket::default(),
             store: StoreConfig::default(),
@@ -265,6 +346,7 @@ impl Default for Config {
             bot: Bot::default(),
             routing: RoutingConfig::default(),
             metrics: MetricsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -491,5 +573,21 @@ mod tests {
         assert!(default.iter().any(|net| net.contains(ip("127.0.0.1"))));
         assert!(default.iter().any(|net| net.contains(ip("::1"))));
         assert!(!default.iter().any(|net| net.contains(ip("192.168.1.1"))));
+    }
+
+    /// A configuration file written before `[log]` had a format still loads.
+    #[test]
+    fn the_log_setting_reads_old_and_new_forms() {
+        let old: Config = toml::from_str("log = \"debug\"\n").unwrap();
+        assert_eq!(
+            (old.log.filter.as_str(), old.log.format),
+            ("debug", LogFormat::Text)
+        );
+        let new: Config = toml::from_str("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(
+            (new.log.filter.as_str(), new.log.format),
+            ("info", LogFormat::Json)
+        );
+        assert!(toml::from_str::<Config>("[log]\nformat = \"xml\"\n").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP: the router, the WebSocket upgrades and the pages. The REST handlers live in
-//! [`crate::api`] (reads), [`crate::admin`] (admin writes) and [`crate::account`]
-//! (the agent's own account); identity and permission are extractors
-//! ([`crate::extract`]).
+//! [`crate::api`] (reads), [`crate::admin`] (admin writes), [`crate::account`]
+//! (the agent's own account) and [`crate::operations`] (a visitor's data, the audit
+//! log); identity and permission are extractors ([`crate::extract`]).
 
 use crate::agent::AgentEndpoint;
 use crate::error::ApiError;
@@ -81,6 +81,16 @@ pub fn app(state: AppState) -> Router {
         .route("/console/{file}", get(assets::console_asset))
         .route("/widget.js", get(assets::loader))
         .route("/widget/{file}", get(assets::file))
+        // Operations: a visitor's data on request, the audit log (crate::operations).
+        .route(
+            "/api/admin/visitors/export",
+            get(crate::operations::export_visitor),
+        )
+        .route(
+            "/api/admin/visitors/erase",
+            post(crate::operations::erase_visitor),
+        )
+        .route("/api/admin/audit", get(crate::operations::audit_log))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)

@@ -14,9 +14,9 @@
 //!   (agents' reserve, sockets per address); [`throttle`] and [`rate`]: failed
 //!   sign-ins, and write rates per visitor and per address;
 //! - [`http`]: the axum router, the WebSocket upgrades and the pages; [`api`] (reads),
-//!   [`admin`] (admin writes) and [`account`] (sign-in, password) are the REST
-//!   handlers, with identity and permission as extractors ([`extract`]) and one error
-//!   type ([`error`]);
+//!   [`admin`] (admin writes), [`account`] (sign-in, password) and [`operations`] (a
+//!   visitor's data on request, the audit log) are the REST handlers, with identity
+//!   and permission as extractors ([`extract`]) and one error type ([`error`]);
 //! - [`ws`]: the connection loop shared by both endpoints (size, decode, rate, `ping`
 //!   and handshake checks written once; ordered delivery, heartbeats, shutdown);
 //! - [`visitor`] and [`agent`]: the two endpoints, one module per frame type;
@@ -31,6 +31,9 @@
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
 //! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
 //!   subscriptions;
+//! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
+//!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
+//!   command line and REST): running the hub for years;
 //! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
 //!   [`metrics`], [`assets`], [`clock`].
 
@@ -51,8 +54,11 @@ pub mod fanout;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod operations;
+pub mod privacy;
 pub mod publish;
 pub mod rate;
+pub mod retention;
 pub mod routing;
 pub mod rule_files;
 pub mod server;
@@ -162,6 +168,7 @@ impl Hub {
         bot.watch(poll, shutdown_rx);
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
+        retention::spawn(state.clone());
         Ok(Hub {
             state,
             shutdown,

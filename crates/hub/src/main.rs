@@ -2,9 +2,9 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use salam_hub::config::Config;
+use salam_hub::config::{Config, LogFormat};
 use salam_hub::{Hub, auth, open_store};
-use salam_store::{AgentRole, NewAgent, Store};
+use salam_store::{AgentRole, NewAgent, Store, maintenance};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +51,66 @@ enum Command {
     Rules(RulesCommand),
     /// Print the default configuration as TOML.
     Defaults,
+    /// Write a consistent, checked copy of the database to FILE; works while the hub
+    /// runs and writes.
+    Backup {
+        /// The copy to write (never overwritten).
+        file: PathBuf,
+    },
+    /// Replace the database with a backup made by `salam backup`. The hub must be
+    /// stopped; the database replaced is kept as salam.db.before-restore.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+    },
+    /// A visitor's data on request: export it, or erase it.
+    #[command(subcommand)]
+    Visitor(VisitorCommand),
+    /// The retention sweep (sites' `retention_days`).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum VisitorCommand {
+    /// Write everything stored about a visitor (profile, conversations, messages,
+    /// ratings, callbacks) as one JSON document.
+    Export {
+        #[command(flatten)]
+        who: Who,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase a visitor's data for good; recorded in the audit log.
+    Erase {
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// Which visitor: exactly one of --id, --external-id, --email.
+#[derive(Args)]
+struct Who {
+    /// The hub's visitor id (v_...).
+    #[arg(long)]
+    id: Option<String>,
+    /// The site's own customer id, as verified by `identify`.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// An e-mail address the visitor gave (identify, pre-chat or callback form).
+    #[arg(long)]
+    email: Option<String>,
+    /// Public key of the site, to narrow --external-id to one site.
+    #[arg(long)]
+    site: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run one sweep now, whatever `retention.enabled` says (for a timer on one machine
+    /// of a deployment with several hubs).
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -151,11 +211,15 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli.global)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.filter));
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => logger.init(),
+        // One object per line: timestamp, level, target, message and fields at the top.
+        LogFormat::Json => logger.json().flatten_event(true).init(),
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
@@ -176,6 +240,10 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", Config::default_toml());
                 Ok(())
             }
+            Command::Backup { file } => backup(&config, &file),
+            Command::Restore { file } => restore(&config, &file),
+            Command::Visitor(command) => visitor(&config, command).await,
+            Command::Retention(RetentionCommand::Run) => retention_run(&config).await,
         }
     });
     if let Err(err) = &result {
@@ -453,4 +521,126 @@ fn rules(command: RulesCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let info = maintenance::backup(&config.database_path(), file).context("backup failed")?;
+    println!(
+        "Backed up {} conversations and {} messages (schema version {}, {} bytes) to {} in {} ms; integrity check ok.",
+        info.conversations,
+        info.messages,
+        info.schema_version,
+        info.bytes,
+        info.path.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
+fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let restored = maintenance::restore(file, &config.database_path()).context("restore failed")?;
+    if let Some(previous) = &restored.previous {
+        println!(
+            "The database it replaced is kept as {}.",
+            previous.display()
+        );
+    }
+    println!(
+        "Restored {} conversations and {} messages (schema version {}) into {}; integrity check ok.",
+        restored.database.conversations,
+        restored.database.messages,
+        restored.database.schema_version,
+        restored.database.path.display()
+    );
+    Ok(())
+}
+
+/// `cli:USER`, for the audit log.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+async fn visitor(config: &Config, command: VisitorCommand) -> anyhow::Result<()> {
+    use salam_hub::privacy::{self, PrivacyError};
+    std::fs::create_dir_all(&config.data)?;
+    let store = open_store(config)?;
+    let selector = |who: Who, store: salam_store::SqliteStore| async move {
+        let site = match &who.site {
+            Some(key) => Some(
+                store
+                    .site_by_key(key)
+                    .await?
+                    .with_context(|| format!("no site has the key {key}"))?
+                    .id,
+            ),
+            None => None,
+        };
+        anyhow::Ok(privacy::selector(who.id, who.external_id, who.email, site)?)
+    };
+    let now = salam_hub::clock::now_ms();
+    match command {
+        VisitorCommand::Export { who, out } => {
+            let selector = selector(who, store.clone()).await?;
+            let export = privacy::export(&store, &selector, &cli_actor(), now).await?;
+            let json = serde_json::to_string_pretty(&export)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, json + "\n")
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "Exported {} visitor(s) to {}.",
+                        export.visitors.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{json}"),
+            }
+        }
+        VisitorCommand::Erase { who } => {
+            let selector = selector(who, store.clone()).await?;
+            match privacy::erase(&store, &selector, &cli_actor(), now).await {
+                Ok(report) => {
+                    for visitor in &report.visitors {
+                        println!(
+                            "Erased {}: {} conversations, {} messages, {} callbacks.",
+                            visitor.visitor_id,
+                            visitor.erased.conversations,
+                            visitor.erased.messages,
+                            visitor.erased.offline_requests
+                        );
+                    }
+                    println!("Recorded in the audit log as {}.", cli_actor());
+                }
+                Err(PrivacyError::Open(open)) => bail!(
+                    "the visitor has open conversations ({}): close them in the console, or erase \
+                     from the console's admin area, which closes them first",
+                    open.join(", ")
+                ),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    store.flush().await?;
+    Ok(())
+}
+
+async fn retention_run(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data)?;
+    let store = open_store(config)?;
+    let report =
+        salam_hub::retention::sweep(&store, &config.retention, salam_hub::clock::now_ms()).await?;
+    println!(
+        "Retention: {} site(s) with a retention period; deleted {} conversations, {} messages, {} callbacks and {} visitors in {} batches.",
+        report.sites,
+        report.conversations,
+        report.messages,
+        report.offline_requests,
+        report.visitors,
+        report.batches
+    );
+    Ok(())
 }

@@ -115,6 +115,10 @@ pub struct SiteSettings {
     /// origin fill `store_name` and `site_url` unless set, and the pack's own values
     /// (the demo store's) are never used. Absent: the pack as written (the demo site).
     pub bot_identity: Option<std::collections::BTreeMap<String, IdentityText>>,
+    /// Delete closed conversations (with their messages, ratings and callbacks) this
+    /// many days after they closed, and visitors not seen for as long; absent: keep
+    /// everything. Reports keep their figures (see `retention`).
+    pub retention_days: Option<u32>,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -148,6 +152,7 @@ impl Default for SiteSettings {
             first_response_target_secs: None,
             accept_timeout_secs: None,
             bot_identity: None,
+            retention_days: None,
         }
     }
 }

@@ -22,11 +22,21 @@
 //!
 //! The hub talks to storage only through the [`Store`] trait, so a PostgreSQL backend
 //! can be added for multi-hub deployments without touching the hub.
+//!
+//! [`maintenance`] is what running it for years needs: online backups and restores of
+//! the file, the retention sweep in small writer jobs, a visitor's export and erasure,
+//! the audit log, and the anonymous report facts that keep reports whole after
+//! conversations are deleted.
 
+pub mod maintenance;
 mod schema;
 mod sqlite;
 mod writer;
 
+pub use maintenance::{
+    AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
+    RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
+};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 use async_trait::async_trait;
@@ -820,4 +830,40 @@ pub trait Store: Send + Sync + 'static {
     async fn flush(&self) -> Result<(), StoreError>;
     /// Counters for `/metrics`.
     fn metrics(&self) -> &StoreMetrics;
+
+    // --- operations: retention, a visitor's data on request, the audit log ---
+    // (see [`maintenance`]; backups and restores work on the file, so they are
+    // functions there, not methods)
+
+    /// One retention batch of a site, as one writer job: deletes the oldest
+    /// conversations closed before `closed_before` (within `budget`), with everything
+    /// that hangs off them, after copying their report figures into the anonymous
+    /// report facts; and callbacks left before it. Reports keep their figures.
+    async fn retention_batch(
+        &self,
+        site_id: &str,
+        closed_before: i64,
+        budget: RetentionBudget,
+    ) -> Result<RetentionBatch, StoreError>;
+    /// One bounded step of the sweep of visitors: of the next `scan` visitors after
+    /// rowid `after`, deletes those of a site in `cutoffs` (site id, cut-off) last seen
+    /// before its cut-off that have no conversation and no callback left.
+    async fn sweep_visitors(
+        &self,
+        cutoffs: &[(String, i64)],
+        after: i64,
+        scan: u32,
+    ) -> Result<VisitorSweep, StoreError>;
+    /// The ids of the visitors a selector matches.
+    async fn find_visitors(&self, selector: &VisitorSelector) -> Result<Vec<String>, StoreError>;
+    /// Everything stored about a visitor, read in one transaction (`None`: nothing).
+    async fn export_visitor(&self, visitor_id: &str) -> Result<Option<VisitorRecord>, StoreError>;
+    /// Erases a visitor (conversations, messages, bot turns, previews, ratings, alerts,
+    /// callbacks, profile) and records it in the audit log, in one transaction; refuses
+    /// while one of their conversations is open.
+    async fn erase_visitor(&self, visitor_id: &str, note: AuditNote)
+    -> Result<Erasure, StoreError>;
+    async fn record_audit(&self, entry: NewAudit) -> Result<(), StoreError>;
+    /// The newest `limit` entries of the audit log, newest first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }

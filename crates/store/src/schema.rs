@@ -1,10 +1,12 @@
 //! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
 
+use crate::StoreError;
+use crate::sqlite::map_err;
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
 /// that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION, THIRD_VERSION];
+const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION, THIRD_VERSION, FOURTH_VERSION];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
 pub(crate) const FIRST_VERSION: &str = r#"
@@ -165,22 +167,6 @@ pub(crate) const SECOND_VERSION: &str = r#"
     CREATE INDEX sessions_by_agent ON sessions (agent_id);
     "#;
 
-/// Applies the migrations the database does not have yet, in one transaction.
-pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let current: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let current = current.max(0) as usize;
-    if current >= MIGRATIONS.len() {
-        return Ok(());
-    }
-    let transaction = connection.transaction()?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
-        tracing::info!(version = index + 1, "applied schema migration");
-    }
-    transaction.commit()
-}
-
 /// 3: the hub's edges: sessions that end when idle, canned responses and departments
 /// per site, one alert of a kind per conversation, one open offline request per
 /// visitor, rotating identity secrets, and what a signed identity verified.
@@ -235,3 +221,80 @@ const THIRD_VERSION: &str = r#"
     ALTER TABLE visitors ADD COLUMN verified TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE visitors ADD COLUMN attributes TEXT;
 "#;
+
+/// 4: operations (issue 18): anonymous report facts that outlive the conversations the
+/// retention sweep or an erasure deletes, the audit log, and the indexes those deletions
+/// need so that each batch stays small.
+const FOURTH_VERSION: &str = r#"
+    -- One row per deleted conversation, so reports keep their figures: no id, no
+    -- visitor, no text; the creation time rounded down to the hour, the other times
+    -- as durations (what the reports compute from them).
+    CREATE TABLE report_facts (
+        id                INTEGER PRIMARY KEY,
+        site_id           TEXT NOT NULL,
+        created_hour      INTEGER NOT NULL, -- created_at rounded down to the hour (ms)
+        had_bot           INTEGER NOT NULL, -- the bot took at least one turn
+        deflected         INTEGER NOT NULL, -- settled by the bot: answered, never handed off
+        handed_off        INTEGER NOT NULL,
+        handoff_reason    TEXT,
+        first_response_ms INTEGER,          -- first agent text after the hand-off
+        resolution_ms     INTEGER,          -- creation to close
+        score             INTEGER,          -- the rating, without its comment
+        unanswered        INTEGER NOT NULL  -- bot turns that fell back or asked back
+    );
+    CREATE INDEX report_facts_by_site ON report_facts (site_id, created_hour);
+    -- Who erased or exported what, and when; what the retention sweep deleted. Never
+    -- personal data: visitor ids (random), counts, the kind of selector, not its value.
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,             -- agent:ID (e-mail), cli:USER, retention
+        action  TEXT NOT NULL,             -- visitor.erase, visitor.export, retention.delete
+        subject TEXT NOT NULL,             -- a visitor id, a site id
+        detail  TEXT NOT NULL DEFAULT '{}' -- JSON
+    );
+    -- The retention sweep takes the oldest closed conversations of a site.
+    CREATE INDEX conversations_closed ON conversations (site_id, closed_at)
+        WHERE state = 'closed';
+    -- Deleting a conversation deletes its alerts and callbacks; an erasure finds a
+    -- visitor by the site's user id and their callbacks.
+    CREATE INDEX alerts_by_conversation ON alerts (conversation_id)
+        WHERE conversation_id IS NOT NULL;
+    CREATE INDEX offline_requests_by_conversation ON offline_requests (conversation_id)
+        WHERE conversation_id IS NOT NULL;
+    CREATE INDEX offline_requests_by_visitor ON offline_requests (visitor_id);
+    CREATE INDEX visitors_by_external_id ON visitors (external_id)
+        WHERE external_id IS NOT NULL;
+    "#;
+
+/// The schema version this binary writes (databases with a higher one are refused).
+pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations the database does not have yet, in one transaction. A
+/// database written by a newer release (a higher version) is refused: this binary
+/// would not know what its tables mean (a downgrade is a restore of the backup taken
+/// before the upgrade).
+pub(crate) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(map_err)?;
+    if current > CURRENT_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {current}, written by a newer release; this one \
+             knows versions up to {CURRENT_VERSION}"
+        )));
+    }
+    let current = current.max(0) as usize;
+    if current >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    let transaction = connection.transaction().map_err(map_err)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        transaction.execute_batch(sql).map_err(map_err)?;
+        transaction
+            .pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(map_err)?;
+        tracing::info!(version = index + 1, "applied schema migration");
+    }
+    transaction.commit().map_err(map_err)
+}

@@ -1,5 +1,9 @@
 //! The embedded SQLite backend.
 
+use crate::maintenance::{
+    AuditEntry, AuditNote, Erasure, NewAudit, RetentionBatch, RetentionBudget, VisitorRecord,
+    VisitorSelector, VisitorSweep,
+};
 use crate::writer::Writer;
 use crate::{
     Agent, AgentRole, AgentUpdate, Alert, Appended, BotReport, BotTurn, Canned, Conversation,
@@ -49,6 +53,9 @@ pub struct SqliteStore {
     metrics: Arc<StoreMetrics>,
     /// Dropped with the last clone; the checkpoint thread stops then.
     _alive: Arc<()>,
+    /// A shared lock on `salam.db.lock` while the store is open, so a restore refuses
+    /// to run under it (see `maintenance`).
+    _lock: Arc<crate::maintenance::DatabaseLock>,
 }
 
 struct ReadPool {
@@ -167,6 +174,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, applies migrations and starts
     /// the writer thread.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let lock = Arc::new(crate::maintenance::DatabaseLock::shared(path)?);
         let mut connection = Connection::open(path).map_err(map_err)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
@@ -188,7 +196,7 @@ impl SqliteStore {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
-        crate::schema::migrate(&mut connection).map_err(map_err)?;
+        crate::schema::migrate(&mut connection)?;
         // Checkpoints mostly run on their own thread (below); the writer's own only
         // bounds the WAL (see `spawn_checkpointer`).
         connection
@@ -219,6 +227,7 @@ impl SqliteStore {
             readers,
             metrics,
             _alive: alive,
+            _lock: lock,
         })
     }
 
@@ -387,10 +396,10 @@ fn author_kind_name(kind: AuthorKind) -> &'static str {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, \
+pub(crate) const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, \
      at, client_id, quick_replies, rule";
 
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let kind: String = row.get(2)?;
     let author_kind: String = row.get(3)?;
     let author_id: String = row.get(4)?;
@@ -415,6 +424,49 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             .and_then(|json| serde_json::from_str::<Vec<QuickReply>>(&json).ok())
             .unwrap_or_default(),
         rule: row.get(10)?,
+    })
+}
+
+pub(crate) const VISITOR_COLUMNS: &str = "id, site_id, name, email, phone, external_id, locale, \
+     page_url, page_title, referrer, user_agent, first_seen, last_seen, verified, attributes";
+
+pub(crate) fn visitor_from_row(row: &Row<'_>) -> rusqlite::Result<Visitor> {
+    Ok(Visitor {
+        id: row.get(0)?,
+        site_id: row.get(1)?,
+        name: row.get(2)?,
+        email: row.get(3)?,
+        phone: row.get(4)?,
+        external_id: row.get(5)?,
+        locale: row.get(6)?,
+        page_url: row.get(7)?,
+        page_title: row.get(8)?,
+        referrer: row.get(9)?,
+        user_agent: row.get(10)?,
+        first_seen: row.get(11)?,
+        last_seen: row.get(12)?,
+        verified: serde_json::from_str(&row.get::<_, String>(13)?).unwrap_or_default(),
+        attributes: row
+            .get::<_, Option<String>>(14)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
+    })
+}
+
+pub(crate) const OFFLINE_REQUEST_COLUMNS: &str =
+    "id, site_id, visitor_id, conversation_id, name, email, phone, message, created_at, done_at";
+
+pub(crate) fn offline_request_from_row(row: &Row<'_>) -> rusqlite::Result<OfflineRequest> {
+    Ok(OfflineRequest {
+        id: row.get(0)?,
+        site_id: row.get(1)?,
+        visitor_id: row.get(2)?,
+        conversation: row.get(3)?,
+        name: row.get(4)?,
+        email: row.get(5)?,
+        phone: row.get(6)?,
+        message: row.get(7)?,
+        created_at: row.get(8)?,
+        done_at: row.get(9)?,
     })
 }
 
@@ -1666,32 +1718,9 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             connection
                 .query_row(
-                    "SELECT id, site_id, name, email, phone, external_id, locale, page_url, \
-                     page_title, referrer, user_agent, first_seen, last_seen, verified, attributes \
-                     FROM visitors WHERE id = ?1",
+                    &format!("SELECT {VISITOR_COLUMNS} FROM visitors WHERE id = ?1"),
                     [visitor_id],
-                    |row| {
-                        Ok(Visitor {
-                            id: row.get(0)?,
-                            site_id: row.get(1)?,
-                            name: row.get(2)?,
-                            email: row.get(3)?,
-                            phone: row.get(4)?,
-                            external_id: row.get(5)?,
-                            locale: row.get(6)?,
-                            page_url: row.get(7)?,
-                            page_title: row.get(8)?,
-                            referrer: row.get(9)?,
-                            user_agent: row.get(10)?,
-                            first_seen: row.get(11)?,
-                            last_seen: row.get(12)?,
-                            verified: serde_json::from_str(&row.get::<_, String>(13)?)
-                                .unwrap_or_default(),
-                            attributes: row
-                                .get::<_, Option<String>>(14)?
-                                .and_then(|json| serde_json::from_str(&json).ok()),
-                        })
-                    },
+                    visitor_from_row,
                 )
                 .optional()
                 .map_err(map_err)
@@ -1751,6 +1780,8 @@ impl Store for SqliteStore {
                 for row in rows {
                     all.push(row.map_err(map_err)?);
                 }
+                // Conversations the retention sweep or an erasure deleted.
+                crate::maintenance::archived_timings(connection, &site_id, from, to, &mut all)?;
             }
             Ok(all)
         })
@@ -1879,30 +1910,19 @@ impl Store for SqliteStore {
         let site_ids = site_ids.to_vec();
         self.read(move |connection| {
             let mut statement = connection
-                .prepare_cached(
-                    "SELECT id, site_id, visitor_id, conversation_id, name, email, phone, message, \
-                     created_at, done_at FROM offline_requests WHERE site_id = ?1 AND id < ?2 \
-                     ORDER BY id DESC LIMIT ?3",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {OFFLINE_REQUEST_COLUMNS} FROM offline_requests WHERE site_id = ?1 \
+                     AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                ))
                 .map_err(map_err)?;
             let before = page.before.unwrap_or(i64::MAX);
             let mut all = Vec::new();
             for site_id in site_ids {
                 let rows = statement
-                    .query_map(params![site_id, before, page.limit], |row| {
-                        Ok(OfflineRequest {
-                            id: row.get(0)?,
-                            site_id: row.get(1)?,
-                            visitor_id: row.get(2)?,
-                            conversation: row.get(3)?,
-                            name: row.get(4)?,
-                            email: row.get(5)?,
-                            phone: row.get(6)?,
-                            message: row.get(7)?,
-                            created_at: row.get(8)?,
-                            done_at: row.get(9)?,
-                        })
-                    })
+                    .query_map(
+                        params![site_id, before, page.limit],
+                        offline_request_from_row,
+                    )
                     .map_err(map_err)?;
                 for row in rows {
                     all.push(row.map_err(map_err)?);
@@ -2064,6 +2084,10 @@ impl Store for SqliteStore {
                     let (question, count) = row.map_err(map_err)?;
                     *unanswered.entry(question).or_default() += count as u64;
                 }
+                // Conversations the retention sweep or an erasure deleted.
+                crate::maintenance::add_archived_to_bot_report(
+                    connection, site_id, from, to, &mut report, &mut reasons,
+                )?;
             }
             report.handoffs_by_reason = reasons.into_iter().collect();
             let mut unanswered: Vec<(String, u64)> = unanswered.into_iter().collect();
@@ -2152,6 +2176,81 @@ impl Store for SqliteStore {
 
     fn metrics(&self) -> &StoreMetrics {
         &self.metrics
+    }
+
+    // --- operations (the SQL is in `maintenance`) ---
+
+    async fn retention_batch(
+        &self,
+        site_id: &str,
+        closed_before: i64,
+        budget: RetentionBudget,
+    ) -> Result<RetentionBatch, StoreError> {
+        let site_id = site_id.to_owned();
+        self.writer
+            .write(move |connection| {
+                // Zero what is deleted where that costs no extra writes.
+                crate::maintenance::with_secure_delete(connection, "FAST", || {
+                    crate::maintenance::retention_batch(connection, &site_id, closed_before, budget)
+                })
+            })
+            .await
+    }
+
+    async fn sweep_visitors(
+        &self,
+        cutoffs: &[(String, i64)],
+        after: i64,
+        scan: u32,
+    ) -> Result<VisitorSweep, StoreError> {
+        let cutoffs = cutoffs.to_vec();
+        self.writer
+            .write(move |connection| {
+                crate::maintenance::sweep_visitors(connection, &cutoffs, after, scan)
+            })
+            .await
+    }
+
+    async fn find_visitors(&self, selector: &VisitorSelector) -> Result<Vec<String>, StoreError> {
+        let selector = selector.clone();
+        self.read(move |connection| crate::maintenance::find_visitors(connection, &selector))
+            .await
+    }
+
+    async fn export_visitor(&self, visitor_id: &str) -> Result<Option<VisitorRecord>, StoreError> {
+        let visitor_id = visitor_id.to_owned();
+        self.read(move |connection| {
+            // One read transaction: the export is a consistent snapshot.
+            connection.execute_batch("BEGIN").map_err(map_err)?;
+            let record = crate::maintenance::export_visitor(connection, &visitor_id);
+            let _ = connection.execute_batch("COMMIT");
+            record
+        })
+        .await
+    }
+
+    async fn erase_visitor(
+        &self,
+        visitor_id: &str,
+        note: AuditNote,
+    ) -> Result<Erasure, StoreError> {
+        let visitor_id = visitor_id.to_owned();
+        self.writer
+            .write(move |connection| {
+                crate::maintenance::erase_visitor(connection, &visitor_id, &note)
+            })
+            .await
+    }
+
+    async fn record_audit(&self, entry: NewAudit) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| crate::maintenance::insert_audit(connection, &entry))
+            .await
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |connection| crate::maintenance::audit_log(connection, limit))
+            .await
     }
 }
 

@@ -401,7 +401,7 @@ impl RestartableHub {
             data: dir.to_path_buf(),
             ..Config::default()
         };
-        config.log = "warn".into();
+        config.log.filter = "warn".into();
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         config.listen = listener.local_addr()?;
         Ok((Hub::open(config).await?, listener))

@@ -9,5 +9,6 @@ mod crash;
 mod delivery;
 mod lifecycle;
 mod login;
+mod operations;
 mod routing;
 mod slots;

@@ -20,11 +20,14 @@ if (e == 'ready' && ready) f();
 return api;
 }
 };
-'open close toggle send identify setLocale'.split(' ').forEach(function (m) {
+'open close toggle send identify setLocale reset'.split(' ').forEach(function (m) {
 api[m] = function () {
 var a = [].slice.call(arguments);
 if (widget) widget[m].apply(widget, a);
-else {
+else if (m == 'reset') {
+q = q.filter(function (c) { return !/^(send|identify)$/.test(c[0]); });
+try { localStorage.removeItem('salam:' + site); } catch (e) {}
+} else {
 q.push([m, a]);
 if (m != 'setLocale') load();
 }
@@ -58,8 +61,8 @@ var got = fetch(hub + '/api/widget/' + encodeURIComponent(site))
 function load() {
 if (loading || !root) return;
 loading = 1;
-Promise.all([import(base + 'salam_widget-6e5dedb2c4a5.js'), got]).then(function (r) {
-return r[0].default({ module_or_path: base + 'salam_widget_bg-489306eed973.wasm' }).then(function () {
+Promise.all([import(base + 'salam_widget-f4419f7cc73e.js'), got]).then(function (r) {
+return r[0].default({ module_or_path: base + 'salam_widget_bg-e67328aca336.wasm' }).then(function () {
 widget = r[0].start(root, hub, site, loc || undefined, r[1] || undefined, emit);
 q.splice(0).forEach(function (c) {
 try { widget[c[0]].apply(widget, c[1]); } catch (e) { console.warn('salam:', c[0], e); }

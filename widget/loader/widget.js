@@ -25,11 +25,16 @@
       return api;
     }
   };
-  'open close toggle send identify setLocale'.split(' ').forEach(function (m) {
+  'open close toggle send identify setLocale reset'.split(' ').forEach(function (m) {
     api[m] = function () {
       var a = [].slice.call(arguments);
       if (widget) widget[m].apply(widget, a);
-      else {
+      else if (m == 'reset') {
+        // Not loaded yet: forget the visitor here and now (a logout often navigates
+        // away at once), with what was queued for them; no WASM needs to load for it.
+        q = q.filter(function (c) { return !/^(send|identify)$/.test(c[0]); });
+        try { localStorage.removeItem('salam:' + site); } catch (e) {}
+      } else {
         q.push([m, a]);
         if (m != 'setLocale') load();
       }

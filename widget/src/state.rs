@@ -12,6 +12,9 @@
 //! - An outbox entry keeps its `client_id` for its whole life, so resending after a
 //!   reconnect is idempotent at the hub.
 //! - After every reconnect the widget resumes after the last `seq` it has.
+//! - [`Msg::Reset`] (a site's logout) keeps nothing of the visitor: no token, lines,
+//!   outbox or queued frames; the view then replaces the socket, so the next `hello`
+//!   carries no token and the hub makes a new visitor.
 
 use crate::i18n::Locale;
 use crate::json::{Json, n, obj, os, s};
@@ -192,6 +195,9 @@ pub enum Msg {
         name: Option<String>,
         email: Option<String>,
     },
+    /// The site's visitor logged out (`Salam.reset()`): forget them and start over as a
+    /// new anonymous visitor on a new connection.
+    Reset,
     SetLocale(Locale),
     SubmitContact {
         name: String,
@@ -253,6 +259,9 @@ pub enum Effect {
     Emit(ApiEvent),
     FocusPanel,
     FocusLauncher,
+    /// After [`Msg::Reset`]: drop the socket at once (nothing more may arrive for the
+    /// old visitor), empty the compose box, and connect again.
+    Restart,
 }
 
 /// What survives a reload (one localStorage entry per site).
@@ -516,6 +525,26 @@ impl State {
             }
             Msg::Identify { token, name, email } => {
                 self.send_later(Outgoing::Identify { token, name, email }, &mut effects)
+            }
+            Msg::Reset => {
+                if self.unread > 0 {
+                    effects.push(Effect::Emit(ApiEvent::Unread(0)));
+                }
+                // Built afresh rather than field by field, so that nothing of the old
+                // visitor (a field added later included) can survive. Only what
+                // belongs to the page or the hub stays: the panel's state and the
+                // hub's text limit (the site, locale and settings are passed on).
+                *self = State {
+                    open: self.open,
+                    max_text_chars: self.max_text_chars,
+                    ..State::new(
+                        std::mem::take(&mut self.site),
+                        self.locale,
+                        std::mem::take(&mut self.settings),
+                        Stored::default(),
+                    )
+                };
+                effects.push(Effect::Restart);
             }
             Msg::SetLocale(locale) => self.locale = locale,
             Msg::SubmitContact {

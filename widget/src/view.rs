@@ -13,6 +13,9 @@
 //!   removes it, so rebuilding a form or replacing a socket leaks nothing.
 //! - State updates are queued: a `Salam.on` callback that calls back into the widget
 //!   while an update runs is handled after it, never re-entrantly.
+//! - Only `Salam.reset()` removes the site's localStorage entry (the loader does the
+//!   same before this module has loaded); every other tab that sees it removed resets
+//!   too, but only rewrites it, so that a logout reaches all of a site's tabs once.
 
 use crate::i18n::{Key, Locale};
 use crate::state::{ApiEvent, Connection, Effect, Form, Msg, SiteSettings, State, Stored};
@@ -51,6 +54,8 @@ enum Action {
     SocketClosed,
     Tick,
     Reconnect,
+    /// localStorage changed in another tab.
+    Storage,
 }
 
 /// An event listener that is removed when dropped.
@@ -233,12 +238,7 @@ impl Widget {
     /// `identify({token, name, email})`: `token` is the site backend's signed identity
     /// (a JWT, HS256); `name` and `email` beside it are shown as unverified.
     pub fn identify(&self, user: JsValue) {
-        let field = |name: &str| {
-            js_sys::Reflect::get(&user, &JsValue::from_str(name))
-                .ok()
-                .and_then(|value| value.as_string())
-                .filter(|value| !value.is_empty())
-        };
+        let field = |name| prop(&user, name).filter(|value| !value.is_empty());
         if let Some(token) = field("token") {
             dispatch(
                 &self.app,
@@ -249,6 +249,18 @@ impl Widget {
                 },
             );
         }
+    }
+
+    /// `reset()`, for a site's logout: forgets the visitor (their token, conversation,
+    /// lines and anything not yet sent, here and in localStorage) and starts over as a
+    /// new anonymous visitor on a new connection.
+    pub fn reset(&self) {
+        // Removed rather than only overwritten: the other tabs of the site see the key
+        // go and reset too (see `Action::Storage`).
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(&self.app.inner.borrow().storage_key);
+        }
+        dispatch(&self.app, Msg::Reset);
     }
 
     #[wasm_bindgen(js_name = setLocale)]
@@ -432,6 +444,11 @@ fn perform(app: &Rc<App>, effect: Effect) {
         }
         Effect::FocusLauncher => {
             let _ = app.inner.borrow().dom.launcher.focus();
+        }
+        Effect::Restart => {
+            // A draft typed by the previous visitor is theirs too.
+            set_value(&app.inner.borrow().dom.input, "");
+            connect(app);
         }
     }
 }
@@ -652,6 +669,7 @@ fn attach(app: &Rc<App>) {
             Listener::new(&dom.input, "keydown", me, Action::InputKey),
             Listener::new(&dom.send, "click", me, Action::SendInput),
             Listener::new(&dom.talk, "click", me, Action::TalkToPerson),
+            Listener::new(&window(), "storage", me, Action::Storage),
         ]
     };
     app.inner.borrow_mut().listeners = listeners;
@@ -740,6 +758,18 @@ fn on_action(app: &Rc<App>, action: &Action, event: Option<Event>) {
             }
         }
         Action::Reconnect => return connect(app),
+        Action::Storage => {
+            // Only `Salam.reset()` (here or in the loader) removes the key, so another
+            // tab's logout reaches this tab too. The reset here only overwrites the key,
+            // so tabs do not set one another off in turn.
+            let Some(event) = &event else { return };
+            let removed = prop(event, "newValue").is_none()
+                && prop(event, "key").as_deref() == Some(&app.inner.borrow().storage_key);
+            if !removed {
+                return;
+            }
+            Msg::Reset
+        }
     };
     dispatch(app, msg);
 }
@@ -747,10 +777,14 @@ fn on_action(app: &Rc<App>, action: &Action, event: Option<Event>) {
 /// The `value` of an `<input>` or `<textarea>` (read as a property: typed web-sys
 /// accessors would each add glue to the download).
 fn value(element: &JsValue) -> String {
-    js_sys::Reflect::get(element, &JsValue::from_str("value"))
+    prop(element, "value").unwrap_or_default()
+}
+
+/// A string property of a JS object (`None` when missing, null or not a string).
+fn prop(object: &JsValue, name: &str) -> Option<String> {
+    js_sys::Reflect::get(object, &JsValue::from_str(name))
         .ok()
         .and_then(|value| value.as_string())
-        .unwrap_or_default()
 }
 
 /// The value of the form field named `name`.
@@ -803,15 +837,19 @@ fn set_rating(app: &Rc<App>, score: u8) {
     }
 }
 
+fn set_value(element: &JsValue, text: &str) {
+    let _ = js_sys::Reflect::set(
+        element,
+        &JsValue::from_str("value"),
+        &JsValue::from_str(text),
+    );
+}
+
 fn send_input(app: &Rc<App>) {
     let text = {
         let inner = app.inner.borrow();
         let text = value(&inner.dom.input);
-        let _ = js_sys::Reflect::set(
-            &inner.dom.input,
-            &JsValue::from_str("value"),
-            &JsValue::from_str(""),
-        );
+        set_value(&inner.dom.input, "");
         text
     };
     dispatch(
@@ -889,7 +927,8 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         &locale.text_n(Key::Unread, state.unread.into()),
     );
     show(&dom.panel, state.open);
-    if state.open
+    // Nothing unread (the panel was opened, or `Salam.reset()`): the page's own title.
+    if state.unread == 0
         && let Some(title) = inner.saved_title.take()
     {
         dom.document.set_title(&title);

@@ -710,3 +710,173 @@ async fn identify_reaches_the_hub_signed_and_a_bad_signature_is_harmless() -> Re
     })
     .await
 }
+
+#[tokio::test]
+async fn reset_forgets_an_identified_visitor_and_the_next_message_is_a_new_visitors() -> Result<()>
+{
+    let setup = Setup::new().await?;
+    let site = setup
+        .hub
+        .state
+        .store
+        .site_by_key(&setup.site_key)
+        .await?
+        .context("no site")?;
+    let signed_token = salam_hub::identity::sign(
+        &site.identity_secret,
+        &serde_json::json!({"sub": "customer-42", "name": "Mona", "exp": salam_hub::clock::now_ms() / 1000 + 3600}),
+    );
+    let stub = "<script>window.Salam=window.Salam||{q:[]};'open close toggle send identify setLocale reset on'.split(' ')\
+                .forEach(function(m){Salam[m]=Salam[m]||function(){Salam.q.push([m,[].slice.call(arguments)]);return Salam}});";
+    let url = setup.page(
+        "/",
+        "",
+        "",
+        &format!("{stub}Salam.identify({{token: '{signed_token}'}});</script>"),
+    );
+    // The next page logs out before the loader has even run, with a message and an
+    // identity queued for the visitor who is leaving.
+    let logout_url = setup.page(
+        "/logout",
+        "",
+        "",
+        &format!(
+            "{stub}Salam.send('queued before the reset'); Salam.identify({{token: '{signed_token}'}}); \
+             Salam.reset();</script>"
+        ),
+    );
+    let storage_key = json!(format!("salam:{}", setup.site_key));
+    let mut agent = setup.hub.admin_agent().await?;
+    let token = login(
+        setup.hub.addr,
+        &setup.hub.admin_email,
+        &setup.hub.admin_password,
+    )
+    .await?;
+    let get = async |path: &str| -> Result<Value> {
+        let response = http_request(
+            setup.hub.addr,
+            "GET",
+            path,
+            &[("authorization", &format!("Bearer {token}"))],
+            "",
+        )
+        .await?;
+        ensure!(
+            response.status == 200,
+            "{} {}",
+            response.status,
+            response.body
+        );
+        Ok(serde_json::from_str(&response.body)?)
+    };
+    let stored_token = async |browser: &Browser| -> Result<Value> {
+        browser
+            .js(&format!(
+                "const s = localStorage.getItem({storage_key}); return s && JSON.parse(s).token"
+            ))
+            .await
+    };
+    with_browser(async |browser| {
+        // Mona, logged in on the site, chats.
+        browser.goto(&url).await?;
+        browser.open_widget().await?;
+        browser.type_and_send("I am Mona").await?;
+        browser.wait_line("I am Mona").await?;
+        let mona = agent_sees(&mut agent, "I am Mona").await?;
+        agent_says(&mut agent, &mona, "r-1", "Hello Mona").await?;
+        browser.wait_line("Hello Mona").await?;
+        let details = get(&format!("/api/conversations/{mona}")).await?;
+        ensure!(details["identified"] == true, "not identified: {details}");
+        let mona_id = details["visitor"]["id"].clone();
+        let mona_token = stored_token(browser).await?;
+        ensure!(mona_token.is_string(), "no visitor token stored: {mona_token}");
+        // She has the shop open in a second tab too.
+        let first_tab = browser.client.window().await?;
+        let second_tab = browser.client.new_window(true).await?.handle;
+        browser.client.switch_to_window(second_tab.clone()).await?;
+        browser.goto(&url).await?;
+        browser.open_widget().await?;
+        browser.wait_line("Hello Mona").await?;
+        browser.client.switch_to_window(first_tab.clone()).await?;
+
+        // She logs out, the panel still open and a draft in the compose box.
+        browser.shadow(".C textarea").await?.send_keys("a draft").await?;
+        browser.js("Salam.reset();").await?;
+        let shown = browser.lines().await?;
+        ensure!(shown.is_empty(), "lines still shown after reset: {shown:?}");
+        let draft = browser.js("return root.querySelector('.C textarea').value").await?;
+        ensure!(draft == "", "the draft survived the reset: {draft}");
+        let stored = stored_token(browser).await?;
+        ensure!(stored != mona_token, "the old visitor token is still stored");
+        // The other tab forgets her as well, and does not write her back.
+        browser.client.switch_to_window(second_tab).await?;
+        browser
+            .wait(
+                "the other tab to forget her",
+                "return root.querySelectorAll('.lg2 > *').length === 0 && root.querySelector('.st.on')",
+            )
+            .await?;
+        browser.client.switch_to_window(first_tab).await?;
+
+        // Whoever chats next is a new, anonymous visitor in a new conversation.
+        browser
+            .wait("the new connection", "return root.querySelector('.st.on')")
+            .await?;
+        browser.type_and_send("Who am I now?").await?;
+        browser.wait_line("Who am I now?").await?;
+        let next = agent_sees(&mut agent, "Who am I now?").await?;
+        ensure!(next != mona, "the message went to the old conversation");
+        let details = get(&format!("/api/conversations/{next}")).await?;
+        ensure!(details["identified"] == false, "still identified: {details}");
+        let next_id = details["visitor"]["id"].clone();
+        ensure!(
+            next_id.is_string() && next_id != mona_id,
+            "the same visitor: {next_id}"
+        );
+        for text in ["I am Mona", "Hello Mona"] {
+            ensure!(count_lines(browser, text).await? == 0, "{text:?} came back");
+        }
+        let next_token = stored_token(browser).await?;
+        ensure!(
+            next_token.is_string() && next_token != mona_token,
+            "stored token after reset: {next_token}"
+        );
+
+        // `Salam.reset()` before anything has loaded: the stored visitor is forgotten
+        // at once, and what was queued for them is never sent.
+        browser.goto(&logout_url).await?;
+        let stored = stored_token(browser).await?;
+        ensure!(stored != next_token, "the visitor token survived an early reset");
+        browser.open_widget().await?;
+        browser
+            .wait("the connection", "return root.querySelector('.st.on')")
+            .await?;
+        let shown = browser.lines().await?;
+        ensure!(shown.is_empty(), "lines shown after an early reset: {shown:?}");
+        browser.type_and_send("A third visitor").await?;
+        browser.wait_line("A third visitor").await?;
+        let third = agent_sees(&mut agent, "A third visitor").await?;
+        ensure!(third != next && third != mona, "an old conversation was reused");
+        let details = get(&format!("/api/conversations/{third}")).await?;
+        ensure!(details["identified"] == false, "identified: {details}");
+        ensure!(
+            details["visitor"]["id"] != next_id && details["visitor"]["id"] != mona_id,
+            "an old visitor: {details}"
+        );
+        let history = get(&format!("/api/conversations/{third}/messages")).await?;
+        let from_visitor: Vec<_> = history["messages"]
+            .as_array()
+            .context("no messages")?
+            .iter()
+            .filter(|message| message["author"]["kind"] == "visitor")
+            .map(|message| message["text"].clone())
+            .collect();
+        ensure!(
+            from_visitor == [json!("A third visitor")],
+            "the visitor's messages: {from_visitor:?}"
+        );
+        Ok(())
+    })
+    .await
+}

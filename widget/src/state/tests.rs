@@ -583,3 +583,107 @@ fn history_replayed_from_the_start_is_not_unread() {
     assert!(effects.contains(&Effect::Notify));
     assert_eq!(state.unread, 1);
 }
+
+#[test]
+fn reset_forgets_the_visitor_and_greets_as_a_new_one() {
+    let settings = SiteSettings {
+        prechat: true,
+        ..SiteSettings::default()
+    };
+    let mut state = State::new("pk".into(), Locale::Ar, settings.clone(), Stored::default());
+    state.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    frame(&mut state, welcome(vec![summary(CONV, 0, 1)]));
+    frame(&mut state, Incoming::Resumed { last_seq: 0 });
+    state.update(Msg::SubmitPrechat {
+        name: "Mona".into(),
+        email: String::new(),
+    });
+    frame(&mut state, agent_message(1, "hello Mona"));
+    frame(&mut state, agent_message(2, "your order shipped"));
+    frame(
+        &mut state,
+        Incoming::State {
+            conversation: CONV.into(),
+            state: ConversationState::Closed,
+        },
+    );
+    // Offline, with a message and an identity waiting for the connection.
+    state.update(Msg::SocketClosed { random: 0.0 });
+    state.update(Msg::Send {
+        text: "one more thing".into(),
+        client_id: "w1".into(),
+    });
+    state.update(Msg::Identify {
+        token: "a.b.c".into(),
+        name: Some("Mona".into()),
+        email: None,
+    });
+    assert_eq!(state.unread, 2);
+
+    let effects = state.update(Msg::Reset);
+    assert_eq!(
+        effects,
+        [Effect::Emit(ApiEvent::Unread(0)), Effect::Restart]
+    );
+    assert_eq!(state.stored(), Stored::default());
+    assert_eq!(state.unread, 0);
+    assert_eq!(state.connection, Connection::Connecting);
+    assert_eq!(state.conversation_state, None);
+    assert_eq!(state.form, None);
+    // A new visitor is asked the pre-chat questions again; the page's choices stay.
+    assert_eq!(state.visible_form(), Some(Form::Prechat));
+    assert_eq!(
+        (state.locale, state.settings.clone()),
+        (Locale::Ar, settings)
+    );
+
+    // The next connection greets without a token and sends nothing of the old visitor.
+    let effects = state.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::Frame(Outgoing::Hello { token: None, .. })]
+    ));
+    let effects = frame(
+        &mut state,
+        Incoming::Welcome {
+            token: Some("v_2.sig".into()),
+            conversations: Vec::new(),
+            max_text_chars: Some(4000),
+        },
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    // Their first message starts a new conversation.
+    let effects = state.update(Msg::Send {
+        text: "hi".into(),
+        client_id: "w2".into(),
+    });
+    assert_eq!(sends(&effects), [("w2".to_owned(), None)]);
+    assert_eq!(state.token.as_deref(), Some("v_2.sig"));
+}
+
+#[test]
+fn reset_keeps_the_panel_open_and_the_hubs_limit() {
+    let mut state = online();
+    frame(
+        &mut state,
+        Incoming::Welcome {
+            token: None,
+            conversations: vec![summary(CONV, 0, 1)],
+            max_text_chars: Some(10),
+        },
+    );
+    state.update(Msg::Open);
+    // Nothing unread: no `unread` event, only the restart.
+    assert_eq!(state.update(Msg::Reset), [Effect::Restart]);
+    assert!(state.open);
+    assert_eq!(state.token, None);
+    let overlong = state.update(Msg::Send {
+        text: "eleven char".into(),
+        client_id: "w1".into(),
+    });
+    assert!(overlong.is_empty() && state.outbox.is_empty());
+}

@@ -24,6 +24,9 @@ wasm.widget_identify(this.__wbg_ptr, user);
 open() {
 wasm.widget_open(this.__wbg_ptr);
 }
+reset() {
+wasm.widget_reset(this.__wbg_ptr);
+}
 send(text) {
 const ptr0 = passStringToWasm0(text, wasm.__wbindgen_export, wasm.__wbindgen_export2);
 const len0 = WASM_VECTOR_LEN;
@@ -289,6 +292,9 @@ arg0.removeAttribute(getStringFromWasm0(arg1, arg2));
 __wbg_removeEventListener_4e20bd5fac3de092: function() { return handleError(function (arg0, arg1, arg2, arg3) {
 arg0.removeEventListener(getStringFromWasm0(arg1, arg2), arg3);
 }, arguments); },
+__wbg_removeItem_6db621e167d16a1c: function() { return handleError(function (arg0, arg1, arg2) {
+arg0.removeItem(getStringFromWasm0(arg1, arg2));
+}, arguments); },
 __wbg_remove_8228e91d7ddbc755: function(arg0) {
 arg0.remove();
 },
@@ -373,11 +379,11 @@ getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
 getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
 },
 __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_380);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_378);
 return ret;
 },
 __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_379);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_377);
 return ret;
 },
 __wbindgen_generic_0000000000000003: function(arg0) {
@@ -403,11 +409,11 @@ __proto__: null,
 };
 }
 const lAudioContext = (typeof AudioContext !== 'undefined' ? AudioContext : (typeof webkitAudioContext !== 'undefined' ? webkitAudioContext : undefined));
-function __wasm_bindgen_func_elem_379(arg0, arg1) {
-wasm.__wasm_bindgen_func_elem_379(arg0, arg1);
+function __wasm_bindgen_func_elem_377(arg0, arg1) {
+wasm.__wasm_bindgen_func_elem_377(arg0, arg1);
 }
-function __wasm_bindgen_func_elem_380(arg0, arg1, arg2) {
-wasm.__wasm_bindgen_func_elem_380(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_378(arg0, arg1, arg2) {
+wasm.__wasm_bindgen_func_elem_378(arg0, arg1, arg2);
 }
 const WidgetFinalization = (typeof FinalizationRegistry === 'undefined')
 ? { register: () => {}, unregister: () => {} }

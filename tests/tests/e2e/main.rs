@@ -9,3 +9,8 @@ mod crash;
 mod delivery;
 mod lifecycle;
 mod routing;
+// Issue 12 ("edges"): one hostile test per finding of the review.
+mod hygiene;
+mod identity;
+mod spam;
+mod wire;

@@ -8,7 +8,13 @@ mod control;
 mod crash;
 mod delivery;
 mod lifecycle;
-mod login;
 mod operations;
 mod routing;
+
+// Issue 12 ("edges"): one hostile test per finding of the review.
+mod hygiene;
+mod identity;
+mod login;
 mod slots;
+mod spam;
+mod wire;

@@ -242,7 +242,7 @@ pub async fn add_agent(
             all_sites: request.all_sites,
             site_ids,
             capacity,
-            departments: request.departments,
+            departments: clean_departments(request.departments)?,
         })
         .await
         .map_err(conflict)?;
@@ -345,7 +345,7 @@ pub async fn patch_agent(
         },
         role,
         capacity: patch.capacity,
-        departments: patch.departments,
+        departments: patch.departments.map(clean_departments).transpose()?,
         disabled: patch.disabled,
         all_sites: patch.all_sites,
         site_ids: patch.site_ids,
@@ -365,6 +365,22 @@ pub struct DepartmentRequest {
 /// controls (it appears in the system line a visitor sees after a transfer).
 pub fn clean_department(name: &str) -> Option<String> {
     clean_name(name, 60).map(|name| name.to_lowercase())
+}
+
+/// The departments an agent serves, spelled as sites store theirs ([`clean_department`]),
+/// so that "Billing" on an agent matches the site's "billing"; duplicates dropped.
+fn clean_departments(names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if names.len() > 50 {
+        return Err(bad("at most 50 departments"));
+    }
+    let mut cleaned = Vec::with_capacity(names.len());
+    for name in names {
+        let name = clean_department(&name).ok_or_else(|| bad("a department needs a name"))?;
+        if !cleaned.contains(&name) {
+            cleaned.push(name);
+        }
+    }
+    Ok(cleaned)
 }
 
 /// The site exists (admins see every site).

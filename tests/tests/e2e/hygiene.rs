@@ -408,3 +408,52 @@ async fn report_ranges_are_checked() -> anyhow::Result<()> {
     assert_eq!(health.status, 200);
     Ok(())
 }
+
+/// A department as the admin typed it ("Billing") in both places the console asks for
+/// it, the site's departments and the agent's: the site's is kept in lower case, so
+/// the agent's must match it, or no transfer to it ever finds an agent.
+#[tokio::test]
+async fn a_department_typed_with_capitals_still_reaches_its_agents() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let admin = hub.admin_token().await?;
+    let (status, body) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/departments",
+            json!({"site_id": hub.site.id, "name": "Billing"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/admin/agents",
+            json!({"email": "omar@shop.test", "name": "Omar", "password": salam_e2e::AGENT_PASSWORD,
+                   "departments": ["Billing"], "site_ids": [hub.site.id]}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let omar_token = hub
+        .login("omar@shop.test", salam_e2e::AGENT_PASSWORD)
+        .await?;
+    let _omar = hub.agent(&omar_token).await?;
+    let (_, sara_token) = hub.add_agent("Sara", Some(5), &[]).await?;
+    let mut sara = hub.agent(&sara_token).await?;
+    let (mut visitor, conversation) = hub.visitor_says("I was charged twice").await?;
+    hub.wait_for(&conversation, |c| c.agent_id.is_some())
+        .await?;
+    let frame = json!({"type": "transfer", "conversation": conversation, "department": "Billing"});
+    assert_eq!(
+        refused_with(&mut sara, &frame).await?,
+        None,
+        "the transfer to Billing was refused"
+    );
+    visitor
+        .recv_until(
+            |f| matches!(f, ServerFrame::Message(m) if m.text == "transferred to the billing team"),
+        )
+        .await?;
+    Ok(())
+}

@@ -307,18 +307,7 @@ async fn admins_rotate_the_identity_secret_with_a_grace_period() -> anyhow::Resu
 #[tokio::test]
 async fn without_grace_the_old_secret_is_refused_at_once() -> anyhow::Result<()> {
     let hub = TestHub::start_with(|config| config.auth.identity_secret_grace_hours = 0).await?;
-    let old_secret = hub.site.identity_secret.clone();
-    let admin = hub.admin_token().await?;
-    let (status, rotated) = rotate(&hub, &admin).await?;
-    assert_eq!(status, 200, "{rotated}");
-    let new_secret = rotated["site"]["identity_secret"]
-        .as_str()
-        .expect("the new secret")
-        .to_owned();
-    assert!(
-        rotated["site"]["previous_secret_valid_until"].is_null(),
-        "{rotated}"
-    );
+    let (old_secret, new_secret) = rotate_without_grace(&hub).await?;
     assert_eq!(
         new_visitor_identifies(&hub, token_for(&old_secret, "customer-1")).await?,
         Some(ErrorCode::Unauthorized)
@@ -328,4 +317,45 @@ async fn without_grace_the_old_secret_is_refused_at_once() -> anyhow::Result<()>
         None
     );
     Ok(())
+}
+
+/// A page that was open when the secret was rotated: its socket must verify with the
+/// secrets in force now, not those of its `hello` (the site's backend signs with the
+/// new secret as soon as it is redeployed; a leaked old secret must stop working
+/// everywhere once its grace period is over).
+#[tokio::test]
+async fn a_socket_opened_before_a_rotation_verifies_with_the_new_secret() -> anyhow::Result<()> {
+    let hub = TestHub::start_with(|config| config.auth.identity_secret_grace_hours = 0).await?;
+    let mut open_page = hub.visitor(None).await?;
+    let (old_secret, new_secret) = rotate_without_grace(&hub).await?;
+    let with_new = json!({"type": "identify", "token": token_for(&new_secret, "customer-1")});
+    assert_eq!(
+        identify(&mut open_page, with_new).await?,
+        None,
+        "a token signed with the new secret is refused on a socket opened before the rotation"
+    );
+    let with_old = json!({"type": "identify", "token": token_for(&old_secret, "customer-1")});
+    assert_eq!(
+        identify(&mut open_page, with_old).await?,
+        Some(ErrorCode::Unauthorized),
+        "the old secret, past its grace period, still verifies on a socket opened before the rotation"
+    );
+    Ok(())
+}
+
+/// Rotates the site's identity secret on a hub without grace: (old, new).
+async fn rotate_without_grace(hub: &TestHub) -> anyhow::Result<(String, String)> {
+    let old_secret = hub.site.identity_secret.clone();
+    let admin = hub.admin_token().await?;
+    let (status, rotated) = rotate(hub, &admin).await?;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(
+        rotated["site"]["previous_secret_valid_until"].is_null(),
+        "no grace, yet: {rotated}"
+    );
+    let new_secret = rotated["site"]["identity_secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_owned();
+    Ok((old_secret, new_secret))
 }

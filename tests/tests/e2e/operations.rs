@@ -161,6 +161,8 @@ async fn a_backup_under_write_load_holds_every_message_acked_before_it_started()
     let hub = TestHub::start_with(|config| {
         config.limits.rate_per_sec = 100_000;
         config.limits.burst = 100_000;
+        config.limits.visitor_rate_per_sec = 100_000;
+        config.limits.visitor_burst = 100_000;
     })
     .await?;
     let data = hub.state.config.data.clone();
@@ -956,7 +958,7 @@ async fn upgrade_from(name: &str) -> Result<()> {
     hub.kill().await?;
     let connection = rusqlite::Connection::open(data.path().join("salam.db"))?;
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    ensure!(version == 3, "{name}: migrated to schema 3, not {version}");
+    ensure!(version == 4, "{name}: migrated to schema 4, not {version}");
     Ok(())
 }
 

@@ -44,7 +44,7 @@ fn spec(agent: &Agent) -> AgentSpec {
         } else {
             Sites::Only(agent.site_ids.clone())
         },
-        departments: agent.departments.clone(),
+        departments: agent.departments.iter().map(|d| d.to_lowercase()).collect(),
         capacity: agent.capacity,
     }
 }
@@ -465,7 +465,7 @@ impl Actor {
             },
             load: agent.load,
             capacity: agent.capacity,
-            departments: agent.departments.clone(),
+            departments: agent.departments.iter().map(|d| d.to_lowercase()).collect(),
         }
     }
 

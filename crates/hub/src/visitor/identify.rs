@@ -41,8 +41,24 @@ async fn identify(
     email: Option<String>,
 ) {
     let now = now_ms();
+    // The secrets in force now, not those of `hello`: a page open across a rotation
+    // verifies with the new secret, and the old one stops once its grace is over.
+    let site = match link.state.store.site_by_id(&session.site.id).await {
+        Ok(Some(site)) => site,
+        Ok(None) => {
+            return link
+                .error(ErrorCode::NotFound, "the site no longer exists", None)
+                .await;
+        }
+        Err(err) => {
+            tracing::error!(%err, "reading the site's identity secrets failed");
+            return link
+                .error(ErrorCode::Internal, "could not check the identity", None)
+                .await;
+        }
+    };
     let secrets = secrets(
-        &session.site,
+        &site,
         link.state.config.auth.identity_secret_grace_hours,
         now,
     );

@@ -1,6 +1,8 @@
-// The admin area: agents, departments, sites (with the embed snippet), canned
-// responses, the bot's rules, offline requests and alerts. Every form talks to the
-// REST API; the hub checks the admin role again on every request.
+// The admin area: agents (with password resets), departments and canned responses
+// (each of one site), sites (the embed snippet, the identity secret and its rotation,
+// the widget's settings), the bot's rules, offline requests and alerts (a page at a
+// time). Every form talks to the REST API; the hub checks the admin role again on
+// every request.
 
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, t } from "./i18n.js";
@@ -10,6 +12,8 @@ const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline"
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
+/** The site whose departments or canned responses are shown (kept across re-renders). */
+let chosenSite = "";
 
 /** The weekday's short name in the UI language (0 = Monday; 2024-01-01 was one). */
 function weekdayName(index) {
@@ -54,10 +58,78 @@ async function attempt(context, action) {
 const field = (label, input) => h("label", { class: "field" }, h("span", { text: t(label) }), input);
 const splitList = (text) => text.split(/[,\n]/).map((item) => item.trim()).filter(Boolean);
 
+/**
+ * A small "are you sure?" strip: `question`, a button doing `action` and Cancel. It
+ * replaces the contents of `slot` until answered (no native dialog: the console keeps
+ * one look, and the strip is translated like the rest).
+ */
+function confirmIn(slot, question, yesLabel, action) {
+  fill(slot, h("div", { class: "confirm", attrs: { role: "group" } },
+    h("span", { text: question }),
+    h("button", {
+      class: "danger confirm-yes",
+      text: yesLabel,
+      on: {
+        click: async () => {
+          fill(slot);
+          await action();
+        },
+      },
+    }),
+    h("button", { class: "confirm-no", text: t("cancel"), on: { click: () => fill(slot) } })));
+  slot.querySelector(".confirm-yes").focus();
+}
+
+/** A Copy button for the text `text()` gives (a masked secret copies unmasked). */
+function copyButton(text, context) {
+  const copy = h("button", {
+    class: "copy-button",
+    text: t("copy"),
+    on: {
+      click: async () => {
+        let ok = false;
+        try {
+          await navigator.clipboard.writeText(text());
+          ok = true;
+        } catch {
+          // No clipboard API (plain http, an embedded browser): copy from a scratch
+          // field, off screen, that holds the text itself.
+          const scratch = h("textarea", { value: text(), readOnly: true, attrs: { "aria-hidden": "true", tabindex: "-1" } });
+          scratch.style.position = "fixed";
+          scratch.style.insetInlineStart = "-9999px";
+          document.body.appendChild(scratch);
+          scratch.select();
+          ok = document.execCommand("copy");
+          scratch.remove();
+        }
+        copy.textContent = ok ? t("copied") : t("copy");
+        copy.dataset.copied = ok ? "yes" : "no";
+        if (ok) context.toast(t("copied"));
+      },
+    },
+  });
+  return copy;
+}
+
+/**
+ * A chooser of the site whose departments or canned responses are shown; `chosenSite`
+ * keeps the choice. Returns the select (null without sites).
+ */
+function siteChooser(sites, id, onChange) {
+  if (!sites.length) return null;
+  if (!sites.some((site) => site.id === chosenSite)) chosenSite = sites[0].id;
+  return h("select", {
+    id,
+    on: { change: (event) => { chosenSite = event.target.value; onChange(); } },
+  }, sites.map((site) => h("option", { value: site.id, text: site.name, selected: site.id === chosenSite })));
+}
+
 // ---------------------------------------------------------------- agents
 
 async function renderAgents(body, context) {
   const [{ agents }, { sites }] = await Promise.all([get("/api/admin/agents"), get("/api/sites")]);
+  // A reset's new password, shown once, above the table.
+  const passwordResult = h("div", { id: "password-result", attrs: { role: "status" } });
   // "All sites" is a membership of its own: it includes sites created later.
   const siteBoxes = (selected, all, prefix) => {
     const every = h("input", { type: "checkbox", value: "*", checked: all, class: `${prefix}-all-sites` });
@@ -93,6 +165,7 @@ async function renderAgents(body, context) {
     const departments = h("input", { value: (agent.departments || []).join(", ") });
     const disabled = h("input", { type: "checkbox", checked: agent.disabled });
     const siteChecks = siteBoxes(agent.site_ids || [], agent.all_sites, "edit");
+    const resetSlot = h("div", { class: "reset-slot" });
     return h("tr", { data: { id: agent.id } },
       h("td", {}, name, h("div", { class: "muted", text: agent.email })),
       h("td", {}, role),
@@ -117,7 +190,13 @@ async function renderAgents(body, context) {
             }
           },
         },
-      })));
+      }),
+      h("button", {
+        class: "reset-password",
+        text: t("reset_password"),
+        on: { click: () => askPasswordReset(agent, resetSlot, passwordResult, context) },
+      }),
+      resetSlot));
   });
   const email = h("input", { id: "new-agent-email", type: "email" });
   const name = h("input", { id: "new-agent-name", dir: "auto" });
@@ -128,6 +207,7 @@ async function renderAgents(body, context) {
   const newSites = siteBoxes(sites.length === 1 ? [sites[0].id] : [], false, "new");
   const result = h("p", { id: "new-agent-result", class: "result" });
   fill(body,
+    passwordResult,
     h("table", { class: "table", id: "agents-table" },
       h("thead", {}, h("tr", {}, ["name", "role", "capacity", "departments", "sites", "disabled", ""].map((key) => h("th", { text: key ? t(key) : "" })))),
       h("tbody", {}, rows)),
@@ -162,32 +242,97 @@ async function renderAgents(body, context) {
     result));
 }
 
+/**
+ * Asks, in the agent's row, whether to reset their password: empty makes the hub
+ * generate one (shown once); every session of theirs ends either way.
+ */
+function askPasswordReset(agent, slot, shown, context) {
+  const typed = h("input", {
+    class: "reset-password-input",
+    type: "text",
+    autocomplete: "off",
+    attrs: { "aria-label": t("new_password_optional") },
+    placeholder: t("new_password_optional"),
+  });
+  const problem = h("p", { class: "error reset-error", attrs: { role: "alert" } });
+  fill(slot, h("div", { class: "confirm", attrs: { role: "group" } },
+    h("span", { dir: "auto", text: t("reset_password_confirm", { name: agent.name }) }),
+    typed,
+    h("small", { class: "hint", text: t("password_policy") }),
+    h("button", {
+      class: "danger confirm-yes",
+      text: t("reset_password"),
+      on: {
+        click: async () => {
+          problem.textContent = "";
+          const body = typed.value ? { password: typed.value } : {};
+          try {
+            const answer = await post(`/api/admin/agents/${encodeURIComponent(agent.id)}/password`, body);
+            fill(slot);
+            showNewPassword(shown, agent, answer.password, context);
+          } catch (err) {
+            problem.textContent = t("not_saved", { message: err.message });
+          }
+        },
+      },
+    }),
+    h("button", { class: "confirm-no", text: t("cancel"), on: { click: () => fill(slot) } }),
+    problem));
+  typed.focus();
+}
+
+/** The outcome of a reset: a generated password is shown this once, with Copy. */
+function showNewPassword(shown, agent, password, context) {
+  if (!password) {
+    fill(shown, h("p", { class: "result", dir: "auto", text: t("password_set", { email: agent.email }) }));
+    return;
+  }
+  const code = h("code", { class: "new-password", text: password });
+  fill(shown, h("div", { class: "card once" },
+    h("p", { dir: "auto", text: t("password_reset_done", { email: agent.email }) }),
+    h("p", {}, code, " ", copyButton(() => password, context)),
+    h("p", { class: "muted", text: t("password_shown_once") }),
+    h("button", { class: "link", text: t("hide"), on: { click: () => fill(shown) } })));
+}
+
 // ---------------------------------------------------------------- departments
 
 async function renderDepartments(body, context) {
-  const { departments } = await get("/api/departments");
+  const { sites } = await get("/api/sites");
+  const chooser = siteChooser(sites, "departments-site", () => renderDepartments(body, context));
+  if (!chooser) {
+    fill(body, h("p", { class: "muted", text: t("no_sites") }));
+    return;
+  }
+  const site = chosenSite;
+  const { departments } = await get(`/api/departments${query({ site })}`);
   const name = h("input", { id: "new-department", dir: "auto" });
   fill(body,
-    h("ul", { class: "plain-list", id: "departments-list" }, departments.map((department) => h("li", {},
-      h("span", { dir: "auto", text: department }),
-      h("button", {
-        class: "danger",
-        text: t("delete"),
-        on: {
-          click: async () => {
-            await attempt(context, () => del(`/api/departments/${encodeURIComponent(department)}`));
-            context.refreshReference();
-            renderDepartments(body, context);
+    h("div", { class: "inline-form" }, field("site", chooser),
+      h("p", { class: "muted", text: t("departments_per_site") })),
+    departments.length
+      ? h("ul", { class: "plain-list", id: "departments-list", data: { site } }, departments.map((department) => h("li", {},
+        h("span", { dir: "auto", text: department.name }),
+        h("button", {
+          class: "danger",
+          text: t("delete"),
+          attrs: { "aria-label": `${t("delete")} ${department.name}` },
+          on: {
+            click: async () => {
+              await attempt(context, () => del(`/api/departments/${encodeURIComponent(department.name)}${query({ site })}`));
+              context.refreshReference();
+              renderDepartments(body, context);
+            },
           },
-        },
-      })))),
+        }))))
+      : h("p", { class: "muted", id: "departments-list", data: { site }, text: t("no_departments_site") }),
     h("form", {
       class: "inline-form",
       on: {
         submit: async (event) => {
           event.preventDefault();
           if (!name.value.trim()) return;
-          await attempt(context, () => post("/api/departments", { name: name.value.trim() }));
+          await attempt(context, () => post("/api/departments", { site_id: site, name: name.value.trim() }));
           context.refreshReference();
           renderDepartments(body, context);
         },
@@ -208,31 +353,8 @@ function snippetFor(site) {
 
 function snippetBox(text, context) {
   const code = h("code", { class: "snippet", text });
-  const copy = h("button", {
-    class: "copy-button",
-    text: t("copy"),
-    on: {
-      click: async () => {
-        let ok = false;
-        try {
-          await navigator.clipboard.writeText(text);
-          ok = true;
-        } catch {
-          // No clipboard permission (plain http, an embedded browser): select it instead.
-          const range = document.createRange();
-          range.selectNodeContents(code);
-          const selection = getSelection();
-          selection.removeAllRanges();
-          selection.addRange(range);
-          ok = document.execCommand("copy");
-        }
-        copy.textContent = ok ? t("copied") : t("copy");
-        copy.dataset.copied = ok ? "yes" : "no";
-        if (ok) context.toast(t("copied"));
-      },
-    },
-  });
-  return h("div", { class: "snippet-box" }, h("span", { class: "label", text: t("snippet") }), code, copy);
+  return h("div", { class: "snippet-box" },
+    h("span", { class: "label", text: t("snippet") }), code, copyButton(() => text, context));
 }
 
 async function renderSites(body, context, created) {
@@ -278,6 +400,7 @@ function siteCard(site, context) {
   const offset = h("input", { type: "number", class: "narrow", value: hours.utc_offset_minutes ?? 0 });
   const days = Object.fromEntries(WEEKDAYS.map((day) =>
     [day, h("input", { class: "narrow-wide", placeholder: "09:00-17:00", value: hours.open?.[day] ?? "" })]));
+  const logo = h("input", { type: "url", class: "site-logo", placeholder: "https://shop.example/logo.png", value: settings.logo ?? "" });
   const prechat = h("input", { type: "checkbox", class: "site-prechat", checked: !!settings.prechat });
   const bot = h("input", { type: "checkbox", class: "site-bot", checked: settings.bot !== false });
   // Who the bot speaks for: the rule pack's {placeholders}. Empty: the site's name and
@@ -294,26 +417,36 @@ function siteCard(site, context) {
       color: color.value,
       position: position.value,
       locale: locale.value || null,
+      logo: logo.value.trim() || null,
       greeting: { en: greetings.en.value, ar: greetings.ar.value, fa: greetings.fa.value },
       business_hours: Object.keys(open).length ? { utc_offset_minutes: Number(offset.value) || 0, open } : null,
       prechat: prechat.checked,
       bot: bot.checked,
       bot_identity: botIdentity(settings.bot_identity ?? null, identityFields),
     };
-    const renamed = await attempt(context, () => patch(`/api/sites/${encodeURIComponent(site.id)}`, {
-      name: name.value.trim(),
-      origins: splitList(origins.value),
-    }));
-    const stored = renamed && await attempt(context, () => put(`/api/sites/${encodeURIComponent(site.id)}/settings`, newSettings));
-    if (stored) context.toast(t("saved"));
+    // The hub's message (a bad colour, a logo that is not https://, ...) is shown
+    // beside the Save button, where the admin is looking.
+    problem.textContent = "";
+    try {
+      await patch(`/api/sites/${encodeURIComponent(site.id)}`, {
+        name: name.value.trim(),
+        origins: splitList(origins.value),
+      });
+      await put(`/api/sites/${encodeURIComponent(site.id)}/settings`, newSettings);
+      context.toast(t("saved"));
+    } catch (err) {
+      problem.textContent = t("not_saved", { message: err.message });
+    }
   };
+  const problem = h("p", { class: "error site-error", attrs: { role: "alert" } });
   return h("section", { class: "card site", data: { id: site.id } },
     h("h3", { dir: "auto", text: site.name }),
     h("p", {}, h("span", { class: "label", text: `${t("public_key")}: ` }), h("code", { class: "site-key", text: site.key })),
     snippetBox(snippetFor(site), context),
+    identityBlock(site, context),
     h("div", { class: "grid" },
       field("site_name", name), field("origins", origins), field("color", color),
-      field("position_label", position), field("widget_locale", locale),
+      field("position_label", position), field("widget_locale", locale), field("logo", logo),
       ["en", "ar", "fa"].map((code) => h("label", { class: "field" }, h("span", { text: t("greeting", { lang: code }) }), greetings[code])),
       h("label", { class: "field check" }, prechat, h("span", { text: t("prechat") })),
       h("label", { class: "field check" }, bot, h("span", { text: t("bot_enabled") }))),
@@ -325,8 +458,75 @@ function siteCard(site, context) {
       h("legend", { text: t("business_hours") }),
       field("utc_offset", offset),
       WEEKDAYS.map((day, index) => h("label", { class: "field day" }, h("span", { text: weekdayName(index) }), days[day]))),
-    h("button", { class: "primary site-save", text: t("save"), on: { click: save } }));
+    h("div", { class: "actions" }, h("button", { class: "primary site-save", text: t("save"), on: { click: save } })),
+    problem);
 }
+
+/**
+ * The site's identity secret (identity v2): masked until shown, copyable, rotated on
+ * confirmation; after a rotation, until when the previous one still verifies; and how
+ * the site's backend signs a customer's identity with it.
+ */
+function identityBlock(site, context) {
+  const block = h("fieldset", { class: "identity-secret" });
+  const render = (current, revealed) => {
+    const secret = current.identity_secret || "";
+    const code = h("code", { class: "secret", dir: "ltr", data: { revealed: revealed ? "yes" : "no" }, text: revealed ? secret : "•".repeat(24) });
+    const confirmSlot = h("div", { class: "confirm-slot" });
+    const notes = [];
+    if (current.identity_secret_rotated_at) {
+      notes.push(h("p", { class: "muted secret-rotated", text: t("secret_rotated_at", { time: clock(current.identity_secret_rotated_at) }) }));
+    }
+    if (current.previous_secret_valid_until) {
+      notes.push(h("p", { class: "secret-grace", text: t("secret_previous_until", { time: clock(current.previous_secret_valid_until) }) }));
+    }
+    fill(block,
+      h("legend", { text: t("identity_secret") }),
+      h("div", { class: "snippet-box" },
+        code,
+        h("button", {
+          class: "secret-toggle",
+          text: revealed ? t("hide") : t("show"),
+          attrs: { "aria-pressed": revealed ? "true" : "false" },
+          on: { click: () => render(current, !revealed) },
+        }),
+        copyButton(() => secret, context),
+        h("button", {
+          class: "danger secret-rotate",
+          text: t("rotate_secret"),
+          on: {
+            click: () => confirmIn(confirmSlot, t("rotate_secret_confirm"), t("rotate_secret"), async () => {
+              try {
+                const answer = await post(`/api/sites/${encodeURIComponent(site.id)}/identity-secret`);
+                Object.assign(site, answer.site);
+                render(answer.site, true);
+                context.toast(t("secret_rotated"));
+              } catch (err) {
+                fill(confirmSlot, h("p", { class: "error", attrs: { role: "alert" }, text: t("not_saved", { message: err.message }) }));
+              }
+            }),
+          },
+        })),
+      confirmSlot,
+      notes,
+      h("details", { class: "identity-howto" },
+        h("summary", { text: t("identity_howto_title") }),
+        h("p", { text: t("identity_howto") }),
+        h("pre", { class: "snippet", dir: "ltr", text: IDENTITY_EXAMPLE })));
+  };
+  render(site, false);
+  return block;
+}
+
+/**
+ * The claims of a token and how a page passes it on: code only, no prose (the
+ * translated `identity_howto` above it says what each part means).
+ */
+const IDENTITY_EXAMPLE = `{ "alg": "HS256", "typ": "JWT" }
+{ "sub": "42", "exp": 1767229200, "name": "Mona", "email": "mona@example.com",
+  "attributes": { "plan": "gold" } }
+
+Salam.identify({ token: jwt });`;
 
 /** The placeholders of the default rule pack a site fills in. */
 const IDENTITY = ["store_name", "site_url", "email", "phone", "whatsapp", "social_handle", "address"];
@@ -352,11 +552,20 @@ function botIdentity(previous, fields) {
 // ---------------------------------------------------------------- canned responses
 
 async function renderCanned(body, context) {
-  const { canned } = await get("/api/canned");
+  const { sites } = await get("/api/sites");
+  const chooser = siteChooser(sites, "canned-site", () => renderCanned(body, context));
+  if (!chooser) {
+    fill(body, h("p", { class: "muted", text: t("no_sites") }));
+    return;
+  }
+  const site = chosenSite;
+  const { canned } = await get(`/api/canned${query({ site })}`);
   const shortcut = h("input", { id: "new-canned-shortcut" });
   const text = h("textarea", { id: "new-canned-text", dir: "auto", rows: 2 });
   fill(body,
-    h("table", { class: "table", id: "canned-table" },
+    h("div", { class: "inline-form" }, field("site", chooser),
+      h("p", { class: "muted", text: t("canned_per_site") })),
+    h("table", { class: "table", id: "canned-table", data: { site } },
       h("thead", {}, h("tr", {}, h("th", { text: t("shortcut") }), h("th", { text: t("text") }), h("th", {}))),
       h("tbody", {}, canned.map((item) => h("tr", {},
         h("td", {}, h("code", { text: `/${item.shortcut}` })),
@@ -378,6 +587,7 @@ async function renderCanned(body, context) {
         submit: async (event) => {
           event.preventDefault();
           const answer = await attempt(context, () => post("/api/canned", {
+            site_id: site,
             shortcut: shortcut.value.trim().replace(/^\//, ""),
             text: text.value.trim(),
           }));
@@ -452,16 +662,42 @@ async function renderRules(body, context) {
 
 // ---------------------------------------------------------------- offline requests and alerts
 
-async function renderOffline(body, context) {
-  const { requests } = await get("/api/offline-requests");
-  const open = requests.filter((request) => !request.done_at);
+/**
+ * A list the hub serves a page at a time, newest first (`?before=ID&limit=N`, answered
+ * with `next_before`): the pages loaded so far are kept while the section is shown,
+ * and "Load more" fetches the next.
+ */
+function pagedList(path, name) {
+  return {
+    items: [],
+    next: null,
+    loaded: false,
+    async more() {
+      const answer = await get(`${path}${query({ before: this.loaded ? this.next : null })}`);
+      const known = new Set(this.items.map((item) => item.id));
+      this.items.push(...answer[name].filter((item) => !known.has(item.id)));
+      this.next = answer.next_before ?? null;
+      this.loaded = true;
+    },
+  };
+}
+
+let offline = null;
+
+async function renderOffline(body, context, keep) {
+  if (!keep || !offline) {
+    offline = pagedList("/api/offline-requests", "requests");
+    await offline.more();
+  }
+  const open = offline.items.filter((request) => !request.done_at);
+  const more = loadMore("offline-more", offline, () => renderOffline(body, context, true), context);
   if (!open.length) {
-    fill(body, h("p", { class: "muted", text: t("requests_empty") }));
+    fill(body, h("p", { class: "muted", id: "offline-empty", text: t("requests_empty") }), more);
     return;
   }
   fill(body, h("table", { class: "table", id: "offline-table" },
     h("thead", {}, h("tr", {}, ["created", "name", "email", "phone", "message", ""].map((key) => h("th", { text: key ? t(key) : "" })))),
-    h("tbody", {}, open.map((request) => h("tr", {},
+    h("tbody", {}, open.map((request) => h("tr", { data: { id: String(request.id) } },
       h("td", { text: clock(request.created_at) }),
       h("td", { dir: "auto", text: request.name || t("none") }),
       h("td", { dir: "auto", text: request.email || t("none") }),
@@ -471,22 +707,48 @@ async function renderOffline(body, context) {
         text: t("done"),
         on: {
           click: async () => {
-            await attempt(context, () => post(`/api/offline-requests/${encodeURIComponent(request.id)}/done`));
-            renderOffline(body, context);
+            if (await attempt(context, () => post(`/api/offline-requests/${encodeURIComponent(request.id)}/done`))) {
+              request.done_at = Date.now();
+            }
+            renderOffline(body, context, true);
           },
         },
-      })))))));
+      })))))),
+  more);
 }
 
-async function renderAlerts(body, context) {
-  const { alerts } = await get("/api/alerts");
-  const open = alerts.filter((alert) => !alert.acked_at);
+/** "Load more" for a paged list, or nothing when the last page is in. */
+function loadMore(id, list, rerender, context) {
+  if (list.next === null) return null;
+  return h("button", {
+    id,
+    class: "load-more",
+    text: t("load_more"),
+    on: {
+      click: async () => {
+        if (await attempt(context, () => list.more().then(() => true))) rerender();
+      },
+    },
+  });
+}
+
+let alertPages = null;
+/** Alerts acknowledged in this console since the list was loaded. */
+const acknowledged = new Set();
+
+async function renderAlerts(body, context, keep) {
+  if (!keep || !alertPages) {
+    alertPages = pagedList("/api/alerts", "alerts");
+    await alertPages.more();
+  }
+  const open = alertPages.items.filter((alert) => !alert.acknowledged_at && !acknowledged.has(alert.id));
+  const more = loadMore("alerts-more", alertPages, () => renderAlerts(body, context, true), context);
   if (!open.length) {
-    fill(body, h("p", { class: "muted", text: t("alerts_empty") }));
+    fill(body, h("p", { class: "muted", id: "alerts-empty", text: t("alerts_empty") }), more);
     return;
   }
   fill(body, h("table", { class: "table", id: "alerts-table" },
-    h("tbody", {}, open.map((alert) => h("tr", {},
+    h("tbody", {}, open.map((alert) => h("tr", { data: { id: String(alert.id) } },
       h("td", { text: clock(alert.at) }),
       h("td", { text: alert.kind }),
       h("td", { dir: "auto", text: alert.detail }),
@@ -495,11 +757,14 @@ async function renderAlerts(body, context) {
         text: t("ack"),
         on: {
           click: async () => {
-            await attempt(context, () => post(`/api/alerts/${encodeURIComponent(alert.id)}/ack`));
-            renderAlerts(body, context);
+            if (await attempt(context, () => post(`/api/alerts/${encodeURIComponent(alert.id)}/ack`))) {
+              acknowledged.add(alert.id);
+            }
+            renderAlerts(body, context, true);
           },
         },
-      })))))));
+      })))))),
+  more);
 }
 
 // ---------------------------------------------------------------- a visitor's data, retention, audit log

@@ -3,10 +3,12 @@
 // it, and a page on another origin cannot add it).
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
+    /** Seconds to wait before trying again (`Retry-After` of a 429 or 503), or null. */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -43,7 +45,8 @@ export async function api(method, path, body) {
   }
   if (!response.ok) {
     if (response.status === 401 && path !== "/api/login" && path !== "/api/me") onUnauthorized();
-    throw new ApiError(response.status, data?.error, data?.message);
+    const wait = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    throw new ApiError(response.status, data?.error, data?.message, Number.isFinite(wait) ? wait : null);
   }
   return data ?? {};
 }

@@ -47,13 +47,17 @@ const store = {
   queue: new Map(),
   /** agent id -> {id, name, presence, load, capacity, departments}. */
   agents: new Map(),
+  /** site id -> Set of the ids of the agents who work on it (a transfer stays in the site). */
+  siteAgents: new Map(),
   details: new Map(),
   drafts: new Map(),
   /** client_id -> {conversation, text, note, error?} until the hub's message arrives. */
   outbox: new Map(),
   /** Conversations opened by hand, kept in the chat strip. */
   pinned: [],
+  /** Canned responses of every site of ours: `{id, site_id, shortcut, text}`. */
   canned: [],
+  /** Departments of every site of ours: `{site_id, name}`. */
   departments: [],
   active: null,
   tab: "queue",
@@ -100,6 +104,7 @@ async function start() {
 }
 
 function showLogin() {
+  if ($("account-dialog").open) $("account-dialog").close();
   if (live) live.stop();
   live = null;
   store.me = null;
@@ -120,10 +125,19 @@ async function onLogin(event) {
     $("login-password").value = "";
     enter(answer.agent);
   } catch (err) {
-    $("login-error").textContent = err.status === 401 ? t("wrong_login") : t("error", { message: err.message });
+    $("login-error").textContent = loginProblem(err);
   } finally {
     $("login-submit").disabled = false;
   }
+}
+
+/** What a refused sign-in tells the person: throttled ones say how long to wait. */
+function loginProblem(err) {
+  if (err.status === 401) return t("wrong_login");
+  if (err.status === 429) {
+    return err.retryAfter ? t("login_throttled", { time: duration(err.retryAfter * 1000) }) : t("login_busy");
+  }
+  return t("error", { message: err.message });
 }
 
 function enter(me) {
@@ -160,7 +174,10 @@ async function logout() {
   location.reload();
 }
 
-/** Canned responses and departments: used by the composer and the transfer form. */
+/**
+ * Canned responses and departments of all our sites (each names its site): the
+ * composer offers those of the conversation's site, the transfer form its departments.
+ */
 async function loadReference() {
   try {
     store.canned = (await get("/api/canned")).canned || [];
@@ -251,6 +268,7 @@ function onFrame(frame) {
       break;
     case "agents":
       for (const agent of frame.agents) store.agents.set(agent.id, agent);
+      if (frame.site) store.siteAgents.set(frame.site, new Set(frame.agents.map((agent) => agent.id)));
       if (store.view === "live") renderLive();
       break;
     case "alert":
@@ -646,8 +664,9 @@ async function refreshQueue() {
 async function refreshAgents() {
   try {
     const answer = await get("/api/agents");
-    for (const agents of Object.values(answer.sites || {})) {
+    for (const [site, agents] of Object.entries(answer.sites || {})) {
       for (const agent of agents) store.agents.set(agent.id, agent);
+      store.siteAgents.set(site, new Set(agents.map((agent) => agent.id)));
     }
     if (store.view === "live") renderLive();
   } catch {
@@ -909,9 +928,18 @@ async function toggleTransfer() {
   }
   await Promise.all([refreshAgents(), loadReference()]);
   const summary = summaryOf(store.active);
-  const agents = [...store.agents.values()].filter((agent) => agent.id !== store.me.id);
-  const departments = new Set(store.departments);
-  for (const agent of store.agents.values()) for (const name of agent.departments || []) departments.add(name);
+  // Only the conversation's site: the hub refuses an agent or a department it lacks.
+  const ofSite = store.siteAgents.get(summary.site);
+  const agents = [...store.agents.values()]
+    .filter((agent) => agent.id !== store.me.id && (!ofSite || ofSite.has(agent.id)));
+  const departments = new Set(store.departments
+    .filter((department) => department.site_id === summary.site)
+    .map((department) => department.name));
+  // Routing takes a department only while some agent of the site serves it.
+  const served = new Set();
+  for (const agent of store.agents.values()) {
+    if (!ofSite || ofSite.has(agent.id)) for (const name of agent.departments || []) served.add(name);
+  }
   const agentSelect = h("select", { id: "transfer-agent" },
     h("option", { value: "", text: t("choose") }),
     agents.map((agent) => h("option", {
@@ -920,11 +948,16 @@ async function toggleTransfer() {
     })));
   const departmentSelect = h("select", { id: "transfer-department" },
     h("option", { value: "", text: t("choose") }),
-    [...departments].sort().map((name) => h("option", { value: name, text: name })));
+    [...departments].sort().map((name) => h("option", {
+      value: name,
+      text: served.has(name) ? name : t("department_unserved", { name }),
+      disabled: !served.has(name),
+    })));
   const note = h("textarea", { id: "transfer-note", dir: "auto", rows: 2 });
   fill(panel,
     h("label", {}, h("span", { text: t("transfer_to_agent") }), agentSelect),
-    h("label", {}, h("span", { text: t("transfer_to_department") }), departmentSelect),
+    h("label", {}, h("span", { text: t("transfer_to_department") }), departmentSelect,
+      departments.size ? null : h("small", { class: "muted", id: "transfer-no-departments", text: t("no_departments_site") })),
     h("label", { class: "wide" }, h("span", { text: t("transfer_note") }), note),
     h("div", { class: "actions" },
       h("button", { text: t("cancel"), on: { click: () => { panel.hidden = true; } } }),
@@ -1084,11 +1117,13 @@ function onComposerKey(event) {
   }
 }
 
+/** The canned responses of the active conversation's site that match what follows `/`. */
 function cannedMatches(value) {
   if (!value.startsWith("/")) return [];
+  const site = summaryOf(store.active)?.site;
   const needle = value.slice(1).toLowerCase();
-  return store.canned.filter((item) =>
-    item.shortcut.toLowerCase().includes(needle) || item.text.toLowerCase().includes(needle)).slice(0, 8);
+  return store.canned.filter((item) => item.site_id === site
+    && (item.shortcut.toLowerCase().includes(needle) || item.text.toLowerCase().includes(needle))).slice(0, 8);
 }
 
 function renderCanned(value) {
@@ -1142,14 +1177,38 @@ function renderDetails() {
   const row = (label, value, extra = {}) => h("div", { class: "detail" },
     h("dt", { text: t(label) }),
     h("dd", { dir: "auto", text: value || t("none"), ...extra }));
+  // For an identified visitor, say of the name and e-mail whether the site signed them
+  // (identity v2) or the visitor typed them: only signed ones are vouched for.
+  const verified = new Set(visitor.verified || []);
+  const vouched = (label, field, value, className) => {
+    if (!answer.identified || !value) return row(label, value, { class: className });
+    const signed = verified.has(field);
+    return h("div", { class: "detail", data: { field, verified: signed ? "yes" : "no" } },
+      h("dt", { text: t(label) }),
+      h("dd", {},
+        h("span", { class: className, dir: "auto", text: value }), " ",
+        h("span", {
+          class: `badge ${signed ? "verified" : "unverified"}`,
+          text: signed ? t("verified") : t("unverified"),
+          title: signed ? t("verified_hint") : t("unverified_hint"),
+        })));
+  };
+  const attributes = answer.identified && visitor.attributes && typeof visitor.attributes === "object"
+    ? Object.entries(visitor.attributes)
+    : [];
   const page = visitor.page_url ? safeLink(visitor.page_url, visitor.page_title || visitor.page_url) : null;
   fill(pane,
     h("h3", { text: t("details") }),
     h("dl", {},
-      row("name", visitor.name, { class: "visitor-name" }),
-      row("email", visitor.email),
+      vouched("name", "name", visitor.name, "visitor-name"),
+      vouched("email", "email", visitor.email, "visitor-email"),
       row("phone", visitor.phone),
       row("identified", answer.identified ? `${t("yes")} (${visitor.external_id})` : t("no")),
+      attributes.length ? h("div", { class: "detail" },
+        h("dt", { text: t("signed_attributes") }),
+        h("dd", {}, h("dl", { class: "attributes", id: "visitor-attributes" }, attributes.map(([key, value]) => h("div", { class: "attribute" },
+          h("dt", { dir: "auto", text: key }),
+          h("dd", { dir: "auto", text: value === null ? t("none") : String(value) })))))) : null,
       h("div", { class: "detail" }, h("dt", { text: t("page") }), h("dd", { dir: "auto" }, page || t("none"))),
       row("referrer", visitor.referrer),
       row("browser", visitor.user_agent),
@@ -1176,6 +1235,52 @@ function safeLink(url, label) {
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return h("span", { text: label });
   return h("a", { href: parsed.href, target: "_blank", rel: "noopener noreferrer", text: label, title: parsed.href });
+}
+
+// ---------------------------------------------------------------- my account
+
+/** The account dialog (the name in the top bar): change one's own password. */
+function openAccount() {
+  const dialog = $("account-dialog");
+  const current = h("input", { id: "account-current", type: "password", autocomplete: "current-password", required: true });
+  const fresh = h("input", {
+    id: "account-new", type: "password", autocomplete: "new-password", required: true,
+    attrs: { "aria-describedby": "account-policy" },
+  });
+  const problem = h("p", { id: "account-error", class: "error", attrs: { role: "alert" } });
+  const submit = h("button", { id: "account-submit", class: "primary", type: "submit", text: t("change_password") });
+  fill(dialog, h("form", {
+    id: "account-form",
+    class: "form",
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        problem.textContent = "";
+        submit.disabled = true;
+        try {
+          await post("/api/me/password", { current: current.value, new: fresh.value });
+          dialog.close();
+          toast(t("password_changed"));
+        } catch (err) {
+          problem.textContent = err.status === 403 ? t("wrong_current_password") : t("not_saved", { message: err.message });
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+  },
+  h("h2", { id: "account-title", text: t("my_account") }),
+  h("p", { class: "muted", dir: "auto", text: `${store.me?.name ?? ""} · ${store.me?.email ?? ""}` }),
+  h("h3", { text: t("change_password") }),
+  h("label", { class: "field" }, h("span", { text: t("current_password") }), current),
+  h("label", { class: "field" }, h("span", { text: t("new_password") }), fresh),
+  h("p", { id: "account-policy", class: "hint", text: t("password_policy") }),
+  problem,
+  h("div", { class: "actions" },
+    submit,
+    h("button", { id: "account-cancel", text: t("cancel"), on: { click: () => dialog.close() } }))));
+  dialog.showModal();
+  current.focus();
 }
 
 // ---------------------------------------------------------------- live view for supervisors
@@ -1213,6 +1318,7 @@ function loadBar(load, capacity) {
 
 function wire() {
   $("logout").addEventListener("click", logout);
+  $("me-name").addEventListener("click", openAccount);
   $("presence").addEventListener("change", () => live?.setPresence($("presence").value));
   $("nav").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-view]");

@@ -277,7 +277,7 @@ pub async fn offline_requests(
 }
 
 /// `GET /api/alerts?site&before&limit` (admins): low-satisfaction alerts, newest
-/// first, a page at a time.
+/// first, a page at a time, each with `acknowledged_at` (`null` while open).
 pub async fn alerts(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,

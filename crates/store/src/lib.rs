@@ -146,6 +146,8 @@ pub struct Alert {
     pub kind: String,
     pub detail: String,
     pub at: i64,
+    /// When an admin acknowledged it (`None`: still open); ignored by `create_alert`.
+    pub acknowledged_at: Option<i64>,
 }
 
 /// Changes to an agent account (`None`: unchanged).

@@ -1999,7 +1999,7 @@ impl Store for SqliteStore {
         self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT id, site_id, conversation_id, kind, detail, at FROM alerts \
+                    "SELECT id, site_id, conversation_id, kind, detail, at, acknowledged_at FROM alerts \
                      WHERE site_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
                 )
                 .map_err(map_err)?;
@@ -2015,6 +2015,7 @@ impl Store for SqliteStore {
                             kind: row.get(3)?,
                             detail: row.get(4)?,
                             at: row.get(5)?,
+                            acknowledged_at: row.get(6)?,
                         })
                     })
                     .map_err(map_err)?;
@@ -2834,6 +2835,7 @@ mod tests {
             kind: "low_rating".into(),
             detail: "rated 1/5".into(),
             at: 1,
+            acknowledged_at: None,
         };
         assert!(store.create_alert(alert()).await.unwrap().is_some());
         for _ in 0..14 {

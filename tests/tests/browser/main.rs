@@ -10,9 +10,11 @@
 //!
 //! `bot.rs` holds the tests of the bot, the queue and the forms (quick replies, handoff,
 //! queue position, offline contact form, stored rating); it is enabled by adding
-//! `mod bot;` below once the hub's bot and routing are in.
+//! `mod bot;` below once the hub's bot and routing are in. `hijack.rs` checks that a
+//! page of another origin cannot open the agent console's socket with its cookie.
 
 mod bot;
 mod demo;
+mod hijack;
 mod support;
 mod widget;

@@ -107,6 +107,23 @@ impl Browser {
         }
     }
 
+    /// Empties an input.
+    async fn clear(&self, css: &str) -> Result<()> {
+        self.find(css).await?.clear().await?;
+        Ok(())
+    }
+
+    /// The text of every element matching `css`.
+    async fn texts(&self, css: &str) -> Result<Vec<String>> {
+        let css = serde_json::to_string(css)?;
+        let value = self
+            .js(&format!(
+                "return [...document.querySelectorAll({css})].map(e => e.textContent);"
+            ))
+            .await?;
+        Ok(serde_json::from_value(value)?)
+    }
+
     /// Sets a `<select>` and fires `change`, as a person picking an option would.
     async fn select(&self, css: &str, value: &str) -> Result<()> {
         let element = self.find(css).await?;
@@ -267,9 +284,15 @@ async fn visitor_until(
     Ok((frame, skipped))
 }
 
+/// Tests that need two browsers at once take this first. The browser slots are shared
+/// by the whole binary (two at most): two such tests each holding one slot and waiting
+/// for a second would wait for ever.
+static PAIRS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs `test` with browsers that are closed whatever happens.
 macro_rules! with_browsers {
     ($($browser:ident),+ => $body:block) => {{
+        let _pair = if [$(stringify!($browser)),+].len() > 1 { Some(PAIRS.lock().await) } else { None };
         $(let $browser = Browser::start(stringify!($browser)).await?;)+
         let mut result: Result<()> = async { $body }.await;
         if result.is_ok() {
@@ -306,7 +329,7 @@ async fn agent_takes_replies_notes_transfers_and_the_rating_reaches_reports() ->
         &admin_token,
         "POST",
         "/api/canned",
-        json!({"shortcut": "ship", "text": "Your order ships within 2 days."}),
+        json!({"site_id": hub.site.id, "shortcut": "ship", "text": "Your order ships within 2 days."}),
     )
     .await?;
     let note = "VIP customer, second time asking";
@@ -504,8 +527,12 @@ async fn admin_creates_a_site_and_visitor_markup_stays_text() -> Result<()> {
 
         // The admin area: a new site and its snippet, copied with the button.
         admin.click("#nav button[data-view='admin']").await?;
-        // Departments, agents and canned responses through the admin forms.
+        // Departments, agents and canned responses through the admin forms (departments
+        // and canned responses belong to the site chosen above their list).
         admin.click("#admin-tab-departments").await?;
+        admin.find("#departments-site").await?;
+        admin.select("#departments-site", &hub.site.id).await?;
+        admin.find(&format!("#departments-list[data-site='{}']", hub.site.id)).await?;
         admin.type_into("#new-department", "billing").await?;
         admin.type_into("#new-department", &Key::Enter.to_string()).await?;
         admin.wait_text("#departments-list", "billing").await?;
@@ -518,6 +545,7 @@ async fn admin_creates_a_site_and_visitor_markup_stays_text() -> Result<()> {
         admin.wait_text("#new-agent-result", "lina@shop.test").await?;
         admin.wait_text("#agents-table", "lina@shop.test").await?;
         admin.click("#admin-tab-canned").await?;
+        admin.find(&format!("#canned-table[data-site='{}']", hub.site.id)).await?;
         admin.type_into("#new-canned-shortcut", "hello").await?;
         admin.type_into("#new-canned-text", "Hello! How can I help?").await?;
         admin.click("#new-canned-submit").await?;
@@ -613,6 +641,507 @@ async fn console_pages_carry_a_strict_csp() -> Result<()> {
     ensure!(
         !page.contains("<script>") && !page.contains("<style"),
         "inline script or style in index.html"
+    );
+    Ok(())
+}
+
+/// The origin the second site of the per-site tests allows.
+const OTHER_ORIGIN: &str = "http://other.test";
+
+/// A second site, bot off like the test site, with routing and the consoles told.
+async fn other_site(hub: &TestHub) -> Result<salam_store::Site> {
+    let created = hub
+        .create_site("Other Shop", &[OTHER_ORIGIN.to_owned()])
+        .await?;
+    hub.state
+        .store
+        .update_site_settings(&created.id, r#"{"bot": false}"#)
+        .await?;
+    let site = hub
+        .state
+        .store
+        .site_by_id(&created.id)
+        .await?
+        .context("the second site")?;
+    salam_hub::admin::announce_site(&hub.state, &site).await?;
+    Ok(site)
+}
+
+/// A new visitor of `site` says `text`; returns the visitor and the conversation.
+async fn visitor_of(
+    hub: &TestHub,
+    site: &salam_store::Site,
+    origin: &str,
+    text: &str,
+) -> Result<(WsClient, String)> {
+    let mut visitor = WsClient::connect_visitor(hub.addr, Some(origin)).await?;
+    visitor
+        .send_json(&json!({"type": "hello", "v": 1, "site": site.key}))
+        .await?;
+    visitor
+        .recv_until(|frame| matches!(frame, ServerFrame::Welcome { .. }))
+        .await?;
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "o-1", "text": text}))
+        .await?;
+    let (ack, _) = visitor
+        .recv_until(|frame| matches!(frame, ServerFrame::Ack { .. }))
+        .await?;
+    let ServerFrame::Ack { conversation, .. } = ack else {
+        unreachable!("only an ack is awaited")
+    };
+    Ok((visitor, conversation))
+}
+
+/// Issue 12: canned responses and departments belong to a site. The admin adds them
+/// per site (a site chooser above each list); the reply box offers only the canned
+/// responses of the conversation's site, and the transfer form only its departments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canned_responses_and_departments_are_those_of_the_conversations_site() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let other = other_site(&hub).await?;
+    let admin_token = hub.admin_token().await?;
+    // Routing takes a transfer to a department only while an agent of the site serves it.
+    rest(
+        hub.addr,
+        &admin_token,
+        "POST",
+        "/api/admin/agents",
+        json!({"email": "bilal@shop.test", "name": "Bilal", "departments": ["billing"], "site_ids": [hub.site.id]}),
+    )
+    .await?;
+    rest(
+        hub.addr,
+        &admin_token,
+        "POST",
+        "/api/canned",
+        json!({"site_id": hub.site.id, "shortcut": "hello", "text": "Hello from Test Shop"}),
+    )
+    .await?;
+    let (_shop_visitor, shop_chat) = hub.visitor_says("I need help with my order").await?;
+    let (_other_visitor, other_chat) =
+        visitor_of(&hub, &other, OTHER_ORIGIN, "Help at the other shop").await?;
+
+    with_browsers!(admin => {
+        admin.sign_in(&hub, &hub.admin_email, &hub.admin_password).await?;
+
+        // The other site's canned response, through the admin form for that site.
+        admin.click("#nav button[data-view='admin']").await?;
+        admin.click("#admin-tab-canned").await?;
+        admin.find("#canned-site").await?;
+        admin.select("#canned-site", &other.id).await?;
+        admin.find(&format!("#canned-table[data-site='{}']", other.id)).await?;
+        ensure!(
+            !admin.texts("#canned-table").await?.concat().contains("Test Shop"),
+            "the other site lists the test site's canned response"
+        );
+        admin.type_into("#new-canned-shortcut", "hello").await?;
+        admin.type_into("#new-canned-text", "Hello from Other Shop").await?;
+        admin.click("#new-canned-submit").await?;
+        admin.wait_text("#canned-table", "Hello from Other Shop").await?;
+        admin.select("#canned-site", &hub.site.id).await?;
+        admin.find(&format!("#canned-table[data-site='{}']", hub.site.id)).await?;
+        admin.wait_text("#canned-table", "Hello from Test Shop").await?;
+        ensure!(
+            !admin.texts("#canned-table").await?.concat().contains("Other Shop"),
+            "the test site lists the other site's canned response"
+        );
+
+        // A department of the test site only (the chooser keeps the site chosen).
+        admin.click("#admin-tab-departments").await?;
+        admin.find(&format!("#departments-list[data-site='{}']", hub.site.id)).await?;
+        admin.type_into("#new-department", "billing").await?;
+        admin.type_into("#new-department", &Key::Enter.to_string()).await?;
+        admin.wait_text("#departments-list", "billing").await?;
+        let of_other = rest(hub.addr, &admin_token, "GET", &format!("/api/departments?site={}", other.id), Value::Null).await?;
+        ensure!(of_other["departments"] == json!([]), "the other site got the department: {of_other}");
+        admin.screenshot("admin-departments").await?;
+
+        // In each conversation, "/hel" offers that site's canned response only.
+        admin.click("#nav button[data-view='inbox']").await?;
+        admin.click("#inbox-tabs button[data-tab='open']").await?;
+        for (chat, own, foreign) in [(&shop_chat, "Test Shop", "Other Shop"), (&other_chat, "Other Shop", "Test Shop")] {
+            admin.click(&format!("#conversation-list li[data-id='{chat}']")).await?;
+            admin.find(&format!("#messages[data-conversation='{chat}']")).await?;
+            admin.clear("#composer").await?;
+            admin.type_into("#composer", "/hel").await?;
+            admin.wait_text("#canned-menu .canned-item", &format!("Hello from {own}")).await?;
+            let offered = admin.texts("#canned-menu .canned-item").await?;
+            ensure!(
+                offered.len() == 1 && !offered[0].contains(foreign),
+                "the reply box of a {own} conversation offers {offered:?}"
+            );
+            admin.type_into("#composer", &Key::Escape.to_string()).await?;
+            admin.clear("#composer").await?;
+        }
+
+        // The other site has no departments to transfer to ...
+        admin.click("#transfer-button").await?;
+        admin.find("#transfer-no-departments").await?;
+        let choices = admin.texts("#transfer-department option").await?;
+        ensure!(choices.len() == 1, "the other site's transfer offers departments: {choices:?}");
+        admin.click("#transfer-button").await?;
+
+        // ... the test site has billing, and the transfer goes there.
+        admin.click(&format!("#conversation-list li[data-id='{shop_chat}']")).await?;
+        admin.find(&format!("#messages[data-conversation='{shop_chat}']")).await?;
+        admin.click("#transfer-button").await?;
+        admin.find("#transfer-department option[value='billing']:not([disabled])").await?;
+        admin.select("#transfer-department", "billing").await?;
+        admin.click("#transfer-submit").await?;
+        hub.wait_for(&shop_chat, |conversation| conversation.department == "billing")
+            .await?;
+        Ok(())
+    })
+}
+
+/// Issue 12, identity v2: the site's identity secret is masked until shown, and
+/// rotating it (after a confirmation) shows the new one and until when the previous
+/// one still works. A visitor identified with a token signed by the new secret shows
+/// the signed name as verified, the e-mail typed beside the token as unverified, and
+/// the signed attributes. A setting the hub refuses shows its message by the form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rotates_the_identity_secret_and_signed_details_are_marked_verified() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let admin_token = hub.admin_token().await?;
+    let old_secret = hub.site.identity_secret.clone();
+    with_browsers!(admin => {
+        admin.sign_in(&hub, &hub.admin_email, &hub.admin_password).await?;
+        admin.click("#nav button[data-view='admin']").await?;
+        admin.click("#admin-tab-sites").await?;
+        let card = format!("#admin-body .site[data-id='{}']", hub.site.id);
+        let secret = format!("{card} .identity-secret code.secret");
+        let masked = admin.find(&secret).await?.text().await?;
+        ensure!(!masked.contains(&old_secret), "the secret is shown before asking: {masked}");
+        admin.click(&format!("{card} .secret-toggle")).await?;
+        admin.wait_text(&secret, &old_secret).await?;
+
+        // Rotate: a confirmation first, then the new secret and the old one's grace.
+        admin.click(&format!("{card} .secret-rotate")).await?;
+        admin.click(&format!("{card} .identity-secret .confirm-yes")).await?;
+        admin.find(&format!("{card} .secret-grace")).await?;
+        let secret_json = serde_json::to_string(&secret)?;
+        let old_json = serde_json::to_string(&old_secret)?;
+        let new_secret = admin
+            .wait(
+                "the new secret",
+                &format!(
+                    "const e = document.querySelector({secret_json}); \
+                     return e && e.dataset.revealed === 'yes' && e.textContent !== {old_json} ? e.textContent : null;"
+                ),
+            )
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let sites = rest(hub.addr, &admin_token, "GET", "/api/sites", Value::Null).await?;
+        let stored = sites["sites"]
+            .as_array()
+            .and_then(|all| all.iter().find(|site| site["id"] == hub.site.id.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            stored["identity_secret"] == new_secret.as_str() && new_secret != old_secret,
+            "the page shows {new_secret:?}, the hub has {stored}"
+        );
+        ensure!(!stored["previous_secret_valid_until"].is_null(), "no grace for the old secret: {stored}");
+        admin.screenshot("admin-identity").await?;
+
+        // A logo that is not https:// is refused, with the hub's message by the form.
+        let logo = format!("{card} .site-logo");
+        admin.type_into(&logo, "http://insecure.example/logo.png").await?;
+        admin.click(&format!("{card} .site-save")).await?;
+        admin.wait_text(&format!("{card} .site-error"), "https://").await?;
+        admin.clear(&logo).await?;
+        admin.type_into(&logo, "https://shop.test/logo.png").await?;
+        admin.click(&format!("{card} .site-save")).await?;
+        admin.wait_text("#toast", "Saved").await?;
+        ensure!(
+            admin.texts(&format!("{card} .site-error")).await?.concat().is_empty(),
+            "the error stayed after a good save"
+        );
+
+        // A visitor identified with the new secret: name and attributes signed, the
+        // e-mail typed by the visitor.
+        let token = salam_hub::identity::sign(
+            &new_secret,
+            &json!({
+                "sub": "u1", "name": "Mona", "exp": salam_hub::clock::now_ms() / 1000 + 600,
+                "attributes": {"plan": "gold", "orders": 3},
+            }),
+        );
+        let mut visitor = hub.visitor(None).await?;
+        visitor
+            .send_json(&json!({"type": "identify", "token": token, "email": "typed@x.test"}))
+            .await?;
+        visitor
+            .send_json(&json!({"type": "send", "client_id": "i-1", "text": "Where is my parcel?"}))
+            .await?;
+        let (ack, skipped) = visitor.recv_until(|frame| matches!(frame, ServerFrame::Ack { .. })).await?;
+        ensure!(
+            !skipped.iter().any(|frame| matches!(frame, ServerFrame::Error { .. })),
+            "the identity was refused: {skipped:?}"
+        );
+        let ServerFrame::Ack { conversation, .. } = ack else { unreachable!() };
+
+        admin.click("#nav button[data-view='inbox']").await?;
+        admin.click("#inbox-tabs button[data-tab='open']").await?;
+        admin.click(&format!("#conversation-list li[data-id='{conversation}']")).await?;
+        admin.wait_text("#details .detail[data-field='name'][data-verified='yes'] .badge.verified", "verified").await?;
+        admin.wait_text("#details .detail[data-field='name'] .visitor-name", "Mona").await?;
+        admin.wait_text("#details .detail[data-field='email'][data-verified='no'] .badge.unverified", "unverified").await?;
+        admin.wait_text("#details .detail[data-field='email'] .visitor-email", "typed@x.test").await?;
+        ensure!(
+            admin.texts("#details .detail[data-field='email'] .badge.verified").await?.is_empty(),
+            "the typed e-mail looks verified"
+        );
+        admin.wait_text("#visitor-attributes", "plan").await?;
+        admin.wait_text("#visitor-attributes", "gold").await?;
+        admin.screenshot("details-verified").await?;
+        admin.language("fa").await?;
+        admin.wait_text("#details .badge.unverified", "تأییدنشده").await?;
+        admin.wait_text("#details .badge.verified", "تأییدشده").await?;
+        admin.screenshot("details-verified-fa").await?;
+        admin.language("en").await?;
+        Ok(())
+    })
+}
+
+/// Issue 12: an admin resets an agent's password from the agents list; the new one is
+/// shown once and the agent's open console is signed out at once. The agent then
+/// changes their own password in the account dialog (a wrong current password and a
+/// too short new one are refused with a message). A throttled sign-in says how long
+/// to wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_resets_a_password_and_the_agent_changes_their_own() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let (sara_id, _sara_token) = hub.add_agent("Sara", Some(3), &[]).await?;
+    let chosen = "a brand new passphrase";
+    with_browsers!(admin, sara => {
+        sara.sign_in(&hub, "sara@shop.test", AGENT_PASSWORD).await?;
+        admin.sign_in(&hub, &hub.admin_email, &hub.admin_password).await?;
+        admin.click("#nav button[data-view='admin']").await?;
+        admin.click("#admin-tab-agents").await?;
+        let row = format!("#agents-table tr[data-id='{sara_id}']");
+        admin.click(&format!("{row} .reset-password")).await?;
+        admin.click(&format!("{row} .confirm-yes")).await?;
+        let generated = admin.find("#password-result .new-password").await?.text().await?;
+        ensure!(generated.trim().chars().count() >= 10, "a short generated password: {generated:?}");
+        admin.screenshot("admin-password-reset").await?;
+
+        // Sara's console: every session of hers ended, so it asks her to sign in.
+        sara.wait(
+            "the sign-in form after the reset",
+            "return !document.getElementById('login-view').hidden;",
+        )
+        .await?;
+        let old = http_request(
+            hub.addr,
+            "POST",
+            "/api/login",
+            &[("content-type", "application/json")],
+            &json!({"email": "sara@shop.test", "password": AGENT_PASSWORD}).to_string(),
+        )
+        .await?;
+        ensure!(old.status == 401, "the old password still signs in: {}", old.status);
+        sara.sign_in(&hub, "sara@shop.test", generated.trim()).await?;
+
+        // Her own change: the current password must be right, the new one long enough.
+        sara.click("#me-name").await?;
+        sara.type_into("#account-current", "not my password").await?;
+        sara.type_into("#account-new", chosen).await?;
+        sara.click("#account-submit").await?;
+        sara.wait_text("#account-error", "current password is wrong").await?;
+        sara.clear("#account-current").await?;
+        sara.type_into("#account-current", generated.trim()).await?;
+        sara.clear("#account-new").await?;
+        sara.type_into("#account-new", "too short").await?;
+        sara.click("#account-submit").await?;
+        sara.wait_text("#account-error", "10 characters").await?;
+        sara.screenshot("account").await?;
+        sara.clear("#account-new").await?;
+        sara.type_into("#account-new", chosen).await?;
+        sara.click("#account-submit").await?;
+        sara.wait_text("#toast", "Password changed").await?;
+        sara.wait("the dialog to close", "return !document.getElementById('account-dialog').open;").await?;
+        hub.login("sara@shop.test", chosen).await?;
+        // This console's own session stays.
+        sara.wait(
+            "the live connection after the change",
+            "return document.getElementById('conn-status').classList.contains('conn-connected');",
+        )
+        .await?;
+
+        // Signed out, and the account throttled (as after many wrong passwords): the
+        // sign-in form says how long to wait.
+        sara.click("#logout").await?;
+        sara.wait("the sign-in form", "return !document.getElementById('login-view').hidden;").await?;
+        for _ in 0..10 {
+            hub.state.throttle.failed(
+                salam_hub::throttle::Key::Account("sara@shop.test".into()),
+                0,
+                Instant::now(),
+            );
+        }
+        sara.type_into("#login-email", "sara@shop.test").await?;
+        sara.type_into("#login-password", chosen).await?;
+        sara.click("#login-submit").await?;
+        sara.wait_text("#login-error", "Too many attempts").await?;
+        sara.wait_text("#login-error", "min").await?;
+        sara.select("#login-lang", "ar").await?;
+        sara.wait("the Arabic sign-in form", "return document.documentElement.dir === 'rtl';").await?;
+        sara.click("#login-submit").await?;
+        sara.wait_text("#login-error", "محاولات كثيرة").await?;
+        sara.screenshot("login-throttled-ar").await?;
+        Ok(())
+    })
+}
+
+/// Issue 12: offline requests and alerts come a page at a time (100, newest first);
+/// "Load more" fetches the next page. Done requests and acknowledged alerts leave the
+/// list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_requests_and_alerts_load_a_page_at_a_time() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let now = salam_hub::clock::now_ms();
+    let mut oldest = (0, 0);
+    for n in 0..105_i64 {
+        let (request, _) = hub
+            .state
+            .store
+            .create_offline_request(salam_store::OfflineRequest {
+                id: 0,
+                site_id: hub.site.id.clone(),
+                visitor_id: format!("v_page_{n}"),
+                conversation: None,
+                name: Some(format!("Caller {n}")),
+                email: None,
+                phone: None,
+                message: Some(format!("Call me back, request {n}")),
+                created_at: now - (105 - n) * 1000,
+                done_at: None,
+            })
+            .await?;
+        let alert = hub
+            .state
+            .store
+            .create_alert(salam_store::Alert {
+                id: 0,
+                site_id: hub.site.id.clone(),
+                conversation: None,
+                kind: "low_rating".into(),
+                detail: format!("score 1, alert {n}"),
+                at: now - (105 - n) * 1000,
+                acknowledged_at: None,
+            })
+            .await?
+            .context("the alert was not created")?;
+        if n == 0 {
+            oldest = (request, alert);
+        }
+    }
+    let rows =
+        |table: &str| format!("return document.querySelectorAll('#{table} tbody tr').length;");
+    with_browsers!(admin => {
+        admin.sign_in(&hub, &hub.admin_email, &hub.admin_password).await?;
+        admin.click("#nav button[data-view='admin']").await?;
+        for (tab, table, more, newest, id) in [
+            ("offline", "offline-table", "offline-more", "request 104", oldest.0),
+            ("alerts", "alerts-table", "alerts-more", "alert 104", oldest.1),
+        ] {
+            admin.click(&format!("#admin-tab-{tab}")).await?;
+            admin.find(&format!("#{table}")).await?;
+            ensure!(admin.js(&rows(table)).await? == 100, "{tab}: the first page is not 100 rows");
+            let first = admin.texts(&format!("#{table} tbody tr")).await?;
+            ensure!(first[0].contains(newest), "{tab}: not newest first: {:?}", first[0]);
+            admin.click(&format!("#{more}")).await?;
+            admin.wait(&format!("{tab}: 105 rows"), &format!("return document.querySelectorAll('#{table} tbody tr').length === 105;")).await?;
+            ensure!(
+                admin.js(&format!("return !document.getElementById('{more}');")).await? == true,
+                "{tab}: Load more after the last page"
+            );
+            admin.click(&format!("#{table} tr[data-id='{id}'] button")).await?;
+            admin.wait(&format!("{tab}: the row to leave"), &format!("return document.querySelectorAll('#{table} tbody tr').length === 104;")).await?;
+        }
+        admin.screenshot("admin-alerts").await?;
+        // After a reload, what was done or acknowledged stays out of the lists.
+        admin.client.refresh().await?;
+        admin.click("#nav button[data-view='admin']").await?;
+        for (tab, table, more) in [
+            ("offline", "offline-table", "offline-more"),
+            ("alerts", "alerts-table", "alerts-more"),
+        ] {
+            admin.click(&format!("#admin-tab-{tab}")).await?;
+            admin.find(&format!("#{table}")).await?;
+            admin.click(&format!("#{more}")).await?;
+            admin.wait(&format!("{tab}: 104 rows after a reload"), &format!("return !document.getElementById('{more}') && document.querySelectorAll('#{table} tbody tr').length === 104;")).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Every string the console looks up by a literal key exists in English, and every
+/// English string exists in Arabic and Persian (a missing one would show the English
+/// or the bare key in a right-to-left console).
+#[test]
+fn every_console_string_is_translated() -> Result<()> {
+    let console = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/hub/console");
+    let i18n = std::fs::read_to_string(console.join("i18n.js"))?;
+    let keys_of = |lang: &str| -> Result<std::collections::BTreeSet<String>> {
+        let start = i18n
+            .find(&format!("\n  {lang}: {{\n"))
+            .with_context(|| format!("no {lang} block in i18n.js"))?;
+        let block = &i18n[start..];
+        let end = block.find("\n  },").context("an unclosed block")?;
+        Ok(block[..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("    ")?.split_once(':'))
+            .map(|(key, _)| key.to_owned())
+            .filter(|key| key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .collect())
+    };
+    let en = keys_of("en")?;
+    for lang in ["ar", "fa"] {
+        let other = keys_of(lang)?;
+        let missing: Vec<_> = en.difference(&other).collect();
+        let extra: Vec<_> = other.difference(&en).collect();
+        ensure!(
+            missing.is_empty() && extra.is_empty(),
+            "{lang}: missing {missing:?}, not in English {extra:?}"
+        );
+    }
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["app.js", "admin.js", "reports.js", "live.js", "index.html"] {
+        let text = std::fs::read_to_string(console.join(file))?;
+        for call in [
+            "t(\"",
+            "field(\"",
+            "row(\"",
+            "vouched(\"",
+            "data-i18n=\"",
+            "data-i18n-placeholder=\"",
+        ] {
+            for (at, _) in text.match_indices(call) {
+                let before = text[..at].chars().next_back().unwrap_or(' ');
+                if before.is_ascii_alphanumeric() || matches!(before, '_' | '.' | '$' | '-') {
+                    continue;
+                }
+                let rest = &text[at + call.len()..];
+                let key: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !key.is_empty() && rest[key.len()..].starts_with('"') {
+                    used.insert(key);
+                }
+            }
+        }
+    }
+    ensure!(used.len() > 100, "found only {} keys in use", used.len());
+    let unknown: Vec<_> = used.difference(&en).collect();
+    ensure!(
+        unknown.is_empty(),
+        "keys used but not translated: {unknown:?}"
     );
     Ok(())
 }

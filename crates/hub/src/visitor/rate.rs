@@ -87,6 +87,7 @@ async fn rate(
             kind: "low_rating".into(),
             detail: detail.clone(),
             at: now_ms(),
+            acknowledged_at: None,
         };
         // One alert per conversation: rating it again changes the rating, not the
         // number of alerts.

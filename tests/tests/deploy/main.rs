@@ -345,7 +345,9 @@ impl Browser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_and_the_console_work_behind_nginx_with_tls() -> Result<()> {
-    let hub = TestHub::start_with(|config| config.auth.secure_cookie = true).await?;
+    // Not `auth.secure_cookie`: the cookie is Secure because nginx (loopback, a trusted
+    // proxy by default) says `X-Forwarded-Proto: https`.
+    let hub = TestHub::start().await?;
     let port = free_port()?;
     // The test site (bot off) now lives on the shop's origin.
     let origins = [format!("https://{SHOP}:{port}")];

@@ -655,6 +655,41 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<HttpResponse> {
+    let response = http_request_bytes(addr, method, path, headers, body).await?;
+    Ok(HttpResponse {
+        status: response.status,
+        headers: response.headers,
+        body: String::from_utf8_lossy(&response.body).into_owned(),
+    })
+}
+
+/// A response as it came over the socket: the body's bytes as sent (de-chunked, not
+/// decoded: with a `Content-Encoding`, still compressed), so its length is what the
+/// client downloaded.
+#[derive(Debug)]
+pub struct HttpBytes {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpBytes {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// [`http_request`] with the body kept as bytes.
+pub async fn http_request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<HttpBytes> {
     let mut stream = TcpStream::connect(addr).await?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -670,8 +705,12 @@ pub async fn http_request(
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
         .await
         .context("http response timed out")??;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").context("no header end")?;
+    let head_end = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let body = &raw[head_end + 4..];
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -688,27 +727,32 @@ pub async fn http_request(
     let body = if chunked {
         dechunk(body)
     } else {
-        body.to_owned()
+        body.to_vec()
     };
-    Ok(HttpResponse {
+    Ok(HttpBytes {
         status,
         headers,
         body,
     })
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
+fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
+    while let Some(line_end) = rest.windows(2).position(|window| window == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|line| line.split(';').next())
+            .and_then(|size| usize::from_str_radix(size.trim(), 16).ok());
+        let after = &rest[line_end + 2..];
+        let Some(size) = size else { break };
         if size == 0 || after.len() < size {
             break;
         }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
+        out.extend_from_slice(&after[..size]);
+        rest = after[size..]
+            .strip_prefix(b"\r\n")
+            .unwrap_or(&after[size..]);
     }
     out
 }

@@ -22,15 +22,51 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
+/// Responses of the console and the REST API smaller than this go uncompressed: a few
+/// hundred bytes gain little and cost a compressor's set-up.
+pub const COMPRESS_MIN_BYTES: u16 = 1024;
+
 /// Builds the router. Tests call this directly.
+///
+/// Two groups of routes: the console's files and the REST API are compressed on the fly
+/// (brotli or gzip, whichever `Accept-Encoding` prefers, above [`COMPRESS_MIN_BYTES`]);
+/// the rest is not: the WebSocket upgrades, `/healthz`, `/metrics`, the demo page and
+/// the widget, whose files are compressed once at build time ([`crate::assets`]).
 pub fn app(state: AppState) -> Router {
-    use crate::{account, admin, api, assets};
+    use crate::assets;
     Router::new()
         .route("/", get(demo_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws/visitor", get(visitor_socket))
         .route("/ws/agent", get(agent_socket))
+        .route("/widget.js", get(assets::loader))
+        .route("/widget/{file}", get(assets::file))
+        .merge(compressed_routes())
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+/// The console and the REST API, behind the compression layer. The JSON error mapping
+/// runs inside it too, so an error's body is rewritten before it is compressed, never
+/// after (the outer mapping then finds JSON and leaves it alone).
+fn compressed_routes() -> Router<AppState> {
+    use crate::{account, admin, api, assets};
+    use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+    use tower_http::compression::{CompressionLayer, CompressionLevel};
+    let when = SizeAbove::new(COMPRESS_MIN_BYTES)
+        .and(NotForContentType::IMAGES)
+        .and(not_informational);
+    let compression = CompressionLayer::new()
+        .br(true)
+        .gzip(true)
+        .no_deflate()
+        .no_zstd()
+        // Brotli 4 and gzip 6: fast enough to run per response.
+        .quality(CompressionLevel::Default)
+        .compress_when(when);
+    Router::new()
         .route("/api/login", post(account::login))
         .route("/api/logout", post(account::logout))
         .route("/api/me", get(account::me))
@@ -79,8 +115,6 @@ pub fn app(state: AppState) -> Router {
         .route("/console", get(assets::console_index))
         .route("/console/", get(assets::console_index))
         .route("/console/{file}", get(assets::console_asset))
-        .route("/widget.js", get(assets::loader))
-        .route("/widget/{file}", get(assets::file))
         // Operations: a visitor's data on request, the audit log (crate::operations).
         .route(
             "/api/admin/visitors/export",
@@ -91,9 +125,20 @@ pub fn app(state: AppState) -> Router {
             post(crate::operations::erase_visitor),
         )
         .route("/api/admin/audit", get(crate::operations::audit_log))
-        .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::map_response(json_errors))
-        .with_state(state)
+        .layer(compression)
+}
+
+/// Never compress an informational answer: a `101 Switching Protocols` belongs to the
+/// WebSocket that follows it. (No upgrade is routed through the compression layer, but
+/// this stays true if one ever is.)
+fn not_informational(
+    status: StatusCode,
+    _: axum::http::Version,
+    _: &HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    !status.is_informational()
 }
 
 /// Errors answered by the framework rather than a handler (an unknown path, a wrong

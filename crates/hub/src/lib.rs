@@ -13,7 +13,9 @@
 //!   the peer's address for [`extract::ClientIp`]); [`slots`]: the WebSocket slots
 //!   (agents' reserve, sockets per address); [`throttle`] and [`rate`]: failed
 //!   sign-ins, and write rates per visitor and per address;
-//! - [`http`]: the axum router, the WebSocket upgrades and the pages; [`api`] (reads),
+//! - [`http`]: the axum router, the WebSocket upgrades and the pages (the console and
+//!   the REST API compressed on the fly; [`assets`]: the widget precompressed at build
+//!   time, chosen by `Accept-Encoding`); [`api`] (reads),
 //!   [`admin`] (admin writes), [`account`] (sign-in, password) and [`operations`] (a
 //!   visitor's data on request, the audit log) are the REST handlers, with identity
 //!   and permission as extractors ([`extract`]) and one error type ([`error`]);
@@ -35,7 +37,7 @@
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
 //! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
-//!   [`metrics`], [`assets`], [`clock`].
+//!   [`metrics`], [`clock`].
 
 pub mod account;
 pub mod admin;

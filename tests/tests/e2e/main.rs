@@ -18,3 +18,6 @@ mod login;
 mod slots;
 mod spam;
 mod wire;
+
+// Issue 14 ("hot path"): the widget, the console and the API on the wire.
+mod compression;

@@ -231,6 +231,16 @@ impl SqliteStore {
         })
     }
 
+    /// One statement on the writer, its parameters owned: the number of rows changed.
+    async fn execute<P>(&self, sql: &'static str, params: P) -> Result<usize, StoreError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.writer
+            .write(move |connection| connection.execute(sql, params).map_err(map_err))
+            .await
+    }
+
     /// Runs a read on a pooled connection in the blocking pool.
     async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
     where
@@ -1000,32 +1010,22 @@ impl Store for SqliteStore {
     async fn add_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
         let (site_id, name) = (site_id.to_owned(), name.to_owned());
         let now = now_ms();
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "INSERT OR IGNORE INTO departments (site_id, name, created_at) VALUES (?1, ?2, ?3)",
-                        params![site_id, name, now],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "INSERT OR IGNORE INTO departments (site_id, name, created_at) VALUES (?1, ?2, ?3)",
+            (site_id, name, now),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn remove_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
         let (site_id, name) = (site_id.to_owned(), name.to_owned());
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "DELETE FROM departments WHERE site_id = ?1 AND name = ?2",
-                        [site_id, name],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "DELETE FROM departments WHERE site_id = ?1 AND name = ?2",
+            [site_id, name],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn canned(&self, site_ids: &[String]) -> Result<Vec<Canned>, StoreError> {
@@ -1249,17 +1249,12 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError> {
         let token_hash = token_hash.to_owned();
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1",
-                        params![token_hash, now],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1",
+            (token_hash, now),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn sessions_of_agent(
@@ -1297,17 +1292,12 @@ impl Store for SqliteStore {
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
         let (agent_id, keep) = (agent_id.to_owned(), keep.map(str::to_owned));
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2",
-                        params![agent_id, keep],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "DELETE FROM sessions WHERE agent_id = ?1 AND token_hash IS NOT ?2",
+            (agent_id, keep),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn password_hash(&self, agent_id: &str) -> Result<Option<String>, StoreError> {
@@ -1353,17 +1343,12 @@ impl Store for SqliteStore {
             Presence::Away => "away",
             Presence::Online | Presence::Offline => "online",
         };
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE agents SET presence = ?2 WHERE id = ?1",
-                        params![agent_id, presence],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "UPDATE agents SET presence = ?2 WHERE id = ?1",
+            (agent_id, presence),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -1592,32 +1577,22 @@ impl Store for SqliteStore {
 
     async fn mark_read(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE conversations SET unread = 0 WHERE id = ?1 AND unread != 0",
-                        [id],
-                    )
-                    .map(|changed| changed > 0)
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "UPDATE conversations SET unread = 0 WHERE id = ?1 AND unread != 0",
+            [id],
+        )
+        .await
+        .map(|changed| changed > 0)
     }
 
     async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "UPDATE conversations SET priority = ?2 WHERE id = ?1",
-                        params![id, priority],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+        self.execute(
+            "UPDATE conversations SET priority = ?2 WHERE id = ?1",
+            (id, priority),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn idle_conversations(
@@ -1943,19 +1918,14 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let (conversation, comment) = (conversation.to_owned(), comment.map(str::to_owned));
-        self.writer
-            .write(move |connection| {
-                connection
-                    .execute(
-                        "INSERT INTO ratings (conversation_id, score, comment, at) VALUES (?1, ?2, ?3, ?4) \
+        self.execute(
+            "INSERT INTO ratings (conversation_id, score, comment, at) VALUES (?1, ?2, ?3, ?4) \
                          ON CONFLICT (conversation_id) DO UPDATE SET score = excluded.score, \
                          comment = excluded.comment, at = excluded.at",
-                        params![conversation, score, comment, now],
-                    )
-                    .map(|_| ())
-                    .map_err(map_err)
-            })
-            .await
+            (conversation, score, comment, now),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn rating(&self, conversation: &str) -> Result<Option<(u8, Option<String>)>, StoreError> {

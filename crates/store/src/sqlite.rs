@@ -434,6 +434,7 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             .and_then(|json| serde_json::from_str::<Vec<QuickReply>>(&json).ok())
             .unwrap_or_default(),
         rule: row.get(10)?,
+        event: None,
     })
 }
 
@@ -610,6 +611,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             client_id: message.client_id,
             quick_replies: message.quick_replies,
             rule: message.rule,
+            event: None,
         },
         state: conversation_state,
         duplicate: false,

@@ -208,6 +208,8 @@ impl Executor {
                     conversation: place.conversation.clone(),
                     position: place.position,
                     wait_secs: place.expected_wait_secs,
+                    agents_online: true,
+                    offer_callback: false,
                 },
             );
         }

@@ -387,6 +387,31 @@ impl SystemEvent {
     }
 }
 
+impl SystemEvent {
+    /// The English line for this event: what the hub writes as the message's `text`,
+    /// and what a client shows for a code it does not know.
+    pub fn english(&self) -> String {
+        let param = |name: &str| self.params.get(name).map(String::as_str).unwrap_or("");
+        match self.code {
+            EventCode::Queued => "waiting for a person".into(),
+            EventCode::Joined => format!("{} joined the conversation", param("agent")),
+            EventCode::TransferredToAgent => format!("transferred to {}", param("agent")),
+            EventCode::TransferredToDepartment => {
+                format!("transferred to the {} team", param("department"))
+            }
+            EventCode::Requeued => "back in the queue for the next available agent".into(),
+            EventCode::ClosedByAgent => format!("closed by {}", param("agent")),
+            EventCode::ClosedByVisitor => "closed by the visitor".into(),
+            EventCode::ClosedIdle => format!(
+                "closed after {} minutes without activity",
+                param("minutes")
+            ),
+            EventCode::ClosedErased => "closed: the visitor's data was erased".into(),
+            EventCode::Unknown => String::new(),
+        }
+    }
+}
+
 /// Decodes `event` so that nothing in it can fail the whole message: a value that is not
 /// a well-formed event is treated as absent (the client shows `text`).
 fn lenient_event<'de, D: Deserializer<'de>>(

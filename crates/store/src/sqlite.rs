@@ -15,7 +15,8 @@ use async_trait::async_trait;
 use rand::Rng;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use salam_protocol::{
-    Author, AuthorKind, ConversationState, Message, MessageKind, Presence, Preview, QuickReply, SystemEvent,
+    Author, AuthorKind, ConversationState, Message, MessageKind, Presence, Preview, QuickReply,
+    SystemEvent,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! `resume`: replays one of the visitor's conversations after a sequence number (a
 //! closed one of theirs too, read-only). Right after its `resumed` come the states a
 //! reloaded widget must show at once: the queue place of a queued conversation, and the
-//! contact form when it was asked for and not answered yet.
+//! contact form when it was asked for and not answered yet (while it waits).
 
 use super::{Session, owns, refuse};
 use crate::fanout::Outbound;
@@ -42,7 +42,8 @@ pub(super) async fn handle(
         })
         .await;
     }
-    if found.state != ConversationState::Closed
+    // Only while it waits: once an agent has it, the form is moot.
+    if found.state == ConversationState::Queued
         && state
             .store
             .contact_pending(&conversation)
@@ -55,6 +56,5 @@ pub(super) async fn handle(
         })
         .await;
     }
-    let _ = session;
     Flow::Continue
 }

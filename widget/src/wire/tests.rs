@@ -22,6 +22,7 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
                 })
                 .collect(),
             max_text_chars: Some(limits.max_text_chars.into()),
+            team: None,
         },
         ServerFrame::Ack {
             client_id,
@@ -50,6 +51,7 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
                     payload: r.payload.clone(),
                 })
                 .collect(),
+            event: None,
         }),
         ServerFrame::Typing { author, typing, .. } => Incoming::Typing {
             author: author.kind,
@@ -73,6 +75,8 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
             conversation: conversation.clone(),
             position: *position,
             wait_secs: *wait_secs,
+            agents_online: true,
+            offer_callback: false,
         },
         ServerFrame::Form {
             conversation, form, ..

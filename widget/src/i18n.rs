@@ -110,11 +110,19 @@ impl Locale {
     /// The translation of `key` in the plural form for `n`, with `{n}` replaced by `n`
     /// in the locale's digits. A text without `|` has one form for every number.
     pub fn text_n(self, key: Key, n: u64) -> String {
-        let forms = self.text(key);
-        let form = forms
-            .split('|')
-            .nth(self.plural(n))
-            .unwrap_or_else(|| forms.split('|').next_back().unwrap_or(forms));
+        // The form is picked by hand: `str::split` costs ~1 KB of WASM.
+        let mut form = self.text(key);
+        if form.contains('|') {
+            for _ in 0..self.plural(n) {
+                match form.char_indices().find(|(_, c)| *c == '|') {
+                    Some((bar, _)) => form = &form[bar + 1..],
+                    None => break,
+                }
+            }
+            if let Some((bar, _)) = form.char_indices().find(|(_, c)| *c == '|') {
+                form = &form[..bar];
+            }
+        }
         fill(form, "{n}", &self.digits(&n.to_string()))
     }
 
@@ -133,22 +141,13 @@ impl Locale {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_str())
         };
-        let (key, name) = match code {
-            "queued" => (Key::EvQueued, ""),
-            "joined" => (Key::EvJoined, param("agent")?),
-            "transferred_to_agent" => (Key::EvToAgent, param("agent")?),
-            "transferred_to_department" => (Key::EvToTeam, param("department")?),
-            "requeued" => (Key::EvRequeued, ""),
-            "closed_by_agent" => (Key::EvClosedByAgent, param("agent")?),
-            "closed_by_visitor" => (Key::EvClosedByVisitor, ""),
-            "closed_idle" => {
-                let minutes = param("minutes")?.trim().parse().ok()?;
-                return Some(self.text_with(Key::EvClosedIdle, &self.text_n(Key::Minutes, minutes)));
-            }
-            "closed_erased" => (Key::EvClosedErased, ""),
-            _ => return None,
-        };
-        Some(self.text_name(key, name))
+        let (_, key, name) = EVENTS.iter().find(|(known, _, _)| *known == code)?;
+        if *key == Key::EvClosedIdle {
+            let minutes = param("minutes")?.trim().parse().ok()?;
+            return Some(self.text_with(*key, &self.text_n(Key::Minutes, minutes)));
+        }
+        let value = if name.is_empty() { "" } else { param(name)? };
+        Some(self.text_name(*key, value))
     }
 
     /// The translation of `key` with `{name}` replaced by `name`.
@@ -156,6 +155,19 @@ impl Locale {
         fill(self.text(key), "{name}", name)
     }
 }
+
+/// The system events a widget renders: code, text, and the parameter filling `{name}`.
+const EVENTS: [(&str, Key, &str); 9] = [
+    ("queued", Key::EvQueued, ""),
+    ("joined", Key::EvJoined, "agent"),
+    ("transferred_to_agent", Key::EvToAgent, "agent"),
+    ("transferred_to_department", Key::EvToTeam, "department"),
+    ("requeued", Key::EvRequeued, ""),
+    ("closed_by_agent", Key::EvClosedByAgent, "agent"),
+    ("closed_by_visitor", Key::EvClosedByVisitor, ""),
+    ("closed_idle", Key::EvClosedIdle, "minutes"),
+    ("closed_erased", Key::EvClosedErased, ""),
+];
 
 /// `template` with its first `placeholder` replaced by `value` (split at `{` rather
 /// than `str::replace`, whose substring searcher costs ~2 KB of WASM).
@@ -350,14 +362,14 @@ const EN: [&str; N_KEYS] = [
     "Rate",
     "Offline",
     "Chat is not available on this page.",
-    "The wait is long. Leave your details and we will get back to you.",
+    "Long wait? Leave your details and we will get back to you.",
     "Start a new conversation",
     "{n} minute|{n} minutes",
     "waiting for a person",
     "{name} joined the conversation",
     "transferred to {name}",
     "transferred to the {name} team",
-    "back in the queue for the next available agent",
+    "back in the queue",
     "closed by {name}",
     "closed by you",
     "closed after {n} without activity",
@@ -405,21 +417,21 @@ const AR: [&str; N_KEYS] = [
     "رسالة جديدة",
     "لا يوجد أحد متاح الآن",
     "اترك رسالة",
-    "لا رسائل غير مقروءة|رسالة واحدة غير مقروءة|رسالتان غير مقروءتين|{n} رسائل غير مقروءة|{n} رسالة غير مقروءة|{n} رسالة غير مقروءة",
+    "رسائل غير مقروءة: {n}",
     "الرسائل",
     "ليس الآن",
     "إرسال الرسالة",
     "إرسال التقييم",
     "غير متصل",
     "المحادثة غير متاحة في هذه الصفحة.",
-    "الانتظار طويل. اترك بياناتك وسنعود إليك.",
+    "الانتظار طويل؟ اترك بياناتك وسنتواصل معك.",
     "ابدأ محادثة جديدة",
     "{n} دقيقة|دقيقة واحدة|دقيقتين|{n} دقائق|{n} دقيقة|{n} دقيقة",
     "في انتظار موظف الدعم",
     "انضم {name} إلى المحادثة",
     "حُوّلت المحادثة إلى {name}",
     "حُوّلت المحادثة إلى فريق {name}",
-    "عادت المحادثة إلى قائمة الانتظار لأول موظف متاح",
+    "عادت المحادثة إلى قائمة الانتظار",
     "أغلق {name} المحادثة",
     "أغلقتَ المحادثة",
     "أُغلقت المحادثة بعد {n} دون نشاط",
@@ -474,14 +486,14 @@ const FA: [&str; N_KEYS] = [
     "ثبت امتیاز",
     "آفلاین",
     "گفتگو در این صفحه در دسترس نیست.",
-    "انتظار طولانی است. اطلاعات خود را بگذارید تا با شما تماس بگیریم.",
+    "انتظار طولانی است؟ اطلاعات تماس خود را بگذارید.",
     "شروع گفتگوی تازه",
     "{n} دقیقه",
     "در انتظار پشتیبان",
     "{name} به گفتگو پیوست",
     "گفتگو به {name} منتقل شد",
     "گفتگو به تیم {name} منتقل شد",
-    "گفتگو به صف برگشت تا نخستین پشتیبان آزاد پاسخ دهد",
+    "گفتگو به صف برگشت",
     "{name} گفتگو را بست",
     "شما گفتگو را بستید",
     "گفتگو پس از {n} بی‌فعالیتی بسته شد",
@@ -521,7 +533,10 @@ mod tests {
                 // No Latin digit in Arabic or Persian text (they are filled in the
                 // locale's digits).
                 if locale != Locale::En {
-                    assert!(!text.chars().any(|c| c.is_ascii_digit()), "{key:?} {locale:?}");
+                    assert!(
+                        !text.chars().any(|c| c.is_ascii_digit()),
+                        "{key:?} {locale:?}"
+                    );
                 }
             }
         }
@@ -576,12 +591,15 @@ mod tests {
         assert_eq!(Locale::En.text_n(Key::Minutes, 5), "5 minutes");
         assert_eq!(Locale::Fa.text_n(Key::Minutes, 12), "۱۲ دقیقه");
         assert_eq!(Locale::En.text_n(Key::Unread, 1), "1 unread message");
-        assert_eq!(Locale::Ar.text_n(Key::Unread, 2), "رسالتان غير مقروءتين");
+        assert_eq!(Locale::Ar.text_n(Key::Unread, 12), "رسائل غير مقروءة: ١٢");
     }
 
     #[test]
     fn digits_are_one_numbering_per_language() {
-        assert_eq!(Locale::Fa.digits("14:05 · 1234567890"), "۱۴:۰۵ · ۱۲۳۴۵۶۷۸۹۰");
+        assert_eq!(
+            Locale::Fa.digits("14:05 · 1234567890"),
+            "۱۴:۰۵ · ۱۲۳۴۵۶۷۸۹۰"
+        );
         assert_eq!(Locale::Ar.digits("14:05"), "١٤:٠٥");
         assert_eq!(Locale::En.digits("14:05"), "14:05");
         assert_eq!(Locale::Fa.text_n(Key::RateStar, 4), "امتیاز ۴ از ۵");
@@ -610,7 +628,10 @@ mod tests {
         );
         assert_eq!(
             Locale::Ar
-                .event("transferred_to_department", &params(&[("department", "المبيعات")]))
+                .event(
+                    "transferred_to_department",
+                    &params(&[("department", "المبيعات")])
+                )
                 .as_deref(),
             Some("حُوّلت المحادثة إلى فريق المبيعات")
         );
@@ -624,15 +645,12 @@ mod tests {
             Some("گفتگو پس از ۱۰ دقیقه بی‌فعالیتی بسته شد")
         );
         assert_eq!(
-            Locale::En.event("closed_idle", &params(&[("minutes", "1")])).as_deref(),
+            Locale::En
+                .event("closed_idle", &params(&[("minutes", "1")]))
+                .as_deref(),
             Some("closed after 1 minute without activity")
         );
-        for code in [
-            "queued",
-            "requeued",
-            "closed_by_visitor",
-            "closed_erased",
-        ] {
+        for code in ["queued", "requeued", "closed_by_visitor", "closed_erased"] {
             for locale in [Locale::En, Locale::Ar, Locale::Fa] {
                 assert!(locale.event(code, &[]).is_some(), "{code} {locale:?}");
             }
@@ -640,6 +658,9 @@ mod tests {
         // Unknown codes, and known ones missing a parameter, fall back to `text`.
         assert_eq!(Locale::Ar.event("snoozed", &sara), None);
         assert_eq!(Locale::Ar.event("joined", &[]), None);
-        assert_eq!(Locale::Ar.event("closed_idle", &params(&[("minutes", "x")])), None);
+        assert_eq!(
+            Locale::Ar.event("closed_idle", &params(&[("minutes", "x")])),
+            None
+        );
     }
 }

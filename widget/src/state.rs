@@ -511,10 +511,7 @@ impl State {
     pub fn show_talk(&self) -> bool {
         let talk = self.locale.text(Key::TalkToPerson);
         self.can_write()
-            && matches!(
-                self.conversation_state,
-                None | Some(ConversationState::Bot)
-            )
+            && matches!(self.conversation_state, None | Some(ConversationState::Bot))
             && !self.quick_replies().iter().any(|reply| {
                 reply.label.trim().eq_ignore_ascii_case(talk)
                     || reply.payload.trim().eq_ignore_ascii_case(talk)

@@ -194,7 +194,14 @@ struct Inner {
     /// The score picked in the rating form (0: none yet).
     rating: u8,
     /// What was at the bottom of the panel when it last scrolled there.
-    bottom: Option<(usize, Option<(u64, Locale)>, Option<(Option<Form>, Locale, bool)>, bool, String, bool)>,
+    bottom: Option<(
+        usize,
+        Option<(u64, Locale)>,
+        Option<(Option<Form>, Locale, bool)>,
+        bool,
+        String,
+        bool,
+    )>,
     /// The page's own `overflow` on `<html>` while the full-screen panel locks its scroll.
     page_overflow: Option<String>,
     stored: String,
@@ -386,7 +393,9 @@ fn get(object: &JsValue, name: &str) -> JsValue {
 /// the page's own value back on close (the scroll position is kept by the browser).
 fn lock_page(inner: &mut Inner) {
     let window = window();
-    let phone = get(&window, "innerWidth").as_f64().is_some_and(|w| w <= 480.0);
+    let phone = get(&window, "innerWidth")
+        .as_f64()
+        .is_some_and(|w| w <= 480.0);
     let Some(html) = inner.dom.document.document_element() else {
         return;
     };
@@ -1085,7 +1094,6 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     }
 }
 
-
 fn line_key(message: &Line) -> String {
     match &message.client_id {
         Some(client_id) => format!("c:{client_id}"),
@@ -1152,7 +1160,13 @@ fn render_lines(inner: &mut Inner) {
 
 fn clock(at: i64) -> String {
     let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
-    let two = |n: u32| if n < 10 { format!("0{n}") } else { n.to_string() };
+    let two = |n: u32| {
+        if n < 10 {
+            format!("0{n}")
+        } else {
+            n.to_string()
+        }
+    };
     format!("{}:{}", two(date.get_hours()), two(date.get_minutes()))
 }
 

@@ -17,4 +17,5 @@ mod bot;
 mod demo;
 mod hijack;
 mod support;
+mod ux;
 mod widget;

@@ -32,7 +32,20 @@ pub struct Browser {
 
 /// Starts a browser, runs `test` with it, and closes the browser whatever happened.
 pub async fn with_browser(test: impl AsyncFnOnce(&Browser) -> Result<()>) -> Result<()> {
-    let browser = Browser::start().await?;
+    with_browser_at("1200,900", test).await
+}
+
+/// [`with_browser`] with a window of `window` (`"W,H"`: the page's viewport in headless
+/// Chromium), for the desktop (1280×800) and phone (375×667) checks.
+pub async fn with_browser_at(
+    window: &str,
+    test: impl AsyncFnOnce(&Browser) -> Result<()>,
+) -> Result<()> {
+    let (client, session) = salam_e2e::chromium::start(window).await?;
+    let browser = Browser {
+        client,
+        _session: session,
+    };
     let result = test(&browser).await;
     if result.is_err() {
         let _ = browser.screenshot("failure").await;
@@ -42,14 +55,6 @@ pub async fn with_browser(test: impl AsyncFnOnce(&Browser) -> Result<()>) -> Res
 }
 
 impl Browser {
-    async fn start() -> Result<Browser> {
-        let (client, session) = salam_e2e::chromium::start("1200,900").await?;
-        Ok(Browser {
-            client,
-            _session: session,
-        })
-    }
-
     pub async fn goto(&self, url: &str) -> Result<()> {
         self.client.goto(url).await?;
         Ok(())

@@ -1,6 +1,6 @@
 use super::*;
-use crate::wire::Summary;
 use crate::i18n::Key;
+use crate::wire::Summary;
 
 const CONV: &str = "c_1";
 

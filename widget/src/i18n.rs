@@ -4,6 +4,8 @@
 //! non-empty translation in every locale, so no string is left in English by mistake.
 //! Placeholders are `{n}` (a number) and `{name}`.
 
+use crate::text::sub;
+
 /// A language the widget speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Locale {
@@ -115,12 +117,12 @@ impl Locale {
         if form.contains('|') {
             for _ in 0..self.plural(n) {
                 match form.char_indices().find(|(_, c)| *c == '|') {
-                    Some((bar, _)) => form = &form[bar + 1..],
+                    Some((bar, _)) => form = sub(form, bar + 1, form.len()),
                     None => break,
                 }
             }
             if let Some((bar, _)) = form.char_indices().find(|(_, c)| *c == '|') {
-                form = &form[..bar];
+                form = sub(form, 0, bar);
             }
         }
         fill(form, "{n}", &self.digits(&n.to_string()))
@@ -172,15 +174,15 @@ const EVENTS: [(&str, Key, &str); 9] = [
 /// `template` with its first `placeholder` replaced by `value` (split at `{` rather
 /// than `str::replace`, whose substring searcher costs ~2 KB of WASM).
 fn fill(template: &str, placeholder: &str, value: &str) -> String {
-    let found = template
-        .char_indices()
-        .find(|(index, c)| *c == '{' && template[*index..].starts_with(placeholder));
+    let found = template.char_indices().find(|(index, c)| {
+        *c == '{' && sub(template, *index, template.len()).starts_with(placeholder)
+    });
     match found {
         Some((index, _)) => {
             let mut out = String::with_capacity(template.len() + value.len());
-            out.push_str(&template[..index]);
+            out.push_str(sub(template, 0, index));
             out.push_str(value);
-            out.push_str(&template[index + placeholder.len()..]);
+            out.push_str(sub(template, index + placeholder.len(), template.len()));
             out
         }
         None => template.to_owned(),

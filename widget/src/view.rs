@@ -199,7 +199,7 @@ struct Inner {
         Option<(u64, Locale)>,
         Option<(Option<Form>, Locale, bool)>,
         bool,
-        String,
+        usize,
         bool,
     )>,
     /// The page's own `overflow` on `<html>` while the full-screen panel locks its scroll.
@@ -415,7 +415,8 @@ fn now() -> i64 {
 
 fn new_client_id() -> String {
     let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-    format!("w{:x}{random:x}", now())
+    // Decimal, not hex: `{:x}` would add its own formatting code to the WASM.
+    format!("w{}-{random}", now())
 }
 
 /// Runs `msg` and everything queued behind it: update, render, persist, then effects.
@@ -662,6 +663,8 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
     append(&notice, &[&notice_text, &leave])?;
 
     let scroll = el(document, "div", "G")?;
+    // A scrolling region is reachable from the keyboard.
+    scroll.set_attribute("tabindex", "0")?;
     let greeting = el(document, "div", "m i gr")?;
     let greeting_body = el(document, "div", "b")?;
     greeting_body.set_attribute("dir", "auto")?;
@@ -1084,7 +1087,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         inner.rendered_replies,
         inner.rendered_form,
         inner.state.typing.is_some(),
-        queue_text,
+        queue_text.len(),
         inner.state.open,
     ));
     if inner.bottom != bottom {

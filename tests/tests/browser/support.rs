@@ -41,7 +41,13 @@ pub async fn with_browser_at(
     window: &str,
     test: impl AsyncFnOnce(&Browser) -> Result<()>,
 ) -> Result<()> {
-    let (client, session) = salam_e2e::chromium::start(window).await?;
+    let (client, session) = match window.split_once(',') {
+        // A phone: emulated, since a headless window cannot be narrower than 500 px.
+        Some((width, height)) if width.parse::<u32>().is_ok_and(|w| w < 500) => {
+            salam_e2e::chromium::start_phone(width.parse()?, height.parse()?).await?
+        }
+        _ => salam_e2e::chromium::start(window).await?,
+    };
     let browser = Browser {
         client,
         _session: session,

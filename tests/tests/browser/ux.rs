@@ -19,7 +19,8 @@ fn tall(setup: &Setup, path: &str, attrs: &str, html_attrs: &str) -> String {
         &setup.hub.http(),
         &setup.site_key,
         attrs,
-        "<style>body{min-height:3000px}</style>",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <style>body{min-height:3000px}</style>",
         "",
     )
     .replacen("<html lang=\"en\">", &format!("<html {html_attrs}>"), 1);
@@ -194,8 +195,9 @@ async fn rtl_host_page_launcher_stays_and_persian_digits_only() -> Result<()> {
         axe(browser).await?;
         browser.screenshot("ux-rtl-ar-open").await?;
 
+        // Another page of the site in the same tab: the panel is still open.
         browser.goto(&persian).await?;
-        browser.open_widget().await?;
+        browser.wait_panel_open().await?;
         browser.type_and_send("سلام").await?;
         browser.wait_line("سلام").await?;
         // Every digit the widget itself writes (times, counts) is Persian.

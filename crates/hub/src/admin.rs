@@ -511,6 +511,27 @@ pub async fn patch_site(
     )
 }
 
+/// `GET /api/sites/{id}/refused-origins`: the origins whose pages were refused a chat
+/// recently (the last 20, newest first, kept in memory since the hub started); one
+/// allowed since is left out. Allowing one is `PATCH /api/sites/{id}` with it added to
+/// `origins`.
+pub async fn refused_origins(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let site = state
+        .store
+        .site_by_id(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let allow_any = state.config.auth.allow_any_origin;
+    let origins = state.refused_origins.list(&site.id, |origin| {
+        !crate::visitor::origin_allowed(&site, Some(origin), allow_any)
+    });
+    Ok(Json(json!({ "origins": origins })).into_response())
+}
+
 /// `PUT /api/sites/{id}/settings`: replaces the site's settings; routing settings
 /// apply at once.
 pub async fn put_site_settings(

@@ -100,8 +100,9 @@ async fn asking_for_a_person_with_nobody_online_offers_the_contact_form() -> Res
     with_browser(async |browser| {
         browser.goto(&url).await?;
         browser.open_widget().await?;
+        // Nobody is online: the header says so rather than "Online" (issue 15).
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait("the offline header", "return root.querySelector('.st.aw')")
             .await?;
         browser.shadow(TALK).await?.click().await?;
         browser.wait_line("Talk to a person").await?;

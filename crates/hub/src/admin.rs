@@ -476,12 +476,13 @@ pub async fn add_site(
 /// A site was created or its settings changed: routing applies its policy, and the
 /// authority gives it to agents of every site.
 pub async fn announce_site(state: &AppState, site: &salam_store::Site) -> Result<(), StoreError> {
-    let policy = SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
+    let settings = SiteSettings::parse(&site.settings);
     state
         .routing
         .send(crate::routing::Command::Site {
             site_id: site.id.clone(),
-            policy,
+            policy: settings.routing_policy(&state.config.routing),
+            callback_after_secs: u64::from(settings.callback_after_secs),
         })
         .await;
     state.authority.sites_changed().await
@@ -556,6 +557,7 @@ pub async fn put_site_settings(
         .send(crate::routing::Command::Site {
             site_id: id.clone(),
             policy: settings.routing_policy(&state.config.routing),
+            callback_after_secs: u64::from(settings.callback_after_secs),
         })
         .await;
     Ok(Json(json!({ "settings": settings })).into_response())

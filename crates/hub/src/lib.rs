@@ -316,9 +316,9 @@ async fn restore_routing(state: &AppState) -> Result<(), HubError> {
         .await?
         .into_iter()
         .map(|site| {
-            let policy =
-                site::SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
-            (site.id, policy)
+            let settings = site::SiteSettings::parse(&site.settings);
+            let policy = settings.routing_policy(&state.config.routing);
+            (site.id, policy, u64::from(settings.callback_after_secs))
         })
         .collect();
     let agents = state.store.list_agents().await?;

@@ -213,8 +213,8 @@ impl Executor {
                     conversation: place.conversation.clone(),
                     position: place.position,
                     wait_secs: place.expected_wait_secs,
-                    agents_online: true,
-                    offer_callback: false,
+                    agents_online: place.agents_online,
+                    offer_callback: place.offer_callback,
                 },
             );
         }

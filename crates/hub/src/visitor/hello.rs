@@ -8,7 +8,7 @@ use crate::conversation;
 use crate::fanout::{Outbound, reason};
 use crate::site::SiteSettings;
 use crate::ws::{Flow, Link, close_code};
-use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame};
+use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame, Team};
 use salam_store::{Site, VisitorUpdate};
 use std::collections::HashSet;
 
@@ -156,7 +156,9 @@ pub(super) async fn handle(
         limits: state.wire_limits(),
         sites: Vec::new(),
         presence: None,
-        team: None,
+        team: Some(Team {
+            online: state.routing.view().site(&session.site.id).anyone_online(),
+        }),
     })
     .await;
     // Live messages of the listed conversations wait for their `resume`.

@@ -507,9 +507,11 @@ async fn a_long_wait_offers_a_callback_and_the_queue_survives_a_reload() -> Resu
             .site_by_key(&setup.site_key)
             .await?
             .context("the site")?;
+        // Offer a callback from a one-second wait on.
         store
             .update_site_settings(&site.id, r#"{"callback_after_secs":1}"#)
             .await?;
+        let site = store.site_by_id(&site.id).await?.context("the site")?;
         salam_hub::admin::announce_site(&setup.hub.state, &site).await?;
         // One agent who takes one chat at a time, busy with another visitor.
         let (admin, _) = store
@@ -545,7 +547,15 @@ async fn a_long_wait_offers_a_callback_and_the_queue_survives_a_reload() -> Resu
             browser.shadow(".P > .A .sb").await?.click().await?;
             let banner = "const q = root.querySelector('.Q:not([hidden])'); const n = root.querySelector('.N:not([hidden]) span'); \
                  return q && n && root.querySelector('.st.on') && [q.textContent, n.textContent]";
-            let shown = browser.wait("the queue and the callback offer", banner).await?;
+            let shown = match browser.wait("the queue and the callback offer", banner).await {
+                Ok(shown) => shown,
+                Err(error) => {
+                    let state = browser
+                        .js("return [root.querySelector('.st').textContent, root.querySelector('.Q').hidden,                              root.querySelector('.Q').textContent, root.querySelector('.N').hidden,                              root.querySelector('.N').textContent]")
+                        .await?;
+                    return Err(error.context(format!("header, queue and notice: {state}")));
+                }
+            };
             ensure!(
                 shown[0].as_str().is_some_and(|q| q.contains("number 1"))
                     && shown[1].as_str().is_some_and(|n| n.starts_with("Long wait?")),

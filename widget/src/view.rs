@@ -175,6 +175,17 @@ struct Dom {
     send: Element,
 }
 
+/// What takes room at the bottom of the panel: lines drawn, quick replies, form,
+/// typing line, banner, panel open.
+type Bottom = (
+    usize,
+    Option<(u64, Locale)>,
+    Option<(Option<Form>, Locale, bool)>,
+    bool,
+    usize,
+    bool,
+);
+
 struct Inner {
     state: State,
     dom: Dom,
@@ -194,14 +205,7 @@ struct Inner {
     /// The score picked in the rating form (0: none yet).
     rating: u8,
     /// What was at the bottom of the panel when it last scrolled there.
-    bottom: Option<(
-        usize,
-        Option<(u64, Locale)>,
-        Option<(Option<Form>, Locale, bool)>,
-        bool,
-        usize,
-        bool,
-    )>,
+    bottom: Option<Bottom>,
     /// The page's own `overflow` on `<html>` while the full-screen panel locks its scroll.
     page_overflow: Option<String>,
     stored: String,

@@ -5,8 +5,9 @@
 //! panel open again after a reload, one numbering in Persian, and axe-core finding no
 //! serious or critical violation in the open panel.
 
-use crate::support::{Browser, Setup, host_page, with_browser_at};
+use crate::support::{Browser, Setup, UI_WAIT, host_page, login, with_browser_at};
 use anyhow::{Context, Result, ensure};
+use salam_e2e::http_request;
 use serde_json::Value;
 use std::path::Path;
 
@@ -489,6 +490,45 @@ async fn nobody_online_is_one_truthful_state_and_the_contact_form_survives_a_rel
                 .await?;
             axe(browser).await?;
             browser.screenshot("ux-offline-contact").await?;
+            // Point 8: the details reach the conversation's visitor record.
+            let conversation = browser
+                .js(&format!(
+                    "return JSON.parse(localStorage.getItem('salam:{}')).conversation",
+                    setup.site_key
+                ))
+                .await?;
+            let conversation = conversation.as_str().context("no conversation")?;
+            let token = login(
+                setup.hub.addr,
+                &setup.hub.admin_email,
+                &setup.hub.admin_password,
+            )
+            .await?;
+            let path = format!("/api/conversations/{conversation}");
+            let started = std::time::Instant::now();
+            loop {
+                let response = http_request(
+                    setup.hub.addr,
+                    "GET",
+                    &path,
+                    &[("authorization", &format!("Bearer {token}"))],
+                    "",
+                )
+                .await?;
+                let body: Value = serde_json::from_str(&response.body).unwrap_or_default();
+                if body["visitor"]["name"] == "Mona Saberi"
+                    && response.body.contains("mona@example.com")
+                    && response.body.contains("+98 912 000 0000")
+                {
+                    break;
+                }
+                ensure!(
+                    started.elapsed() < UI_WAIT,
+                    "{path} does not show the contact details: {}",
+                    response.body
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             Ok(())
         })
         .await?;

@@ -107,11 +107,19 @@ impl Browser {
             .with_context(|| format!("no {selector} in the widget"))
     }
 
-    /// Waits for the launcher, clicks it and waits for the panel.
+    /// Waits for the launcher, clicks it and waits for the panel. If the panel was open
+    /// before in this tab (a reload, another page of the site), it opens by itself: then
+    /// only waits for it, since a click would close it.
     pub async fn open_widget(&self) -> Result<()> {
         self.wait("the launcher", "return root && root.querySelector('.L')")
             .await?;
-        self.shadow(".L").await?.click().await?;
+        let restored = self
+            .js("const s = document.querySelector('script[data-site]'); \
+                 return !!s && !!sessionStorage.getItem('salam:' + s.getAttribute('data-site'))")
+            .await?;
+        if restored != true {
+            self.shadow(".L").await?.click().await?;
+        }
         self.wait_panel_open().await
     }
 

@@ -150,7 +150,7 @@ async fn arabic_and_persian_are_mirrored_and_translated() -> Result<()> {
             ensure!(shown[4] == rtl, "{url}: launcher side {shown}");
             Ok(())
         };
-        check(&arabic, "اكتب رسالة…", "التحدث مع شخص", true).await?;
+        check(&arabic, "اكتب رسالة…", "التحدث مع موظف", true).await?;
         browser.type_and_send("مرحبا").await?;
         browser.wait_line("مرحبا").await?;
         let message_dir = browser

@@ -326,6 +326,8 @@ pub async fn hand_off(
             text,
         )
         .await?;
+        // Remembered, so that a reload shows the form again until it is answered.
+        state.store.set_contact_asked(&queued.id, now).await?;
         publish::to_conversation(
             &*state.bus,
             &queued.id,

@@ -512,10 +512,7 @@ impl State {
         let talk = self.locale.text(Key::TalkToPerson);
         self.can_write()
             && matches!(self.conversation_state, None | Some(ConversationState::Bot))
-            && !self
-                .quick_replies()
-                .iter()
-                .any(|reply| reply.label.trim().eq_ignore_ascii_case(talk))
+            && !self.quick_replies().iter().any(|reply| reply.label == talk)
     }
 
     /// The form to show now, if any (the pre-chat form before the first message when

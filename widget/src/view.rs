@@ -420,7 +420,7 @@ fn now() -> i64 {
 fn new_client_id() -> String {
     let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
     // Decimal, not hex: `{:x}` would add its own formatting code to the WASM.
-    format!("w{}-{random}", now())
+    format!("w{}-{random}", now() as u64)
 }
 
 /// Runs `msg` and everything queued behind it: update, render, persist, then effects.
@@ -1415,7 +1415,7 @@ fn build_form(
             }
             container.append_child(&stars)?;
             field(Key::Comment, "comment", "")?;
-            Key::Submit
+            Key::Rate
         }
     };
     let row = el(&document, "div", "A")?;

@@ -299,6 +299,7 @@ struct Texts {
     closed: &'static str,
     ended: &'static str,
     start_new: &'static str,
+    rate: &'static str,
     latin_digits_allowed: bool,
 }
 
@@ -308,6 +309,7 @@ const AR: Texts = Texts {
     closed: "أغلق Admin المحادثة",
     ended: "انتهت المحادثة",
     start_new: "ابدأ محادثة جديدة",
+    rate: "إرسال التقييم",
     latin_digits_allowed: false,
 };
 
@@ -317,6 +319,7 @@ const FA: Texts = Texts {
     closed: "Admin گفتگو را بست",
     ended: "گفتگو به پایان رسید",
     start_new: "شروع گفتگوی تازه",
+    rate: "ثبت امتیاز",
     latin_digits_allowed: false,
 };
 
@@ -371,6 +374,8 @@ async fn a_conversation_in_the_readers_language(
         browser
             .wait("the rating form", "return root.querySelector('.F[data-form=rating]:not([hidden])')")
             .await?;
+        let rate = browser.js("return root.querySelector('.F .pb').textContent").await?;
+        ensure!(rate == texts.rate, "the rating form's button: {rate}");
         // The agent's last reply and the "closed by" line stay in view above the form.
         let in_view = format!(
             "const g = root.querySelector('.G').getBoundingClientRect(); \

@@ -805,7 +805,7 @@ fn talk_to_a_person_shows_once_and_only_before_the_handoff() {
             at: 1,
             client_id: None,
             quick_replies: vec![crate::wire::QuickReply {
-                label: "talk to a person".into(),
+                label: "Talk to a person".into(),
                 payload: "human".into(),
             }],
             event: None,

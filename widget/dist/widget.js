@@ -61,8 +61,8 @@ var got = fetch(hub + '/api/widget/' + encodeURIComponent(site))
 function load() {
 if (loading || !root) return;
 loading = 1;
-Promise.all([import(base + 'salam_widget-27196065fab3.js'), got]).then(function (r) {
-return r[0].default({ module_or_path: base + 'salam_widget_bg-ab7e242a0ea2.wasm' }).then(function () {
+Promise.all([import(base + 'salam_widget-09c7ccc9ae89.js'), got]).then(function (r) {
+return r[0].default({ module_or_path: base + 'salam_widget_bg-b74c2c39dc0f.wasm' }).then(function () {
 widget = r[0].start(root, hub, site, loc || undefined, r[1] || undefined, emit);
 q.splice(0).forEach(function (c) {
 try { widget[c[0]].apply(widget, c[1]); } catch (e) { console.warn('salam:', c[0], e); }

@@ -1063,7 +1063,11 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     }
 
     let greeting = state.settings.greeting(locale);
-    show(&dom.greeting_line, greeting.is_some());
+    // No "how can we help?" where chat is not available.
+    show(
+        &dom.greeting_line,
+        greeting.is_some() && banner != Banner::NotHere,
+    );
     set_text(&dom.greeting, greeting.unwrap_or_default());
 
     let typing = state.typing_name().map(|name| {

@@ -268,10 +268,11 @@ async fn a_refused_origin_says_chat_is_not_available_and_stops() -> Result<()> {
             ensure!(shown == message, "notice: {shown}");
             let state = browser
                 .js("return [root.querySelector('.st').textContent, root.querySelector('.C textarea').disabled, \
-                     root.querySelector('.C .pb').disabled, !!root.querySelector('.st.on')]")
+                     root.querySelector('.C .pb').disabled, !!root.querySelector('.st.on'), \
+                     root.querySelector('.gr').hidden]")
                 .await?;
             ensure!(
-                state == serde_json::json!([status, true, true, false]),
+                state == serde_json::json!([status, true, true, false, true]),
                 "header and composer: {state}"
             );
             // No reconnect loop: a retry would come within 0.5 s (backoff); give it 3 s.

@@ -397,11 +397,11 @@ getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
 getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
 },
 __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_404);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_405);
 return ret;
 },
 __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_403);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_404);
 return ret;
 },
 __wbindgen_generic_0000000000000003: function(arg0) {
@@ -427,11 +427,11 @@ __proto__: null,
 };
 }
 const lAudioContext = (typeof AudioContext !== 'undefined' ? AudioContext : (typeof webkitAudioContext !== 'undefined' ? webkitAudioContext : undefined));
-function __wasm_bindgen_func_elem_403(arg0, arg1) {
-wasm.__wasm_bindgen_func_elem_403(arg0, arg1);
+function __wasm_bindgen_func_elem_404(arg0, arg1) {
+wasm.__wasm_bindgen_func_elem_404(arg0, arg1);
 }
-function __wasm_bindgen_func_elem_404(arg0, arg1, arg2) {
-wasm.__wasm_bindgen_func_elem_404(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_405(arg0, arg1, arg2) {
+wasm.__wasm_bindgen_func_elem_405(arg0, arg1, arg2);
 }
 const WidgetFinalization = (typeof FinalizationRegistry === 'undefined')
 ? { register: () => {}, unregister: () => {} }

@@ -451,7 +451,8 @@ pub enum Transitioned {
     /// Applied: the conversation as it is now, and its committed system line.
     Applied {
         conversation: Conversation,
-        event: Option<Message>,
+        /// Boxed: a message is large, and a stale answer carries none.
+        event: Option<Box<Message>>,
     },
     /// Refused: the conversation was not in a `from` state; it is as given.
     Stale(Conversation),

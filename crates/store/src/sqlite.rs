@@ -701,7 +701,7 @@ fn transition_in(connection: &Connection, change: Transition) -> Result<Transiti
         conversation_by_id(connection, &change.conversation)?.ok_or(StoreError::NotFound)?;
     Ok(Transitioned::Applied {
         conversation,
-        event,
+        event: event.map(Box::new),
     })
 }
 

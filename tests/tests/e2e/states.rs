@@ -359,7 +359,7 @@ async fn a_long_wait_offers_a_callback_past_the_sites_threshold() -> Result<()> 
         unreachable!()
     };
     ensure!(agents_online, "{queue:?}");
-    ensure!(wait_secs >= 60 && wait_secs < 600, "{queue:?}");
+    ensure!((60..600).contains(&wait_secs), "{queue:?}");
     ensure!(!offer_callback, "{queue:?}");
     admin
         .json(

@@ -44,7 +44,7 @@ if [ -n "$wasm_opt" ]; then
     version=$("$wasm_opt" --version | grep -oE '[0-9]+' | head -n1 || echo 0)
     if [ "$version" -gt 108 ]; then
         echo "build-widget: wasm-opt $version -Oz"
-        "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+        "$wasm_opt" -Oz --flatten --rereloop -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
             --enable-sign-ext --enable-mutable-globals --enable-reference-types \
             --enable-multivalue "$work/salam_widget_bg.wasm" -o "$work/opt.wasm"
         mv "$work/opt.wasm" "$work/salam_widget_bg.wasm"

@@ -36,6 +36,20 @@ pub async fn start(window: &str) -> Result<(Client, Session)> {
 /// [`start`] with more Chromium switches (the deployment test maps host names to
 /// 127.0.0.1 and accepts its self-signed certificate).
 pub async fn start_with(window: &str, switches: &[String]) -> Result<(Client, Session)> {
+    launch(window, switches, None).await
+}
+
+/// A Chromium that emulates a phone's viewport of `width`×`height` CSS pixels (a touch
+/// screen at pixel ratio 2): headless windows cannot be narrower than 500 px.
+pub async fn start_phone(width: u32, height: u32) -> Result<(Client, Session)> {
+    launch("500,900", &[], Some((width, height))).await
+}
+
+async fn launch(
+    window: &str,
+    switches: &[String],
+    phone: Option<(u32, u32)>,
+) -> Result<(Client, Session)> {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         bail!(
             "{CHROMEDRIVER} or {CHROMIUM} is missing: the browser tests need Debian's \
@@ -82,10 +96,13 @@ pub async fn start_with(window: &str, switches: &[String]) -> Result<(Client, Se
     args.push(format!("--user-data-dir={}", profile.path().display()));
     args.extend(switches.iter().cloned());
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({ "binary": CHROMIUM, "args": args }),
-    );
+    let mut options = json!({ "binary": CHROMIUM, "args": args });
+    if let Some((width, height)) = phone {
+        options["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true }
+        });
+    }
+    capabilities.insert("goog:chromeOptions".into(), options);
     let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&format!("http://127.0.0.1:{port}"))

@@ -102,7 +102,11 @@
     b.addEventListener('click', function () { if (!widget) api.open(); });
     style();
     d.body.appendChild(h);
-    if (q.length) load();
+    // The panel was open before a reload in this tab (the chat keeps that in
+    // sessionStorage): load at once rather than when idle.
+    var was;
+    try { was = sessionStorage.getItem('salam:' + site); } catch (e) {}
+    if (q.length || was) load();
     else (w.requestIdleCallback || function (f) { setTimeout(f, 2000); })(load, { timeout: 4000 });
   }
   d.body ? mount() : d.addEventListener('DOMContentLoaded', mount);

@@ -16,7 +16,7 @@
 //!   outbox or queued frames; the view then replaces the socket, so the next `hello`
 //!   carries no token and the hub makes a new visitor.
 
-use crate::i18n::Locale;
+use crate::i18n::{Key, Locale};
 use crate::json::{Json, n, obj, os, s};
 use crate::wire::{Incoming, Line, Outgoing, Page, QuickReply};
 use salam_protocol::{AuthorKind, ConversationState, ErrorCode, FormKind, MessageKind};
@@ -136,8 +136,31 @@ pub enum Connection {
     Online,
     /// Lost; a reconnect is scheduled.
     Reconnecting,
-    /// The hub refused this site or origin: no point retrying.
+    /// The hub refused this site: no point retrying.
     Refused,
+    /// The site does not allow this page's origin (`origin_not_allowed`): chat is not
+    /// available on this page, and retrying will not change that.
+    NotAllowed,
+}
+
+/// The one line under the header that says where the visitor stands. Exactly one of
+/// these shows, so the header, the banner and the forms never contradict each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Banner {
+    None,
+    /// Chat is not enabled on this page (`origin_not_allowed`).
+    NotHere,
+    /// The conversation is closed; the visitor may start a new one.
+    Ended,
+    /// Nobody who could answer is online: leave your details (no queue position).
+    Offline,
+    /// Waiting for a person: place and expected wait; `callback` when the hub offers
+    /// to call or write back instead of a long wait.
+    Queue {
+        position: u32,
+        wait_secs: u64,
+        callback: bool,
+    },
 }
 
 /// A message typed by the visitor and not yet acknowledged.
@@ -215,6 +238,9 @@ pub enum Msg {
     },
     /// The visitor asked for the offline form.
     ShowContactForm,
+    /// "Start a new conversation" under a closed one: leave it (it is not shown again
+    /// after a reload) and start afresh.
+    StartNew,
     DismissForm,
     /// Once a second.
     Tick {
@@ -274,6 +300,8 @@ pub struct Stored {
     pub outbox: Vec<Pending>,
     pub prechat_done: bool,
     pub rated: Option<String>,
+    /// The closed conversation the visitor left with "start a new conversation".
+    pub left: Option<String>,
 }
 
 impl Stored {
@@ -305,6 +333,7 @@ impl Stored {
                 .collect(),
             prechat_done: value.bool("prechat_done").unwrap_or(false),
             rated: value.string("rated"),
+            left: value.string("left"),
         }
     }
 
@@ -331,6 +360,7 @@ impl Stored {
             ("outbox", Some(Json::Arr(outbox))),
             ("prechat_done", Some(Json::Bool(self.prechat_done))),
             ("rated", os(&self.rated)),
+            ("left", os(&self.left)),
         ])
         .to_text()
     }
@@ -355,6 +385,14 @@ pub struct State {
     pub typing: Option<(String, i64)>,
     /// Place in the queue and expected wait in seconds.
     pub queue: Option<(u32, u64)>,
+    /// Whether anyone who could answer is online: `welcome`'s `team`, then every
+    /// `queue` frame's `agents_online`; before either, the site settings'.
+    pub team: Option<bool>,
+    /// The last `queue` frame offered a callback instead of the wait.
+    pub offer_callback: bool,
+    /// A closed conversation shown after a reload: history only, no composer.
+    pub read_only: bool,
+    left: Option<String>,
     pub form: Option<Form>,
     /// The contact form was submitted without an e-mail or phone.
     pub form_error: bool,
@@ -388,6 +426,10 @@ impl State {
             outbox: stored.outbox,
             typing: None,
             queue: None,
+            team: None,
+            offer_callback: false,
+            read_only: false,
+            left: stored.left,
             form: None,
             form_error: false,
             unread: 0,
@@ -412,7 +454,65 @@ impl State {
             outbox: self.outbox.clone(),
             prechat_done: self.prechat_done,
             rated: self.rated.clone(),
+            left: self.left.clone(),
         }
+    }
+
+    /// Whether anyone who could answer is online now.
+    pub fn team_online(&self) -> bool {
+        self.team.unwrap_or(self.settings.agents_online)
+    }
+
+    /// Whether the visitor can write (chat is available here and the conversation on
+    /// screen is not a closed one shown read-only).
+    pub fn can_write(&self) -> bool {
+        !matches!(
+            self.connection,
+            Connection::Refused | Connection::NotAllowed
+        ) && !self.read_only
+    }
+
+    /// The header's status line and its class (the dot's colour): the connection, and
+    /// once connected, whether anyone is there to answer.
+    pub fn status(&self) -> (Key, &'static str) {
+        match self.connection {
+            Connection::Connecting => (Key::Connecting, "st c"),
+            Connection::Online if self.team_online() => (Key::Online, "st on"),
+            Connection::Online => (Key::Offline, "st aw"),
+            Connection::Reconnecting => (Key::Reconnecting, "st off"),
+            Connection::Refused | Connection::NotAllowed => (Key::Unavailable, "st off"),
+        }
+    }
+
+    /// The banner under the header (see [`Banner`]).
+    pub fn banner(&self) -> Banner {
+        if self.connection == Connection::NotAllowed {
+            return Banner::NotHere;
+        }
+        if self.conversation_state == Some(ConversationState::Closed) {
+            return Banner::Ended;
+        }
+        if !self.team_online() {
+            return Banner::Offline;
+        }
+        match self.queue {
+            Some((position, wait_secs)) => Banner::Queue {
+                position,
+                wait_secs,
+                callback: self.offer_callback,
+            },
+            None => Banner::None,
+        }
+    }
+
+    /// Whether the panel's own "talk to a person" button shows: only while the bot
+    /// answers (or before the first message), and not when a quick reply already
+    /// offers the same.
+    pub fn show_talk(&self) -> bool {
+        let talk = self.locale.text(Key::TalkToPerson);
+        self.can_write()
+            && matches!(self.conversation_state, None | Some(ConversationState::Bot))
+            && !self.quick_replies().iter().any(|reply| reply.label == talk)
     }
 
     /// The form to show now, if any (the pre-chat form before the first message when
@@ -474,7 +574,10 @@ impl State {
                 }));
             }
             Msg::SocketClosed { random } => {
-                if self.connection != Connection::Refused {
+                if !matches!(
+                    self.connection,
+                    Connection::Refused | Connection::NotAllowed
+                ) {
                     self.connection = Connection::Reconnecting;
                     let after_ms = backoff_delay(self.attempt, random);
                     self.attempt = self.attempt.saturating_add(1);
@@ -503,6 +606,7 @@ impl State {
                 if self.conversation_state == Some(ConversationState::Closed) {
                     self.form = None;
                 }
+                self.read_only = false;
                 self.outbox.push(Pending {
                     client_id,
                     text: text.to_owned(),
@@ -603,6 +707,18 @@ impl State {
                     );
                 }
             }
+            Msg::StartNew => {
+                self.left = self.conversation.take();
+                self.conversation_state = None;
+                self.lines.clear();
+                self.last_seq = 0;
+                self.seen_sent = 0;
+                self.queue = None;
+                self.offer_callback = false;
+                self.form = None;
+                self.read_only = false;
+                effects.push(Effect::FocusPanel);
+            }
             Msg::ShowContactForm => {
                 self.form = Some(Form::Contact);
                 self.form_error = false;
@@ -702,6 +818,7 @@ impl State {
             self.last_seq = 0;
             self.seen_sent = 0;
             self.queue = None;
+            self.offer_callback = false;
             if matches!(self.form, Some(Form::Rating | Form::RatingThanks)) {
                 self.form = None;
             }
@@ -733,8 +850,12 @@ impl State {
                 token,
                 conversations,
                 max_text_chars,
+                team,
             } => {
                 self.connection = Connection::Online;
+                if team.is_some() {
+                    self.team = team;
+                }
                 self.attempt = 0;
                 if let Some(max) = max_text_chars.and_then(|max| usize::try_from(max).ok()) {
                     self.max_text_chars = max;
@@ -742,6 +863,14 @@ impl State {
                 if token.is_some() {
                     self.token = token;
                 }
+                // A closed conversation the visitor left with "start a new conversation"
+                // is not shown again.
+                let conversations: Vec<_> = conversations
+                    .into_iter()
+                    .filter(|c| {
+                        c.state != ConversationState::Closed || self.left.as_ref() != Some(&c.id)
+                    })
+                    .collect();
                 let known = self
                     .conversation
                     .as_ref()
@@ -752,6 +881,9 @@ impl State {
                         let id = summary.id.clone();
                         self.adopt(&id);
                         self.conversation_state = Some(summary.state);
+                        // A returning visitor's last, closed conversation: its history,
+                        // read-only, with "start a new conversation".
+                        self.read_only = summary.state == ConversationState::Closed;
                         self.replaying_history = self.last_seq == 0;
                         effects.push(Effect::Frame(Outgoing::Resume {
                             conversation: id,
@@ -794,6 +926,7 @@ impl State {
                         at: now,
                         client_id: Some(client_id),
                         quick_replies: Vec::new(),
+                        event: None,
                     });
                 }
                 if self
@@ -865,9 +998,20 @@ impl State {
                 conversation,
                 position,
                 wait_secs,
+                agents_online,
+                offer_callback,
             } => {
                 if self.conversation.as_deref() == Some(conversation.as_str()) {
                     self.queue = Some((position, wait_secs));
+                    self.team = Some(agents_online);
+                    self.offer_callback = offer_callback;
+                }
+            }
+            Incoming::OriginNotAllowed => {
+                self.connection = Connection::NotAllowed;
+                // Nothing can be sent from this page: say so rather than "Sending…".
+                for outgoing in &mut self.outbox {
+                    outgoing.failed = true;
                 }
             }
             Incoming::Form { conversation, form } => match form {

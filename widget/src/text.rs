@@ -19,20 +19,20 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
     let mut cursor = 0;
     let lower = text.to_ascii_lowercase();
     while cursor < text.len() {
-        let Some(found) = find_scheme(&lower[cursor..]) else {
+        let Some(found) = find_scheme(sub(&lower, cursor, lower.len())) else {
             break;
         };
         let start = cursor + found;
-        let boundary = text[..start]
+        let boundary = sub(text, 0, start)
             .chars()
             .next_back()
             // ASCII only: Unicode's alphabetic tables would cost kilobytes of WASM.
             .is_none_or(|before| !before.is_ascii_alphanumeric());
         let end = start
-            + text[start..]
+            + sub(text, start, text.len())
                 .find(char::is_whitespace)
                 .unwrap_or(text.len() - start);
-        let mut link = &text[start..end];
+        let mut link = sub(text, start, end);
         while let Some(last) = link.chars().next_back() {
             let unbalanced_paren =
                 last == ')' && link.matches('(').count() < link.matches(')').count();
@@ -41,12 +41,12 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
                 '.' | ',' | '!' | '?' | ';' | ':' | '\'' | '"' | '>' | ']'
             ) || unbalanced_paren
             {
-                link = &link[..link.len() - last.len_utf8()];
+                link = sub(link, 0, link.len() - last.len_utf8());
             } else {
                 break;
             }
         }
-        let scheme_len = if lower[start..].starts_with("https://") {
+        let scheme_len = if sub(&lower, start, lower.len()).starts_with("https://") {
             8
         } else {
             7
@@ -56,22 +56,29 @@ pub fn segments(text: &str) -> Vec<Segment<'_>> {
             continue;
         }
         if plain_start < start {
-            out.push(Segment::Text(&text[plain_start..start]));
+            out.push(Segment::Text(sub(text, plain_start, start)));
         }
         out.push(Segment::Link(link));
         cursor = start + link.len();
         plain_start = cursor;
     }
     if plain_start < text.len() {
-        out.push(Segment::Text(&text[plain_start..]));
+        out.push(Segment::Text(sub(text, plain_start, text.len())));
     }
     out
+}
+
+/// `text[start..end]`, or "" where that is not a slice of whole characters. Never
+/// panics: without any panicking `str` index in the widget, the WASM carries none of
+/// the formatting code behind that panic's message (~2 KB gzip).
+pub fn sub(text: &str, start: usize, end: usize) -> &str {
+    text.get(start..end).unwrap_or_default()
 }
 
 fn find_scheme(lower: &str) -> Option<usize> {
     // A byte scan rather than `str::find(&str)`: the two-way searcher costs ~2 KB of WASM.
     lower.char_indices().map(|(index, _)| index).find(|&index| {
-        let rest = &lower[index..];
+        let rest = sub(lower, index, lower.len());
         rest.starts_with("http://") || rest.starts_with("https://")
     })
 }

@@ -18,10 +18,10 @@
 //!   too, but only rewrites it, so that a logout reaches all of a site's tabs once.
 
 use crate::i18n::{Key, Locale};
-use crate::state::{ApiEvent, Connection, Effect, Form, Msg, SiteSettings, State, Stored};
+use crate::state::{ApiEvent, Banner, Effect, Form, Msg, SiteSettings, State, Stored};
 use crate::text::{self, Segment};
 use crate::wire::{Line, Page};
-use salam_protocol::{AuthorKind, ConversationState, MessageKind};
+use salam_protocol::{AuthorKind, MessageKind};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
@@ -39,7 +39,8 @@ use web_sys::{
 enum Action {
     Toggle,
     Close,
-    ShowContactForm,
+    /// The banner's button: "leave a message" or "start a new conversation".
+    BannerButton,
     Typed,
     PanelKey,
     InputKey,
@@ -168,10 +169,22 @@ struct Dom {
     replies: Element,
     form: Element,
     talk: Element,
-    /// The compose `<textarea>`.
+    /// The compose row, its `<textarea>` and its button.
+    compose: Element,
     input: HtmlElement,
     send: Element,
 }
+
+/// What takes room at the bottom of the panel: lines drawn, quick replies, form,
+/// typing line, banner, panel open.
+type Bottom = (
+    usize,
+    Option<(u64, Locale)>,
+    Option<(Option<Form>, Locale, bool)>,
+    bool,
+    usize,
+    bool,
+);
 
 struct Inner {
     state: State,
@@ -191,6 +204,10 @@ struct Inner {
     rendered_locale: Option<Locale>,
     /// The score picked in the rating form (0: none yet).
     rating: u8,
+    /// What was at the bottom of the panel when it last scrolled there.
+    bottom: Option<Bottom>,
+    /// The page's own `overflow` on `<html>` while the full-screen panel locks its scroll.
+    page_overflow: Option<String>,
     stored: String,
     saved_title: Option<String>,
     audio: Option<AudioContext>,
@@ -299,7 +316,9 @@ pub fn start(
         .and_then(|storage| storage.get_item(&storage_key).ok().flatten())
         .unwrap_or_default();
     let stored = Stored::parse(&stored_json);
-    let state = State::new(site, locale, settings, stored);
+    let mut state = State::new(site, locale, settings, stored);
+    // The panel stays open across reloads in this tab.
+    state.open = session_get(&storage_key).is_some();
     let dom = build(&document, &root)?;
     let app = Rc::new_cyclic(|me| App {
         inner: RefCell::new(Inner {
@@ -318,6 +337,8 @@ pub fn start(
             rendered_replies: None,
             rendered_locale: None,
             rating: 0,
+            bottom: None,
+            page_overflow: None,
             stored: stored_json,
             saved_title: None,
             audio: None,
@@ -346,13 +367,60 @@ fn storage() -> Option<web_sys::Storage> {
     window().local_storage().ok().flatten()
 }
 
+/// Where this tab remembers that the panel is open (sessionStorage: per tab, gone when
+/// the tab closes); the loader reads the same key to load the chat at once.
+fn session_get(key: &str) -> Option<String> {
+    window()
+        .session_storage()
+        .ok()
+        .flatten()
+        .and_then(|storage| storage.get_item(key).ok().flatten())
+}
+
+fn session_set(key: &str, open: bool) {
+    if let Ok(Some(storage)) = window().session_storage() {
+        let _ = if open {
+            storage.set_item(key, "1")
+        } else {
+            storage.remove_item(key)
+        };
+    }
+}
+
+/// A property of a JS object, as a `JsValue`.
+fn get(object: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(object, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// On a phone the panel covers the screen: the page behind must not scroll. Sets
+/// `overflow: hidden` on `<html>` while the panel is open at most 480 px wide, and puts
+/// the page's own value back on close (the scroll position is kept by the browser).
+fn lock_page(inner: &mut Inner) {
+    let window = window();
+    let phone = get(&window, "innerWidth")
+        .as_f64()
+        .is_some_and(|w| w <= 480.0);
+    let Some(html) = inner.dom.document.document_element() else {
+        return;
+    };
+    let style = get(&html, "style");
+    let lock = inner.state.open && phone;
+    if lock && inner.page_overflow.is_none() {
+        inner.page_overflow = Some(get(&style, "overflow").as_string().unwrap_or_default());
+        set_value_of(&style, "overflow", "hidden");
+    } else if !lock && let Some(overflow) = inner.page_overflow.take() {
+        set_value_of(&style, "overflow", &overflow);
+    }
+}
+
 fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
 fn new_client_id() -> String {
     let random = (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64;
-    format!("w{:x}{random:x}", now())
+    // Decimal, not hex: `{:x}` would add its own formatting code to the WASM.
+    format!("w{}-{random}", now() as u64)
 }
 
 /// Runs `msg` and everything queued behind it: update, render, persist, then effects.
@@ -599,6 +667,8 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
     append(&notice, &[&notice_text, &leave])?;
 
     let scroll = el(document, "div", "G")?;
+    // A scrolling region is reachable from the keyboard.
+    scroll.set_attribute("tabindex", "0")?;
     let greeting = el(document, "div", "m i gr")?;
     let greeting_body = el(document, "div", "b")?;
     greeting_body.set_attribute("dir", "auto")?;
@@ -649,6 +719,7 @@ fn build(document: &Document, root: &ShadowRoot) -> Result<Dom, JsValue> {
         replies,
         form,
         talk,
+        compose,
         input,
         send,
     })
@@ -663,7 +734,7 @@ fn attach(app: &Rc<App>) {
         vec![
             Listener::new(&dom.launcher, "click", me, Action::Toggle),
             Listener::new(&dom.close, "click", me, Action::Close),
-            Listener::new(&dom.leave, "click", me, Action::ShowContactForm),
+            Listener::new(&dom.leave, "click", me, Action::BannerButton),
             Listener::new(&dom.input, "input", me, Action::Typed),
             Listener::new(&dom.panel, "keydown", me, Action::PanelKey),
             Listener::new(&dom.input, "keydown", me, Action::InputKey),
@@ -687,7 +758,13 @@ fn on_action(app: &Rc<App>, action: &Action, event: Option<Event>) {
     let msg = match action {
         Action::Toggle => Msg::Toggle,
         Action::Close => Msg::Close,
-        Action::ShowContactForm => Msg::ShowContactForm,
+        Action::BannerButton => {
+            if app.inner.borrow().state.banner() == Banner::Ended {
+                Msg::StartNew
+            } else {
+                Msg::ShowContactForm
+            }
+        }
         Action::DismissForm => Msg::DismissForm,
         Action::Typed => Msg::Typed { now: now() },
         Action::Tick => Msg::Tick { now: now() },
@@ -838,11 +915,11 @@ fn set_rating(app: &Rc<App>, score: u8) {
 }
 
 fn set_value(element: &JsValue, text: &str) {
-    let _ = js_sys::Reflect::set(
-        element,
-        &JsValue::from_str("value"),
-        &JsValue::from_str(text),
-    );
+    set_value_of(element, "value", text);
+}
+
+fn set_value_of(object: &JsValue, name: &str, text: &str) {
+    let _ = js_sys::Reflect::set(object, &JsValue::from_str(name), &JsValue::from_str(text));
 }
 
 fn send_input(app: &Rc<App>) {
@@ -888,9 +965,9 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         let _ = dom.close.set_attribute("title", t(Key::CloseChat));
         let _ = dom.log.set_attribute("aria-label", t(Key::Messages));
         set_text(&dom.talk, t(Key::TalkToPerson));
-        set_text(&dom.leave, t(Key::LeaveMessage));
-        set_text(&dom.notice_text, t(Key::Away));
         set_text(&dom.send, t(Key::Send));
+        // Not only "Send": the contact form's button says "Send details".
+        let _ = dom.send.set_attribute("aria-label", t(Key::SendMessage));
         let _ = dom.input.set_attribute("placeholder", t(Key::Placeholder));
         let _ = dom.input.set_attribute("aria-label", t(Key::Placeholder));
         let title = if state.settings.name.trim().is_empty() {
@@ -921,7 +998,7 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         .launcher
         .set_attribute("aria-expanded", if state.open { "true" } else { "false" });
     show(&dom.badge, state.unread > 0);
-    set_text(&dom.badge, &state.unread.to_string());
+    set_text(&dom.badge, &locale.digits(&state.unread.to_string()));
     let _ = dom.badge.set_attribute(
         "aria-label",
         &locale.text_n(Key::Unread, state.unread.into()),
@@ -934,32 +1011,63 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
         dom.document.set_title(&title);
     }
 
-    let (status, status_class) = match state.connection {
-        Connection::Connecting => (t(Key::Connecting), "st c"),
-        Connection::Online => (t(Key::Online), "st on"),
-        Connection::Reconnecting => (t(Key::Reconnecting), "st off"),
-        Connection::Refused => (t(Key::Unavailable), "st off"),
-    };
-    set_text(&dom.status, status);
+    let (status, status_class) = state.status();
+    set_text(&dom.status, t(status));
     let _ = dom.status.set_attribute("class", status_class);
 
-    let closed = state.conversation_state == Some(ConversationState::Closed);
-    let queue_text = match state.queue {
-        _ if closed => t(Key::ChatEnded).to_owned(),
-        Some((position, wait_secs)) => format!(
+    // One state under the header: the queue (with a callback offer), offline, ended,
+    // or chat not available on this page.
+    let form = state.visible_form();
+    let banner = state.banner();
+    let queue_text = match banner {
+        Banner::Queue {
+            position,
+            wait_secs,
+            ..
+        } => format!(
             "{} · {}",
             locale.text_n(Key::QueuePosition, position.into()),
-            locale.text_n(Key::QueueWait, wait_secs.div_ceil(60).max(1))
+            locale.text_with(
+                Key::QueueWait,
+                &locale.text_n(Key::Minutes, wait_secs.div_ceil(60).max(1))
+            )
         ),
-        None => String::new(),
+        _ => String::new(),
     };
     show(&dom.queue, !queue_text.is_empty());
     set_text(&dom.queue, &queue_text);
+    let (notice, button) = match banner {
+        Banner::NotHere => (Some(Key::NotHere), None),
+        Banner::Ended => (Some(Key::ChatEnded), Some(Key::StartNew)),
+        Banner::Offline if form.is_none() => (Some(Key::Away), Some(Key::LeaveMessage)),
+        Banner::Queue { callback: true, .. } if form.is_none() => {
+            (Some(Key::CallbackOffer), Some(Key::LeaveMessage))
+        }
+        _ => (None, None),
+    };
+    show(&dom.notice, notice.is_some());
+    set_text(&dom.notice_text, notice.map(t).unwrap_or_default());
+    show(&dom.leave, button.is_some());
+    set_text(&dom.leave, button.map(t).unwrap_or_default());
 
-    let form = state.visible_form();
-    show(&dom.notice, !state.settings.agents_online && form.is_none());
+    if let Some(actions) = dom.talk.parent_element() {
+        show(&actions, state.show_talk());
+    }
+    show(&dom.compose, !state.read_only);
+    for control in [dom.input.unchecked_ref::<Element>(), &dom.send] {
+        let _ = if state.can_write() {
+            control.remove_attribute("disabled")
+        } else {
+            control.set_attribute("disabled", "")
+        };
+    }
+
     let greeting = state.settings.greeting(locale);
-    show(&dom.greeting_line, greeting.is_some());
+    // No "how can we help?" where chat is not available.
+    show(
+        &dom.greeting_line,
+        greeting.is_some() && banner != Banner::NotHere,
+    );
     set_text(&dom.greeting, greeting.unwrap_or_default());
 
     let typing = state.typing_name().map(|name| {
@@ -976,6 +1084,25 @@ fn render(inner: &mut Inner, me: &Weak<App>) {
     render_replies(inner, me);
     render_form(inner, me);
     inner.rendered_locale = Some(locale);
+    lock_page(inner);
+    session_set(&inner.storage_key, inner.state.open);
+
+    // The newest line stays in view: scroll to the bottom once everything that takes
+    // room from the log (quick replies, forms, the typing line, the banner) is drawn,
+    // whenever any of it changed.
+    let bottom = Some((
+        inner.rendered.len(),
+        inner.rendered_replies,
+        inner.rendered_form,
+        inner.state.typing.is_some(),
+        queue_text.len(),
+        inner.state.open,
+    ));
+    if inner.bottom != bottom {
+        inner.bottom = bottom;
+        let scroll = &inner.dom.scroll;
+        scroll.set_scroll_top(scroll.scroll_height());
+    }
 }
 
 fn line_key(message: &Line) -> String {
@@ -1030,6 +1157,7 @@ fn render_lines(inner: &mut Inner) {
                     at: now(),
                     client_id: Some(outgoing.client_id.clone()),
                     quick_replies: Vec::new(),
+                    event: None,
                 };
                 line_element(document, locale, &line, *pending)
             }
@@ -1039,13 +1167,18 @@ fn render_lines(inner: &mut Inner) {
         }
     }
     inner.rendered = wanted;
-    let scroll = &inner.dom.scroll;
-    scroll.set_scroll_top(scroll.scroll_height());
 }
 
 fn clock(at: i64) -> String {
     let date = js_sys::Date::new(&JsValue::from_f64(at as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+    let two = |n: u32| {
+        if n < 10 {
+            format!("0{n}")
+        } else {
+            n.to_string()
+        }
+    };
+    format!("{}:{}", two(date.get_hours()), two(date.get_minutes()))
 }
 
 /// One line of the conversation. `pending`: 0 committed, 1 sending, 2 not sent.
@@ -1058,7 +1191,11 @@ fn line_element(
     if line.kind == MessageKind::Event || line.author == AuthorKind::System {
         let element = el(document, "div", "e")?;
         element.set_attribute("dir", "auto")?;
-        element.set_text_content(Some(&line.text));
+        let text = line
+            .event
+            .as_ref()
+            .and_then(|event| locale.event(&event.code, &event.params));
+        element.set_text_content(Some(text.as_deref().unwrap_or(&line.text)));
         return Ok(element);
     }
     let own = line.author == AuthorKind::Visitor;
@@ -1127,7 +1264,7 @@ fn line_element(
         2 => format!("{} · {}", clock(line.at), locale.text(Key::NotSent)),
         _ => clock(line.at),
     };
-    time.set_text_content(Some(&stamp));
+    time.set_text_content(Some(&locale.digits(&stamp)));
     if pending > 0 {
         element.set_attribute("class", if pending == 1 { "m o p" } else { "m o f" })?;
     }
@@ -1282,7 +1419,7 @@ fn build_form(
             }
             container.append_child(&stars)?;
             field(Key::Comment, "comment", "")?;
-            Key::Submit
+            Key::Rate
         }
     };
     let row = el(&document, "div", "A")?;

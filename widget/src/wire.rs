@@ -29,6 +29,16 @@ pub struct Line {
     pub at: i64,
     pub client_id: Option<String>,
     pub quick_replies: Vec<QuickReply>,
+    /// A system line's code and parameters (`kind: "event"`, from hubs since issue 15),
+    /// rendered in the reader's language; `text` is the English fallback.
+    pub event: Option<Event>,
+}
+
+/// The `event` of a system line: a code and its string parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub code: String,
+    pub params: Vec<(String, String)>,
 }
 
 /// A conversation listed in `welcome`.
@@ -55,6 +65,8 @@ pub enum Incoming {
         token: Option<String>,
         conversations: Vec<Summary>,
         max_text_chars: Option<u64>,
+        /// `team.online`: whether an agent who could take this site's chats is online.
+        team: Option<bool>,
     },
     Ack {
         client_id: String,
@@ -75,6 +87,10 @@ pub enum Incoming {
         conversation: String,
         position: u32,
         wait_secs: u64,
+        /// `false` when nobody who could answer is online (absent: `true`).
+        agents_online: bool,
+        /// The hub suggests leaving contact details instead of waiting (absent: `false`).
+        offer_callback: bool,
     },
     Form {
         conversation: String,
@@ -88,6 +104,8 @@ pub enum Incoming {
         code: Option<ErrorCode>,
         client_id: Option<String>,
     },
+    /// `error` `origin_not_allowed`: the site does not allow this page's origin. Terminal.
+    OriginNotAllowed,
 }
 
 /// The frames a widget sends on `/ws/visitor`.
@@ -290,6 +308,21 @@ impl Line {
                     })
                 })
                 .collect(),
+            event: value.get("event").and_then(|event| {
+                Some(Event {
+                    code: event.string("code")?,
+                    params: match event.get("params") {
+                        Some(Json::Obj(members)) => members
+                            .iter()
+                            .filter_map(|(key, value)| match value {
+                                Json::Str(text) => Some((key.clone(), text.clone())),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Vec::new(),
+                    },
+                })
+            }),
         })
     }
 
@@ -323,6 +356,24 @@ impl Line {
             ("at", Some(Json::Int(self.at))),
             ("client_id", os(&self.client_id)),
             ("quick_replies", Some(Json::Arr(replies))),
+            (
+                "event",
+                self.event.as_ref().map(|event| {
+                    Json::Obj(vec![
+                        ("code".to_owned(), Json::Str(event.code.clone())),
+                        (
+                            "params".to_owned(),
+                            Json::Obj(
+                                event
+                                    .params
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+                                    .collect(),
+                            ),
+                        ),
+                    ])
+                }),
+            ),
         ])
     }
 }
@@ -346,6 +397,7 @@ pub fn decode(text: &str) -> Option<Incoming> {
                 })
                 .collect(),
             max_text_chars: value.get("limits").and_then(|l| l.uint("max_text_chars")),
+            team: value.get("team").and_then(|team| team.bool("online")),
         },
         "ack" => Incoming::Ack {
             client_id: value.string("client_id")?,
@@ -369,6 +421,8 @@ pub fn decode(text: &str) -> Option<Incoming> {
             conversation: conversation()?,
             position: u32::try_from(value.uint("position")?).ok()?,
             wait_secs: value.uint("wait_secs")?,
+            agents_online: value.bool("agents_online").unwrap_or(true),
+            offer_callback: value.bool("offer_callback").unwrap_or(false),
         },
         "form" => Incoming::Form {
             conversation: conversation()?,
@@ -381,6 +435,7 @@ pub fn decode(text: &str) -> Option<Incoming> {
         "resumed" => Incoming::Resumed {
             last_seq: value.uint("last_seq")?,
         },
+        "error" if value.str("code") == Some("origin_not_allowed") => Incoming::OriginNotAllowed,
         "error" => {
             let code = value.str("code")?;
             Incoming::Error {

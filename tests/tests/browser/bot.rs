@@ -100,8 +100,9 @@ async fn asking_for_a_person_with_nobody_online_offers_the_contact_form() -> Res
     with_browser(async |browser| {
         browser.goto(&url).await?;
         browser.open_widget().await?;
+        // Nobody is online: the header says so rather than "Online" (issue 15).
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait("the offline header", "return root.querySelector('.st.aw')")
             .await?;
         browser.shadow(TALK).await?.click().await?;
         browser.wait_line("Talk to a person").await?;
@@ -162,7 +163,15 @@ async fn an_agent_takes_over_and_the_rating_is_stored() -> Result<()> {
         browser.open_widget().await?;
         browser.type_and_send("I need help with a refund").await?;
         browser.wait_line("I need help with a refund").await?;
-        browser.shadow(TALK).await?.click().await?;
+        // The bot's answer offers "Talk to a person" as a quick reply; the panel's own
+        // button then steps aside (shown once, issue 15).
+        browser
+            .wait(
+                "one \"Talk to a person\" button",
+                "const b = [...root.querySelectorAll('.P button')].filter(b => b.offsetParent && b.textContent === 'Talk to a person'); \
+                 return b.length === 1 && b[0].closest('.R') && (b[0].click(), true)",
+            )
+            .await?;
         browser.wait_line("Talk to a person").await?;
         let conversation = agent.agent_sees("Talk to a person").await?.conversation;
         agent

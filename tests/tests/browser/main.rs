@@ -12,9 +12,12 @@
 //! queue position, offline contact form, stored rating); it is enabled by adding
 //! `mod bot;` below once the hub's bot and routing are in. `hijack.rs` checks that a
 //! page of another origin cannot open the agent console's socket with its cookie.
+//! `ux.rs` (issue 15) measures the widget in the page at desktop 1280×800, on an emulated
+//! phone 375×667 and on right-to-left host pages, and runs axe-core on the open panel.
 
 mod bot;
 mod demo;
 mod hijack;
 mod support;
+mod ux;
 mod widget;

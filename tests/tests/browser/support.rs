@@ -32,7 +32,26 @@ pub struct Browser {
 
 /// Starts a browser, runs `test` with it, and closes the browser whatever happened.
 pub async fn with_browser(test: impl AsyncFnOnce(&Browser) -> Result<()>) -> Result<()> {
-    let browser = Browser::start().await?;
+    with_browser_at("1200,900", test).await
+}
+
+/// [`with_browser`] with a window of `window` (`"W,H"`: the page's viewport in headless
+/// Chromium), for the desktop (1280×800) and phone (375×667) checks.
+pub async fn with_browser_at(
+    window: &str,
+    test: impl AsyncFnOnce(&Browser) -> Result<()>,
+) -> Result<()> {
+    let (client, session) = match window.split_once(',') {
+        // A phone: emulated, since a headless window cannot be narrower than 500 px.
+        Some((width, height)) if width.parse::<u32>().is_ok_and(|w| w < 500) => {
+            salam_e2e::chromium::start_phone(width.parse()?, height.parse()?).await?
+        }
+        _ => salam_e2e::chromium::start(window).await?,
+    };
+    let browser = Browser {
+        client,
+        _session: session,
+    };
     let result = test(&browser).await;
     if result.is_err() {
         let _ = browser.screenshot("failure").await;
@@ -42,14 +61,6 @@ pub async fn with_browser(test: impl AsyncFnOnce(&Browser) -> Result<()>) -> Res
 }
 
 impl Browser {
-    async fn start() -> Result<Browser> {
-        let (client, session) = salam_e2e::chromium::start("1200,900").await?;
-        Ok(Browser {
-            client,
-            _session: session,
-        })
-    }
-
     pub async fn goto(&self, url: &str) -> Result<()> {
         self.client.goto(url).await?;
         Ok(())
@@ -96,11 +107,19 @@ impl Browser {
             .with_context(|| format!("no {selector} in the widget"))
     }
 
-    /// Waits for the launcher, clicks it and waits for the panel.
+    /// Waits for the launcher, clicks it and waits for the panel. If the panel was open
+    /// before in this tab (a reload, another page of the site), it opens by itself: then
+    /// only waits for it, since a click would close it.
     pub async fn open_widget(&self) -> Result<()> {
         self.wait("the launcher", "return root && root.querySelector('.L')")
             .await?;
-        self.shadow(".L").await?.click().await?;
+        let restored = self
+            .js("const s = document.querySelector('script[data-site]'); \
+                 return !!s && !!sessionStorage.getItem('salam:' + s.getAttribute('data-site'))")
+            .await?;
+        if restored != true {
+            self.shadow(".L").await?.click().await?;
+        }
         self.wait_panel_open().await
     }
 

@@ -48,7 +48,7 @@ async fn a_visitor_chats_with_an_agent_then_rates_the_chat() -> Result<()> {
         browser.goto(&url).await?;
         browser.open_widget().await?;
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait("the connection", "return root.querySelector('.st.on, .st.aw')")
             .await?;
         browser.type_and_send("Where is my order #4521?").await?;
         let class = browser.wait_line("Where is my order #4521?").await?;
@@ -150,7 +150,7 @@ async fn arabic_and_persian_are_mirrored_and_translated() -> Result<()> {
             ensure!(shown[4] == rtl, "{url}: launcher side {shown}");
             Ok(())
         };
-        check(&arabic, "اكتب رسالة…", "التحدث مع شخص", true).await?;
+        check(&arabic, "اكتب رسالة…", "التحدث مع موظف", true).await?;
         browser.type_and_send("مرحبا").await?;
         browser.wait_line("مرحبا").await?;
         let message_dir = browser
@@ -280,7 +280,10 @@ async fn reloading_the_page_keeps_the_conversation() -> Result<()> {
         browser.open_widget().await?;
         browser.wait_line("welcome back anytime").await?;
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait(
+                "the connection",
+                "return root.querySelector('.st.on, .st.aw')",
+            )
             .await?;
         browser.type_and_send("after reload").await?;
         browser.wait_line("after reload").await?;
@@ -508,7 +511,7 @@ async fn a_hub_restart_loses_and_duplicates_nothing() -> Result<()> {
         hub.restart().await?;
         browser.wait_line("typed during the outage").await?;
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait("the connection", "return root.querySelector('.st.on, .st.aw')")
             .await?;
         // Stored exactly once, in the same conversation, after the first message.
         let token = login(hub.addr(), &hub.admin.0, &hub.admin.1).await?;
@@ -814,14 +817,14 @@ async fn reset_forgets_an_identified_visitor_and_the_next_message_is_a_new_visit
         browser
             .wait(
                 "the other tab to forget her",
-                "return root.querySelectorAll('.lg2 > *').length === 0 && root.querySelector('.st.on')",
+                "return root.querySelectorAll('.lg2 > *').length === 0 && root.querySelector('.st.on, .st.aw')",
             )
             .await?;
         browser.client.switch_to_window(first_tab).await?;
 
         // Whoever chats next is a new, anonymous visitor in a new conversation.
         browser
-            .wait("the new connection", "return root.querySelector('.st.on')")
+            .wait("the new connection", "return root.querySelector('.st.on, .st.aw')")
             .await?;
         browser.type_and_send("Who am I now?").await?;
         browser.wait_line("Who am I now?").await?;
@@ -850,7 +853,7 @@ async fn reset_forgets_an_identified_visitor_and_the_next_message_is_a_new_visit
         ensure!(stored != next_token, "the visitor token survived an early reset");
         browser.open_widget().await?;
         browser
-            .wait("the connection", "return root.querySelector('.st.on')")
+            .wait("the connection", "return root.querySelector('.st.on, .st.aw')")
             .await?;
         let shown = browser.lines().await?;
         ensure!(shown.is_empty(), "lines shown after an early reset: {shown:?}");

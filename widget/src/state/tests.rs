@@ -1,4 +1,5 @@
 use super::*;
+use crate::i18n::Key;
 use crate::wire::Summary;
 
 const CONV: &str = "c_1";
@@ -25,6 +26,7 @@ fn welcome(conversations: Vec<Summary>) -> Incoming {
         token: Some("v_1.sig".into()),
         conversations,
         max_text_chars: Some(4000),
+        team: None,
     }
 }
 
@@ -43,6 +45,7 @@ fn agent_message(seq: u64, text: &str) -> Incoming {
         at: 5,
         client_id: None,
         quick_replies: Vec::new(),
+        event: None,
     })
 }
 
@@ -57,6 +60,7 @@ fn visitor_message(seq: u64, client_id: &str, text: &str) -> Incoming {
         at: 5,
         client_id: Some(client_id.into()),
         quick_replies: Vec::new(),
+        event: None,
     })
 }
 
@@ -457,6 +461,8 @@ fn queue_typing_and_quick_replies() {
             conversation: CONV.into(),
             position: 2,
             wait_secs: 90,
+            agents_online: true,
+            offer_callback: false,
         },
     );
     assert_eq!(state.queue, Some((2, 90)));
@@ -488,6 +494,7 @@ fn queue_typing_and_quick_replies() {
                 label: "Talk to a person".into(),
                 payload: "Talk to a person".into(),
             }],
+            event: None,
         }),
     );
     assert_eq!(state.quick_replies().len(), 1);
@@ -653,6 +660,7 @@ fn reset_forgets_the_visitor_and_greets_as_a_new_one() {
             token: Some("v_2.sig".into()),
             conversations: Vec::new(),
             max_text_chars: Some(4000),
+            team: None,
         },
     );
     assert!(effects.is_empty(), "{effects:?}");
@@ -674,6 +682,7 @@ fn reset_keeps_the_panel_open_and_the_hubs_limit() {
             token: None,
             conversations: vec![summary(CONV, 0, 1)],
             max_text_chars: Some(10),
+            team: None,
         },
     );
     state.update(Msg::Open);
@@ -686,4 +695,213 @@ fn reset_keeps_the_panel_open_and_the_hubs_limit() {
         client_id: "w1".into(),
     });
     assert!(overlong.is_empty() && state.outbox.is_empty());
+}
+
+fn queue(position: u32, wait_secs: u64, agents_online: bool, offer_callback: bool) -> Incoming {
+    Incoming::Queue {
+        conversation: CONV.into(),
+        position,
+        wait_secs,
+        agents_online,
+        offer_callback,
+    }
+}
+
+fn set_state(state: &mut State, to: ConversationState) {
+    frame(
+        state,
+        Incoming::State {
+            conversation: CONV.into(),
+            state: to,
+        },
+    );
+}
+
+#[test]
+fn origin_not_allowed_is_terminal() {
+    let mut state = online();
+    state.update(Msg::Send {
+        text: "hello".into(),
+        client_id: "k1".into(),
+    });
+    frame(&mut state, Incoming::OriginNotAllowed);
+    assert_eq!(state.connection, Connection::NotAllowed);
+    assert_eq!(state.banner(), Banner::NotHere);
+    assert_eq!(state.status(), (Key::Unavailable, "st off"));
+    assert!(!state.can_write() && !state.show_talk());
+    // What was waiting says "Not sent" rather than "Sending…" forever.
+    assert!(state.outbox[0].failed);
+    // The hub closes the socket (1008): no reconnect loop.
+    assert!(state.update(Msg::SocketClosed { random: 0.5 }).is_empty());
+    assert_eq!(state.connection, Connection::NotAllowed);
+}
+
+#[test]
+fn one_truthful_state_when_nobody_can_answer() {
+    let mut state = online();
+    set_state(&mut state, ConversationState::Queued);
+    // Agents online: the queue, and the header says online.
+    frame(&mut state, queue(1, 300, true, false));
+    assert_eq!(
+        state.banner(),
+        Banner::Queue {
+            position: 1,
+            wait_secs: 300,
+            callback: false
+        }
+    );
+    assert_eq!(state.status().0, Key::Online);
+    // A long wait: the hub offers a callback beside the queue.
+    frame(&mut state, queue(4, 1_800, true, true));
+    assert_eq!(
+        state.banner(),
+        Banner::Queue {
+            position: 4,
+            wait_secs: 1_800,
+            callback: true
+        }
+    );
+    // Nobody online: offline, no queue position, and never "Online" in the header.
+    frame(&mut state, queue(1, 300, false, true));
+    assert_eq!(state.banner(), Banner::Offline);
+    assert_eq!(state.status(), (Key::Offline, "st aw"));
+    // `welcome`'s team wins over the site settings fetched before it.
+    let mut state = State::new(
+        "pk_test".into(),
+        Locale::En,
+        SiteSettings::default(),
+        Stored::default(),
+    );
+    assert!(state.team_online());
+    frame(
+        &mut state,
+        Incoming::Welcome {
+            token: None,
+            conversations: Vec::new(),
+            max_text_chars: None,
+            team: Some(false),
+        },
+    );
+    assert_eq!(state.banner(), Banner::Offline);
+    assert_eq!(state.status().0, Key::Offline);
+}
+
+#[test]
+fn talk_to_a_person_shows_once_and_only_before_the_handoff() {
+    assert!(state().show_talk(), "before the first message");
+    let mut state = online();
+    set_state(&mut state, ConversationState::Bot);
+    assert!(state.show_talk());
+    // The bot offers the same as a quick reply: the panel's button steps aside.
+    frame(
+        &mut state,
+        Incoming::Message(Line {
+            conversation: CONV.into(),
+            seq: 1,
+            kind: MessageKind::Text,
+            author: AuthorKind::Bot,
+            name: None,
+            text: "Can I help?".into(),
+            at: 1,
+            client_id: None,
+            quick_replies: vec![crate::wire::QuickReply {
+                label: "Talk to a person".into(),
+                payload: "human".into(),
+            }],
+            event: None,
+        }),
+    );
+    assert!(!state.show_talk());
+    set_state(&mut state, ConversationState::Queued);
+    frame(&mut state, agent_message(2, "next"));
+    assert!(!state.show_talk(), "after the handoff");
+    set_state(&mut state, ConversationState::Assigned);
+    assert!(!state.show_talk(), "once an agent joined");
+}
+
+#[test]
+fn a_returning_visitor_sees_the_closed_conversation_read_only() {
+    let closed = |id: &str| Summary {
+        id: id.into(),
+        state: ConversationState::Closed,
+        updated_at: 9,
+    };
+    let mut state = state();
+    state.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    let effects = frame(&mut state, welcome(vec![closed(CONV)]));
+    assert!(effects.contains(&Effect::Frame(Outgoing::Resume {
+        conversation: CONV.into(),
+        after: 0
+    })));
+    frame(&mut state, agent_message(1, "Bye!"));
+    assert!(state.read_only && !state.can_write());
+    assert_eq!(state.banner(), Banner::Ended);
+    assert_eq!(texts(&state), [(1, "Bye!".to_owned())]);
+    // "Start a new conversation": empty, writable, and the old one stays left.
+    state.update(Msg::StartNew);
+    assert!(state.lines.is_empty() && state.can_write());
+    assert_eq!(state.banner(), Banner::None);
+    let stored = Stored::parse(&state.stored().to_text());
+    assert_eq!(stored.left.as_deref(), Some(CONV));
+    assert_eq!(stored.conversation, None);
+    let mut again = State::new(
+        "pk_test".into(),
+        Locale::En,
+        SiteSettings::default(),
+        stored,
+    );
+    again.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    let effects = frame(&mut again, welcome(vec![closed(CONV)]));
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Frame(Outgoing::Resume { .. }))),
+        "{effects:?}"
+    );
+    assert!(!again.read_only && again.conversation.is_none());
+    // Sending from a read-only conversation (`Salam.send`) starts a new one.
+    let mut fresh = self::state();
+    fresh.update(Msg::SocketOpen {
+        page: Page::default(),
+    });
+    frame(&mut fresh, welcome(vec![closed(CONV)]));
+    let effects = fresh.update(Msg::Send {
+        text: "again".into(),
+        client_id: "k9".into(),
+    });
+    assert_eq!(sends(&effects), [("k9".into(), None)]);
+    assert!(!fresh.read_only);
+}
+
+#[test]
+fn event_lines_keep_their_code_in_storage() {
+    let mut state = online();
+    frame(
+        &mut state,
+        Incoming::Message(Line {
+            conversation: CONV.into(),
+            seq: 1,
+            kind: MessageKind::Event,
+            author: AuthorKind::System,
+            name: None,
+            text: "Sara joined the conversation".into(),
+            at: 1,
+            client_id: None,
+            quick_replies: Vec::new(),
+            event: Some(crate::wire::Event {
+                code: "joined".into(),
+                params: vec![("agent".into(), "Sara".into())],
+            }),
+        }),
+    );
+    let stored = Stored::parse(&state.stored().to_text());
+    let event = stored.lines[0].event.as_ref().expect("event kept");
+    assert_eq!(
+        Locale::Ar.event(&event.code, &event.params).as_deref(),
+        Some("انضم Sara إلى المحادثة")
+    );
 }

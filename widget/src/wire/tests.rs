@@ -10,6 +10,7 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
             token,
             conversations,
             limits,
+            team,
             ..
         } => Incoming::Welcome {
             token: token.clone(),
@@ -22,6 +23,7 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
                 })
                 .collect(),
             max_text_chars: Some(limits.max_text_chars.into()),
+            team: team.map(|team| team.online),
         },
         ServerFrame::Ack {
             client_id,
@@ -50,6 +52,14 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
                     payload: r.payload.clone(),
                 })
                 .collect(),
+            event: m.event.as_ref().map(|event| crate::wire::Event {
+                code: event.code.as_str().to_owned(),
+                params: event
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }),
         }),
         ServerFrame::Typing { author, typing, .. } => Incoming::Typing {
             author: author.kind,
@@ -68,11 +78,15 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
             conversation,
             position,
             wait_secs,
+            agents_online,
+            offer_callback,
             ..
         } => Incoming::Queue {
             conversation: conversation.clone(),
             position: *position,
             wait_secs: *wait_secs,
+            agents_online: *agents_online,
+            offer_callback: *offer_callback,
         },
         ServerFrame::Form {
             conversation, form, ..
@@ -83,6 +97,10 @@ fn expected(frame: &ServerFrame) -> Option<Incoming> {
         ServerFrame::Resumed { last_seq, .. } => Incoming::Resumed {
             last_seq: *last_seq,
         },
+        ServerFrame::Error {
+            code: ErrorCode::OriginNotAllowed,
+            ..
+        } => Incoming::OriginNotAllowed,
         ServerFrame::Error {
             code, client_id, ..
         } => Incoming::Error {
@@ -104,6 +122,10 @@ fn server_examples() -> Vec<String> {
     lines.extend(
         [
             r#"{"type":"queue","conversation":"c_1","position":2,"wait_secs":90}"#,
+            r#"{"type":"queue","conversation":"c_1","position":1,"wait_secs":900,"agents_online":false,"offer_callback":true}"#,
+            r#"{"type":"welcome","v":1,"session":"s_1","token":"v_1.x","conversations":[],"limits":{"max_text_chars":4000},"team":{"online":false}}"#,
+            r#"{"type":"error","code":"origin_not_allowed","message":"chat is not enabled on this page"}"#,
+            r#"{"type":"message","conversation":"c_1","seq":4,"kind":"event","author":{"kind":"system"},"text":"closed after 10 minutes without activity","at":1,"event":{"code":"closed_idle","params":{"minutes":"10"}}}"#,
             r#"{"type":"form","conversation":"c_1","form":"contact"}"#,
             r#"{"type":"form","conversation":"c_1","form":"rating"}"#,
             r#"{"type":"message","conversation":"c_1","seq":3,"author":{"kind":"agent","name":"<img src=x onerror=alert(1)>"},"text":"\u003cscript\u003e","at":1,"future_field":[1,{"x":null}]}"#,

@@ -81,6 +81,12 @@ __wbg___wbindgen_is_undefined_be5b34249ff1fc15: function(arg0) {
 const ret = arg0 === undefined;
 return ret;
 },
+__wbg___wbindgen_number_get_934b640d0889af78: function(arg0, arg1) {
+const obj = arg1;
+const ret = typeof(obj) === 'number' ? obj : undefined;
+getDataViewMemory0().setFloat64((arg0 >>> 0) + 8 * 1, isLikeNone(ret) ? 0 : ret, true);
+getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, !isLikeNone(ret), true);
+},
 __wbg___wbindgen_string_get_7ce8eee7fd327545: function(arg0, arg1) {
 const obj = arg1;
 const ret = typeof(obj) === 'string' ? obj : undefined;
@@ -150,6 +156,10 @@ return ret;
 __wbg_destination_9a4d8f898e5c0a0b: function(arg0) {
 const ret = arg0.destination;
 return ret;
+},
+__wbg_documentElement_5e44e37dd0181a81: function(arg0) {
+const ret = arg0.documentElement;
+return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
 },
 __wbg_document_3b5c3071b43e97ee: function(arg0) {
 const ret = arg0.document;
@@ -264,6 +274,10 @@ __wbg_now_463ac581d2fc7ea3: function() {
 const ret = Date.now();
 return ret;
 },
+__wbg_parentElement_300cdd39ce1d95f8: function(arg0) {
+const ret = arg0.parentElement;
+return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
+},
 __wbg_preventDefault_cfb06b02e7406899: function(arg0) {
 arg0.preventDefault();
 },
@@ -307,6 +321,10 @@ return ret;
 },
 __wbg_send_cd51063ca1be4d0f: function() { return handleError(function (arg0, arg1, arg2) {
 arg0.send(getStringFromWasm0(arg1, arg2));
+}, arguments); },
+__wbg_sessionStorage_7bc148f64fb0d0b9: function() { return handleError(function (arg0) {
+const ret = arg0.sessionStorage;
+return isLikeNone(ret) ? 0 : addToExternrefTable0(ret);
 }, arguments); },
 __wbg_setAttribute_f75317b2b5cabfb4: function() { return handleError(function (arg0, arg1, arg2, arg3, arg4) {
 arg0.setAttribute(getStringFromWasm0(arg1, arg2), getStringFromWasm0(arg3, arg4));
@@ -379,11 +397,11 @@ getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 1, len1, true);
 getDataViewMemory0().setInt32((arg0 >>> 0) + 4 * 0, ptr1, true);
 },
 __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_378);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_405);
 return ret;
 },
 __wbindgen_generic_0000000000000002: function(arg0, arg1) {
-const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_377);
+const ret = makeMutClosure(arg0, arg1, __wasm_bindgen_func_elem_404);
 return ret;
 },
 __wbindgen_generic_0000000000000003: function(arg0) {
@@ -409,11 +427,11 @@ __proto__: null,
 };
 }
 const lAudioContext = (typeof AudioContext !== 'undefined' ? AudioContext : (typeof webkitAudioContext !== 'undefined' ? webkitAudioContext : undefined));
-function __wasm_bindgen_func_elem_377(arg0, arg1) {
-wasm.__wasm_bindgen_func_elem_377(arg0, arg1);
+function __wasm_bindgen_func_elem_404(arg0, arg1) {
+wasm.__wasm_bindgen_func_elem_404(arg0, arg1);
 }
-function __wasm_bindgen_func_elem_378(arg0, arg1, arg2) {
-wasm.__wasm_bindgen_func_elem_378(arg0, arg1, arg2);
+function __wasm_bindgen_func_elem_405(arg0, arg1, arg2) {
+wasm.__wasm_bindgen_func_elem_405(arg0, arg1, arg2);
 }
 const WidgetFinalization = (typeof FinalizationRegistry === 'undefined')
 ? { register: () => {}, unregister: () => {} }

@@ -311,8 +311,8 @@ function onFrame(state, frame, event) {
 /**
  * The next state after `event`. Events: `signed_in {me}`, `frame {frame, now, hidden}`
  * (a frame from the hub), `welcome {frame}`, `gave_up {client_id, code}` (live.js
- * stopped resending), `send {client_id, conversation, text, note}`, `open {id}`,
- * `close_window {id}`, `history {id, conversation, messages, older}`, `details {id,
+ * stopped resending), `send {client_id, conversation, text, note}`, `open {id, summary?}`,
+ * `deselect`, `close_window {id}`, `history {id, conversation, messages, older}`, `details {id,
  * answer}`, `listed {conversations}`, `tab {tab}`, `search {text}`, `queue {sites}`,
  * `agents_rest {sites}`, `seen_sent {id, seq}`, `read {id}`, `decline {id}`,
  * `offer_expired {id}`, `typing_expired {id}`.
@@ -348,6 +348,8 @@ export function reduce(state, event) {
       if (event.summary && !summaryOf(next, id)) next.others = withKey(next.others, id, event.summary);
       return next;
     }
+    case "deselect":
+      return state.active === null ? state : { ...state, active: null };
     case "close_window": {
       let next = { ...state, pinned: state.pinned.filter((other) => other !== event.id) };
       if (next.active === event.id) next.active = null;
@@ -420,8 +422,9 @@ export function reduce(state, event) {
 
 /**
  * The departments a transfer of `summary` may go to: the site's own (from
- * `/api/departments`) and any that the site's chats carry, sorted, each with whether
- * some agent of the site serves it.
+ * `/api/departments`), those the site's chats carry (the bot's rules hand chats to
+ * departments) and those its agents serve, sorted, each with whether some agent of the
+ * site serves it (routing takes a department only then).
  */
 export function transferDepartments(state, departments, summary) {
   const names = new Set(departments.filter((department) => department.site_id === summary.site).map((department) => department.name));
@@ -433,6 +436,7 @@ export function transferDepartments(state, departments, summary) {
   for (const agent of state.agents.values()) {
     if (!ofSite || ofSite.includes(agent.id)) for (const name of agent.departments || []) served.add(name);
   }
+  for (const name of served) names.add(name);
   return [...names].sort().map((name) => ({ name, served: served.has(name) }));
 }
 

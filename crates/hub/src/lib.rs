@@ -81,6 +81,7 @@ use crate::auth::Secret;
 use crate::config::Config;
 use crate::fanout::{LocalBus, Registry};
 use crate::state::AppState;
+use salam_protocol::{EventCode, SystemEvent};
 use salam_store::{AgentRole, NewAgent, Site, SqliteOptions, SqliteStore, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -365,12 +366,10 @@ fn spawn_auto_close(state: AppState) {
                     continue;
                 }
             };
-            let reason = format!(
-                "closed after {} minutes without activity",
-                seconds.div_ceil(60)
-            );
+            let minutes = seconds.div_ceil(60).to_string();
+            let reason = SystemEvent::new(EventCode::ClosedIdle, &[("minutes", &minutes)]);
             for idle in idle {
-                if let Err(err) = conversation::close(&state, &idle.id, &reason).await {
+                if let Err(err) = conversation::close(&state, &idle.id, reason.clone()).await {
                     tracing::warn!(conversation = %idle.id, error = %err, "auto-close failed");
                 }
             }

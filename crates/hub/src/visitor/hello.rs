@@ -141,6 +141,7 @@ pub(super) async fn handle(
         limits: state.wire_limits(),
         sites: Vec::new(),
         presence: None,
+        team: None,
     })
     .await;
     // Live messages of the listed conversations wait for their `resume`.

@@ -408,8 +408,15 @@ function reconcile(container, entries) {
   container.keyedNodes = next;
 }
 
-/** A number that changes every 15 s, so waiting times in the list tick. */
-let tick = 0;
+/** Waiting times in the list tick: only their text changes, in place. */
+function tickWaits() {
+  for (const element of $("conversation-list").querySelectorAll("li[data-state='queued'] .wait-time")) {
+    const summary = summaryOf(element.closest("li").dataset.id);
+    if (!summary) continue;
+    const text = t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) });
+    if (element.textContent !== text) element.textContent = text;
+  }
+}
 
 // ---------------------------------------------------------------- new chats: sound, notification, title
 
@@ -553,7 +560,7 @@ function renderInbox() {
     reconcile(list, items.map((summary) => ({
       key: summary.id,
       deps: [summary, state.unread.get(summary.id) || 0, summary.id === state.active, state.queue.get(summary.id),
-        state.details.get(summary.id), searching, tick, lang()],
+        visitorName(summary), searching, lang()],
       build: () => listItem(summary, searching),
     })));
   }
@@ -565,8 +572,9 @@ function listItem(summary, searching) {
   const unread = state.unread.get(summary.id) || 0;
   const entry = state.queue.get(summary.id);
   const facts = [];
+  let waiting = null;
   if (summary.state === "queued") {
-    facts.push(t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) }));
+    waiting = h("span", { class: "wait-time", text: t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) }) });
     if (entry?.position) facts.push(t("position", { n: number(entry.position) }));
     if (entry?.expected_wait_secs) facts.push(t("expected_wait", { time: duration(entry.expected_wait_secs * 1000) }));
   } else if (summary.agent && !isMine(summary)) {
@@ -596,6 +604,7 @@ function listItem(summary, searching) {
       : h("span", { class: "muted", text: t("no_messages_yet") })),
   h("div", { class: "item-facts" },
     h("span", { class: `state state-${summary.state}`, text: t(`state_${summary.state}`) }),
+    waiting,
     facts.map((fact) => h("span", { text: fact })),
     h("time", { text: clock(summary.updated_at) })));
 }
@@ -686,7 +695,7 @@ function renderOffers() {
     const summary = summaryOf(offer.conversation);
     return {
       key: offer.conversation,
-      deps: [offer, summary, state.details.get(offer.conversation), lang()],
+      deps: [offer, summary, summary ? visitorName(summary) : "", lang()],
       build: () => offerCard(offer, summary),
     };
   }));
@@ -760,7 +769,7 @@ function renderChatTabs() {
     const unread = state.unread.get(id) || 0;
     return {
       key: id,
-      deps: [summary, unread, id === state.active, state.fresh.has(id), index, state.details.get(id), lang()],
+      deps: [summary, unread, id === state.active, state.fresh.has(id), index, visitorName(summary), lang()],
       build: () => h("button", {
         class: `chat-tab${id === state.active ? " active" : ""}${state.fresh.has(id) ? " fresh" : ""}`,
         data: { id },
@@ -901,7 +910,7 @@ function renderChat() {
   fill(chat,
     h("div", { id: "chat-header", class: "chat-header" }),
     h("div", { id: "transfer-panel", class: "transfer-panel", hidden: true }),
-    h("div", { id: "messages", class: "messages", attrs: { "aria-live": "polite" } }),
+    h("div", { id: "messages", class: "messages", tabIndex: 0, attrs: { role: "log", "aria-live": "polite", "aria-label": t("messages_label") } }),
     h("div", { id: "typing", class: "typing" }),
     h("div", { class: `composer${noteMode ? " note-mode" : ""}`, id: "composer-box" },
       h("div", { class: "modes" },
@@ -1041,6 +1050,8 @@ function renderMessages() {
   if (container.dataset.conversation !== id) container.keyedNodes = null;
   const stickToBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
   const seenUpTo = state.visitorSeen.get(id) || 0;
+  const summary = summaryOf(id);
+  const visitorShown = summary ? visitorName(summary) : "";
   const entries = [];
   if (state.older.get(id)) {
     entries.push({
@@ -1054,7 +1065,7 @@ function renderMessages() {
     const seen = mine && message.kind !== "note" && message.seq <= seenUpTo;
     entries.push({
       key: `m${message.seq}`,
-      deps: [message, seen, lang(), message.author.kind === "visitor" ? state.details.get(id) : null],
+      deps: [message, seen, lang(), message.author.kind === "visitor" ? visitorShown : null],
       build: () => messageNode(message, seen),
     });
   }
@@ -1436,8 +1447,7 @@ function wire() {
   // Wait times tick; the queue and agents are re-read in case a frame was missed.
   setInterval(() => {
     if (!state.me) return;
-    tick += 1;
-    if (view === "inbox") renderListSoon();
+    if (view === "inbox") tickWaits();
     if (view === "live") renderLive();
   }, 15_000);
   setInterval(() => {

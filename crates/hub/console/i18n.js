@@ -4,6 +4,7 @@
 const STRINGS = {
   en: {
     // issue 15: inbox
+    messages_label: "Messages",
     no_selection_title: "No conversation open",
     no_selection_hint: "New chats appear in the queue; Alt+1…9 switches between your open chats.",
     details_placeholder: "The visitor's details show here when a conversation is open.",
@@ -272,6 +273,7 @@ const STRINGS = {
   },
   ar: {
     // issue 15: inbox
+    messages_label: "الرسائل",
     no_selection_title: "لا محادثة مفتوحة",
     no_selection_hint: "تظهر المحادثات الجديدة في قائمة الانتظار؛ ينتقل ‏Alt+1…9 بين محادثاتك المفتوحة.",
     details_placeholder: "تظهر بيانات الزائر هنا عند فتح محادثة.",
@@ -540,6 +542,7 @@ const STRINGS = {
   },
   fa: {
     // issue 15: inbox
+    messages_label: "پیام‌ها",
     no_selection_title: "هیچ گفتگویی باز نیست",
     no_selection_hint: "گفتگوهای تازه در صف انتظار می‌آیند؛ ‏Alt+1…9 میان گفتگوهای باز شما جابه‌جا می‌شود.",
     details_placeholder: "با باز کردن یک گفتگو، مشخصات بازدیدکننده اینجا می‌آید.",

@@ -375,6 +375,10 @@ export function reduce(state, event) {
     case "touch":
       return touch(state, event.id);
     case "details": {
+      // Details are re-read when the conversation changes; the same answer keeps its
+      // object, so nothing that shows them is redrawn.
+      const before = state.details.get(event.id);
+      if (before && JSON.stringify(before) === JSON.stringify(event.answer)) return state;
       let next = { ...state, details: withKey(state.details, event.id, event.answer) };
       const summary = event.answer.conversation;
       if (summary && !next.conversations.has(event.id)) next = { ...next, others: withKey(next.others, event.id, summary) };
@@ -390,8 +394,20 @@ export function reduce(state, event) {
     case "search":
       return { ...state, search: event.text, listed: event.text || state.tab === "closed" ? state.listed : null };
     case "queue": {
+      // Re-read every few seconds: an entry that did not change keeps its object (and
+      // the map stays the same when nothing changed), so its list item is not redrawn.
       const queue = new Map();
-      for (const entries of Object.values(event.sites || {})) for (const entry of entries) queue.set(entry.conversation, entry);
+      let changed = false;
+      for (const entries of Object.values(event.sites || {})) {
+        for (const entry of entries) {
+          const before = state.queue.get(entry.conversation);
+          const same = before && Object.keys(entry).length === Object.keys(before).length
+            && Object.keys(entry).every((key) => before[key] === entry[key]);
+          queue.set(entry.conversation, same ? before : entry);
+          if (!same) changed = true;
+        }
+      }
+      if (!changed && queue.size === state.queue.size) return state;
       return { ...state, queue };
     }
     case "agents_rest": {

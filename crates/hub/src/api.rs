@@ -87,7 +87,8 @@ pub async fn conversations(
 }
 
 /// `GET /api/conversations/{id}`: the summary, the visitor's details, their past
-/// conversations and the rating.
+/// conversations, the rating, and the contact details they left (the contact form's
+/// name, e-mail, phone and message; `null` if none).
 pub async fn conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -103,6 +104,7 @@ pub async fn conversation(
         .filter(|other| other.id != found.id)
         .map(|other| other.summary())
         .collect();
+    let contact = state.store.contact_of(&id, &found.visitor_id).await?;
     let rating = state
         .store
         .rating(&id)
@@ -114,6 +116,7 @@ pub async fn conversation(
         "identified": visitor.as_ref().is_some_and(|v| v.external_id.is_some()),
         "past_conversations": past,
         "rating": rating,
+        "contact": contact,
     }))
     .into_response())
 }

@@ -402,10 +402,9 @@ impl SystemEvent {
             EventCode::Requeued => "back in the queue for the next available agent".into(),
             EventCode::ClosedByAgent => format!("closed by {}", param("agent")),
             EventCode::ClosedByVisitor => "closed by the visitor".into(),
-            EventCode::ClosedIdle => format!(
-                "closed after {} minutes without activity",
-                param("minutes")
-            ),
+            EventCode::ClosedIdle => {
+                format!("closed after {} minutes without activity", param("minutes"))
+            }
             EventCode::ClosedErased => "closed: the visitor's data was erased".into(),
             EventCode::Unknown => String::new(),
         }

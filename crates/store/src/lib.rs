@@ -792,6 +792,13 @@ pub trait Store: Send + Sync + 'static {
         site_ids: &[String],
         page: Page,
     ) -> Result<Vec<OfflineRequest>, StoreError>;
+    /// The contact details a visitor left in a conversation: the request made in it,
+    /// else the visitor's open request (which later forms update), else none.
+    async fn contact_of(
+        &self,
+        conversation: &str,
+        visitor_id: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError>;
     /// Stores (or replaces) the rating of a conversation.
     async fn rate(
         &self,

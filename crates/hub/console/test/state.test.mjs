@@ -210,3 +210,14 @@ test("visitor labels: name, then e-mail, city, locale, then the id", () => {
   assert.deepEqual(visitorLabel({ ...base, visitor_locale: "fa-IR" }), { kind: "locale", value: "fa-IR" });
   assert.deepEqual(visitorLabel(base), { kind: "id", value: "defgh" });
 });
+
+test("re-reading an unchanged queue changes nothing", () => {
+  let state = signedIn([summary("c1"), summary("c2")]);
+  const sites = () => ({ s1: [{ conversation: "c1", position: 1, waiting_since: 10 }, { conversation: "c2", position: 2, waiting_since: 20 }] });
+  state = reduce(state, { type: "queue", sites: sites() });
+  const again = reduce(state, { type: "queue", sites: sites() });
+  assert.equal(again, state);
+  const moved = reduce(state, { type: "queue", sites: { s1: [{ conversation: "c2", position: 1, waiting_since: 20 }] } });
+  assert.equal(moved.queue.size, 1);
+  assert.equal(moved.queue.get("c2").position, 1);
+});

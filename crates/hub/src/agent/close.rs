@@ -9,7 +9,10 @@ pub(super) async fn handle(endpoint: &mut AgentEndpoint, link: &mut Link, id: St
     if endpoint.site_of(link, &id).await.is_none() {
         return AgentEndpoint::refuse(link, None).await;
     }
-    let reason = SystemEvent::new(EventCode::ClosedByAgent, &[("agent", &endpoint.agent().name)]);
+    let reason = SystemEvent::new(
+        EventCode::ClosedByAgent,
+        &[("agent", &endpoint.agent().name)],
+    );
     if let Err(err) = conversation::close(&link.state, &id, reason).await {
         link.error(
             conversation::store_code(&err),

@@ -5,7 +5,9 @@
 use super::{Command, QueueEntry, Reply};
 use crate::fanout::{Bus, Followers, Registry};
 use crate::publish;
-use salam_protocol::{AgentStatus, ConversationState, EventCode, Presence, ServerFrame, SystemEvent};
+use salam_protocol::{
+    AgentStatus, ConversationState, EventCode, Presence, ServerFrame, SystemEvent,
+};
 use salam_routing::{RequeueReason, RoutingError};
 use salam_store::{PendingTransition, Store, StoreError, Transition, Transitioned};
 use std::collections::{HashSet, VecDeque};

@@ -13,7 +13,9 @@ pub(super) async fn handle(session: &mut Session, link: &mut Link, id: String) -
         &link.state,
         &id,
         SystemEvent::new(EventCode::ClosedByVisitor, &[]),
-    ).await {
+    )
+    .await
+    {
         link.error(
             conversation::store_code(&err),
             conversation::store_message(&err),

@@ -457,15 +457,17 @@ export function transferDepartments(state, departments, summary) {
 }
 
 /**
- * What names a visitor in the inbox, best first: the name they gave, their e-mail, a
+ * What names a visitor in the inbox, best first: the name they gave (identity, or the
+ * contact form once its details are loaded), their e-mail, a
  * city a signed identity carried, their locale; the end of their id as a last resort.
  * Returns `{kind: "name" | "email" | "city" | "locale" | "id", value}`.
  */
 export function visitorLabel(summary, details) {
   const visitor = details?.visitor || {};
-  const name = summary?.visitor?.name || visitor.name;
+  const contact = details?.contact || {};
+  const name = summary?.visitor?.name || visitor.name || contact.name;
   if (name) return { kind: "name", value: name };
-  const email = summary?.visitor_email || visitor.email;
+  const email = summary?.visitor_email || visitor.email || contact.email;
   if (email) return { kind: "email", value: email };
   const city = visitor.attributes && typeof visitor.attributes === "object" ? visitor.attributes.city : null;
   if (typeof city === "string" && city) return { kind: "city", value: city };

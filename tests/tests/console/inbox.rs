@@ -318,6 +318,8 @@ async fn capacity_system_lines_and_the_arabic_composer() -> Result<()> {
         sara.wait_text("#contact-left .contact-email", "reza@example.com").await?;
         sara.wait_text("#contact-left .contact-phone", "+98 912 555 0101").await?;
         sara.wait_text("#details .visitor-name", "Reza Karimi").await?;
+        sara.wait_text("#chat-visitor-name", "Reza Karimi").await?;
+        sara.wait_text(&format!("{} .item-name", row(&first_chat)), "Reza Karimi").await?;
 
         // System lines, from their codes, in the agent's language.
         let joined = "#messages .msg.kind-event[data-event='joined'] .text";

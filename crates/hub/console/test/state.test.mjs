@@ -208,6 +208,7 @@ test("visitor labels: name, then e-mail, city, locale, then the id", () => {
   assert.deepEqual(visitorLabel({ ...base, visitor_email: "l@example.com", visitor_locale: "ar" }), { kind: "email", value: "l@example.com" });
   assert.deepEqual(visitorLabel(base, { visitor: { attributes: { city: "Shiraz" }, locale: "fa" } }), { kind: "city", value: "Shiraz" });
   assert.deepEqual(visitorLabel({ ...base, visitor_locale: "fa-IR" }), { kind: "locale", value: "fa-IR" });
+  assert.deepEqual(visitorLabel(base, { visitor: {}, contact: { name: "Reza", email: "r@example.com" } }), { kind: "name", value: "Reza" });
   assert.deepEqual(visitorLabel(base), { kind: "id", value: "defgh" });
 });
 

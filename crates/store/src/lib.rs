@@ -454,6 +454,9 @@ impl Transition {
 }
 
 /// What became of a [`Transition`].
+// One value per transition, moved once to the caller and never kept in bulk: boxing
+// the larger variant would buy nothing but an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transitioned {
     /// Applied: the conversation as it is now, and its committed system line.

@@ -196,10 +196,10 @@ async fn inbox_names_visitors_previews_and_redraws_only_what_changed() -> Result
         for chat in [&named_chat, &mailed_chat, &persian_chat] {
             sara.wait_text(&format!("{} .item-facts", row(chat)), "in queue").await?;
         }
-        sara.js(&format!(
+        sara.js(
             "for (const li of document.querySelectorAll('#conversation-list li')) li.salamMark = li.dataset.id; \
-             return document.querySelectorAll('#conversation-list li').length;"
-        )).await?;
+             return document.querySelectorAll('#conversation-list li').length;",
+        ).await?;
         let rows_before = sara.js("return document.querySelectorAll('#conversation-list li').length;").await?;
         say(&mut mailed, &mailed_chat, "m-2", "Parcel 777 is missing").await?;
         sara.wait_text(&format!("{} .item-preview", row(&mailed_chat)), "Parcel 777 is missing").await?;

@@ -1007,10 +1007,10 @@ async function toggleTransfer() {
     })));
   const departmentSelect = h("select", { id: "transfer-department", attrs: { "aria-label": t("transfer_to_department") } },
     h("option", { value: "", text: t("choose") }),
-    choices.map(({ name, served }) => h("option", {
+    choices.map(({ name, ofSite, served }) => h("option", {
       value: name,
-      text: served ? name : t("department_unserved", { name }),
-      disabled: !served,
+      text: !ofSite ? t("department_not_of_site", { name }) : served ? name : t("department_unserved", { name }),
+      disabled: !ofSite || !served,
     })));
   const note = h("textarea", { id: "transfer-note", dir: "auto", rows: 2, attrs: { "aria-label": t("transfer_note") } });
   fill(panel,

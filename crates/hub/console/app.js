@@ -1331,7 +1331,7 @@ function contactSection(contact) {
       line("email", contact.email, "contact-email"),
       line("phone", contact.phone, "contact-phone"),
       line("contact_message", contact.message, "contact-message"),
-      contact.created_at ? line("contact_at", clock(contact.created_at), "contact-at") : null));
+      contact.at ? line("contact_at", clock(contact.at), "contact-at") : null));
 }
 
 /** A link only for http(s) addresses; anything else stays text. */

@@ -213,8 +213,8 @@ impl Executor {
                     conversation: place.conversation.clone(),
                     position: place.position,
                     wait_secs: place.expected_wait_secs,
-                    agents_online: true,
-                    offer_callback: false,
+                    agents_online: place.agents_online,
+                    offer_callback: place.offer_callback,
                 },
             );
         }
@@ -257,7 +257,12 @@ impl Executor {
                         After::Requeued { from_agent: None } => {}
                     }
                     let reason = event.as_ref().map(|line| line.text.clone());
-                    publish::state_changed(&*self.bus, &conversation, event, reason.as_deref());
+                    publish::state_changed(
+                        &*self.bus,
+                        &conversation,
+                        event.map(|line| *line),
+                        reason.as_deref(),
+                    );
                 }
                 Ok(Transitioned::Stale(current)) => {
                     tracing::debug!(conversation = %current.id, state = ?current.state, "stale routing change refused");

@@ -8,7 +8,7 @@ use crate::conversation;
 use crate::fanout::{Outbound, reason};
 use crate::site::SiteSettings;
 use crate::ws::{Flow, Link, close_code};
-use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame};
+use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame, Team};
 use salam_store::{Site, VisitorUpdate};
 use std::collections::HashSet;
 
@@ -19,6 +19,27 @@ pub fn origin_allowed(site: &Site, origin: Option<&str>, allow_any: bool) -> boo
             || origin
                 .is_some_and(|origin| origin.eq_ignore_ascii_case(allowed.trim_end_matches('/')))
     })
+}
+
+/// How long after it closed a conversation is still listed in `welcome`.
+const RECENT_CLOSED_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// What a refused page is told, as the `message` of `origin_not_allowed`.
+pub const ORIGIN_REFUSED: &str = "chat is not enabled on this page";
+
+/// Records that `site` refused `origin` (for its admins) and logs it, at most once per
+/// site and origin in 10 minutes.
+pub fn note_refused_origin(state: &crate::state::AppState, site: &Site, origin: Option<&str>) {
+    let origin = origin.unwrap_or("null");
+    if state.refused_origins.record(&site.id, origin, now_ms()) {
+        tracing::warn!(
+            site = %site.id,
+            site_key = %site.key,
+            origin = %origin.chars().take(200).collect::<String>(),
+            "visitor socket refused: the page's origin is not allowed for the site \
+             (add it to the site's origins to enable chat there)"
+        );
+    }
 }
 
 pub(super) async fn handle(
@@ -58,12 +79,9 @@ pub(super) async fn handle(
         endpoint.origin.as_deref(),
         state.config.auth.allow_any_origin,
     ) {
-        link.error(
-            ErrorCode::Forbidden,
-            "this page's origin is not allowed for the site",
-            None,
-        )
-        .await;
+        note_refused_origin(&state, &site, endpoint.origin.as_deref());
+        link.error(ErrorCode::OriginNotAllowed, ORIGIN_REFUSED, None)
+            .await;
         return Err(Flow::Close(close_code::POLICY, "origin not allowed"));
     }
     let visitor_id = match token {
@@ -107,6 +125,16 @@ pub(super) async fn handle(
             return Err(Flow::Close(close_code::RECONNECT, "store unavailable"));
         }
     };
+    // A returning visitor also sees their last closed conversation (read-only), when it
+    // closed within 30 days and nothing open is newer.
+    let recent_closed = state
+        .store
+        .recent_closed_conversation_of_visitor(&site.id, &visitor_id, now_ms() - RECENT_CLOSED_MS)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "recent closed conversation not read");
+            None
+        });
     let mut session = Session {
         settings: std::sync::Arc::new(SiteSettings::parse(&site.settings)),
         site,
@@ -127,8 +155,9 @@ pub(super) async fn handle(
         role: Role::Visitor,
         you: session.author(),
         token: Some(token),
-        conversations: conversations
+        conversations: recent_closed
             .iter()
+            .chain(conversations.iter())
             .map(|c| {
                 // A visitor's summary carries no agent-side figures.
                 let mut summary = c.summary();
@@ -141,7 +170,9 @@ pub(super) async fn handle(
         limits: state.wire_limits(),
         sites: Vec::new(),
         presence: None,
-        team: None,
+        team: Some(Team {
+            online: state.routing.view().site(&session.site.id).anyone_online(),
+        }),
     })
     .await;
     // Live messages of the listed conversations wait for their `resume`.

@@ -434,19 +434,23 @@ async fn accept_mode_offers_with_a_countdown_and_transfer_lists_departments() ->
         // "sales", which nobody serves) and the one the chat carries, which the site no
         // longer lists; each that cannot be picked says why.
         sara.click("#transfer-button").await?;
-        sara.find("#transfer-department option[value='returns']").await?;
-        let options = sara.js(
-            "return [...document.querySelectorAll('#transfer-department option')].filter((o) => o.value) \
-             .map((o) => [o.value, o.disabled, o.textContent]);",
-        ).await?;
-        ensure!(
-            options == json!([
-                ["returns", true, "returns (not a department of this site: an admin can add it)"],
-                ["sales", true, "sales (no agent serves it)"],
-                ["support", false, "support"],
-            ]),
-            "transfer departments: {options}"
-        );
+        let expected = json!([
+            ["returns", true, "returns (not a department of this site: an admin can add it)"],
+            ["sales", true, "sales (no agent serves it)"],
+            ["support", false, "support"],
+        ]);
+        let options_js = "return [...document.querySelectorAll('#transfer-department option')].filter((o) => o.value) \
+             .map((o) => [o.value, o.disabled, o.textContent]);";
+        let waited = sara
+            .wait(
+                "the transfer departments",
+                &format!("return JSON.stringify((() => {{ {options_js} }})()) === {:?};", expected.to_string()),
+            )
+            .await;
+        if let Err(err) = waited {
+            let options = sara.js(options_js).await?;
+            bail!("{err:#}: transfer departments {options}");
+        }
         sara.screenshot("transfer-departments").await?;
         Ok(())
     })

@@ -20,7 +20,7 @@ import { Live } from "./live.js";
 import { renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
 import {
-  initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
+  eventPhrase, initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
   summaryOf as summaryIn, transferDepartments, visitorLabel,
 } from "./state.js";
 
@@ -329,27 +329,9 @@ function languageName(code) {
 
 /** A system line in the agent's language from its event code; its text otherwise. */
 function eventText(message) {
-  const event = message.event;
-  const params = event?.params || {};
-  switch (event?.code) {
-    case "queued":
-    case "requeued":
-    case "closed_by_visitor":
-    case "closed_erased":
-      return t(`event_${event.code}`);
-    case "joined":
-    case "transferred_to_agent":
-    case "closed_by_agent":
-      return t(`event_${event.code}`, { agent: params.agent ?? "" });
-    case "transferred_to_department":
-      return t("event_transferred_to_department", { department: params.department ?? "" });
-    case "closed_idle": {
-      const minutes = Number.parseInt(params.minutes, 10);
-      return Number.isFinite(minutes) ? plural("event_closed_idle", minutes) : message.text;
-    }
-    default:
-      return message.text;
-  }
+  const phrase = eventPhrase(message);
+  if (!phrase) return message.text;
+  return phrase.plural ? plural(phrase.plural, phrase.count) : t(phrase.key, phrase.vars);
 }
 
 function toast(text) {

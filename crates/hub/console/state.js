@@ -477,3 +477,34 @@ export function visitorLabel(summary, details) {
   if (locale) return { kind: "locale", value: locale };
   return { kind: "id", value: (summary?.visitor?.id || "").slice(-5) };
 }
+
+/**
+ * How to write a system line in the reader's language: `{key, vars}` (or `{plural,
+ * count}`) for the i18n tables, from the line's `event` code and params; null for a
+ * line without a code, or with a code this console does not know (show its `text`).
+ */
+export function eventPhrase(message) {
+  const event = message?.event;
+  const params = event?.params || {};
+  switch (event?.code) {
+    case "queued":
+    case "requeued":
+    case "closed_by_visitor":
+    case "closed_erased":
+      return { key: `event_${event.code}`, vars: {} };
+    case "joined":
+    case "transferred_to_agent":
+    case "closed_by_agent":
+      return typeof params.agent === "string" ? { key: `event_${event.code}`, vars: { agent: params.agent } } : null;
+    case "transferred_to_department":
+      return typeof params.department === "string"
+        ? { key: "event_transferred_to_department", vars: { department: params.department } }
+        : null;
+    case "closed_idle": {
+      const minutes = /^\d{1,9}$/.test(params.minutes ?? "") ? Number(params.minutes) : NaN;
+      return Number.isFinite(minutes) ? { plural: "event_closed_idle", count: minutes } : null;
+    }
+    default:
+      return null;
+  }
+}

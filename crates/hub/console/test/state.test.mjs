@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  initialState, reduce, lastSeq, listFor, messagesOf, summaryOf, transferDepartments, visitorLabel, WINDOWS_KEPT,
+  eventPhrase, initialState, reduce, lastSeq, listFor, messagesOf, summaryOf, transferDepartments, visitorLabel, WINDOWS_KEPT,
 } from "../state.js";
 
 const ME = { id: "a_me", name: "Sara", role: "agent" };
@@ -220,4 +220,17 @@ test("re-reading an unchanged queue changes nothing", () => {
   const moved = reduce(state, { type: "queue", sites: { s1: [{ conversation: "c2", position: 1, waiting_since: 20 }] } });
   assert.equal(moved.queue.size, 1);
   assert.equal(moved.queue.get("c2").position, 1);
+});
+
+test("system lines: a known code names its phrase, anything else falls back to the text", () => {
+  const line = (event) => ({ kind: "event", text: "english text", event });
+  assert.deepEqual(eventPhrase(line({ code: "joined", params: { agent: "Sara" } })), { key: "event_joined", vars: { agent: "Sara" } });
+  assert.deepEqual(eventPhrase(line({ code: "queued" })), { key: "event_queued", vars: {} });
+  assert.deepEqual(eventPhrase(line({ code: "transferred_to_department", params: { department: "billing" } })),
+    { key: "event_transferred_to_department", vars: { department: "billing" } });
+  assert.deepEqual(eventPhrase(line({ code: "closed_idle", params: { minutes: "30" } })), { plural: "event_closed_idle", count: 30 });
+  assert.equal(eventPhrase(line({ code: "closed_idle", params: { minutes: "soon" } })), null);
+  assert.equal(eventPhrase(line({ code: "joined" })), null, "a missing param: the text");
+  assert.equal(eventPhrase(line({ code: "a_code_from_a_newer_hub" })), null);
+  assert.equal(eventPhrase({ kind: "event", text: "old line" }), null);
 });

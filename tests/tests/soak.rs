@@ -130,9 +130,11 @@ async fn visitor_slot(
         let mut client = visitor_session(addr, ORIGIN, &site_key, token.as_deref()).await?;
         token = client.token.clone();
         let mut conversation = match &client.welcome {
-            Some(ServerFrame::Welcome { conversations, .. }) => {
-                conversations.first().map(|c| c.id.clone())
-            }
+            // The last closed conversation may be listed too (read-only): skip it.
+            Some(ServerFrame::Welcome { conversations, .. }) => conversations
+                .iter()
+                .find(|c| c.state != salam_protocol::ConversationState::Closed)
+                .map(|c| c.id.clone()),
             _ => None,
         };
         for _ in 0..3 + rng.below(5) {

@@ -14,6 +14,13 @@
 //! JavaScript and the load generator speak the same frames, as `docs/protocol.md`
 //! documents them.
 //!
+//! Fields are only ever added, optional, with a default for their absence, so old and
+//! new clients and hubs understand each other. Codes sent to clients are closed enums
+//! too ([`ErrorCode`], [`EventCode`]); for a system line's [`Message::event`], which a
+//! newer hub may write with a code this version does not know, decoding never fails:
+//! an unknown code is [`EventCode::Unknown`] (show the line's `text`), and a malformed
+//! `event` decodes as absent.
+//!
 //! `docs/protocol.md` at the repository root shows an example of every frame; the unit
 //! tests below check that those examples decode.
 

@@ -28,24 +28,44 @@ async fn online_agent(
     site: &SiteInfo,
     name: &str,
 ) -> Result<Client> {
+    Ok(agent_in(hub, admin, site, name, &[]).await?.0)
+}
+
+/// An agent of `site` serving `departments`, online (routing says so); with their id.
+async fn agent_in(
+    hub: &HubProcess,
+    admin: &Api,
+    site: &SiteInfo,
+    name: &str,
+    departments: &[&str],
+) -> Result<(Client, String)> {
     let email = format!("{}@shop.test", name.to_lowercase());
     let password = "correct horse battery staple";
-    admin
+    let id = admin
         .create_agent(&email, password, std::slice::from_ref(&site.id), Some(1))
         .await?;
+    if !departments.is_empty() {
+        admin
+            .json(
+                "PATCH",
+                &format!("/api/admin/agents/{id}"),
+                Some(&json!({ "departments": departments })),
+            )
+            .await?;
+    }
     let api = Api::login(hub.addr, &email, password).await?;
     let agent = agent_session(hub.addr, &api.token).await?;
     // Routing has them online once the site's agent list says so.
     wait_until("the agent online", || async {
         let agents = admin.get(&format!("/api/agents?site={}", site.id)).await?;
         Ok(agents["sites"][&site.id].as_array().is_some_and(|agents| {
-            agents.iter().any(|a| {
-                a["name"] == email.split('@').next().unwrap_or("") && a["presence"] == "online"
-            })
+            agents
+                .iter()
+                .any(|a| a["id"] == id.as_str() && a["presence"] == "online")
         }))
     })
     .await?;
-    Ok(agent)
+    Ok((agent, id))
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F) -> Result<()>
@@ -521,5 +541,143 @@ async fn after_a_reload_the_queue_form_and_last_closed_conversation_come_back() 
         ),
         other => bail!("{other:?}"),
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_and_idle_closes_are_codes_too() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let hub = HubProcess::start(data.path(), "[routing]\nauto_close_secs = 5\n").await?;
+    let admin = hub.admin().await?;
+    let site = admin
+        .create_site("Transfers", SHOP_ORIGIN, json!({"bot": false}))
+        .await?;
+    admin
+        .json(
+            "POST",
+            "/api/departments",
+            Some(&json!({"site_id": site.id, "name": "billing"})),
+        )
+        .await?;
+    // Sara (who serves billing too) gets the chat; Omar comes online after.
+    let (mut sara, _) = agent_in(&hub, &admin, &site, "Sara", &["billing"]).await?;
+    // Omar signs in now (password hashing is slow on a busy machine) and connects
+    // later, so the conversation does not sit idle meanwhile.
+    let omar_id = admin
+        .create_agent(
+            "omar@shop.test",
+            "correct horse battery staple",
+            std::slice::from_ref(&site.id),
+            Some(1),
+        )
+        .await?;
+    let omar_api = Api::login(hub.addr, "omar@shop.test", "correct horse battery staple").await?;
+    let mut visitor = visitor_session(hub.addr, SHOP_ORIGIN, &site.key, None).await?;
+    let conversation = say(&mut visitor, "my invoice is wrong").await?;
+    visitor
+        .recv_until(|f| matches!(event_of(f), Some((EventCode::Joined, _))))
+        .await?;
+    let mut omar = agent_session(hub.addr, &omar_api.token).await?;
+    wait_until("Omar online", || async {
+        let agents = admin.get(&format!("/api/agents?site={}", site.id)).await?;
+        Ok(agents["sites"][&site.id].as_array().is_some_and(|agents| {
+            agents
+                .iter()
+                .any(|a| a["id"] == omar_id.as_str() && a["presence"] == "online")
+        }))
+    })
+    .await?;
+    sara.send_json(&json!({"type": "transfer", "conversation": conversation, "agent": omar_id}))
+        .await?;
+    let (line, _) = visitor
+        .recv_until(|f| matches!(event_of(f), Some((EventCode::TransferredToAgent, _))))
+        .await?;
+    ensure!(
+        event_of(&line).map(|(_, params)| params) == Some(json!({"agent": "omar"})),
+        "{line:?}"
+    );
+    omar.recv_until(|f| matches!(f, ServerFrame::Message(m) if m.conversation == conversation))
+        .await
+        .context("omar gets the conversation")?;
+    omar.send_json(
+        &json!({"type": "transfer", "conversation": conversation, "department": "billing"}),
+    )
+    .await?;
+    let (line, _) = visitor
+        .recv_until(|f| matches!(event_of(f), Some((EventCode::TransferredToDepartment, _))))
+        .await
+        .context("to billing")?;
+    ensure!(
+        event_of(&line).map(|(_, params)| params) == Some(json!({"department": "billing"})),
+        "{line:?}"
+    );
+    let ServerFrame::Message(message) = &line else {
+        unreachable!()
+    };
+    ensure!(
+        message.text == "transferred to the billing team",
+        "{message:?}"
+    );
+    // Left alone, it is closed for inactivity, with the minutes as a param.
+    let (line, _) = visitor
+        .recv_until(|f| matches!(event_of(f), Some((EventCode::ClosedIdle, _))))
+        .await
+        .context("idle close")?;
+    ensure!(
+        event_of(&line).map(|(_, params)| params) == Some(json!({"minutes": "1"})),
+        "{line:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_details_show_on_the_conversation_but_never_over_a_verified_name() -> Result<()> {
+    let (_data, hub, admin, site) = hub_with_site(json!({"bot": false})).await?;
+    let sites = admin.get("/api/sites").await?;
+    let secret = sites["sites"]
+        .as_array()
+        .and_then(|sites| sites.iter().find(|s| s["id"] == site.id.as_str()))
+        .and_then(|s| s["identity_secret"].as_str())
+        .context("identity secret")?
+        .to_owned();
+    let mut visitor = visitor_session(hub.addr, SHOP_ORIGIN, &site.key, None).await?;
+    let conversation = say(&mut visitor, "hello").await?;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let token = salam_e2e::sign_identity(
+        &secret,
+        &json!({"sub": "customer-7", "name": "Mona Verified", "exp": exp}),
+    );
+    visitor
+        .send_json(&json!({"type": "identify", "token": token}))
+        .await?;
+    wait_until("the identity", || async {
+        let found = admin
+            .get(&format!("/api/conversations/{conversation}"))
+            .await?;
+        Ok(found["identified"] == true)
+    })
+    .await?;
+    visitor
+        .send_json(&json!({"type": "contact", "conversation": conversation, "name": "Someone Else", "email": "mona@example.com"}))
+        .await?;
+    wait_until("the contact on the conversation", || async {
+        let found = admin
+            .get(&format!("/api/conversations/{conversation}"))
+            .await?;
+        Ok(found["contact"]["name"] == "Someone Else")
+    })
+    .await?;
+    let found = admin
+        .get(&format!("/api/conversations/{conversation}"))
+        .await?;
+    ensure!(found["visitor"]["name"] == "Mona Verified", "{found}");
+    ensure!(found["visitor"]["email"] == "mona@example.com", "{found}");
+    ensure!(
+        found["conversation"]["visitor"]["name"] == "Mona Verified",
+        "{found}"
+    );
     Ok(())
 }

@@ -176,8 +176,11 @@ pub struct Canned {
 /// Which conversations to list.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
-    /// Only this state (`None`: open ones, that is, all but closed).
+    /// Only this state (`None`: open ones, that is, all but closed, unless
+    /// `include_closed`).
     pub state: Option<ConversationState>,
+    /// With `state: None`, closed ones too (a search across every tab).
+    pub include_closed: bool,
     /// Only conversations assigned to this agent.
     pub agent_id: Option<String>,
     /// Visitor name, e-mail or message text containing this (case-insensitive).
@@ -323,6 +326,9 @@ pub struct Conversation {
     pub site_id: String,
     pub visitor_id: String,
     pub visitor_name: Option<String>,
+    /// The visitor's e-mail and locale, which name an anonymous visitor in the inbox.
+    pub visitor_email: Option<String>,
+    pub visitor_locale: Option<String>,
     pub state: ConversationState,
     pub agent_id: Option<String>,
     pub agent_name: Option<String>,
@@ -354,6 +360,8 @@ impl Conversation {
                 id: Some(self.visitor_id.clone()),
                 name: self.visitor_name.clone(),
             },
+            visitor_email: self.visitor_email.clone(),
+            visitor_locale: self.visitor_locale.clone(),
             agent: self.agent_id.as_ref().map(|id| Author {
                 kind: AuthorKind::Agent,
                 id: Some(id.clone()),

@@ -333,7 +333,7 @@ fn agent_where(
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
      c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
-     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at \
+     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
@@ -344,6 +344,8 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         site_id: row.get(1)?,
         visitor_id: row.get(2)?,
         visitor_name: row.get(3)?,
+        visitor_email: row.get(17)?,
+        visitor_locale: row.get(18)?,
         state: ConversationState::parse(&state).unwrap_or(ConversationState::Closed),
         agent_id: row.get(5)?,
         agent_name: row.get(6)?,
@@ -1730,6 +1732,7 @@ impl Store for SqliteStore {
             let mut sql = format!("{CONVERSATION_SELECT} WHERE c.site_id = ?1");
             match filter.state {
                 Some(state) => sql.push_str(&format!(" AND c.state = '{}'", state.as_str())),
+                None if filter.include_closed => {}
                 None => sql.push_str(" AND c.state != 'closed'"),
             }
             if filter.agent_id.is_some() {

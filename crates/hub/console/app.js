@@ -15,7 +15,7 @@ import { get, post, query, setUnauthorizedHandler } from "./api.js";
 import { clock, duration, LANGUAGES, number, setLang, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
-import { renderAdmin } from "./admin.js";
+import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
 
 const $ = (id) => document.getElementById(id);
@@ -161,7 +161,7 @@ function enter(me) {
   loadReference();
   refreshQueue();
   refreshAgents();
-  showView(location.hash.slice(1) || "inbox");
+  routeHash();
 }
 
 async function logout() {
@@ -273,7 +273,7 @@ function onFrame(frame) {
       break;
     case "alert":
       store.alerts.unshift(frame);
-      toast(`${frame.kind}: ${frame.detail}`);
+      toast(alertSummary(frame));
       if (store.view === "admin") renderView();
       break;
     case "error":
@@ -511,6 +511,20 @@ function showView(view) {
   }
   for (const name of ["inbox", "live", "reports", "admin"]) $(`view-${name}`).hidden = name !== view;
   renderView();
+}
+
+/** The view the address names; `#inbox/ID` (an alert's link) opens that conversation. */
+async function routeHash() {
+  const [view, id] = location.hash.slice(1).split("/");
+  showView(view || "inbox");
+  if (store.view !== "inbox" || !id) return;
+  const conversation = decodeURIComponent(id);
+  await openConversation(conversation);
+  // One in no list (closed, say) has its summary only now that its history came.
+  if (store.active === conversation) {
+    renderChat();
+    renderInbox();
+  }
 }
 
 function renderView() {
@@ -1333,7 +1347,7 @@ function wire() {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && store.view === "inbox") markSeen();
   });
-  window.addEventListener("hashchange", () => store.me && showView(location.hash.slice(1)));
+  window.addEventListener("hashchange", () => store.me && routeHash());
   setupNotifications();
   // Wait times tick; the queue and agents are re-read in case a frame was missed.
   setInterval(() => {

@@ -43,6 +43,7 @@ fn actor(runtime: &tokio::runtime::Runtime, sites: usize) -> Actor {
         actor.handle(Command::Site {
             site_id: site.clone(),
             policy: SitePolicy::default(),
+            callback_after_secs: 600,
         });
     }
     for index in 0..AGENTS {

@@ -476,12 +476,13 @@ pub async fn add_site(
 /// A site was created or its settings changed: routing applies its policy, and the
 /// authority gives it to agents of every site.
 pub async fn announce_site(state: &AppState, site: &salam_store::Site) -> Result<(), StoreError> {
-    let policy = SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
+    let settings = SiteSettings::parse(&site.settings);
     state
         .routing
         .send(crate::routing::Command::Site {
             site_id: site.id.clone(),
-            policy,
+            policy: settings.routing_policy(&state.config.routing),
+            callback_after_secs: u64::from(settings.callback_after_secs),
         })
         .await;
     state.authority.sites_changed().await
@@ -511,6 +512,27 @@ pub async fn patch_site(
     )
 }
 
+/// `GET /api/sites/{id}/refused-origins`: the origins whose pages were refused a chat
+/// recently (the last 20, newest first, kept in memory since the hub started); one
+/// allowed since is left out. Allowing one is `PATCH /api/sites/{id}` with it added to
+/// `origins`.
+pub async fn refused_origins(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
+    let site = state
+        .store
+        .site_by_id(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let allow_any = state.config.auth.allow_any_origin;
+    let origins = state.refused_origins.list(&site.id, |origin| {
+        !crate::visitor::origin_allowed(&site, Some(origin), allow_any)
+    });
+    Ok(Json(json!({ "origins": origins })).into_response())
+}
+
 /// `PUT /api/sites/{id}/settings`: replaces the site's settings; routing settings
 /// apply at once.
 pub async fn put_site_settings(
@@ -535,6 +557,7 @@ pub async fn put_site_settings(
         .send(crate::routing::Command::Site {
             site_id: id.clone(),
             policy: settings.routing_policy(&state.config.routing),
+            callback_after_secs: u64::from(settings.callback_after_secs),
         })
         .await;
     Ok(Json(json!({ "settings": settings })).into_response())

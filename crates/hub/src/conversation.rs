@@ -9,7 +9,10 @@ use crate::publish;
 use crate::site::SiteSettings;
 use crate::state::AppState;
 use crate::ws::Replier;
-use salam_protocol::{Author, AuthorKind, ConversationState, ErrorCode, MessageKind, ServerFrame};
+use salam_protocol::{
+    Author, AuthorKind, ConversationState, ErrorCode, EventCode, MessageKind, ServerFrame,
+    SystemEvent,
+};
 use salam_store::{Appended, Conversation, NewMessage, Site, StoreError, Transition, Transitioned};
 use std::sync::atomic::Ordering;
 
@@ -155,6 +158,34 @@ pub async fn post(
             client_id: None,
             quick_replies: Vec::new(),
             rule: None,
+            event: None,
+            at: now_ms(),
+            only_in: None,
+        },
+    )
+    .await
+}
+
+/// Commits and publishes a system line outside a state change (a transfer to another
+/// agent): its code and params, and their English rendering as its text.
+pub async fn post_event(
+    state: &AppState,
+    site_id: &str,
+    conversation: &str,
+    event: SystemEvent,
+) -> Result<Appended, StoreError> {
+    post_message(
+        state,
+        site_id,
+        NewMessage {
+            conversation: conversation.to_owned(),
+            kind: MessageKind::Event,
+            author: system(),
+            text: event.english(),
+            client_id: None,
+            quick_replies: Vec::new(),
+            rule: None,
+            event: Some(event),
             at: now_ms(),
             only_in: None,
         },
@@ -265,7 +296,7 @@ pub async fn hand_off(
     change.department = Some(department.to_owned());
     change.priority = Some(priority);
     change.handoff_reason = Some(reason.to_owned());
-    change.event = Some("waiting for a person".into());
+    change.event = Some(SystemEvent::new(EventCode::Queued, &[]));
     let (queued, applied) = transition(state, change).await?;
     if !applied {
         return Ok(());
@@ -363,7 +394,11 @@ pub fn expected_reply(settings: &SiteSettings, now: i64, lang: salam_bot::Lang) 
 
 /// Closes an open conversation: records the event, tells routing (capacity frees up at
 /// once) and asks the visitor for a rating. Returns `false` if it was closed already.
-pub async fn close(state: &AppState, conversation: &str, reason: &str) -> Result<bool, StoreError> {
+pub async fn close(
+    state: &AppState,
+    conversation: &str,
+    reason: SystemEvent,
+) -> Result<bool, StoreError> {
     let mut change = Transition::new(
         conversation,
         &[
@@ -374,7 +409,7 @@ pub async fn close(state: &AppState, conversation: &str, reason: &str) -> Result
         ConversationState::Closed,
         now_ms(),
     );
-    change.event = Some(reason.to_owned());
+    change.event = Some(reason);
     let (closed, applied) = transition(state, change).await?;
     if !applied {
         return Ok(false);

@@ -81,6 +81,10 @@ fn compressed_routes() -> Router<AppState> {
         .route("/api/sites", get(api::sites).post(admin::add_site))
         .route("/api/sites/{id}", patch(admin::patch_site))
         .route("/api/sites/{id}/settings", put(admin::put_site_settings))
+        .route(
+            "/api/sites/{id}/refused-origins",
+            get(admin::refused_origins),
+        )
         .route("/api/rules", get(api::rules))
         .route("/api/rules/try", post(api::try_rules))
         .route("/api/rules/reload", post(admin::reload_rules))
@@ -255,20 +259,19 @@ async fn visitor_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let origin = header_string(&headers, header::ORIGIN);
-    // With `?site=KEY` the origin is checked before the upgrade (HTTP 403); it is
-    // checked again at `hello` in every case.
+    // With `?site=KEY` the origin is checked before `hello`: a refused page still gets
+    // the socket (within the slot limits), then `origin_not_allowed` and close 1008, so
+    // that the widget can say why instead of reconnecting. It is checked again at
+    // `hello` in every case.
+    let mut origin_refused = false;
     if let Some(key) = &query.site {
         match state.store.site_by_key(key).await {
             Ok(Some(site))
                 if origin_allowed(&site, origin.as_deref(), state.config.auth.allow_any_origin) => {
             }
-            Ok(Some(_)) => {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::Forbidden,
-                    "this origin is not allowed for the site",
-                )
-                .into_response();
+            Ok(Some(site)) => {
+                crate::visitor::note_refused_origin(&state, &site, origin.as_deref());
+                origin_refused = true;
             }
             Ok(None) => {
                 return ApiError::new(
@@ -285,6 +288,18 @@ async fn visitor_socket(
         Ok(slot) => slot,
         Err(refusal) => return refused(&state, refusal),
     };
+    if origin_refused {
+        return tune(&state, upgrade, Side::Visitor).on_upgrade(move |socket| async move {
+            ws::refuse(
+                socket,
+                ErrorCode::OriginNotAllowed,
+                crate::visitor::ORIGIN_REFUSED,
+                "origin not allowed",
+            )
+            .await;
+            drop(slot);
+        });
+    }
     let user_agent = header_string(&headers, header::USER_AGENT);
     let connection = state.next_connection_id();
     tune(&state, upgrade, Side::Visitor).on_upgrade(move |socket| async move {

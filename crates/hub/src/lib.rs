@@ -37,7 +37,7 @@
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
 //! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
-//!   [`metrics`], [`clock`].
+//!   [`metrics`], [`clock`]; [`refused`]: the origins recently refused per site.
 
 pub mod account;
 pub mod admin;
@@ -60,6 +60,7 @@ pub mod operations;
 pub mod privacy;
 pub mod publish;
 pub mod rate;
+pub mod refused;
 pub mod retention;
 pub mod routing;
 pub mod rule_files;
@@ -81,6 +82,7 @@ use crate::auth::Secret;
 use crate::config::Config;
 use crate::fanout::{LocalBus, Registry};
 use crate::state::AppState;
+use salam_protocol::{EventCode, SystemEvent};
 use salam_store::{AgentRole, NewAgent, Site, SqliteOptions, SqliteStore, Store, StoreError};
 use std::future::Future;
 use std::sync::Arc;
@@ -314,9 +316,9 @@ async fn restore_routing(state: &AppState) -> Result<(), HubError> {
         .await?
         .into_iter()
         .map(|site| {
-            let policy =
-                site::SiteSettings::parse(&site.settings).routing_policy(&state.config.routing);
-            (site.id, policy)
+            let settings = site::SiteSettings::parse(&site.settings);
+            let policy = settings.routing_policy(&state.config.routing);
+            (site.id, policy, u64::from(settings.callback_after_secs))
         })
         .collect();
     let agents = state.store.list_agents().await?;
@@ -365,12 +367,10 @@ fn spawn_auto_close(state: AppState) {
                     continue;
                 }
             };
-            let reason = format!(
-                "closed after {} minutes without activity",
-                seconds.div_ceil(60)
-            );
+            let minutes = seconds.div_ceil(60).to_string();
+            let reason = SystemEvent::new(EventCode::ClosedIdle, &[("minutes", &minutes)]);
             for idle in idle {
-                if let Err(err) = conversation::close(&state, &idle.id, &reason).await {
+                if let Err(err) = conversation::close(&state, &idle.id, reason.clone()).await {
                     tracing::warn!(conversation = %idle.id, error = %err, "auto-close failed");
                 }
             }

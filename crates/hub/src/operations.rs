@@ -93,7 +93,10 @@ async fn close_for_erasure(state: &AppState, id: &str) -> Result<(), ApiError> {
         ConversationState::Closed,
         now_ms(),
     );
-    change.event = Some("closed: the visitor's data was erased".into());
+    change.event = Some(salam_protocol::SystemEvent::new(
+        salam_protocol::EventCode::ClosedErased,
+        &[],
+    ));
     let (closed, applied) = conversation::transition(state, change).await?;
     if applied {
         state

@@ -119,6 +119,10 @@ pub struct SiteSettings {
     /// many days after they closed, and visitors not seen for as long; absent: keep
     /// everything. Reports keep their figures (see `retention`).
     pub retention_days: Option<u32>,
+    /// Offer a visitor waiting in the queue to leave contact details for a call or
+    /// e-mail back once the expected wait is at least this many seconds (0: only when
+    /// nobody is online, which always offers it). At most a day.
+    pub callback_after_secs: u32,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -153,6 +157,7 @@ impl Default for SiteSettings {
             accept_timeout_secs: None,
             bot_identity: None,
             retention_days: None,
+            callback_after_secs: 600,
         }
     }
 }
@@ -251,6 +256,9 @@ impl SiteSettings {
             return Err(
                 "first_response_target_secs at most a week, accept_timeout_secs at most an hour",
             );
+        }
+        if self.callback_after_secs > 24 * 3600 {
+            return Err("callback_after_secs at most a day (86400)");
         }
         if let Some(identity) = &mut self.bot_identity {
             if identity.len() > 50 || identity.keys().any(|key| key.len() > 60) {

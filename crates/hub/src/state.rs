@@ -41,6 +41,8 @@ pub struct Shared {
     pub buckets: crate::rate::SharedBuckets,
     /// Flips to `true` when the hub shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The origins recently refused per site (bounded), for the site's admins.
+    pub refused_origins: crate::refused::RefusedOrigins,
     next_connection: AtomicU64,
 }
 
@@ -92,6 +94,7 @@ impl AppState {
             throttle: crate::throttle::Throttle::default(),
             buckets: crate::rate::SharedBuckets::default(),
             shutdown: parts.shutdown,
+            refused_origins: crate::refused::RefusedOrigins::default(),
             next_connection: AtomicU64::new(1),
         }))
     }

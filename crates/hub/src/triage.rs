@@ -161,6 +161,7 @@ async fn post_bot(
         state,
         &conversation.site_id,
         NewMessage {
+            event: None,
             conversation: conversation.id.clone(),
             kind: MessageKind::Text,
             author,

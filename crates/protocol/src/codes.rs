@@ -54,6 +54,10 @@ pub enum ErrorCode {
     AccessChanged,
     /// REST: the path exists but not with this HTTP method.
     MethodNotAllowed,
+    /// Visitors: the page's origin is not one of the site's allowed origins. Terminal:
+    /// the hub closes the socket (1008) and reconnecting will not help until the site's
+    /// owner allows the origin.
+    OriginNotAllowed,
 }
 
 impl ErrorCode {
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::AccessChanged => "access_changed",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }

@@ -3,7 +3,8 @@
 //! can add a field without breaking an older hub).
 
 use crate::ErrorCode;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 
 /// A conversation id, `c_` followed by random characters.
 pub type ConversationId = String;
@@ -188,6 +189,10 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn is_zero(value: &i32) -> bool {
     *value == 0
 }
@@ -282,6 +287,137 @@ pub struct Message {
     /// For a bot line: the id of the rule that produced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// For a `kind: "event"` line written by a hub that knows codes: what happened, as a
+    /// code with parameters, so that a client renders it in its reader's language
+    /// (`text` stays the English rendering for clients that do not). Absent on older
+    /// lines and on other kinds. A malformed `event` decodes as absent, so a client
+    /// never fails on it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_event"
+    )]
+    pub event: Option<SystemEvent>,
+}
+
+/// The code of a system event line. The hub only ever writes the named codes; a code this
+/// crate does not know (written by a newer hub) decodes as [`EventCode::Unknown`], and a
+/// client shows the line's `text` for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventCode {
+    /// Handed to the queue: "waiting for a person". No params.
+    Queued,
+    /// An agent took the conversation. Params: `agent` (the agent's name).
+    Joined,
+    /// Transferred to another agent. Params: `agent`.
+    TransferredToAgent,
+    /// Transferred to a department's queue. Params: `department`.
+    TransferredToDepartment,
+    /// Back in the queue for the next available agent. No params.
+    Requeued,
+    /// Closed by an agent. Params: `agent`.
+    ClosedByAgent,
+    /// Closed by the visitor. No params.
+    ClosedByVisitor,
+    /// Closed after a time without activity. Params: `minutes`.
+    ClosedIdle,
+    /// Closed because the visitor's data was erased. No params.
+    ClosedErased,
+    /// A code this version does not know; render the line's `text`. Never written by the
+    /// hub.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventCode {
+    /// The stable snake_case name, as on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventCode::Queued => "queued",
+            EventCode::Joined => "joined",
+            EventCode::TransferredToAgent => "transferred_to_agent",
+            EventCode::TransferredToDepartment => "transferred_to_department",
+            EventCode::Requeued => "requeued",
+            EventCode::ClosedByAgent => "closed_by_agent",
+            EventCode::ClosedByVisitor => "closed_by_visitor",
+            EventCode::ClosedIdle => "closed_idle",
+            EventCode::ClosedErased => "closed_erased",
+            EventCode::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the name written by [`EventCode::as_str`]; any other name is
+    /// [`EventCode::Unknown`].
+    pub fn parse(name: &str) -> EventCode {
+        match name {
+            "queued" => EventCode::Queued,
+            "joined" => EventCode::Joined,
+            "transferred_to_agent" => EventCode::TransferredToAgent,
+            "transferred_to_department" => EventCode::TransferredToDepartment,
+            "requeued" => EventCode::Requeued,
+            "closed_by_agent" => EventCode::ClosedByAgent,
+            "closed_by_visitor" => EventCode::ClosedByVisitor,
+            "closed_idle" => EventCode::ClosedIdle,
+            "closed_erased" => EventCode::ClosedErased,
+            _ => EventCode::Unknown,
+        }
+    }
+}
+
+/// A system event: its code and its parameters (names and values are strings; numbers
+/// such as `minutes` are written in ASCII digits, for the client to localise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemEvent {
+    pub code: EventCode,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+}
+
+impl SystemEvent {
+    /// An event with its params.
+    pub fn new(code: EventCode, params: &[(&str, &str)]) -> SystemEvent {
+        SystemEvent {
+            code,
+            params: params
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+}
+
+impl SystemEvent {
+    /// The English line for this event: what the hub writes as the message's `text`,
+    /// and what a client shows for a code it does not know.
+    pub fn english(&self) -> String {
+        let param = |name: &str| self.params.get(name).map(String::as_str).unwrap_or("");
+        match self.code {
+            EventCode::Queued => "waiting for a person".into(),
+            EventCode::Joined => format!("{} joined the conversation", param("agent")),
+            EventCode::TransferredToAgent => format!("transferred to {}", param("agent")),
+            EventCode::TransferredToDepartment => {
+                format!("transferred to the {} team", param("department"))
+            }
+            EventCode::Requeued => "back in the queue for the next available agent".into(),
+            EventCode::ClosedByAgent => format!("closed by {}", param("agent")),
+            EventCode::ClosedByVisitor => "closed by the visitor".into(),
+            EventCode::ClosedIdle => {
+                format!("closed after {} minutes without activity", param("minutes"))
+            }
+            EventCode::ClosedErased => "closed: the visitor's data was erased".into(),
+            EventCode::Unknown => String::new(),
+        }
+    }
+}
+
+/// Decodes `event` so that nothing in it can fail the whole message: a value that is not
+/// a well-formed event is treated as absent (the client shows `text`).
+fn lenient_event<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SystemEvent>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 /// The one state every conversation is in.
@@ -378,6 +514,14 @@ pub struct ConversationSummary {
     pub updated_at: i64,
 }
 
+/// The team behind a site, as a visitor's `welcome` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    /// Whether any agent who could take this site's chats is online now (presence
+    /// `online`, connected).
+    pub online: bool,
+}
+
 /// Who the connection belongs to, told in `welcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -404,7 +548,9 @@ pub struct Limits {
 pub enum ServerFrame {
     /// Answer to `hello`. For a visitor, `token` is the signed visitor token to keep
     /// (localStorage) and present next time; `conversations` lists the caller's open
-    /// conversations (a visitor's own; for agents, their site's open ones).
+    /// conversations (a visitor's own, plus their most recent closed one when it closed
+    /// within the last 30 days and no open one is newer; for agents, their site's open
+    /// ones).
     Welcome {
         v: u32,
         role: Role,
@@ -421,6 +567,9 @@ pub enum ServerFrame {
         /// Agents: their presence now (the same in every open console of theirs).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         presence: Option<Presence>,
+        /// Visitors: whether anyone can answer now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<Team>,
     },
     /// The message with `client_id` is committed as `seq` of `conversation`.
     /// `duplicate` is true when this `client_id` had already been committed: nothing
@@ -481,6 +630,15 @@ pub enum ServerFrame {
         position: u32,
         /// Expected wait in seconds (estimated from recent handling times).
         wait_secs: u64,
+        /// Whether any agent who could take the conversation is online (true when
+        /// absent, from an older hub). When false, `position` and `wait_secs` mean
+        /// little: show the offline state instead.
+        #[serde(default = "yes")]
+        agents_online: bool,
+        /// Offer to leave contact details for a call or e-mail back: nobody is online, or
+        /// the expected wait is at least the site's `callback_after_secs`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        offer_callback: bool,
     },
     /// Visitors: show a form (contact details for a callback, or a rating).
     Form {

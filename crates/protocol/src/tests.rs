@@ -91,7 +91,31 @@ fn server_frames_round_trip() {
                 payload: "human".into(),
             }],
             rule: Some("shipping_time".into()),
+            event: None,
         }),
+        ServerFrame::Message(Message {
+            conversation: "c_1".into(),
+            seq: 5,
+            kind: MessageKind::Event,
+            author: Author {
+                kind: AuthorKind::System,
+                id: None,
+                name: None,
+            },
+            text: "Sara joined the conversation".into(),
+            at: 1_700_000_000_000,
+            client_id: None,
+            quick_replies: vec![],
+            rule: None,
+            event: Some(SystemEvent::new(EventCode::Joined, &[("agent", "Sara")])),
+        }),
+        ServerFrame::Queue {
+            conversation: "c_1".into(),
+            position: 2,
+            wait_secs: 700,
+            agents_online: false,
+            offer_callback: true,
+        },
         ServerFrame::error(ErrorCode::RateLimited, "slow down"),
         ServerFrame::Pong { nonce: Some(7) },
     ];
@@ -128,11 +152,143 @@ fn error_code_names_match_serde() {
         ErrorCode::Internal,
         ErrorCode::AccessChanged,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::OriginNotAllowed,
     ];
     for code in codes {
         let json = serde_json::to_string(&code).unwrap();
         assert_eq!(json, format!("\"{}\"", code.as_str()));
     }
+}
+
+fn decoded_message(json: &str) -> Message {
+    match decode_server(json) {
+        Ok(ServerFrame::Message(message)) => message,
+        other => panic!("{json}: {other:?}"),
+    }
+}
+
+#[test]
+fn event_is_encoded_as_code_and_params() {
+    let json = ServerFrame::Message(Message {
+        conversation: "c1".into(),
+        seq: 4,
+        kind: MessageKind::Event,
+        author: Author {
+            kind: AuthorKind::System,
+            id: None,
+            name: None,
+        },
+        text: "Sara joined the conversation".into(),
+        at: 1_765_000_000_000,
+        client_id: None,
+        quick_replies: vec![],
+        rule: None,
+        event: Some(SystemEvent::new(EventCode::Joined, &[("agent", "Sara")])),
+    })
+    .to_json();
+    assert!(
+        json.contains(r#""event":{"code":"joined","params":{"agent":"Sara"}}"#),
+        "{json}"
+    );
+    // Params are omitted when empty.
+    let json = serde_json::to_string(&SystemEvent::new(EventCode::Queued, &[])).unwrap();
+    assert_eq!(json, r#"{"code":"queued"}"#);
+    // Every code's name is its serde name, and parses back.
+    for code in [
+        EventCode::Queued,
+        EventCode::Joined,
+        EventCode::TransferredToAgent,
+        EventCode::TransferredToDepartment,
+        EventCode::Requeued,
+        EventCode::ClosedByAgent,
+        EventCode::ClosedByVisitor,
+        EventCode::ClosedIdle,
+        EventCode::ClosedErased,
+    ] {
+        let json = serde_json::to_string(&code).unwrap();
+        assert_eq!(json, format!("\"{}\"", code.as_str()));
+        assert_eq!(EventCode::parse(code.as_str()), code);
+    }
+}
+
+#[test]
+fn messages_without_or_with_unknown_events_decode() {
+    // An older hub's event line: no `event`.
+    let old = decoded_message(
+        r#"{"type":"message","conversation":"c1","seq":4,"kind":"event","author":{"kind":"system"},"text":"closed by Sara","at":1}"#,
+    );
+    assert_eq!(old.event, None);
+    assert_eq!(old.text, "closed by Sara");
+    // A newer hub's code: decodes as Unknown, params kept, text still there.
+    let newer = decoded_message(
+        r#"{"type":"message","conversation":"c1","seq":4,"kind":"event","author":{"kind":"system"},"text":"snoozed","at":1,"event":{"code":"snoozed","params":{"until":"9"}}}"#,
+    );
+    let event = newer.event.expect("event kept");
+    assert_eq!(event.code, EventCode::Unknown);
+    assert_eq!(event.params.get("until").map(String::as_str), Some("9"));
+    assert_eq!(newer.text, "snoozed");
+    // A malformed event does not fail the message either.
+    for bad in [
+        r#"42"#,
+        r#"{"params":{}}"#,
+        r#"{"code":7}"#,
+        r#"{"code":"joined","params":{"agent":1}}"#,
+        r#"null"#,
+    ] {
+        let json = format!(
+            r#"{{"type":"message","conversation":"c1","seq":1,"kind":"event","author":{{"kind":"system"}},"text":"t","at":1,"event":{bad}}}"#
+        );
+        assert_eq!(decoded_message(&json).event, None, "{json}");
+    }
+}
+
+#[test]
+fn queue_and_welcome_new_fields_default_when_absent() {
+    match decode_server(r#"{"type":"queue","conversation":"c_1","position":2,"wait_secs":90}"#) {
+        Ok(ServerFrame::Queue {
+            agents_online,
+            offer_callback,
+            ..
+        }) => {
+            assert!(agents_online);
+            assert!(!offer_callback);
+        }
+        other => panic!("{other:?}"),
+    }
+    let json = ServerFrame::Queue {
+        conversation: "c_1".into(),
+        position: 1,
+        wait_secs: 60,
+        agents_online: true,
+        offer_callback: false,
+    }
+    .to_json();
+    assert_eq!(
+        json,
+        r#"{"type":"queue","conversation":"c_1","position":1,"wait_secs":60,"agents_online":true}"#
+    );
+    let welcome = r#"{"type":"welcome","v":1,"role":"visitor","you":{"kind":"visitor","id":"v_1"},"conversations":[],"heartbeat_secs":25,"limits":{"max_text_chars":4000,"max_frame_bytes":65536,"rate_per_sec":10,"burst":40}}"#;
+    match decode_server(welcome) {
+        Ok(ServerFrame::Welcome { team, .. }) => assert_eq!(team, None),
+        other => panic!("{other:?}"),
+    }
+    let with_team = welcome.replace(
+        r#""heartbeat_secs""#,
+        r#""team":{"online":false},"heartbeat_secs""#,
+    );
+    match decode_server(&with_team) {
+        Ok(ServerFrame::Welcome { team, .. }) => assert_eq!(team, Some(Team { online: false })),
+        other => panic!("{other:?}"),
+    }
+    let json = ServerFrame::error(
+        ErrorCode::OriginNotAllowed,
+        "chat is not enabled on this page",
+    )
+    .to_json();
+    assert_eq!(
+        json,
+        r#"{"type":"error","code":"origin_not_allowed","message":"chat is not enabled on this page"}"#
+    );
 }
 
 /// Every ```json block in docs/protocol.md must decode as one of the three frame enums,

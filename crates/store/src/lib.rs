@@ -42,7 +42,7 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 use async_trait::async_trait;
 use salam_protocol::{
     Author, AuthorKind, ConversationState, ConversationSummary, Message, MessageKind, PageInfo,
-    Presence, Preview, QuickReply,
+    Presence, Preview, QuickReply, SystemEvent,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -379,6 +379,8 @@ pub struct NewMessage {
     pub quick_replies: Vec<QuickReply>,
     /// For a bot line: the rule that produced it.
     pub rule: Option<String>,
+    /// For an event line: its code and params (`text` is its English rendering).
+    pub event: Option<SystemEvent>,
     pub at: i64,
     /// Append only while the conversation is in this state (a bot line only while the
     /// bot has the conversation); otherwise [`StoreError::StateChanged`].
@@ -415,8 +417,9 @@ pub struct Transition {
     /// Why people got the conversation, recorded once for reports (to `queued` or
     /// `assigned`: `requested`, `vip`, `taken`, ...).
     pub handoff_reason: Option<String>,
-    /// The system line recorded in the history with the change.
-    pub event: Option<String>,
+    /// The system line recorded in the history with the change (its `text` is the
+    /// event's English rendering).
+    pub event: Option<SystemEvent>,
     pub at: i64,
 }
 

@@ -1073,6 +1073,7 @@ mod tests {
             client_id: None,
             quick_replies: Vec::new(),
             rule: None,
+            event: None,
             at,
             only_in: None,
         }

@@ -6,7 +6,13 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit an entry
 /// that has shipped; append a new one.
-const MIGRATIONS: &[&str] = &[FIRST_VERSION, SECOND_VERSION, THIRD_VERSION, FOURTH_VERSION];
+const MIGRATIONS: &[&str] = &[
+    FIRST_VERSION,
+    SECOND_VERSION,
+    THIRD_VERSION,
+    FOURTH_VERSION,
+    FIFTH_VERSION,
+];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
 pub(crate) const FIRST_VERSION: &str = r#"
@@ -265,6 +271,12 @@ const FOURTH_VERSION: &str = r#"
     CREATE INDEX offline_requests_by_visitor ON offline_requests (visitor_id);
     CREATE INDEX visitors_by_external_id ON visitors (external_id)
         WHERE external_id IS NOT NULL;
+    "#;
+
+/// 5: system lines as codes (issue 15): the code and params of an event line, so that
+/// clients render it in their reader's language. Lines written before have none.
+const FIFTH_VERSION: &str = r#"
+    ALTER TABLE messages ADD COLUMN event TEXT; -- JSON {"code", "params"} of a system line
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

@@ -16,6 +16,7 @@ use rand::Rng;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use salam_protocol::{
     Author, AuthorKind, ConversationState, Message, MessageKind, Presence, Preview, QuickReply,
+    SystemEvent,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -415,7 +416,7 @@ fn author_kind_name(kind: AuthorKind) -> &'static str {
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str = "conversation_id, seq, kind, author_kind, author_id, author_name, text, \
-     at, client_id, quick_replies, rule";
+     at, client_id, quick_replies, rule, event";
 
 pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     let kind: String = row.get(2)?;
@@ -442,6 +443,9 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
             .and_then(|json| serde_json::from_str::<Vec<QuickReply>>(&json).ok())
             .unwrap_or_default(),
         rule: row.get(10)?,
+        event: row
+            .get::<_, Option<String>>(11)?
+            .and_then(|json| serde_json::from_str::<SystemEvent>(&json).ok()),
     })
 }
 
@@ -544,13 +548,17 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
     } else {
         serde_json::to_string(&message.quick_replies).ok()
     };
+    let event_json = message
+        .event
+        .as_ref()
+        .and_then(|event| serde_json::to_string(event).ok());
     // The unique index on the client id does the duplicate check: no row is written
     // for a resend (one index probe per message instead of two).
     let inserted = connection
         .prepare_cached(
             "INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
-             author_name, text, at, client_id, quick_replies, rule) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             author_name, text, at, client_id, quick_replies, rule, event) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT (conversation_id, author_kind, author_id, client_id) \
              WHERE client_id IS NOT NULL DO NOTHING",
         )
@@ -567,6 +575,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             message.client_id,
             quick_replies,
             message.rule,
+            event_json,
         ])
         .map_err(map_err)?;
     if inserted == 0 {
@@ -618,6 +627,7 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
             client_id: message.client_id,
             quick_replies: message.quick_replies,
             rule: message.rule,
+            event: message.event,
         },
         state: conversation_state,
         duplicate: false,
@@ -671,7 +681,7 @@ fn transition_in(connection: &Connection, change: Transition) -> Result<Transiti
             .ok_or(StoreError::NotFound);
     }
     let event = match change.event {
-        Some(text) => Some(
+        Some(event) => Some(
             append_in(
                 connection,
                 NewMessage {
@@ -682,12 +692,13 @@ fn transition_in(connection: &Connection, change: Transition) -> Result<Transiti
                         id: None,
                         name: None,
                     },
-                    text,
+                    text: event.english(),
                     client_id: None,
                     quick_replies: Vec::new(),
                     rule: None,
                     at: change.at,
                     only_in: None,
+                    event: Some(event),
                 },
             )?
             .message,
@@ -2262,6 +2273,7 @@ mod tests {
             client_id: client_id.map(str::to_owned),
             quick_replies: Vec::new(),
             rule: None,
+            event: None,
             at: 1,
             only_in: None,
         }
@@ -2492,7 +2504,7 @@ mod tests {
         handoff.department = Some("billing".into());
         handoff.priority = Some(3);
         handoff.handoff_reason = Some("requested".into());
-        handoff.event = Some("waiting for a person".into());
+        handoff.event = Some(SystemEvent::new(salam_protocol::EventCode::Queued, &[]));
         let Transitioned::Applied {
             conversation: queued,
             event,
@@ -2508,6 +2520,13 @@ mod tests {
         assert_eq!(queued.queued_at, Some(5));
         let event = event.expect("the system line is stored with the change");
         assert_eq!((event.seq, event.kind), (1, MessageKind::Event));
+        assert_eq!(event.text, "waiting for a person");
+        // The code is stored with the line: a replay carries it.
+        let replayed = store.messages_after(&conversation.id, 0, 10).await.unwrap();
+        assert_eq!(
+            replayed[0].event.as_ref().map(|event| event.code),
+            Some(salam_protocol::EventCode::Queued)
+        );
         // A second hand-off from `bot` is stale: nothing changes, no line is written.
         assert!(matches!(
             store.transition(handoff).await.unwrap(),
@@ -2530,7 +2549,10 @@ mod tests {
             7,
         );
         late_assignment.agent_id = Some("a_1".into());
-        late_assignment.event = Some("Sara joined the conversation".into());
+        late_assignment.event = Some(SystemEvent::new(
+            salam_protocol::EventCode::Joined,
+            &[("agent", "Sara")],
+        ));
         assert!(matches!(
             store.transition(late_assignment).await.unwrap(),
             Transitioned::Stale(found) if found.state == ConversationState::Closed

@@ -209,6 +209,16 @@ impl Nginx {
     /// `curl` through this nginx (names resolved to 127.0.0.1, the certificate
     /// accepted): the status code and the response headers.
     async fn curl(&self, url: &str, args: &[&str]) -> Result<(u16, String)> {
+        self.curl_to(url, args, "/dev/null").await
+    }
+
+    /// Like [`Nginx::curl`], with the body written after the headers (a WebSocket's
+    /// first frames, say).
+    async fn curl_with_body(&self, url: &str, args: &[&str]) -> Result<(u16, String)> {
+        self.curl_to(url, args, "-").await
+    }
+
+    async fn curl_to(&self, url: &str, args: &[&str], body: &str) -> Result<(u16, String)> {
         let curl = tool("curl", "curl")?;
         let output = tokio::process::Command::new(curl)
             .args([
@@ -216,7 +226,7 @@ impl Nginx {
                 "--max-time",
                 "3",
                 "-o",
-                "/dev/null",
+                body,
                 "-D",
                 "-",
                 "-w",
@@ -467,8 +477,8 @@ async fn behind_nginx(
         )
         .await?;
 
-    // The origin checks hold through the proxy: another page's origin is refused
-    // before the upgrade, the shop's is let through.
+    // The origin checks hold through the proxy: another page's origin is told
+    // `origin_not_allowed` and closed, the shop's is let through.
     let socket = format!("{}/ws/visitor?site={}", nginx.https(CHAT), site.key);
     let upgrade = [
         "-H",
@@ -481,12 +491,12 @@ async fn behind_nginx(
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
     ];
     let evil = format!("Origin: https://evil.salam.test:{}", nginx.port);
-    let (status, _) = nginx
-        .curl(&socket, &[&upgrade[..], &["-H", &evil]].concat())
+    let (status, answer) = nginx
+        .curl_with_body(&socket, &[&upgrade[..], &["-H", &evil]].concat())
         .await?;
     ensure!(
-        status == 403,
-        "a foreign origin is refused through nginx: {status}"
+        status == 101 && answer.contains(r#""code":"origin_not_allowed""#),
+        "a foreign origin is told it is refused through nginx: {status} {answer:?}"
     );
     let shop = format!("Origin: {}", nginx.https(SHOP));
     let (status, _) = nginx

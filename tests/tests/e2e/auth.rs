@@ -78,17 +78,30 @@ async fn a_foreign_origin_is_refused() -> anyhow::Result<()> {
             .await?;
         assert_eq!(
             error_code(&client.recv().await?),
-            Some(ErrorCode::Forbidden)
+            Some(ErrorCode::OriginNotAllowed)
+        );
+        assert!(
+            matches!(client.ended().await, Ended::Closed(Some(frame)) if u16::from(frame.code) == 1008)
         );
     }
-    // With ?site= the upgrade itself is refused.
-    let refused = Client::connect(
+    // With ?site= the socket is upgraded, told why before any `hello`, and closed (1008).
+    let mut refused = Client::connect(
         hub.addr,
         &format!("/ws/visitor?site={}", hub.site.key),
         Some(("Origin", "http://evil.test".into())),
     )
-    .await;
-    assert!(refused_with(&refused, 403));
+    .await?;
+    match refused.recv().await? {
+        ServerFrame::Error { code, message, .. } => {
+            assert_eq!(code, ErrorCode::OriginNotAllowed);
+            assert_eq!(message, "chat is not enabled on this page");
+        }
+        other => panic!("expected origin_not_allowed, got {other:?}"),
+    }
+    assert!(matches!(
+        refused.ended().await,
+        Ended::Closed(Some(frame)) if u16::from(frame.code) == 1008 && frame.reason == "origin not allowed"
+    ));
     // An unknown site key.
     let mut client = Client::connect_visitor(hub.addr, Some(SHOP_ORIGIN)).await?;
     client

@@ -74,6 +74,7 @@ pub(super) async fn handle(endpoint: &mut AgentEndpoint, link: &mut Link, v: u32
         limits: state.wire_limits(),
         sites: site_ids.clone(),
         presence: Some(presence),
+        team: None,
     })
     .await;
     // Live messages of the conversations it follows wait for their `resume`.

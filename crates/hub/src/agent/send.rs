@@ -67,6 +67,7 @@ pub(super) async fn handle(
         }
     }
     let new_message = NewMessage {
+        event: None,
         conversation: conversation.clone(),
         kind: if note {
             MessageKind::Note

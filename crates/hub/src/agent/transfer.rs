@@ -6,7 +6,7 @@ use super::{AgentEndpoint, routing_code};
 use crate::conversation;
 use crate::routing::Target;
 use crate::ws::{Flow, Link};
-use salam_protocol::{ErrorCode, MessageKind};
+use salam_protocol::{ErrorCode, EventCode, MessageKind, SystemEvent};
 
 /// Where the agent wants the conversation to go.
 pub(super) struct Request {
@@ -37,7 +37,10 @@ pub(super) async fn handle(
             };
             (
                 Target::Agent(agent_id),
-                Some(format!("transferred to {name}")),
+                Some(SystemEvent::new(
+                    EventCode::TransferredToAgent,
+                    &[("agent", &name)],
+                )),
             )
         }
         // Only a department of the site: its name appears in the line the visitor
@@ -113,15 +116,8 @@ pub(super) async fn handle(
     {
         Ok(()) => {
             if let Some(told) = told
-                && let Err(err) = conversation::post(
-                    &state,
-                    &site_id,
-                    &conversation,
-                    MessageKind::Event,
-                    conversation::system(),
-                    told,
-                )
-                .await
+                && let Err(err) =
+                    conversation::post_event(&state, &site_id, &conversation, told).await
             {
                 tracing::warn!(error = %err, "transfer event not stored");
             }

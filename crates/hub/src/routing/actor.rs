@@ -25,7 +25,9 @@ pub struct Actor {
     all_dirty: bool,
     /// The queue place and wait last told to each waiting visitor (only changes are
     /// sent).
-    told: HashMap<String, (u32, u64)>,
+    told: HashMap<String, (u32, u64, bool, bool)>,
+    /// Each site's `callback_after_secs` (absent: 600, the default).
+    callback_after: HashMap<String, u64>,
     view: View,
     batches: mpsc::Sender<Batch>,
     views: watch::Sender<Arc<View>>,
@@ -78,6 +80,7 @@ impl Actor {
             dirty: HashSet::new(),
             all_dirty: false,
             told: HashMap::new(),
+            callback_after: HashMap::new(),
             view: View::default(),
             batches,
             views,
@@ -133,7 +136,13 @@ impl Actor {
                 self.mark_agent(&agent_id);
                 self.absorb(effects.unwrap_or_default(), None);
             }
-            Command::Site { site_id, policy } => {
+            Command::Site {
+                site_id,
+                policy,
+                callback_after_secs,
+            } => {
+                self.callback_after
+                    .insert(site_id.clone(), callback_after_secs);
                 let effects = self.router.set_site(&site_id, policy, now);
                 self.dirty.insert(site_id);
                 // Agents of every site serve it now.
@@ -210,7 +219,9 @@ impl Actor {
                 let _ = self.router.agent_responded(&conversation, now);
             }
             Command::Restore(restore) => {
-                for (site_id, policy) in restore.sites {
+                for (site_id, policy, callback_after_secs) in restore.sites {
+                    self.callback_after
+                        .insert(site_id.clone(), callback_after_secs);
                     let effects = self.router.set_site(&site_id, policy, now);
                     self.absorb(effects, None);
                 }
@@ -415,7 +426,12 @@ impl Actor {
         for site in sites {
             let view = Arc::new(self.site_view(&site));
             for entry in &view.queue {
-                let place = (entry.position, entry.expected_wait_secs);
+                let place = (
+                    entry.position,
+                    entry.expected_wait_secs,
+                    entry.agents_online,
+                    entry.offer_callback,
+                );
                 if self.told.get(&entry.conversation) != Some(&place) {
                     self.told.insert(entry.conversation.clone(), place);
                     places.push(entry.clone());
@@ -470,24 +486,34 @@ impl Actor {
     }
 
     fn site_view(&self, site: &str) -> SiteView {
-        let queue = self
-            .router
-            .queue_snapshot(Some(site))
-            .into_iter()
-            .map(|chat| QueueEntry {
-                conversation: chat.conversation,
-                department: chat.department,
-                priority: chat.priority,
-                position: chat.position,
-                waiting_since: chat.waiting_since,
-                expected_wait_secs: chat.expected_wait_ms.div_ceil(1000),
-            })
-            .collect();
-        let agents = self
+        let agents: Vec<AgentStatus> = self
             .router
             .site_agents(site)
             .iter()
             .map(|agent| self.status(agent))
+            .collect();
+        let agents_online = agents
+            .iter()
+            .any(|agent| agent.presence == Presence::Online);
+        let callback_after = self.callback_after.get(site).copied().unwrap_or(600);
+        let queue = self
+            .router
+            .queue_snapshot(Some(site))
+            .into_iter()
+            .map(|chat| {
+                let expected_wait_secs = chat.expected_wait_ms.div_ceil(1000);
+                QueueEntry {
+                    conversation: chat.conversation,
+                    department: chat.department,
+                    priority: chat.priority,
+                    position: chat.position,
+                    waiting_since: chat.waiting_since,
+                    expected_wait_secs,
+                    agents_online,
+                    offer_callback: !agents_online
+                        || (callback_after > 0 && expected_wait_secs >= callback_after),
+                }
+            })
             .collect();
         SiteView { queue, agents }
     }

@@ -5,7 +5,9 @@
 use super::{Command, QueueEntry, Reply};
 use crate::fanout::{Bus, Followers, Registry};
 use crate::publish;
-use salam_protocol::{AgentStatus, ConversationState, Presence, ServerFrame};
+use salam_protocol::{
+    AgentStatus, ConversationState, EventCode, Presence, ServerFrame, SystemEvent,
+};
 use salam_routing::{RequeueReason, RoutingError};
 use salam_store::{PendingTransition, Store, StoreError, Transition, Transitioned};
 use std::collections::{HashSet, VecDeque};
@@ -106,7 +108,7 @@ impl Executor {
                     );
                     change.agent_id = Some(agent.clone());
                     change.handoff_reason = Some("taken".into());
-                    change.event = Some(format!("{name} joined the conversation"));
+                    change.event = Some(SystemEvent::new(EventCode::Joined, &[("agent", &name)]));
                     self.queue(
                         &mut in_flight,
                         change,
@@ -134,9 +136,12 @@ impl Executor {
                     change.handoff_reason = Some("transferred".into());
                     change.event = Some(match reason {
                         RequeueReason::TransferredToDepartment if !department.is_empty() => {
-                            format!("transferred to the {department} team")
+                            SystemEvent::new(
+                                EventCode::TransferredToDepartment,
+                                &[("department", &department)],
+                            )
                         }
-                        _ => "back in the queue for the next available agent".into(),
+                        _ => SystemEvent::new(EventCode::Requeued, &[]),
                     });
                     // An offer withdrawn never left the queue in the store.
                     if reason == RequeueReason::OfferWithdrawn {
@@ -208,6 +213,8 @@ impl Executor {
                     conversation: place.conversation.clone(),
                     position: place.position,
                     wait_secs: place.expected_wait_secs,
+                    agents_online: place.agents_online,
+                    offer_callback: place.offer_callback,
                 },
             );
         }

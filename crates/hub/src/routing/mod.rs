@@ -52,7 +52,13 @@ pub enum Command {
         presence: Presence,
     },
     /// A site was created or its routing settings changed.
-    Site { site_id: String, policy: SitePolicy },
+    Site {
+        site_id: String,
+        policy: SitePolicy,
+        /// The site's `callback_after_secs` (0: offer a callback only when nobody is
+        /// online).
+        callback_after_secs: u64,
+    },
     /// A conversation was handed to people (it is `queued` in the store already).
     HandOff {
         site_id: String,
@@ -96,7 +102,8 @@ pub enum Command {
 /// What the router is rebuilt from at start.
 #[derive(Default)]
 pub struct Restore {
-    pub sites: Vec<(String, SitePolicy)>,
+    /// Each site's policy and `callback_after_secs`.
+    pub sites: Vec<(String, SitePolicy, u64)>,
     pub agents: Vec<Agent>,
     /// Queued and assigned conversations.
     pub conversations: Vec<Conversation>,
@@ -142,6 +149,11 @@ pub struct QueueEntry {
     pub position: u32,
     pub waiting_since: u64,
     pub expected_wait_secs: u64,
+    /// Whether an agent who could take it is online now.
+    pub agents_online: bool,
+    /// Whether to offer the visitor a callback: nobody is online, or the expected
+    /// wait is at least the site's `callback_after_secs` (when that is not 0).
+    pub offer_callback: bool,
 }
 
 /// Cheap handle to the actor and its views.

@@ -3,12 +3,19 @@
 use super::{Session, owns, refuse};
 use crate::conversation;
 use crate::ws::{Flow, Link};
+use salam_protocol::{EventCode, SystemEvent};
 
 pub(super) async fn handle(session: &mut Session, link: &mut Link, id: String) -> Flow {
     if !owns(session, link, &id).await {
         return refuse(link, None).await;
     }
-    if let Err(err) = conversation::close(&link.state, &id, "closed by the visitor").await {
+    if let Err(err) = conversation::close(
+        &link.state,
+        &id,
+        SystemEvent::new(EventCode::ClosedByVisitor, &[]),
+    )
+    .await
+    {
         link.error(
             conversation::store_code(&err),
             conversation::store_message(&err),

@@ -8,7 +8,7 @@ use crate::conversation;
 use crate::fanout::{Outbound, reason};
 use crate::site::SiteSettings;
 use crate::ws::{Flow, Link, close_code};
-use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame};
+use salam_protocol::{ErrorCode, PROTOCOL_VERSION, PageInfo, Role, ServerFrame, Team};
 use salam_store::{Site, VisitorUpdate};
 use std::collections::HashSet;
 
@@ -19,6 +19,24 @@ pub fn origin_allowed(site: &Site, origin: Option<&str>, allow_any: bool) -> boo
             || origin
                 .is_some_and(|origin| origin.eq_ignore_ascii_case(allowed.trim_end_matches('/')))
     })
+}
+
+/// What a refused page is told, as the `message` of `origin_not_allowed`.
+pub const ORIGIN_REFUSED: &str = "chat is not enabled on this page";
+
+/// Records that `site` refused `origin` (for its admins) and logs it, at most once per
+/// site and origin in 10 minutes.
+pub fn note_refused_origin(state: &crate::state::AppState, site: &Site, origin: Option<&str>) {
+    let origin = origin.unwrap_or("null");
+    if state.refused_origins.record(&site.id, origin, now_ms()) {
+        tracing::warn!(
+            site = %site.id,
+            site_key = %site.key,
+            origin = %origin.chars().take(200).collect::<String>(),
+            "visitor socket refused: the page's origin is not allowed for the site \
+             (add it to the site's origins to enable chat there)"
+        );
+    }
 }
 
 pub(super) async fn handle(
@@ -58,12 +76,9 @@ pub(super) async fn handle(
         endpoint.origin.as_deref(),
         state.config.auth.allow_any_origin,
     ) {
-        link.error(
-            ErrorCode::Forbidden,
-            "this page's origin is not allowed for the site",
-            None,
-        )
-        .await;
+        note_refused_origin(&state, &site, endpoint.origin.as_deref());
+        link.error(ErrorCode::OriginNotAllowed, ORIGIN_REFUSED, None)
+            .await;
         return Err(Flow::Close(close_code::POLICY, "origin not allowed"));
     }
     let visitor_id = match token {
@@ -141,6 +156,9 @@ pub(super) async fn handle(
         limits: state.wire_limits(),
         sites: Vec::new(),
         presence: None,
+        team: Some(Team {
+            online: state.routing.view().site(&session.site.id).anyone_online(),
+        }),
     })
     .await;
     // Live messages of the listed conversations wait for their `resume`.

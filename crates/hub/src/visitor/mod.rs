@@ -15,7 +15,7 @@ mod seen;
 mod send;
 mod typing;
 
-pub use hello::origin_allowed;
+pub use hello::{ORIGIN_REFUSED, note_refused_origin, origin_allowed};
 
 use crate::fanout::{Side, reason};
 use crate::site::SiteSettings;

@@ -77,6 +77,7 @@ pub(super) async fn handle(
     };
     let span = tracing::debug_span!("send", conversation = %conversation_id);
     let new_message = NewMessage {
+        event: None,
         conversation: conversation_id,
         kind: MessageKind::Text,
         author: session.author(),

@@ -28,6 +28,32 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
 /// Close codes the hub uses.
+/// Sends one `error` frame on a freshly upgraded socket and closes it with 1008: the
+/// answer to a handshake refused before `hello` (a page on an origin the site does not
+/// allow). Gives up after 5 s on a client that does not read.
+pub async fn refuse(socket: WebSocket, code: ErrorCode, message: &str, reason: &'static str) {
+    use axum::extract::ws::{CloseFrame, Utf8Bytes};
+    let mut socket = socket;
+    let frame = ServerFrame::error(code, message).to_json();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        socket.send(WsMessage::Text(frame.into())).await?;
+        socket
+            .send(WsMessage::Close(Some(CloseFrame {
+                code: close_code::POLICY,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await?;
+        // Wait for the client's close (or its going away) so the frames are read.
+        while let Some(Ok(message)) = socket.next().await {
+            if matches!(message, WsMessage::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    })
+    .await;
+}
+
 pub mod close_code {
     /// The hub is restarting: reconnect (with backoff) and resume.
     pub const RECONNECT: u16 = 1012;

@@ -352,6 +352,7 @@ async fn site_settings_allow_a_refused_origin_and_edit_the_callback_threshold() 
         let entry = format!("{card} .refused-list li[data-origin='{foreign}']");
         owner.find(&entry).await?;
         owner.wait_text(&entry, "refused").await?;
+        scroll_to(owner, &entry).await?;
         owner.screenshot("settings-refused-origin").await?;
         accessible(owner, "the site settings").await?;
         owner.click(&format!("{entry} .refused-allow")).await?;
@@ -381,7 +382,13 @@ async fn site_settings_allow_a_refused_origin_and_edit_the_callback_threshold() 
         owner.type_into(&field, "-5").await?;
         owner.click(&format!("{card} .site-save")).await?;
         owner.wait_text(&format!("{card} .site-error"), "callback_after_secs").await?;
+        scroll_to(owner, &field).await?;
         owner.screenshot("settings-callback-refused").await?;
+        // Longer than a day: the hub's own rule, in its words.
+        owner.clear(&field).await?;
+        owner.type_into(&field, "100000").await?;
+        owner.click(&format!("{card} .site-save")).await?;
+        owner.wait_text(&format!("{card} .site-error"), "at most a day").await?;
         owner.clear(&field).await?;
         owner.type_into(&field, "120").await?;
         owner.click(&format!("{card} .site-save")).await?;
@@ -439,6 +446,17 @@ async fn site_settings_allow_a_refused_origin_and_edit_the_callback_threshold() 
         Ok(())
     })
     .await
+}
+
+/// Scrolls the element matching `css` to the middle of the window (for a screenshot).
+async fn scroll_to(browser: &Browser, css: &str) -> Result<()> {
+    let css = serde_json::to_string(css)?;
+    browser
+        .js(&format!(
+            "document.querySelector({css}).scrollIntoView({{block: 'center'}}); return true;"
+        ))
+        .await?;
+    Ok(())
 }
 
 /// An element inside the widget's shadow root.

@@ -210,7 +210,7 @@ async fn alerts_and_reports_speak_the_readers_language() -> Result<()> {
             !page.contains("1 times") && !page.contains("1 ratings"),
             "{page}"
         );
-        admin.screenshot("reports-en").await?;
+        admin.screenshot("report-reasons-en").await?;
         accessible(admin, "the reports").await?;
 
         // In Arabic: the reasons and the plural forms (one, two, few) are Arabic.
@@ -232,7 +232,7 @@ async fn alerts_and_reports_speak_the_readers_language() -> Result<()> {
             unanswered.contains("سُئل مرة واحدة") && !unanswered.contains("times"),
             "{unanswered}"
         );
-        admin.screenshot("reports-ar").await?;
+        admin.screenshot("report-reasons-ar").await?;
         accessible(admin, "the reports in Arabic").await?;
 
         // In Persian: Persian words and Persian digits.

@@ -255,8 +255,9 @@ async fn alerts_and_reports_speak_the_readers_language() -> Result<()> {
         admin.language("en").await?;
         admin.click("#nav button[data-view='admin']").await?;
         admin.click("#admin-tab-alerts").await?;
-        let row = format!("#alerts-table tr[data-kind='low_rating']");
-        admin.find(&row).await?;
+        admin
+            .find("#alerts-table tr[data-kind='low_rating']")
+            .await?;
         let shown = text_of(admin, "#alerts-table").await?;
         ensure!(
             shown.contains("Low rating")

@@ -106,9 +106,24 @@ pub async fn conversation(
         .rating(&id)
         .await?
         .map(|(score, comment)| json!({ "score": score, "comment": comment }));
+    // What the visitor left in the contact form of this conversation.
+    let contact = state
+        .store
+        .contact_of_conversation(&id)
+        .await?
+        .map(|request| {
+            json!({
+                "name": request.name,
+                "email": request.email,
+                "phone": request.phone,
+                "message": request.message,
+                "at": request.created_at,
+            })
+        });
     Ok(Json(json!({
         "conversation": found.summary(),
         "visitor": visitor,
+        "contact": contact,
         "identified": visitor.as_ref().is_some_and(|v| v.external_id.is_some()),
         "past_conversations": past,
         "rating": rating,

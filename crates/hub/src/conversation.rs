@@ -249,7 +249,12 @@ pub async fn transition(
             event,
         } => {
             let reason = event.as_ref().map(|line| line.text.clone());
-            publish::state_changed(&*state.bus, &conversation, event, reason.as_deref());
+            publish::state_changed(
+                &*state.bus,
+                &conversation,
+                event.map(|line| *line),
+                reason.as_deref(),
+            );
             Ok((conversation, true))
         }
         Transitioned::Stale(conversation) => Ok((conversation, false)),
@@ -326,6 +331,8 @@ pub async fn hand_off(
             text,
         )
         .await?;
+        // Remembered, so that a reload shows the form again until it is answered.
+        state.store.set_contact_asked(&queued.id, now).await?;
         publish::to_conversation(
             &*state.bus,
             &queued.id,

@@ -103,7 +103,7 @@ impl RefusedOrigins {
         };
         refusals.origins.retain(|o| still_refused(&o.origin));
         let mut list = refusals.origins.clone();
-        list.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        list.sort_by_key(|o| std::cmp::Reverse(o.last_seen));
         list
     }
 

@@ -451,7 +451,8 @@ pub enum Transitioned {
     /// Applied: the conversation as it is now, and its committed system line.
     Applied {
         conversation: Conversation,
-        event: Option<Message>,
+        /// Boxed: a message is large, and a stale answer carries none.
+        event: Option<Box<Message>>,
     },
     /// Refused: the conversation was not in a `from` state; it is as given.
     Stale(Conversation),
@@ -708,6 +709,24 @@ pub trait Store: Send + Sync + 'static {
         site_id: &str,
         visitor_id: &str,
     ) -> Result<Vec<Conversation>, StoreError>;
+    /// The visitor's most recently closed conversation, if it closed at `since` or
+    /// later and no open conversation of theirs is newer.
+    async fn recent_closed_conversation_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        since: i64,
+    ) -> Result<Option<Conversation>, StoreError>;
+    /// Remembers that the contact form was asked for in the conversation (until the
+    /// visitor leaves details in it).
+    async fn set_contact_asked(&self, conversation: &str, at: i64) -> Result<(), StoreError>;
+    /// Whether the contact form was asked for in the conversation and not answered.
+    async fn contact_pending(&self, conversation: &str) -> Result<bool, StoreError>;
+    /// The contact details left in a conversation (its visitor's request), if any.
+    async fn contact_of_conversation(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError>;
     /// Open conversations of the given sites, most recently updated first.
     async fn open_conversations_of_sites(
         &self,
@@ -774,6 +793,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a visitor's contact details, or updates their open request (one open
     /// request per visitor: new details replace old ones, a message not already in
     /// it is appended, up to 8,000 characters). Returns its id and whether it is new.
+    /// In the same transaction the visitor's record takes the name, e-mail and phone
+    /// given (a name or e-mail a signed identity vouched for is kept), and the
+    /// conversation's contact form counts as answered.
     async fn create_offline_request(
         &self,
         request: OfflineRequest,

@@ -273,10 +273,12 @@ const FOURTH_VERSION: &str = r#"
         WHERE external_id IS NOT NULL;
     "#;
 
-/// 5: system lines as codes (issue 15): the code and params of an event line, so that
-/// clients render it in their reader's language. Lines written before have none.
+/// 5: states after a reload (issue 15): the code and params of an event line, so that
+/// clients render it in their reader's language (lines written before have none); when
+/// the contact form was asked for in a conversation and not answered yet.
 const FIFTH_VERSION: &str = r#"
     ALTER TABLE messages ADD COLUMN event TEXT; -- JSON {"code", "params"} of a system line
+    ALTER TABLE conversations ADD COLUMN contact_asked_at INTEGER; -- NULL once answered
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

@@ -709,7 +709,7 @@ fn transition_in(connection: &Connection, change: Transition) -> Result<Transiti
         conversation_by_id(connection, &change.conversation)?.ok_or(StoreError::NotFound)?;
     Ok(Transitioned::Applied {
         conversation,
-        event,
+        event: event.map(Box::new),
     })
 }
 
@@ -1474,6 +1474,81 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recent_closed_conversation_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        since: i64,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let (site_id, visitor_id) = (site_id.to_owned(), visitor_id.to_owned());
+        self.read(move |connection| {
+            let sql = format!(
+                "{CONVERSATION_SELECT} WHERE c.site_id = ?1 AND c.visitor_id = ?2 \
+                 AND c.state = 'closed' AND c.closed_at >= ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM conversations o WHERE o.site_id = ?1 \
+                     AND o.visitor_id = ?2 AND o.state != 'closed' \
+                     AND o.created_at > c.created_at) \
+                 ORDER BY c.closed_at DESC, c.id DESC LIMIT 1"
+            );
+            connection
+                .prepare_cached(&sql)
+                .map_err(map_err)?
+                .query_row(params![site_id, visitor_id, since], conversation_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn set_contact_asked(&self, conversation: &str, at: i64) -> Result<(), StoreError> {
+        let conversation = conversation.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE conversations SET contact_asked_at = ?2 WHERE id = ?1",
+                        params![conversation, at],
+                    )
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn contact_pending(&self, conversation: &str) -> Result<bool, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            connection
+                .query_row(
+                    "SELECT contact_asked_at IS NOT NULL FROM conversations WHERE id = ?1",
+                    [conversation],
+                    |row| row.get::<_, bool>(0),
+                )
+                .optional()
+                .map(|pending| pending.unwrap_or(false))
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn contact_of_conversation(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.read(move |connection| {
+            let sql = format!(
+                "SELECT {OFFLINE_REQUEST_COLUMNS} FROM offline_requests \
+                 WHERE conversation_id = ?1 ORDER BY id DESC LIMIT 1"
+            );
+            connection
+                .query_row(&sql, [conversation], offline_request_from_row)
+                .optional()
+                .map_err(map_err)
+        })
+        .await
+    }
+
     async fn open_conversations_of_sites(
         &self,
         site_ids: &[String],
@@ -1843,6 +1918,32 @@ impl Store for SqliteStore {
     ) -> Result<(i64, bool), StoreError> {
         self.writer
             .write(move |connection| {
+                // The details show on the visitor's record, so on the conversation too;
+                // what a signed identity vouched for stays.
+                connection
+                    .execute(
+                        "UPDATE visitors SET \
+                         name = CASE WHEN ?2 IS NOT NULL AND instr(verified, '\"name\"') = 0 \
+                                     THEN ?2 ELSE name END, \
+                         email = CASE WHEN ?3 IS NOT NULL AND instr(verified, '\"email\"') = 0 \
+                                      THEN ?3 ELSE email END, \
+                         phone = coalesce(?4, phone) WHERE id = ?1",
+                        params![
+                            request.visitor_id,
+                            request.name,
+                            request.email,
+                            request.phone
+                        ],
+                    )
+                    .map_err(map_err)?;
+                if let Some(conversation) = &request.conversation {
+                    connection
+                        .execute(
+                            "UPDATE conversations SET contact_asked_at = NULL WHERE id = ?1",
+                            [conversation],
+                        )
+                        .map_err(map_err)?;
+                }
                 let open: Option<i64> = connection
                     .query_row(
                         "SELECT id FROM offline_requests WHERE site_id = ?1 AND visitor_id = ?2 \

@@ -21,3 +21,6 @@ mod wire;
 
 // Issue 14 ("hot path"): the widget, the console and the API on the wire.
 mod compression;
+
+// Issue 15: states after reloads, refusals and hand-offs.
+mod states;

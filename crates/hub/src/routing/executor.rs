@@ -257,7 +257,12 @@ impl Executor {
                         After::Requeued { from_agent: None } => {}
                     }
                     let reason = event.as_ref().map(|line| line.text.clone());
-                    publish::state_changed(&*self.bus, &conversation, event, reason.as_deref());
+                    publish::state_changed(
+                        &*self.bus,
+                        &conversation,
+                        event.map(|line| *line),
+                        reason.as_deref(),
+                    );
                 }
                 Ok(Transitioned::Stale(current)) => {
                     tracing::debug!(conversation = %current.id, state = ?current.state, "stale routing change refused");

@@ -21,6 +21,9 @@ pub fn origin_allowed(site: &Site, origin: Option<&str>, allow_any: bool) -> boo
     })
 }
 
+/// How long after it closed a conversation is still listed in `welcome`.
+const RECENT_CLOSED_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// What a refused page is told, as the `message` of `origin_not_allowed`.
 pub const ORIGIN_REFUSED: &str = "chat is not enabled on this page";
 
@@ -122,6 +125,16 @@ pub(super) async fn handle(
             return Err(Flow::Close(close_code::RECONNECT, "store unavailable"));
         }
     };
+    // A returning visitor also sees their last closed conversation (read-only), when it
+    // closed within 30 days and nothing open is newer.
+    let recent_closed = state
+        .store
+        .recent_closed_conversation_of_visitor(&site.id, &visitor_id, now_ms() - RECENT_CLOSED_MS)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "recent closed conversation not read");
+            None
+        });
     let mut session = Session {
         settings: std::sync::Arc::new(SiteSettings::parse(&site.settings)),
         site,
@@ -142,8 +155,9 @@ pub(super) async fn handle(
         role: Role::Visitor,
         you: session.author(),
         token: Some(token),
-        conversations: conversations
+        conversations: recent_closed
             .iter()
+            .chain(conversations.iter())
             .map(|c| {
                 // A visitor's summary carries no agent-side figures.
                 let mut summary = c.summary();

@@ -5,7 +5,7 @@
 // every request.
 
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
-import { clock, countPhrase, lang, number, t } from "./i18n.js";
+import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 
 const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
@@ -518,7 +518,7 @@ function refusedOrigins(site, originsBox, context) {
         button.addEventListener("click", () => allow(entry.origin, button));
         return h("li", { data: { origin: entry.origin } },
           h("code", { class: "refused-origin", dir: "ltr", text: entry.origin }),
-          h("span", { class: "muted refused-seen", text: countPhrase("refused_seen", entry.count, { time: clock(entry.last_seen) }) }),
+          h("span", { class: "muted refused-seen", text: plural("refused_seen", entry.count, { time: clock(entry.last_seen) }) }),
           button);
       })));
   };

@@ -2,72 +2,67 @@
 // supervisors and admins. Plain ES modules, no framework and no build step; the hub
 // embeds these files and serves them under a strict Content-Security-Policy.
 //
-// Data flow: one WebSocket (live.js) feeds `store` with conversation summaries of the
-// agent's sites (`conversation` and `activity` frames: state, preview, unread count),
-// and with the full stream (messages, typing, seen) of the conversations assigned to
-// the agent and of those open on screen (a `resume` watches one, `unwatch` lets it go);
+// Data flow: one WebSocket (live.js) brings conversation summaries of the agent's sites
+// (`conversation` and `activity` frames: state, preview, unread count), the full stream
+// (messages, typing, seen) of the conversations assigned to the agent and of those open
+// on screen (a `resume` watches one, `unwatch` lets it go), and offers in accept mode;
 // the REST API (api.js) loads a window of history, details, lists that are not live
-// (closed, search) and everything in the admin and report views. The console keeps a
-// window of messages for a few conversations, not the whole site. Views re-render from
-// `store`; text from visitors only ever reaches the page through textContent (dom.js).
+// (closed, search) and everything in the admin and report views. Whatever arrives is
+// turned into an event for the pure reducer in state.js (`dispatch`); the views render
+// from its state, and compare the previous state with the next to redraw only what
+// changed (a new message adds one line and touches one list item, never the whole
+// list). Text from visitors only ever reaches the page through textContent (dom.js).
 
 import { get, post, query, setUnauthorizedHandler } from "./api.js";
-import { clock, duration, LANGUAGES, number, setLang, t } from "./i18n.js";
+import { clock, duration, lang, LANGUAGES, number, plural, setLang, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
 import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
+import {
+  initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
+  summaryOf as summaryIn, transferDepartments, visitorLabel,
+} from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 
-/** Everything the console knows. */
+/** Everything the console knows about chats: only `dispatch` replaces it. */
+let state = initialState();
+/** The view on screen (inbox, live, reports, admin). */
+let view = "inbox";
+/** Drafts and the reply/note mode per conversation: what is typed, not what is known. */
+const drafts = new Map();
+/** Canned responses of every site of ours: `{id, site_id, shortcut, text}`. */
+let canned = [];
+/** Departments of every site of ours: `{site_id, name}`. */
+let departments = [];
+/** Alerts received live (admins). */
+const alerts = [];
+
+/** What admin.js and reports.js read. */
 const store = {
-  me: null,
-  role: "agent",
-  /** Open conversations of our sites (from welcome and `conversation` frames). */
-  conversations: new Map(),
-  /** Conversations seen outside the live set (closed, search results). */
-  others: new Map(),
-  /** conversation id -> Map(seq -> message): a window per open conversation. */
-  messages: new Map(),
-  /** Conversations whose window is loaded and watched (resumed after a reconnect),
-   * least recently opened first. */
-  loaded: new Set(),
-  /** conversation id -> whether older messages than the window exist. */
-  older: new Map(),
-  /** The ids of the sites the agent works on (from welcome). */
-  sites: [],
-  unread: new Map(),
-  /** Conversations assigned to me and not opened since. */
-  fresh: new Set(),
-  typing: new Map(),
-  visitorSeen: new Map(),
-  seenSent: new Map(),
-  /** conversation id -> queue entry (position, waiting_since, expected wait). */
-  queue: new Map(),
-  /** agent id -> {id, name, presence, load, capacity, departments}. */
-  agents: new Map(),
-  /** site id -> Set of the ids of the agents who work on it (a transfer stays in the site). */
-  siteAgents: new Map(),
-  details: new Map(),
-  drafts: new Map(),
-  /** client_id -> {conversation, text, note, error?} until the hub's message arrives. */
-  outbox: new Map(),
-  /** Conversations opened by hand, kept in the chat strip. */
-  pinned: [],
-  /** Canned responses of every site of ours: `{id, site_id, shortcut, text}`. */
-  canned: [],
-  /** Departments of every site of ours: `{site_id, name}`. */
-  departments: [],
-  active: null,
-  tab: "queue",
-  view: "inbox",
-  search: "",
-  listed: null,
-  alerts: [],
+  get role() {
+    return state.role;
+  },
+  get me() {
+    return state.me;
+  },
+  alerts,
 };
 
 let live = null;
+
+const summaryOf = (id) => summaryIn(state, id);
+const isMine = (summary) => isMineIn(state, summary);
+const lastSeq = (id) => lastSeqIn(state, id);
+const listFor = (tab) => listForIn(state, tab);
+
+/** Applies an event and redraws what it changed. */
+function dispatch(event) {
+  const previous = state;
+  state = reduce(state, event);
+  if (state !== previous) render(previous, state);
+}
 
 // ---------------------------------------------------------------- start and sign-in
 
@@ -81,6 +76,7 @@ function initLanguage() {
     select.addEventListener("change", () => switchLanguage(select.value));
   }
   setLang(code);
+  $("search").setAttribute("aria-label", t("search"));
 }
 
 function switchLanguage(code) {
@@ -88,6 +84,7 @@ function switchLanguage(code) {
   $("lang").value = code;
   $("login-lang").value = code;
   setLang(code);
+  $("search").setAttribute("aria-label", t("search"));
   renderAll();
 }
 
@@ -107,7 +104,7 @@ function showLogin() {
   if ($("account-dialog").open) $("account-dialog").close();
   if (live) live.stop();
   live = null;
-  store.me = null;
+  state = initialState();
   $("app-view").hidden = true;
   $("login-view").hidden = false;
   $("login-email").focus();
@@ -141,21 +138,20 @@ function loginProblem(err) {
 }
 
 function enter(me) {
-  store.me = me;
-  store.role = me.role;
+  dispatch({ type: "signed_in", me });
   document.body.classList.toggle("is-admin", me.role === "admin");
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("me-name").textContent = me.name;
-  if (me.role !== "admin" && store.tab === "open") store.tab = "queue";
   if (me.presence) $("presence").value = me.presence;
   live = new Live({
     frame: onFrame,
     status: onStatus,
-    welcome: onWelcome,
-    resumable: () => [...store.loaded],
+    welcome: (frame) => dispatch({ type: "welcome", frame }),
+    resumable: () => [...state.loaded],
     lastSeq,
     ended: () => showLogin(),
+    gaveUp: (clientId, code) => dispatch({ type: "gave_up", client_id: clientId, code }),
   });
   live.start();
   loadReference();
@@ -180,14 +176,14 @@ async function logout() {
  */
 async function loadReference() {
   try {
-    store.canned = (await get("/api/canned")).canned || [];
+    canned = (await get("/api/canned")).canned || [];
   } catch {
-    store.canned = [];
+    canned = [];
   }
   try {
-    store.departments = (await get("/api/departments")).departments || [];
+    departments = (await get("/api/departments")).departments || [];
   } catch {
-    store.departments = [];
+    departments = [];
   }
 }
 
@@ -200,211 +196,160 @@ function onStatus(status) {
   element.dataset.i18n = status;
 }
 
-function onWelcome(frame) {
-  // The role and sites may have changed while the socket was down (the hub closes the
-  // socket with 4003 when they narrow): forget what is no longer ours.
-  if (frame.role && frame.role !== store.role) {
-    store.role = frame.role;
-    document.body.classList.toggle("is-admin", frame.role === "admin");
-    if (frame.role !== "admin" && store.view === "admin") showView("inbox");
-  }
-  store.sites = frame.sites || [];
-  const ours = (summary) => !summary.site || store.sites.includes(summary.site);
-  for (const [id, summary] of [...store.others]) if (!ours(summary)) store.others.delete(id);
-  for (const id of [...store.loaded]) {
-    const summary = summaryOf(id);
-    if (summary && !ours(summary)) forget(id);
-  }
-  if (frame.presence) $("presence").value = frame.presence;
-  const previous = store.conversations;
-  store.conversations = new Map();
-  for (const summary of frame.conversations) {
-    store.conversations.set(summary.id, summary);
-    if (summary.id !== store.active) store.unread.set(summary.id, summary.unread || 0);
-  }
-  // Chats assigned to me while the socket was down still count as new.
-  for (const summary of frame.conversations) {
-    const before = previous.get(summary.id);
-    if (before && isMine(summary) && !isMine(before)) announceNew(summary);
-  }
-  renderInbox();
-}
-
+/** A frame from the hub: an event for the reducer, then the effects it calls for. */
 function onFrame(frame) {
+  if (frame.type === "alert") {
+    alerts.unshift(frame);
+    toast(alertSummary(frame));
+    if (view === "admin") renderView();
+    return;
+  }
+  if (frame.type === "error" && !frame.client_id) {
+    onError(frame);
+    return;
+  }
+  const previous = state;
+  dispatch({ type: "frame", frame, now: Date.now(), hidden: document.hidden });
   switch (frame.type) {
-    case "message":
-      onMessage(frame);
+    case "message": {
+      const id = frame.conversation;
+      const isNew = !previous.messages.get(id)?.has(frame.seq);
+      const summary = summaryOf(id);
+      if (isNew && frame.author.kind === "visitor" && summary && isMine(summary) && (id !== state.active || document.hidden)) chime();
+      if (id === state.active) markSeen();
       break;
+    }
     case "ack":
-      onAck(frame);
+      if (frame.conversation === state.active) markSeen();
       break;
     case "conversation":
-      onConversation(frame.conversation);
-      break;
     case "state": {
-      const summary = summaryOf(frame.conversation);
-      if (summary) onConversation({ ...summary, state: frame.state });
+      const id = frame.type === "state" ? frame.conversation : frame.conversation.id;
+      const summary = summaryOf(id);
+      if (!summary) break;
+      const before = summaryIn(previous, id);
+      if (isMine(summary) && !isMineIn(previous, before)) announceNew(summary);
+      if (summary.state === "queued") refreshQueueSoon();
+      if (id === state.active && frame.type === "conversation") loadDetails(id);
       break;
     }
     case "typing":
-      if (frame.author.kind === "visitor") {
-        store.typing.set(frame.conversation, frame.typing ? Date.now() : 0);
-        if (frame.conversation === store.active) renderTyping();
-        setTimeout(() => frame.conversation === store.active && renderTyping(), 6500);
+      if (frame.typing) setTimeout(() => dispatch({ type: "typing_expired", id: frame.conversation }), 6500);
+      break;
+    case "offer":
+      if (state.offers.has(frame.conversation) && !previous.offers.has(frame.conversation)) {
+        chime();
+        if (!summaryOf(frame.conversation)) loadDetails(frame.conversation);
       }
-      break;
-    case "seen":
-      if (frame.by.kind === "visitor") {
-        const before = store.visitorSeen.get(frame.conversation) || 0;
-        store.visitorSeen.set(frame.conversation, Math.max(before, frame.seq));
-        if (frame.conversation === store.active) renderMessages();
-      }
-      break;
-    case "activity":
-      onActivity(frame);
-      break;
-    case "presence":
-      $("presence").value = frame.presence === "offline" ? "away" : frame.presence;
-      break;
-    case "agents":
-      for (const agent of frame.agents) store.agents.set(agent.id, agent);
-      if (frame.site) store.siteAgents.set(frame.site, new Set(frame.agents.map((agent) => agent.id)));
-      if (store.view === "live") renderLive();
-      break;
-    case "alert":
-      store.alerts.unshift(frame);
-      toast(alertSummary(frame));
-      if (store.view === "admin") renderView();
-      break;
-    case "error":
-      onError(frame);
       break;
     default:
       break;
   }
 }
 
+/** What an error code means to the agent, in their language. */
+function errorText(frame) {
+  const known = {
+    at_capacity: "error_at_capacity",
+    forbidden: "error_forbidden",
+    not_found: "error_not_found",
+    conversation_closed: "error_conversation_closed",
+    rate_limited: "error_rate_limited",
+    store_unavailable: "error_store_unavailable",
+    internal: "error_internal",
+  }[frame.code];
+  return known ? t(known) : t("error", { message: frame.message || frame.code });
+}
+
 function onError(frame) {
-  if (frame.client_id) {
-    const pending = store.outbox.get(frame.client_id);
-    if (pending && !["rate_limited", "store_unavailable", "internal"].includes(frame.code)) {
-      pending.error = frame.message || frame.code;
-      if (pending.conversation === store.active) renderMessages();
-    }
+  const taken = takeAsked && summaryOf(takeAsked);
+  if (taken && isMine(taken)) {
+    // Refused because routing assigned it to us first: fine.
+    takeAsked = null;
     return;
   }
-  const taken = takeAsked && summaryOf(takeAsked);
-  if (taken && (isMine(taken) || frame.code === "forbidden")) {
+  if (taken && frame.code === "forbidden") {
     takeAsked = null;
-    // Refused because routing assigned it first: to us (fine) or someone else (say so).
+    // Refused because routing assigned it first, maybe to us: say so only if not.
     setTimeout(() => {
-      if (!isMine(summaryOf(taken.id) || taken)) toast(t("error", { message: frame.message || frame.code }));
+      if (!isMine(summaryOf(taken.id) || taken)) toast(errorText(frame));
     }, 500);
     return;
   }
-  toast(t("error", { message: frame.message || frame.code }));
+  takeAsked = null;
+  toast(errorText(frame));
 }
 
-function onMessage(message) {
-  const id = message.conversation;
-  let messages = store.messages.get(id);
-  if (!messages) {
-    messages = new Map();
-    store.messages.set(id, messages);
+// ---------------------------------------------------------------- rendering from state
+
+/** Redraws what differs between two states. */
+function render(previous, next) {
+  if (next.presence && next.presence !== previous.presence) $("presence").value = next.presence;
+  if (next.role !== previous.role) {
+    document.body.classList.toggle("is-admin", next.role === "admin");
+    if (next.role !== "admin" && view === "admin") showView("inbox");
   }
-  const isNew = !messages.has(message.seq);
-  messages.set(message.seq, message);
-  if (message.client_id) store.outbox.delete(message.client_id);
-  const summary = summaryOf(id);
-  if (summary && message.seq > (summary.last_seq || 0)) summary.last_seq = message.seq;
-  if (isNew && message.author.kind === "visitor") {
-    store.typing.set(id, 0);
-    if (id !== store.active || document.hidden) {
-      store.unread.set(id, (store.unread.get(id) || 0) + 1);
-      if (summary && isMine(summary)) chime();
+  updateTitle();
+  if (view === "inbox") {
+    renderListSoon();
+    const id = next.active;
+    if (id !== previous.active) {
+      renderChat();
+    } else if (id) {
+      if (summaryIn(previous, id) !== summaryIn(next, id) || previous.details.get(id) !== next.details.get(id)) renderChatHeader();
+      if (previous.messages.get(id) !== next.messages.get(id) || previous.outbox !== next.outbox
+        || previous.visitorSeen.get(id) !== next.visitorSeen.get(id) || previous.older.get(id) !== next.older.get(id)) {
+        renderMessages();
+      }
+      if (previous.typing.get(id) !== next.typing.get(id)) renderTyping();
+      if (previous.details.get(id) !== next.details.get(id)) renderDetails();
     }
+    if (previous.offers !== next.offers || previous.conversations !== next.conversations) renderOffers();
+  } else if (view === "live" && (previous.agents !== next.agents || previous.queue !== next.queue
+    || previous.conversations !== next.conversations)) {
+    renderLive();
   }
-  if (id === store.active) {
-    renderMessages();
-    markSeen();
-  }
-  renderListSoon();
 }
 
-/** A message in a conversation we do not follow: its summary moves. */
-function onActivity(frame) {
-  const summary = summaryOf(frame.conversation);
-  if (!summary) return;
-  summary.last_seq = Math.max(summary.last_seq || 0, frame.last_seq);
-  summary.preview = frame.preview;
-  summary.unread = frame.unread;
-  summary.updated_at = Math.max(summary.updated_at || 0, frame.preview.at);
-  if (frame.preview.author === "visitor" && frame.conversation !== store.active) {
-    store.unread.set(frame.conversation, frame.unread);
-  }
-  renderListSoon();
-}
-
-/**
- * The hub does not echo our own messages back to this connection: the `ack` is the
- * delivery. The line is built from what we sent, with the committed sequence.
- */
-function onAck(ack) {
-  const pending = store.outbox.get(ack.client_id);
-  if (!pending) return;
-  const known = store.messages.get(ack.conversation)?.get(ack.seq);
-  onMessage(known || {
-    conversation: ack.conversation,
-    seq: ack.seq,
-    kind: pending.note ? "note" : "text",
-    author: { kind: "agent", id: store.me.id, name: store.me.name },
-    text: pending.text,
-    at: Date.now(),
-    client_id: ack.client_id,
-  });
-}
-
-function onConversation(summary) {
-  const before = summaryOf(summary.id);
-  if (summary.id !== store.active) store.unread.set(summary.id, summary.unread || 0);
-  if (summary.state === "closed") {
-    store.conversations.delete(summary.id);
-    store.others.set(summary.id, summary);
-    store.queue.delete(summary.id);
-  } else {
-    store.conversations.set(summary.id, summary);
-  }
-  if (isMine(summary) && !(before && isMine(before))) announceNew(summary);
-  if (summary.state !== "queued") store.queue.delete(summary.id);
-  else refreshQueueSoon();
-  if (summary.id === store.active) {
-    renderChatHeader();
-    loadDetails(summary.id);
-  }
-  if (store.view === "live") renderLive();
-  renderListSoon();
-}
-
-// ---------------------------------------------------------------- helpers
-
-function summaryOf(id) {
-  return store.conversations.get(id) || store.others.get(id) || null;
-}
-
-function isMine(summary) {
-  return summary.state === "assigned" && summary.agent && store.me && summary.agent.id === store.me.id;
-}
-
-function lastSeq(id) {
-  const messages = store.messages.get(id);
-  if (!messages || messages.size === 0) return 0;
-  return Math.max(...messages.keys());
-}
-
+/** A visitor's name in the inbox: the name they gave, e-mail, city, locale, or id. */
 function visitorName(summary) {
-  const details = store.details.get(summary.id);
-  const name = summary.visitor?.name || details?.visitor?.name;
-  return name || t("anonymous", { id: (summary.visitor?.id || "").slice(-5) });
+  const label = visitorLabel(summary, state.details.get(summary?.id));
+  if (label.kind === "locale") return t("visitor_from", { language: languageName(label.value) });
+  if (label.kind === "id") return t("anonymous", { id: label.value });
+  return label.value;
+}
+
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([lang()], { type: "language" }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+/** A system line in the agent's language from its event code; its text otherwise. */
+function eventText(message) {
+  const event = message.event;
+  const params = event?.params || {};
+  switch (event?.code) {
+    case "queued":
+    case "requeued":
+    case "closed_by_visitor":
+    case "closed_erased":
+      return t(`event_${event.code}`);
+    case "joined":
+    case "transferred_to_agent":
+    case "closed_by_agent":
+      return t(`event_${event.code}`, { agent: params.agent ?? "" });
+    case "transferred_to_department":
+      return t("event_transferred_to_department", { department: params.department ?? "" });
+    case "closed_idle": {
+      const minutes = Number.parseInt(params.minutes, 10);
+      return Number.isFinite(minutes) ? plural("event_closed_idle", minutes) : message.text;
+    }
+    default:
+      return message.text;
+  }
 }
 
 function toast(text) {
@@ -424,6 +369,53 @@ function renderListSoon() {
     listTimer = null;
     renderInbox();
   }, 50);
+}
+
+/**
+ * Makes `container`'s children the nodes of `entries` (in order) with the fewest DOM
+ * changes: an entry whose `deps` are the same (by reference) as last time keeps its
+ * node; others are built anew; nodes in the right place are not moved.
+ * `entries`: `[{key, deps: [...], build: () => Node}]`.
+ */
+function reconcile(container, entries) {
+  const previous = container.keyedNodes || new Map();
+  const keys = new Set(entries.map((entry) => entry.key));
+  for (const [key, old] of previous) if (!keys.has(key)) old.node.remove();
+  const next = new Map();
+  let cursor = container.firstChild;
+  for (const entry of entries) {
+    const old = previous.get(entry.key);
+    let node;
+    if (old && old.deps.length === entry.deps.length && old.deps.every((dep, i) => dep === entry.deps[i])) {
+      node = old.node;
+    } else {
+      node = entry.build();
+      if (old) {
+        if (old.node === cursor) cursor = cursor.nextSibling;
+        old.node.remove();
+      }
+    }
+    next.set(entry.key, { deps: entry.deps, node });
+    if (node === cursor) cursor = cursor.nextSibling;
+    else container.insertBefore(node, cursor);
+  }
+  // Every entry now stands before `cursor`: whatever follows was not built here.
+  while (cursor) {
+    const after = cursor.nextSibling;
+    cursor.remove();
+    cursor = after;
+  }
+  container.keyedNodes = next;
+}
+
+/** Waiting times in the list tick: only their text changes, in place. */
+function tickWaits() {
+  for (const element of $("conversation-list").querySelectorAll("li[data-state='queued'] .wait-time")) {
+    const summary = summaryOf(element.closest("li").dataset.id);
+    if (!summary) continue;
+    const text = t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) });
+    if (element.textContent !== text) element.textContent = text;
+  }
 }
 
 // ---------------------------------------------------------------- new chats: sound, notification, title
@@ -450,7 +442,6 @@ function chime() {
 }
 
 function announceNew(summary) {
-  if (summary.id !== store.active || document.hidden) store.fresh.add(summary.id);
   chime();
   if ("Notification" in window && Notification.permission === "granted") {
     try {
@@ -473,10 +464,12 @@ function announceNew(summary) {
 
 function updateTitle() {
   let count = 0;
-  for (const summary of store.conversations.values()) {
-    if (isMine(summary) && (store.fresh.has(summary.id) || (store.unread.get(summary.id) || 0) > 0)) count += 1;
+  for (const summary of state.conversations.values()) {
+    if (isMine(summary) && (state.fresh.has(summary.id) || (state.unread.get(summary.id) || 0) > 0)) count += 1;
   }
-  document.title = count > 0 ? `(${count}) ${t("title")}` : t("title");
+  count += [...state.offers.values()].filter((offer) => !offer.declined).length;
+  const title = count > 0 ? `(${count}) ${t("title")}` : t("title");
+  if (document.title !== title) document.title = title;
 }
 
 function setupNotifications() {
@@ -501,46 +494,57 @@ function setupNotifications() {
 
 // ---------------------------------------------------------------- views
 
-function showView(view) {
-  if (!["inbox", "live", "reports", "admin"].includes(view)) view = "inbox";
-  if (view === "admin" && store.role !== "admin") view = "inbox";
-  store.view = view;
-  if (location.hash.slice(1) !== view) history.replaceState(null, "", `#${view}`);
+function showView(name) {
+  if (!["inbox", "live", "reports", "admin"].includes(name)) name = "inbox";
+  if (name === "admin" && state.role !== "admin") name = "inbox";
+  view = name;
+  if (location.hash.slice(1) !== name) history.replaceState(null, "", `#${name}`);
   for (const button of $("nav").querySelectorAll("button")) {
-    button.classList.toggle("active", button.dataset.view === view);
+    button.classList.toggle("active", button.dataset.view === name);
   }
-  for (const name of ["inbox", "live", "reports", "admin"]) $(`view-${name}`).hidden = name !== view;
+  for (const other of ["inbox", "live", "reports", "admin"]) $(`view-${other}`).hidden = other !== name;
   renderView();
 }
 
-/** The view the address names; `#inbox/ID` (an alert's link) opens that conversation. */
+/**
+ * The view the address names; `#inbox/ID` (an alert's link) opens that conversation,
+ * with its summary read first when it is in no list (closed, say).
+ */
 async function routeHash() {
-  const [view, id] = location.hash.slice(1).split("/");
-  showView(view || "inbox");
-  if (store.view !== "inbox" || !id) return;
+  const [name, id] = location.hash.slice(1).split("/");
+  showView(name || "inbox");
+  if (view !== "inbox" || !id) return;
   const conversation = decodeURIComponent(id);
-  await openConversation(conversation);
-  // One in no list (closed, say) has its summary only now that its history came.
-  if (store.active === conversation) {
-    renderChat();
-    renderInbox();
+  let summary = summaryOf(conversation);
+  if (!summary) {
+    try {
+      summary = (await get(`/api/conversations/${encodeURIComponent(conversation)}`)).conversation;
+    } catch (err) {
+      toast(t("error", { message: err.message }));
+      return;
+    }
   }
+  openConversation(conversation, summary);
 }
 
 function renderView() {
   const context = { store, live, toast, refreshReference: loadReference };
-  if (store.view === "inbox") renderInbox();
-  else if (store.view === "live") renderLive();
-  else if (store.view === "reports") renderReports($("view-reports"), context);
-  else if (store.view === "admin") renderAdmin($("view-admin"), context);
+  if (view === "inbox") {
+    renderInbox();
+    renderChat();
+  } else if (view === "live") renderLive();
+  else if (view === "reports") renderReports($("view-reports"), context);
+  else if (view === "admin") renderAdmin($("view-admin"), context);
 }
 
 function renderAll() {
   onStatus($("conn-status").dataset.i18n || "connecting");
   updateTitle();
-  if (store.view === "inbox") {
+  if (view === "inbox") {
+    // Every line's words change: build them anew.
+    $("conversation-list").keyedNodes = null;
     renderInbox();
-    if (store.active) renderChat();
+    renderChat();
   } else {
     renderView();
   }
@@ -548,51 +552,50 @@ function renderAll() {
 
 // ---------------------------------------------------------------- inbox list
 
-function listFor(tab) {
-  const all = [...store.conversations.values()];
-  if (tab === "queue") {
-    return all
-      .filter((c) => c.state === "queued")
-      .sort((a, b) => (b.priority || 0) - (a.priority || 0) || waitingSince(a) - waitingSince(b));
-  }
-  if (tab === "mine") return all.filter(isMine).sort((a, b) => a.created_at - b.created_at);
-  if (tab === "open") return all.sort((a, b) => b.updated_at - a.updated_at);
-  return null;
-}
-
 function waitingSince(summary) {
-  return store.queue.get(summary.id)?.waiting_since || summary.updated_at;
+  return state.queue.get(summary.id)?.waiting_since || summary.updated_at;
 }
 
 function renderInbox() {
-  if (!store.me) return;
+  if (!state.me) return;
   updateTitle();
   for (const tab of ["queue", "mine", "open"]) {
     const list = listFor(tab);
     const element = $(`count-${tab}`);
-    element.textContent = list.length ? number(list.length) : "";
-    const unread = list.some((c) => (store.unread.get(c.id) || 0) > 0);
-    element.classList.toggle("has-unread", unread);
+    const count = list.length ? number(list.length) : "";
+    if (element.textContent !== count) element.textContent = count;
+    element.classList.toggle("has-unread", list.some((c) => (state.unread.get(c.id) || 0) > 0));
   }
+  const searching = Boolean(state.search);
   for (const button of $("inbox-tabs").querySelectorAll("button")) {
-    button.classList.toggle("active", button.dataset.tab === store.tab);
+    button.classList.toggle("active", !searching && button.dataset.tab === state.tab);
   }
-  const items = store.search || store.tab === "closed" ? store.listed || [] : listFor(store.tab);
+  const scope = $("search-scope");
+  scope.hidden = !searching;
+  scope.textContent = searching ? t("search_everywhere", { n: number((state.listed || []).length) }) : "";
+  const items = searching || state.tab === "closed" ? state.listed || [] : listFor(state.tab);
   const list = $("conversation-list");
   if (!items.length) {
-    fill(list, h("li", { class: "empty", text: t("empty_list") }));
+    reconcile(list, [{ key: "empty", deps: [lang()], build: () => h("li", { class: "empty", text: t("empty_list") }) }]);
   } else {
-    fill(list, items.map(listItem));
+    reconcile(list, items.map((summary) => ({
+      key: summary.id,
+      deps: [summary, state.unread.get(summary.id) || 0, summary.id === state.active, state.queue.get(summary.id),
+        visitorName(summary), searching, lang()],
+      build: () => listItem(summary, searching),
+    })));
   }
   renderChatTabs();
+  $("view-inbox").classList.toggle("has-active", Boolean(state.active));
 }
 
-function listItem(summary) {
-  const unread = store.unread.get(summary.id) || 0;
-  const entry = store.queue.get(summary.id);
+function listItem(summary, searching) {
+  const unread = state.unread.get(summary.id) || 0;
+  const entry = state.queue.get(summary.id);
   const facts = [];
+  let waiting = null;
   if (summary.state === "queued") {
-    facts.push(t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) }));
+    waiting = h("span", { class: "wait-time", text: t("waiting_for", { time: duration(Date.now() - waitingSince(summary)) }) });
     if (entry?.position) facts.push(t("position", { n: number(entry.position) }));
     if (entry?.expected_wait_secs) facts.push(t("expected_wait", { time: duration(entry.expected_wait_secs * 1000) }));
   } else if (summary.agent && !isMine(summary)) {
@@ -600,10 +603,12 @@ function listItem(summary) {
   }
   if (summary.department) facts.push(t("department", { name: summary.department }));
   const preview = summary.preview;
+  const previewAuthor = preview ? previewWho(preview.author) : "";
   return h("li", {
-    class: `item state-${summary.state}${summary.id === store.active ? " active" : ""}${unread ? " unread" : ""}`,
+    class: `item state-${summary.state}${summary.id === state.active ? " active" : ""}${unread ? " unread" : ""}`,
     data: { id: summary.id, state: summary.state },
     tabIndex: 0,
+    attrs: { "aria-current": summary.id === state.active ? "true" : "false" },
     on: {
       click: () => openConversation(summary.id),
       keydown: (event) => event.key === "Enter" && openConversation(summary.id),
@@ -613,45 +618,61 @@ function listItem(summary) {
     h("span", { class: "item-name", dir: "auto", text: visitorName(summary) }),
     summary.priority ? h("span", { class: "badge priority", text: t("priority", { n: summary.priority }) }) : null,
     unread ? h("span", { class: "badge unread-count", text: number(unread) }) : null),
-  preview ? h("div", { class: "item-preview", dir: "auto", text: preview.text }) : null,
+  h("div", { class: "item-preview" },
+    preview
+      ? [previewAuthor ? h("span", { class: "preview-author", text: `${previewAuthor}: ` }) : null,
+        h("bdi", { class: "preview-text", text: preview.text })]
+      : h("span", { class: "muted", text: t("no_messages_yet") })),
   h("div", { class: "item-facts" },
     h("span", { class: `state state-${summary.state}`, text: t(`state_${summary.state}`) }),
+    waiting,
     facts.map((fact) => h("span", { text: fact })),
     h("time", { text: clock(summary.updated_at) })));
+}
+
+/** Who wrote a preview, as a short label ("" for the visitor: their name is above). */
+function previewWho(author) {
+  if (author === "agent") return t("preview_agent");
+  if (author === "bot") return t("bot");
+  return "";
 }
 
 let searchTimer = null;
 function onSearch() {
   clearTimeout(searchTimer);
   searchTimer = setTimeout(async () => {
-    store.search = $("search").value.trim();
+    dispatch({ type: "search", text: $("search").value.trim() });
     await reloadListed();
   }, 250);
 }
 
-/** Loads the lists the socket does not keep: closed ones and search results. */
+/**
+ * Loads the lists the socket does not keep: closed ones, and search results, which
+ * look in every tab at once (every state, closed ones included) on the hub.
+ */
 async function reloadListed() {
-  if (!store.search && store.tab !== "closed") {
-    store.listed = null;
+  if (!state.search && state.tab !== "closed") {
     renderInbox();
     return;
   }
-  const state = store.tab === "open" ? "open" : store.tab === "queue" ? "queued" : store.tab;
+  const wanted = state.search ? "all" : "closed";
+  const text = state.search;
   try {
-    const answer = await get(`/api/conversations${query({ state, q: store.search })}`);
-    store.listed = answer.conversations;
-    for (const summary of answer.conversations) {
-      if (!store.conversations.has(summary.id)) store.others.set(summary.id, summary);
-    }
+    const answer = await get(`/api/conversations${query({ state: wanted, q: text })}`);
+    if (state.search === text) dispatch({ type: "listed", conversations: answer.conversations });
   } catch (err) {
-    store.listed = [];
+    dispatch({ type: "listed", conversations: [] });
     toast(t("error", { message: err.message }));
   }
   renderInbox();
 }
 
 function selectTab(tab) {
-  store.tab = tab;
+  if (state.search) {
+    $("search").value = "";
+    dispatch({ type: "search", text: "" });
+  }
+  dispatch({ type: "tab", tab });
   reloadListed();
 }
 
@@ -664,12 +685,7 @@ function refreshQueueSoon() {
 async function refreshQueue() {
   try {
     const answer = await get("/api/queue");
-    store.queue.clear();
-    for (const entries of Object.values(answer.sites || {})) {
-      for (const entry of entries) store.queue.set(entry.conversation, entry);
-    }
-    renderListSoon();
-    if (store.view === "live") renderLive();
+    dispatch({ type: "queue", sites: answer.sites || {} });
   } catch {
     // The next tick tries again.
   }
@@ -678,86 +694,137 @@ async function refreshQueue() {
 async function refreshAgents() {
   try {
     const answer = await get("/api/agents");
-    for (const [site, agents] of Object.entries(answer.sites || {})) {
-      for (const agent of agents) store.agents.set(agent.id, agent);
-      store.siteAgents.set(site, new Set(agents.map((agent) => agent.id)));
-    }
-    if (store.view === "live") renderLive();
+    dispatch({ type: "agents_rest", sites: answer.sites || {} });
   } catch {
     // The next tick tries again.
   }
+}
+
+// ---------------------------------------------------------------- offers (accept mode)
+
+/**
+ * Chats offered to me when the hub asks agents to accept (`routing.accept_timeout_secs`
+ * or the site's own): each with a countdown, Accept, and "Let it pass" (the protocol has
+ * no decline: the offer passes to the next agent at its deadline; the console stops
+ * asking at once).
+ */
+function renderOffers() {
+  const box = $("offers");
+  const offers = [...state.offers.values()].filter((offer) => !offer.declined);
+  box.hidden = offers.length === 0;
+  reconcile(box, offers.map((offer) => {
+    const summary = summaryOf(offer.conversation);
+    return {
+      key: offer.conversation,
+      deps: [offer, summary, summary ? visitorName(summary) : "", lang()],
+      build: () => offerCard(offer, summary),
+    };
+  }));
+  tickOffers();
+  if (state.offers.size && !offerTimer) offerTimer = setInterval(tickOffers, 250);
+  if (!state.offers.size && offerTimer) {
+    clearInterval(offerTimer);
+    offerTimer = null;
+  }
+}
+
+function offerCard(offer, summary) {
+  const titleId = `offer-title-${offer.conversation}`;
+  return h("section", {
+    class: "offer",
+    data: { id: offer.conversation, deadline: String(offer.deadline) },
+    attrs: { role: "alertdialog", "aria-labelledby": titleId },
+  },
+  h("h3", { id: titleId, text: t("offer_title") }),
+  h("p", { class: "offer-who", dir: "auto", text: summary ? visitorName(summary) : "" }),
+  summary?.preview ? h("p", { class: "offer-preview" }, h("bdi", { text: summary.preview.text })) : null,
+  h("p", { class: "offer-countdown", attrs: { "aria-live": "off" } }),
+  h("div", { class: "actions" },
+    h("button", {
+      class: "primary offer-accept",
+      text: t("offer_accept"),
+      on: { click: () => accept(offer.conversation) },
+    }),
+    h("button", {
+      class: "offer-decline",
+      text: t("offer_decline"),
+      on: { click: () => dispatch({ type: "decline", id: offer.conversation }) },
+    })));
+}
+
+let offerTimer = null;
+function tickOffers() {
+  const now = Date.now();
+  for (const offer of state.offers.values()) {
+    if (now > offer.deadline + 1000) {
+      dispatch({ type: "offer_expired", id: offer.conversation });
+      continue;
+    }
+    const card = $("offers").querySelector(`.offer[data-id="${CSS.escape(offer.conversation)}"] .offer-countdown`);
+    if (card) {
+      const seconds = Math.max(0, Math.ceil((offer.deadline - now) / 1000));
+      const text = plural("offer_countdown", seconds);
+      if (card.textContent !== text) card.textContent = text;
+    }
+  }
+}
+
+function accept(id) {
+  live?.raw({ type: "accept", conversation: id });
+  openConversation(id);
 }
 
 // ---------------------------------------------------------------- several chats at once
 
 /** The chat strip: my chats, then the ones opened by hand. */
 function stripIds() {
-  const mine = listFor("mine").map((c) => c.id);
-  const ids = [...mine];
-  for (const id of store.pinned) if (!ids.includes(id) && summaryOf(id)) ids.push(id);
+  const ids = listFor("mine").map((c) => c.id);
+  for (const id of state.pinned) if (!ids.includes(id) && summaryOf(id)) ids.push(id);
   return ids;
 }
 
 function renderChatTabs() {
   const ids = stripIds();
-  fill($("chat-tabs"), ids.map((id, index) => {
+  reconcile($("chat-tabs"), ids.map((id, index) => {
     const summary = summaryOf(id);
-    const unread = store.unread.get(id) || 0;
-    return h("button", {
-      class: `chat-tab${id === store.active ? " active" : ""}${store.fresh.has(id) ? " fresh" : ""}`,
-      data: { id },
-      title: `Alt+${index + 1}`,
-      on: { click: () => openConversation(id) },
-    },
-    h("span", { dir: "auto", text: visitorName(summary) }),
-    unread ? h("b", { class: "badge unread-count", text: number(unread) }) : null,
-    summary.state === "closed" ? h("span", {
-      class: "unpin",
-      text: "×",
-      on: { click: (event) => { event.stopPropagation(); unpin(id); } },
-    }) : null);
+    const unread = state.unread.get(id) || 0;
+    return {
+      key: id,
+      deps: [summary, unread, id === state.active, state.fresh.has(id), index, visitorName(summary), lang()],
+      build: () => h("button", {
+        class: `chat-tab${id === state.active ? " active" : ""}${state.fresh.has(id) ? " fresh" : ""}`,
+        data: { id },
+        title: `Alt+${index + 1}`,
+        on: { click: () => openConversation(id) },
+      },
+      h("span", { dir: "auto", text: visitorName(summary) }),
+      unread ? h("b", { class: "badge unread-count", text: number(unread) }) : null,
+      summary.state === "closed" ? h("span", {
+        class: "unpin",
+        text: "×",
+        attrs: { role: "button", "aria-label": t("close_tab") },
+        on: { click: (event) => { event.stopPropagation(); unpin(id); } },
+      }) : null),
+    };
   }));
 }
 
 function unpin(id) {
-  store.pinned = store.pinned.filter((other) => other !== id);
-  if (store.active === id) {
-    store.active = null;
-    renderChat();
-  }
-  forget(id);
+  const watched = summaryOf(id);
+  const wasLoaded = state.loaded.includes(id);
+  dispatch({ type: "close_window", id });
+  if (wasLoaded && !(watched && isMine(watched))) live?.unwatch(id);
   renderChatTabs();
 }
 
-/** Conversations whose window is kept at most; the least recently opened goes first. */
-const WINDOWS_KEPT = 12;
 /** Messages loaded per window, and per "earlier" page. */
 const WINDOW = 100;
 
-/** Drops a conversation's window and stops watching it (unless it is ours). */
-function forget(id) {
-  if (!store.loaded.delete(id)) return;
-  store.messages.delete(id);
-  store.older.delete(id);
-  const summary = summaryOf(id);
-  if (!(summary && isMine(summary))) live?.unwatch(id);
-}
-
-/** Marks `id` as the most recently opened window; forgets the oldest beyond the cap. */
-function touchWindow(id) {
-  store.loaded.delete(id);
-  store.loaded.add(id);
-  for (const old of [...store.loaded]) {
-    if (store.loaded.size <= WINDOWS_KEPT) break;
-    if (old !== store.active && !store.pinned.includes(old)) forget(old);
-  }
-}
-
 function onShortcut(event) {
-  if (!event.altKey || store.view !== "inbox") return;
+  if (!event.altKey || view !== "inbox") return;
   const ids = stripIds();
   if (!ids.length) return;
-  let index = ids.indexOf(store.active);
+  let index = ids.indexOf(state.active);
   if (event.key === "ArrowDown") index = (index + 1) % ids.length;
   else if (event.key === "ArrowUp") index = (index - 1 + ids.length) % ids.length;
   else if (/^[1-9]$/.test(event.key)) index = Number(event.key) - 1;
@@ -770,33 +837,34 @@ function onShortcut(event) {
 
 // ---------------------------------------------------------------- one conversation
 
-async function openConversation(id) {
+async function openConversation(id, summary) {
   saveDraft();
-  store.active = id;
-  if (!store.pinned.includes(id)) store.pinned.push(id);
-  store.fresh.delete(id);
-  store.unread.set(id, 0);
-  renderChat();
-  renderInbox();
+  dispatch({ type: "open", id, summary });
   await Promise.all([loadHistory(id), loadDetails(id)]);
-  if (store.active === id) {
-    renderMessages();
-    markSeen();
-  }
+  if (state.active === id) markSeen();
 }
 
 /** Loads the last messages of a conversation and watches it (its stream comes live). */
 async function loadHistory(id) {
-  if (store.loaded.has(id)) {
-    touchWindow(id);
+  if (state.loaded.includes(id)) {
+    dispatch({ type: "touch", id });
     return;
   }
   try {
     const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ before: Number.MAX_SAFE_INTEGER, limit: WINDOW })}`);
-    if (!summaryOf(id)) store.others.set(id, answer.conversation);
-    for (const message of answer.messages) onMessageQuiet(message);
-    store.older.set(id, answer.messages.length === WINDOW && answer.messages[0].seq > 1);
-    touchWindow(id);
+    const loadedBefore = new Set(state.loaded);
+    dispatch({
+      type: "history",
+      id,
+      conversation: answer.conversation,
+      messages: answer.messages,
+      older: answer.messages.length === WINDOW && answer.messages[0].seq > 1,
+    });
+    // Windows dropped beyond the cap stop being watched (unless they are ours).
+    for (const old of loadedBefore) {
+      const kept = summaryOf(old);
+      if (!state.loaded.includes(old) && !(kept && isMine(kept))) live?.unwatch(old);
+    }
     // Watch it, closing the gap between the REST answer and live delivery.
     live?.raw({ type: "resume", conversation: id, after: lastSeq(id) });
   } catch (err) {
@@ -806,70 +874,64 @@ async function loadHistory(id) {
 
 /** Loads the page of messages before the window's first. */
 async function loadEarlier(id) {
-  const messages = store.messages.get(id);
-  if (!messages || messages.size === 0) return;
-  const first = Math.min(...messages.keys());
+  const messages = messagesOf(state, id);
+  if (!messages.length) return;
   try {
-    const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ before: first, limit: WINDOW })}`);
-    for (const message of answer.messages) onMessageQuiet(message);
-    store.older.set(id, answer.messages.length === WINDOW && answer.messages[0].seq > 1);
-    if (store.active === id) renderMessages();
+    const answer = await get(`/api/conversations/${encodeURIComponent(id)}/messages${query({ before: messages[0].seq, limit: WINDOW })}`);
+    dispatch({
+      type: "history",
+      id,
+      messages: answer.messages,
+      older: answer.messages.length === WINDOW && answer.messages[0].seq > 1,
+    });
   } catch (err) {
     toast(t("error", { message: err.message }));
   }
 }
 
-function onMessageQuiet(message) {
-  let messages = store.messages.get(message.conversation);
-  if (!messages) {
-    messages = new Map();
-    store.messages.set(message.conversation, messages);
-  }
-  messages.set(message.seq, message);
-}
-
-let detailsTimer = null;
+const detailsTimers = new Map();
 function loadDetails(id) {
-  clearTimeout(detailsTimer);
+  clearTimeout(detailsTimers.get(id));
   return new Promise((resolve) => {
-    detailsTimer = setTimeout(async () => {
+    detailsTimers.set(id, setTimeout(async () => {
+      detailsTimers.delete(id);
       try {
         const answer = await get(`/api/conversations/${encodeURIComponent(id)}`);
-        store.details.set(id, answer);
-        if (!store.conversations.has(id)) store.others.set(id, answer.conversation);
-        if (store.active === id) {
-          renderDetails();
-          renderChatHeader();
-        }
+        dispatch({ type: "details", id, answer });
       } catch {
         // Details are a convenience; the conversation still works without them.
       }
       resolve();
-    }, 30);
+    }, 30));
   });
 }
 
 function renderChat() {
   const chat = $("chat");
-  const id = store.active;
+  const id = state.active;
+  $("view-inbox").classList.toggle("has-active", Boolean(id));
   if (!id || !summaryOf(id)) {
-    fill(chat, h("p", { class: "placeholder", text: t("no_selection") }));
-    fill($("details"));
+    fill(chat, h("div", { class: "placeholder", id: "chat-placeholder" },
+      h("h2", { text: t("no_selection_title") }),
+      h("p", { text: t("no_selection") }),
+      h("p", { class: "muted", text: t("no_selection_hint") })));
+    fill($("details"), h("p", { class: "muted", text: t("details_placeholder") }));
     return;
   }
-  const noteMode = store.drafts.get(`${id}:mode`) === "note";
+  const noteMode = drafts.get(`${id}:mode`) === "note";
   const composer = h("textarea", {
     id: "composer",
-    dir: "auto",
     rows: 3,
     placeholder: t(noteMode ? "note_placeholder" : "reply_placeholder"),
-    value: store.drafts.get(id) || "",
+    value: drafts.get(id) || "",
+    attrs: { "aria-label": t(noteMode ? "note" : "reply") },
     on: { keydown: onComposerKey, input: onComposerInput, blur: () => stopTyping() },
   });
+  composerDirection(composer);
   fill(chat,
     h("div", { id: "chat-header", class: "chat-header" }),
     h("div", { id: "transfer-panel", class: "transfer-panel", hidden: true }),
-    h("div", { id: "messages", class: "messages", attrs: { "aria-live": "polite" } }),
+    h("div", { id: "messages", class: "messages", tabIndex: 0, attrs: { role: "log", "aria-live": "polite", "aria-label": t("messages_label") } }),
     h("div", { id: "typing", class: "typing" }),
     h("div", { class: `composer${noteMode ? " note-mode" : ""}`, id: "composer-box" },
       h("div", { class: "modes" },
@@ -885,20 +947,30 @@ function renderChat() {
   composer.focus();
 }
 
+/**
+ * The composer's direction: the UI's while it is empty (so an Arabic or Persian
+ * placeholder, which mixes in Latin key names, reads right to left), then the text's
+ * own (`auto`) once something is typed.
+ */
+function composerDirection(composer) {
+  const wanted = composer.value ? "auto" : document.documentElement.dir || "ltr";
+  if (composer.dir !== wanted) composer.dir = wanted;
+}
+
 function setMode(mode) {
   saveDraft();
-  store.drafts.set(`${store.active}:mode`, mode);
+  drafts.set(`${state.active}:mode`, mode);
   renderChat();
 }
 
 function saveDraft() {
   const composer = $("composer");
-  if (composer && store.active) store.drafts.set(store.active, composer.value);
+  if (composer && state.active) drafts.set(state.active, composer.value);
 }
 
 function renderChatHeader() {
   const header = $("chat-header");
-  const summary = summaryOf(store.active);
+  const summary = summaryOf(state.active);
   if (!header || !summary) return;
   const actions = [];
   if (summary.state === "queued" || summary.state === "bot") {
@@ -909,6 +981,7 @@ function renderChatHeader() {
     actions.push(h("button", { id: "close-button", class: "danger", text: t("close"), on: { click: () => live?.raw({ type: "close", conversation: summary.id }) } }));
   }
   fill(header,
+    h("button", { id: "back-to-list", class: "link back", text: t("back_to_list"), on: { click: () => dispatch({ type: "deselect" }) } }),
     h("div", { class: "chat-title" },
       h("h2", { id: "chat-visitor-name", dir: "auto", text: visitorName(summary) }),
       h("span", { id: "chat-state", class: `state state-${summary.state}`, data: { state: summary.state }, text: t(`state_${summary.state}`) }),
@@ -941,37 +1014,30 @@ async function toggleTransfer() {
     return;
   }
   await Promise.all([refreshAgents(), loadReference()]);
-  const summary = summaryOf(store.active);
+  const summary = summaryOf(state.active);
   // Only the conversation's site: the hub refuses an agent or a department it lacks.
-  const ofSite = store.siteAgents.get(summary.site);
-  const agents = [...store.agents.values()]
-    .filter((agent) => agent.id !== store.me.id && (!ofSite || ofSite.has(agent.id)));
-  const departments = new Set(store.departments
-    .filter((department) => department.site_id === summary.site)
-    .map((department) => department.name));
-  // Routing takes a department only while some agent of the site serves it.
-  const served = new Set();
-  for (const agent of store.agents.values()) {
-    if (!ofSite || ofSite.has(agent.id)) for (const name of agent.departments || []) served.add(name);
-  }
-  const agentSelect = h("select", { id: "transfer-agent" },
+  const ofSite = state.siteAgents.get(summary.site);
+  const agents = [...state.agents.values()]
+    .filter((agent) => agent.id !== state.me.id && (!ofSite || ofSite.includes(agent.id)));
+  const choices = transferDepartments(state, departments, summary);
+  const agentSelect = h("select", { id: "transfer-agent", attrs: { "aria-label": t("transfer_to_agent") } },
     h("option", { value: "", text: t("choose") }),
     agents.map((agent) => h("option", {
       value: agent.id,
       text: `${agent.name} · ${t(agent.presence)} · ${agent.load}/${agent.capacity}`,
     })));
-  const departmentSelect = h("select", { id: "transfer-department" },
+  const departmentSelect = h("select", { id: "transfer-department", attrs: { "aria-label": t("transfer_to_department") } },
     h("option", { value: "", text: t("choose") }),
-    [...departments].sort().map((name) => h("option", {
+    choices.map(({ name, served }) => h("option", {
       value: name,
-      text: served.has(name) ? name : t("department_unserved", { name }),
-      disabled: !served.has(name),
+      text: served ? name : t("department_unserved", { name }),
+      disabled: !served,
     })));
-  const note = h("textarea", { id: "transfer-note", dir: "auto", rows: 2 });
+  const note = h("textarea", { id: "transfer-note", dir: "auto", rows: 2, attrs: { "aria-label": t("transfer_note") } });
   fill(panel,
     h("label", {}, h("span", { text: t("transfer_to_agent") }), agentSelect),
     h("label", {}, h("span", { text: t("transfer_to_department") }), departmentSelect,
-      departments.size ? null : h("small", { class: "muted", id: "transfer-no-departments", text: t("no_departments_site") })),
+      choices.length ? null : h("small", { class: "muted", id: "transfer-no-departments", text: t("no_departments_site") })),
     h("label", { class: "wide" }, h("span", { text: t("transfer_note") }), note),
     h("div", { class: "actions" },
       h("button", { text: t("cancel"), on: { click: () => { panel.hidden = true; } } }),
@@ -994,37 +1060,70 @@ async function toggleTransfer() {
   panel.hidden = false;
 }
 
+/**
+ * The active conversation's lines. Only what changed is touched: a new message adds
+ * its line, a line whose message object is the same keeps its node.
+ */
 function renderMessages() {
   const container = $("messages");
   if (!container) return;
-  const id = store.active;
+  const id = state.active;
+  if (container.dataset.conversation !== id) container.keyedNodes = null;
   const stickToBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
-  const messages = [...(store.messages.get(id)?.values() || [])].sort((a, b) => a.seq - b.seq);
-  const seenUpTo = store.visitorSeen.get(id) || 0;
-  const nodes = messages.map((message, index) => messageNode(message, messages, index, seenUpTo));
-  if (store.older.get(id)) {
-    nodes.unshift(h("button", { id: "load-earlier", class: "link earlier", text: t("earlier"), on: { click: () => loadEarlier(id) } }));
+  const seenUpTo = state.visitorSeen.get(id) || 0;
+  const summary = summaryOf(id);
+  const visitorShown = summary ? visitorName(summary) : "";
+  const entries = [];
+  if (state.older.get(id)) {
+    entries.push({
+      key: "earlier",
+      deps: [lang()],
+      build: () => h("button", { id: "load-earlier", class: "link earlier", text: t("earlier"), on: { click: () => loadEarlier(id) } }),
+    });
   }
-  for (const [clientId, pending] of store.outbox) {
+  for (const message of messagesOf(state, id)) {
+    const mine = message.author.kind === "agent" && message.author.id === state.me.id;
+    const seen = mine && message.kind !== "note" && message.seq <= seenUpTo;
+    entries.push({
+      key: `m${message.seq}`,
+      deps: [message, seen, lang(), message.author.kind === "visitor" ? visitorShown : null],
+      build: () => messageNode(message, seen),
+    });
+  }
+  for (const [clientId, pending] of state.outbox) {
     if (pending.conversation !== id) continue;
-    nodes.push(h("div", { class: `msg author-agent mine pending${pending.note ? " kind-note" : ""}`, data: { clientId } },
-      h("div", { class: "meta" }, h("span", { class: "author", text: store.me.name })),
-      h("div", { class: "text", dir: "auto", text: pending.text }),
-      h("div", { class: pending.error ? "status error" : "status", text: pending.error ? t("failed", { reason: pending.error }) : t("sending") })));
+    entries.push({
+      key: `p${clientId}`,
+      deps: [pending, lang()],
+      build: () => h("div", { class: `msg author-agent mine pending${pending.note ? " kind-note" : ""}`, data: { clientId } },
+        h("div", { class: "meta" }, h("span", { class: "author", text: state.me.name })),
+        h("div", { class: "text", dir: "auto", text: pending.text }),
+        h("div", {
+          class: pending.error ? "status error" : "status",
+          attrs: pending.error ? { role: "alert" } : {},
+          text: pending.error ? t("failed", { reason: sendProblem(pending) }) : t("sending"),
+        })),
+    });
   }
-  fill(container, nodes);
+  reconcile(container, entries);
   if (stickToBottom || container.dataset.conversation !== id) container.scrollTop = container.scrollHeight;
   container.dataset.conversation = id;
 }
 
-function messageNode(message, all, index, seenUpTo) {
+/** Why a line was not sent, in the agent's words. */
+function sendProblem(pending) {
+  if (pending.gaveUp) return t("send_gave_up");
+  return errorText({ code: pending.error, message: pending.reason });
+}
+
+function messageNode(message, seen) {
   const kind = message.author.kind;
-  const mine = kind === "agent" && message.author.id === store.me.id;
+  const mine = kind === "agent" && message.author.id === state.me.id;
   const classes = ["msg", `author-${kind}`, `kind-${message.kind || "text"}`];
   if (mine) classes.push("mine");
   if (message.kind === "event") {
-    return h("div", { class: classes.join(" "), data: { seq: message.seq } },
-      h("span", { class: "text", dir: "auto", text: message.text }),
+    return h("div", { class: classes.join(" "), data: { seq: message.seq, event: message.event?.code || "" } },
+      h("span", { class: "text", dir: "auto", text: eventText(message) }),
       h("time", { text: clock(message.at) }));
   }
   const author = kind === "visitor"
@@ -1042,9 +1141,7 @@ function messageNode(message, all, index, seenUpTo) {
       message.quick_replies.map((reply) => h("span", { class: "chip", dir: "auto", text: reply.label }))));
   }
   if (kind === "bot") node.appendChild(ruleLine(message));
-  if (kind === "agent" && message.kind !== "note" && message.seq <= seenUpTo) {
-    node.appendChild(h("div", { class: "status seen", text: `✓✓ ${t("seen")}` }));
-  }
+  if (seen) node.appendChild(h("div", { class: "status seen", text: `✓✓ ${t("seen")}` }));
   return node;
 }
 
@@ -1059,22 +1156,21 @@ function ruleLine(message) {
 function renderTyping() {
   const element = $("typing");
   if (!element) return;
-  const since = store.typing.get(store.active) || 0;
-  const summary = summaryOf(store.active);
+  const since = state.typing.get(state.active) || 0;
+  const summary = summaryOf(state.active);
   element.textContent = since && Date.now() - since < 6000 && summary
     ? t("is_typing", { name: visitorName(summary) })
     : "";
 }
 
 function markSeen() {
-  if (document.hidden || !store.active) return;
-  const seq = lastSeq(store.active);
-  if (seq > (store.seenSent.get(store.active) || 0) && live?.raw({ type: "seen", conversation: store.active, seq })) {
-    store.seenSent.set(store.active, seq);
+  if (document.hidden || !state.active) return;
+  const id = state.active;
+  const seq = lastSeq(id);
+  if (seq > (state.seenSent.get(id) || 0) && live?.raw({ type: "seen", conversation: id, seq })) {
+    dispatch({ type: "seen_sent", id, seq });
   }
-  store.unread.set(store.active, 0);
-  store.fresh.delete(store.active);
-  updateTitle();
+  dispatch({ type: "read", id });
 }
 
 // ---------------------------------------------------------------- composer
@@ -1084,11 +1180,12 @@ let typingTimer = null;
 
 function onComposerInput() {
   const composer = $("composer");
+  composerDirection(composer);
   renderCanned(composer.value);
-  const noteMode = store.drafts.get(`${store.active}:mode`) === "note";
+  const noteMode = drafts.get(`${state.active}:mode`) === "note";
   if (noteMode || !composer.value.trim()) return;
   if (Date.now() - typingSentAt > 3000) {
-    live?.raw({ type: "typing", conversation: store.active, typing: true });
+    live?.raw({ type: "typing", conversation: state.active, typing: true });
     typingSentAt = Date.now();
   }
   clearTimeout(typingTimer);
@@ -1097,8 +1194,8 @@ function onComposerInput() {
 
 function stopTyping() {
   clearTimeout(typingTimer);
-  if (typingSentAt && store.active) {
-    live?.raw({ type: "typing", conversation: store.active, typing: false });
+  if (typingSentAt && state.active) {
+    live?.raw({ type: "typing", conversation: state.active, typing: false });
   }
   typingSentAt = 0;
 }
@@ -1134,9 +1231,9 @@ function onComposerKey(event) {
 /** The canned responses of the active conversation's site that match what follows `/`. */
 function cannedMatches(value) {
   if (!value.startsWith("/")) return [];
-  const site = summaryOf(store.active)?.site;
+  const site = summaryOf(state.active)?.site;
   const needle = value.slice(1).toLowerCase();
-  return store.canned.filter((item) => item.site_id === site
+  return canned.filter((item) => item.site_id === site
     && (item.shortcut.toLowerCase().includes(needle) || item.text.toLowerCase().includes(needle))).slice(0, 8);
 }
 
@@ -1154,10 +1251,11 @@ function renderCanned(value) {
 }
 
 function pickCanned(id) {
-  const item = store.canned.find((candidate) => String(candidate.id) === id);
+  const item = canned.find((candidate) => String(candidate.id) === id);
   const composer = $("composer");
   if (!item || !composer) return;
   composer.value = item.text;
+  composerDirection(composer);
   $("canned-menu").hidden = true;
   composer.focus();
 }
@@ -1165,29 +1263,30 @@ function pickCanned(id) {
 function sendComposer() {
   const composer = $("composer");
   const text = composer.value.trim();
-  const id = store.active;
+  const id = state.active;
   if (!text || !id || !live) return;
-  const note = store.drafts.get(`${id}:mode`) === "note";
+  const note = drafts.get(`${id}:mode`) === "note";
   stopTyping();
-  const clientId = live.send(id, text, note);
-  store.outbox.set(clientId, { conversation: id, text, note });
   composer.value = "";
-  store.drafts.set(id, "");
+  composerDirection(composer);
+  drafts.set(id, "");
   $("canned-menu").hidden = true;
-  renderMessages();
+  const clientId = live.send(id, text, note);
+  dispatch({ type: "send", client_id: clientId, conversation: id, text, note });
 }
 
 // ---------------------------------------------------------------- visitor details
 
 function renderDetails() {
   const pane = $("details");
-  const id = store.active;
-  const answer = store.details.get(id);
+  const id = state.active;
+  const answer = state.details.get(id);
   if (!id || !answer) {
     fill(pane);
     return;
   }
   const visitor = answer.visitor || {};
+  const contact = answer.contact || null;
   const row = (label, value, extra = {}) => h("div", { class: "detail" },
     h("dt", { text: t(label) }),
     h("dd", { dir: "auto", text: value || t("none"), ...extra }));
@@ -1214,9 +1313,9 @@ function renderDetails() {
   fill(pane,
     h("h3", { text: t("details") }),
     h("dl", {},
-      vouched("name", "name", visitor.name, "visitor-name"),
-      vouched("email", "email", visitor.email, "visitor-email"),
-      row("phone", visitor.phone),
+      vouched("name", "name", visitor.name || contact?.name, "visitor-name"),
+      vouched("email", "email", visitor.email || contact?.email, "visitor-email"),
+      row("phone", visitor.phone || contact?.phone, { class: "visitor-phone" }),
       row("identified", answer.identified ? `${t("yes")} (${visitor.external_id})` : t("no")),
       attributes.length ? h("div", { class: "detail" },
         h("dt", { text: t("signed_attributes") }),
@@ -1226,17 +1325,34 @@ function renderDetails() {
       h("div", { class: "detail" }, h("dt", { text: t("page") }), h("dd", { dir: "auto" }, page || t("none"))),
       row("referrer", visitor.referrer),
       row("browser", visitor.user_agent),
-      row("language", visitor.locale),
+      row("language", visitor.locale ? `${languageName(visitor.locale)} (${visitor.locale})` : null),
       answer.rating ? row("rating", `${"★".repeat(answer.rating.score)}${"☆".repeat(5 - answer.rating.score)} ${answer.rating.comment || ""}`) : null),
+    contactSection(contact),
     h("h4", { text: t("past") }),
     answer.past_conversations?.length
       ? h("ul", { class: "past" }, answer.past_conversations.map((past) => h("li", {},
         h("button", {
           class: "link",
           text: `${clock(past.created_at)} · ${t(`state_${past.state}`)}`,
-          on: { click: () => { store.others.set(past.id, past); openConversation(past.id); } },
+          on: { click: () => openConversation(past.id, past) },
         }))))
       : h("p", { class: "muted", text: t("none") }));
+}
+
+/** What the visitor left in the contact form of this conversation, if anything. */
+function contactSection(contact) {
+  if (!contact || !(contact.name || contact.email || contact.phone || contact.message)) return null;
+  const line = (label, value, className) => (value
+    ? h("div", { class: "detail" }, h("dt", { text: t(label) }), h("dd", { class: className, dir: "auto", text: value }))
+    : null);
+  return h("section", { class: "contact-left", id: "contact-left" },
+    h("h4", { text: t("contact_left") }),
+    h("dl", {},
+      line("name", contact.name, "contact-name"),
+      line("email", contact.email, "contact-email"),
+      line("phone", contact.phone, "contact-phone"),
+      line("contact_message", contact.message, "contact-message"),
+      contact.created_at ? line("contact_at", clock(contact.created_at), "contact-at") : null));
 }
 
 /** A link only for http(s) addresses; anything else stays text. */
@@ -1300,12 +1416,12 @@ function openAccount() {
 // ---------------------------------------------------------------- live view for supervisors
 
 function renderLive() {
-  const view = $("view-live");
-  const agents = [...store.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const queued = [...store.queue.values()];
+  const root = $("view-live");
+  const agents = [...state.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const queued = [...state.queue.values()];
   const longest = queued.reduce((max, entry) => Math.max(max, Date.now() - entry.waiting_since), 0);
   const queueLength = Math.max(queued.length, listFor("queue").length);
-  fill(view,
+  fill(root,
     h("div", { class: "cards" },
       h("div", { class: "card stat" }, h("span", { text: t("live_queue") }), h("b", { id: "live-queue-length", text: number(queueLength) })),
       h("div", { class: "card stat" }, h("span", { text: t("live_longest") }), h("b", { id: "live-longest-wait", text: queueLength ? duration(longest) : t("none") })),
@@ -1345,20 +1461,20 @@ function wire() {
   $("search").addEventListener("input", onSearch);
   document.addEventListener("keydown", onShortcut);
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && store.view === "inbox") markSeen();
+    if (!document.hidden && view === "inbox") markSeen();
   });
-  window.addEventListener("hashchange", () => store.me && routeHash());
+  window.addEventListener("hashchange", () => state.me && routeHash());
   setupNotifications();
   // Wait times tick; the queue and agents are re-read in case a frame was missed.
   setInterval(() => {
-    if (!store.me) return;
-    if (store.view === "inbox") renderListSoon();
-    if (store.view === "live") renderLive();
+    if (!state.me) return;
+    if (view === "inbox") tickWaits();
+    if (view === "live") renderLive();
   }, 15_000);
   setInterval(() => {
-    if (!store.me) return;
+    if (!state.me) return;
     refreshQueue();
-    if (store.view === "live") refreshAgents();
+    if (view === "live") refreshAgents();
   }, 10_000);
 }
 
@@ -1369,4 +1485,3 @@ window.addEventListener("unhandledrejection", (event) => window.salamErrors.push
 
 wire();
 start();
-

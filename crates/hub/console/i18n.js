@@ -3,6 +3,41 @@
 
 const STRINGS = {
   en: {
+    // issue 15: inbox
+    messages_label: "Messages",
+    no_selection_title: "No conversation open",
+    no_selection_hint: "New chats appear in the queue; Alt+1…9 switches between your open chats.",
+    details_placeholder: "The visitor's details show here when a conversation is open.",
+    back_to_list: "← Conversations",
+    close_tab: "Close this tab",
+    visitor_from: "Visitor ({language})",
+    no_messages_yet: "No messages yet",
+    preview_agent: "You or a colleague",
+    search_everywhere: "{n} results in every tab, closed ones included",
+    error_at_capacity: "You already have as many chats as your capacity allows. Close one (or ask an admin to raise your capacity) before taking another.",
+    error_forbidden: "You cannot do that in this conversation (it may be someone else's now, or you are away).",
+    error_not_found: "That conversation, agent or department is not there any more.",
+    error_conversation_closed: "This conversation is closed.",
+    error_rate_limited: "Too many actions at once; wait a moment and try again.",
+    error_store_unavailable: "The hub cannot save right now; try again in a moment.",
+    error_internal: "The hub had a problem with that; try again, and tell an admin if it keeps happening.",
+    send_gave_up: "the hub kept refusing it, so it was not sent; copy the text and try again",
+    offer_title: "New chat for you",
+    offer_accept: "Accept",
+    offer_decline: "Let it pass",
+    offer_countdown: { one: "{n} second left to accept", other: "{n} seconds left to accept" },
+    event_queued: "waiting for a person",
+    event_joined: "{agent} joined the conversation",
+    event_transferred_to_agent: "transferred to {agent}",
+    event_transferred_to_department: "transferred to the {department} team",
+    event_requeued: "back in the queue for the next available agent",
+    event_closed_by_agent: "closed by {agent}",
+    event_closed_by_visitor: "closed by the visitor",
+    event_closed_idle: { one: "closed after {n} minute without activity", other: "closed after {n} minutes without activity" },
+    event_closed_erased: "closed: the visitor's data was erased",
+    contact_left: "Contact details left in this conversation",
+    contact_message: "Message",
+    contact_at: "Left at",
     title: "Salam console",
     sign_in: "Sign in",
     sign_out: "Sign out",
@@ -193,7 +228,7 @@ const STRINGS = {
     r_no_data: "no data",
     // issue 15: admin and reports
     // A value that is an object holds the plural forms of a counted phrase, for
-    // countPhrase(): the categories of Intl.PluralRules in that language ({n}: the
+    // plural(): the categories of Intl.PluralRules in that language ({n}: the
     // count, in the language's digits).
     r_with_bot: { one: "{n} with the bot", other: "{n} with the bot" },
     r_settled: { one: "{n} settled by the bot", other: "{n} settled by the bot" },
@@ -265,6 +300,41 @@ const STRINGS = {
     error: "Something went wrong: {message}",
   },
   ar: {
+    // issue 15: inbox
+    messages_label: "الرسائل",
+    no_selection_title: "لا محادثة مفتوحة",
+    no_selection_hint: "تظهر المحادثات الجديدة في قائمة الانتظار؛ ينتقل ‏Alt+1…9 بين محادثاتك المفتوحة.",
+    details_placeholder: "تظهر بيانات الزائر هنا عند فتح محادثة.",
+    back_to_list: "→ المحادثات",
+    close_tab: "أغلق هذا التبويب",
+    visitor_from: "زائر ({language})",
+    no_messages_yet: "لا رسائل بعد",
+    preview_agent: "أنت أو زميل",
+    search_everywhere: "{n} نتيجة في كل التبويبات، ومنها المغلقة",
+    error_at_capacity: "لديك بالفعل أقصى عدد من المحادثات تسمح به سعتك. أغلق واحدة (أو اطلب من المسؤول رفع سعتك) قبل أخذ أخرى.",
+    error_forbidden: "لا يمكنك فعل ذلك في هذه المحادثة (ربما صارت لزميل، أو حالتك بعيد).",
+    error_not_found: "تلك المحادثة أو الموظف أو القسم لم يعد موجودًا.",
+    error_conversation_closed: "هذه المحادثة مغلقة.",
+    error_rate_limited: "إجراءات كثيرة دفعة واحدة؛ انتظر لحظة ثم أعد المحاولة.",
+    error_store_unavailable: "لا يستطيع الخادم الحفظ الآن؛ أعد المحاولة بعد لحظة.",
+    error_internal: "واجه الخادم مشكلة في ذلك؛ أعد المحاولة، وأخبر المسؤول إن تكررت.",
+    send_gave_up: "رفضها الخادم مرارًا فلم تُرسل؛ انسخ النص وأعد المحاولة",
+    offer_title: "محادثة جديدة لك",
+    offer_accept: "قبول",
+    offer_decline: "دعها تمر",
+    offer_countdown: { zero: "انتهت مهلة القبول", one: "ثانية واحدة متبقية للقبول", two: "ثانيتان متبقيتان للقبول", few: "{n} ثوانٍ متبقية للقبول", many: "{n} ثانية متبقية للقبول", other: "{n} ثانية متبقية للقبول" },
+    event_queued: "بانتظار موظف",
+    event_joined: "انضم {agent} إلى المحادثة",
+    event_transferred_to_agent: "حُوّلت إلى {agent}",
+    event_transferred_to_department: "حُوّلت إلى فريق {department}",
+    event_requeued: "عادت إلى قائمة الانتظار لأول موظف متاح",
+    event_closed_by_agent: "أغلقها {agent}",
+    event_closed_by_visitor: "أغلقها الزائر",
+    event_closed_idle: { zero: "أُغلقت بعد {n} دقيقة دون نشاط", one: "أُغلقت بعد دقيقة واحدة دون نشاط", two: "أُغلقت بعد دقيقتين دون نشاط", few: "أُغلقت بعد {n} دقائق دون نشاط", many: "أُغلقت بعد {n} دقيقة دون نشاط", other: "أُغلقت بعد {n} دقيقة دون نشاط" },
+    event_closed_erased: "أُغلقت: حُذفت بيانات الزائر",
+    contact_left: "بيانات التواصل التي تركها في هذه المحادثة",
+    contact_message: "الرسالة",
+    contact_at: "في",
     title: "لوحة سلام",
     sign_in: "تسجيل الدخول",
     sign_out: "تسجيل الخروج",
@@ -308,7 +378,7 @@ const STRINGS = {
     reply: "رد",
     note: "ملاحظة داخلية",
     note_label: "ملاحظة داخلية · لا تُرسل إلى الزائر أبدًا",
-    reply_placeholder: "اكتب ردًا… (Enter للإرسال، Shift+Enter لسطر جديد، / للردود الجاهزة)",
+    reply_placeholder: "اكتب ردًا… (\u2068Enter\u2069 للإرسال، \u2068Shift+Enter\u2069 لسطر جديد، \u2068/\u2069 للردود الجاهزة)",
     note_placeholder: "اكتب ملاحظة داخلية… (يراها الموظفون فقط)",
     send: "إرسال",
     sending: "جارٍ الإرسال…",
@@ -524,6 +594,41 @@ const STRINGS = {
     error: "حدث خطأ: {message}",
   },
   fa: {
+    // issue 15: inbox
+    messages_label: "پیام‌ها",
+    no_selection_title: "هیچ گفتگویی باز نیست",
+    no_selection_hint: "گفتگوهای تازه در صف انتظار می‌آیند؛ ‏Alt+1…9 میان گفتگوهای باز شما جابه‌جا می‌شود.",
+    details_placeholder: "با باز کردن یک گفتگو، مشخصات بازدیدکننده اینجا می‌آید.",
+    back_to_list: "→ گفتگوها",
+    close_tab: "بستن این زبانه",
+    visitor_from: "بازدیدکننده ({language})",
+    no_messages_yet: "هنوز پیامی نیست",
+    preview_agent: "شما یا همکار",
+    search_everywhere: "{n} نتیجه در همهٔ زبانه‌ها، با گفتگوهای بسته",
+    error_at_capacity: "به سقف گفتگوهای هم‌زمان خود رسیده‌اید. پیش از برداشتن گفتگوی دیگر یکی را ببندید (یا از مدیر بخواهید ظرفیتتان را بیشتر کند).",
+    error_forbidden: "این کار در این گفتگو ممکن نیست (شاید اکنون با همکار دیگری است، یا وضعیت شما دور است).",
+    error_not_found: "آن گفتگو، کارشناس یا بخش دیگر وجود ندارد.",
+    error_conversation_closed: "این گفتگو بسته شده است.",
+    error_rate_limited: "کارهای زیادی با هم؛ کمی صبر کنید و دوباره بکوشید.",
+    error_store_unavailable: "سرور اکنون نمی‌تواند ذخیره کند؛ کمی بعد دوباره بکوشید.",
+    error_internal: "سرور در این کار به مشکل خورد؛ دوباره بکوشید و اگر تکرار شد به مدیر بگویید.",
+    send_gave_up: "سرور بارها آن را نپذیرفت و فرستاده نشد؛ متن را رونوشت کنید و دوباره بکوشید",
+    offer_title: "گفتگوی تازه برای شما",
+    offer_accept: "پذیرفتن",
+    offer_decline: "بگذار برود",
+    offer_countdown: { one: "{n} ثانیه تا پایان مهلت پذیرش", other: "{n} ثانیه تا پایان مهلت پذیرش" },
+    event_queued: "در انتظار یک کارشناس",
+    event_joined: "{agent} به گفتگو پیوست",
+    event_transferred_to_agent: "به {agent} واگذار شد",
+    event_transferred_to_department: "به تیم {department} واگذار شد",
+    event_requeued: "بازگشت به صف برای نخستین کارشناس آزاد",
+    event_closed_by_agent: "{agent} گفتگو را بست",
+    event_closed_by_visitor: "بازدیدکننده گفتگو را بست",
+    event_closed_idle: { one: "پس از {n} دقیقه بی‌فعالیتی بسته شد", other: "پس از {n} دقیقه بی‌فعالیتی بسته شد" },
+    event_closed_erased: "بسته شد: داده‌های بازدیدکننده پاک شد",
+    contact_left: "اطلاعات تماسی که در این گفتگو گذاشت",
+    contact_message: "پیام",
+    contact_at: "زمان",
     title: "کنسول سلام",
     sign_in: "ورود",
     sign_out: "خروج",
@@ -567,7 +672,7 @@ const STRINGS = {
     reply: "پاسخ",
     note: "یادداشت داخلی",
     note_label: "یادداشت داخلی · هرگز برای بازدیدکننده فرستاده نمی‌شود",
-    reply_placeholder: "پاسخ بنویسید… (Enter می‌فرستد، Shift+Enter خط تازه، / پاسخ‌های آماده)",
+    reply_placeholder: "پاسخ بنویسید… (\u2068Enter\u2069 می‌فرستد، \u2068Shift+Enter\u2069 خط تازه، \u2068/\u2069 پاسخ‌های آماده)",
     note_placeholder: "یادداشت داخلی بنویسید… (فقط کارشناسان می‌بینند)",
     send: "ارسال",
     sending: "در حال ارسال…",
@@ -817,6 +922,20 @@ export function t(key, vars = {}) {
   return phrase.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
 }
 
+/**
+ * A phrase that depends on a count, in the language's plural form (`Intl.PluralRules`:
+ * Arabic has six forms, English and Persian two). `STRINGS[lang][key]` is an object of
+ * forms (`zero`, `one`, `two`, `few`, `many`, `other`); `{n}` is the count in the
+ * language's digits.
+ */
+export function plural(key, count, vars = {}) {
+  const forms = STRINGS[current][key] ?? STRINGS.en[key];
+  const form = new Intl.PluralRules(current).select(count);
+  const phrase = typeof forms === "object" && forms ? forms[form] ?? forms.other : key;
+  const values = { ...vars, n: number(count) };
+  return String(phrase).replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : ""));
+}
+
 /** A duration in milliseconds as "4 min", "2 h 5 min", "35 s". */
 export function duration(ms) {
   if (ms === null || ms === undefined) return t("none");
@@ -844,15 +963,3 @@ export function number(value, digits = 0) {
   return new Intl.NumberFormat(current, { maximumFractionDigits: digits }).format(value);
 }
 
-// issue 15: admin and reports
-/**
- * The counted phrase `key` for `count` in the UI language: its plural form chosen by
- * Intl.PluralRules (Arabic has six), `{n}` the count in the language's digits, other
- * `{name}`s from `vars`.
- */
-export function countPhrase(key, count, vars = {}) {
-  const forms = STRINGS[current][key] ?? STRINGS.en[key] ?? {};
-  const phrase = forms[new Intl.PluralRules(current).select(count)] ?? forms.other ?? key;
-  const values = { n: number(count), ...vars };
-  return phrase.replace(/\{(\w+)\}/g, (_, name) => (name in values ? String(values[name]) : ""));
-}

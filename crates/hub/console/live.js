@@ -14,6 +14,19 @@ const PING_MS = 20_000;
 const BACKOFF_MAX_MS = 15_000;
 /** Errors after which a send is worth retrying with the same client_id. */
 const RETRYABLE = new Set(["rate_limited", "store_unavailable", "internal"]);
+/**
+ * A refused send is resent at most this many times, after 1.5 s, 3 s, 6 s, ... (at most
+ * 30 s apart); then live.js gives up and says so (`handlers.gaveUp`), and the console
+ * shows the line as not sent. A reconnect starts the count again.
+ */
+export const MAX_RETRIES = 5;
+const RETRY_FIRST_MS = 1_500;
+const RETRY_MAX_MS = 30_000;
+
+/** How long to wait before the `attempt`-th resend (1-based). */
+export function retryDelay(attempt) {
+  return Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (attempt - 1));
+}
 /** Close codes: the session ended (sign in again); the role or sites changed. */
 const SESSION_ENDED = 4001;
 const ACCESS_CHANGED = 4003;
@@ -23,12 +36,14 @@ export class Live {
    * `handlers.frame(frame)` gets every frame from the hub; `handlers.status(s)` gets
    * "connecting", "connected" or "disconnected"; `handlers.welcome(frame)` runs after
    * each greeting, before the resumes are sent; `lastSeq(id)` tells where to resume;
-   * `handlers.ended()` runs when the hub ended the session.
+   * `handlers.ended()` runs when the hub ended the session; `handlers.gaveUp(clientId,
+   * code)` when a send was refused MAX_RETRIES times and is no longer resent.
    */
   constructor(handlers) {
     this.handlers = handlers;
     this.socket = null;
     this.pending = new Map(); // client_id -> send frame
+    this.retries = new Map(); // client_id -> resends after an error so far
     this.attempt = 0;
     this.stopped = false;
     this.ready = false;
@@ -64,12 +79,11 @@ export class Live {
         return;
       }
       if (frame.type === "welcome") this.onWelcome(frame);
-      else if (frame.type === "ack") this.pending.delete(frame.client_id);
+      else if (frame.type === "ack") this.settle(frame.client_id);
       else if (frame.type === "error" && frame.client_id && RETRYABLE.has(frame.code)) {
-        // Kept in `pending`: resent a little later with the same client_id.
-        setTimeout(() => this.resend(frame.client_id), 1500);
+        this.retryLater(frame.client_id, frame.code);
       } else if (frame.type === "error" && frame.client_id) {
-        this.pending.delete(frame.client_id);
+        this.settle(frame.client_id);
       }
       this.handlers.frame(frame);
     });
@@ -100,6 +114,7 @@ export class Live {
     for (const conversation of this.handlers.resumable()) {
       this.raw({ type: "resume", conversation, after: this.handlers.lastSeq(conversation) });
     }
+    this.retries.clear();
     for (const clientId of this.pending.keys()) this.resend(clientId);
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.raw({ type: "ping" }), PING_MS);
@@ -112,6 +127,25 @@ export class Live {
       return true;
     }
     return false;
+  }
+
+  /** A send is done with (acknowledged, refused for good, or given up). */
+  settle(clientId) {
+    this.pending.delete(clientId);
+    this.retries.delete(clientId);
+  }
+
+  /** Resends a refused send with the same client_id after a growing delay, or gives up. */
+  retryLater(clientId, code) {
+    if (!this.pending.has(clientId)) return;
+    const attempt = (this.retries.get(clientId) || 0) + 1;
+    if (attempt > MAX_RETRIES) {
+      this.settle(clientId);
+      this.handlers.gaveUp?.(clientId, code);
+      return;
+    }
+    this.retries.set(clientId, attempt);
+    setTimeout(() => this.resend(clientId), retryDelay(attempt));
   }
 
   resend(clientId) {

@@ -3,7 +3,7 @@
 // element.style).
 
 import { get, post, query } from "./api.js";
-import { countPhrase, duration, number, t } from "./i18n.js";
+import { duration, number, plural, t } from "./i18n.js";
 import { fill, h, svg } from "./dom.js";
 
 const DAY_MS = 86_400_000;
@@ -66,13 +66,13 @@ function drawReport(output, report, rules, context) {
   fill(output,
     h("div", { class: "cards" },
       stat("r_conversations", number(report.conversations), "r-conversations",
-        countPhrase("r_with_bot", report.bot_conversations)),
+        plural("r_with_bot", report.bot_conversations)),
       stat("r_deflection", report.deflection_rate === null || report.deflection_rate === undefined
         ? t("r_no_data") : `${number(report.deflection_rate * 100, 1)}%`, "r-deflection",
-      countPhrase("r_settled", report.deflected)),
+      plural("r_settled", report.deflected)),
       stat("r_satisfaction", satisfaction.average === null || satisfaction.average === undefined
         ? t("r_no_data") : number(satisfaction.average, 2), "r-satisfaction-average",
-      countPhrase("r_ratings", satisfaction.count, {
+      plural("r_ratings", satisfaction.count, {
         avg: satisfaction.average === null || satisfaction.average === undefined ? t("none") : number(satisfaction.average, 2),
         max: number(5),
       }))),
@@ -131,7 +131,7 @@ function clusterRow(cluster, rules, context) {
     h("td", {},
       h("div", { dir: "auto", class: "cluster-text", text: cluster.text }),
       others.length ? h("div", { dir: "auto", class: "muted cluster-others", text: others.join(" · ") }) : null),
-    h("td", { class: "num", text: countPhrase("r_times", cluster.total) }),
+    h("td", { class: "num", text: plural("r_times", cluster.total) }),
     teach);
 }
 

@@ -38,7 +38,7 @@ pub async fn visible_conversation(
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    /// `queued`, `mine`, `open` (default), `closed`, `bot`, `assigned`.
+    /// `queued`, `mine`, `open` (default), `closed`, `bot`, `assigned`, `all`.
     state: Option<String>,
     /// Search in visitor name, e-mail and message text.
     q: Option<String>,
@@ -46,7 +46,8 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-/// `GET /api/conversations?state=queued|mine|open|closed&q=TEXT&site=ID`
+/// `GET /api/conversations?state=queued|mine|open|closed|all&q=TEXT&site=ID` (`all`:
+/// every state, closed included: the console's search across its tabs).
 pub async fn conversations(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -65,6 +66,7 @@ pub async fn conversations(
     };
     match query.state.as_deref().unwrap_or("open") {
         "open" => {}
+        "all" => filter.include_closed = true,
         "mine" => {
             filter.state = Some(ConversationState::Assigned);
             filter.agent_id = Some(me.agent.id.clone());
@@ -74,7 +76,7 @@ pub async fn conversations(
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::BadField,
-                    "state must be queued, mine, open, closed, bot or assigned",
+                    "state must be queued, mine, open, closed, bot, assigned or all",
                 )
             })?);
         }
@@ -85,7 +87,8 @@ pub async fn conversations(
 }
 
 /// `GET /api/conversations/{id}`: the summary, the visitor's details, their past
-/// conversations and the rating.
+/// conversations, the rating, and the contact details they left (the contact form's
+/// name, e-mail, phone and message; `null` if none).
 pub async fn conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -101,6 +104,7 @@ pub async fn conversation(
         .filter(|other| other.id != found.id)
         .map(|other| other.summary())
         .collect();
+    let contact = state.store.contact_of(&id, &found.visitor_id).await?;
     let rating = state
         .store
         .rating(&id)
@@ -127,6 +131,7 @@ pub async fn conversation(
         "identified": visitor.as_ref().is_some_and(|v| v.external_id.is_some()),
         "past_conversations": past,
         "rating": rating,
+        "contact": contact,
     }))
     .into_response())
 }

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The caller may not touch this conversation or do this action.
     Forbidden,
+    /// Agents: a `take` (or a transfer to an agent) refused because the agent already
+    /// holds as many chats as their capacity.
+    AtCapacity,
     /// The site key is unknown.
     UnknownSite,
     /// The conversation (or other object) does not exist.
@@ -77,6 +80,7 @@ impl ErrorCode {
             ErrorCode::AlreadyGreeted => "already_greeted",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::AtCapacity => "at_capacity",
             ErrorCode::UnknownSite => "unknown_site",
             ErrorCode::NotFound => "not_found",
             ErrorCode::ConversationClosed => "conversation_closed",

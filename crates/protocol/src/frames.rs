@@ -500,6 +500,13 @@ pub struct ConversationSummary {
     pub last_seq: u64,
     /// The visitor (for agents; the visitor's own entry for a visitor).
     pub visitor: Author,
+    /// Agents: the e-mail the visitor gave (identity or contact form), so an inbox can
+    /// name a visitor who gave no name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_email: Option<String>,
+    /// Agents: the visitor's locale (`ar`, `fa-IR`, ...), the last resort for naming them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_locale: Option<String>,
     /// The assigned agent, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Author>,

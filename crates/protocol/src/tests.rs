@@ -143,6 +143,7 @@ fn error_code_names_match_serde() {
         ErrorCode::AlreadyGreeted,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::AtCapacity,
         ErrorCode::UnknownSite,
         ErrorCode::NotFound,
         ErrorCode::ConversationClosed,

@@ -176,8 +176,11 @@ pub struct Canned {
 /// Which conversations to list.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
-    /// Only this state (`None`: open ones, that is, all but closed).
+    /// Only this state (`None`: open ones, that is, all but closed, unless
+    /// `include_closed`).
     pub state: Option<ConversationState>,
+    /// With `state: None`, closed ones too (a search across every tab).
+    pub include_closed: bool,
     /// Only conversations assigned to this agent.
     pub agent_id: Option<String>,
     /// Visitor name, e-mail or message text containing this (case-insensitive).
@@ -323,6 +326,9 @@ pub struct Conversation {
     pub site_id: String,
     pub visitor_id: String,
     pub visitor_name: Option<String>,
+    /// The visitor's e-mail and locale, which name an anonymous visitor in the inbox.
+    pub visitor_email: Option<String>,
+    pub visitor_locale: Option<String>,
     pub state: ConversationState,
     pub agent_id: Option<String>,
     pub agent_name: Option<String>,
@@ -354,6 +360,8 @@ impl Conversation {
                 id: Some(self.visitor_id.clone()),
                 name: self.visitor_name.clone(),
             },
+            visitor_email: self.visitor_email.clone(),
+            visitor_locale: self.visitor_locale.clone(),
             agent: self.agent_id.as_ref().map(|id| Author {
                 kind: AuthorKind::Agent,
                 id: Some(id.clone()),
@@ -446,6 +454,9 @@ impl Transition {
 }
 
 /// What became of a [`Transition`].
+// One value per transition, moved once to the caller and never kept in bulk: boxing
+// the larger variant would buy nothing but an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transitioned {
     /// Applied: the conversation as it is now, and its committed system line.
@@ -806,6 +817,13 @@ pub trait Store: Send + Sync + 'static {
         site_ids: &[String],
         page: Page,
     ) -> Result<Vec<OfflineRequest>, StoreError>;
+    /// The contact details a visitor left in a conversation: the request made in it,
+    /// else the visitor's open request (which later forms update), else none.
+    async fn contact_of(
+        &self,
+        conversation: &str,
+        visitor_id: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError>;
     /// Stores (or replaces) the rating of a conversation.
     async fn rate(
         &self,

@@ -341,7 +341,7 @@ fn agent_where(
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
      c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
-     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at \
+     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
@@ -352,6 +352,8 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
         site_id: row.get(1)?,
         visitor_id: row.get(2)?,
         visitor_name: row.get(3)?,
+        visitor_email: row.get(17)?,
+        visitor_locale: row.get(18)?,
         state: ConversationState::parse(&state).unwrap_or(ConversationState::Closed),
         agent_id: row.get(5)?,
         agent_name: row.get(6)?,
@@ -1738,6 +1740,7 @@ impl Store for SqliteStore {
             let mut sql = format!("{CONVERSATION_SELECT} WHERE c.site_id = ?1");
             match filter.state {
                 Some(state) => sql.push_str(&format!(" AND c.state = '{}'", state.as_str())),
+                None if filter.include_closed => {}
                 None => sql.push_str(" AND c.state != 'closed'"),
             }
             if filter.agent_id.is_some() {
@@ -2026,6 +2029,28 @@ impl Store for SqliteStore {
             all.sort_by_key(|request| std::cmp::Reverse(request.id));
             all.truncate(page.limit as usize);
             Ok(all)
+        })
+        .await
+    }
+
+    async fn contact_of(
+        &self,
+        conversation: &str,
+        visitor_id: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError> {
+        let (conversation, visitor_id) = (conversation.to_owned(), visitor_id.to_owned());
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {OFFLINE_REQUEST_COLUMNS} FROM offline_requests WHERE visitor_id = ?1 \
+                     AND (conversation_id = ?2 OR done_at IS NULL) \
+                     ORDER BY conversation_id IS ?2 DESC, id DESC LIMIT 1"
+                ))
+                .map_err(map_err)?;
+            let mut rows = statement
+                .query_map(params![visitor_id, conversation], offline_request_from_row)
+                .map_err(map_err)?;
+            rows.next().transpose().map_err(map_err)
         })
         .await
     }

@@ -4,7 +4,8 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`); without them the tests fail with a message saying so. Every
 //! test starts its own chromedriver on a free port and Chromium with a fresh profile.
-//! Screenshots of the main screens go to `target/screenshots/console-*.png`.
+//! Screenshots of the main screens go to `target/screenshots/console-*.png`. The inbox
+//! of issue 15 (names, previews, offers, phone layout, axe-core) is in `inbox.rs`.
 //!
 //! Tests return `anyhow::Result` and check with `ensure!`, so a failure still closes
 //! the browsers (and saves a screenshot of where it stopped).
@@ -1147,3 +1148,5 @@ fn every_console_string_is_translated() -> Result<()> {
     );
     Ok(())
 }
+
+mod inbox;

@@ -134,6 +134,7 @@ fn routing_code(err: RoutingError) -> ErrorCode {
         | RoutingError::UnknownConversation
         | RoutingError::UnservedDepartment => ErrorCode::NotFound,
         RoutingError::AlreadyClosed => ErrorCode::ConversationClosed,
+        RoutingError::OverCapacity => ErrorCode::AtCapacity,
         _ => ErrorCode::Forbidden,
     }
 }

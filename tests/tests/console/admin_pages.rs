@@ -281,6 +281,17 @@ async fn alerts_and_reports_speak_the_readers_language() -> Result<()> {
         accessible(admin, "the alerts in Arabic").await?;
         admin.language("en").await?;
         admin.wait_text("#alerts-table", "Low rating").await?;
+        // A new low rating pops up live, in words too.
+        settled
+            .send_json(&json!({"type": "rate", "conversation": settled_id, "score": 2}))
+            .await?;
+        admin
+            .wait_text("#toast", "Low rating · Rated 2 of 5")
+            .await?;
+        ensure!(
+            !text_of(admin, "#toast").await?.contains("low_rating"),
+            "raw code in the toast"
+        );
         let link = format!("#alerts-table a.alert-conversation[data-conversation='{unhappy_id}']");
         ensure!(
             admin
@@ -306,7 +317,7 @@ async fn alerts_and_reports_speak_the_readers_language() -> Result<()> {
         Ok(())
     })
     .await?;
-    drop((open, typist));
+    drop((open, typist, settled));
     Ok(())
 }
 
@@ -352,10 +363,22 @@ async fn site_settings_allow_a_refused_origin_and_edit_the_callback_threshold() 
         owner.click("#admin-tab-sites").await?;
         let entry = format!("{card} .refused-list li[data-origin='{foreign}']");
         owner.find(&entry).await?;
+        // How often depends on the widget's attempts: once, or a few times.
         owner.wait_text(&entry, "refused").await?;
+        owner.wait_text(&entry, ", last ").await?;
         scroll_to(owner, &entry).await?;
         owner.screenshot("settings-refused-origin").await?;
         accessible(owner, "the site settings").await?;
+        // The same in Arabic (right to left), then back.
+        owner.language("ar").await?;
+        owner.wait_text(&entry, "رُفض").await?;
+        owner.wait_text(&entry, "آخرها").await?;
+        owner.wait_text(&format!("{entry} .refused-allow"), "السماح").await?;
+        scroll_to(owner, &entry).await?;
+        owner.screenshot("settings-refused-origin-ar").await?;
+        accessible(owner, "the site settings in Arabic").await?;
+        owner.language("en").await?;
+        owner.find(&format!("{entry} .refused-allow")).await?;
         owner.click(&format!("{entry} .refused-allow")).await?;
         owner.find(&format!("{card} .refused-none")).await?;
         let origins = owner

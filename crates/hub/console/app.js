@@ -1028,10 +1028,10 @@ async function toggleTransfer() {
     })));
   const departmentSelect = h("select", { id: "transfer-department", attrs: { "aria-label": t("transfer_to_department") } },
     h("option", { value: "", text: t("choose") }),
-    choices.map(({ name, served }) => h("option", {
+    choices.map(({ name, ofSite, served }) => h("option", {
       value: name,
-      text: served ? name : t("department_unserved", { name }),
-      disabled: !served,
+      text: !ofSite ? t("department_not_of_site", { name }) : served ? name : t("department_unserved", { name }),
+      disabled: !ofSite || !served,
     })));
   const note = h("textarea", { id: "transfer-note", dir: "auto", rows: 2, attrs: { "aria-label": t("transfer_note") } });
   fill(panel,
@@ -1352,7 +1352,7 @@ function contactSection(contact) {
       line("email", contact.email, "contact-email"),
       line("phone", contact.phone, "contact-phone"),
       line("contact_message", contact.message, "contact-message"),
-      contact.created_at ? line("contact_at", clock(contact.created_at), "contact-at") : null));
+      contact.at ? line("contact_at", clock(contact.at), "contact-at") : null));
 }
 
 /** A link only for http(s) addresses; anything else stays text. */

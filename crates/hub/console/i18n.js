@@ -4,6 +4,7 @@
 const STRINGS = {
   en: {
     // issue 15: inbox
+    department_not_of_site: "{name} (not a department of this site: an admin can add it)",
     messages_label: "Messages",
     no_selection_title: "No conversation open",
     no_selection_hint: "New chats appear in the queue; Alt+1…9 switches between your open chats.",
@@ -301,6 +302,7 @@ const STRINGS = {
   },
   ar: {
     // issue 15: inbox
+    department_not_of_site: "{name} (ليس قسمًا لهذا الموقع: يمكن للمسؤول إضافته)",
     messages_label: "الرسائل",
     no_selection_title: "لا محادثة مفتوحة",
     no_selection_hint: "تظهر المحادثات الجديدة في قائمة الانتظار؛ ينتقل ‏Alt+1…9 بين محادثاتك المفتوحة.",
@@ -595,6 +597,7 @@ const STRINGS = {
   },
   fa: {
     // issue 15: inbox
+    department_not_of_site: "{name} (بخشی از این سایت نیست: مدیر می‌تواند آن را بیفزاید)",
     messages_label: "پیام‌ها",
     no_selection_title: "هیچ گفتگویی باز نیست",
     no_selection_hint: "گفتگوهای تازه در صف انتظار می‌آیند؛ ‏Alt+1…9 میان گفتگوهای باز شما جابه‌جا می‌شود.",

@@ -437,23 +437,25 @@ export function reduce(state, event) {
 }
 
 /**
- * The departments a transfer of `summary` may go to: the site's own (from
- * `/api/departments`), those the site's chats carry (the bot's rules hand chats to
- * departments) and those its agents serve, sorted, each with whether some agent of the
- * site serves it (routing takes a department only then).
+ * The departments a transfer of `summary` may name: the site's own (from
+ * `/api/departments`) and those the site's chats carry (the bot's rules hand chats to
+ * departments the site may not list), sorted. Each says whether it is one of the
+ * site's (`ofSite`: the hub takes only those, since the visitor sees the name) and
+ * whether some agent of the site serves it (`served`: routing takes a department only
+ * then); only one that is both can be picked.
  */
 export function transferDepartments(state, departments, summary) {
-  const names = new Set(departments.filter((department) => department.site_id === summary.site).map((department) => department.name));
+  const ofSite = new Set(departments.filter((department) => department.site_id === summary.site).map((department) => department.name));
+  const names = new Set(ofSite);
   for (const other of [...state.conversations.values(), ...state.others.values()]) {
     if (other.site === summary.site && other.department) names.add(other.department);
   }
-  const ofSite = state.siteAgents.get(summary.site);
+  const agentsOfSite = state.siteAgents.get(summary.site);
   const served = new Set();
   for (const agent of state.agents.values()) {
-    if (!ofSite || ofSite.includes(agent.id)) for (const name of agent.departments || []) served.add(name);
+    if (!agentsOfSite || agentsOfSite.includes(agent.id)) for (const name of agent.departments || []) served.add(name);
   }
-  for (const name of served) names.add(name);
-  return [...names].sort().map((name) => ({ name, served: served.has(name) }));
+  return [...names].sort().map((name) => ({ name, ofSite: ofSite.has(name), served: served.has(name) }));
 }
 
 /**

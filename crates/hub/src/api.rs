@@ -104,7 +104,6 @@ pub async fn conversation(
         .filter(|other| other.id != found.id)
         .map(|other| other.summary())
         .collect();
-    let contact = state.store.contact_of(&id, &found.visitor_id).await?;
     let rating = state
         .store
         .rating(&id)
@@ -131,7 +130,6 @@ pub async fn conversation(
         "identified": visitor.as_ref().is_some_and(|v| v.external_id.is_some()),
         "past_conversations": past,
         "rating": rating,
-        "contact": contact,
     }))
     .into_response())
 }

@@ -124,19 +124,26 @@ mod tests {
         assert!(!refused.record("s1", "http://a.example", 2));
         assert!(refused.record("s1", "http://a.example", 1 + WARN_EVERY_MS));
         for i in 0..30 {
-            refused.record("s1", &format!("http://{i}.example"), 10 + i);
+            refused.record("s1", &format!("http://{i}.example"), 2 * WARN_EVERY_MS + i);
         }
         let list = refused.list("s1", |_| true);
         assert_eq!(list.len(), PER_SITE);
         assert_eq!(list[0].origin, "http://29.example", "newest first");
-        assert!(
-            list.iter()
-                .any(|o| o.origin == "http://a.example" && o.count == 3)
-        );
+        // The oldest went: the first ones, and `a` (seen before all of them).
+        assert!(list.iter().all(|o| o.origin != "http://a.example"));
+        assert!(!list.iter().any(|o| o.origin == "http://9.example"));
+        assert_eq!(list[PER_SITE - 1].origin, "http://10.example");
         // An origin allowed since drops out.
         let list = refused.list("s1", |origin| origin != "http://29.example");
         assert_eq!(list[0].origin, "http://28.example");
         assert!(refused.list("s2", |_| true).is_empty());
+        // Counts add up while an origin stays in the list.
+        refused.record("s1", "http://28.example", 3 * WARN_EVERY_MS);
+        let list = refused.list("s1", |_| true);
+        assert_eq!(
+            (list[0].origin.as_str(), list[0].count),
+            ("http://28.example", 2)
+        );
     }
 
     #[test]

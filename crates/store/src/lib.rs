@@ -454,9 +454,6 @@ impl Transition {
 }
 
 /// What became of a [`Transition`].
-// One value per transition, moved once to the caller and never kept in bulk: boxing
-// the larger variant would buy nothing but an allocation.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transitioned {
     /// Applied: the conversation as it is now, and its committed system line.
@@ -817,13 +814,6 @@ pub trait Store: Send + Sync + 'static {
         site_ids: &[String],
         page: Page,
     ) -> Result<Vec<OfflineRequest>, StoreError>;
-    /// The contact details a visitor left in a conversation: the request made in it,
-    /// else the visitor's open request (which later forms update), else none.
-    async fn contact_of(
-        &self,
-        conversation: &str,
-        visitor_id: &str,
-    ) -> Result<Option<OfflineRequest>, StoreError>;
     /// Stores (or replaces) the rating of a conversation.
     async fn rate(
         &self,

@@ -2033,28 +2033,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn contact_of(
-        &self,
-        conversation: &str,
-        visitor_id: &str,
-    ) -> Result<Option<OfflineRequest>, StoreError> {
-        let (conversation, visitor_id) = (conversation.to_owned(), visitor_id.to_owned());
-        self.read(move |connection| {
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {OFFLINE_REQUEST_COLUMNS} FROM offline_requests WHERE visitor_id = ?1 \
-                     AND (conversation_id = ?2 OR done_at IS NULL) \
-                     ORDER BY conversation_id IS ?2 DESC, id DESC LIMIT 1"
-                ))
-                .map_err(map_err)?;
-            let mut rows = statement
-                .query_map(params![visitor_id, conversation], offline_request_from_row)
-                .map_err(map_err)?;
-            rows.next().transpose().map_err(map_err)
-        })
-        .await
-    }
-
     async fn rate(
         &self,
         conversation: &str,

@@ -363,14 +363,17 @@ async fn accept_mode_offers_with_a_countdown_and_transfer_lists_departments() ->
     let hub = TestHub::start_with(|config| config.routing.accept_timeout_secs = 30).await?;
     let admin_token = hub.admin_token().await?;
     let (sara_id, sara_token) = hub.add_agent("Sara", Some(3), &["support"]).await?;
-    rest(
-        hub.addr,
-        &admin_token,
-        "POST",
-        "/api/departments",
-        json!({"site_id": hub.site.id, "name": "sales"}),
-    )
-    .await?;
+    let (omar_id, omar_token) = hub.add_agent("Omar", Some(3), &["returns"]).await?;
+    for department in ["returns", "sales", "support"] {
+        rest(
+            hub.addr,
+            &admin_token,
+            "POST",
+            "/api/departments",
+            json!({"site_id": hub.site.id, "name": department}),
+        )
+        .await?;
+    }
 
     with_browsers!(sara => {
         viewport(&sara, 1280, 800).await?;
@@ -405,21 +408,6 @@ async fn accept_mode_offers_with_a_countdown_and_transfer_lists_departments() ->
         sara.find("#chat-state[data-state='assigned']").await?;
         sara.wait("the offer card to go", &format!("return !document.querySelector(\"{card}\");")).await?;
 
-        // The transfer form: the site's own department ("sales", which no agent serves,
-        // so it cannot be picked) and the one the chat carries ("support", from the
-        // bot's hand-off rule), though the site does not list it.
-        sara.click("#transfer-button").await?;
-        sara.find("#transfer-department option[value='support']").await?;
-        let options = sara.js(
-            "return [...document.querySelectorAll('#transfer-department option')].filter((o) => o.value) \
-             .map((o) => [o.value, o.disabled]);",
-        ).await?;
-        ensure!(
-            options == json!([["sales", true], ["support", false]]),
-            "transfer departments: {options}"
-        );
-        sara.screenshot("transfer-departments").await?;
-
         // Another offer, let pass: the card goes at once, the chat is not Sara's.
         let (_other, other_chat) = visitor_asking(&hub, None, None, "I want to talk to a person now").await?;
         let other_card = format!("#offers .offer[data-id='{other_chat}']");
@@ -428,6 +416,38 @@ async fn accept_mode_offers_with_a_countdown_and_transfer_lists_departments() ->
         sara.wait("the declined card to go", &format!("return !document.querySelector(\"{other_card}\");")).await?;
         let stored = hub.state.store.conversation(&other_chat).await?.context("the other chat")?;
         ensure!(stored.state == ConversationState::Queued, "the chat let pass is {:?}", stored.state);
+
+        // The accepted chat goes to the returns team (Omar serves it), which the site
+        // then drops: the chat still carries it.
+        // (Omar comes online only now, so that the offers above were Sara's.)
+        let _omar = hub.agent(&omar_token).await?;
+        wait_presence(&hub, &sara_token, &omar_id, "online").await?;
+        sara.click("#transfer-button").await?;
+        sara.find("#transfer-department option[value='returns']").await?;
+        sara.select("#transfer-department", "returns").await?;
+        sara.click("#transfer-submit").await?;
+        hub.wait_for(&chat, |c| c.department == "returns").await?;
+        rest(hub.addr, &admin_token, "DELETE", &format!("/api/departments/returns?site={}", hub.site.id), Value::Null).await?;
+        sara.wait_text("#chat-header", "returns").await?;
+
+        // The transfer form: the site's departments ("support", which Sara serves;
+        // "sales", which nobody serves) and the one the chat carries, which the site no
+        // longer lists; each that cannot be picked says why.
+        sara.click("#transfer-button").await?;
+        sara.find("#transfer-department option[value='returns']").await?;
+        let options = sara.js(
+            "return [...document.querySelectorAll('#transfer-department option')].filter((o) => o.value) \
+             .map((o) => [o.value, o.disabled, o.textContent]);",
+        ).await?;
+        ensure!(
+            options == json!([
+                ["returns", true, "returns (not a department of this site: an admin can add it)"],
+                ["sales", true, "sales (no agent serves it)"],
+                ["support", false, "support"],
+            ]),
+            "transfer departments: {options}"
+        );
+        sara.screenshot("transfer-departments").await?;
         Ok(())
     })
 }

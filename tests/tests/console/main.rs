@@ -160,7 +160,12 @@ impl Browser {
 
     async fn sign_in(&self, hub: &TestHub, email: &str, password: &str) -> Result<()> {
         self.client.goto(&format!("{}/console", hub.http())).await?;
-        self.find("#login-email").await?;
+        // The form is in the page from the start, hidden until `/api/me` says no session.
+        self.wait(
+            "the sign-in form",
+            "return !document.getElementById('login-view').hidden;",
+        )
+        .await?;
         self.type_into("#login-email", email).await?;
         self.type_into("#login-password", password).await?;
         self.click("#login-submit").await?;

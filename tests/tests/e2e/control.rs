@@ -356,7 +356,7 @@ async fn capacity_counts_every_site_of_the_agent() -> anyhow::Result<()> {
         matches!(
             frame,
             ServerFrame::Error {
-                code: ErrorCode::Forbidden,
+                code: ErrorCode::AtCapacity,
                 ..
             }
         ),

@@ -190,15 +190,14 @@ test("at most WINDOWS_KEPT windows are kept, the least recently opened goes firs
   assert.equal(state.messages.has("c0"), false);
 });
 
-test("transfer departments: the site's own and those its chats carry, with whether served", () => {
+test("transfer departments: the site's own and those its chats carry, each with whether it can be picked", () => {
   let state = signedIn([summary("c1", { department: "returns" }), summary("c2", { site: "s2", department: "other" })]);
-  state = reduce(state, { type: "agents_rest", sites: { s1: [{ id: "a1", name: "A", departments: ["billing", "vip"] }] } });
+  state = reduce(state, { type: "agents_rest", sites: { s1: [{ id: "a1", name: "A", departments: ["billing", "returns", "vip"] }] } });
   const departments = [{ site_id: "s1", name: "billing" }, { site_id: "s2", name: "elsewhere" }, { site_id: "s1", name: "sales" }];
   assert.deepEqual(transferDepartments(state, departments, state.conversations.get("c1")), [
-    { name: "billing", served: true },
-    { name: "returns", served: false },
-    { name: "sales", served: false },
-    { name: "vip", served: true },
+    { name: "billing", ofSite: true, served: true },
+    { name: "returns", ofSite: false, served: true },
+    { name: "sales", ofSite: true, served: false },
   ]);
 });
 

@@ -1,6 +1,5 @@
 //! `transfer`: hands a conversation to another agent of its site or to a department
-//! of its site (one the site has: `/api/departments`, or one an agent of the site
-//! serves), with an optional note for the next agent (an internal note). The
+//! of its site (one the site has: `/api/departments`), with an optional note for the next agent (an internal note). The
 //! visitor is told. Answered once the new assignment is committed.
 
 use super::{AgentEndpoint, routing_code};
@@ -53,20 +52,7 @@ pub(super) async fn handle(
                     .departments(std::slice::from_ref(&site_id))
                     .await
                 {
-                    // The site's own departments, and those its agents serve: the
-                    // bot's rule files hand chats to departments that the site's
-                    // agents serve without the site listing them.
-                    Ok(departments) => departments
-                        .into_iter()
-                        .find(|d| d.name == name)
-                        .map(|d| d.name)
-                        .or_else(|| {
-                            let view = state.routing.view().site(&site_id);
-                            view.agents
-                                .iter()
-                                .any(|agent| agent.departments.contains(&name))
-                                .then_some(name)
-                        }),
+                    Ok(departments) => departments.into_iter().find(|d| d.name == name),
                     Err(err) => {
                         link.error(
                             conversation::store_code(&err),
@@ -84,7 +70,7 @@ pub(super) async fn handle(
                     .await;
                 return Flow::Continue;
             };
-            (Target::Department(known), None)
+            (Target::Department(known.name), None)
         }
         _ => {
             link.error(

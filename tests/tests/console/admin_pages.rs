@@ -492,15 +492,17 @@ async fn widget_element(browser: &Browser, css: &str) -> Result<Element> {
         .with_context(|| format!("no {css} in the widget"))
 }
 
-/// Waits for the widget's launcher, clicks it and waits for the panel.
+/// Waits for the widget, opens its panel with `Salam.open()` (which leaves an open panel
+/// open: a widget may come back open after a reload) and waits for it.
 async fn open_widget(browser: &Browser) -> Result<()> {
     browser
         .wait(
             "the widget's launcher",
-            "const root = document.querySelector('salam-chat')?.shadowRoot; return !!(root && root.querySelector('.L'));",
+            "const root = document.querySelector('salam-chat')?.shadowRoot; \
+             return !!(root && root.querySelector('.L') && window.Salam);",
         )
         .await?;
-    widget_element(browser, ".L").await?.click().await?;
+    browser.js("window.Salam.open(); return true;").await?;
     browser
         .wait(
             "the widget's panel",

@@ -5,7 +5,7 @@
 // every request.
 
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
-import { clock, lang, t } from "./i18n.js";
+import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 
 const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
@@ -403,6 +403,11 @@ function siteCard(site, context) {
   const logo = h("input", { type: "url", class: "site-logo", placeholder: "https://shop.example/logo.png", value: settings.logo ?? "" });
   const prechat = h("input", { type: "checkbox", class: "site-prechat", checked: !!settings.prechat });
   const bot = h("input", { type: "checkbox", class: "site-bot", checked: settings.bot !== false });
+  // Empty: the hub's default (600 s). Sent as typed: the hub says what it refuses.
+  const callbackAfter = h("input", {
+    type: "number", min: 0, step: 1, class: "narrow site-callback-after", placeholder: "600",
+    value: settings.callback_after_secs ?? "",
+  });
   // Who the bot speaks for: the rule pack's {placeholders}. Empty: the site's name and
   // first origin for the store name and website, nothing for the rest.
   const identity = settings.bot_identity || {};
@@ -424,15 +429,19 @@ function siteCard(site, context) {
       bot: bot.checked,
       bot_identity: botIdentity(settings.bot_identity ?? null, identityFields),
     };
+    if (callbackAfter.value.trim() === "") delete newSettings.callback_after_secs;
+    else newSettings.callback_after_secs = Number(callbackAfter.value);
     // The hub's message (a bad colour, a logo that is not https://, ...) is shown
     // beside the Save button, where the admin is looking.
     problem.textContent = "";
     try {
-      await patch(`/api/sites/${encodeURIComponent(site.id)}`, {
+      const answer = await patch(`/api/sites/${encodeURIComponent(site.id)}`, {
         name: name.value.trim(),
         origins: splitList(origins.value),
       });
-      await put(`/api/sites/${encodeURIComponent(site.id)}/settings`, newSettings);
+      site.origins = answer.site.origins;
+      const saved = await put(`/api/sites/${encodeURIComponent(site.id)}/settings`, newSettings);
+      site.settings = saved.settings ?? newSettings;
       context.toast(t("saved"));
     } catch (err) {
       problem.textContent = t("not_saved", { message: err.message });
@@ -443,13 +452,15 @@ function siteCard(site, context) {
     h("h3", { dir: "auto", text: site.name }),
     h("p", {}, h("span", { class: "label", text: `${t("public_key")}: ` }), h("code", { class: "site-key", text: site.key })),
     snippetBox(snippetFor(site), context),
+    refusedOrigins(site, origins, context),
     identityBlock(site, context),
     h("div", { class: "grid" },
       field("site_name", name), field("origins", origins), field("color", color),
       field("position_label", position), field("widget_locale", locale), field("logo", logo),
       ["en", "ar", "fa"].map((code) => h("label", { class: "field" }, h("span", { text: t("greeting", { lang: code }) }), greetings[code])),
       h("label", { class: "field check" }, prechat, h("span", { text: t("prechat") })),
-      h("label", { class: "field check" }, bot, h("span", { text: t("bot_enabled") }))),
+      h("label", { class: "field check" }, bot, h("span", { text: t("bot_enabled") })),
+      field("callback_after", callbackAfter)),
     h("fieldset", { class: "identity" },
       h("legend", { text: t("bot_identity") }),
       settings.bot_identity ? null : h("p", { class: "muted", text: t("bot_identity_pack") }),
@@ -460,6 +471,60 @@ function siteCard(site, context) {
       WEEKDAYS.map((day, index) => h("label", { class: "field day" }, h("span", { text: weekdayName(index) }), days[day]))),
     h("div", { class: "actions" }, h("button", { class: "primary site-save", text: t("save"), on: { click: save } })),
     problem);
+}
+
+/**
+ * Origins the hub refused the widget on for this site lately (newest first, from
+ * `GET /api/sites/{id}/refused-origins`), each with Allow: the site's origins with it
+ * added (`PATCH /api/sites/{id}`), after which the hub drops it from the list and the
+ * widget on that page connects. `originsBox` (the card's origins field) follows.
+ */
+function refusedOrigins(site, originsBox, context) {
+  const path = `/api/sites/${encodeURIComponent(site.id)}/refused-origins`;
+  const block = h("section", { class: "refused-origins", data: { site: site.id } });
+  const heading = () => h("h4", { text: t("refused_title") });
+  const allow = async (origin, button) => {
+    button.disabled = true;
+    const origins = [...new Set([...(site.origins || []), origin])];
+    const answer = await attempt(context, () => patch(`/api/sites/${encodeURIComponent(site.id)}`, { origins }));
+    if (answer) {
+      site.origins = answer.site.origins;
+      originsBox.value = site.origins.join("\n");
+      context.toast(t("refused_allowed", { origin }));
+    }
+    await load();
+  };
+  const load = async () => {
+    let answer;
+    try {
+      answer = await get(path);
+    } catch (err) {
+      fill(block, heading(), h("p", { class: "error", text: t("error", { message: err.message }) }));
+      return;
+    }
+    const refused = answer.origins || [];
+    if (!refused.length) {
+      fill(block, heading(), h("p", { class: "muted refused-none", text: t("refused_none") }));
+      return;
+    }
+    fill(block, heading(),
+      h("p", { class: "muted", text: t("refused_intro") }),
+      h("ul", { class: "plain-list refused-list" }, refused.map((entry) => {
+        const button = h("button", {
+          class: "primary refused-allow",
+          text: t("refused_allow"),
+          attrs: { "aria-label": `${t("refused_allow")} ${entry.origin}` },
+        });
+        button.addEventListener("click", () => allow(entry.origin, button));
+        return h("li", { data: { origin: entry.origin } },
+          h("code", { class: "refused-origin", dir: "ltr", text: entry.origin }),
+          h("span", { class: "muted refused-seen", text: plural("refused_seen", entry.count, { time: clock(entry.last_seen) }) }),
+          button);
+      })));
+  };
+  fill(block, heading());
+  load();
+  return block;
 }
 
 /**
@@ -736,6 +801,36 @@ let alertPages = null;
 /** Alerts acknowledged in this console since the list was loaded. */
 const acknowledged = new Set();
 
+/** The alert kinds the console puts in words (`alert_<kind>`). */
+const ALERT_KINDS = ["low_rating"];
+
+/** An alert's kind in the UI language; one the console does not know shows as is. */
+export function alertKind(alert) {
+  return ALERT_KINDS.includes(alert.kind) ? t(`alert_${alert.kind}`) : alert.kind;
+}
+
+/**
+ * What an alert says, in the UI language: `{text, comment}`. A low rating's detail is
+ * written by the hub as `rated N/5` or `rated N/5: comment`; the visitor's comment is
+ * kept as typed (it is shown with `dir="auto"`). Anything else shows as the hub wrote it.
+ */
+export function alertText(alert) {
+  const rated = alert.kind === "low_rating" && /^rated (\d+)\/(\d+)(?:: ([\s\S]*))?$/.exec(alert.detail || "");
+  if (rated) {
+    return {
+      text: t("alert_rated", { score: number(Number(rated[1])), max: number(Number(rated[2])) }),
+      comment: rated[3] || "",
+    };
+  }
+  return { text: alert.detail || "", comment: "" };
+}
+
+/** A one-line summary of an alert, for the live toast. */
+export function alertSummary(alert) {
+  const { text, comment } = alertText(alert);
+  return [alertKind(alert), text, comment ? `“${comment}”` : ""].filter(Boolean).join(" · ");
+}
+
 async function renderAlerts(body, context, keep) {
   if (!keep || !alertPages) {
     alertPages = pagedList("/api/alerts", "alerts");
@@ -748,22 +843,34 @@ async function renderAlerts(body, context, keep) {
     return;
   }
   fill(body, h("table", { class: "table", id: "alerts-table" },
-    h("tbody", {}, open.map((alert) => h("tr", { data: { id: String(alert.id) } },
-      h("td", { text: clock(alert.at) }),
-      h("td", { text: alert.kind }),
-      h("td", { dir: "auto", text: alert.detail }),
-      h("td", {}, alert.conversation ? h("code", { text: alert.conversation }) : null),
-      h("td", {}, h("button", {
-        text: t("ack"),
-        on: {
-          click: async () => {
-            if (await attempt(context, () => post(`/api/alerts/${encodeURIComponent(alert.id)}/ack`))) {
-              acknowledged.add(alert.id);
-            }
-            renderAlerts(body, context, true);
+    h("thead", {}, h("tr", {}, ["alert_when", "alert_what", "alert_details", "conversation", ""].map((key) =>
+      h("th", { text: key ? t(key) : "" })))),
+    h("tbody", {}, open.map((alert) => {
+      const { text, comment } = alertText(alert);
+      return h("tr", { data: { id: String(alert.id), kind: alert.kind } },
+        h("td", { text: clock(alert.at) }),
+        h("td", { class: "alert-kind", text: alertKind(alert) }),
+        h("td", { class: "alert-detail" },
+          h("span", { class: "alert-text", text }),
+          comment ? h("q", { class: "alert-comment", dir: "auto", text: comment }) : null),
+        h("td", {}, alert.conversation ? h("a", {
+          class: "alert-conversation",
+          // The inbox opens the conversation named after the view (`#inbox/ID`).
+          href: `#inbox/${encodeURIComponent(alert.conversation)}`,
+          data: { conversation: alert.conversation },
+        }, t("alert_open"), " ", h("code", { text: alert.conversation })) : null),
+        h("td", {}, h("button", {
+          text: t("ack"),
+          on: {
+            click: async () => {
+              if (await attempt(context, () => post(`/api/alerts/${encodeURIComponent(alert.id)}/ack`))) {
+                acknowledged.add(alert.id);
+              }
+              renderAlerts(body, context, true);
+            },
           },
-        },
-      })))))),
+        })));
+    }))),
   more);
 }
 

@@ -17,7 +17,7 @@ import { get, post, query, setUnauthorizedHandler } from "./api.js";
 import { clock, duration, lang, LANGUAGES, number, plural, setLang, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
-import { renderAdmin } from "./admin.js";
+import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
 import {
   eventPhrase, initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
@@ -157,7 +157,7 @@ function enter(me) {
   loadReference();
   refreshQueue();
   refreshAgents();
-  showView(location.hash.slice(1) || "inbox");
+  routeHash();
 }
 
 async function logout() {
@@ -200,7 +200,7 @@ function onStatus(status) {
 function onFrame(frame) {
   if (frame.type === "alert") {
     alerts.unshift(frame);
-    toast(`${frame.kind}: ${frame.detail}`);
+    toast(alertSummary(frame));
     if (view === "admin") renderView();
     return;
   }
@@ -486,6 +486,27 @@ function showView(name) {
   }
   for (const other of ["inbox", "live", "reports", "admin"]) $(`view-${other}`).hidden = other !== name;
   renderView();
+}
+
+/**
+ * The view the address names; `#inbox/ID` (an alert's link) opens that conversation,
+ * with its summary read first when it is in no list (closed, say).
+ */
+async function routeHash() {
+  const [name, id] = location.hash.slice(1).split("/");
+  showView(name || "inbox");
+  if (view !== "inbox" || !id) return;
+  const conversation = decodeURIComponent(id);
+  let summary = summaryOf(conversation);
+  if (!summary) {
+    try {
+      summary = (await get(`/api/conversations/${encodeURIComponent(conversation)}`)).conversation;
+    } catch (err) {
+      toast(t("error", { message: err.message }));
+      return;
+    }
+  }
+  openConversation(conversation, summary);
 }
 
 function renderView() {
@@ -1424,7 +1445,7 @@ function wire() {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && view === "inbox") markSeen();
   });
-  window.addEventListener("hashchange", () => state.me && showView(location.hash.slice(1)));
+  window.addEventListener("hashchange", () => state.me && routeHash());
   setupNotifications();
   // Wait times tick; the queue and agents are re-read in case a frame was missed.
   setInterval(() => {

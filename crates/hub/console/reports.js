@@ -3,7 +3,7 @@
 // element.style).
 
 import { get, post, query } from "./api.js";
-import { duration, number, t } from "./i18n.js";
+import { duration, number, plural, t } from "./i18n.js";
 import { fill, h, svg } from "./dom.js";
 
 const DAY_MS = 86_400_000;
@@ -66,13 +66,16 @@ function drawReport(output, report, rules, context) {
   fill(output,
     h("div", { class: "cards" },
       stat("r_conversations", number(report.conversations), "r-conversations",
-        `${number(report.bot_conversations)} ${t("r_bot_conversations")}`),
+        plural("r_with_bot", report.bot_conversations)),
       stat("r_deflection", report.deflection_rate === null || report.deflection_rate === undefined
         ? t("r_no_data") : `${number(report.deflection_rate * 100, 1)}%`, "r-deflection",
-      t("r_deflected", { n: number(report.deflected) })),
+      plural("r_settled", report.deflected)),
       stat("r_satisfaction", satisfaction.average === null || satisfaction.average === undefined
         ? t("r_no_data") : number(satisfaction.average, 2), "r-satisfaction-average",
-      t("r_average", { avg: satisfaction.average === null ? "—" : number(satisfaction.average, 2), count: number(satisfaction.count) }))),
+      plural("r_ratings", satisfaction.count, {
+        avg: satisfaction.average === null || satisfaction.average === undefined ? t("none") : number(satisfaction.average, 2),
+        max: number(5),
+      }))),
     h("div", { class: "charts" },
       h("section", { class: "card" },
         h("h3", { text: t("r_first_response") }),
@@ -86,7 +89,7 @@ function drawReport(output, report, rules, context) {
         distributionChart(satisfaction.distribution)),
       h("section", { class: "card", id: "r-handoffs" },
         h("h3", { text: t("r_handoffs") }),
-        barList(report.handoffs_by_reason))),
+        barList(report.handoffs_by_reason.map(([reason, count]) => [reasonLabel(reason), count, reason])))),
     h("section", { class: "card", id: "r-unanswered" },
       h("h3", { text: t("r_unanswered") }),
       (report.unanswered_clusters || []).length
@@ -101,7 +104,7 @@ function drawReport(output, report, rules, context) {
 function clusterRow(cluster, rules, context) {
   const others = cluster.questions.slice(1).map(([question]) => question);
   const teach = rules.length && cluster.lang ? (() => {
-    const rule = h("select", { class: "example-rule" },
+    const rule = h("select", { class: "example-rule", attrs: { "aria-label": t("r_example_rule") } },
       h("option", { value: "", text: t("choose") }),
       rules.map((entry) => h("option", { value: entry.id, text: `${entry.id} (${entry.intent})` })));
     const button = h("button", {
@@ -128,7 +131,7 @@ function clusterRow(cluster, rules, context) {
     h("td", {},
       h("div", { dir: "auto", class: "cluster-text", text: cluster.text }),
       others.length ? h("div", { dir: "auto", class: "muted cluster-others", text: others.join(" · ") }) : null),
-    h("td", { class: "num", text: `${number(cluster.total)} ${t("r_count")}` }),
+    h("td", { class: "num", text: plural("r_times", cluster.total) }),
     teach);
 }
 
@@ -146,15 +149,19 @@ function timingChart(figures, targetMs) {
   const max = Math.max(figures.p90 || 0, figures.median || 0, targetMs || 0, 1) * 1.1;
   const width = 320;
   const rowHeight = 28;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${rowHeight * 2 + 10}`, class: "chart", role: "img" });
+  const chart = svg("svg", {
+    viewBox: `0 0 ${width} ${rowHeight * 2 + 10}`, class: "chart", role: "img",
+    "aria-label": values.map(([label, value]) => `${t(label)} ${duration(value)}`).join(", "),
+  });
   const rtl = document.documentElement.dir === "rtl";
   values.forEach(([label, value], index) => {
     const y = index * rowHeight + 4;
     const barWidth = ((value || 0) / max) * (width - 110);
     const x = rtl ? width - 70 - barWidth : 70;
-    chart.appendChild(svg("text", { x: rtl ? width - 4 : 4, y: y + 15, class: "chart-label", "text-anchor": rtl ? "end" : "start", text: t(label) }));
+    // The SVG inherits the page's direction: "start" is the right end of a right-to-left text.
+    chart.appendChild(svg("text", { x: rtl ? width - 4 : 4, y: y + 15, class: "chart-label", "text-anchor": "start", text: t(label) }));
     chart.appendChild(svg("rect", { x, y, width: Math.max(1, barWidth), height: 20, rx: 3, class: targetMs && value > targetMs ? "svg-bar over" : "svg-bar" }));
-    chart.appendChild(svg("text", { x: rtl ? x - 4 : x + barWidth + 4, y: y + 15, class: "chart-value", "text-anchor": rtl ? "end" : "start", text: duration(value) }));
+    chart.appendChild(svg("text", { x: rtl ? x - 4 : x + barWidth + 4, y: y + 15, class: "chart-value", "text-anchor": "start", text: duration(value) }));
   });
   if (targetMs) {
     const offset = (targetMs / max) * (width - 110);
@@ -169,7 +176,10 @@ function distributionChart(distribution) {
   const total = distribution.reduce((sum, n) => sum + n, 0);
   if (!total) return h("p", { class: "muted", text: t("r_no_data") });
   const max = Math.max(...distribution, 1);
-  const chart = svg("svg", { viewBox: "0 0 260 150", class: "chart", role: "img" });
+  const chart = svg("svg", {
+    viewBox: "0 0 260 150", class: "chart", role: "img",
+    "aria-label": distribution.map((count, index) => `★${number(index + 1)}: ${number(count)}`).join(", "),
+  });
   distribution.forEach((count, index) => {
     const height = (count / max) * 100;
     const x = 15 + index * 50;
@@ -180,14 +190,23 @@ function distributionChart(distribution) {
   return chart;
 }
 
-/** CSS bars for [label, count] pairs. */
-function barList(pairs) {
-  if (!pairs.length) return h("p", { class: "muted", text: t("r_no_data") });
-  const max = Math.max(...pairs.map(([, n]) => n), 1);
-  return h("ul", { class: "bar-list" }, pairs.map(([label, count]) => {
+/** Why the bot handed off, as the hub records it (the bot's reasons, and the hub's). */
+const REASONS = ["requested", "complaint", "misses", "rule_action", "repeated", "vip", "direct", "taken", "transferred"];
+
+/** A hand-off reason in the UI language; one the console does not know shows as is. */
+function reasonLabel(reason) {
+  if (!reason) return t("reason_other");
+  return REASONS.includes(reason) ? t(`reason_${reason}`) : reason;
+}
+
+/** CSS bars for [label, count, code] triples (the code names the row for tests). */
+function barList(rows) {
+  if (!rows.length) return h("p", { class: "muted", text: t("r_no_data") });
+  const max = Math.max(...rows.map(([, n]) => n), 1);
+  return h("ul", { class: "bar-list" }, rows.map(([label, count, code]) => {
     const fillBar = h("span", { class: "bar-fill" });
     fillBar.style.inlineSize = `${(count / max) * 100}%`;
-    return h("li", {},
+    return h("li", { data: { reason: code ?? "" } },
       h("span", { class: "bar-label", dir: "auto", text: label }),
       h("span", { class: "bar" }, fillBar),
       h("span", { class: "num", text: number(count) }));

@@ -120,8 +120,10 @@ enum RulesCommand {
     Check {
         /// Rule directory (same as --rules).
         dir: Option<PathBuf>,
-        #[arg(long, default_value = "bot-rules")]
-        rules: PathBuf,
+        /// Rule directory [default: `bot.rules_dir`, else the pack built into the
+        /// binary, as the hub does].
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Show what the bot does with one sentence.
     Try {
@@ -129,15 +131,19 @@ enum RulesCommand {
         #[arg(long)]
         lang: Option<String>,
         text: String,
-        #[arg(long, default_value = "bot-rules")]
-        rules: PathBuf,
+        /// Rule directory [default: `bot.rules_dir`, else the pack built into the
+        /// binary, as the hub does].
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
     /// Evaluate a TSV of `lang<TAB>expected<TAB>text` lines: writes
     /// `lang<TAB>expected<TAB>predicted<TAB>text` to stdout and a summary to stderr.
     Eval {
         file: PathBuf,
-        #[arg(long, default_value = "bot-rules")]
-        rules: PathBuf,
+        /// Rule directory [default: `bot.rules_dir`, else the pack built into the
+        /// binary, as the hub does].
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -235,7 +241,7 @@ fn main() -> anyhow::Result<()> {
                 site_add(&config, &name, origins).await
             }
             Command::Site(SiteCommand::List) => site_list(&config).await,
-            Command::Rules(command) => rules(command),
+            Command::Rules(command) => rules(&config, command),
             Command::Defaults => {
                 print!("{}", Config::default_toml());
                 Ok(())
@@ -425,8 +431,30 @@ fn rule_files(dir: &std::path::Path) -> anyhow::Result<Vec<salam_bot::RuleFile>>
         .collect())
 }
 
-fn load_rules(dir: &std::path::Path) -> anyhow::Result<salam_bot::RuleSet> {
-    salam_bot::RuleSet::load(&rule_files(dir)?).map_err(|errors| {
+/// The rule files a `salam rules` command works on. A directory named on the command
+/// line must exist. Without one, the hub's own choice: `bot.rules_dir` when it is a
+/// directory, else the pack built into the binary (said on stderr), so the commands
+/// work outside the repository as the hub does.
+fn chosen_rule_files(
+    config: &Config,
+    named: Option<PathBuf>,
+) -> anyhow::Result<Vec<salam_bot::RuleFile>> {
+    if let Some(dir) = named {
+        return rule_files(&dir);
+    }
+    let dir = &config.bot.rules_dir;
+    if dir.is_dir() {
+        return rule_files(dir);
+    }
+    eprintln!(
+        "note: no rule directory at {}: using the pack built into the binary",
+        dir.display()
+    );
+    Ok(salam_hub::bot::embedded_rule_files())
+}
+
+fn load_rules(files: &[salam_bot::RuleFile]) -> anyhow::Result<salam_bot::RuleSet> {
+    salam_bot::RuleSet::load(files).map_err(|errors| {
         anyhow::anyhow!(
             "the rules do not load:\n{}",
             salam_hub::bot::format_errors(&errors)
@@ -434,11 +462,10 @@ fn load_rules(dir: &std::path::Path) -> anyhow::Result<salam_bot::RuleSet> {
     })
 }
 
-fn rules(command: RulesCommand) -> anyhow::Result<()> {
+fn rules(config: &Config, command: RulesCommand) -> anyhow::Result<()> {
     match command {
         RulesCommand::Check { dir, rules } => {
-            let dir = dir.unwrap_or(rules);
-            let files = rule_files(&dir)?;
+            let files = chosen_rule_files(config, dir.or(rules))?;
             let errors = salam_bot::RuleSet::check(&files);
             for error in &errors {
                 println!("{error}");
@@ -457,7 +484,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<()> {
             Ok(())
         }
         RulesCommand::Try { lang, text, rules } => {
-            let rule_set = load_rules(&rules)?;
+            let rule_set = load_rules(&chosen_rule_files(config, rules)?)?;
             let explained = salam_hub::bot::explain(&rule_set, &text, lang.as_deref());
             let field = |name: &str| match &explained[name] {
                 serde_json::Value::String(text) => text.clone(),
@@ -507,7 +534,7 @@ fn rules(command: RulesCommand) -> anyhow::Result<()> {
             Ok(())
         }
         RulesCommand::Eval { file, rules } => {
-            let rule_set = load_rules(&rules)?;
+            let rule_set = load_rules(&chosen_rule_files(config, rules)?)?;
             let tsv = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let report = salam_bot::eval::run(&rule_set, &tsv);

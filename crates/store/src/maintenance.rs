@@ -391,20 +391,21 @@ pub fn restore(backup: &Path, database: &Path) -> Result<Restored, MaintenanceEr
 /// deleted).
 fn archive_conversation(connection: &Connection, conversation: &str) -> Result<(), StoreError> {
     connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "INSERT INTO report_facts (site_id, created_hour, had_bot, deflected, handed_off, \
              handoff_reason, first_response_ms, resolution_ms, score, unanswered) \
              SELECT c.site_id, c.created_at - (c.created_at % 3600000), \
              EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id), \
-             c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b \
+             c.state = 'closed' AND c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b \
                  WHERE b.conversation_id = c.id AND b.decision = 'answer'), \
              c.handed_off_at IS NOT NULL, c.handoff_reason, \
              c.first_response_at - c.handed_off_at, c.closed_at - c.created_at, \
              (SELECT r.score FROM ratings r WHERE r.conversation_id = c.id), \
              (SELECT count(*) FROM bot_turns b WHERE b.conversation_id = c.id \
-                 AND b.decision IN ('fallback', 'clarify')) \
+                 AND {}) \
              FROM conversations c WHERE c.id = ?1",
-        )
+            crate::sqlite::UNANSWERED_TURN
+        ))
         .map_err(map_err)?
         .execute([conversation])
         .map_err(map_err)?;

@@ -21,6 +21,14 @@ use salam_protocol::{
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// A bot turn (`b`) that counts as a question the bot could not answer: a miss
+/// (`fallback`, `clarify`), or the hand-off the bot made because it kept missing
+/// (`misses`) or was asked the same again (`repeated`). A hand-off the visitor asked
+/// for, or a rule made, is not one.
+pub(crate) const UNANSWERED_TURN: &str = "(b.decision IN ('fallback', 'clarify') \
+     OR (b.decision = 'handoff' AND EXISTS (SELECT 1 FROM conversations h \
+     WHERE h.id = b.conversation_id AND h.handoff_reason IN ('misses', 'repeated'))))";
+
 /// How the SQLite store is opened.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -2131,7 +2139,7 @@ impl Store for SqliteStore {
                     .query_row(
                         "SELECT count(*), \
                          sum(EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id)), \
-                         sum(c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id AND b.decision = 'answer')) \
+                         sum(c.state = 'closed' AND c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id AND b.decision = 'answer')) \
                          FROM conversations c WHERE c.site_id = ?1 AND c.created_at >= ?2 AND c.created_at < ?3",
                         params![site_id, from, to],
                         |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0), row.get::<_, Option<i64>>(2)?.unwrap_or(0))),
@@ -2155,11 +2163,15 @@ impl Store for SqliteStore {
                     let (reason, count) = row.map_err(map_err)?;
                     *reasons.entry(reason).or_default() += count as u64;
                 }
+                // A miss, and the turn that handed off because the bot kept missing
+                // (`misses`) or was asked the same again (`repeated`): the question
+                // that made it give up is one it could not answer either.
                 let mut statement = connection
-                    .prepare_cached(
-                        "SELECT lower(trim(question)), count(*) FROM bot_turns WHERE site_id = ?1 \
-                         AND decision IN ('fallback', 'clarify') AND at >= ?2 AND at < ?3 GROUP BY 1",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT lower(trim(b.question)), count(*) FROM bot_turns b \
+                         WHERE b.site_id = ?1 AND b.at >= ?2 AND b.at < ?3 AND {UNANSWERED_TURN} \
+                         GROUP BY 1"
+                    ))
                     .map_err(map_err)?;
                 let rows = statement
                     .query_map(params![site_id, from, to], |row| {
@@ -3083,5 +3095,121 @@ mod tests {
             let canned = store.canned(&[site.to_owned()]).await.unwrap();
             assert_eq!(canned[0].text, "Hello", "{site}");
         }
+    }
+
+    /// Regressions (issue 15): a bot conversation still open was counted as "settled by
+    /// the bot"; the question that made the bot give up (its hand-off after missing
+    /// again, or after the same question twice) was missing from the unanswered list.
+    #[tokio::test]
+    async fn deflection_needs_a_close_and_the_question_that_gave_up_is_unanswered() {
+        let (_dir, store, answered_open) = fixture().await;
+        let site = answered_open.site_id.clone();
+        let sites = std::slice::from_ref(&site);
+        let turn = |conversation: &str, decision: &'static str, question: &str, at: i64| BotTurn {
+            conversation: conversation.to_owned(),
+            site_id: site.clone(),
+            rule_id: None,
+            intent: if decision == "answer" {
+                "order_tracking"
+            } else {
+                "none"
+            }
+            .into(),
+            decision,
+            score: 0.5,
+            lang: "en".into(),
+            question: question.to_owned(),
+            at,
+        };
+        let new_conversation =
+            || store.create_conversation(&site, "v_1", ConversationState::Bot, 2);
+        let hand_off = |conversation: String, reason: &str| {
+            let mut handoff = Transition::new(
+                &conversation,
+                &[ConversationState::Bot],
+                ConversationState::Queued,
+                5,
+            );
+            handoff.handoff_reason = Some(reason.to_owned());
+            handoff
+        };
+        let close = |conversation: &str| {
+            Transition::new(
+                conversation,
+                &[ConversationState::Bot, ConversationState::Queued],
+                ConversationState::Closed,
+                9,
+            )
+        };
+        // The bot answered; the visitor is still there.
+        store
+            .record_bot_turn(turn(&answered_open.id, "answer", "where is my order", 2))
+            .await
+            .unwrap();
+        let report = store.bot_report(sites, 0, 100).await.unwrap();
+        assert_eq!((report.bot_conversations, report.deflected), (1, 0));
+        // Closed without a person: now it is settled by the bot.
+        store.transition(close(&answered_open.id)).await.unwrap();
+        let report = store.bot_report(sites, 0, 100).await.unwrap();
+        assert_eq!((report.bot_conversations, report.deflected), (1, 1));
+
+        // A typo, missed twice: the second miss is the hand-off (reason `misses`).
+        let typo = new_conversation().await.unwrap().id;
+        store
+            .record_bot_turn(turn(&typo, "fallback", "wehre is my oder", 3))
+            .await
+            .unwrap();
+        store
+            .record_bot_turn(turn(&typo, "handoff", "wehre is my oder??", 4))
+            .await
+            .unwrap();
+        store
+            .transition(hand_off(typo.clone(), "misses"))
+            .await
+            .unwrap();
+        // The same question again after an answer (reason `repeated`).
+        let again = new_conversation().await.unwrap().id;
+        store
+            .record_bot_turn(turn(&again, "answer", "can i pay later", 3))
+            .await
+            .unwrap();
+        store
+            .record_bot_turn(turn(&again, "handoff", "Can I pay later ", 4))
+            .await
+            .unwrap();
+        store
+            .transition(hand_off(again.clone(), "repeated"))
+            .await
+            .unwrap();
+        // The visitor asked for a person: the bot was not stumped.
+        let asked = new_conversation().await.unwrap().id;
+        store
+            .record_bot_turn(turn(&asked, "handoff", "a human please", 3))
+            .await
+            .unwrap();
+        store
+            .transition(hand_off(asked.clone(), "requested"))
+            .await
+            .unwrap();
+
+        let report = store.bot_report(sites, 0, 100).await.unwrap();
+        assert_eq!(
+            report.unanswered,
+            vec![
+                ("can i pay later".to_owned(), 1),
+                ("wehre is my oder".to_owned(), 1),
+                ("wehre is my oder??".to_owned(), 1),
+            ]
+        );
+        assert_eq!(report.deflected, 1, "hand-offs are never deflections");
+        let reasons: Vec<(&str, u64)> = report
+            .handoffs_by_reason
+            .iter()
+            .map(|(reason, n)| (reason.as_str(), *n))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![("misses", 1), ("repeated", 1), ("requested", 1)]
+        );
     }
 }

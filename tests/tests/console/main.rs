@@ -21,6 +21,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod admin_pages;
+
 /// How long a test waits for something to show up in the page.
 const UI_WAIT: Duration = Duration::from_secs(20);
 /// The password `TestHub::add_agent` gives every agent.

@@ -886,13 +886,22 @@ mod tests {
         assert_eq!(ar("انا"), None);
         assert_eq!(ar("هنا"), None);
         // A letter typed twice, also behind affixes.
-        assert_eq!(fa("پسوورد").as_deref(), Some(crate::normalize("پسورد").as_str()));
-        assert_eq!(fa("پسووردم").as_deref(), Some(crate::normalize("پسوردم").as_str()));
+        assert_eq!(
+            fa("پسوورد").as_deref(),
+            Some(crate::normalize("پسورد").as_str())
+        );
+        assert_eq!(
+            fa("پسووردم").as_deref(),
+            Some(crate::normalize("پسوردم").as_str())
+        );
         // A detached ب: attached in Arabic, `به` in Persian.
         assert_eq!(ar("التوصيل ب كم").as_deref(), Some("التوصيل بكم"));
         assert_eq!(ar("ب كم").as_deref(), Some("بكم"));
         assert_eq!(ar("حرف ب"), None);
-        assert_eq!(fa("ب من بگید").as_deref(), Some(crate::normalize("به من بگید").as_str()));
+        assert_eq!(
+            fa("ب من بگید").as_deref(),
+            Some(crate::normalize("به من بگید").as_str())
+        );
     }
 
     #[test]

@@ -414,7 +414,7 @@ impl RuleSet {
         // otherwise.
         let text_lang = match (detected, input.locale) {
             (Some((detected, margin)), Some(locale))
-                if detected.is_arabic_script() && locale.is_arabic_script() && margin < 2.0 =>
+                if detected.is_arabic_script() && locale.is_arabic_script() && margin <= 2.0 =>
             {
                 Some(locale)
             }

@@ -37,7 +37,13 @@
 //!
 //! An unknown word whose letters, after removing the clitic prefixes and suffixes the
 //! matcher allows, differ from exactly one target only by such pairs becomes that
-//! target with the same affixes (`الظمان` → `الضمان`). Homophones such as س/ص or ق/غ
+//! target with the same affixes (`الظمان` → `الضمان`).
+//!
+//! Three slips of Arabic-script typing are undone as well, towards pattern words only:
+//! a letter typed twice (`پسوورد` → `پسورد`, also behind affixes), in Arabic a final `ا`
+//! typed for `ى` (`متا` → `متى`), and a preposition typed apart from its word: in
+//! Arabic a lone `ب` is attached to the next word (`التوصيل ب كم` → `التوصيل بكم`), in
+//! Persian chat a lone `ب` is `به`. Homophones such as س/ص or ق/غ
 //! are not corrected, nor is edit distance used: Arabic roots are short and dense, so
 //! a one-letter neighbour of a pack word is usually another real word (`النسبه` is
 //! not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was measured against

@@ -36,6 +36,12 @@
 //! than `similarity_margin` behind; a closer runner-up makes a clarifying question; a
 //! handoff intent among the close ones hands off.
 //!
+//! **Weak frustration.** Before a clarifying question or stage 2, a message whose
+//! frustration signals reach half the threshold (one `hint` of a lexicon such as
+//! `seriously` or `ليش كذا`, or three `!`) but no more is handed off as a complaint:
+//! nothing answered it, and a frustrated visitor should not get the fallback. Person
+//! hints (`bot`) do not count here ("how old are you, bot?" is small talk).
+//!
 //! Otherwise a miss, answered with the fallback. On a miss, when
 //! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
@@ -411,7 +417,8 @@ impl RuleSet {
             .unwrap_or(Lang::En);
         // Telling Arabic from Persian is the unreliable part of detection: inside the
         // Arabic script, trust the conversation's locale unless the text clearly says
-        // otherwise.
+        // otherwise: one frequent word of the other language is not enough (Persian
+        // `ده`, "ten", is Egyptian `ده`, "this").
         let text_lang = match (detected, input.locale) {
             (Some((detected, margin)), Some(locale))
                 if detected.is_arabic_script() && locale.is_arabic_script() && margin <= 2.0 =>

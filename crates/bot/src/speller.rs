@@ -582,15 +582,15 @@ impl Speller {
         {
             return Some(collapsed);
         }
-        if script == Script::Arabic {
-            if let Some(stem) = word.strip_suffix('ا') {
-                let candidate = format!("{stem}ي");
-                if let Some(folded) = self.dialect_word(&candidate, script) {
-                    return Some(folded);
-                }
-                if self.is_target(&candidate) {
-                    return Some(candidate);
-                }
+        if script == Script::Arabic
+            && let Some(stem) = word.strip_suffix('ا')
+        {
+            let candidate = format!("{stem}ي");
+            if let Some(folded) = self.dialect_word(&candidate, script) {
+                return Some(folded);
+            }
+            if self.is_target(&candidate) {
+                return Some(candidate);
             }
         }
         None

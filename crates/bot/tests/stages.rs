@@ -394,14 +394,14 @@ fn a_frustration_hint_hands_off_only_what_nothing_answers() {
     check_handoff(
         &rules,
         Lang::En,
-        "seriously, what is going on",
+        "ugh, what is going on",
         HandoffReason::Complaint,
     );
     // The same hint beside a topic: the topic answers.
     check(
         &rules,
         Lang::En,
-        "seriously, what is your return policy",
+        "ugh, what is your return policy",
         "return_policy",
         Some(Via::Rules),
     );

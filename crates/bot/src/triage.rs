@@ -38,7 +38,7 @@
 //!
 //! **Weak frustration.** Before a clarifying question or stage 2, a message whose
 //! frustration signals reach half the threshold (one `hint` of a lexicon such as
-//! `seriously` or `ليش كذا`, or three `!`) but no more is handed off as a complaint:
+//! `excuses` or `ليش كذا`, or three `!`) but no more is handed off as a complaint:
 //! nothing answered it, and a frustrated visitor should not get the fallback. Person
 //! hints (`bot`) do not count here ("how old are you, bot?" is small talk).
 //!

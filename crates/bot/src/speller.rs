@@ -40,7 +40,8 @@
 //! target with the same affixes (`الظمان` → `الضمان`).
 //!
 //! Three slips of Arabic-script typing are undone as well, towards pattern words only:
-//! a letter typed twice (`پسوورد` → `پسورد`, also behind affixes), in Arabic a final `ا`
+//! in Persian a letter typed twice (`پسوورد` → `پسورد`, also behind affixes; never `ل`,
+//! and never in Arabic, where `اللي` is not `الي`), in Arabic a final `ا`
 //! typed for `ى` (`متا` → `متى`), and a preposition typed apart from its word: in
 //! Arabic a lone `ب` is attached to the next word (`التوصيل ب كم` → `التوصيل بكم`), in
 //! Persian chat a lone `ب` is `به`. Homophones such as س/ص or ق/غ
@@ -553,8 +554,8 @@ impl Speller {
 }
 
 impl Speller {
-    /// Slips of Arabic-script typing that are not letter pairs: a letter typed twice
-    /// (`پسوورد` → `پسورد`, in Arabic and Persian), and, in Arabic, a final `ا` typed for
+    /// Slips of Arabic-script typing that are not letter pairs: in Persian a letter typed
+    /// twice (`پسوورد` → `پسورد`; not `ل`), and, in Arabic, a final `ا` typed for
     /// `ى` (`متا` → `متى`, normalised `متي`). The result must be a pattern word (or a
     /// dialect word of one), or, for a doubled letter, explained by the matcher's
     /// affixes around a pattern word (`پسووردم`).
@@ -568,15 +569,19 @@ impl Speller {
             Typing::Persian | Typing::PersianOnArabicKeyboard => Script::Persian,
             Typing::Other => return None,
         };
+        // A doubled letter is a slip in Persian only, and never `لل`: Arabic writes
+        // `اللي` ("that"), `الله`, `للبيع`, whose single-letter forms are other words
+        // (`الي`, "automatic").
         let mut collapsed = String::with_capacity(word.len());
         let mut previous = None;
         for ch in word.chars() {
-            if previous != Some(ch) {
+            if previous != Some(ch) || ch == 'ل' {
                 collapsed.push(ch);
             }
             previous = Some(ch);
         }
-        if collapsed.len() < word.len()
+        if script == Script::Persian
+            && collapsed.len() < word.len()
             && collapsed.chars().count() >= MIN_ARABIC_STEM_LETTERS
             && (self.is_target(&collapsed) || self.has_target_stem(&collapsed))
         {
@@ -900,6 +905,10 @@ mod tests {
             fa("پسووردم").as_deref(),
             Some(crate::normalize("پسوردم").as_str())
         );
+        // Never in Arabic, never `لل`: `اللي` ("that") is not `الي` ("automatic").
+        let arabic = build(&["الي"], &[]);
+        assert_eq!(arabic.correct("اللي", Typing::Arabic), None);
+        assert_eq!(arabic.correct("اللي", Typing::Persian), None);
         // A detached ب: attached in Arabic, `به` in Persian.
         assert_eq!(ar("التوصيل ب كم").as_deref(), Some("التوصيل بكم"));
         assert_eq!(ar("ب كم").as_deref(), Some("بكم"));

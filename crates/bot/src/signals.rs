@@ -43,6 +43,10 @@ pub(crate) struct Signal {
 pub(crate) const SHOUTING_WEIGHT: f32 = 1.0;
 /// Weight of three or more exclamation marks (not enough on its own).
 pub(crate) const EXCLAMATION_WEIGHT: f32 = 0.5;
+/// Signals of at least this share of the threshold (one `hint` of a lexicon, or three
+/// `!`) hand off a message that nothing else answers (no rule, no follow-up): its
+/// visitor would otherwise get the fallback ("when in doubt, hand off").
+pub(crate) const WEAK_SHARE: f32 = 0.5;
 /// How many exclamation marks make [`EXCLAMATION_WEIGHT`].
 pub(crate) const MIN_EXCLAMATIONS: usize = 3;
 

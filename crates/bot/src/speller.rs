@@ -37,7 +37,14 @@
 //!
 //! An unknown word whose letters, after removing the clitic prefixes and suffixes the
 //! matcher allows, differ from exactly one target only by such pairs becomes that
-//! target with the same affixes (`الظمان` → `الضمان`). Homophones such as س/ص or ق/غ
+//! target with the same affixes (`الظمان` → `الضمان`).
+//!
+//! Three slips of Arabic-script typing are undone as well, towards pattern words only:
+//! in Persian a letter typed twice (`پسوورد` → `پسورد`, also behind affixes; never `ل`,
+//! and never in Arabic, where `اللي` is not `الي`), in Arabic a final `ا`
+//! typed for `ى` (`متا` → `متى`), and a preposition typed apart from its word: in
+//! Arabic a lone `ب` is attached to the next word (`التوصيل ب كم` → `التوصيل بكم`), in
+//! Persian chat a lone `ب` is `به`. Homophones such as س/ص or ق/غ
 //! are not corrected, nor is edit distance used: Arabic roots are short and dense, so
 //! a one-letter neighbour of a pack word is usually another real word (`النسبه` is
 //! not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was measured against
@@ -306,6 +313,20 @@ impl Speller {
             Typing::Persian | Typing::PersianOnArabicKeyboard => Some(Script::Persian),
             Typing::Other => None,
         };
+        let attached = script.and_then(|script| attach_detached_letters(normalised, script));
+        match attached {
+            Some(text) => Some(self.correct_words(&text, typing, script).unwrap_or(text)),
+            None => self.correct_words(normalised, typing, script),
+        }
+    }
+
+    /// [`Speller::correct`] word by word.
+    fn correct_words(
+        &self,
+        normalised: &str,
+        typing: Typing,
+        script: Option<Script>,
+    ) -> Option<String> {
         let mut out: Option<String> = None;
         let mut n_lookups = 0usize;
         let mut copied_until = 0usize;
@@ -345,6 +366,7 @@ impl Speller {
                 self.correct_latin(word)
             } else if is_arabic_word(word) {
                 self.correct_arabic(word, typing)
+                    .or_else(|| self.correct_arabic_slip(word, typing))
             } else {
                 None
             };
@@ -529,6 +551,127 @@ impl Speller {
         }
         None
     }
+}
+
+impl Speller {
+    /// Slips of Arabic-script typing that are not letter pairs: in Persian a letter typed
+    /// twice (`پسوورد` → `پسورد`; not `ل`), and, in Arabic, a final `ا` typed for
+    /// `ى` (`متا` → `متى`, normalised `متي`). The result must be a pattern word (or a
+    /// dialect word of one), or, for a doubled letter, explained by the matcher's
+    /// affixes around a pattern word (`پسووردم`).
+    fn correct_arabic_slip(&self, word: &str, typing: Typing) -> Option<String> {
+        let n_chars = word.chars().count();
+        if !(MIN_ARABIC_STEM_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars) {
+            return None;
+        }
+        let script = match typing {
+            Typing::Arabic => Script::Arabic,
+            Typing::Persian | Typing::PersianOnArabicKeyboard => Script::Persian,
+            Typing::Other => return None,
+        };
+        // A doubled letter is a slip in Persian only, and never `لل`: Arabic writes
+        // `اللي` ("that"), `الله`, `للبيع`, whose single-letter forms are other words
+        // (`الي`, "automatic").
+        let mut collapsed = String::with_capacity(word.len());
+        let mut previous = None;
+        for ch in word.chars() {
+            if previous != Some(ch) || ch == 'ل' {
+                collapsed.push(ch);
+            }
+            previous = Some(ch);
+        }
+        if script == Script::Persian
+            && collapsed.len() < word.len()
+            && collapsed.chars().count() >= MIN_ARABIC_STEM_LETTERS
+            && (self.is_target(&collapsed) || self.has_target_stem(&collapsed))
+        {
+            return Some(collapsed);
+        }
+        if script == Script::Arabic
+            && let Some(stem) = word.strip_suffix('ا')
+        {
+            let candidate = format!("{stem}ي");
+            if let Some(folded) = self.dialect_word(&candidate, script) {
+                return Some(folded);
+            }
+            if self.is_target(&candidate) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// Whether `word` is a word of the pack's patterns (Arabic script).
+    fn is_target(&self, word: &str) -> bool {
+        self.typing_keys
+            .get(typing_key(word).as_str())
+            .is_some_and(|indices| {
+                indices
+                    .iter()
+                    .any(|idx| &*self.targets[*idx as usize].word == word)
+            })
+    }
+
+    /// Whether `word` is a pattern word behind the clitics the matcher allows.
+    fn has_target_stem(&self, word: &str) -> bool {
+        std::iter::once("")
+            .chain(ARABIC_PREFIXES.iter().copied())
+            .filter_map(|prefix| word.strip_prefix(prefix))
+            .any(|rest| {
+                std::iter::once("")
+                    .chain(ARABIC_SUFFIXES.iter().copied())
+                    .filter_map(|suffix| rest.strip_suffix(suffix))
+                    .any(|stem| {
+                        stem.chars().count() >= MIN_ARABIC_STEM_LETTERS && self.is_target(stem)
+                    })
+            })
+    }
+}
+
+/// A preposition typed apart from its word: in Arabic a lone `ب` is attached to the
+/// next word (`التوصيل ب كم` → `التوصيل بكم`); in Persian chat a lone `ب` is `به`
+/// (`ب من بگید`). `None` when there is none.
+fn attach_detached_letters(normalised: &str, script: Script) -> Option<String> {
+    let detached = normalised == "ب"
+        || normalised.starts_with("ب ")
+        || normalised.contains(" ب ")
+        || normalised.ends_with(" ب");
+    if !detached {
+        return None;
+    }
+    let words: Vec<&str> = normalised.split(' ').collect();
+    let mut out = String::with_capacity(normalised.len() + 4);
+    let mut glue = false;
+    for (idx, word) in words.iter().enumerate() {
+        let next_is_arabic = words
+            .get(idx + 1)
+            .is_some_and(|next| !next.is_empty() && is_arabic_word(next));
+        if *word == "ب" && next_is_arabic {
+            match script {
+                Script::Arabic => {
+                    if !out.is_empty() && !glue {
+                        out.push(' ');
+                    }
+                    out.push('ب');
+                    glue = true;
+                    continue;
+                }
+                Script::Persian => {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str("به");
+                    continue;
+                }
+            }
+        }
+        if !out.is_empty() && !glue {
+            out.push(' ');
+        }
+        glue = false;
+        out.push_str(word);
+    }
+    (out != normalised).then_some(out)
 }
 
 /// How a message was typed, which decides the Arabic-script letter pairs a correction
@@ -742,6 +885,38 @@ mod tests {
         assert_eq!(fa("کارانتی"), None);
         assert_eq!(persian.correct("بول", Typing::Arabic), None);
         assert_eq!(persian.correct("بول", Typing::Other), None);
+    }
+
+    #[test]
+    fn arabic_script_slips() {
+        let speller = build(&["متي", "پسورد", "بكم", "الغي"], &["انا"]);
+        let ar = |text: &str| speller.correct(&crate::normalize(text), Typing::Arabic);
+        let fa = |text: &str| speller.correct(&crate::normalize(text), Typing::of(text, Lang::Fa));
+        // A final ا typed for ى, in Arabic only, towards a pattern word.
+        assert_eq!(ar("متا يوصل").as_deref(), Some("متي يوصل"));
+        assert_eq!(ar("انا"), None);
+        assert_eq!(ar("هنا"), None);
+        // A letter typed twice, also behind affixes.
+        assert_eq!(
+            fa("پسوورد").as_deref(),
+            Some(crate::normalize("پسورد").as_str())
+        );
+        assert_eq!(
+            fa("پسووردم").as_deref(),
+            Some(crate::normalize("پسوردم").as_str())
+        );
+        // Never in Arabic, never `لل`: `اللي` ("that") is not `الي` ("automatic").
+        let arabic = build(&["الي"], &[]);
+        assert_eq!(arabic.correct("اللي", Typing::Arabic), None);
+        assert_eq!(arabic.correct("اللي", Typing::Persian), None);
+        // A detached ب: attached in Arabic, `به` in Persian.
+        assert_eq!(ar("التوصيل ب كم").as_deref(), Some("التوصيل بكم"));
+        assert_eq!(ar("ب كم").as_deref(), Some("بكم"));
+        assert_eq!(ar("حرف ب"), None);
+        assert_eq!(
+            fa("ب من بگید").as_deref(),
+            Some(crate::normalize("به من بگید").as_str())
+        );
     }
 
     #[test]

@@ -36,6 +36,12 @@
 //! than `similarity_margin` behind; a closer runner-up makes a clarifying question; a
 //! handoff intent among the close ones hands off.
 //!
+//! **Weak frustration.** Before a clarifying question or stage 2, a message whose
+//! frustration signals reach half the threshold (one `hint` of a lexicon such as
+//! `excuses` or `ليش كذا`, or three `!`) but no more is handed off as a complaint:
+//! nothing answered it, and a frustrated visitor should not get the fallback. Person
+//! hints (`bot`) do not count here ("how old are you, bot?" is small talk).
+//!
 //! Otherwise a miss, answered with the fallback. On a miss, when
 //! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
@@ -411,10 +417,11 @@ impl RuleSet {
             .unwrap_or(Lang::En);
         // Telling Arabic from Persian is the unreliable part of detection: inside the
         // Arabic script, trust the conversation's locale unless the text clearly says
-        // otherwise.
+        // otherwise: one frequent word of the other language is not enough (Persian
+        // `ده`, "ten", is Egyptian `ده`, "this").
         let text_lang = match (detected, input.locale) {
             (Some((detected, margin)), Some(locale))
-                if detected.is_arabic_script() && locale.is_arabic_script() && margin < 2.0 =>
+                if detected.is_arabic_script() && locale.is_arabic_script() && margin <= 2.0 =>
             {
                 Some(locale)
             }
@@ -438,6 +445,9 @@ impl RuleSet {
             .matcher
             .score(matched, text_lang, settings.cross_language_weight, 0);
         let mut candidates = self.candidates(&scores);
+        // Signals too weak to hand off on their own (a hint, `!!!`): they decide only
+        // when nothing answers (step 8 of the module docs).
+        let mut weak_signal: Option<(Target, f32)> = None;
 
         if settings.signals {
             let threshold = settings.threshold;
@@ -456,6 +466,10 @@ impl RuleSet {
             }
             self.add_signal(&mut candidates, Target::Complaint, complaint);
             self.add_signal(&mut candidates, Target::Requested, person);
+            let weak = signals::WEAK_SHARE * threshold;
+            if complaint >= weak {
+                weak_signal = Some((Target::Complaint, complaint));
+            }
             if !small_talk
                 && complaint < threshold
                 && signals::repeats(&normalised, context.previous_questions)
@@ -481,6 +495,11 @@ impl RuleSet {
         if let Some(decision) = self.follow_up(matched, lang, text_lang, context) {
             return decision;
         }
+        if let Some(decision) =
+            weak_signal.and_then(|(target, score)| self.weak_signal_handoff(target, score, lang))
+        {
+            return decision;
+        }
         if let Outcome::Clarify(top, second) = outcome {
             return self.miss(input, lang, self.clarify(lang, &top, &second, via_rules));
         }
@@ -489,6 +508,20 @@ impl RuleSet {
             Some(decision) => decision,
             None => self.miss(input, lang, self.fallback(lang, top_score)),
         }
+    }
+
+    /// A handoff on frustration signals below the threshold, for a message that no rule
+    /// answered and no follow-up resolved: a miss would leave a frustrated visitor with
+    /// a canned reply ("when in doubt, hand off"). (Person hints such as `bot` are not
+    /// enough: "how old are you, bot?" is small talk.)
+    fn weak_signal_handoff(&self, target: Target, score: f32, lang: Lang) -> Option<Decision> {
+        let rule = self.signal_rule(target)?;
+        let candidate = Candidate {
+            rule,
+            score,
+            signal: score,
+        };
+        Some(self.handoff(&candidate, lang, Via::Signals))
     }
 
     /// The best rule of each intent among `scores` (built-in signals left out).

@@ -361,6 +361,59 @@ fn frustration_lexicons_hand_off_in_every_language() {
 }
 
 #[test]
+fn third_round_lexicons_hand_off_in_dialects() {
+    let rules = rules();
+    use HandoffReason::{Complaint, Requested};
+    for (lang, text, reason) in [
+        (Lang::En, "your customer service sucks", Complaint),
+        (Lang::En, "why does nobody answer me", Complaint),
+        (Lang::En, "i will never shop with you again", Complaint),
+        (Lang::Ar, "خدمتكم زبالة", Complaint),
+        (Lang::Ar, "ليش محد يرد علي", Complaint),
+        (Lang::Ar, "ما عاد بشتري منكم", Complaint),
+        (Lang::Ar, "ما بقيتش نشري منكم", Complaint),
+        (Lang::Fa, "حالم ازتون بهم میخوره", Complaint),
+        (Lang::Fa, "اعصابمو خورد کردین", Complaint),
+        (Lang::Fa, "چرا هیچکی جواب نمیده", Complaint),
+        (Lang::Ar, "وصلني بالدعم الفني", Requested),
+        (Lang::En, "i don't want to talk to a machine", Requested),
+        (
+            Lang::Fa,
+            "با کی میتونم صحبت کنم که مشکلمو حل کنه",
+            Requested,
+        ),
+    ] {
+        check_handoff(&rules, lang, text, reason);
+    }
+}
+
+#[test]
+fn a_frustration_hint_hands_off_only_what_nothing_answers() {
+    let rules = rules();
+    // One hint (0.5) on a message that no rule answers: hand off rather than fall back.
+    check_handoff(
+        &rules,
+        Lang::En,
+        "ugh, what is going on",
+        HandoffReason::Complaint,
+    );
+    // The same hint beside a topic: the topic answers.
+    check(
+        &rules,
+        Lang::En,
+        "ugh, what is your return policy",
+        "return_policy",
+        Some(Via::Rules),
+    );
+    // A person hint alone (`bot`) is small talk, not a request.
+    let decision = triage(&rules, "كيف حالك يا بوت", Lang::Ar);
+    assert!(
+        !matches!(decision, Decision::Handoff { .. }),
+        "{decision:?}"
+    );
+}
+
+#[test]
 fn requests_for_a_person_hand_off_in_every_language() {
     let rules = rules();
     use HandoffReason::Requested;

@@ -62,7 +62,7 @@ function load() {
 if (loading || !root) return;
 loading = 1;
 Promise.all([import(base + 'salam_widget-09c7ccc9ae89.js'), got]).then(function (r) {
-return r[0].default({ module_or_path: base + 'salam_widget_bg-46625194f418.wasm' }).then(function () {
+return r[0].default({ module_or_path: base + 'salam_widget_bg-63507f023648.wasm' }).then(function () {
 widget = r[0].start(root, hub, site, loc || undefined, r[1] || undefined, emit);
 q.splice(0).forEach(function (c) {
 try { widget[c[0]].apply(widget, c[1]); } catch (e) { console.warn('salam:', c[0], e); }

@@ -512,3 +512,94 @@ async fn open_widget(browser: &Browser) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// The admin pages on a phone (375×667): the site settings (with a refused origin
+/// listed), the alerts (with one) and the reports fit the screen's width, with nothing
+/// to scroll sideways, in English and Arabic, and axe-core finds nothing serious there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_pages_fit_a_phone() -> Result<()> {
+    let hub = TestHub::start().await?;
+    // Something on each page: an alert (a rating of 1) and a refused origin.
+    let (mut unhappy, unhappy_id) = hub.visitor_says("I want to talk to a person").await?;
+    unhappy
+        .send_json(&json!({"type": "close", "conversation": unhappy_id}))
+        .await?;
+    hub.wait_for(&unhappy_id, |c| c.state == ConversationState::Closed)
+        .await?;
+    unhappy
+        .send_json(
+            &json!({"type": "rate", "conversation": unhappy_id, "score": 1, "comment": "slow"}),
+        )
+        .await?;
+    let pages = host::HostPages::start().await?;
+    let url = pages.page(
+        "/phone.html",
+        host::host_page(&hub.http(), &hub.site.key, "", "", ""),
+    );
+    let (client, session) = salam_e2e::chromium::start("375,667").await?;
+    let phone = Browser {
+        client,
+        name: "phone",
+        _session: session,
+    };
+    let result = async {
+        phone.client.goto(&url).await?;
+        open_widget(&phone).await?;
+        phone
+            .sign_in(&hub, &hub.admin_email, &hub.admin_password)
+            .await?;
+        let width = phone.js("return window.innerWidth;").await?;
+        ensure!(
+            width.as_u64().is_some_and(|w| w <= 500),
+            "not a phone-sized window: {width}"
+        );
+        let pages: [(&str, Option<&str>, &str); 3] = [
+            ("admin", Some("#admin-tab-sites"), ".refused-list li"),
+            (
+                "admin",
+                Some("#admin-tab-alerts"),
+                "#alerts-table a.alert-conversation",
+            ),
+            ("reports", None, "#view-reports"),
+        ];
+        for lang in ["en", "ar"] {
+            phone.language(lang).await?;
+            for (view, tab, shown) in pages {
+                // The navigation may wrap on a phone, but every button stays reachable.
+                phone
+                    .js(&format!(
+                        "document.querySelector(\"#nav button[data-view='{view}']\").click();"
+                    ))
+                    .await?;
+                if let Some(tab) = tab {
+                    phone
+                        .js(&format!("document.querySelector('{tab}').click();"))
+                        .await?;
+                }
+                phone.find(shown).await?;
+                let overflow = phone
+                    .js("return [document.documentElement.scrollWidth, window.innerWidth];")
+                    .await?;
+                ensure!(
+                    overflow[0].as_u64() <= overflow[1].as_u64(),
+                    "{lang} {view} {tab:?}: the page scrolls sideways on a phone \
+                     (scrollWidth, innerWidth) = {overflow}"
+                );
+                let name = format!(
+                    "phone-{view}-{}-{lang}",
+                    tab.unwrap_or("").trim_start_matches("#admin-tab-")
+                );
+                phone.screenshot(&name).await?;
+                accessible(&phone, &name).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = phone.screenshot("failure-phone").await;
+    }
+    phone.close().await;
+    drop(unhappy);
+    result
+}

@@ -332,6 +332,56 @@ async fn nobody_online_is_one_state_with_a_callback_offer() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_business_hours_an_online_agent_does_not_make_the_team_online() -> Result<()> {
+    // Open on no day: always outside business hours.
+    let (_data, hub, admin, site) = hub_with_site(json!({
+        "bot": false,
+        "business_hours": {"utc_offset_minutes": 0, "open": {}},
+    }))
+    .await?;
+    let _sara = online_agent(&hub, &admin, &site, "Sara").await?;
+    let mut visitor = visitor_session(hub.addr, SHOP_ORIGIN, &site.key, None).await?;
+    match &visitor.welcome {
+        Some(ServerFrame::Welcome { team, .. }) => {
+            ensure!(team.is_some_and(|team| !team.online), "{team:?}")
+        }
+        other => bail!("{other:?}"),
+    }
+    let conversation = say(&mut visitor, "are you open?").await?;
+    let (queue, _) = visitor
+        .recv_until(|f| matches!(f, ServerFrame::Queue { .. }))
+        .await?;
+    ensure!(
+        matches!(
+            queue,
+            ServerFrame::Queue {
+                agents_online: false,
+                offer_callback: true,
+                ..
+            }
+        ),
+        "{queue:?}"
+    );
+    // The same after a reload.
+    let token = visitor.token.clone();
+    visitor.close().await;
+    let mut again = visitor_session(hub.addr, SHOP_ORIGIN, &site.key, token.as_deref()).await?;
+    let frames = resume_and_collect(&mut again, &conversation).await?;
+    ensure!(
+        frames.iter().any(|f| matches!(
+            f,
+            ServerFrame::Queue {
+                agents_online: false,
+                offer_callback: true,
+                ..
+            }
+        )),
+        "{frames:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_wait_offers_a_callback_past_the_sites_threshold() -> Result<()> {
     let (_data, hub, admin, site) = hub_with_site(json!({"bot": false})).await?;
     // The setting is checked like the others.

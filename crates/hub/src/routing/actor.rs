@@ -434,7 +434,7 @@ impl Actor {
                 );
                 if self.told.get(&entry.conversation) != Some(&place) {
                     self.told.insert(entry.conversation.clone(), place);
-                    places.push(entry.clone());
+                    places.push((site.clone(), entry.clone()));
                 }
             }
             let changed = self

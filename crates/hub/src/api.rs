@@ -498,7 +498,9 @@ pub async fn widget_settings(State(state): State<AppState>, Path(key): Path<Stri
     let settings = SiteSettings::parse(&site.settings);
     let open = settings.is_open(now_ms());
     // From the published routing view: never waits on the routing actor.
-    let online = open && state.routing.view().site(&site.id).anyone_online();
+    // Presence, not the hours: an online agent gets the chat at any time (`open`
+    // says whether it is within business hours).
+    let online = state.routing.view().site(&site.id).anyone_online();
     (
         cors,
         [(header::CACHE_CONTROL, "no-cache")],

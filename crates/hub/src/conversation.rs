@@ -273,9 +273,9 @@ pub struct HandOff<'a> {
     pub lang: salam_bot::Lang,
 }
 
-/// Hands a conversation the bot has to people. If nobody can answer now (outside
-/// business hours, or no agent of the site online), the bot says so honestly, says when
-/// to expect a reply, and asks for contact details (the widget shows the contact
+/// Hands a conversation the bot has to people. If nobody can answer now (no agent of
+/// the site online, inside business hours or not), the bot says so honestly, says when
+/// to expect a reply (the next opening, outside business hours), and asks for contact details (the widget shows the contact
 /// form). Nothing happens if the conversation has left the bot meanwhile (taken,
 /// closed).
 pub async fn hand_off(
@@ -315,8 +315,9 @@ pub async fn hand_off(
             priority,
         })
         .await;
-    let anyone =
-        settings.is_open(now) && state.routing.view().site(&queued.site_id).anyone_online();
+    // Presence is the truth: routing gives the chat to an agent who is online, inside
+    // business hours or not. The hours only say when to expect a reply otherwise.
+    let anyone = state.routing.view().site(&queued.site_id).anyone_online();
     if !anyone {
         let rules = state.bot.for_site(site, settings);
         let phrases = rules.phrases(lang);

@@ -162,15 +162,6 @@ impl Default for SiteSettings {
     }
 }
 
-/// Whether the site is within its business hours now (always without them). A site
-/// that cannot be read counts as open: the flags then follow presence alone.
-pub async fn open_now(store: &dyn salam_store::Store, site_id: &str, now_ms: i64) -> bool {
-    match store.site_by_id(site_id).await {
-        Ok(Some(site)) => SiteSettings::parse(&site.settings).is_open(now_ms),
-        _ => true,
-    }
-}
-
 impl SiteSettings {
     /// The settings of a site created through the API or the CLI: the bot speaks for
     /// the site itself (its name and origin), never for the demo store.

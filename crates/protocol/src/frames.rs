@@ -525,7 +525,7 @@ pub struct ConversationSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
     /// Whether any agent who could take this site's chats is online now (presence
-    /// `online`, connected) and the site is within its business hours.
+    /// `online`, connected).
     pub online: bool,
 }
 
@@ -637,13 +637,13 @@ pub enum ServerFrame {
         position: u32,
         /// Expected wait in seconds (estimated from recent handling times).
         wait_secs: u64,
-        /// Whether any agent who could take the conversation is online and the site is
-        /// within its business hours (true when absent, from an older hub). When false, `position` and `wait_secs` mean
+        /// Whether any agent who could take the conversation is online (true when
+        /// absent, from an older hub). When false, `position` and `wait_secs` mean
         /// little: show the offline state instead.
         #[serde(default = "yes")]
         agents_online: bool,
-        /// Offer to leave contact details for a call or e-mail back: nobody is online, it
-        /// is outside business hours, or the expected wait is at least the site's `callback_after_secs`.
+        /// Offer to leave contact details for a call or e-mail back: nobody is online, or
+        /// the expected wait is at least the site's `callback_after_secs`.
         #[serde(default, skip_serializing_if = "is_false")]
         offer_callback: bool,
     },

@@ -536,13 +536,14 @@ async fn the_admin_pages_fit_a_phone() -> Result<()> {
         "/phone.html",
         host::host_page(&hub.http(), &hub.site.key, "", "", ""),
     );
-    let (client, session) = salam_e2e::chromium::start("375,667").await?;
+    let (client, session) = salam_e2e::chromium::start("1280,800").await?;
     let phone = Browser {
         client,
         name: "phone",
         _session: session,
     };
     let result = async {
+        super::inbox::viewport(&phone, 375, 667).await?;
         phone.client.goto(&url).await?;
         open_widget(&phone).await?;
         phone
@@ -550,7 +551,7 @@ async fn the_admin_pages_fit_a_phone() -> Result<()> {
             .await?;
         let width = phone.js("return window.innerWidth;").await?;
         ensure!(
-            width.as_u64().is_some_and(|w| w <= 500),
+            width.as_u64() == Some(375),
             "not a phone-sized window: {width}"
         );
         let pages: [(&str, Option<&str>, &str); 3] = [

@@ -18,7 +18,7 @@
 use super::*;
 
 /// Resizes the window so that the page's viewport is `width`×`height`.
-async fn viewport(browser: &Browser, width: u32, height: u32) -> Result<()> {
+pub(crate) async fn viewport(browser: &Browser, width: u32, height: u32) -> Result<()> {
     browser.client.set_window_size(width, height).await?;
     let inner = browser
         .js("return [window.innerWidth, window.innerHeight];")

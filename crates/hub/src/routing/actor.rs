@@ -434,7 +434,7 @@ impl Actor {
                 );
                 if self.told.get(&entry.conversation) != Some(&place) {
                     self.told.insert(entry.conversation.clone(), place);
-                    places.push((site.clone(), entry.clone()));
+                    places.push(entry.clone());
                 }
             }
             let changed = self

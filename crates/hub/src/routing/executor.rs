@@ -10,7 +10,7 @@ use salam_protocol::{
 };
 use salam_routing::{RequeueReason, RoutingError};
 use salam_store::{PendingTransition, Store, StoreError, Transition, Transitioned};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -51,8 +51,7 @@ pub struct Batch {
     /// Sites whose agent list changed, with the new list.
     pub agent_lists: Vec<(String, Vec<AgentStatus>)>,
     /// Waiting chats whose place or expected wait changed.
-    /// With the site each belongs to.
-    pub places: Vec<(String, QueueEntry)>,
+    pub places: Vec<QueueEntry>,
 }
 
 /// Performs the effects. Owns handles to the store and the bus, nothing of the actor's.
@@ -204,19 +203,7 @@ impl Executor {
                 &ServerFrame::Agents { site, agents },
             );
         }
-        // Outside business hours nobody answers, whoever is online: each frame says
-        // what is true when it is sent (one read of the site per batch and site).
-        let now = crate::clock::now_ms();
-        let mut open: HashMap<String, bool> = HashMap::new();
-        for (site, place) in batch.places {
-            let open_now = match open.get(&site) {
-                Some(open_now) => *open_now,
-                None => {
-                    let open_now = crate::site::open_now(&*self.store, &site, now).await;
-                    open.insert(site, open_now);
-                    open_now
-                }
-            };
+        for place in batch.places {
             publish::to_conversation(
                 &*self.bus,
                 &place.conversation,
@@ -226,8 +213,8 @@ impl Executor {
                     conversation: place.conversation.clone(),
                     position: place.position,
                     wait_secs: place.expected_wait_secs,
-                    agents_online: place.agents_online && open_now,
-                    offer_callback: place.offer_callback || !open_now,
+                    agents_online: place.agents_online,
+                    offer_callback: place.offer_callback,
                 },
             );
         }

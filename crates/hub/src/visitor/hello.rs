@@ -171,10 +171,7 @@ pub(super) async fn handle(
         sites: Vec::new(),
         presence: None,
         team: Some(Team {
-            // Outside business hours nobody answers, whoever is online.
-            online: crate::site::SiteSettings::parse(&session.site.settings)
-                .is_open(crate::clock::now_ms())
-                && state.routing.view().site(&session.site.id).anyone_online(),
+            online: state.routing.view().site(&session.site.id).anyone_online(),
         }),
     })
     .await;

@@ -33,14 +33,12 @@ pub(super) async fn handle(
             .iter()
             .find(|entry| entry.conversation == conversation)
     {
-        let open_now =
-            crate::site::open_now(&*state.store, &found.site_id, crate::clock::now_ms()).await;
         link.send(&ServerFrame::Queue {
             conversation: conversation.clone(),
             position: place.position,
             wait_secs: place.expected_wait_secs,
-            agents_online: place.agents_online && open_now,
-            offer_callback: place.offer_callback || !open_now,
+            agents_online: place.agents_online,
+            offer_callback: place.offer_callback,
         })
         .await;
     }

@@ -1,5 +1,3 @@
-use std::time::{Duration, Instant};
-
 use proptest::prelude::*;
 use salam_bot::{Lang, RuleSet, TriageContext, TriageInput};
 
@@ -44,23 +42,20 @@ fn hostile_inputs() -> Vec<String> {
     inputs
 }
 
+/// Every hostile input gets a decision in every locale. How fast is a benchmark's
+/// question, not a test's (`benches/triage.rs` times the speller's worst case, 4,000
+/// characters of unknown words; the input is cut at `MAX_INPUT_CHARS`).
 #[test]
-fn hostile_input_always_gets_a_decision_quickly() {
+fn hostile_input_always_gets_a_decision() {
     let rules = default_pack();
     for text in hostile_inputs() {
         for locale in [None, Some(Lang::En), Some(Lang::Ar), Some(Lang::Fa)] {
             for misses in [0, 1, u32::MAX] {
-                let started = Instant::now();
                 let decision = rules.triage(&TriageInput {
                     text: &text,
                     locale,
                     consecutive_misses: misses,
                 });
-                assert!(
-                    started.elapsed() < Duration::from_millis(200),
-                    "slow on {:?}",
-                    text.chars().take(40).collect::<String>()
-                );
                 assert!(!decision.kind().is_empty());
                 assert!(decision.score().is_finite());
             }

@@ -314,10 +314,14 @@ impl Speller {
             Typing::Other => None,
         };
         let attached = script.and_then(|script| attach_detached_letters(normalised, script));
-        match attached {
+        let corrected = match attached {
             Some(text) => Some(self.correct_words(&text, typing, script).unwrap_or(text)),
             None => self.correct_words(normalised, typing, script),
-        }
+        }?;
+        // A correction is normalised text too: a word that changed or left can bring
+        // together what normalisation joins (a Persian plural `های` after a word).
+        let corrected = crate::normalize(&corrected);
+        (corrected != normalised).then_some(corrected)
     }
 
     /// [`Speller::correct`] word by word.

@@ -111,6 +111,20 @@ fn dropped_format_characters_do_not_leave_composable_pairs() {
     }
 }
 
+/// A spelling correction is normalised text: a word the speller takes away (here a
+/// detached `ة`) can bring a word and a Persian plural `های` together, which
+/// normalisation joins. Found by the `normalise` target (crash-229a9742…).
+#[test]
+fn a_spelling_correction_is_already_normalised() {
+    let pack = crate::util::default_pack();
+    let text = "]g]g\0\0m\0ة\u{14}هاي__";
+    for locale in [None, Some(Lang::Ar), Some(Lang::Fa)] {
+        if let Some(corrected) = pack.spelling_correction(text, locale) {
+            assert_eq!(normalize(&corrected), corrected, "correction of {text:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Hostile rule files.
 

@@ -9,7 +9,6 @@ use crate::support::{Browser, Setup, UI_WAIT, host_page, login, with_browser_at}
 use anyhow::{Context, Result, ensure};
 use salam_e2e::http_request;
 use serde_json::Value;
-use std::path::Path;
 
 const DESKTOP: &str = "1280,800";
 const PHONE: &str = "375,667";
@@ -28,27 +27,15 @@ fn tall(setup: &Setup, path: &str, attrs: &str, html_attrs: &str) -> String {
     setup.host.page(path, body)
 }
 
-/// Runs axe-core in the page and fails on serious or critical violations inside the
-/// widget (axe includes open shadow roots).
+/// Runs axe-core on the widget (its host element; axe includes open shadow roots) and
+/// fails on serious or critical violations.
 async fn axe(browser: &Browser) -> Result<()> {
-    let source = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("axe/node_modules/axe-core/axe.min.js"),
+    salam_e2e::axe::check(
+        &browser.client,
+        "document.querySelector('salam-chat')",
+        "the widget",
     )
-    .context("axe-core is missing: npm ci --prefix tests/axe --ignore-scripts")?;
-    browser.client.execute(&source, vec![]).await?;
-    let result = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1]; \
-             axe.run(document.querySelector('salam-chat'), {resultTypes: ['violations']}) \
-               .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical') \
-                 .map(v => v.id + ': ' + v.nodes.map(n => JSON.stringify(n.target)).join(' ')))) \
-               .catch(e => done(['axe failed: ' + e]));",
-            vec![],
-        )
-        .await?;
-    ensure!(result == Value::Array(Vec::new()), "axe: {result}");
-    Ok(())
+    .await
 }
 
 /// The newest line's box lies within the log's visible box.

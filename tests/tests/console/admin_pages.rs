@@ -42,37 +42,14 @@ async fn at_desktop(
 }
 
 /// Runs axe-core (pinned in `tests/axe`) on the page; fails on any serious or critical
-/// violation, naming the rule and the first elements.
+/// violation.
 async fn accessible(browser: &Browser, page: &str) -> Result<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("axe/node_modules/axe-core/axe.min.js");
-    let source = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{} is missing: run `npm ci --prefix tests/axe --ignore-scripts`",
-            path.display()
-        )
-    })?;
-    browser
-        .js(&format!("{source}\n;return typeof window.axe;"))
-        .await?;
-    let found = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             window.axe.run(document, { resultTypes: ['violations'] })
-               .then((result) => done(result.violations
-                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-                 .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                   nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }))))
-               .catch((err) => done([{ id: 'axe-error', help: String(err) }]));",
-            vec![],
-        )
-        .await?;
-    ensure!(
-        found.as_array().is_some_and(Vec::is_empty),
-        "{}: axe finds serious or critical violations in {page}: {found:#}",
-        browser.name
-    );
-    Ok(())
+    salam_e2e::axe::check(
+        &browser.client,
+        "document",
+        &format!("{}: {page}", browser.name),
+    )
+    .await
 }
 
 /// The text of the element matching `css` ("" when there is none).

@@ -48,36 +48,12 @@ pub(crate) async fn viewport(browser: &Browser, width: u32, height: u32) -> Resu
 
 /// Runs axe-core in the page; fails on any serious or critical violation.
 async fn axe(browser: &Browser, what: &str) -> Result<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("axe/node_modules/axe-core/axe.min.js");
-    let source = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{} is missing: run `npm ci --prefix tests/axe --ignore-scripts`",
-            path.display()
-        )
-    })?;
-    browser
-        .client
-        .execute(&format!("{source}\nreturn true;"), vec![])
-        .await?;
-    let found = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] })
-               .then((result) => done(result.violations
-                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-                 .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                   nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`) }))))
-               .catch((err) => done([{ id: 'axe-failed', help: String(err) }]));",
-            vec![],
-        )
-        .await?;
-    ensure!(
-        found.as_array().is_some_and(|list| list.is_empty()),
-        "{}: axe-core found serious or critical violations in {what}: {found:#}",
-        browser.name
-    );
-    Ok(())
+    salam_e2e::axe::check(
+        &browser.client,
+        "document",
+        &format!("{}: {what}", browser.name),
+    )
+    .await
 }
 
 /// A visitor who greets with `hello` (and a locale), identifies with `claims` if any,

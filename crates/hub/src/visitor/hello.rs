@@ -84,6 +84,8 @@ pub(super) async fn handle(
             .await;
         return Err(Flow::Close(close_code::POLICY, "origin not allowed"));
     }
+    // Only a returning visitor (with a token) can have a conversation to list.
+    let returning = token.is_some();
     let visitor_id = match token {
         Some(token) => match state.secret.verify_visitor_token(&site.id, &token) {
             Some(visitor_id) => visitor_id,
@@ -127,14 +129,22 @@ pub(super) async fn handle(
     };
     // A returning visitor also sees their last closed conversation (read-only), when it
     // closed within 30 days and nothing open is newer.
-    let recent_closed = state
-        .store
-        .recent_closed_conversation_of_visitor(&site.id, &visitor_id, now_ms() - RECENT_CLOSED_MS)
-        .await
-        .unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "recent closed conversation not read");
-            None
-        });
+    let recent_closed = if returning {
+        state
+            .store
+            .recent_closed_conversation_of_visitor(
+                &site.id,
+                &visitor_id,
+                now_ms() - RECENT_CLOSED_MS,
+            )
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "recent closed conversation not read");
+                None
+            })
+    } else {
+        None
+    };
     let mut session = Session {
         settings: std::sync::Arc::new(SiteSettings::parse(&site.settings)),
         site,

@@ -7,7 +7,7 @@
 //! never limited, lose nothing, and their p99 latency during the flood stays within 2x
 //! of the same measure before and after it.
 
-use crate::load::{AFTER, Book, DURING, Phases, STOP, Sender, compare, watch};
+use crate::load::{AFTER, Book, DURING, Phases, STOP, Sender, await_assigned, compare, watch};
 use crate::support::{ORIGIN, World, add_agents, scale, serial};
 use anyhow::{Context, Result, ensure};
 use salam_e2e::process::{agent_session, check_history, visitor_session};
@@ -46,7 +46,7 @@ async fn a_flood_is_limited_and_degrades_nobody() -> Result<()> {
         Some(100),
     )
     .await?;
-    let watcher_client = agent_session(addr, &agents[0].token).await?;
+    let mut watcher_client = agent_session(addr, &agents[0].token).await?;
 
     let mut senders = Vec::new();
     for index in 0..9 {
@@ -86,6 +86,8 @@ async fn a_flood_is_limited_and_degrades_nobody() -> Result<()> {
             },
         });
     }
+    let conversations: Vec<String> = senders.iter().map(|s| s.conversation.clone()).collect();
+    await_assigned(&mut watcher_client, &conversations).await?;
     let flooder_token = senders[8].client.token.clone().context("flooder token")?;
     let flooder_conversation = senders[8].conversation.clone();
 

@@ -308,6 +308,26 @@ pub async fn watch(
     Ok(report)
 }
 
+/// Reads the watching agent's frames until each of `conversations` is assigned to it
+/// (its `state` frame), so the senders start only once the agent follows them all. An
+/// `ack` says the visitor's message is committed, not that routing has assigned the
+/// conversation yet; a message published before that reaches the agent only through
+/// the history (as the console reads it), not live, and the watcher reads live only.
+pub async fn await_assigned(client: &mut Client, conversations: &[String]) -> Result<()> {
+    let mut waiting: HashSet<&str> = conversations.iter().map(String::as_str).collect();
+    while !waiting.is_empty() {
+        if let ServerFrame::State {
+            conversation,
+            state: salam_protocol::ConversationState::Assigned,
+            ..
+        } = client.recv().await?
+        {
+            waiting.remove(conversation.as_str());
+        }
+    }
+    Ok(())
+}
+
 /// The latency comparison of one case: the others' p99 while the fault lasts against
 /// before and after it. A p99 is taken per 2.5 s window of sending time and the median
 /// over the windows of each condition is compared, so one pause of the shared machine

@@ -10,7 +10,8 @@
 //! not keep growing with the traffic addressed to the stalled consumers.
 
 use crate::load::{
-    AFTER, BEFORE, Book, DURING, Phases, STOP, Sender, compare, sample_memory, watch,
+    AFTER, BEFORE, Book, DURING, Phases, STOP, Sender, await_assigned, compare, sample_memory,
+    watch,
 };
 use crate::support::{ORIGIN, World, add_agents, scale, serial};
 use anyhow::{Context, Result, ensure};
@@ -125,7 +126,7 @@ async fn a_stalled_consumer_is_dropped_and_slows_nobody() -> Result<()> {
         Some(100),
     )
     .await?;
-    let watcher_client = agent_session(addr, &agents[0].token).await?;
+    let mut watcher_client = agent_session(addr, &agents[0].token).await?;
 
     // Small messages whose latency is measured, and large ones that make the traffic
     // (4,000 four-byte characters: about 16 KB a frame).
@@ -170,6 +171,8 @@ async fn a_stalled_consumer_is_dropped_and_slows_nobody() -> Result<()> {
             active: |_| true,
         });
     }
+    let conversations: Vec<String> = senders.iter().map(|s| s.conversation.clone()).collect();
+    await_assigned(&mut watcher_client, &conversations).await?;
     let busy_token = senders[6].client.token.clone().context("visitor token")?;
     let busy_conversation = senders[6].conversation.clone();
 

@@ -113,8 +113,10 @@ const WAL_WRITER_CHECKPOINT_PAGES: i64 = 8192;
 /// only restarts from its beginning after a checkpoint that copied everything; so the
 /// writer keeps SQLite's auto-checkpoint at [`WAL_WRITER_CHECKPOINT_PAGES`]: it then
 /// copies the few frames left between two batches, which completes, and the next
-/// transaction restarts the WAL. Never a blocking `RESTART`/`TRUNCATE`: the writer would
-/// stall for the whole copy (seen as a 130 ms p99 at 5k messages/s).
+/// transaction restarts the WAL. No blocking `RESTART`/`TRUNCATE` on the normal path: the
+/// writer would stall for the whole copy (seen as a 130 ms p99 at 5k messages/s); only
+/// past the writer's hard cap (`writer::WAL_HARD_CAP`), when this thread was starved
+/// while holding the checkpoint lock, does the writer truncate the WAL itself.
 fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) -> Result<(), StoreError> {
     let connection = Connection::open(&path).map_err(map_err)?;
     connection
@@ -143,6 +145,13 @@ fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>) -> Result<(), S
         })
         .map_err(|err| StoreError::Unavailable(err.to_string()))?;
     Ok(())
+}
+
+/// The WAL file SQLite keeps beside the database at `path`.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// Maps a SQLite error onto the store's error enum.
@@ -224,6 +233,7 @@ impl SqliteStore {
             options.queue.max(1),
             options.max_batch.max(1),
             metrics.clone(),
+            Some(wal_path(path)),
         )
         .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         let readers = Arc::new(ReadPool {

@@ -2,6 +2,7 @@
 
 use crate::{StoreError, StoreMetrics};
 use rusqlite::Connection;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -23,17 +24,19 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `connection`. `queue` bounds the jobs waiting;
-    /// `max_batch` bounds the jobs in one transaction.
+    /// `max_batch` bounds the jobs in one transaction. `wal` is the database's WAL
+    /// file, whose length the writer caps (see [`WAL_HARD_CAP`]).
     pub(crate) fn start(
         connection: Connection,
         queue: usize,
         max_batch: usize,
         metrics: Arc<StoreMetrics>,
+        wal: Option<PathBuf>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (sender, receiver) = mpsc::channel(queue);
         let handle = std::thread::Builder::new()
             .name("salam-writer".into())
-            .spawn(move || run(connection, receiver, max_batch, &metrics))?;
+            .spawn(move || run(connection, receiver, max_batch, &metrics, wal))?;
         Ok((Writer { sender }, handle))
     }
 
@@ -148,12 +151,25 @@ fn in_savepoint<T>(
     }
 }
 
+/// The WAL length past which the writer itself checkpoints with `TRUNCATE`, waiting for
+/// readers and the checkpoint thread. Normally the WAL restarts long before (SQLite's
+/// auto-checkpoint at 32 MiB, then `journal_size_limit` cuts the file to 64 MiB), but on
+/// a starved machine the background checkpointer can hold the checkpoint lock while
+/// descheduled, every auto-checkpoint then finds it busy and skips, and the WAL grows
+/// with the traffic. This blocking copy is the last resort that bounds the disk: rare,
+/// and only ever after the commit's completions have been answered.
+const WAL_HARD_CAP: u64 = 80 << 20;
+/// How many batches pass between two looks at the WAL's length (one `stat` each).
+const WAL_CHECK_EVERY: u32 = 16;
+
 fn run(
     connection: Connection,
     mut receiver: mpsc::Receiver<Job>,
     max_batch: usize,
     metrics: &StoreMetrics,
+    wal: Option<PathBuf>,
 ) {
+    let mut since_check = 0_u32;
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
     while let Some(first) = receiver.blocking_recv() {
@@ -203,6 +219,25 @@ fn run(
         for completion in completions.drain(..) {
             completion(commit.clone());
         }
+        since_check += 1;
+        if since_check >= WAL_CHECK_EVERY
+            && let Some(wal) = &wal
+        {
+            since_check = 0;
+            let length = std::fs::metadata(wal).map_or(0, |m| m.len());
+            if length > WAL_HARD_CAP {
+                let started = Instant::now();
+                let done = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    row.get::<_, i64>(0)
+                });
+                tracing::warn!(
+                    wal_bytes = length,
+                    busy = ?done,
+                    millis = started.elapsed().as_millis() as u64,
+                    "the WAL outgrew its cap; the writer checkpointed it (TRUNCATE)"
+                );
+            }
+        }
     }
     tracing::debug!("writer stopped: every queued write is committed");
 }
@@ -218,7 +253,8 @@ mod tests {
             .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)")
             .expect("schema");
         let (writer, _thread) =
-            Writer::start(connection, 16, 64, Arc::new(StoreMetrics::default())).expect("start");
+            Writer::start(connection, 16, 64, Arc::new(StoreMetrics::default()), None)
+                .expect("start");
         (dir, writer)
     }
 

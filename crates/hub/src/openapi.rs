@@ -151,6 +151,31 @@ fn finish(mut openapi: utoipa::openapi::OpenApi) -> serde_json::Value {
             );
         }
     }
+    // What the handlers refuse as empty (a blank text or name) the document refuses too.
+    for pointer in [
+        "/components/schemas/SendMessage/properties/text",
+        "/components/schemas/CreateContact/properties/name",
+        "/components/schemas/UpdateContact/properties/name",
+    ] {
+        if let Some(field) = document
+            .pointer_mut(pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            field.insert("pattern".into(), crate::api_v1::VISIBLE_PATTERN.into());
+        }
+    }
+    // The sender is a closed set of objects (the handlers deny unknown fields).
+    if let Some(variants) = document
+        .pointer_mut("/components/schemas/Sender/oneOf")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for variant in variants
+            .iter_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            variant.insert("additionalProperties".into(), false.into());
+        }
+    }
     // In an update, `null` removes a key.
     if let Some(attributes) = document
         .pointer_mut("/components/schemas/UpdateContact/properties/attributes")

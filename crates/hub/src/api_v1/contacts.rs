@@ -180,11 +180,10 @@ pub struct SearchParams {
     /// Contained in the name, ignoring case.
     name: Option<String>,
     external_id: Option<String>,
-    /// With `attribute_value`: contacts whose attribute `attribute_key`, written as
-    /// text (`pro`, `42`, `true`), is `attribute_value`.
-    #[param(pattern = "^[a-z0-9_]{1,64}$")]
-    attribute_key: Option<String>,
-    attribute_value: Option<String>,
+    /// `KEY:VALUE`: contacts whose attribute `KEY`, written as text (`pro`, `42`,
+    /// `true`), is `VALUE` (for example `plan:pro`).
+    #[param(pattern = "^[a-z0-9_]{1,64}:")]
+    attribute: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Contacts per page (default 100).
@@ -208,38 +207,44 @@ fn check_value(value: &AttributeValue) -> Result<(), ApiError> {
     }
 }
 
-/// A text field: trimmed; 1 to `max` characters.
-fn clean_field(
-    value: Option<String>,
-    max: usize,
-    message: &'static str,
-) -> Result<Option<String>, ApiError> {
+/// A name: cleaned ([`crate::text::clean_text`]); 1 to 200 visible characters.
+fn clean_name(value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let value = crate::text::clean_text(&value);
+    if value.is_empty() || value.chars().count() > 200 {
+        return Err(invalid("name must have 1 to 200 characters, not all blank"));
+    }
+    Ok(Some(value))
+}
+
+/// An external id, kept as given: 1 to 128 characters.
+fn check_external_id(value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        None => Ok(None),
-        Some(value) => {
-            let value = crate::text::clean_text(&value).trim().to_owned();
-            if value.is_empty() || value.chars().count() > max {
-                return Err(invalid(message));
-            }
-            Ok(Some(value))
+        Some(value) if value.is_empty() || value.chars().count() > 128 => {
+            Err(invalid("external_id must have 1 to 128 characters"))
         }
+        other => Ok(other),
     }
 }
 
-fn clean_email(value: Option<String>) -> Result<Option<String>, ApiError> {
-    let email = clean_field(
-        value,
-        254,
-        "email must be an address of at most 254 characters",
-    )?;
-    if let Some(email) = &email
-        && !(email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        }) && !email.chars().any(char::is_whitespace))
-    {
-        return Err(invalid("email must be an address"));
+/// An e-mail address, kept as given: `local@domain` without whitespace, at most 254
+/// characters (the document's pattern says the same).
+fn check_email(value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(email) = value else {
+        return Ok(None);
+    };
+    let email = email.trim_end().to_owned();
+    let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !email.chars().any(char::is_whitespace);
+    if !well_formed || email.chars().count() > 254 {
+        return Err(invalid(
+            "email must be an address (local@domain, at most 254 characters)",
+        ));
     }
-    Ok(email)
+    Ok(Some(email))
 }
 
 fn store_error(err: StoreError) -> ApiError {
@@ -271,13 +276,9 @@ pub async fn create(
     caller: ApiCaller<Write>,
     Body(request): Body<CreateContact>,
 ) -> Result<Response, ApiError> {
-    let external_id = clean_field(
-        request.external_id,
-        128,
-        "external_id must have 1 to 128 characters",
-    )?;
-    let email = clean_email(request.email)?;
-    let name = clean_field(request.name, 200, "name must have 1 to 200 characters")?;
+    let external_id = check_external_id(request.external_id)?;
+    let email = check_email(request.email)?;
+    let name = clean_name(request.name)?;
     if request.attributes.len() > MAX_ATTRIBUTES {
         return Err(invalid("a contact has at most 50 attributes"));
     }
@@ -342,8 +343,8 @@ pub async fn read(
     responses(
         (status = 200, description = "The contact as it is now", body = ContactV1),
         (status = 404, description = "No such contact in this site", body = ErrorBody),
-        (status = 409, description = "Another contact of the site has this external_id", body = ErrorBody),
-        (status = 422, description = "A field or attribute is invalid, or the contact would have more than 50 attributes", body = ErrorBody),
+        (status = 409, description = "Another contact of the site has this external_id, or the contact would have more than 50 attributes", body = ErrorBody),
+        (status = 422, description = "A field or attribute is invalid", body = ErrorBody),
     )
 )]
 pub async fn update(
@@ -357,15 +358,9 @@ pub async fn update(
         .contact(caller.site_id(), &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let external_id = request
-        .external_id
-        .map(|value| clean_field(value, 128, "external_id must have 1 to 128 characters"))
-        .transpose()?;
-    let email = request.email.map(clean_email).transpose()?;
-    let name = request
-        .name
-        .map(|value| clean_field(value, 200, "name must have 1 to 200 characters"))
-        .transpose()?;
+    let external_id = request.external_id.map(check_external_id).transpose()?;
+    let email = request.email.map(check_email).transpose()?;
+    let name = request.name.map(clean_name).transpose()?;
     let mut attributes = Map::new();
     let mut keys: std::collections::BTreeSet<&String> = current.attributes.keys().collect();
     for (key, value) in &request.attributes {
@@ -383,7 +378,10 @@ pub async fn update(
         }
     }
     if keys.len() > MAX_ATTRIBUTES {
-        return Err(invalid("a contact has at most 50 attributes"));
+        return Err(conflict(
+            ErrorCode::BadField,
+            "the contact would have more than 50 attributes",
+        ));
     }
     for (key, value) in request.attributes {
         attributes.insert(
@@ -435,15 +433,18 @@ pub async fn search(
     if !(1..=500).contains(&limit) {
         return Err(bad_query("limit must be 1 to 500"));
     }
-    let attribute = match (params.attribute_key, params.attribute_value) {
-        (Some(key), Some(value)) if valid_key(&key) => Some((key, value)),
-        (Some(_), Some(_)) => {
-            return Err(bad_query("attribute_key is 1 to 64 of a-z, 0-9 and _"));
+    let attribute = match params
+        .attribute
+        .as_deref()
+        .map(|given| given.split_once(':'))
+    {
+        None => None,
+        Some(Some((key, value))) if valid_key(key) => Some((key.to_owned(), value.to_owned())),
+        Some(_) => {
+            return Err(bad_query(
+                "attribute is KEY:VALUE, KEY 1 to 64 of a-z, 0-9 and _",
+            ));
         }
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(bad_query("attribute_key and attribute_value go together"));
-        }
-        (None, None) => None,
     };
     let found = state
         .store

@@ -203,10 +203,15 @@ pub struct Sent {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Sender {
     /// An agent of the site (not disabled). Into a conversation the bot still has, the
-    /// agent takes it first (they must be online with room).
-    Agent { agent_id: String },
+    /// agent takes it first (they must be online with room). With `note: true`, an
+    /// internal note, seen by agents only.
+    Agent {
+        agent_id: String,
+        #[serde(default)]
+        note: bool,
+    },
     /// The site's bot, under its name in the visitor's language.
-    Bot,
+    Bot {},
 }
 
 /// A message to send.
@@ -219,10 +224,8 @@ pub struct SendMessage {
     /// An idempotency key (1 to 64 characters): a resend with the same key (and
     /// sender) stores and delivers nothing new.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub client_id: Option<String>,
-    /// An internal note, seen by agents only (agents only).
-    #[serde(default)]
-    pub note: bool,
 }
 
 /// A close.
@@ -252,6 +255,7 @@ pub struct ListParams {
     #[param(minimum = 0)]
     updated_since: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,15}\\.[A-Za-z0-9_]{1,64}$")]
     cursor: Option<String>,
     /// Conversations per page (default 100).
     #[param(minimum = 1, maximum = 500)]
@@ -263,7 +267,7 @@ pub struct ListParams {
 pub struct MessageParams {
     /// Messages after this sequence number (default 0: from the first).
     #[param(minimum = 0)]
-    after: Option<u64>,
+    after: Option<i64>,
     /// Messages per page (default 200).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -399,18 +403,20 @@ pub async fn messages(
     if !(1..=1000).contains(&limit) {
         return Err(bad_query("limit must be 1 to 1000"));
     }
+    let after = params.after.unwrap_or(0);
+    if after < 0 {
+        return Err(bad_query("after must be 0 or more"));
+    }
     of_site(&state, caller.site_id(), &id).await?;
-    let found = state
-        .store
-        .messages_after(&id, params.after.unwrap_or(0), limit)
-        .await?;
+    let found = state.store.messages_after(&id, after as u64, limit).await?;
     Ok(Json(MessageList {
         messages: found.iter().map(MessageV1::from).collect(),
     })
     .into_response())
 }
 
-/// An agent of the site, not disabled (422 otherwise: the id is a field of the body).
+/// An agent of the site, not disabled (404 otherwise, like any object the site does
+/// not have).
 async fn site_agent(
     state: &AppState,
     site_id: &str,
@@ -418,7 +424,11 @@ async fn site_agent(
 ) -> Result<salam_store::Agent, ApiError> {
     match state.store.agent_by_id(agent_id).await? {
         Some(agent) if !agent.disabled && agent.can_access(site_id) => Ok(agent),
-        _ => Err(invalid("agent_id is not an agent of this site")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such agent in this site",
+        )),
     }
 }
 
@@ -442,9 +452,9 @@ fn store_error(err: StoreError) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Stored and delivered (or, with `duplicate`, stored before)", body = Sent),
-        (status = 404, description = "No such conversation in this site", body = ErrorBody),
+        (status = 404, description = "No such conversation, or no such agent, in this site", body = ErrorBody),
         (status = 409, description = "The conversation is closed, or the agent cannot take it from the bot", body = ErrorBody),
-        (status = 422, description = "A field is missing or wrong: an empty or too long text, a bad client_id, an agent not of this site, a note from the bot", body = ErrorBody),
+        (status = 422, description = "A field is missing or wrong: an empty or too long text, a bad client_id", body = ErrorBody),
     )
 )]
 pub async fn send(
@@ -471,22 +481,18 @@ pub async fn send(
     if found.state == ConversationState::Closed {
         return Err(store_error(StoreError::Closed));
     }
+    let note = matches!(request.sender, Sender::Agent { note: true, .. });
     let (author, agent_id) = match &request.sender {
-        Sender::Agent { agent_id } => {
+        Sender::Agent { agent_id, .. } => {
             let agent = site_agent(&state, caller.site_id(), agent_id).await?;
             (agent.author(), Some(agent.id))
         }
-        Sender::Bot => {
-            if request.note {
-                return Err(invalid("only an agent writes notes"));
-            }
-            (bot_author(&state, &found).await?, None)
-        }
+        Sender::Bot {} => (bot_author(&state, &found).await?, None),
     };
     // An agent's reply into a conversation the bot still has takes it first, as in the
     // console (so the bot says nothing more).
     if let Some(agent_id) = &agent_id
-        && !request.note
+        && !note
         && found.state == ConversationState::Bot
         && let Err(err) = state
             .routing
@@ -504,7 +510,7 @@ pub async fn send(
         &found.site_id,
         NewMessage {
             conversation: found.id.clone(),
-            kind: if request.note {
+            kind: if note {
                 MessageKind::Note
             } else {
                 MessageKind::Text
@@ -521,7 +527,7 @@ pub async fn send(
     )
     .await
     .map_err(store_error)?;
-    if agent_id.is_some() && !request.note && !appended.duplicate {
+    if agent_id.is_some() && !note && !appended.duplicate {
         state
             .routing
             .send(crate::routing::Command::Responded {
@@ -566,8 +572,7 @@ async fn bot_author(state: &AppState, found: &Conversation) -> Result<Author, Ap
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Closed now, or closed already (`closed: false`)", body = Closed),
-        (status = 404, description = "No such conversation in this site", body = ErrorBody),
-        (status = 422, description = "agent_id is not an agent of this site", body = ErrorBody),
+        (status = 404, description = "No such conversation, or no such agent, in this site", body = ErrorBody),
     )
 )]
 pub async fn close(
@@ -577,18 +582,23 @@ pub async fn close(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let found = of_site(&state, caller.site_id(), &id).await?;
-    // The body is optional: none (or only whitespace) is `{}`.
+    // The body is optional: none, or `null`, is `{}`.
     let request: CloseRequest = if body.trim_ascii().is_empty() {
         CloseRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|err| match err.classify() {
-            serde_json::error::Category::Data => invalid("the body does not fit CloseRequest"),
-            _ => ApiError::new(
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadJson,
                 "the body is not JSON",
-            ),
-        })?
+            )
+        })?;
+        match value {
+            serde_json::Value::Null => CloseRequest::default(),
+            value @ serde_json::Value::Object(_) => serde_json::from_value(value)
+                .map_err(|_| invalid("the body does not fit CloseRequest"))?,
+            _ => return Err(invalid("the body must be a JSON object")),
+        }
     };
     let name = match &request.agent_id {
         Some(agent_id) => site_agent(&state, caller.site_id(), agent_id).await?.name,

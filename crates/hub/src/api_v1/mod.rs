@@ -203,9 +203,10 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: String) -> R
         .into_response()
 }
 
-/// A JSON request body. Rejections are JSON errors: 400 `bad_json` (not JSON), 415
-/// `bad_json` (no `Content-Type: application/json`), 413 (too large), 422 `bad_field`
-/// (JSON that does not fit: a missing or unknown field, a wrong type).
+/// A JSON request body, an object. Rejections are JSON errors: 400 `bad_json` (not
+/// JSON), 415 `bad_json` (no `Content-Type: application/json`), 413 (too large), 422
+/// `bad_field` (JSON that does not fit: not an object, a missing or unknown field, a
+/// wrong type).
 #[derive(Debug)]
 pub struct Body<T>(pub T);
 
@@ -213,8 +214,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Body<T>, Response> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
+        match Json::<serde_json::Value>::from_request(request, state).await {
+            // Bodies are objects (serde would also take a struct from an array).
+            Ok(Json(value)) if !value.is_object() => Err(error_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::BadField,
+                "the body must be a JSON object".into(),
+            )),
+            Ok(Json(value)) => serde_json::from_value(value).map(Body).map_err(|err| {
+                let message: String = err.to_string().chars().take(300).collect();
+                error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::BadField,
+                    message,
+                )
+            }),
             Err(rejection) => {
                 let status = rejection.status();
                 let code = match status {
@@ -228,6 +242,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         }
     }
 }
+
+/// What a text field must contain somewhere: a character that is not blank in the
+/// sense of [`crate::text::is_blank_char`] (whitespace, zero-width, bidi controls), so
+/// that the document refuses what the handlers refuse as empty.
+pub const VISIBLE_PATTERN: &str =
+    "[^\\s\\u200B-\\u200F\\u2060\\uFEFF\\u180E\\u061C\\u202A-\\u202E\\u2066-\\u2069]";
 
 /// 422 with a reason.
 pub fn invalid(message: &'static str) -> ApiError {

@@ -14,7 +14,7 @@ async fn an_agent_message_sent_by_rest_reaches_the_visitor_once_per_client_id() 
         .create_agent(
             "ana@shop.test",
             "a-long-password-1",
-            &[world.site.id.clone()],
+            std::slice::from_ref(&world.site.id),
             None,
         )
         .await?;

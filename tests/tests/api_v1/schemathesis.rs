@@ -29,7 +29,7 @@ async fn schemathesis_finds_nothing_against_the_live_hub() -> anyhow::Result<()>
         .create_agent(
             "sam@shop.test",
             "a-long-password-1",
-            &[world.site.id.clone()],
+            std::slice::from_ref(&world.site.id),
             None,
         )
         .await?;

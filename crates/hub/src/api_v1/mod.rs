@@ -11,7 +11,7 @@
 //! - [`tokens`]: the console's endpoints that create, list and revoke tokens (session
 //!   admins, with CSRF); [`conversations`], [`contacts`] and [`records`] (offline
 //!   requests, reports, the token's site): the v1 handlers. Their OpenAPI document is
-//!   generated from the handlers ([`crate::openapi`]).
+//!   generated from the handlers, and their routes assembled, in [`crate::openapi`].
 //!
 //! Messages are sent and conversations closed through [`crate::conversation`], exactly
 //! as the WebSocket handlers do (commit, then answer, then fan-out and routing).
@@ -261,10 +261,4 @@ pub fn invalid(message: &'static str) -> ApiError {
 /// 409 with a code and a reason.
 pub fn conflict(code: ErrorCode, message: &'static str) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, message)
-}
-
-/// The v1 routes and the console's token routes, and `/api/openapi.json` and
-/// `/api/docs` ([`crate::openapi`]).
-pub fn routes() -> axum::Router<AppState> {
-    crate::openapi::router()
 }

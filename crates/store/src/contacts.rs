@@ -397,3 +397,164 @@ impl SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IdentityUpdate, SqliteOptions, Store, VisitorUpdate};
+    use serde_json::json;
+
+    fn attributes(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn updates_merge_attributes_record_each_change_and_stay_in_their_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap();
+        let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+        let other = store.create_site("Other", &["*".into()]).await.unwrap();
+        let created = store
+            .create_contact(NewContact {
+                site_id: site.id.clone(),
+                external_id: Some("u1".into()),
+                email: Some("a@b.test".into()),
+                name: None,
+                attributes: attributes(json!({"plan": "pro", "seats": 3})),
+                changed_by: "token:t1".into(),
+                now: 10,
+            })
+            .await
+            .unwrap();
+        // The same external id again in the site: a conflict; in another site: fine.
+        let again = NewContact {
+            site_id: site.id.clone(),
+            external_id: Some("u1".into()),
+            email: None,
+            name: None,
+            attributes: Map::new(),
+            changed_by: "token:t1".into(),
+            now: 11,
+        };
+        assert!(matches!(
+            store.create_contact(again.clone()).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .create_contact(NewContact {
+                site_id: other.id.clone(),
+                ..again
+            })
+            .await
+            .unwrap();
+
+        let updated = store
+            .update_contact(
+                &site.id,
+                &created.id,
+                ContactUpdate {
+                    name: Some(Some("Ann".into())),
+                    email: Some(None),
+                    attributes: attributes(json!({"plan": "team", "seats": null, "vip": true})),
+                    changed_by: "agent:a1".into(),
+                    now: 20,
+                    ..ContactUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            Value::Object(updated.attributes),
+            json!({"plan": "team", "vip": true})
+        );
+        assert_eq!(
+            (updated.name.as_deref(), updated.email),
+            (Some("Ann"), None)
+        );
+        assert_eq!(updated.updated_at, 20);
+        let changes = store
+            .contact_changes(&site.id, &created.id, 100)
+            .await
+            .unwrap();
+        let seen: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.key.as_str(),
+                    c.old_value.clone(),
+                    c.new_value.clone(),
+                    c.changed_by.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("plan", None, Some(json!("pro")), "token:t1"),
+                ("seats", None, Some(json!(3)), "token:t1"),
+                ("plan", Some(json!("pro")), Some(json!("team")), "agent:a1"),
+                ("seats", Some(json!(3)), None, "agent:a1"),
+                ("vip", None, Some(json!(true)), "agent:a1"),
+            ]
+        );
+        // Another site sees nothing of it.
+        assert_eq!(store.contact(&other.id, &created.id).await.unwrap(), None);
+        assert!(matches!(
+            store
+                .update_contact(&other.id, &created.id, ContactUpdate::default())
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            store
+                .contact_changes(&other.id, &created.id, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Search by an attribute's value as text, and the link to an identified visitor.
+        let search = |attribute: (&str, &str)| ContactSearch {
+            attribute: Some((attribute.0.into(), attribute.1.into())),
+            limit: 10,
+            ..ContactSearch::default()
+        };
+        for (key, value, hits) in [
+            ("plan", "team", 1),
+            ("vip", "true", 1),
+            ("vip", "false", 0),
+            ("plan", "pro", 0),
+        ] {
+            let found = store
+                .find_contacts(&site.id, search((key, value)))
+                .await
+                .unwrap();
+            assert_eq!(found.len(), hits, "{key}={value}");
+        }
+        store
+            .touch_visitor("v_1", &site.id, VisitorUpdate::default(), 1)
+            .await
+            .unwrap();
+        store
+            .identify_visitor(
+                "v_1",
+                IdentityUpdate {
+                    external_id: "u1".into(),
+                    name: None,
+                    email: None,
+                    verified: Vec::new(),
+                    attributes: None,
+                },
+            )
+            .await
+            .unwrap();
+        let linked = store.contact(&site.id, &created.id).await.unwrap().unwrap();
+        assert_eq!(linked.visitor_ids, ["v_1"]);
+        let by_external = store
+            .contact_by_external_id(&site.id, "u1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_external.id, created.id);
+    }
+}

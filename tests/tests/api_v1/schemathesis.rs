@@ -70,6 +70,8 @@ async fn schemathesis_finds_nothing_against_the_live_hub() -> anyhow::Result<()>
         ),
     )?;
     let url = format!("http://{}/api/openapi.json", world.hub.addr);
+    // Cases per operation: 25 keeps the run well under a minute; more for a deeper run.
+    let examples = std::env::var("SALAM_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
     let output = tokio::process::Command::new(&binary)
         .current_dir(scratch.path())
         .arg("--config-file")
@@ -80,7 +82,7 @@ async fn schemathesis_finds_nothing_against_the_live_hub() -> anyhow::Result<()>
             "--checks",
             "all",
             "--max-examples",
-            "25",
+            &examples,
             "--request-timeout",
             "10",
             "--generation-database",

@@ -132,3 +132,65 @@ async fn contacts_are_created_updated_searched_with_an_attribute_history() -> an
     assert_eq!(summary.len(), 6, "{summary:?}");
     world.assert_no_panic()
 }
+
+#[tokio::test]
+async fn a_visitor_who_identifies_with_a_contacts_external_id_is_that_contact() -> anyhow::Result<()>
+{
+    let world = salam_e2e::process::World::start("").await?;
+    let (mut visitor, conversation) =
+        crate::common::visitor_with_conversation(&world, "hello").await?;
+    let sites = world.admin.get("/api/sites").await?;
+    let secret = sites["sites"]
+        .as_array()
+        .and_then(|sites| sites.iter().find(|s| s["id"] == world.site.id.as_str()))
+        .and_then(|site| site["identity_secret"].as_str())
+        .expect("the admin sees the identity secret")
+        .to_owned();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let token = salam_e2e::sign_identity(&secret, &json!({"sub": "crm-77", "exp": exp}));
+    visitor
+        .send_json(&json!({"type": "identify", "token": token}))
+        .await?;
+    let answers = visitor.round_trip().await?;
+    assert!(
+        !answers
+            .iter()
+            .any(|frame| salam_e2e::error_code(frame).is_some()),
+        "{answers:?}"
+    );
+
+    let (_, api_token) = create_token(&world.admin, &world.site.id, "write").await?;
+    let api = v1(&world, &api_token);
+    let contact = api
+        .expect(
+            201,
+            "POST",
+            "/api/v1/contacts",
+            Some(&json!({"external_id": "crm-77", "name": "Karim"})),
+        )
+        .await?;
+    let detail = api
+        .expect(
+            200,
+            "GET",
+            &format!("/api/v1/conversations/{conversation}"),
+            None,
+        )
+        .await?;
+    assert_eq!(detail["visitor_external_id"], "crm-77");
+    assert_eq!(detail["contact_id"], contact["id"]);
+    let visitor_id = detail["conversation"]["visitor_id"].as_str().unwrap();
+    let read = api
+        .expect(
+            200,
+            "GET",
+            &format!("/api/v1/contacts/{}", contact["id"].as_str().unwrap()),
+            None,
+        )
+        .await?;
+    assert_eq!(read["visitor_ids"], json!([visitor_id]));
+    world.assert_no_panic()
+}

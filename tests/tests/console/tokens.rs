@@ -1,7 +1,8 @@
 //! Issue 17: the admin area's API tokens (`console/tokens.js`) in a real Chromium
 //! against a real hub: an admin creates a token, sees its secret once and copies it,
 //! the secret works on `/api/v1`, the list shows it in Arabic too, and revoking it
-//! makes the API refuse it at once. axe-core checks the page.
+//! makes the API refuse it at once. axe-core checks the page. The API's documentation
+//! page (`/api/docs`) renders the generated document.
 
 use super::*;
 
@@ -80,6 +81,22 @@ async fn an_admin_creates_copies_and_revokes_an_api_token() -> Result<()> {
             errors.as_array().is_none_or(|list| list.is_empty()),
             "uncaught errors: {errors}"
         );
+        // The console links to the API's documentation page, which renders the
+        // generated document by itself (no CDN).
+        admin
+            .client
+            .goto(&format!("{}/api/docs", hub.http()))
+            .await?;
+        admin
+            .wait(
+                "the documentation page",
+                "return document.querySelectorAll('.op').length > 10;",
+            )
+            .await?;
+        admin
+            .wait_text("code", "/api/v1/conversations/{id}/messages")
+            .await?;
+        admin.wait_text("h3", "SendMessage").await?;
         Ok(())
     }
     .await;

@@ -198,3 +198,24 @@ async fn a_token_of_site_a_cannot_see_or_touch_site_b() -> anyhow::Result<()> {
     assert!(!b_messages.to_string().contains("sneaky"));
     world.assert_no_panic()
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after_and_others_do_not() -> anyhow::Result<()> {
+    // No refill at all: each token has exactly its burst.
+    let world = World::start("[api]\nrate_per_sec = 0\nburst = 2\n").await?;
+    let (_, first) = create_token(&world.admin, &world.site.id, "read").await?;
+    let (_, second) = create_token(&world.admin, &world.site.id, "read").await?;
+    let first = v1(&world, &first);
+    first.expect(200, "GET", "/api/v1/site", None).await?;
+    first.expect(200, "GET", "/api/v1/site", None).await?;
+    let limited = first.call("GET", "/api/v1/site", None).await?;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.header("retry-after").is_some());
+    let body: Value = serde_json::from_str(&limited.body)?;
+    assert_eq!(body["error"], "rate_limited");
+    // The bucket is the token's own.
+    v1(&world, &second)
+        .expect(200, "GET", "/api/v1/site", None)
+        .await?;
+    world.assert_no_panic()
+}

@@ -4,7 +4,8 @@
 //! - [`ApiCaller<S>`]: the extractor of every v1 handler. It resolves the token to its
 //!   site and scope, and demands the scope `S` ([`Read`], [`Write`] or [`AdminScope`]),
 //!   so a handler cannot forget the check: 401 for a missing, unknown or revoked token,
-//!   403 for a scope too small, 429 past the token's rate. Every object is looked up
+//!   403 for a scope too small, 429 past the token's rate (`[api] rate_per_sec`,
+//!   `burst`). Every object is looked up
 //!   within the token's site; another site's id answers 404, like a missing one.
 //! - [`Body<T>`]: a JSON body whose rejections are the API's JSON errors (400 bad JSON,
 //!   415 no JSON content type, 413 too large, 422 a body that does not fit the schema).
@@ -42,9 +43,6 @@ use utoipa::ToSchema;
 
 /// What every API token starts with (so a leaked one is easy to recognise and scan for).
 pub const TOKEN_PREFIX: &str = "salam_";
-/// Requests a second per token, and the burst above it.
-pub const RATE_PER_SECOND: u32 = 50;
-pub const RATE_BURST: u32 = 500;
 /// A token's `last_used_at` is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -133,13 +131,15 @@ fn unauthorized() -> ApiError {
 static BUCKETS: LazyLock<DashMap<String, TokenBucket>> = LazyLock::new(DashMap::new);
 const MAX_BUCKETS: usize = 100_000;
 
-fn within_rate(token_id: &str, now: Instant) -> bool {
+/// Takes one request from the token's bucket (`[api] rate_per_sec`, `burst`).
+fn within_rate(state: &AppState, token_id: &str, now: Instant) -> bool {
     if BUCKETS.len() >= MAX_BUCKETS && !BUCKETS.contains_key(token_id) {
         BUCKETS.clear();
     }
+    let config = &state.config.api;
     BUCKETS
         .entry(token_id.to_owned())
-        .or_insert_with(|| TokenBucket::new(RATE_PER_SECOND, RATE_BURST, now))
+        .or_insert_with(|| TokenBucket::new(config.rate_per_sec, config.burst.max(1), now))
         .take(now)
 }
 
@@ -164,7 +164,7 @@ impl<S: Scope> FromRequestParts<AppState> for ApiCaller<S> {
             .await?
             .filter(|found| found.revoked_at.is_none())
             .ok_or_else(unauthorized)?;
-        if !within_rate(&found.id, Instant::now()) {
+        if !within_rate(state, &found.id, Instant::now()) {
             return Err(ApiError::too_many(
                 "this token is over its request rate",
                 Duration::from_secs(1),

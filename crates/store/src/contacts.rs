@@ -301,10 +301,10 @@ impl SqliteStore {
                     .replace('_', "\\_");
                 format!("%{escaped}%")
             });
-            // The hub lets only `[a-z0-9_]` keys through, so the JSON path is plain.
+            // The hub lets only `[a-z0-9_]` keys through; quoted, a key of digits is a key too.
             let (path, text, number, boolean) = match &search.attribute {
                 Some((key, value)) => (
-                    Some(format!("$.{key}")),
+                    Some(format!("$.\"{key}\"")),
                     Some(value.clone()),
                     value.parse::<f64>().ok().filter(|n| n.is_finite()),
                     matches!(value.as_str(), "true" | "false").then(|| value.clone()),
@@ -524,6 +524,7 @@ mod tests {
             ("vip", "true", 1),
             ("vip", "false", 0),
             ("plan", "pro", 0),
+            ("404", "x", 0),
         ] {
             let found = store
                 .find_contacts(&site.id, search((key, value)))

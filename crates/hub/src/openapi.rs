@@ -304,6 +304,15 @@ mod tests {
                 );
             }
         }
-        assert!(operations >= 13, "{operations} operations");
+        assert!(operations >= 15, "{operations} operations");
+        let mut ids: Vec<&str> = paths
+            .values()
+            .flat_map(|item| item.as_object().expect("path item").values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        assert_eq!(ids.len(), operations, "every operation has an id");
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), operations, "operation ids are unique");
     }
 }

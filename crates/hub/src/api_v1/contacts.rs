@@ -262,6 +262,7 @@ fn store_error(err: StoreError) -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/contacts",
+    operation_id = "create_contact",
     tag = "contacts",
     request_body = CreateContact,
     security(("bearer" = [])),
@@ -310,6 +311,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/contacts/{id}",
+    operation_id = "get_contact",
     tag = "contacts",
     params(("id" = String, Path, description = "The contact's id")),
     security(("bearer" = [])),
@@ -336,6 +338,7 @@ pub async fn read(
 #[utoipa::path(
     patch,
     path = "/api/v1/contacts/{id}",
+    operation_id = "update_contact",
     tag = "contacts",
     params(("id" = String, Path, description = "The contact's id")),
     request_body = UpdateContact,
@@ -416,6 +419,7 @@ fn bad_query(message: &'static str) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/contacts",
+    operation_id = "search_contacts",
     tag = "contacts",
     params(SearchParams),
     security(("bearer" = [])),
@@ -474,6 +478,7 @@ pub async fn search(
 #[utoipa::path(
     get,
     path = "/api/v1/contacts/{id}/changes",
+    operation_id = "list_contact_changes",
     tag = "contacts",
     params(("id" = String, Path, description = "The contact's id")),
     security(("bearer" = [])),

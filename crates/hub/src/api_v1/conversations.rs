@@ -295,6 +295,7 @@ fn bad_query(message: &'static str) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/conversations",
+    operation_id = "list_conversations",
     tag = "conversations",
     params(ListParams),
     security(("bearer" = [])),
@@ -349,6 +350,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/conversations/{id}",
+    operation_id = "get_conversation",
     tag = "conversations",
     params(("id" = String, Path, description = "The conversation's id")),
     security(("bearer" = [])),
@@ -384,6 +386,7 @@ pub async fn read(
 #[utoipa::path(
     get,
     path = "/api/v1/conversations/{id}/messages",
+    operation_id = "list_messages",
     tag = "conversations",
     params(("id" = String, Path, description = "The conversation's id"), MessageParams),
     security(("bearer" = [])),
@@ -446,6 +449,7 @@ fn store_error(err: StoreError) -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/conversations/{id}/messages",
+    operation_id = "send_message",
     tag = "conversations",
     params(("id" = String, Path, description = "The conversation's id")),
     request_body = SendMessage,
@@ -566,6 +570,7 @@ async fn bot_author(state: &AppState, found: &Conversation) -> Result<Author, Ap
 #[utoipa::path(
     post,
     path = "/api/v1/conversations/{id}/close",
+    operation_id = "close_conversation",
     tag = "conversations",
     params(("id" = String, Path, description = "The conversation's id")),
     request_body(content = Option<CloseRequest>, description = "Optional: the agent to name"),

@@ -75,6 +75,7 @@ pub struct OfflineParams {
 #[utoipa::path(
     get,
     path = "/api/v1/offline-requests",
+    operation_id = "list_offline_requests",
     tag = "offline requests",
     params(OfflineParams),
     security(("bearer" = [])),
@@ -117,6 +118,7 @@ pub async fn offline_requests(
 #[utoipa::path(
     post,
     path = "/api/v1/offline-requests/{id}/done",
+    operation_id = "mark_offline_request_done",
     tag = "offline requests",
     params(("id" = i64, Path, description = "The request's id")),
     security(("bearer" = [])),
@@ -188,6 +190,7 @@ pub struct ReportV1 {
 #[utoipa::path(
     get,
     path = "/api/v1/reports",
+    operation_id = "get_report",
     tag = "reports",
     params(ReportParams),
     security(("bearer" = [])),
@@ -249,6 +252,7 @@ impl From<salam_store::ApiScope> for ScopeV1 {
 #[utoipa::path(
     get,
     path = "/api/v1/site",
+    operation_id = "get_site",
     tag = "site",
     security(("bearer" = [])),
     responses((status = 200, description = "The token's site", body = SiteV1))
@@ -296,6 +300,7 @@ pub struct TokenList {
 #[utoipa::path(
     get,
     path = "/api/v1/tokens",
+    operation_id = "list_tokens",
     tag = "site",
     security(("bearer" = [])),
     responses((status = 200, description = "The site's tokens, newest first", body = TokenList))

@@ -7,8 +7,9 @@
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
+import { renderTokens } from "./tokens.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy", "tokens"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -39,6 +40,7 @@ export function renderAdmin(root, context) {
     offline: renderOffline,
     alerts: renderAlerts,
     privacy: renderPrivacy,
+    tokens: renderTokens,
   }[section];
   render(body, context).catch((err) => {
     fill(body, h("p", { class: "error", text: t("error", { message: err.message }) }));

@@ -426,8 +426,18 @@ pub async fn reports(
             "from and to are times in ms since the epoch, with from <= to",
         ));
     }
-    let bot = state.store.bot_report(&site_ids, from, to).await?;
-    let timings = state.store.timings(&site_ids, from, to).await?;
+    Ok(Json(report_figures(&state, &site_ids, from, to).await?).into_response())
+}
+
+/// The report of `site_ids` over `[from, to]` (shared with the REST API v1).
+pub async fn report_figures(
+    state: &AppState,
+    site_ids: &[String],
+    from: i64,
+    to: i64,
+) -> Result<serde_json::Value, ApiError> {
+    let bot = state.store.bot_report(site_ids, from, to).await?;
+    let timings = state.store.timings(site_ids, from, to).await?;
     let mut first_response: Vec<i64> = timings
         .iter()
         .filter_map(|t| Some(t.first_response_at?.saturating_sub(t.handed_off_at?)))
@@ -449,7 +459,7 @@ pub async fn reports(
     let within_target = first_response.iter().filter(|ms| **ms <= target_ms).count();
     let deflection =
         (bot.bot_conversations > 0).then(|| bot.deflected as f64 / bot.bot_conversations as f64);
-    Ok(Json(json!({
+    Ok(json!({
         "from": from,
         "to": to,
         "conversations": bot.conversations,
@@ -477,7 +487,6 @@ pub async fn reports(
         "unanswered_clusters": crate::unanswered::cluster(&bot.unanswered),
         "unanswered": bot.unanswered,
     }))
-    .into_response())
 }
 
 /// `GET /api/widget/{key}` (public, CORS): what the widget needs to draw itself.

@@ -27,6 +27,7 @@ pub struct Config {
     pub routing: RoutingConfig,
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
+    pub api: ApiConfig,
 }
 
 /// Logging (`[log]`).
@@ -103,6 +104,25 @@ impl Default for RetentionConfig {
             batch_conversations: 200,
             batch_messages: 5000,
             pause_ms: 50,
+        }
+    }
+}
+
+/// The REST API v1 (`[api]`, issue 17; docs/api.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Requests a second per API token, and the burst above it (more: 429 with
+    /// `Retry-After`).
+    pub rate_per_sec: u32,
+    pub burst: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            rate_per_sec: 50,
+            burst: 500,
         }
     }
 }
@@ -347,6 +367,7 @@ impl Default for Config {
             routing: RoutingConfig::default(),
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

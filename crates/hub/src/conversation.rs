@@ -200,7 +200,10 @@ pub async fn post_message(
     message: NewMessage,
 ) -> Result<Appended, StoreError> {
     let appended = state.store.append(message).await?;
-    relay(state, site_id, &appended, None);
+    // A resend with a client id (the REST API's) was delivered the first time.
+    if !appended.duplicate {
+        relay(state, site_id, &appended, None);
+    }
     Ok(appended)
 }
 

@@ -43,6 +43,8 @@ pub fn app(state: AppState) -> Router {
         .route("/widget.js", get(assets::loader))
         .route("/widget/{file}", get(assets::file))
         .merge(compressed_routes())
+        // The REST API v1 with its OpenAPI document, and the console's API tokens.
+        .merge(crate::openapi::router())
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)

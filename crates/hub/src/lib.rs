@@ -19,6 +19,9 @@
 //!   [`admin`] (admin writes), [`account`] (sign-in, password) and [`operations`] (a
 //!   visitor's data on request, the audit log) are the REST handlers, with identity
 //!   and permission as extractors ([`extract`]) and one error type ([`error`]);
+//! - [`api_v1`]: the REST API v1 for other systems (API tokens of one site with a scope,
+//!   demanded by the `ApiCaller<S>` extractor), its routes and OpenAPI 3.1 document
+//!   generated from the handlers in [`openapi`] (`/api/openapi.json`, `/api/docs`);
 //! - [`ws`]: the connection loop shared by both endpoints (size, decode, rate, `ping`
 //!   and handshake checks written once; ordered delivery, heartbeats, shutdown);
 //! - [`visitor`] and [`agent`]: the two endpoints, one module per frame type;
@@ -43,6 +46,7 @@ pub mod account;
 pub mod admin;
 pub mod agent;
 pub mod api;
+pub mod api_v1;
 pub mod assets;
 pub mod auth;
 pub mod authority;
@@ -56,6 +60,7 @@ pub mod fanout;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod openapi;
 pub mod operations;
 pub mod privacy;
 pub mod publish;

@@ -28,11 +28,17 @@
 //! the audit log, and the anonymous report facts that keep reports whole after
 //! conversations are deleted.
 
+pub mod api_pages;
+pub mod api_tokens;
+pub mod contacts;
 pub mod maintenance;
 mod schema;
 mod sqlite;
 mod writer;
 
+pub use api_pages::ConversationPage;
+pub use api_tokens::{ApiScope, ApiToken, NewApiToken};
+pub use contacts::{AttributeChange, Contact, ContactSearch, ContactUpdate, NewContact};
 pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
@@ -901,4 +907,49 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit(&self, entry: NewAudit) -> Result<(), StoreError>;
     /// The newest `limit` entries of the audit log, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // --- REST API v1 (issue 17) ---
+    /// Stores an API token (its hash only).
+    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken, StoreError>;
+    /// A site's tokens, revoked ones too, newest first.
+    async fn api_tokens(&self, site_id: &str) -> Result<Vec<ApiToken>, StoreError>;
+    /// The token with this SHA-256, revoked or not.
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Revokes a token of the site ([`StoreError::NotFound`] for another site's).
+    async fn revoke_api_token(&self, site_id: &str, id: &str, now: i64) -> Result<(), StoreError>;
+    async fn touch_api_token(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// A page of a site's conversations, oldest change first ([`ConversationPage`]).
+    async fn conversation_page(
+        &self,
+        site_id: &str,
+        page: ConversationPage,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// Creates a contact ([`StoreError::Conflict`] for a taken external id).
+    async fn create_contact(&self, contact: NewContact) -> Result<Contact, StoreError>;
+    /// Updates a contact of the site, recording each attribute change.
+    async fn update_contact(
+        &self,
+        site_id: &str,
+        id: &str,
+        update: ContactUpdate,
+    ) -> Result<Contact, StoreError>;
+    async fn contact(&self, site_id: &str, id: &str) -> Result<Option<Contact>, StoreError>;
+    async fn contact_by_external_id(
+        &self,
+        site_id: &str,
+        external_id: &str,
+    ) -> Result<Option<Contact>, StoreError>;
+    /// Contacts of a site matching `search`, by id.
+    async fn find_contacts(
+        &self,
+        site_id: &str,
+        search: ContactSearch,
+    ) -> Result<Vec<Contact>, StoreError>;
+    /// The attribute changes of a contact of the site, oldest first.
+    async fn contact_changes(
+        &self,
+        site_id: &str,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<AttributeChange>, StoreError>;
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     THIRD_VERSION,
     FOURTH_VERSION,
     FIFTH_VERSION,
+    API_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -279,6 +280,47 @@ const FOURTH_VERSION: &str = r#"
 const FIFTH_VERSION: &str = r#"
     ALTER TABLE messages ADD COLUMN event TEXT; -- JSON {"code", "params"} of a system line
     ALTER TABLE conversations ADD COLUMN contact_asked_at INTEGER; -- NULL once answered
+    "#;
+
+/// The REST API v1 (issue 17): API tokens per site (only a SHA-256 of each token is
+/// kept), contacts with custom attributes, and the history of attribute changes.
+const API_VERSION: &str = r#"
+    CREATE TABLE api_tokens (
+        id           TEXT PRIMARY KEY,
+        site_id      TEXT NOT NULL REFERENCES sites(id),
+        name         TEXT NOT NULL,
+        scope        TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+        token_hash   TEXT NOT NULL UNIQUE,  -- SHA-256 of the token, never the token
+        created_by   TEXT,                  -- the admin who created it
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at   INTEGER
+    );
+    CREATE INDEX api_tokens_by_site ON api_tokens (site_id, created_at);
+    CREATE TABLE contacts (
+        id          TEXT PRIMARY KEY,
+        site_id     TEXT NOT NULL REFERENCES sites(id),
+        external_id TEXT,                   -- the site's user id (as identify() gives it)
+        email       TEXT,
+        name        TEXT,
+        attributes  TEXT NOT NULL DEFAULT '{}', -- JSON object of custom attributes
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX contacts_by_external_id ON contacts (site_id, external_id)
+        WHERE external_id IS NOT NULL;
+    CREATE INDEX contacts_by_email ON contacts (site_id, email COLLATE NOCASE);
+    CREATE TABLE contact_attribute_changes (
+        id         INTEGER PRIMARY KEY,
+        contact_id TEXT NOT NULL REFERENCES contacts(id),
+        key        TEXT NOT NULL,
+        old_value  TEXT,                    -- JSON; NULL: the key was absent
+        new_value  TEXT,                    -- JSON; NULL: the key was removed
+        changed_by TEXT NOT NULL,           -- "token:ID" or "agent:ID"
+        at         INTEGER NOT NULL
+    );
+    CREATE INDEX contact_attribute_changes_by_contact
+        ON contact_attribute_changes (contact_id, id);
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

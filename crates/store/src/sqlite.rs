@@ -57,7 +57,7 @@ impl Default for SqliteOptions {
 /// The SQLite store: a writer thread and a pool of read connections over one file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Writer,
+    pub(crate) writer: Writer,
     readers: Arc<ReadPool>,
     metrics: Arc<StoreMetrics>,
     /// Dropped with the last clone; the checkpoint thread stops then.
@@ -261,7 +261,7 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled connection in the blocking pool.
-    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -349,13 +349,13 @@ fn agent_where(
     }
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
+pub(crate) const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
      c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
      c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
-fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
+pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
     let state: String = row.get(4)?;
     Ok(Conversation {
         id: row.get(0)?,
@@ -2359,6 +2359,75 @@ impl Store for SqliteStore {
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |connection| crate::maintenance::audit_log(connection, limit))
             .await
+    }
+
+    // --- REST API v1 (issue 17): crate::api_tokens, crate::api_pages, crate::contacts ---
+    async fn create_api_token(
+        &self,
+        token: crate::NewApiToken,
+    ) -> Result<crate::ApiToken, StoreError> {
+        self.create_api_token_impl(token).await
+    }
+    async fn api_tokens(&self, site_id: &str) -> Result<Vec<crate::ApiToken>, StoreError> {
+        self.api_tokens_impl(site_id).await
+    }
+    async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::ApiToken>, StoreError> {
+        self.api_token_by_hash_impl(token_hash).await
+    }
+    async fn revoke_api_token(&self, site_id: &str, id: &str, now: i64) -> Result<(), StoreError> {
+        self.revoke_api_token_impl(site_id, id, now).await
+    }
+    async fn touch_api_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.touch_api_token_impl(id, now).await
+    }
+    async fn conversation_page(
+        &self,
+        site_id: &str,
+        page: crate::ConversationPage,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.conversation_page_impl(site_id, page).await
+    }
+    async fn create_contact(
+        &self,
+        contact: crate::NewContact,
+    ) -> Result<crate::Contact, StoreError> {
+        self.create_contact_impl(contact).await
+    }
+    async fn update_contact(
+        &self,
+        site_id: &str,
+        id: &str,
+        update: crate::ContactUpdate,
+    ) -> Result<crate::Contact, StoreError> {
+        self.update_contact_impl(site_id, id, update).await
+    }
+    async fn contact(&self, site_id: &str, id: &str) -> Result<Option<crate::Contact>, StoreError> {
+        self.contact_impl(site_id, id).await
+    }
+    async fn contact_by_external_id(
+        &self,
+        site_id: &str,
+        external_id: &str,
+    ) -> Result<Option<crate::Contact>, StoreError> {
+        self.contact_by_external_id_impl(site_id, external_id).await
+    }
+    async fn find_contacts(
+        &self,
+        site_id: &str,
+        search: crate::ContactSearch,
+    ) -> Result<Vec<crate::Contact>, StoreError> {
+        self.find_contacts_impl(site_id, search).await
+    }
+    async fn contact_changes(
+        &self,
+        site_id: &str,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::AttributeChange>, StoreError> {
+        self.contact_changes_impl(site_id, id, limit).await
     }
 }
 

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod admin_pages;
+// Issue 17: the admin area's API tokens.
+mod tokens;
 
 /// How long a test waits for something to show up in the page.
 const UI_WAIT: Duration = Duration::from_secs(20);

@@ -958,7 +958,22 @@ async fn upgrade_from(name: &str) -> Result<()> {
     hub.kill().await?;
     let connection = rusqlite::Connection::open(data.path().join("salam.db"))?;
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    ensure!(version == 5, "{name}: migrated to schema 5, not {version}");
+    // The version a new database gets from this build (no number written here: every
+    // migration added would have to change it).
+    let fresh = tempfile::tempdir()?;
+    drop(salam_store::SqliteStore::open(
+        &fresh.path().join("fresh.db"),
+        salam_store::SqliteOptions::default(),
+    )?);
+    let current: i64 = rusqlite::Connection::open(fresh.path().join("fresh.db"))?.query_row(
+        "PRAGMA user_version",
+        [],
+        |row| row.get(0),
+    )?;
+    ensure!(
+        version == current,
+        "{name}: migrated to schema {version}, not the current {current}"
+    );
     Ok(())
 }
 

@@ -73,6 +73,7 @@ pub mod throttle;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;
+pub mod webhooks;
 pub mod ws;
 
 #[cfg(test)]
@@ -147,12 +148,14 @@ impl Hub {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bot = Arc::new(bot::BotEngine::load(&config.bot.rules_dir).map_err(HubError::Rules)?);
         let (routing, routing_runner) = routing::channel();
+        let webhooks = webhooks::Webhooks::load(store.clone()).await?;
         routing_runner.spawn(
             router_config(&config.routing),
             routing::executor::Executor {
                 store: store.clone(),
                 bus: bus.clone(),
                 registry: registry.clone(),
+                webhooks: webhooks.clone(),
             },
             shutdown_rx.clone(),
         );
@@ -168,11 +171,13 @@ impl Hub {
             bot: bot.clone(),
             routing,
             authority,
+            webhooks,
         });
         bot.watch(poll, shutdown_rx);
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
         retention::spawn(state.clone());
+        webhooks::dispatch::spawn(state.clone());
         Ok(Hub {
             state,
             shutdown,

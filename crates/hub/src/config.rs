@@ -101,6 +101,10 @@ pub struct WebhooksConfig {
     pub rotation_grace_secs: u64,
     /// Also poll the outbox this often (new events wake the dispatcher at once).
     pub poll_ms: u64,
+    /// A new event waits this long before its first attempt, so that the events of a
+    /// conversation queued by different tasks at nearly the same time go out in the
+    /// order of their sequence numbers (at most 60 000).
+    pub settle_ms: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -116,6 +120,7 @@ impl Default for WebhooksConfig {
             disable_after_secs: 86_400,
             rotation_grace_secs: 86_400,
             poll_ms: 5_000,
+            settle_ms: 250,
         }
     }
 }

@@ -942,15 +942,16 @@ pub trait Store: Send + Sync + 'static {
     /// site) for the writer's next batch and returns once it is queued.
     async fn enqueue_webhook_event(&self, event: WebhookEvent)
     -> Result<PendingWebhook, StoreError>;
-    /// Deliveries due at `now` whose conversation has no earlier one waiting for the
-    /// same endpoint, soonest first.
+    /// Deliveries due at `now` (and queued at least `settle_ms` ago) whose conversation
+    /// has no earlier one waiting for the same endpoint, soonest first.
     async fn due_webhook_deliveries(
         &self,
         now: i64,
+        settle_ms: i64,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
     /// When the next waiting delivery of an enabled endpoint is due.
-    async fn next_webhook_due(&self) -> Result<Option<i64>, StoreError>;
+    async fn next_webhook_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError>;
     /// Records an attempt and the endpoint's failures; returns the endpoint when this
     /// attempt disabled it (`policy`).
     async fn record_webhook_attempt(

@@ -304,11 +304,12 @@ pub(crate) const WEBHOOKS_VERSION: &str = r#"
     );
     CREATE INDEX webhook_endpoints_site ON webhook_endpoints (site_id);
     CREATE TABLE webhook_deliveries (
-        id               INTEGER PRIMARY KEY,        -- also the delivery order
+        id               INTEGER PRIMARY KEY,
         endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
         event_id         TEXT NOT NULL,
         event_type       TEXT NOT NULL,
         conversation_id  TEXT,                       -- NULL: not ordered with others
+        seq              INTEGER,                    -- the conversation's sequence (order)
         body             BLOB NOT NULL,              -- the exact bytes signed and sent
         status           TEXT NOT NULL CHECK (status IN ('pending', 'retrying', 'delivered', 'dead')),
         attempts         INTEGER NOT NULL DEFAULT 0,
@@ -323,7 +324,7 @@ pub(crate) const WEBHOOKS_VERSION: &str = r#"
     );
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
         WHERE status IN ('pending', 'retrying');
-    CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, conversation_id, id)
+    CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, conversation_id, seq, id)
         WHERE status IN ('pending', 'retrying');
     CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
 "#;

@@ -2400,12 +2400,13 @@ impl Store for SqliteStore {
     async fn due_webhook_deliveries(
         &self,
         now: i64,
+        settle_ms: i64,
         limit: u32,
     ) -> Result<Vec<crate::DueDelivery>, StoreError> {
-        self.webhook_due(now, limit).await
+        self.webhook_due(now, settle_ms, limit).await
     }
-    async fn next_webhook_due(&self) -> Result<Option<i64>, StoreError> {
-        self.webhook_next_due().await
+    async fn next_webhook_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.webhook_next_due(settle_ms).await
     }
     async fn record_webhook_attempt(
         &self,

@@ -70,8 +70,10 @@ pub struct WebhookEvent {
     pub event_id: String,
     pub event_type: String,
     pub site_id: String,
-    /// Events of one conversation are delivered to an endpoint in order.
+    /// Events of one conversation are delivered to an endpoint in order: by `seq`
+    /// (`None`: after every event with one), then in the order they were queued.
     pub conversation_id: Option<String>,
+    pub seq: Option<u64>,
     /// An internal note: only endpoints with `include_notes` get it.
     pub note: bool,
     /// The exact bytes to sign and send.
@@ -174,6 +176,16 @@ pub struct DisablePolicy {
     pub over_ms: i64,
 }
 
+/// A waiting delivery `d` is the head of its (endpoint, conversation) line: no other
+/// waiting delivery of the same endpoint and conversation comes before it (by `seq`,
+/// a missing `seq` last, then by id).
+const HEAD: &str = "(d.conversation_id IS NULL OR NOT EXISTS ( \
+     SELECT 1 FROM webhook_deliveries p \
+     WHERE p.endpoint_id = d.endpoint_id AND p.conversation_id = d.conversation_id \
+     AND p.status IN ('pending', 'retrying') AND p.id <> d.id \
+     AND (coalesce(p.seq, 9223372036854775807), p.id) \
+         < (coalesce(d.seq, 9223372036854775807), d.id)))";
+
 const ENDPOINT_COLUMNS: &str = "id, site_id, url, events, include_notes, enabled, secret, \
      previous_secret, previous_expires_at, created_by, created_at, consecutive_failures, \
      failing_since, disabled_reason";
@@ -253,8 +265,8 @@ fn enqueue_in(connection: &Connection, event: &WebhookEvent) -> Result<usize, St
     let mut statement = connection
         .prepare_cached(
             "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_id, event_type, \
-             conversation_id, body, status, attempts, next_attempt_at, created_at) \
-             SELECT e.id, ?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5 FROM webhook_endpoints e \
+             conversation_id, seq, body, status, attempts, next_attempt_at, created_at) \
+             SELECT e.id, ?1, ?2, ?3, ?8, ?4, 'pending', 0, ?5, ?5 FROM webhook_endpoints e \
              WHERE e.site_id = ?6 AND e.enabled = 1 AND (?7 = 0 OR e.include_notes = 1) \
              AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE value = ?2) \
              ORDER BY e.id",
@@ -269,6 +281,7 @@ fn enqueue_in(connection: &Connection, event: &WebhookEvent) -> Result<usize, St
             event.created_at,
             event.site_id,
             event.note,
+            event.seq.map(|seq| seq.min(i64::MAX as u64) as i64),
         ])
         .map_err(map_err)
 }
@@ -529,6 +542,7 @@ impl SqliteStore {
     pub(crate) async fn webhook_due(
         &self,
         now: i64,
+        settle_ms: i64,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         self.read(move |connection| {
@@ -538,17 +552,12 @@ impl SqliteStore {
                      e.previous_expires_at FROM webhook_deliveries d \
                      JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                      WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?1 \
-                     AND e.enabled = 1 \
-                     AND (d.conversation_id IS NULL OR NOT EXISTS ( \
-                         SELECT 1 FROM webhook_deliveries p \
-                         WHERE p.endpoint_id = d.endpoint_id \
-                         AND p.conversation_id = d.conversation_id \
-                         AND p.status IN ('pending', 'retrying') AND p.id < d.id)) \
+                     AND d.created_at <= ?1 - ?3 AND e.enabled = 1 AND {HEAD} \
                      ORDER BY d.next_attempt_at, d.id LIMIT ?2"
                 ))
                 .map_err(map_err)?;
             statement
-                .query_map(params![now, limit], |row| {
+                .query_map(params![now, limit, settle_ms.max(0)], |row| {
                     Ok(DueDelivery {
                         delivery: delivery_from_row(row)?,
                         url: row.get(15)?,
@@ -564,14 +573,17 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn webhook_next_due(&self) -> Result<Option<i64>, StoreError> {
-        self.read(|connection| {
+    pub(crate) async fn webhook_next_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.read(move |connection| {
             connection
                 .query_row(
-                    "SELECT min(d.next_attempt_at) FROM webhook_deliveries d \
-                     JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                     WHERE d.status IN ('pending', 'retrying') AND e.enabled = 1",
-                    [],
+                    &format!(
+                        "SELECT min(max(d.next_attempt_at, d.created_at + ?1)) \
+                         FROM webhook_deliveries d \
+                         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                         WHERE d.status IN ('pending', 'retrying') AND e.enabled = 1 AND {HEAD}"
+                    ),
+                    [settle_ms.max(0)],
                     |row| row.get(0),
                 )
                 .map_err(map_err)

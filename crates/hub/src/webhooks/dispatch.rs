@@ -74,6 +74,7 @@ async fn run(state: AppState) {
     let webhooks = state.webhooks.clone();
     let mut shutdown = state.shutdown.clone();
     let poll = Duration::from_millis(config.poll_ms.max(10));
+    let settle = config.settle_ms.min(60_000) as i64;
     tracing::info!("webhook dispatcher started");
     loop {
         if *shutdown.borrow() {
@@ -81,7 +82,7 @@ async fn run(state: AppState) {
         }
         let now = now_ms();
         let limit = config.concurrency.max(1) * 4;
-        let due = match state.store.due_webhook_deliveries(now, limit).await {
+        let due = match state.store.due_webhook_deliveries(now, settle, limit).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "webhook outbox not readable");
@@ -119,7 +120,7 @@ async fn run(state: AppState) {
         let pause = if waiting {
             poll
         } else {
-            match state.store.next_webhook_due().await {
+            match state.store.next_webhook_due(settle).await {
                 Ok(Some(at)) if at > now => Duration::from_millis((at - now) as u64).min(poll),
                 Ok(Some(_)) => Duration::from_millis(10),
                 _ => poll,

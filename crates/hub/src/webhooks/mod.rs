@@ -106,6 +106,7 @@ impl Webhooks {
             event_type: kind.as_str().to_owned(),
             site_id: event.site_id.clone(),
             conversation_id: event.conversation_id.clone(),
+            seq: event.seq,
             note: event.note,
             body: Vec::new(),
             created_at: now_ms(),

@@ -7,8 +7,9 @@
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
+import { renderWebhooks } from "./webhooks.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -38,6 +39,7 @@ export function renderAdmin(root, context) {
     rules: renderRules,
     offline: renderOffline,
     alerts: renderAlerts,
+    webhooks: renderWebhooks,
     privacy: renderPrivacy,
   }[section];
   render(body, context).catch((err) => {
@@ -802,7 +804,7 @@ let alertPages = null;
 const acknowledged = new Set();
 
 /** The alert kinds the console puts in words (`alert_<kind>`). */
-const ALERT_KINDS = ["low_rating"];
+const ALERT_KINDS = ["low_rating", "webhook_disabled"];
 
 /** An alert's kind in the UI language; one the console does not know shows as is. */
 export function alertKind(alert) {

@@ -458,3 +458,95 @@ async fn during_a_rotation_both_secrets_verify() -> Result<()> {
     ensure!(request.verified == [0, 1], "verified with {:?}", request.verified);
     world.assert_no_panic()
 }
+
+/// The receiver in docs/webhook_receiver.py, run as it is documented: it accepts the
+/// hub's deliveries (the log shows its 204) and refuses a forged signature and a
+/// replayed (too old) one.
+#[tokio::test]
+async fn the_documented_python_receiver_accepts_the_hub_and_refuses_forgeries() -> Result<()> {
+    use salam_e2e::process::free_port;
+    use tokio::io::AsyncBufReadExt;
+    let world = World::start(CONFIG).await?;
+    let port = free_port()?;
+    let created = world
+        .admin
+        .json(
+            "POST",
+            &format!("/api/sites/{}/webhooks", world.site.id),
+            Some(&json!({"url": format!("http://127.0.0.1:{port}/"), "events": ["message.created"]})),
+        )
+        .await?;
+    let endpoint_id = created["endpoint"]["id"].as_str().context("id")?.to_owned();
+    let secret = created["secret"].as_str().context("secret")?.to_owned();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/webhook_receiver.py");
+    let mut python = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .env("SALAM_WEBHOOK_SECRETS", &secret)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("python3 runs the documented receiver")?;
+    let mut lines = tokio::io::BufReader::new(python.stdout.take().context("stdout")?).lines();
+    let first = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await??
+        .context("the receiver said nothing")?;
+    ensure!(first.starts_with("listening"), "{first}");
+
+    let (_visitor, _) = visitor_says(&world, "checked in python").await?;
+    let event: Value = loop {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await??
+            .context("the receiver stopped")?;
+        let event: Value = serde_json::from_str(&line)?;
+        if event["data"]["message"]["text"] == "checked in python" {
+            break event;
+        }
+    };
+    let log = deliveries(&world, &endpoint_id).await?;
+    let entry = log
+        .iter()
+        .find(|entry| entry["event_id"] == event["id"])
+        .context("the delivery in the log")?;
+    ensure!(entry["last_status"] == 204 && entry["status"] == "delivered", "{entry}");
+
+    // A forged signature and a replay are refused.
+    let body = r#"{"id":"evt_forged","type":"message.created"}"#;
+    let sign = |timestamp: i64| {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+        mac.update(format!("{timestamp}.{body}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        format!("v1={hex}")
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let receiver: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    for (timestamp, signature, want) in [
+        (now, "v1=00".to_owned(), 401),
+        (now - 3600, sign(now - 3600), 401),
+        (now, sign(now), 204),
+    ] {
+        let timestamp = timestamp.to_string();
+        let answer = salam_e2e::http_request(
+            receiver,
+            "POST",
+            "/",
+            &[
+                ("Salam-Webhook-Timestamp", timestamp.as_str()),
+                ("Salam-Signature", signature.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .await?;
+        ensure!(answer.status == want, "{signature} at {timestamp}: {}", answer.status);
+    }
+    world.assert_no_panic()
+}

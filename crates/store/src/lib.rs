@@ -31,8 +31,8 @@
 pub mod maintenance;
 mod schema;
 mod sqlite;
-mod writer;
 pub mod webhooks;
+mod writer;
 
 pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
@@ -40,8 +40,8 @@ pub use maintenance::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use webhooks::{
-    AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint,
-    WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate, WebhookEvent,
+    AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
+    WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate, WebhookEvent,
 };
 
 /// A webhook event queued for commit; resolves to the number of deliveries written
@@ -940,8 +940,10 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_sites(&self) -> Result<Vec<String>, StoreError>;
     /// Queues an event's fan-out (one delivery per subscribed, enabled endpoint of its
     /// site) for the writer's next batch and returns once it is queued.
-    async fn enqueue_webhook_event(&self, event: WebhookEvent)
-    -> Result<PendingWebhook, StoreError>;
+    async fn enqueue_webhook_event(
+        &self,
+        event: WebhookEvent,
+    ) -> Result<PendingWebhook, StoreError>;
     /// Deliveries due at `now` (and queued at least `settle_ms` ago) whose conversation
     /// has no earlier one waiting for the same endpoint, soonest first.
     async fn due_webhook_deliveries(

@@ -472,7 +472,10 @@ impl SqliteStore {
         self.writer
             .write(move |connection| {
                 connection
-                    .execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1", [&id])
+                    .execute(
+                        "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+                        [&id],
+                    )
                     .map_err(map_err)?;
                 let deleted = connection
                     .execute("DELETE FROM webhook_endpoints WHERE id = ?1", [&id])

@@ -81,7 +81,9 @@ async fn say(client: &mut Client, conversation: Option<&str>, text: &str) -> Res
     }
     client.send_json(&frame).await?;
     let (ack, _) = client
-        .recv_until(|frame| matches!(frame, ServerFrame::Ack { client_id: id, .. } if *id == client_id))
+        .recv_until(
+            |frame| matches!(frame, ServerFrame::Ack { client_id: id, .. } if *id == client_id),
+        )
         .await?;
     match ack {
         ServerFrame::Ack {
@@ -104,7 +106,10 @@ async fn delivered(
     want: impl Fn(&Request) -> bool,
 ) -> Result<Request> {
     eventually(what, PATIENCE, || {
-        let found = receiver.delivered().into_iter().find(|request| want(request));
+        let found = receiver
+            .delivered()
+            .into_iter()
+            .find(|request| want(request));
         async move { Ok(found) }
     })
     .await
@@ -184,20 +189,42 @@ async fn the_receiver_verifies_the_signature_of_every_event_of_a_conversation() 
     })
     .await?;
     visitor
-        .send_json(&json!({"type": "rate", "conversation": conversation, "score": 1, "comment": "slow"}))
+        .send_json(
+            &json!({"type": "rate", "conversation": conversation, "score": 1, "comment": "slow"}),
+        )
         .await?;
-    let rating = delivered(&receiver, "rating.created", |r| r.kind() == "rating.created").await?;
+    let rating = delivered(&receiver, "rating.created", |r| {
+        r.kind() == "rating.created"
+    })
+    .await?;
     ensure!(rating.body["data"]["rating"]["score"] == 1);
     let alert = delivered(&receiver, "alert.created", |r| r.kind() == "alert.created").await?;
     ensure!(alert.body["data"]["alert"]["kind"] == "low_rating");
 
     let requests = receiver.requests();
     for request in &requests {
-        ensure!(request.answered == 200, "answered {}: {:?}", request.answered, request.body);
-        ensure!(request.verified == [0], "signature not verified: {:?}", request.body);
-        ensure!(request.id == request.body["id"], "header id {} vs body", request.id);
+        ensure!(
+            request.answered == 200,
+            "answered {}: {:?}",
+            request.answered,
+            request.body
+        );
+        ensure!(
+            request.verified == [0],
+            "signature not verified: {:?}",
+            request.body
+        );
+        ensure!(
+            request.id == request.body["id"],
+            "header id {} vs body",
+            request.id
+        );
         ensure!(request.id.starts_with("evt_"), "event id {}", request.id);
-        ensure!(request.user_agent.starts_with("Salam-Webhooks/"), "{}", request.user_agent);
+        ensure!(
+            request.user_agent.starts_with("Salam-Webhooks/"),
+            "{}",
+            request.user_agent
+        );
         ensure!(request.body["site_id"] == world.site.id.as_str());
         ensure!(request.body["created_at"].as_i64().is_some_and(|at| at > 0));
         ensure!(request.body["conversation_id"] == conversation.as_str());
@@ -222,16 +249,30 @@ async fn retries_keep_the_event_id_and_a_failing_event_holds_the_next_one() -> R
     let (mut visitor, conversation) = visitor_says(&world, "one").await?;
     say(&mut visitor, Some(&conversation), "two").await?;
     say(&mut visitor, Some(&conversation), "three").await?;
-    delivered(&receiver, "the third message", |r| message_text(r) == "three").await?;
+    delivered(&receiver, "the third message", |r| {
+        message_text(r) == "three"
+    })
+    .await?;
 
     let requests = receiver.requests();
     // The first event failed three times, then was delivered: four requests, one id,
     // the same bytes.
     let first = &requests[0];
-    ensure!(message_text(first) == "one", "first request {:?}", first.body);
+    ensure!(
+        message_text(first) == "one",
+        "first request {:?}",
+        first.body
+    );
     let same: Vec<&Request> = requests.iter().filter(|r| r.id == first.id).collect();
-    ensure!(same.len() == 4, "{} requests for the first event", same.len());
-    ensure!(same.iter().all(|r| r.raw == first.raw), "the bytes changed between retries");
+    ensure!(
+        same.len() == 4,
+        "{} requests for the first event",
+        same.len()
+    );
+    ensure!(
+        same.iter().all(|r| r.raw == first.raw),
+        "the bytes changed between retries"
+    );
     ensure!(
         same.iter().map(|r| r.answered).collect::<Vec<_>>() == [500, 500, 500, 200],
         "answers {:?}",
@@ -271,7 +312,10 @@ async fn retries_keep_the_event_id_and_a_failing_event_holds_the_next_one() -> R
         .iter()
         .find(|entry| entry["event_id"] == first.id.as_str())
         .context("the first event in the log")?;
-    ensure!(entry["attempts"] == 4 && entry["status"] == "delivered", "{entry}");
+    ensure!(
+        entry["attempts"] == 4 && entry["status"] == "delivered",
+        "{entry}"
+    );
     world.assert_no_panic()
 }
 
@@ -288,17 +332,24 @@ async fn notes_reach_only_the_endpoints_that_ask_for_them() -> Result<()> {
         .send_json(&json!({"type": "take", "conversation": conversation}))
         .await?;
     agent
-        .send_json(&json!({"type": "send", "conversation": conversation, "client_id": "n1",
-            "text": "internal only", "note": true}))
+        .send_json(
+            &json!({"type": "send", "conversation": conversation, "client_id": "n1",
+            "text": "internal only", "note": true}),
+        )
         .await?;
     agent
-        .recv_until(|frame| matches!(frame, ServerFrame::Ack { client_id, .. } if client_id == "n1"))
+        .recv_until(
+            |frame| matches!(frame, ServerFrame::Ack { client_id, .. } if client_id == "n1"),
+        )
         .await?;
     say(&mut agent, Some(&conversation), "public reply").await?;
 
     // Events of one conversation arrive in order: once the reply is in, a note sent
     // before it would be too.
-    let reply = delivered(&plain, "the reply (plain)", |r| message_text(r) == "public reply").await?;
+    let reply = delivered(&plain, "the reply (plain)", |r| {
+        message_text(r) == "public reply"
+    })
+    .await?;
     ensure!(reply.body["data"]["message"]["author"]["kind"] == "agent");
     delivered(&with_notes, "the reply (with notes)", |r| {
         message_text(r) == "public reply"
@@ -309,9 +360,16 @@ async fn notes_reach_only_the_endpoints_that_ask_for_them() -> Result<()> {
         .into_iter()
         .find(|r| message_text(r) == "internal only")
         .context("the endpoint with include_notes got no note")?;
-    ensure!(note.body["data"]["message"]["kind"] == "note", "{:?}", note.body);
     ensure!(
-        !plain.requests().iter().any(|r| message_text(r) == "internal only"),
+        note.body["data"]["message"]["kind"] == "note",
+        "{:?}",
+        note.body
+    );
+    ensure!(
+        !plain
+            .requests()
+            .iter()
+            .any(|r| message_text(r) == "internal only"),
         "a note went to an endpoint without include_notes"
     );
     world.assert_no_panic()
@@ -332,7 +390,11 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_an_alert() -> Result<()
     let (_visitor, _) = visitor_says(&world, "anyone?").await?;
 
     let alert = delivered(&watcher, "the alert", |r| r.kind() == "alert.created").await?;
-    ensure!(alert.body["data"]["alert"]["kind"] == "webhook_disabled", "{:?}", alert.body);
+    ensure!(
+        alert.body["data"]["alert"]["kind"] == "webhook_disabled",
+        "{:?}",
+        alert.body
+    );
     let listed = world
         .admin
         .get(&format!("/api/sites/{}/webhooks", world.site.id))
@@ -343,7 +405,11 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_an_alert() -> Result<()
         .context("the failing endpoint")?;
     ensure!(endpoint["enabled"] == false, "{endpoint}");
     ensure!(endpoint["disabled_reason"] == "failing", "{endpoint}");
-    ensure!(failing.requests().len() >= 3, "{} attempts", failing.requests().len());
+    ensure!(
+        failing.requests().len() >= 3,
+        "{} attempts",
+        failing.requests().len()
+    );
     let alerts = world.admin.get("/api/alerts").await?;
     ensure!(
         alerts["alerts"]
@@ -360,7 +426,9 @@ async fn an_endpoint_that_keeps_failing_is_disabled_with_an_alert() -> Result<()
             Some(&json!({"enabled": true})),
         )
         .await?;
-    ensure!(enabled["endpoint"]["enabled"] == true && enabled["endpoint"]["consecutive_failures"] == 0);
+    ensure!(
+        enabled["endpoint"]["enabled"] == true && enabled["endpoint"]["consecutive_failures"] == 0
+    );
     world.assert_no_panic()
 }
 
@@ -390,7 +458,10 @@ async fn a_delivery_cut_by_sigkill_is_delivered_after_the_restart() -> Result<()
         r.id == stalled.id
     })
     .await?;
-    ensure!(after.raw == stalled.raw, "the body changed across the restart");
+    ensure!(
+        after.raw == stalled.raw,
+        "the body changed across the restart"
+    );
     ensure!(after.verified == [0], "signature after the restart");
     world.assert_no_panic()
 }
@@ -401,7 +472,10 @@ async fn a_delivery_is_sent_again_by_hand_with_the_same_event_id() -> Result<()>
     let receiver = Receiver::start().await?;
     let (endpoint_id, _) = endpoint(&world, &receiver, &["message.created"], false).await?;
     let (_visitor, _) = visitor_says(&world, "send me twice").await?;
-    let first = delivered(&receiver, "the message", |r| message_text(r) == "send me twice").await?;
+    let first = delivered(&receiver, "the message", |r| {
+        message_text(r) == "send me twice"
+    })
+    .await?;
     let log = deliveries(&world, &endpoint_id).await?;
     let entry = log
         .iter()
@@ -430,13 +504,19 @@ async fn a_delivery_is_sent_again_by_hand_with_the_same_event_id() -> Result<()>
         .into_iter()
         .filter(|r| r.id == first.id)
         .collect();
-    ensure!(again.iter().all(|r| r.raw == first.raw), "redelivered bytes differ");
+    ensure!(
+        again.iter().all(|r| r.raw == first.raw),
+        "redelivered bytes differ"
+    );
     let log = deliveries(&world, &endpoint_id).await?;
     let entry = log
         .iter()
         .find(|entry| entry["id"] == delivery_id)
         .context("the delivery in the log")?;
-    ensure!(entry["attempts"] == 2 && entry["status"] == "delivered", "{entry}");
+    ensure!(
+        entry["attempts"] == 2 && entry["status"] == "delivered",
+        "{entry}"
+    );
     world.assert_no_panic()
 }
 
@@ -451,11 +531,19 @@ async fn during_a_rotation_both_secrets_verify() -> Result<()> {
         .await?;
     let new = rotated["secret"].as_str().context("new secret")?.to_owned();
     ensure!(new != old);
-    ensure!(rotated["endpoint"]["previous_secret_valid_until"].as_i64().is_some());
+    ensure!(
+        rotated["endpoint"]["previous_secret_valid_until"]
+            .as_i64()
+            .is_some()
+    );
     receiver.set_secrets(&[&old, &new]);
     let (_visitor, _) = visitor_says(&world, "rotating").await?;
     let request = delivered(&receiver, "the message", |r| message_text(r) == "rotating").await?;
-    ensure!(request.verified == [0, 1], "verified with {:?}", request.verified);
+    ensure!(
+        request.verified == [0, 1],
+        "verified with {:?}",
+        request.verified
+    );
     world.assert_no_panic()
 }
 
@@ -473,12 +561,15 @@ async fn the_documented_python_receiver_accepts_the_hub_and_refuses_forgeries() 
         .json(
             "POST",
             &format!("/api/sites/{}/webhooks", world.site.id),
-            Some(&json!({"url": format!("http://127.0.0.1:{port}/"), "events": ["message.created"]})),
+            Some(
+                &json!({"url": format!("http://127.0.0.1:{port}/"), "events": ["message.created"]}),
+            ),
         )
         .await?;
     let endpoint_id = created["endpoint"]["id"].as_str().context("id")?.to_owned();
     let secret = created["secret"].as_str().context("secret")?.to_owned();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/webhook_receiver.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/webhook_receiver.py");
     let mut python = tokio::process::Command::new("python3")
         .arg(&script)
         .arg(port.to_string())
@@ -508,7 +599,10 @@ async fn the_documented_python_receiver_accepts_the_hub_and_refuses_forgeries() 
         .iter()
         .find(|entry| entry["event_id"] == event["id"])
         .context("the delivery in the log")?;
-    ensure!(entry["last_status"] == 204 && entry["status"] == "delivered", "{entry}");
+    ensure!(
+        entry["last_status"] == 204 && entry["status"] == "delivered",
+        "{entry}"
+    );
 
     // A forged signature and a replay are refused.
     let body = r#"{"id":"evt_forged","type":"message.created"}"#;
@@ -546,7 +640,11 @@ async fn the_documented_python_receiver_accepts_the_hub_and_refuses_forgeries() 
             body,
         )
         .await?;
-        ensure!(answer.status == want, "{signature} at {timestamp}: {}", answer.status);
+        ensure!(
+            answer.status == want,
+            "{signature} at {timestamp}: {}",
+            answer.status
+        );
     }
     world.assert_no_panic()
 }

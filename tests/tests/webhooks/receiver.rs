@@ -145,7 +145,7 @@ pub fn verify(secrets: &[String], headers: &HeaderMap, body: &[u8]) -> Vec<usize
             .map(|byte| format!("{byte:02x}"))
             .collect();
         // (A real receiver compares in constant time; this one only tests.)
-        if given.iter().any(|signature| *signature == expected) {
+        if given.contains(&expected) {
             verified.push(index);
         }
     }

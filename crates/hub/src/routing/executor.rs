@@ -261,9 +261,9 @@ impl Executor {
                     let transferred = match &after {
                         After::Assigned { from_agent, .. } => from_agent.is_some(),
                         After::Requeued { .. } => event.as_ref().is_some_and(|line| {
-                            line.event.as_ref().is_some_and(|code| {
-                                code.code == EventCode::TransferredToDepartment
-                            })
+                            line.event
+                                .as_ref()
+                                .is_some_and(|code| code.code == EventCode::TransferredToDepartment)
                         }),
                     };
                     crate::webhooks::events::state_changed(

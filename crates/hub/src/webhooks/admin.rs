@@ -20,9 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use salam_store::{
-    NewWebhookEndpoint, WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate,
-};
+use salam_store::{NewWebhookEndpoint, WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,10 +37,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/webhooks/{id}/rotate", post(rotate_secret))
         .route("/api/webhooks/{id}/deliveries", get(list_deliveries))
-        .route(
-            "/api/webhook-deliveries/{id}/redeliver",
-            post(redeliver),
-        )
+        .route("/api/webhook-deliveries/{id}/redeliver", post(redeliver))
 }
 
 /// Longest URL accepted.
@@ -136,7 +131,12 @@ fn check_events(events: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 fn known_site(state: &AppState, site_id: &str) -> Result<(), ApiError> {
-    if state.authority.all_sites().iter().any(|site| site == site_id) {
+    if state
+        .authority
+        .all_sites()
+        .iter()
+        .any(|site| site == site_id)
+    {
         Ok(())
     } else {
         Err(ApiError::not_found())
@@ -198,9 +198,8 @@ async fn create_endpoint(
     body: Option<Json<NewEndpoint>>,
 ) -> Result<Response, ApiError> {
     known_site(&state, &site)?;
-    let Json(request) = body.ok_or_else(|| {
-        ApiError::bad("send {\"url\", \"events\", \"include_notes\"} as JSON")
-    })?;
+    let Json(request) =
+        body.ok_or_else(|| ApiError::bad("send {\"url\", \"events\", \"include_notes\"} as JSON"))?;
     let url = check_url(&request.url)?;
     let events = check_events(&request.events)?;
     let secret = super::sign::new_secret();

@@ -92,7 +92,11 @@ async fn run(state: AppState) {
         let mut waiting = false;
         for delivery in due {
             let id = delivery.delivery.id;
-            if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+            if !in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id)
+            {
                 waiting = true;
                 continue;
             }

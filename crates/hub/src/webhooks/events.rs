@@ -54,7 +54,9 @@ impl EventType {
     }
 
     pub fn parse(text: &str) -> Option<EventType> {
-        EventType::ALL.into_iter().find(|kind| kind.as_str() == text)
+        EventType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 

@@ -67,7 +67,10 @@ mod tests {
     fn a_rotation_sends_both_signatures() {
         let value = header("new", Some("old"), 5, b"x");
         let parts: Vec<&str> = value.split(',').collect();
-        assert_eq!(parts, [signature("new", 5, b"x"), signature("old", 5, b"x")]);
+        assert_eq!(
+            parts,
+            [signature("new", 5, b"x"), signature("old", 5, b"x")]
+        );
         assert_ne!(parts[0], parts[1]);
     }
 }

@@ -130,7 +130,7 @@ fn compressed_routes() -> Router<AppState> {
         )
         .route("/api/admin/audit", get(crate::operations::audit_log))
         // Webhooks (issue 17).
-        .merge(crate::webhooks::routes())
+        .merge(crate::webhook_admin::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

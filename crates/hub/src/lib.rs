@@ -33,6 +33,8 @@
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
 //! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
 //!   subscriptions;
+//! - [`webhooks`]: webhook events into the store's durable outbox, and the dispatcher
+//!   that signs and delivers them (issue 17); [`webhook_admin`]: its admin REST API;
 //! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
@@ -73,6 +75,7 @@ pub mod throttle;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;
+pub mod webhook_admin;
 pub mod webhooks;
 pub mod ws;
 
@@ -177,7 +180,13 @@ impl Hub {
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
         retention::spawn(state.clone());
-        webhooks::dispatch::spawn(state.clone());
+        webhooks::dispatch::spawn(webhooks::dispatch::Dispatcher {
+            store: state.store.clone(),
+            bus: state.bus.clone(),
+            webhooks: state.webhooks.clone(),
+            config: state.config.webhooks.clone(),
+            shutdown: state.shutdown.clone(),
+        });
         Ok(Hub {
             state,
             shutdown,

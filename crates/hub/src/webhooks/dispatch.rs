@@ -17,7 +17,8 @@
 
 use super::Webhooks;
 use crate::clock::now_ms;
-use crate::state::AppState;
+use crate::config::WebhooksConfig;
+use crate::fanout::Bus;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -25,11 +26,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use salam_protocol::ServerFrame;
+use salam_store::Store;
 use salam_store::{AttemptOutcome, DisablePolicy, DueDelivery, WebhookAttempt, WebhookEndpoint};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -47,12 +49,23 @@ pub fn retry_delay_ms(attempt: u32, base_ms: u64, max_ms: u64, random: f64) -> u
     ((ceiling as f64) * random.clamp(0.0, 1.0)) as u64
 }
 
+/// What the dispatcher works with.
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    /// Alerts for admins go out on it.
+    pub bus: Arc<dyn Bus>,
+    pub webhooks: Webhooks,
+    pub config: WebhooksConfig,
+    /// Flips to `true` when the hub shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// Starts the dispatcher (unless `webhooks.enabled` is false).
-pub fn spawn(state: AppState) {
-    if !state.config.webhooks.enabled {
+pub fn spawn(dispatcher: Dispatcher) {
+    if !dispatcher.config.enabled {
         return;
     }
-    tokio::spawn(run(state));
+    tokio::spawn(run(Arc::new(dispatcher)));
 }
 
 fn client() -> HttpClient {
@@ -66,8 +79,8 @@ fn client() -> HttpClient {
         .build(https)
 }
 
-async fn run(state: AppState) {
-    let config = state.config.webhooks.clone();
+async fn run(state: Arc<Dispatcher>) {
+    let config = state.config.clone();
     let client = client();
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1) as usize));
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
@@ -139,8 +152,8 @@ async fn run(state: AppState) {
 }
 
 /// One attempt at one delivery, recorded in the outbox.
-async fn deliver(state: &AppState, client: &HttpClient, due: DueDelivery) {
-    let config = &state.config.webhooks;
+async fn deliver(state: &Dispatcher, client: &HttpClient, due: DueDelivery) {
+    let config = &state.config;
     let started = Instant::now();
     let at = now_ms();
     let result = send(
@@ -247,7 +260,7 @@ async fn send(
 
 /// An endpoint was disabled for failing: an alert to the site's admins (and an
 /// `alert.created` event for its other endpoints).
-async fn disabled(state: &AppState, webhooks: &Webhooks, endpoint: &WebhookEndpoint) {
+async fn disabled(state: &Dispatcher, webhooks: &Webhooks, endpoint: &WebhookEndpoint) {
     tracing::warn!(endpoint = %endpoint.id, url = %endpoint.url, "webhook endpoint disabled after repeated failures");
     if let Err(err) = webhooks.refresh().await {
         tracing::warn!(error = %err, "webhook sites not reloaded");

@@ -11,9 +11,11 @@
 //! - [`dispatch`]: the task that delivers due rows, with retries, ordering per
 //!   conversation and endpoint, bounded concurrency and automatic disabling.
 //! - [`sign`]: the `Salam-Signature` header.
-//! - [`admin`]: the admins' REST endpoints.
+//!
+//! The admins' REST endpoints are in [`crate::webhook_admin`] (above the state and the
+//! extractors; this module stays below them, so routing and the conversation
+//! operations can emit events).
 
-pub mod admin;
 pub mod dispatch;
 pub mod events;
 pub mod sign;
@@ -24,8 +26,6 @@ use salam_store::{Store, StoreError, WebhookEvent};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
-
-pub use admin::routes;
 
 /// The hub's webhook handle: cheap to clone.
 #[derive(Clone)]

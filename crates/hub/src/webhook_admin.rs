@@ -1,4 +1,4 @@
-//! The admins' webhook endpoints (session-authenticated, with the CSRF header for
+//! Webhooks (issue 17): the admins' endpoints (session-authenticated, with the CSRF header for
 //! cookies, through the [`Admin`] extractor):
 //!
 //! | method and path | what it does |
@@ -10,12 +10,14 @@
 //! | `POST /api/webhooks/{id}/rotate` | a new secret (shown once); the old one signs too for `webhooks.rotation_grace_secs` |
 //! | `GET /api/webhooks/{id}/deliveries?before=ID&limit=N` | the delivery log, newest first |
 //! | `POST /api/webhook-deliveries/{id}/redeliver` | sends a delivery again (same event id and body) |
+//!
+//! See docs/webhooks.md.
 
-use super::events::EventType;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::Admin;
 use crate::state::AppState;
+use crate::webhooks::events::EventType;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -202,7 +204,7 @@ async fn create_endpoint(
         body.ok_or_else(|| ApiError::bad("send {\"url\", \"events\", \"include_notes\"} as JSON"))?;
     let url = check_url(&request.url)?;
     let events = check_events(&request.events)?;
-    let secret = super::sign::new_secret();
+    let secret = crate::webhooks::sign::new_secret();
     let endpoint = state
         .store
         .create_webhook_endpoint(NewWebhookEndpoint {
@@ -271,7 +273,7 @@ async fn rotate_secret(
     _admin: Admin,
 ) -> Result<Response, ApiError> {
     endpoint_of(&state, &id).await?;
-    let secret = super::sign::new_secret();
+    let secret = crate::webhooks::sign::new_secret();
     let grace_ms = (state.config.webhooks.rotation_grace_secs as i64).saturating_mul(1000);
     let endpoint = state
         .store

@@ -665,3 +665,288 @@ impl SqliteStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SqliteOptions, Store};
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            SqliteStore::open(&dir.path().join("w.db"), SqliteOptions::default()).expect("open");
+        (dir, store)
+    }
+
+    async fn endpoint(store: &SqliteStore, events: &[&str], notes: bool) -> WebhookEndpoint {
+        store
+            .create_webhook_endpoint(NewWebhookEndpoint {
+                site_id: "s_1".into(),
+                url: "https://hooks.example/".into(),
+                events: events.iter().map(|e| (*e).to_owned()).collect(),
+                include_notes: notes,
+                secret: "whsec_test".into(),
+                created_by: "a_1".into(),
+                now: 1,
+            })
+            .await
+            .expect("endpoint")
+    }
+
+    fn event(id: &str, kind: &str, conversation: Option<&str>, seq: Option<u64>) -> WebhookEvent {
+        WebhookEvent {
+            event_id: id.into(),
+            event_type: kind.into(),
+            site_id: "s_1".into(),
+            conversation_id: conversation.map(str::to_owned),
+            seq,
+            note: false,
+            body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+            created_at: 10,
+        }
+    }
+
+    async fn emit(store: &SqliteStore, event: WebhookEvent) -> usize {
+        store
+            .enqueue_webhook_event(event)
+            .await
+            .expect("queued")
+            .await
+            .expect("committed")
+    }
+
+    async fn due_ids(store: &SqliteStore, now: i64) -> Vec<String> {
+        store
+            .due_webhook_deliveries(now, 0, 100)
+            .await
+            .expect("due")
+            .into_iter()
+            .map(|due| due.delivery.event_id)
+            .collect()
+    }
+
+    fn attempt(due: &DueDelivery, at: i64, outcome: AttemptOutcome) -> WebhookAttempt {
+        WebhookAttempt {
+            delivery_id: due.delivery.id,
+            endpoint_id: due.delivery.endpoint_id.clone(),
+            at,
+            status: Some(500),
+            error: Some("HTTP 500".into()),
+            duration_ms: 3,
+            outcome,
+        }
+    }
+
+    const NEVER: DisablePolicy = DisablePolicy {
+        failures: 1000,
+        over_ms: 0,
+    };
+
+    #[tokio::test]
+    async fn an_event_reaches_the_subscribed_enabled_endpoints_and_notes_only_those_that_ask() {
+        let (_dir, store) = store().await;
+        let messages = endpoint(&store, &["message.created"], false).await;
+        let with_notes = endpoint(&store, &["message.created"], true).await;
+        let other = endpoint(&store, &["conversation.closed"], true).await;
+        assert_eq!(
+            emit(&store, event("e1", "message.created", Some("c"), Some(1))).await,
+            2
+        );
+        let mut note = event("e2", "message.created", Some("c"), Some(2));
+        note.note = true;
+        assert_eq!(emit(&store, note).await, 1);
+        // Another site's event reaches nobody here.
+        let mut elsewhere = event("e3", "message.created", None, None);
+        elsewhere.site_id = "s_2".into();
+        assert_eq!(emit(&store, elsewhere).await, 0);
+        store
+            .update_webhook_endpoint(
+                &messages.id,
+                WebhookEndpointUpdate {
+                    enabled: Some(false),
+                    ..WebhookEndpointUpdate::default()
+                },
+            )
+            .await
+            .expect("disabled");
+        assert_eq!(
+            emit(&store, event("e4", "message.created", Some("d"), Some(1))).await,
+            1
+        );
+        let log = store
+            .webhook_deliveries(&with_notes.id, None, 10)
+            .await
+            .expect("log");
+        assert_eq!(log.len(), 3);
+        assert!(
+            store
+                .webhook_deliveries(&other.id, None, 10)
+                .await
+                .expect("log")
+                .is_empty()
+        );
+        assert_eq!(store.webhook_sites().await.expect("sites"), ["s_1"]);
+    }
+
+    #[tokio::test]
+    async fn a_conversation_goes_out_by_seq_and_a_failing_event_holds_the_next() {
+        let (_dir, store) = store().await;
+        endpoint(&store, &["message.created"], false).await;
+        // Queued out of order: seq 2 before seq 1 (two tasks racing).
+        emit(
+            &store,
+            event("second", "message.created", Some("c"), Some(2)),
+        )
+        .await;
+        emit(
+            &store,
+            event("first", "message.created", Some("c"), Some(1)),
+        )
+        .await;
+        emit(
+            &store,
+            event("other", "message.created", Some("d"), Some(7)),
+        )
+        .await;
+        // Not subscribed: nothing queued.
+        assert_eq!(
+            emit(&store, event("loose", "alert.created", None, None)).await,
+            0
+        );
+        let mut due = due_ids(&store, 100).await;
+        due.sort();
+        assert_eq!(due, ["first", "other"], "one head per conversation");
+        let head = store
+            .due_webhook_deliveries(100, 0, 100)
+            .await
+            .expect("due")
+            .into_iter()
+            .find(|due| due.delivery.event_id == "first")
+            .expect("first is due");
+        // It fails: it is retried later, and "second" still waits behind it.
+        store
+            .record_webhook_attempt(attempt(&head, 100, AttemptOutcome::Retry(500)), NEVER)
+            .await
+            .expect("recorded");
+        assert_eq!(due_ids(&store, 200).await, ["other"]);
+        // ("other" is due since 10; the held "second" does not count.)
+        assert_eq!(store.next_webhook_due(0).await.expect("next"), Some(10));
+        let mut due = due_ids(&store, 500).await;
+        due.sort();
+        assert_eq!(due, ["first", "other"]);
+        // Delivered: now "second" goes.
+        let mut delivered = attempt(&head, 600, AttemptOutcome::Delivered);
+        delivered.status = Some(200);
+        store
+            .record_webhook_attempt(delivered, NEVER)
+            .await
+            .expect("recorded");
+        let mut due = due_ids(&store, 600).await;
+        due.sort();
+        assert_eq!(due, ["other", "second"]);
+        let row = store
+            .webhook_delivery(head.delivery.id)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(row.status, DeliveryStatus::Delivered);
+        assert_eq!(row.attempts, 2);
+        assert_eq!(row.delivered_at, Some(600));
+        // A redelivery queues the same row again.
+        store
+            .redeliver_webhook(head.delivery.id, 700)
+            .await
+            .expect("redeliver");
+        let again = store
+            .webhook_delivery(head.delivery.id)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(again.status, DeliveryStatus::Pending);
+        assert_eq!(again.body, row.body);
+        // The settle window keeps a just-queued event back.
+        assert!(
+            store
+                .due_webhook_deliveries(20, 100, 10)
+                .await
+                .expect("due")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_failing_often_enough_for_long_enough_is_disabled_once() {
+        let (_dir, store) = store().await;
+        let hook = endpoint(&store, &["alert.created"], false).await;
+        for n in 0..4 {
+            emit(&store, event(&format!("e{n}"), "alert.created", None, None)).await;
+        }
+        let policy = DisablePolicy {
+            failures: 3,
+            over_ms: 1000,
+        };
+        let due = store.due_webhook_deliveries(100, 0, 10).await.expect("due");
+        assert_eq!(due.len(), 4);
+        // Three failures within 1 s: not yet (too short a time).
+        for (n, delivery) in due.iter().take(3).enumerate() {
+            let disabled = store
+                .record_webhook_attempt(
+                    attempt(delivery, 100 + n as i64, AttemptOutcome::Retry(10_000)),
+                    policy,
+                )
+                .await
+                .expect("recorded");
+            assert!(disabled.is_none());
+        }
+        // The fourth, after more than a second of failing: disabled, once.
+        let disabled = store
+            .record_webhook_attempt(attempt(&due[3], 1200, AttemptOutcome::Dead), policy)
+            .await
+            .expect("recorded")
+            .expect("disabled now");
+        assert!(!disabled.enabled);
+        assert_eq!(disabled.consecutive_failures, 4);
+        assert_eq!(disabled.disabled_reason.as_deref(), Some("failing"));
+        assert!(store.webhook_sites().await.expect("sites").is_empty());
+        assert!(
+            due_ids(&store, 20_000).await.is_empty(),
+            "a disabled endpoint gets nothing"
+        );
+        // Enabling it clears the count; its waiting deliveries go again.
+        let enabled = store
+            .update_webhook_endpoint(
+                &hook.id,
+                WebhookEndpointUpdate {
+                    enabled: Some(true),
+                    ..WebhookEndpointUpdate::default()
+                },
+            )
+            .await
+            .expect("enabled");
+        assert_eq!(enabled.consecutive_failures, 0);
+        assert_eq!(due_ids(&store, 20_000).await.len(), 3);
+        // Rotation keeps the previous secret until the given time.
+        let rotated = store
+            .rotate_webhook_secret(&hook.id, "whsec_new", 99)
+            .await
+            .expect("rotated");
+        assert_eq!(rotated.secret, "whsec_new");
+        assert_eq!(rotated.previous_secret.as_deref(), Some("whsec_test"));
+        assert_eq!(rotated.previous_expires_at, Some(99));
+        store
+            .delete_webhook_endpoint(&hook.id)
+            .await
+            .expect("deleted");
+        assert!(
+            store
+                .webhook_endpoint(&hook.id)
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert!(matches!(
+            store.delete_webhook_endpoint(&hook.id).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}

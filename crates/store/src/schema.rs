@@ -327,6 +327,8 @@ pub(crate) const WEBHOOKS_VERSION: &str = r#"
     CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, conversation_id, seq, id)
         WHERE status IN ('pending', 'retrying');
     CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
+    -- Retention and erasure delete a conversation's deliveries (their bodies quote it).
+    CREATE INDEX webhook_deliveries_conversation ON webhook_deliveries (conversation_id);
 "#;
 
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

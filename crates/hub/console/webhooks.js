@@ -35,7 +35,7 @@ function secretOnce(secret) {
     on: { focus: (event) => event.target.select() },
   });
   return h("div", { class: "card notice", id: "webhook-secret-box" },
-    h("p", { text: t("webhook_secret_once") }), input);
+    h("label", { class: "field" }, h("span", { text: t("webhook_secret_once") }), input));
 }
 
 /** Checkboxes for the event types; returns [element, () => chosen types]. */

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod admin_pages;
+mod webhooks;
 
 /// How long a test waits for something to show up in the page.
 const UI_WAIT: Duration = Duration::from_secs(20);

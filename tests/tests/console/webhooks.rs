@@ -64,8 +64,8 @@ async fn an_admin_adds_a_webhook_reads_its_log_and_redelivers() -> Result<()> {
         admin.screenshot("webhooks").await?;
         salam_e2e::axe::check(&admin.client, "document", "webhooks page").await?;
 
-        let row = format!("#webhook-deliveries tr[data-status='delivered']");
-        let rows = admin.texts(&row).await?;
+        let row = "#webhook-deliveries tr[data-status='delivered']";
+        let rows = admin.texts(row).await?;
         let index = rows
             .iter()
             .position(|text| text.contains(&first.id))
@@ -73,7 +73,7 @@ async fn an_admin_adds_a_webhook_reads_its_log_and_redelivers() -> Result<()> {
         admin
             .js(&format!(
                 "document.querySelectorAll({})[{index}].querySelector('.webhook-redeliver').click(); return true;",
-                serde_json::to_string(&row)?
+                serde_json::to_string(row)?
             ))
             .await?;
         admin.wait_text("#toast", "Queued to be sent again").await?;

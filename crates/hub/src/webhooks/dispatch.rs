@@ -28,7 +28,7 @@ use rand::Rng;
 use salam_protocol::ServerFrame;
 use salam_store::Store;
 use salam_store::{AttemptOutcome, DisablePolicy, DueDelivery, WebhookAttempt, WebhookEndpoint};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
@@ -79,11 +79,44 @@ fn client() -> HttpClient {
         .build(https)
 }
 
+/// The deliveries being sent (a std mutex, held only to look up or change the sets).
+#[derive(Default)]
+struct InFlight {
+    rows: HashSet<i64>,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl InFlight {
+    /// Marks a delivery in flight, unless it is already or its endpoint has `cap`.
+    fn try_start(&mut self, id: i64, endpoint: &str, cap: usize) -> bool {
+        let busy = self.per_endpoint.get(endpoint).copied().unwrap_or(0);
+        if busy >= cap || !self.rows.insert(id) {
+            return false;
+        }
+        self.per_endpoint.insert(endpoint.to_owned(), busy + 1);
+        true
+    }
+
+    fn finish(&mut self, id: i64, endpoint: &str) {
+        if !self.rows.remove(&id) {
+            return;
+        }
+        if let Some(busy) = self.per_endpoint.get_mut(endpoint) {
+            *busy -= 1;
+            if *busy == 0 {
+                self.per_endpoint.remove(endpoint);
+            }
+        }
+    }
+}
+
 async fn run(state: Arc<Dispatcher>) {
     let config = state.config.clone();
     let client = client();
     let permits = Arc::new(Semaphore::new(config.concurrency.max(1) as usize));
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
+    // One slow endpoint may hold at most half the requests, so the others go on.
+    let per_endpoint = (config.concurrency.max(1) as usize / 2).max(1);
     let webhooks = state.webhooks.clone();
     let mut shutdown = state.shutdown.clone();
     let poll = Duration::from_millis(config.poll_ms.max(10));
@@ -105,10 +138,11 @@ async fn run(state: Arc<Dispatcher>) {
         let mut waiting = false;
         for delivery in due {
             let id = delivery.delivery.id;
+            let endpoint = delivery.delivery.endpoint_id.clone();
             if !in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id)
+                .try_start(id, &endpoint, per_endpoint)
             {
                 waiting = true;
                 continue;
@@ -117,7 +151,7 @@ async fn run(state: Arc<Dispatcher>) {
                 in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                    .finish(id, &endpoint);
                 waiting = true;
                 break;
             };
@@ -127,7 +161,7 @@ async fn run(state: Arc<Dispatcher>) {
                 in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                    .finish(id, &endpoint);
                 drop(permit);
                 state.webhooks.wake();
             });
@@ -300,7 +334,24 @@ async fn disabled(state: &Dispatcher, webhooks: &Webhooks, endpoint: &WebhookEnd
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay_ms;
+    use super::{InFlight, retry_delay_ms};
+
+    #[test]
+    fn one_endpoint_holds_at_most_its_share_and_a_row_is_sent_once_at_a_time() {
+        let mut in_flight = InFlight::default();
+        assert!(in_flight.try_start(1, "a", 2));
+        assert!(!in_flight.try_start(1, "a", 2), "the same row twice");
+        assert!(in_flight.try_start(2, "a", 2));
+        assert!(!in_flight.try_start(3, "a", 2), "past the endpoint's share");
+        assert!(in_flight.try_start(3, "b", 2), "another endpoint goes on");
+        in_flight.finish(1, "a");
+        assert!(in_flight.try_start(4, "a", 2));
+        in_flight.finish(9, "a");
+        assert!(
+            !in_flight.try_start(5, "a", 2),
+            "finishing an unknown row frees nothing"
+        );
+    }
 
     #[test]
     fn the_delay_grows_by_three_and_stops_at_the_cap() {

@@ -8,8 +8,9 @@ import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { renderTokens } from "./tokens.js";
+import { renderWebhooks } from "./webhooks.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy", "tokens"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -39,6 +40,7 @@ export function renderAdmin(root, context) {
     rules: renderRules,
     offline: renderOffline,
     alerts: renderAlerts,
+    webhooks: renderWebhooks,
     privacy: renderPrivacy,
     tokens: renderTokens,
   }[section];
@@ -804,7 +806,7 @@ let alertPages = null;
 const acknowledged = new Set();
 
 /** The alert kinds the console puts in words (`alert_<kind>`). */
-const ALERT_KINDS = ["low_rating"];
+const ALERT_KINDS = ["low_rating", "webhook_disabled"];
 
 /** An alert's kind in the UI language; one the console does not know shows as is. */
 export function alertKind(alert) {

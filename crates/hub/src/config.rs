@@ -28,6 +28,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
     pub api: ApiConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 /// Logging (`[log]`).
@@ -75,6 +76,54 @@ fn log_or_filter<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Lo
         },
         Either::Table(log) => log,
     })
+}
+
+/// Webhook deliveries (`[webhooks]`, issue 17; see docs/webhooks.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Run the dispatcher in this hub (events are recorded in the outbox either way).
+    pub enabled: bool,
+    /// One request's time limit (connect, send, answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Requests in flight at once, across all endpoints.
+    pub concurrency: u32,
+    /// The first retry's delay; each next one is three times longer, up to
+    /// `retry_max_ms`, with full jitter (a random delay between 0 and that).
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Attempts before a delivery is given up (`dead`; redeliver it by hand).
+    pub max_attempts: u32,
+    /// An endpoint is disabled, with an alert to admins, after this many failed
+    /// attempts in a row spread over at least `disable_after_secs`.
+    pub disable_after_failures: u32,
+    pub disable_after_secs: u64,
+    /// After a secret rotation the previous secret also signs for this long.
+    pub rotation_grace_secs: u64,
+    /// Also poll the outbox this often (new events wake the dispatcher at once).
+    pub poll_ms: u64,
+    /// A new event waits this long before its first attempt, so that the events of a
+    /// conversation queued by different tasks at nearly the same time go out in the
+    /// order of their sequence numbers (at most 60 000).
+    pub settle_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> WebhooksConfig {
+        WebhooksConfig {
+            enabled: true,
+            timeout_ms: 10_000,
+            concurrency: 16,
+            retry_base_ms: 10_000,
+            retry_max_ms: 3_600_000,
+            max_attempts: 20,
+            disable_after_failures: 50,
+            disable_after_secs: 86_400,
+            rotation_grace_secs: 86_400,
+            poll_ms: 5_000,
+            settle_ms: 250,
+        }
+    }
 }
 
 /// The retention sweep (`[retention]`): deletes what each site's `retention_days` says
@@ -368,6 +417,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             retention: RetentionConfig::default(),
             api: ApiConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -124,7 +124,7 @@ pub async fn finish_from_client(
                     .messages_duplicate
                     .fetch_add(1, Ordering::Relaxed);
             } else {
-                relay(state, site_id, &appended, Some(replier.mailbox.connection));
+                relay(state, site_id, &appended, Some(replier.mailbox.connection)).await;
             }
             Some(appended)
         }
@@ -202,13 +202,14 @@ pub async fn post_message(
     let appended = state.store.append(message).await?;
     // A resend with a client id (the REST API's) was delivered the first time.
     if !appended.duplicate {
-        relay(state, site_id, &appended, None);
+        relay(state, site_id, &appended, None).await;
     }
     Ok(appended)
 }
 
-/// Counts a committed message and publishes it (to all but `skip`, its sender).
-fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>) {
+/// Counts a committed message, publishes it (to all but `skip`, its sender) and emits
+/// its `message.created` webhook event.
+async fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>) {
     state
         .metrics
         .messages_committed
@@ -220,6 +221,25 @@ fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>
         appended.unread,
         skip,
     );
+    if !appended.duplicate {
+        crate::webhooks::events::message(&state.webhooks, site_id, &appended.message).await;
+    }
+}
+
+/// Creates a conversation and emits its `conversation.created` webhook event. Every
+/// channel (the widget, the REST API, e-mail) creates conversations through here.
+pub async fn create(
+    state: &AppState,
+    site_id: &str,
+    visitor_id: &str,
+    initial: ConversationState,
+) -> Result<Conversation, StoreError> {
+    let created = state
+        .store
+        .create_conversation(site_id, visitor_id, initial, now_ms())
+        .await?;
+    crate::webhooks::events::created(&state.webhooks, &created).await;
+    Ok(created)
 }
 
 /// The system as an author.
@@ -251,6 +271,13 @@ pub async fn transition(
             conversation,
             event,
         } => {
+            crate::webhooks::events::state_changed(
+                &state.webhooks,
+                &conversation,
+                event.as_deref(),
+                false,
+            )
+            .await;
             let reason = event.as_ref().map(|line| line.text.clone());
             publish::state_changed(
                 &*state.bus,

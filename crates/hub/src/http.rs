@@ -131,6 +131,8 @@ fn compressed_routes() -> Router<AppState> {
             post(crate::operations::erase_visitor),
         )
         .route("/api/admin/audit", get(crate::operations::audit_log))
+        // Webhooks (issue 17).
+        .merge(crate::webhook_admin::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

@@ -36,6 +36,8 @@
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
 //! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
 //!   subscriptions;
+//! - [`webhooks`]: webhook events into the store's durable outbox, and the dispatcher
+//!   that signs and delivers them (issue 17); [`webhook_admin`]: its admin REST API;
 //! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
@@ -78,6 +80,8 @@ pub mod throttle;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;
+pub mod webhook_admin;
+pub mod webhooks;
 pub mod ws;
 
 #[cfg(test)]
@@ -152,12 +156,14 @@ impl Hub {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bot = Arc::new(bot::BotEngine::load(&config.bot.rules_dir).map_err(HubError::Rules)?);
         let (routing, routing_runner) = routing::channel();
+        let webhooks = webhooks::Webhooks::load(store.clone()).await?;
         routing_runner.spawn(
             router_config(&config.routing),
             routing::executor::Executor {
                 store: store.clone(),
                 bus: bus.clone(),
                 registry: registry.clone(),
+                webhooks: webhooks.clone(),
             },
             shutdown_rx.clone(),
         );
@@ -173,11 +179,19 @@ impl Hub {
             bot: bot.clone(),
             routing,
             authority,
+            webhooks,
         });
         bot.watch(poll, shutdown_rx);
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
         retention::spawn(state.clone());
+        webhooks::dispatch::spawn(webhooks::dispatch::Dispatcher {
+            store: state.store.clone(),
+            bus: state.bus.clone(),
+            webhooks: state.webhooks.clone(),
+            config: state.config.webhooks.clone(),
+            shutdown: state.shutdown.clone(),
+        });
         Ok(Hub {
             state,
             shutdown,

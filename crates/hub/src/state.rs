@@ -43,6 +43,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// The origins recently refused per site (bounded), for the site's admins.
     pub refused_origins: crate::refused::RefusedOrigins,
+    /// Webhooks (issue 17): emits events into the outbox, wakes the dispatcher.
+    pub webhooks: crate::webhooks::Webhooks,
     next_connection: AtomicU64,
 }
 
@@ -64,6 +66,7 @@ pub struct Parts {
     pub bot: Arc<crate::bot::BotEngine>,
     pub routing: crate::routing::Routing,
     pub authority: Arc<crate::authority::Authority>,
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ impl AppState {
             buckets: crate::rate::SharedBuckets::default(),
             shutdown: parts.shutdown,
             refused_origins: crate::refused::RefusedOrigins::default(),
+            webhooks: parts.webhooks,
             next_connection: AtomicU64::new(1),
         }))
     }

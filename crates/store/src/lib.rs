@@ -34,6 +34,7 @@ pub mod contacts;
 pub mod maintenance;
 mod schema;
 mod sqlite;
+pub mod webhooks;
 mod writer;
 
 pub use api_pages::ConversationPage;
@@ -44,6 +45,15 @@ pub use maintenance::{
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use webhooks::{
+    AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
+    WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate, WebhookEvent,
+};
+
+/// A webhook event queued for commit; resolves to the number of deliveries written
+/// (one per subscribed endpoint) once committed.
+pub type PendingWebhook =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, StoreError>> + Send>>;
 
 use async_trait::async_trait;
 use salam_protocol::{
@@ -952,4 +962,64 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         limit: u32,
     ) -> Result<Vec<AttributeChange>, StoreError>;
+    // --- webhooks (issue 17) ---
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: NewWebhookEndpoint,
+    ) -> Result<WebhookEndpoint, StoreError>;
+    /// The endpoints of the given sites, oldest first.
+    async fn webhook_endpoints(
+        &self,
+        site_ids: &[String],
+    ) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    async fn webhook_endpoint(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError>;
+    async fn update_webhook_endpoint(
+        &self,
+        id: &str,
+        update: WebhookEndpointUpdate,
+    ) -> Result<WebhookEndpoint, StoreError>;
+    /// Deletes an endpoint with its deliveries.
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), StoreError>;
+    /// A new current secret; the old one signs too until `previous_expires_at` (ms).
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        previous_expires_at: i64,
+    ) -> Result<WebhookEndpoint, StoreError>;
+    /// The sites that have an enabled endpoint.
+    async fn webhook_sites(&self) -> Result<Vec<String>, StoreError>;
+    /// Queues an event's fan-out (one delivery per subscribed, enabled endpoint of its
+    /// site) for the writer's next batch and returns once it is queued.
+    async fn enqueue_webhook_event(
+        &self,
+        event: WebhookEvent,
+    ) -> Result<PendingWebhook, StoreError>;
+    /// Deliveries due at `now` (and queued at least `settle_ms` ago) whose conversation
+    /// has no earlier one waiting for the same endpoint, soonest first.
+    async fn due_webhook_deliveries(
+        &self,
+        now: i64,
+        settle_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// When the next waiting delivery of an enabled endpoint is due.
+    async fn next_webhook_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Records an attempt and the endpoint's failures; returns the endpoint when this
+    /// attempt disabled it (`policy`).
+    async fn record_webhook_attempt(
+        &self,
+        attempt: WebhookAttempt,
+        policy: DisablePolicy,
+    ) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// An endpoint's deliveries, newest first, `before` an id.
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    async fn webhook_delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError>;
+    /// Queues a delivery again, same event id and body, due at `now`.
+    async fn redeliver_webhook(&self, id: i64, now: i64) -> Result<(), StoreError>;
 }

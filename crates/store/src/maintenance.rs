@@ -516,7 +516,8 @@ pub(crate) fn with_secure_delete<T>(
 }
 
 /// Deletes a conversation and everything that hangs off it (messages, bot turns, its
-/// rating, alerts and callbacks), after archiving its report facts. Returns the number
+/// rating, alerts, callbacks and webhook deliveries, whose bodies quote it), after
+/// archiving its report facts. Returns the number
 /// of messages deleted.
 fn delete_conversation(connection: &Connection, conversation: &str) -> Result<u64, StoreError> {
     archive_conversation(connection, conversation)?;
@@ -527,6 +528,7 @@ fn delete_conversation(connection: &Connection, conversation: &str) -> Result<u6
         "DELETE FROM ratings WHERE conversation_id = ?1",
         "DELETE FROM alerts WHERE conversation_id = ?1",
         "DELETE FROM offline_requests WHERE conversation_id = ?1",
+        "DELETE FROM webhook_deliveries WHERE conversation_id = ?1",
         "DELETE FROM conversations WHERE id = ?1",
     ]
     .into_iter()

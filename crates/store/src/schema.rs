@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     FOURTH_VERSION,
     FIFTH_VERSION,
     API_VERSION,
+    WEBHOOKS_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -322,6 +323,54 @@ const API_VERSION: &str = r#"
     CREATE INDEX contact_attribute_changes_by_contact
         ON contact_attribute_changes (contact_id, id);
     "#;
+
+/// Webhooks (issue 17): endpoints per site and the durable outbox of deliveries (one
+/// row per event and endpoint, holding the exact bytes that are signed and sent).
+pub(crate) const WEBHOOKS_VERSION: &str = r#"
+    CREATE TABLE webhook_endpoints (
+        id                    TEXT PRIMARY KEY,
+        site_id               TEXT NOT NULL,
+        url                   TEXT NOT NULL,
+        events                TEXT NOT NULL,         -- JSON array of event types
+        include_notes         INTEGER NOT NULL DEFAULT 0,
+        enabled               INTEGER NOT NULL DEFAULT 1,
+        secret                TEXT NOT NULL,
+        previous_secret       TEXT,
+        previous_expires_at   INTEGER,               -- ms; the previous secret signs until then
+        created_by            TEXT NOT NULL,
+        created_at            INTEGER NOT NULL,
+        consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+        failing_since         INTEGER,               -- ms of the first failure in a row
+        disabled_reason       TEXT
+    );
+    CREATE INDEX webhook_endpoints_site ON webhook_endpoints (site_id);
+    CREATE TABLE webhook_deliveries (
+        id               INTEGER PRIMARY KEY,
+        endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        event_id         TEXT NOT NULL,
+        event_type       TEXT NOT NULL,
+        conversation_id  TEXT,                       -- NULL: not ordered with others
+        seq              INTEGER,                    -- the conversation's sequence (order)
+        body             BLOB NOT NULL,              -- the exact bytes signed and sent
+        status           TEXT NOT NULL CHECK (status IN ('pending', 'retrying', 'delivered', 'dead')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  INTEGER NOT NULL,
+        last_status      INTEGER,
+        last_error       TEXT,
+        last_duration_ms INTEGER,
+        last_attempt_at  INTEGER,
+        delivered_at     INTEGER,
+        created_at       INTEGER NOT NULL,
+        UNIQUE (endpoint_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+        WHERE status IN ('pending', 'retrying');
+    CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, conversation_id, seq, id)
+        WHERE status IN ('pending', 'retrying');
+    CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
+    -- Retention and erasure delete a conversation's deliveries (their bodies quote it).
+    CREATE INDEX webhook_deliveries_conversation ON webhook_deliveries (conversation_id);
+"#;
 
 /// The schema version this binary writes (databases with a higher one are refused).
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2429,6 +2429,87 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::AttributeChange>, StoreError> {
         self.contact_changes_impl(site_id, id, limit).await
     }
+    // --- webhooks (issue 17): see `crate::webhooks` ---
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: crate::NewWebhookEndpoint,
+    ) -> Result<crate::WebhookEndpoint, StoreError> {
+        self.webhook_create(endpoint).await
+    }
+    async fn webhook_endpoints(
+        &self,
+        site_ids: &[String],
+    ) -> Result<Vec<crate::WebhookEndpoint>, StoreError> {
+        self.webhook_list(site_ids).await
+    }
+    async fn webhook_endpoint(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::WebhookEndpoint>, StoreError> {
+        self.webhook_get(id).await
+    }
+    async fn update_webhook_endpoint(
+        &self,
+        id: &str,
+        update: crate::WebhookEndpointUpdate,
+    ) -> Result<crate::WebhookEndpoint, StoreError> {
+        self.webhook_update(id, update).await
+    }
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), StoreError> {
+        self.webhook_delete(id).await
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        previous_expires_at: i64,
+    ) -> Result<crate::WebhookEndpoint, StoreError> {
+        self.webhook_rotate(id, secret, previous_expires_at).await
+    }
+    async fn webhook_sites(&self) -> Result<Vec<String>, StoreError> {
+        SqliteStore::webhook_sites(self).await
+    }
+    async fn enqueue_webhook_event(
+        &self,
+        event: crate::WebhookEvent,
+    ) -> Result<crate::PendingWebhook, StoreError> {
+        self.webhook_enqueue(event).await
+    }
+    async fn due_webhook_deliveries(
+        &self,
+        now: i64,
+        settle_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::DueDelivery>, StoreError> {
+        self.webhook_due(now, settle_ms, limit).await
+    }
+    async fn next_webhook_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError> {
+        self.webhook_next_due(settle_ms).await
+    }
+    async fn record_webhook_attempt(
+        &self,
+        attempt: crate::WebhookAttempt,
+        policy: crate::DisablePolicy,
+    ) -> Result<Option<crate::WebhookEndpoint>, StoreError> {
+        self.webhook_record(attempt, policy).await
+    }
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::WebhookDelivery>, StoreError> {
+        SqliteStore::webhook_deliveries(self, endpoint_id, before, limit).await
+    }
+    async fn webhook_delivery(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::WebhookDelivery>, StoreError> {
+        SqliteStore::webhook_delivery(self, id).await
+    }
+    async fn redeliver_webhook(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.webhook_redeliver(id, now).await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -59,6 +59,8 @@ pub struct Executor {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
     pub registry: Arc<Registry>,
+    /// Webhook events for committed routing changes (issue 17).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// A transition queued in the store, with what to do once it is committed.
@@ -256,6 +258,21 @@ impl Executor {
                         } => self.registry.detach_agent(&conversation.id, previous),
                         After::Requeued { from_agent: None } => {}
                     }
+                    let transferred = match &after {
+                        After::Assigned { from_agent, .. } => from_agent.is_some(),
+                        After::Requeued { .. } => event.as_ref().is_some_and(|line| {
+                            line.event
+                                .as_ref()
+                                .is_some_and(|code| code.code == EventCode::TransferredToDepartment)
+                        }),
+                    };
+                    crate::webhooks::events::state_changed(
+                        &self.webhooks,
+                        &conversation,
+                        event.as_deref(),
+                        transferred,
+                    )
+                    .await;
                     let reason = event.as_ref().map(|line| line.text.clone());
                     publish::state_changed(
                         &*self.bus,

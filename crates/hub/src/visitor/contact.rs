@@ -87,8 +87,13 @@ async fn contact(
     };
     // One open request per visitor: a second `contact` updates it (and is not
     // confirmed again in the conversation).
-    let created = match state.store.create_offline_request(request).await {
-        Ok((_, created)) => created,
+    let created = match state.store.create_offline_request(request.clone()).await {
+        Ok((id, created)) => {
+            if created {
+                crate::webhooks::events::offline_request(&state.webhooks, id, &request).await;
+            }
+            created
+        }
         Err(err) => {
             return link
                 .error(

@@ -75,6 +75,7 @@ async fn rate(
             )
             .await;
     }
+    crate::webhooks::events::rating(&state.webhooks, &found, score, comment.as_deref()).await;
     if score <= 2 {
         let detail = match &comment {
             Some(comment) => format!("rated {score}/5: {comment}"),
@@ -91,19 +92,22 @@ async fn rate(
         };
         // One alert per conversation: rating it again changes the rating, not the
         // number of alerts.
-        match state.store.create_alert(alert).await {
+        match state.store.create_alert(alert.clone()).await {
             Ok(None) => {}
-            Ok(Some(id)) => publish::to_admins(
-                &*state.bus,
-                &session.site.id,
-                &ServerFrame::Alert {
-                    id,
-                    kind: "low_rating".into(),
-                    conversation: Some(conversation.clone()),
-                    detail,
-                    at: now_ms(),
-                },
-            ),
+            Ok(Some(id)) => {
+                publish::to_admins(
+                    &*state.bus,
+                    &session.site.id,
+                    &ServerFrame::Alert {
+                        id,
+                        kind: "low_rating".into(),
+                        conversation: Some(conversation.clone()),
+                        detail,
+                        at: now_ms(),
+                    },
+                );
+                crate::webhooks::events::alert(&state.webhooks, id, &alert).await;
+            }
             Err(err) => tracing::warn!(error = %err, "alert not stored"),
         }
     }

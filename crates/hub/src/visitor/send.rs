@@ -41,15 +41,13 @@ pub(super) async fn handle(
         None => match &session.current {
             Some(current) => current.clone(),
             None => {
-                let created = match state
-                    .store
-                    .create_conversation(
-                        &session.site.id,
-                        &session.visitor_id,
-                        ConversationState::Bot,
-                        now_ms(),
-                    )
-                    .await
+                let created = match conversation::create(
+                    &state,
+                    &session.site.id,
+                    &session.visitor_id,
+                    ConversationState::Bot,
+                )
+                .await
                 {
                     Ok(created) => created,
                     Err(err) => {

@@ -217,6 +217,7 @@ fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>
         appended.unread,
         skip,
     );
+    crate::email::after_message(state, &appended.message);
 }
 
 /// The system as an author.

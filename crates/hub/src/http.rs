@@ -129,6 +129,8 @@ fn compressed_routes() -> Router<AppState> {
             post(crate::operations::erase_visitor),
         )
         .route("/api/admin/audit", get(crate::operations::audit_log))
+        // E-mail as a channel (issue 17).
+        .merge(crate::email::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

@@ -50,6 +50,7 @@ pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod email;
 pub mod error;
 pub mod extract;
 pub mod fanout;
@@ -108,6 +109,8 @@ pub enum HubError {
     Rules(String),
     #[error("the first admin's e-mail {0:?} is not a valid address")]
     AdminEmail(String),
+    #[error("e-mail: {0}")]
+    Email(String),
 }
 
 /// What the first start created; the binary prints it once.
@@ -173,6 +176,7 @@ impl Hub {
         restore_routing(&state).await?;
         spawn_auto_close(state.clone());
         retention::spawn(state.clone());
+        email::spawn(&state).await.map_err(HubError::Email)?;
         Ok(Hub {
             state,
             shutdown,

@@ -43,6 +43,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// The origins recently refused per site (bounded), for the site's admins.
     pub refused_origins: crate::refused::RefusedOrigins,
+    /// Outgoing mail and e-mail's hooks (issue 17).
+    pub email: Arc<crate::email::Email>,
     next_connection: AtomicU64,
 }
 
@@ -77,6 +79,7 @@ impl AppState {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
         };
+        let email = Arc::new(crate::email::Email::new(&parts.config.smtp));
         AppState(Arc::new(Shared {
             config: parts.config,
             store: parts.store,
@@ -95,6 +98,7 @@ impl AppState {
             buckets: crate::rate::SharedBuckets::default(),
             shutdown: parts.shutdown,
             refused_origins: crate::refused::RefusedOrigins::default(),
+            email,
             next_connection: AtomicU64::new(1),
         }))
     }

@@ -28,11 +28,13 @@
 //! the audit log, and the anonymous report facts that keep reports whole after
 //! conversations are deleted.
 
+pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
 mod writer;
 
+pub use email::{Channel, Direction, EmailEvent, EmailEventKind, EmailRecord, UnseenDue};
 pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
@@ -901,4 +903,53 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit(&self, entry: NewAudit) -> Result<(), StoreError>;
     /// The newest `limit` entries of the audit log, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // --- e-mail (issue 17) ---
+    /// Sets how a conversation reaches its visitor.
+    async fn email_set_channel(
+        &self,
+        conversation: &str,
+        channel: Channel,
+    ) -> Result<(), StoreError>;
+    /// A conversation's channel (`None`: no such conversation).
+    async fn email_channel(&self, conversation: &str) -> Result<Option<Channel>, StoreError>;
+    /// Remembers a mail's `Message-ID` for threading (a known id is kept as it was).
+    async fn email_record_message(&self, record: EmailRecord) -> Result<(), StoreError>;
+    /// The conversation of the newest of these `Message-ID`s that is known.
+    async fn email_thread_of(&self, message_ids: Vec<String>)
+    -> Result<Option<String>, StoreError>;
+    /// The newest `limit` `Message-ID`s of a conversation, oldest first (`References`).
+    async fn email_thread_ids(
+        &self,
+        conversation: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Records a bounce or an auto-reply; a bounce marks its address failing.
+    async fn email_record_event(&self, event: EmailEvent) -> Result<(), StoreError>;
+    /// The newest bounces and auto-replies, newest first.
+    async fn email_events(&self, limit: u32) -> Result<Vec<EmailEvent>, StoreError>;
+    /// Whether mail to this address bounced.
+    async fn email_failing(&self, address: &str) -> Result<bool, StoreError>;
+    /// The visitor of a site with this e-mail (the most recent), or a new one with
+    /// `new_id`.
+    async fn email_visitor(
+        &self,
+        site_id: &str,
+        email: &str,
+        name: Option<String>,
+        new_id: &str,
+        now: i64,
+    ) -> Result<String, StoreError>;
+    /// Schedules the mail of unseen agent replies from `seq` at `due_at` (kept if one
+    /// is already scheduled).
+    async fn email_schedule_unseen(
+        &self,
+        conversation: &str,
+        seq: u64,
+        due_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The visitor has seen everything up to `seq`: a scheduled mail is dropped.
+    async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError>;
+    /// Takes the scheduled mails due at `now` (at most `limit`).
+    async fn email_due_unseen(&self, now: i64, limit: u32) -> Result<Vec<UnseenDue>, StoreError>;
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     THIRD_VERSION,
     FOURTH_VERSION,
     FIFTH_VERSION,
+    EMAIL_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -279,6 +280,39 @@ const FOURTH_VERSION: &str = r#"
 const FIFTH_VERSION: &str = r#"
     ALTER TABLE messages ADD COLUMN event TEXT; -- JSON {"code", "params"} of a system line
     ALTER TABLE conversations ADD COLUMN contact_asked_at INTEGER; -- NULL once answered
+    "#;
+
+/// E-mail as a channel (issue 17): a conversation's channel, the Message-IDs of the
+/// mails of each conversation (threading), bounces and auto-replies received, addresses
+/// that bounced, and the agent replies a visitor has not seen yet (one batched e-mail).
+const EMAIL_VERSION: &str = r#"
+    ALTER TABLE conversations ADD COLUMN channel TEXT NOT NULL DEFAULT 'chat'; -- chat | email
+    CREATE TABLE email_messages (
+        message_id      TEXT PRIMARY KEY,  -- without angle brackets
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        address         TEXT NOT NULL,     -- the visitor's address
+        at              INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX email_messages_by_conversation ON email_messages (conversation_id, at);
+    CREATE TABLE email_events (
+        id      INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        kind    TEXT NOT NULL,             -- bounce | auto_reply | rejected
+        detail  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE TABLE email_failing (
+        address TEXT PRIMARY KEY COLLATE NOCASE,
+        reason  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE email_unseen (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        from_seq        INTEGER NOT NULL,  -- the first agent reply not seen
+        due_at          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX email_unseen_due ON email_unseen (due_at);
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

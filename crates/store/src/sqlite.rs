@@ -57,7 +57,7 @@ impl Default for SqliteOptions {
 /// The SQLite store: a writer thread and a pool of read connections over one file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Writer,
+    pub(crate) writer: Writer,
     readers: Arc<ReadPool>,
     metrics: Arc<StoreMetrics>,
     /// Dropped with the last clone; the checkpoint thread stops then.
@@ -251,7 +251,7 @@ impl SqliteStore {
     }
 
     /// Runs a read on a pooled connection in the blocking pool.
-    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -2349,6 +2349,76 @@ impl Store for SqliteStore {
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(move |connection| crate::maintenance::audit_log(connection, limit))
             .await
+    }
+
+    // --- e-mail (issue 17): in crate::email ---
+    async fn email_set_channel(
+        &self,
+        conversation: &str,
+        channel: crate::Channel,
+    ) -> Result<(), StoreError> {
+        self.email_set_channel_impl(conversation, channel).await
+    }
+    async fn email_channel(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<crate::Channel>, StoreError> {
+        self.email_channel_impl(conversation).await
+    }
+    async fn email_record_message(&self, record: crate::EmailRecord) -> Result<(), StoreError> {
+        self.email_record_message_impl(record).await
+    }
+    async fn email_thread_of(
+        &self,
+        message_ids: Vec<String>,
+    ) -> Result<Option<String>, StoreError> {
+        self.email_thread_of_impl(message_ids).await
+    }
+    async fn email_thread_ids(
+        &self,
+        conversation: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.email_thread_ids_impl(conversation, limit).await
+    }
+    async fn email_record_event(&self, event: crate::EmailEvent) -> Result<(), StoreError> {
+        self.email_record_event_impl(event).await
+    }
+    async fn email_events(&self, limit: u32) -> Result<Vec<crate::EmailEvent>, StoreError> {
+        self.email_events_impl(limit).await
+    }
+    async fn email_failing(&self, address: &str) -> Result<bool, StoreError> {
+        self.email_failing_impl(address).await
+    }
+    async fn email_visitor(
+        &self,
+        site_id: &str,
+        email: &str,
+        name: Option<String>,
+        new_id: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        self.email_visitor_impl(site_id, email, name, new_id, now)
+            .await
+    }
+    async fn email_schedule_unseen(
+        &self,
+        conversation: &str,
+        seq: u64,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        self.email_schedule_unseen_impl(conversation, seq, due_at)
+            .await
+    }
+    async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError> {
+        self.email_visitor_seen_impl(conversation, seq).await
+    }
+    async fn email_due_unseen(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::UnseenDue>, StoreError> {
+        self.email_due_unseen_impl(now, limit).await
     }
 }
 

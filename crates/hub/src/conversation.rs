@@ -210,6 +210,8 @@ fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>
         .metrics
         .messages_committed
         .fetch_add(1, Ordering::Relaxed);
+    // Before anyone can see it (and say `seen`): e-mail hears of it first.
+    crate::email::after_message(state, &appended.message);
     publish::message(
         &*state.bus,
         site_id,
@@ -217,7 +219,6 @@ fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>
         appended.unread,
         skip,
     );
-    crate::email::after_message(state, &appended.message);
 }
 
 /// The system as an author.

@@ -11,32 +11,7 @@ use crate::StoreError;
 use crate::sqlite::{SqliteStore, map_err};
 use rusqlite::{OptionalExtension, params};
 
-/// How a conversation reaches its visitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// The widget.
-    Chat,
-    /// E-mail: agent messages go out by e-mail, replies come back in.
-    Email,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Chat => "chat",
-            Channel::Email => "email",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Channel> {
-        match name {
-            "chat" => Some(Channel::Chat),
-            "email" => Some(Channel::Email),
-            _ => None,
-        }
-    }
-}
+pub use salam_protocol::Channel;
 
 /// Which way a mail went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -345,6 +345,8 @@ pub struct Conversation {
     pub unread: u32,
     /// The last text or note (its author and first characters).
     pub preview: Option<Preview>,
+    /// `chat` or `email` (issue 17).
+    pub channel: salam_protocol::Channel,
 }
 
 impl Conversation {
@@ -373,6 +375,7 @@ impl Conversation {
             priority: self.priority,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            channel: Some(self.channel),
         }
     }
 }

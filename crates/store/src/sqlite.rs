@@ -341,7 +341,8 @@ fn agent_where(
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
      c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
-     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale \
+     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale, \
+     c.channel \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
@@ -375,6 +376,8 @@ fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversation> {
             }),
             _ => None,
         },
+        channel: salam_protocol::Channel::parse(&row.get::<_, String>(19)?)
+            .unwrap_or(salam_protocol::Channel::Chat),
     })
 }
 

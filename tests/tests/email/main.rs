@@ -12,7 +12,11 @@ use support::{Capture, DOMAIN, MAIL_WAIT, MailHub, Smtp, mails, send_mail};
 
 fn no_panic(hub: &MailHub) -> Result<()> {
     let log = hub.hub.log_tail(100_000);
-    ensure!(!log.contains("panicked"), "the hub panicked:\n{}", hub.hub.log_tail(60));
+    ensure!(
+        !log.contains("panicked"),
+        "the hub panicked:\n{}",
+        hub.hub.log_tail(60)
+    );
     Ok(())
 }
 
@@ -21,8 +25,8 @@ fn no_panic(hub: &MailHub) -> Result<()> {
 /// same conversation, live to the agent → the agent answers in the console → that goes
 /// by e-mail, threaded under the visitor's reply.
 #[tokio::test]
-async fn an_offline_request_answered_by_email_comes_back_into_the_same_conversation()
--> Result<()> {
+async fn an_offline_request_answered_by_email_comes_back_into_the_same_conversation() -> Result<()>
+{
     let capture = Capture::start().await?;
     let hub = MailHub::start(&capture, 300).await?;
     let (visitor, conversation, id) = hub
@@ -31,8 +35,13 @@ async fn an_offline_request_answered_by_email_comes_back_into_the_same_conversat
     visitor.close().await;
     let mut agent = agent_session(hub.hub.addr, &hub.admin.token).await?;
 
-    let answered = hub.reply(id, "It ships <tomorrow> & arrives Friday.").await?;
-    ensure!(answered["conversation"] == conversation.as_str(), "{answered}");
+    let answered = hub
+        .reply(id, "It ships <tomorrow> & arrives Friday.")
+        .await?;
+    ensure!(
+        answered["conversation"] == conversation.as_str(),
+        "{answered}"
+    );
     let sent = mails(capture.wait_for(1).await?);
     let first = &sent[0];
     first.check_shape()?;
@@ -42,11 +51,21 @@ async fn an_offline_request_answered_by_email_comes_back_into_the_same_conversat
         reply_to.starts_with(&format!("reply+{conversation}.")) && reply_to.ends_with(DOMAIN),
         "{reply_to}"
     );
-    ensure!(first.text()?.contains("It ships <tomorrow> & arrives Friday."));
+    ensure!(
+        first
+            .text()?
+            .contains("It ships <tomorrow> & arrives Friday.")
+    );
     let html = first.html()?;
-    ensure!(html.contains("It ships &lt;tomorrow&gt; &amp; arrives Friday."), "{html}");
+    ensure!(
+        html.contains("It ships &lt;tomorrow&gt; &amp; arrives Friday."),
+        "{html}"
+    );
     ensure!(html.contains(r#"lang="en" dir="ltr""#), "{html}");
-    ensure!(first.header("Auto-Submitted").is_none(), "a person's answer");
+    ensure!(
+        first.header("Auto-Submitted").is_none(),
+        "a person's answer"
+    );
     ensure!(first.header("Content-Language").as_deref() == Some("en"));
     // The conversation shows its channel.
     let found = hub
@@ -68,7 +87,10 @@ async fn an_offline_request_answered_by_email_comes_back_into_the_same_conversat
     let seen = agent.agent_sees("Thanks! What time?").await?;
     ensure!(seen.conversation == conversation);
     ensure!(
-        hub.visitor_texts(&conversation).await?.last().map(String::as_str)
+        hub.visitor_texts(&conversation)
+            .await?
+            .last()
+            .map(String::as_str)
             == Some("Thanks! What time?")
     );
 
@@ -124,7 +146,10 @@ async fn replies_thread_by_the_signed_address_then_by_message_id() -> Result<()>
     );
     ensure!(send_mail(hub.inbound, "mona@example.com", &[&reply_to], &changed).await? == 250);
     ensure!(
-        hub.visitor_texts(&conversation).await?.last().map(String::as_str)
+        hub.visitor_texts(&conversation)
+            .await?
+            .last()
+            .map(String::as_str)
             == Some("شكراً جزيلاً")
     );
 
@@ -137,7 +162,10 @@ async fn replies_thread_by_the_signed_address_then_by_message_id() -> Result<()>
     );
     ensure!(send_mail(hub.inbound, "mona@example.com", &[&site_address], &by_id).await? == 250);
     ensure!(
-        hub.visitor_texts(&conversation).await?.last().map(String::as_str)
+        hub.visitor_texts(&conversation)
+            .await?
+            .last()
+            .map(String::as_str)
             == Some("One more thing")
     );
 
@@ -198,7 +226,10 @@ async fn bounces_and_auto_replies_never_loop() -> Result<()> {
             "From: <{from}>\nTo: {reply_to}\nSubject: Out of office\n{header}\
              Content-Type: text/plain\n\nI am away until Monday.\n"
         );
-        ensure!(send_mail(hub.inbound, from, &[&reply_to], &mail).await? == 250, "{header}");
+        ensure!(
+            send_mail(hub.inbound, from, &[&reply_to], &mail).await? == 250,
+            "{header}"
+        );
     }
     let bounce = format!(
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\nTo: {reply_to}\n\
@@ -206,7 +237,10 @@ async fn bounces_and_auto_replies_never_loop() -> Result<()> {
          Content-Type: text/plain\n\nThe mail could not be delivered.\n"
     );
     ensure!(send_mail(hub.inbound, "", &[&reply_to], &bounce).await? == 250);
-    ensure!(hub.visitor_texts(&conversation).await? == before, "nothing appended");
+    ensure!(
+        hub.visitor_texts(&conversation).await? == before,
+        "nothing appended"
+    );
 
     let status = hub.admin.get("/api/email/status").await?;
     let events = status["events"].as_array().cloned().unwrap_or_default();
@@ -250,7 +284,11 @@ async fn unseen_replies_are_mailed_once_and_not_when_seen() -> Result<()> {
     let capture = Capture::start().await?;
     let hub = MailHub::start(&capture, 3).await?;
     let mut agent = agent_session(hub.hub.addr, &hub.admin.token).await?;
-    let say = async |agent: &mut salam_e2e::Client, conversation: &str, id: &str, text: &str| -> Result<()> {
+    let say = async |agent: &mut salam_e2e::Client,
+                     conversation: &str,
+                     id: &str,
+                     text: &str|
+           -> Result<()> {
         agent
             .send_json(&json!({"type": "send", "conversation": conversation, "client_id": id, "text": text}))
             .await?;
@@ -299,15 +337,25 @@ async fn unseen_replies_are_mailed_once_and_not_when_seen() -> Result<()> {
     .await?;
     let to: Vec<String> = all.iter().filter_map(|mail| mail.to().ok()).collect();
     ensure!(
-        to == vec!["away@example.com".to_owned(), "later@example.com".to_owned()],
+        to == vec![
+            "away@example.com".to_owned(),
+            "later@example.com".to_owned()
+        ],
         "one mail to the visitor who left, none to the one who saw: {to:?}"
     );
     let away_mail = &all[0];
     away_mail.check_shape()?;
     let text = away_mail.text()?;
-    ensure!(text.contains("First answer") && text.contains("Second answer"), "{text}");
+    ensure!(
+        text.contains("First answer") && text.contains("Second answer"),
+        "{text}"
+    );
     ensure!(away_mail.header("Auto-Submitted").as_deref() == Some("auto-generated"));
-    ensure!(away_mail.reply_to()?.starts_with(&format!("reply+{away_conversation}.")));
+    ensure!(
+        away_mail
+            .reply_to()?
+            .starts_with(&format!("reply+{away_conversation}."))
+    );
     here.close().await;
     no_panic(&hub)
 }
@@ -319,7 +367,10 @@ async fn malformed_smtp_and_mime_get_smtp_errors() -> Result<()> {
     let hub = MailHub::start(&capture, 300).await?;
     let site_address = format!("{}@{DOMAIN}", hub.site.key);
     let mut smtp = Smtp::connect(hub.inbound).await?;
-    ensure!(smtp.command("MAIL FROM:<a@b.test>").await? == 503, "EHLO first");
+    ensure!(
+        smtp.command("MAIL FROM:<a@b.test>").await? == 503,
+        "EHLO first"
+    );
     ensure!(smtp.command("HELLO there").await? == 500);
     ensure!(smtp.command("EHLO").await? == 501);
     ensure!(smtp.command("EHLO client.test").await? == 250);
@@ -330,12 +381,26 @@ async fn malformed_smtp_and_mime_get_smtp_errors() -> Result<()> {
     ensure!(smtp.command("DATA").await? == 503, "no recipient yet");
     ensure!(smtp.command("RCPT TO:<someone@elsewhere.test>").await? == 550);
     ensure!(
-        smtp.command(&format!("RCPT TO:<reply+c_forged.00ff00ff00ff00ff00ff00ff@{DOMAIN}>"))
+        smtp.command(&format!(
+            "RCPT TO:<reply+c_forged.00ff00ff00ff00ff00ff00ff@{DOMAIN}>"
+        ))
+        .await?
+            == 550
+    );
+    ensure!(
+        smtp.command(&format!("RCPT TO:<pk_nosuchsite@{DOMAIN}>"))
             .await?
             == 550
     );
-    ensure!(smtp.command(&format!("RCPT TO:<pk_nosuchsite@{DOMAIN}>")).await? == 550);
-    ensure!(smtp.command(&"X".repeat(5000)).await? == 500);
+    // Ten errors so far: the next one closes the session.
+    ensure!(smtp.command(&"X".repeat(5000)).await? == 421);
+    let mut smtp = Smtp::connect(hub.inbound).await?;
+    ensure!(
+        smtp.command(&"X".repeat(5000)).await? == 500,
+        "an overlong line"
+    );
+    ensure!(smtp.command("EHLO client.test").await? == 250);
+    ensure!(smtp.command("MAIL FROM:<a@b.test>").await? == 250);
     ensure!(smtp.command(&format!("RCPT TO:<{site_address}>")).await? == 250);
     ensure!(smtp.command("DATA").await? == 354);
     // No headers at all, binary noise: refused.

@@ -95,11 +95,13 @@ fn introduces_quote(line: &str) -> bool {
         .trim_matches(|c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'))
         .trim();
     let lower = line.to_lowercase();
-    lower.ends_with("wrote:")
-        || line.ends_with("كتب:")
-        || line.ends_with("كتب :")
-        || line.ends_with("نوشت:")
-        || line.ends_with("نوشت :")
+    // "On … wrote:", "في … كتب …:", "در … نوشت:" (the name may come after the verb).
+    let attribution = line.ends_with(':')
+        && (lower.contains(" wrote")
+            || line.contains("كتب")
+            || line.contains("تمت كتابة")
+            || line.contains("نوشت"));
+    attribution
         || lower.starts_with("-----original message-----")
         || lower.starts_with("-------- original message --------")
         || line.starts_with("________________________________")
@@ -193,6 +195,8 @@ mod tests {
         assert_eq!(strip_quoted(wrapped), "Yes");
         let arabic = "شكراً جزيلاً\n\nفي الاثنين، 7 ديسمبر 2026، كتب الدعم <s@x>‏ كتب:\n> نص قديم";
         assert_eq!(strip_quoted(arabic), "شكراً جزيلاً");
+        let arabic_name_last = "حسناً\nفي الاثنين، 7 ديسمبر 2026، كتب Salam Support:\n> قديم";
+        assert_eq!(strip_quoted(arabic_name_last), "حسناً");
         let persian = "ممنون\n\nدر تاریخ دوشنبه ۷ دسامبر ۲۰۲۶ پشتیبانی نوشت:\n> متن قدیمی";
         assert_eq!(strip_quoted(persian), "ممنون");
         let inline = "> quoted\nmy answer\n> more quoted\nsecond line";

@@ -211,7 +211,7 @@ fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Option<u64>
         .messages_committed
         .fetch_add(1, Ordering::Relaxed);
     // Before anyone can see it (and say `seen`): e-mail hears of it first.
-    crate::email::after_message(state, &appended.message);
+    state.email.after_message(&appended.message);
     publish::message(
         &*state.bus,
         site_id,

@@ -56,6 +56,7 @@ pub mod extract;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod mail_out;
 pub mod metrics;
 pub mod operations;
 pub mod privacy;

@@ -44,7 +44,7 @@ pub struct Shared {
     /// The origins recently refused per site (bounded), for the site's admins.
     pub refused_origins: crate::refused::RefusedOrigins,
     /// Outgoing mail and e-mail's hooks (issue 17).
-    pub email: Arc<crate::email::Email>,
+    pub email: Arc<crate::mail_out::Email>,
     next_connection: AtomicU64,
 }
 
@@ -79,7 +79,7 @@ impl AppState {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
         };
-        let email = Arc::new(crate::email::Email::new(&parts.config.smtp));
+        let email = Arc::new(crate::mail_out::Email::new(&parts.config.smtp));
         AppState(Arc::new(Shared {
             config: parts.config,
             store: parts.store,

@@ -1,28 +1,29 @@
 //! Where the hub tells e-mail what happened, and what e-mail does about it.
 //!
-//! - [`after_message`] (called for every committed message): an agent's text on an
-//!   e-mail conversation goes out by e-mail; on a chat whose visitor gave an address,
-//!   it schedules the unseen-replies mail (`smtp.unseen_reply_after_secs`).
-//! - [`visitor_seen`] (the widget's `seen`): drops a scheduled mail.
-//! - Both only `try_send` to one bounded channel served by one task, so no handler and
-//!   no routing decision waits for e-mail.
+//! - `Email::after_message` (crate::mail_out; called for every committed message): an
+//!   agent's text on an e-mail conversation goes out by e-mail; on a chat whose
+//!   visitor gave an address, it schedules the unseen-replies mail
+//!   (`smtp.unseen_reply_after_secs`).
+//! - `Email::visitor_seen` (the widget's `seen`): drops a scheduled mail.
+//! - Both only `try_send` to one bounded channel served by one task here, so no
+//!   handler and no routing decision waits for e-mail.
 //! - A timer sends the due unseen-replies mails, a few at a time.
 //! - [`routes`]: `POST /api/offline-requests/{id}/reply` (an agent answers a contact
 //!   request by e-mail) and `GET /api/email/status` (admins).
 
 use super::inbound::{Inbound, open_email_conversation};
-use super::outbound::OutMail;
 use super::smtp_server;
 use super::templates::{self, Line};
 use crate::clock::now_ms;
 use crate::conversation;
 use crate::error::ApiError;
 use crate::extract::{Admin, SignedIn};
+use crate::mail_out::{Hook, OutMail};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use salam_protocol::{Author, AuthorKind, ConversationState, ErrorCode, Message, MessageKind};
+use salam_protocol::{Author, AuthorKind, ConversationState, ErrorCode, MessageKind};
 use salam_store::Page;
 use salam_store::{Channel, Conversation, Direction, EmailRecord, NewMessage};
 use serde::Deserialize;
@@ -30,48 +31,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// What the rest of the hub tells e-mail.
-#[derive(Debug, Clone)]
-pub enum Hook {
-    /// An agent's text was committed.
-    AgentMessage { message: Box<Message> },
-    /// The visitor has seen everything up to `seq`.
-    Seen { conversation: String, seq: u64 },
-}
-
-fn hook(state: &AppState, hook: Hook) {
-    if !state.email.enabled() {
-        return;
-    }
-    if state.email.hooks.try_send(hook).is_err() {
-        state.email.stats.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("e-mail hook queue full: an event was dropped");
-    }
-}
-
-/// Called for every committed, published message.
-pub fn after_message(state: &AppState, message: &Message) {
-    if message.author.kind == AuthorKind::Agent && message.kind == MessageKind::Text {
-        hook(
-            state,
-            Hook::AgentMessage {
-                message: Box::new(message.clone()),
-            },
-        );
-    }
-}
-
-/// Called when the visitor says they have seen up to `seq`.
-pub fn visitor_seen(state: &AppState, conversation: &str, seq: u64) {
-    hook(
-        state,
-        Hook::Seen {
-            conversation: conversation.to_owned(),
-            seq,
-        },
-    );
-}
 
 /// Starts e-mail: the sender, the hook task, the unseen timer and the SMTP listener.
 /// Fails on bad `[smtp]` settings or when the listener cannot bind.

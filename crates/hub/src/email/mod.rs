@@ -1,7 +1,8 @@
 //! E-mail as a channel (issue 17; see docs/email.md).
 //!
-//! - [`outbound`]: a bounded queue and one task that sends over SMTP with retries, so
-//!   no connection and no routing decision ever waits for a mail server.
+//! - `crate::mail_out` (a leaf module, so state and conversation can hold it): a
+//!   bounded queue and one task that sends over SMTP with retries, so no connection
+//!   and no routing decision ever waits for a mail server.
 //! - [`templates`]: the mails, in English, Arabic and Persian, as plain text and HTML.
 //! - [`smtp_server`]: a small, strict SMTP listener for replies (behind the MTA).
 //! - [`inbound`]: what a received mail becomes: a visitor message in its conversation,
@@ -15,10 +16,8 @@
 
 pub mod hooks;
 pub mod inbound;
-pub mod outbound;
 pub mod smtp_server;
 pub mod templates;
 pub mod thread;
 
-pub use hooks::{after_message, routes, spawn, visitor_seen};
-pub use outbound::Email;
+pub use hooks::{routes, spawn};

@@ -15,7 +15,7 @@ pub(super) async fn handle(
     if !owns(session, link, &conversation).await {
         return refuse(link, None).await;
     }
-    crate::email::visitor_seen(&link.state, &conversation, seq);
+    link.state.email.visitor_seen(&conversation, seq);
     publish::to_conversation(
         &*link.state.bus,
         &conversation,

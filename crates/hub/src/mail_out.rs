@@ -1,4 +1,7 @@
-//! Outgoing mail: a bounded queue and one sending task.
+//! Outgoing mail: a bounded queue and one sending task; and the bounded channel on
+//! which the rest of the hub tells e-mail what happened ([`Email::after_message`],
+//! [`Email::visitor_seen`]; served by `email::hooks`). A leaf module: it knows the
+//! configuration and the wire types, nothing of the hub's state.
 //!
 //! Callers (a handler, a timer) only [`Email::enqueue`]: a full queue is refused at once
 //! (logged and counted), never waited on. The task sends each mail over SMTP
@@ -12,7 +15,8 @@
 use crate::config::SmtpConfig;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use salam_protocol::{AuthorKind, Message, MessageKind};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -36,6 +40,15 @@ pub struct OutMail {
     pub auto: bool,
     /// `Content-Language`.
     pub lang: &'static str,
+}
+
+/// What the rest of the hub tells e-mail.
+#[derive(Debug, Clone)]
+pub enum Hook {
+    /// An agent's text was committed.
+    AgentMessage { message: Box<Message> },
+    /// The visitor has seen everything up to `seq`.
+    Seen { conversation: String, seq: u64 },
 }
 
 /// Why the `[smtp]` settings are refused at start.
@@ -84,8 +97,8 @@ pub struct Email {
     /// Why the settings were refused (reported by `email::spawn`).
     pub config_error: Option<SmtpConfigError>,
     /// What the rest of the hub tells e-mail (see `hooks`); bounded, never waited on.
-    pub(crate) hooks: mpsc::Sender<super::hooks::Hook>,
-    pub(crate) hook_receiver: Mutex<Option<mpsc::Receiver<super::hooks::Hook>>>,
+    pub(crate) hooks: mpsc::Sender<Hook>,
+    pub(crate) hook_receiver: Mutex<Option<mpsc::Receiver<Hook>>>,
 }
 
 impl std::fmt::Debug for Email {
@@ -160,6 +173,34 @@ impl Email {
             .as_ref()
             .map(|from| from.email.domain().to_owned())
             .unwrap_or_else(|| "localhost".into())
+    }
+
+    fn hook(&self, hook: Hook) {
+        if !self.enabled() {
+            return;
+        }
+        if self.hooks.try_send(hook).is_err() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("e-mail hook queue full: an event was dropped");
+        }
+    }
+
+    /// Called for every committed message, before it is published: an agent's text
+    /// may go out by e-mail (never waits).
+    pub fn after_message(&self, message: &Message) {
+        if message.author.kind == AuthorKind::Agent && message.kind == MessageKind::Text {
+            self.hook(Hook::AgentMessage {
+                message: Box::new(message.clone()),
+            });
+        }
+    }
+
+    /// Called when the visitor says they have seen up to `seq` (never waits).
+    pub fn visitor_seen(&self, conversation: &str, seq: u64) {
+        self.hook(Hook::Seen {
+            conversation: conversation.to_owned(),
+            seq,
+        });
     }
 
     /// Queues a mail; never waits.
@@ -263,12 +304,12 @@ impl Email {
 }
 
 /// The MIME message of a mail: multipart/alternative (plain text, then HTML).
-pub fn build(from: &Mailbox, mail: &OutMail) -> Result<Message, String> {
+pub fn build(from: &Mailbox, mail: &OutMail) -> Result<lettre::Message, String> {
     let to = mail
         .to
         .parse()
         .map_err(|err| format!("bad recipient {:?}: {err}", mail.to))?;
-    let mut builder = Message::builder()
+    let mut builder = lettre::Message::builder()
         .from(from.clone())
         .to(Mailbox::new(mail.to_name.clone(), to))
         .subject(mail.subject.clone())

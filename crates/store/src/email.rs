@@ -368,20 +368,25 @@ impl SqliteStore {
                     .prepare_cached(
                         "DELETE FROM email_unseen WHERE conversation_id IN \
                          (SELECT conversation_id FROM email_unseen WHERE due_at <= ?1 \
-                          ORDER BY due_at LIMIT ?2) RETURNING conversation_id, from_seq",
+                          ORDER BY due_at LIMIT ?2) RETURNING conversation_id, from_seq, due_at",
                     )
                     .map_err(map_err)?;
-                let due = statement
+                let mut due = statement
                     .query_map(params![now, limit], |row| {
-                        Ok(UnseenDue {
-                            conversation: row.get(0)?,
-                            from_seq: row.get::<_, i64>(1)?.max(0) as u64,
-                        })
+                        Ok((
+                            row.get::<_, i64>(2)?,
+                            UnseenDue {
+                                conversation: row.get(0)?,
+                                from_seq: row.get::<_, i64>(1)?.max(0) as u64,
+                            },
+                        ))
                     })
                     .map_err(map_err)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(map_err)?;
-                Ok(due)
+                // RETURNING follows no order: the oldest first.
+                due.sort_by_key(|(due_at, _)| *due_at);
+                Ok(due.into_iter().map(|(_, due)| due).collect())
             })
             .await
     }

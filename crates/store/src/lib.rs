@@ -953,6 +953,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The visitor has seen everything up to `seq`: a scheduled mail is dropped.
     async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError>;
-    /// Takes the scheduled mails due at `now` (at most `limit`).
+    /// Takes the scheduled mails due at `now` (at most `limit`), the oldest first.
     async fn email_due_unseen(&self, now: i64, limit: u32) -> Result<Vec<UnseenDue>, StoreError>;
 }

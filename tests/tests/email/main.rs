@@ -335,6 +335,8 @@ async fn unseen_replies_are_mailed_once_and_not_when_seen() -> Result<()> {
         Ok(found.then_some(all))
     })
     .await?;
+    // Due mails are taken oldest first and sent in order: had the visitor who saw the
+    // answer been mailed, that mail would have come before the later one.
     let to: Vec<String> = all.iter().filter_map(|mail| mail.to().ok()).collect();
     ensure!(
         to == vec![

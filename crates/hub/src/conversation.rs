@@ -430,6 +430,7 @@ pub async fn close(
             conversation: closed.id.clone(),
         })
         .await;
+    state.email.closed(&closed.id);
     publish::to_conversation(
         &*state.bus,
         &closed.id,

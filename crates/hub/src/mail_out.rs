@@ -49,6 +49,8 @@ pub enum Hook {
     AgentMessage { message: Box<Message> },
     /// The visitor has seen everything up to `seq`.
     Seen { conversation: String, seq: u64 },
+    /// The conversation closed (a transcript may be due).
+    Closed { conversation: String },
 }
 
 /// Why the `[smtp]` settings are refused at start.
@@ -200,6 +202,13 @@ impl Email {
         self.hook(Hook::Seen {
             conversation: conversation.to_owned(),
             seq,
+        });
+    }
+
+    /// Called when a conversation closed (never waits).
+    pub fn closed(&self, conversation: &str) {
+        self.hook(Hook::Closed {
+            conversation: conversation.to_owned(),
         });
     }
 

@@ -73,6 +73,13 @@ pub enum VisitorFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
+    /// The visitor asks for the conversation's transcript by e-mail (issue 17): it is
+    /// sent when the conversation closes, at once if it is closed already. A later
+    /// request replaces an earlier one.
+    Transcript {
+        conversation: ConversationId,
+        email: String,
+    },
     /// The visitor leaves contact details: the offline / callback form, or the pre-chat
     /// form. At least an e-mail or a phone number for a callback.
     Contact {

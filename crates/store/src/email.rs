@@ -66,7 +66,96 @@ pub struct UnseenDue {
     pub from_seq: u64,
 }
 
+/// A transcript a visitor asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptRequest {
+    pub conversation: String,
+    pub email: String,
+    /// `en`, `ar` or `fa`.
+    pub lang: String,
+}
+
 impl SqliteStore {
+    pub(crate) async fn email_request_transcript_impl(
+        &self,
+        request: TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "INSERT INTO email_transcripts (conversation_id, email, lang, at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (conversation_id) DO UPDATE SET \
+                         email = excluded.email, lang = excluded.lang, at = excluded.at",
+                        params![request.conversation, request.email, request.lang, now],
+                    )
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub(crate) async fn email_take_transcript_impl(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<TranscriptRequest>, StoreError> {
+        let conversation = conversation.to_owned();
+        self.writer
+            .write(move |connection| {
+                connection
+                    .query_row(
+                        "DELETE FROM email_transcripts WHERE conversation_id = ?1 \
+                         RETURNING conversation_id, email, lang",
+                        [conversation],
+                        |row| {
+                            Ok(TranscriptRequest {
+                                conversation: row.get(0)?,
+                                email: row.get(1)?,
+                                lang: row.get(2)?,
+                            })
+                        },
+                    )
+                    .optional()
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    pub(crate) async fn email_take_missed_impl(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.writer
+            .write(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT c.id FROM conversations c WHERE c.state = 'queued' \
+                         AND c.queued_at IS NOT NULL AND c.queued_at <= ?1 \
+                         AND NOT EXISTS (SELECT 1 FROM email_missed m WHERE m.conversation_id = c.id) \
+                         ORDER BY c.queued_at LIMIT ?2",
+                    )
+                    .map_err(map_err)?;
+                let ids = statement
+                    .query_map(params![queued_before, limit], |row| row.get(0))
+                    .map_err(map_err)?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(map_err)?;
+                for id in &ids {
+                    connection
+                        .execute(
+                            "INSERT OR IGNORE INTO email_missed (conversation_id, at) VALUES (?1, ?2)",
+                            params![id, now],
+                        )
+                        .map_err(map_err)?;
+                }
+                Ok(ids)
+            })
+            .await
+    }
+
     pub(crate) async fn email_set_channel_impl(
         &self,
         conversation: &str,

@@ -34,7 +34,9 @@ mod schema;
 mod sqlite;
 mod writer;
 
-pub use email::{Channel, Direction, EmailEvent, EmailEventKind, EmailRecord, UnseenDue};
+pub use email::{
+    Channel, Direction, EmailEvent, EmailEventKind, EmailRecord, TranscriptRequest, UnseenDue,
+};
 pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
@@ -955,4 +957,23 @@ pub trait Store: Send + Sync + 'static {
     async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError>;
     /// Takes the scheduled mails due at `now` (at most `limit`), the oldest first.
     async fn email_due_unseen(&self, now: i64, limit: u32) -> Result<Vec<UnseenDue>, StoreError>;
+    /// Remembers the visitor's request for a transcript (replacing an earlier one).
+    async fn email_request_transcript(
+        &self,
+        request: TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Takes the transcript request of a conversation, if any.
+    async fn email_take_transcript(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<TranscriptRequest>, StoreError>;
+    /// Takes the conversations queued at `queued_before` or earlier whose agents were
+    /// not told yet, and marks them told (at most `limit`, oldest first).
+    async fn email_take_missed(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 }

@@ -313,6 +313,16 @@ const EMAIL_VERSION: &str = r#"
         due_at          INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX email_unseen_due ON email_unseen (due_at);
+    CREATE TABLE email_transcripts (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        email           TEXT NOT NULL,
+        lang            TEXT NOT NULL,
+        at              INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE email_missed (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        at              INTEGER NOT NULL  -- when the agents were told
+    ) WITHOUT ROWID;
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

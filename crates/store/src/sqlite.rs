@@ -2423,6 +2423,27 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::UnseenDue>, StoreError> {
         self.email_due_unseen_impl(now, limit).await
     }
+    async fn email_request_transcript(
+        &self,
+        request: crate::TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.email_request_transcript_impl(request, now).await
+    }
+    async fn email_take_transcript(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<crate::TranscriptRequest>, StoreError> {
+        self.email_take_transcript_impl(conversation).await
+    }
+    async fn email_take_missed(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.email_take_missed_impl(queued_before, now, limit).await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

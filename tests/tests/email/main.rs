@@ -435,3 +435,124 @@ async fn malformed_smtp_and_mime_get_smtp_errors() -> Result<()> {
     ensure!(capture.messages()?.is_empty(), "nothing was mailed");
     no_panic(&hub)
 }
+
+/// The transcript a visitor asks for goes at close, in their language; asked for after
+/// the close, it goes at once. A bad address is refused.
+#[tokio::test]
+async fn the_transcript_goes_at_close_in_the_visitors_language() -> Result<()> {
+    let capture = Capture::start().await?;
+    let hub = MailHub::start(&capture, 300).await?;
+    let mut agent = agent_session(hub.hub.addr, &hub.admin.token).await?;
+    let mut visitor =
+        salam_e2e::Client::connect_visitor(hub.hub.addr, Some(salam_e2e::SHOP_ORIGIN)).await?;
+    visitor
+        .send_json(&json!({"type": "hello", "v": 1, "site": hub.site.key, "locale": "fa"}))
+        .await?;
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "1", "text": "سفارش من کجاست؟"}))
+        .await?;
+    let (ack, _) = visitor
+        .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
+        .await?;
+    let ServerFrame::Ack { conversation, .. } = ack else {
+        anyhow::bail!("expected the ack");
+    };
+    agent.agent_sees("سفارش من کجاست؟").await?;
+    agent
+        .send_json(&json!({"type": "send", "conversation": conversation, "client_id": "a1", "text": "<b>در راه است</b>"}))
+        .await?;
+    visitor
+        .recv_until(|f| matches!(f, ServerFrame::Message(m) if m.text == "<b>در راه است</b>"))
+        .await?;
+    visitor
+        .send_json(
+            &json!({"type": "transcript", "conversation": conversation, "email": "not an address"}),
+        )
+        .await?;
+    visitor
+        .recv_until(|f| matches!(f, ServerFrame::Error { .. }))
+        .await?;
+    visitor
+        .send_json(&json!({"type": "transcript", "conversation": conversation, "email": "sara@example.com"}))
+        .await?;
+    visitor
+        .send_json(&json!({"type": "close", "conversation": conversation}))
+        .await?;
+    let sent = mails(capture.wait_for(1).await?);
+    let transcript = &sent[0];
+    transcript.check_shape()?;
+    ensure!(transcript.to()? == "sara@example.com");
+    let html = transcript.html()?;
+    ensure!(html.contains(r#"<html lang="fa" dir="rtl">"#), "{html}");
+    ensure!(html.contains("سفارش من کجاست؟"), "{html}");
+    ensure!(html.contains("&lt;b&gt;در راه است&lt;/b&gt;"), "{html}");
+    ensure!(!html.contains("<b>در"), "escaped");
+    ensure!(transcript.text()?.contains("<b>در راه است</b>"));
+    ensure!(transcript.header("Auto-Submitted").as_deref() == Some("auto-generated"));
+    ensure!(transcript.header("Content-Language").as_deref() == Some("fa"));
+
+    // Asked for after the close: at once.
+    visitor
+        .send_json(&json!({"type": "transcript", "conversation": conversation, "email": "again@example.com"}))
+        .await?;
+    let sent = mails(capture.wait_for(2).await?);
+    ensure!(sent[1].to()? == "again@example.com");
+    ensure!(sent[1].html()?.contains("سفارش من کجاست؟"));
+    no_panic(&hub)
+}
+
+/// Agents are told of chats that waited with nobody answering, in one mail per agent,
+/// each chat once.
+#[tokio::test]
+async fn agents_are_told_of_missed_chats_once() -> Result<()> {
+    let capture = Capture::start().await?;
+    let hub = MailHub::start_with(&capture, 300, 1).await?;
+    hub.admin
+        .create_agent(
+            "ana@shop.test",
+            "correct horse battery staple",
+            std::slice::from_ref(&hub.site.id),
+            None,
+        )
+        .await?;
+    let (first, _, _) = hub
+        .offline_request("en", "Is anyone there?", "q1@example.com")
+        .await?;
+    let told = eventually("the missed-chat mail to ana", MAIL_WAIT, || async {
+        let all = mails(capture.messages()?);
+        let found = all
+            .into_iter()
+            .find(|mail| mail.to().is_ok_and(|to| to == "ana@shop.test"));
+        Ok(found)
+    })
+    .await?;
+    told.check_shape()?;
+    ensure!(
+        told.text()?.contains("Is anyone there?"),
+        "{}",
+        told.text()?
+    );
+    ensure!(told.header("Auto-Submitted").as_deref() == Some("auto-generated"));
+    first.close().await;
+
+    // A second missed chat: its mail lists only the new one.
+    let (second, _, _) = hub
+        .offline_request("en", "Hello again?", "q2@example.com")
+        .await?;
+    let again = eventually("the second missed-chat mail", MAIL_WAIT, || async {
+        let all = mails(capture.messages()?);
+        Ok(all.into_iter().find(|mail| {
+            mail.to().is_ok_and(|to| to == "ana@shop.test")
+                && mail.text().is_ok_and(|text| text.contains("Hello again?"))
+        }))
+    })
+    .await?;
+    ensure!(!again.text()?.contains("Is anyone there?"), "told once");
+    let to_ana = mails(capture.messages()?)
+        .iter()
+        .filter(|mail| mail.to().is_ok_and(|to| to == "ana@shop.test"))
+        .count();
+    ensure!(to_ana == 2, "{to_ana} mails to ana");
+    second.close().await;
+    no_panic(&hub)
+}

@@ -102,11 +102,21 @@ pub struct MailHub {
 
 impl MailHub {
     pub async fn start(capture: &Capture, unseen_after_secs: u32) -> Result<MailHub> {
+        MailHub::start_with(capture, unseen_after_secs, 600).await
+    }
+
+    /// With the delay before agents are told of a missed chat.
+    pub async fn start_with(
+        capture: &Capture,
+        unseen_after_secs: u32,
+        missed_after_secs: u32,
+    ) -> Result<MailHub> {
         let inbound: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let config = format!(
             "[routing]\nauto_close_secs = 0\n\
              [smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"Salam Support <{FROM}>\"\n\
              unseen_reply_after_secs = {unseen_after_secs}\nretry_ms = 100\n\
+             missed_chat_after_secs = {missed_after_secs}\n\
              [smtp_inbound]\nlisten = \"{inbound}\"\ndomain = \"{DOMAIN}\"\n\
              max_message_bytes = 65536\n",
             capture.port

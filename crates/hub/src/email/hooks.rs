@@ -61,6 +61,7 @@ pub async fn spawn(state: &AppState) -> Result<(), String> {
             }
         });
         spawn_unseen_timer(state.clone());
+        super::missed::spawn(state.clone());
     }
     let inbound = &state.config.smtp_inbound;
     if let Some(address) = inbound.listen {
@@ -92,6 +93,7 @@ async fn handle(state: &AppState, hook: Hook) -> Result<(), salam_store::StoreEr
         Hook::Seen { conversation, seq } => {
             state.store.email_visitor_seen(&conversation, seq).await
         }
+        Hook::Closed { conversation } => super::transcript::on_closed(state, &conversation).await,
         Hook::AgentMessage { message } => {
             let Some(conversation) = state.store.conversation(&message.conversation).await? else {
                 return Ok(());
@@ -135,16 +137,7 @@ async fn send_to_visitor(
     let Some(to) = conversation.visitor_email.clone() else {
         return Ok(());
     };
-    if state.store.email_failing(&to).await? {
-        tracing::info!(%to, "not mailed: the address bounced before");
-        return Ok(());
-    }
-    let site = state
-        .store
-        .site_by_id(&conversation.site_id)
-        .await?
-        .map(|site| site.name)
-        .unwrap_or_default();
+    let site = site_name(state, &conversation.site_id).await?;
     let text: String = lines.iter().map(|line| line.text.as_str()).collect();
     let lang = conversation
         .visitor_locale
@@ -156,6 +149,36 @@ async fn send_to_visitor(
         Kind::Reply => templates::agent_reply(lang, &site, lines),
         Kind::Unseen => templates::unseen_replies(lang, &site, lines),
     };
+    mail_thread(state, conversation, to, rendered, kind == Kind::Unseen).await
+}
+
+/// A site's name, for the mails' subjects.
+pub(super) async fn site_name(
+    state: &AppState,
+    site_id: &str,
+) -> Result<String, salam_store::StoreError> {
+    Ok(state
+        .store
+        .site_by_id(site_id)
+        .await?
+        .map(|site| site.name)
+        .unwrap_or_default())
+}
+
+/// Queues a mail of a conversation to `to`: a new Message-ID (stored), threaded under
+/// the conversation's earlier mails, with the signed reply address when the hub takes
+/// replies. An address that bounced gets nothing.
+pub(super) async fn mail_thread(
+    state: &AppState,
+    conversation: &Conversation,
+    to: String,
+    rendered: templates::Rendered,
+    auto: bool,
+) -> Result<(), salam_store::StoreError> {
+    if state.store.email_failing(&to).await? {
+        tracing::info!(%to, "not mailed: the address bounced before");
+        return Ok(());
+    }
     let references = state.store.email_thread_ids(&conversation.id, 20).await?;
     let domain = state.email.from_domain();
     let message_id = format!(
@@ -190,7 +213,7 @@ async fn send_to_visitor(
         in_reply_to: references.last().cloned(),
         references,
         reply_to,
-        auto: kind == Kind::Unseen,
+        auto,
         lang: rendered.lang,
     };
     if let Err(err) = state.email.enqueue(mail) {

@@ -8,6 +8,8 @@
 //! - [`inbound`]: what a received mail becomes: a visitor message in its conversation,
 //!   or a recorded bounce or auto-reply that is never answered.
 //! - [`thread`]: reply addresses with a signed conversation id, and quoted history.
+//! - [`transcript`]: the transcript a visitor asked for (`transcript` frame), at close.
+//! - [`missed`]: agents told of chats that waited with nobody answering, in one mail.
 //! - [`hooks`]: where the rest of the hub tells e-mail what happened (an agent's
 //!   message, the visitor's `seen`), the unseen-replies timer and the reply endpoint.
 //!
@@ -16,8 +18,10 @@
 
 pub mod hooks;
 pub mod inbound;
+pub mod missed;
 pub mod smtp_server;
 pub mod templates;
 pub mod thread;
+pub mod transcript;
 
 pub use hooks::{routes, spawn};

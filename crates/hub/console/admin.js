@@ -7,6 +7,7 @@
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
+import { replyByEmail } from "./email.js";
 
 const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -778,6 +779,9 @@ async function renderOffline(body, context, keep) {
             renderOffline(body, context, true);
           },
         },
+      }), replyByEmail(request, context, () => {
+        request.done_at = Date.now();
+        renderOffline(body, context, true);
       })))))),
   more);
 }

@@ -958,7 +958,7 @@ async fn upgrade_from(name: &str) -> Result<()> {
     hub.kill().await?;
     let connection = rusqlite::Connection::open(data.path().join("salam.db"))?;
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    ensure!(version == 5, "{name}: migrated to schema 5, not {version}");
+    ensure!(version == 6, "{name}: migrated to schema 6, not {version}");
     Ok(())
 }
 

@@ -169,6 +169,28 @@ async fn replies_thread_by_the_signed_address_then_by_message_id() -> Result<()>
             == Some("One more thing")
     );
 
+    // Someone else quoting the same Message-ID (a forward) is not merged into it.
+    let forwarded = format!(
+        "From: Omar <omar@example.org>\nTo: {site_address}\nSubject: Fwd: again\n\
+         In-Reply-To: <{}>\nContent-Type: text/plain; charset=utf-8\n\nForwarded question\n",
+        arabic.message_id()?
+    );
+    ensure!(
+        send_mail(
+            hub.inbound,
+            "omar@example.org",
+            &[&site_address],
+            &forwarded
+        )
+        .await?
+            == 250
+    );
+    ensure!(
+        !hub.visitor_texts(&conversation)
+            .await?
+            .contains(&"Forwarded question".to_owned())
+    );
+
     // Neither: a new e-mail conversation from that sender.
     let fresh = "From: Sam <sam@example.net>\nSubject: Hello\n\
                  Content-Type: text/plain; charset=utf-8\n\nDo you ship to Oman?\n";

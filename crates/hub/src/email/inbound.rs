@@ -5,7 +5,8 @@
 //!    (a bounce marks the address failing), accepted (250, so no further bounce is
 //!    made) and never become a message nor get an answer.
 //! 3. Its conversation is found: the signed reply address first, then
-//!    `In-Reply-To`/`References` against the Message-IDs the hub stored, and a mail
+//!    `In-Reply-To`/`References` against the Message-IDs the hub stored (only for
+//!    mail from that conversation's visitor, so a forward never merges), and a mail
 //!    matching neither (to `SITEKEY@DOMAIN`) starts a new e-mail conversation from
 //!    its sender. A reply to a closed conversation opens a new one for the visitor.
 //! 4. The quoted history is cut off, and the rest is posted as the visitor's message
@@ -237,7 +238,15 @@ pub async fn receive(state: &AppState, envelope: &Envelope) -> Result<Outcome, R
         if !ids.is_empty()
             && let Some(id) = state.store.email_thread_of(ids).await?
         {
-            found = state.store.conversation(&id).await?;
+            // A Message-ID is no secret (it travels in every copy and forward): it
+            // threads only mail from the conversation's own visitor, never merges
+            // someone else's mail into it.
+            found = state.store.conversation(&id).await?.filter(|conversation| {
+                conversation
+                    .visitor_email
+                    .as_deref()
+                    .is_some_and(|email| email.eq_ignore_ascii_case(&sender))
+            });
         }
     }
     let (site_id, visitor_id, open) = match &found {

@@ -349,6 +349,10 @@ async fn reply(
     )
     .await?;
     state.store.offline_request_done(id, now_ms()).await?;
+    // The consoles learn the channel (a chat that became an e-mail conversation).
+    if let Some(now) = state.store.conversation(&target).await? {
+        crate::publish::summary(&*state.bus, &now);
+    }
     Ok(Json(json!({
         "conversation": target,
         "seq": appended.message.seq,

@@ -36,6 +36,9 @@
 //! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
+//! - [`email`] (issue 17): e-mail as a channel: templates, the SMTP listener for
+//!   replies, threading, loop protection, the reply endpoint and the timers;
+//!   [`mail_out`]: the bounded outgoing queue and its sending task (a leaf module);
 //! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
 //!   [`metrics`], [`clock`]; [`refused`]: the origins recently refused per site.
 

@@ -75,6 +75,25 @@ pub struct TranscriptRequest {
     pub lang: String,
 }
 
+/// A visitor's erasure (in its transaction): the bounces, auto-replies and failing
+/// marks of their addresses (their profile's and their contact requests') go too.
+pub(crate) fn erase_addresses(
+    connection: &rusqlite::Connection,
+    visitor_id: &str,
+) -> Result<(), StoreError> {
+    const ADDRESSES: &str = "(SELECT email FROM visitors WHERE id = ?1 AND email IS NOT NULL \
+         UNION SELECT email FROM offline_requests WHERE visitor_id = ?1 AND email IS NOT NULL)";
+    for sql in [
+        format!(
+            "DELETE FROM email_events WHERE lower(address) IN (SELECT lower(email) FROM {ADDRESSES})"
+        ),
+        format!("DELETE FROM email_failing WHERE address IN {ADDRESSES}"),
+    ] {
+        connection.execute(&sql, [visitor_id]).map_err(map_err)?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     pub(crate) async fn email_request_transcript_impl(
         &self,

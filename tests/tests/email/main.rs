@@ -296,6 +296,31 @@ async fn bounces_and_auto_replies_never_loop() -> Result<()> {
         capture.messages()?.len() == 2,
         "no mail answered a bounce or an auto-reply, none went to the bounced address"
     );
+
+    // Erasing the visitor erases what the hub kept of their address too.
+    agent
+        .send_json(&json!({"type": "close", "conversation": conversation}))
+        .await?;
+    eventually("the conversation closed", MAIL_WAIT, || async {
+        let found = hub
+            .admin
+            .get(&format!("/api/conversations/{conversation}"))
+            .await?;
+        Ok((found["conversation"]["state"] == "closed").then_some(()))
+    })
+    .await?;
+    hub.admin
+        .json(
+            "POST",
+            "/api/admin/visitors/erase",
+            Some(&json!({"email": "gone@example.com"})),
+        )
+        .await?;
+    let status = hub.admin.get("/api/email/status").await?;
+    ensure!(
+        !status.to_string().contains("gone@example.com"),
+        "erased: {status}"
+    );
     no_panic(&hub)
 }
 

@@ -25,6 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub mod axe;
 pub mod chromium;
 pub mod process;
+pub mod smtp;
 
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";

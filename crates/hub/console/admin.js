@@ -9,6 +9,7 @@ import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
 import { renderTokens } from "./tokens.js";
 import { renderWebhooks } from "./webhooks.js";
+import { replyByEmail } from "./email.js";
 
 const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -782,6 +783,9 @@ async function renderOffline(body, context, keep) {
             renderOffline(body, context, true);
           },
         },
+      }), replyByEmail(request, context, () => {
+        request.done_at = Date.now();
+        renderOffline(body, context, true);
       })))))),
   more);
 }

@@ -19,6 +19,7 @@ import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
 import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
+import { channelBadge } from "./email.js";
 import {
   eventPhrase, initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
   summaryOf as summaryIn, transferDepartments, visitorLabel,
@@ -598,6 +599,7 @@ function listItem(summary, searching) {
   },
   h("div", { class: "item-top" },
     h("span", { class: "item-name", dir: "auto", text: visitorName(summary) }),
+    channelBadge(summary),
     summary.priority ? h("span", { class: "badge priority", text: t("priority", { n: summary.priority }) }) : null,
     unread ? h("span", { class: "badge unread-count", text: number(unread) }) : null),
   h("div", { class: "item-preview" },
@@ -967,6 +969,7 @@ function renderChatHeader() {
     h("div", { class: "chat-title" },
       h("h2", { id: "chat-visitor-name", dir: "auto", text: visitorName(summary) }),
       h("span", { id: "chat-state", class: `state state-${summary.state}`, data: { state: summary.state }, text: t(`state_${summary.state}`) }),
+      channelBadge(summary),
       summary.agent ? h("span", { class: "fact", text: t("assigned_to", { name: summary.agent.name || "" }) }) : null,
       summary.department ? h("span", { class: "fact", text: t("department", { name: summary.department }) }) : null,
       summary.priority ? h("span", { class: "badge priority", text: t("priority", { n: summary.priority }) }) : null),

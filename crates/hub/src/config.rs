@@ -29,6 +29,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub api: ApiConfig,
     pub webhooks: WebhooksConfig,
+    pub smtp: SmtpConfig,
+    pub smtp_inbound: SmtpInbound,
 }
 
 /// Logging (`[log]`).
@@ -172,6 +174,74 @@ impl Default for ApiConfig {
         ApiConfig {
             rate_per_sec: 50,
             burst: 500,
+        }
+    }
+}
+
+// --- e-mail (issue 17): see docs/email.md ---
+
+/// Outgoing mail (`[smtp]`). Without `url`, no mail is sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `smtp://HOST:PORT` of the relay (a local MTA). Env `SALAM_SMTP_URL`.
+    pub url: Option<String>,
+    /// The sender: `Name <address>`.
+    pub from: String,
+    /// A visitor who has not seen an agent's reply this long after it gets the unseen
+    /// replies in one e-mail (when they gave an address).
+    pub unseen_reply_after_secs: u32,
+    /// Agents are told of a missed chat (queued this long, nobody answered) in one mail.
+    pub missed_chat_after_secs: u32,
+    /// Mails waiting to be sent at most (more: refused and logged).
+    pub queue: u32,
+    /// Tries per mail before it is given up (logged).
+    pub attempts: u32,
+    /// Pause before the second try; doubled for each next one.
+    pub retry_ms: u32,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> SmtpConfig {
+        SmtpConfig {
+            url: None,
+            from: "Salam <salam@localhost>".into(),
+            unseen_reply_after_secs: 300,
+            missed_chat_after_secs: 600,
+            queue: 256,
+            attempts: 5,
+            retry_ms: 2000,
+        }
+    }
+}
+
+/// Incoming mail (`[smtp_inbound]`): the hub's own small SMTP listener for replies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpInbound {
+    /// Address to listen on (behind the MTA; none: no inbound mail).
+    pub listen: Option<SocketAddr>,
+    /// The domain of reply addresses (`reply+TOKEN@DOMAIN`).
+    pub domain: String,
+    /// Bytes in one message at most (more: 552).
+    pub max_message_bytes: u32,
+    /// Recipients of one message at most (more: 452).
+    pub max_recipients: u32,
+    /// Connections at once at most (more: 421).
+    pub max_connections: u32,
+    /// A connection silent this long is closed (421).
+    pub timeout_secs: u32,
+}
+
+impl Default for SmtpInbound {
+    fn default() -> SmtpInbound {
+        SmtpInbound {
+            listen: None,
+            domain: "reply.localhost".into(),
+            max_message_bytes: 1 << 20,
+            max_recipients: 10,
+            max_connections: 32,
+            timeout_secs: 60,
         }
     }
 }
@@ -418,6 +488,8 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             api: ApiConfig::default(),
             webhooks: WebhooksConfig::default(),
+            smtp: SmtpConfig::default(),
+            smtp_inbound: SmtpInbound::default(),
         }
     }
 }
@@ -586,6 +658,9 @@ impl Config {
         }
         if let Ok(data) = std::env::var("SALAM_DATA") {
             self.data = PathBuf::from(data);
+        }
+        if let Ok(url) = std::env::var("SALAM_SMTP_URL") {
+            self.smtp.url = Some(url);
         }
         Ok(())
     }

@@ -214,6 +214,8 @@ async fn relay(state: &AppState, site_id: &str, appended: &Appended, skip: Optio
         .metrics
         .messages_committed
         .fetch_add(1, Ordering::Relaxed);
+    // Before anyone can see it (and say `seen`): e-mail hears of it first.
+    state.email.after_message(&appended.message);
     publish::message(
         &*state.bus,
         site_id,
@@ -458,6 +460,7 @@ pub async fn close(
             conversation: closed.id.clone(),
         })
         .await;
+    state.email.closed(&closed.id);
     publish::to_conversation(
         &*state.bus,
         &closed.id,

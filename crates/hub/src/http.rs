@@ -133,6 +133,8 @@ fn compressed_routes() -> Router<AppState> {
         .route("/api/admin/audit", get(crate::operations::audit_log))
         // Webhooks (issue 17).
         .merge(crate::webhook_admin::routes())
+        // E-mail as a channel (issue 17).
+        .merge(crate::email::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

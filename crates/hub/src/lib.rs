@@ -41,6 +41,9 @@
 //! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
 //!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
+//! - [`email`] (issue 17): e-mail as a channel: templates, the SMTP listener for
+//!   replies, threading, loop protection, the reply endpoint and the timers;
+//!   [`mail_out`]: the bounded outgoing queue and its sending task (a leaf module);
 //! - [`state`]: the one `Clone` handle; [`config`], [`site`], [`auth`], [`bot`],
 //!   [`metrics`], [`clock`]; [`refused`]: the origins recently refused per site.
 
@@ -56,11 +59,13 @@ pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod email;
 pub mod error;
 pub mod extract;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod mail_out;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
@@ -117,6 +122,8 @@ pub enum HubError {
     Rules(String),
     #[error("the first admin's e-mail {0:?} is not a valid address")]
     AdminEmail(String),
+    #[error("e-mail: {0}")]
+    Email(String),
 }
 
 /// What the first start created; the binary prints it once.
@@ -192,6 +199,7 @@ impl Hub {
             config: state.config.webhooks.clone(),
             shutdown: state.shutdown.clone(),
         });
+        email::spawn(&state).await.map_err(HubError::Email)?;
         Ok(Hub {
             state,
             shutdown,

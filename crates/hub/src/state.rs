@@ -45,6 +45,8 @@ pub struct Shared {
     pub refused_origins: crate::refused::RefusedOrigins,
     /// Webhooks (issue 17): emits events into the outbox, wakes the dispatcher.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Outgoing mail and e-mail's hooks (issue 17).
+    pub email: Arc<crate::mail_out::Email>,
     next_connection: AtomicU64,
 }
 
@@ -80,6 +82,7 @@ impl AppState {
             0 => std::thread::available_parallelism().map_or(2, usize::from),
             n => n as usize,
         };
+        let email = Arc::new(crate::mail_out::Email::new(&parts.config.smtp));
         AppState(Arc::new(Shared {
             config: parts.config,
             store: parts.store,
@@ -99,6 +102,7 @@ impl AppState {
             shutdown: parts.shutdown,
             refused_origins: crate::refused::RefusedOrigins::default(),
             webhooks: parts.webhooks,
+            email,
             next_connection: AtomicU64::new(1),
         }))
     }

@@ -73,6 +73,13 @@ pub enum VisitorFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
+    /// The visitor asks for the conversation's transcript by e-mail (issue 17): it is
+    /// sent when the conversation closes, at once if it is closed already. A later
+    /// request replaces an earlier one.
+    Transcript {
+        conversation: ConversationId,
+        email: String,
+    },
     /// The visitor leaves contact details: the offline / callback form, or the pre-chat
     /// form. At least an e-mail or a phone number for a callback.
     Contact {
@@ -519,6 +526,36 @@ pub struct ConversationSummary {
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
+    /// How the conversation reaches its visitor (absent from older hubs: `chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+/// How a conversation reaches its visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// The widget.
+    Chat,
+    /// E-mail: agent messages go out by e-mail, replies come back in.
+    Email,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Chat => "chat",
+            Channel::Email => "email",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Channel> {
+        match name {
+            "chat" => Some(Channel::Chat),
+            "email" => Some(Channel::Email),
+            _ => None,
+        }
+    }
 }
 
 /// The team behind a site, as a visitor's `welcome` tells it.

@@ -31,6 +31,7 @@
 pub mod api_pages;
 pub mod api_tokens;
 pub mod contacts;
+pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
@@ -40,6 +41,9 @@ mod writer;
 pub use api_pages::ConversationPage;
 pub use api_tokens::{ApiScope, ApiToken, NewApiToken};
 pub use contacts::{AttributeChange, Contact, ContactSearch, ContactUpdate, NewContact};
+pub use email::{
+    Channel, Direction, EmailEvent, EmailEventKind, EmailRecord, TranscriptRequest, UnseenDue,
+};
 pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
@@ -359,6 +363,8 @@ pub struct Conversation {
     pub unread: u32,
     /// The last text or note (its author and first characters).
     pub preview: Option<Preview>,
+    /// `chat` or `email` (issue 17).
+    pub channel: salam_protocol::Channel,
 }
 
 impl Conversation {
@@ -387,6 +393,7 @@ impl Conversation {
             priority: self.priority,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            channel: Some(self.channel),
         }
     }
 }
@@ -1022,4 +1029,71 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError>;
     /// Queues a delivery again, same event id and body, due at `now`.
     async fn redeliver_webhook(&self, id: i64, now: i64) -> Result<(), StoreError>;
+    // --- e-mail (issue 17) ---
+    /// Sets how a conversation reaches its visitor.
+    async fn email_set_channel(
+        &self,
+        conversation: &str,
+        channel: Channel,
+    ) -> Result<(), StoreError>;
+    /// A conversation's channel (`None`: no such conversation).
+    async fn email_channel(&self, conversation: &str) -> Result<Option<Channel>, StoreError>;
+    /// Remembers a mail's `Message-ID` for threading (a known id is kept as it was).
+    async fn email_record_message(&self, record: EmailRecord) -> Result<(), StoreError>;
+    /// The conversation of the newest of these `Message-ID`s that is known.
+    async fn email_thread_of(&self, message_ids: Vec<String>)
+    -> Result<Option<String>, StoreError>;
+    /// The newest `limit` `Message-ID`s of a conversation, oldest first (`References`).
+    async fn email_thread_ids(
+        &self,
+        conversation: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Records a bounce or an auto-reply; a bounce marks its address failing.
+    async fn email_record_event(&self, event: EmailEvent) -> Result<(), StoreError>;
+    /// The newest bounces and auto-replies, newest first.
+    async fn email_events(&self, limit: u32) -> Result<Vec<EmailEvent>, StoreError>;
+    /// Whether mail to this address bounced.
+    async fn email_failing(&self, address: &str) -> Result<bool, StoreError>;
+    /// The visitor of a site with this e-mail (the most recent), or a new one with
+    /// `new_id`.
+    async fn email_visitor(
+        &self,
+        site_id: &str,
+        email: &str,
+        name: Option<String>,
+        new_id: &str,
+        now: i64,
+    ) -> Result<String, StoreError>;
+    /// Schedules the mail of unseen agent replies from `seq` at `due_at` (kept if one
+    /// is already scheduled).
+    async fn email_schedule_unseen(
+        &self,
+        conversation: &str,
+        seq: u64,
+        due_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The visitor has seen everything up to `seq`: a scheduled mail is dropped.
+    async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError>;
+    /// Takes the scheduled mails due at `now` (at most `limit`), the oldest first.
+    async fn email_due_unseen(&self, now: i64, limit: u32) -> Result<Vec<UnseenDue>, StoreError>;
+    /// Remembers the visitor's request for a transcript (replacing an earlier one).
+    async fn email_request_transcript(
+        &self,
+        request: TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Takes the transcript request of a conversation, if any.
+    async fn email_take_transcript(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<TranscriptRequest>, StoreError>;
+    /// Takes the conversations queued at `queued_before` or earlier whose agents were
+    /// not told yet, and marks them told (at most `limit`, oldest first).
+    async fn email_take_missed(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 }

@@ -949,6 +949,7 @@ pub(crate) fn erase_visitor(
             erased.messages += delete_conversation(connection, &conversation)?;
             erased.conversations += 1;
         }
+        crate::email::erase_addresses(connection, visitor_id)?;
         erased.offline_requests = connection
             .prepare_cached("DELETE FROM offline_requests WHERE visitor_id = ?1")
             .map_err(map_err)?

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     FIFTH_VERSION,
     API_VERSION,
     WEBHOOKS_VERSION,
+    EMAIL_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -371,6 +372,49 @@ pub(crate) const WEBHOOKS_VERSION: &str = r#"
     -- Retention and erasure delete a conversation's deliveries (their bodies quote it).
     CREATE INDEX webhook_deliveries_conversation ON webhook_deliveries (conversation_id);
 "#;
+
+/// E-mail as a channel (issue 17): a conversation's channel, the Message-IDs of the
+/// mails of each conversation (threading), bounces and auto-replies received, addresses
+/// that bounced, and the agent replies a visitor has not seen yet (one batched e-mail).
+const EMAIL_VERSION: &str = r#"
+    ALTER TABLE conversations ADD COLUMN channel TEXT NOT NULL DEFAULT 'chat'; -- chat | email
+    CREATE TABLE email_messages (
+        message_id      TEXT PRIMARY KEY,  -- without angle brackets
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        address         TEXT NOT NULL,     -- the visitor's address
+        at              INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX email_messages_by_conversation ON email_messages (conversation_id, at);
+    CREATE TABLE email_events (
+        id      INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        kind    TEXT NOT NULL,             -- bounce | auto_reply | rejected
+        detail  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    );
+    CREATE TABLE email_failing (
+        address TEXT PRIMARY KEY COLLATE NOCASE,
+        reason  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE email_unseen (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        from_seq        INTEGER NOT NULL,  -- the first agent reply not seen
+        due_at          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX email_unseen_due ON email_unseen (due_at);
+    CREATE TABLE email_transcripts (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        email           TEXT NOT NULL,
+        lang            TEXT NOT NULL,
+        at              INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE email_missed (
+        conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        at              INTEGER NOT NULL  -- when the agents were told
+    ) WITHOUT ROWID;
+    "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

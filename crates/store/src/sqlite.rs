@@ -351,7 +351,8 @@ fn agent_where(
 
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT c.id, c.site_id, c.visitor_id, v.name, c.state, \
      c.agent_id, a.name, c.last_seq, c.created_at, c.updated_at, c.department, c.priority, \
-     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale \
+     c.queued_at, c.unread, c.preview, c.preview_author, c.preview_at, v.email, v.locale, \
+     c.channel \
      FROM conversations c LEFT JOIN visitors v ON v.id = c.visitor_id \
      LEFT JOIN agents a ON a.id = c.agent_id";
 
@@ -385,6 +386,8 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversat
             }),
             _ => None,
         },
+        channel: salam_protocol::Channel::parse(&row.get::<_, String>(19)?)
+            .unwrap_or(salam_protocol::Channel::Chat),
     })
 }
 
@@ -2509,6 +2512,96 @@ impl Store for SqliteStore {
     }
     async fn redeliver_webhook(&self, id: i64, now: i64) -> Result<(), StoreError> {
         self.webhook_redeliver(id, now).await
+    }
+    // --- e-mail (issue 17): in crate::email ---
+    async fn email_set_channel(
+        &self,
+        conversation: &str,
+        channel: crate::Channel,
+    ) -> Result<(), StoreError> {
+        self.email_set_channel_impl(conversation, channel).await
+    }
+    async fn email_channel(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<crate::Channel>, StoreError> {
+        self.email_channel_impl(conversation).await
+    }
+    async fn email_record_message(&self, record: crate::EmailRecord) -> Result<(), StoreError> {
+        self.email_record_message_impl(record).await
+    }
+    async fn email_thread_of(
+        &self,
+        message_ids: Vec<String>,
+    ) -> Result<Option<String>, StoreError> {
+        self.email_thread_of_impl(message_ids).await
+    }
+    async fn email_thread_ids(
+        &self,
+        conversation: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.email_thread_ids_impl(conversation, limit).await
+    }
+    async fn email_record_event(&self, event: crate::EmailEvent) -> Result<(), StoreError> {
+        self.email_record_event_impl(event).await
+    }
+    async fn email_events(&self, limit: u32) -> Result<Vec<crate::EmailEvent>, StoreError> {
+        self.email_events_impl(limit).await
+    }
+    async fn email_failing(&self, address: &str) -> Result<bool, StoreError> {
+        self.email_failing_impl(address).await
+    }
+    async fn email_visitor(
+        &self,
+        site_id: &str,
+        email: &str,
+        name: Option<String>,
+        new_id: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        self.email_visitor_impl(site_id, email, name, new_id, now)
+            .await
+    }
+    async fn email_schedule_unseen(
+        &self,
+        conversation: &str,
+        seq: u64,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        self.email_schedule_unseen_impl(conversation, seq, due_at)
+            .await
+    }
+    async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError> {
+        self.email_visitor_seen_impl(conversation, seq).await
+    }
+    async fn email_due_unseen(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::UnseenDue>, StoreError> {
+        self.email_due_unseen_impl(now, limit).await
+    }
+    async fn email_request_transcript(
+        &self,
+        request: crate::TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.email_request_transcript_impl(request, now).await
+    }
+    async fn email_take_transcript(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<crate::TranscriptRequest>, StoreError> {
+        self.email_take_transcript_impl(conversation).await
+    }
+    async fn email_take_missed(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.email_take_missed_impl(queued_before, now, limit).await
     }
 }
 

@@ -1157,4 +1157,5 @@ fn every_console_string_is_translated() -> Result<()> {
     Ok(())
 }
 
+mod email;
 mod inbox;

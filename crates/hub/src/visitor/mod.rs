@@ -13,6 +13,7 @@ mod rate;
 mod resume;
 mod seen;
 mod send;
+mod transcript;
 mod typing;
 
 pub use hello::{ORIGIN_REFUSED, note_refused_origin, origin_allowed};
@@ -184,6 +185,10 @@ impl Endpoint for VisitorEndpoint {
                 VisitorFrame::Identify { token, name, email } => {
                     identify::handle(session, link, token, name, email).await
                 }
+                VisitorFrame::Transcript {
+                    conversation,
+                    email,
+                } => transcript::handle(session, link, conversation, email).await,
             }
         }
         .instrument(span)
@@ -204,6 +209,7 @@ fn writes(frame: &VisitorFrame) -> bool {
             | VisitorFrame::Contact { .. }
             | VisitorFrame::Rate { .. }
             | VisitorFrame::Identify { .. }
+            | VisitorFrame::Transcript { .. }
             | VisitorFrame::Close { .. }
     )
 }

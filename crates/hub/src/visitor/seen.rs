@@ -15,6 +15,7 @@ pub(super) async fn handle(
     if !owns(session, link, &conversation).await {
         return refuse(link, None).await;
     }
+    link.state.email.visitor_seen(&conversation, seq);
     publish::to_conversation(
         &*link.state.bus,
         &conversation,

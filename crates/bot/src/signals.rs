@@ -6,7 +6,8 @@
 //!   disappointment, overcharging and threats to leave, in English, Arabic and its
 //!   main dialects, and Persian. They are compiled into the pack's automaton as extra
 //!   pseudo-rules, so they cost no second scan of the message.
-//! - Shouting: a message in capitals (see [`is_shouting`]).
+//! - Shouting: a message in capitals, or a word said again in capitals (`a month. a
+//!   MONTH.`; see [`is_shouting`]).
 //! - Exclamation marks: three or more in one message.
 //! - The same question asked again ([`repeats`]), from the conversation's earlier
 //!   visitor messages in [`crate::TriageContext`].

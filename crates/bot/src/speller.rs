@@ -45,10 +45,21 @@
 //! typed for `ى` (`متا` → `متى`), and a preposition typed apart from its word: in
 //! Arabic a lone `ب` is attached to the next word (`التوصيل ب كم` → `التوصيل بكم`), in
 //! Persian chat a lone `ب` is `به`. Homophones such as س/ص or ق/غ
-//! are not corrected, nor is edit distance used: Arabic roots are short and dense, so
-//! a one-letter neighbour of a pack word is usually another real word (`النسبه` is
-//! not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was measured against
-//! a frequency list of Arabic and Persian words).
+//! are not corrected, nor is a letter replaced by another: Arabic roots are short and
+//! dense, so a one-letter neighbour of a pack word is usually another real word
+//! (`النسبه` is not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was
+//! measured against a frequency list of Arabic and Persian words).
+//!
+//! Since the fourth round of issue 16, Arabic text also gets back one letter left out
+//! of a pattern word, or loses one typed too many (`كلمه المرو` →
+//! `كلمه المرور`, `متاخير` → `متاخر`), under stricter conditions than English: the word
+//! and the pattern word both have five letters or more (a root and two more letters),
+//! the matcher's affixes do not already explain the word (`والطلب`, `طلبيتي`), and
+//! exactly one pattern word fits (`التويل` could be `التوصيل` or `التحويل`: none).
+//! Candidates come from a delete index like the English one (every Arabic pattern word
+//! of five letters or more with one letter deleted), so a lookup is one probe for a
+//! letter left out and one per letter for a letter too many. Not in Persian, whose
+//! colloquial forms are written words one letter from the formal ones.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;

@@ -412,6 +412,20 @@ fn fourth_round_lexicons_hand_off_in_dialects() {
 }
 
 #[test]
+fn wanting_one_is_not_wanting_someone() {
+    // `واحد` ("one") is `و` + `احد` ("someone"): the person lexicon must not hear it.
+    let rules = rules();
+    for text in ["ابغى واحد احمر", "بدي واحد بس"] {
+        let decision = triage(&rules, text, Lang::Ar);
+        assert!(
+            !matches!(decision, Decision::Handoff { .. }),
+            "{text:?} -> {decision:?}"
+        );
+    }
+    check_handoff(&rules, Lang::Ar, "ابغى اكلم احد", HandoffReason::Requested);
+}
+
+#[test]
 fn a_complaint_rule_outranks_a_stronger_request_for_a_person() {
     // The request for a person scores far higher (its rule and the person signal), but
     // between handoff rules the priority decides: the complaint jumps the queue.

@@ -6,7 +6,8 @@
 //!   disappointment, overcharging and threats to leave, in English, Arabic and its
 //!   main dialects, and Persian. They are compiled into the pack's automaton as extra
 //!   pseudo-rules, so they cost no second scan of the message.
-//! - Shouting: a message in capitals (see [`is_shouting`]).
+//! - Shouting: a message in capitals, or a word said again in capitals (`a month. a
+//!   MONTH.`; see [`is_shouting`]).
 //! - Exclamation marks: three or more in one message.
 //! - The same question asked again ([`repeats`]), from the conversation's earlier
 //!   visitor messages in [`crate::TriageContext`].
@@ -66,9 +67,19 @@ const REPEAT_MIN_CHARS: usize = 8;
 const REPEAT_MIN_DICE: f32 = 0.8;
 
 /// Whether `text` (as typed) is shouted: at least eight capital letters in at least two
-/// words, and at least 80 % of its cased letters capitals. `WHERE IS MY ORDER` is,
-/// `I need help ASAP` is not.
+/// words, and at least 80 % of its cased letters capitals (`WHERE IS MY ORDER` is,
+/// `I need help ASAP` is not), or a word of four letters or more said again in capitals
+/// (`it's been a month. a MONTH.`).
 pub(crate) fn is_shouting(text: &str) -> bool {
+    is_shouted_text(text) || repeats_in_capitals(text)
+}
+
+/// At least this many letters make a word said again in capitals a shout (`ETA`, `DHL`
+/// are not).
+const SHOUT_REPEAT_MIN_LETTERS: usize = 4;
+
+/// The capitals half of [`is_shouting`].
+fn is_shouted_text(text: &str) -> bool {
     let mut n_upper = 0usize;
     let mut n_lower = 0usize;
     let mut shouted_words = 0usize;
@@ -83,6 +94,38 @@ pub(crate) fn is_shouting(text: &str) -> bool {
     n_upper >= SHOUT_MIN_CAPITALS
         && shouted_words >= 2
         && n_upper as f32 >= SHOUT_MIN_SHARE * (n_upper + n_lower) as f32
+}
+
+/// Whether a word of [`SHOUT_REPEAT_MIN_LETTERS`] letters or more comes again in
+/// capitals after the message has had it in small letters (`a month. a MONTH`). Linear:
+/// the small-letter words go into a set only when a word in capitals is there.
+fn repeats_in_capitals(text: &str) -> bool {
+    let letters = |word: &str| -> String { word.chars().filter(|ch| ch.is_alphabetic()).collect() };
+    let is_capitals = |word: &str| {
+        word.chars().count() >= SHOUT_REPEAT_MIN_LETTERS && word.chars().all(char::is_uppercase)
+    };
+    let words = || {
+        text.split_whitespace()
+            .take(crate::MAX_INPUT_CHARS)
+            .map(letters)
+    };
+    if !words().any(|word| is_capitals(&word)) {
+        return false;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for word in words() {
+        if word.chars().count() < SHOUT_REPEAT_MIN_LETTERS {
+            continue;
+        }
+        if is_capitals(&word) {
+            if seen.contains(&word.to_lowercase()) {
+                return true;
+            }
+        } else if word.chars().all(char::is_lowercase) {
+            seen.insert(word);
+        }
+    }
+    false
 }
 
 /// The number of exclamation marks in `text` (ASCII and full-width).
@@ -124,6 +167,11 @@ mod tests {
         assert!(!is_shouting("where is my order"));
         assert!(!is_shouting("OK"));
         assert!(!is_shouting("DHL"));
+        // A word said again in capitals; not a word in capitals alone, nor a short one.
+        assert!(is_shouting("its been a month. a MONTH."));
+        assert!(!is_shouting("my order from DHL, dhl says delivered"));
+        assert!(!is_shouting("I need a REFUND"));
+        assert!(!is_shouting("Month after MONTHS"));
         assert!(!is_shouting("وين طلبي"));
     }
 

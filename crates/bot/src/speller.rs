@@ -45,10 +45,21 @@
 //! typed for `ى` (`متا` → `متى`), and a preposition typed apart from its word: in
 //! Arabic a lone `ب` is attached to the next word (`التوصيل ب كم` → `التوصيل بكم`), in
 //! Persian chat a lone `ب` is `به`. Homophones such as س/ص or ق/غ
-//! are not corrected, nor is edit distance used: Arabic roots are short and dense, so
-//! a one-letter neighbour of a pack word is usually another real word (`النسبه` is
-//! not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was measured against
-//! a frequency list of Arabic and Persian words).
+//! are not corrected, nor is a letter replaced by another: Arabic roots are short and
+//! dense, so a one-letter neighbour of a pack word is usually another real word
+//! (`النسبه` is not `النصبه`, `الرغم` is not `الرقم`; both were seen when this was
+//! measured against a frequency list of Arabic and Persian words).
+//!
+//! Since the fourth round of issue 16, Arabic text also gets back one letter left out
+//! of a pattern word, or loses one typed too many (`كلمه المرو` →
+//! `كلمه المرور`, `متاخير` → `متاخر`), under stricter conditions than English: the word
+//! and the pattern word both have five letters or more (a root and two more letters),
+//! the matcher's affixes do not already explain the word (`والطلب`, `طلبيتي`), and
+//! exactly one pattern word fits (`التويل` could be `التوصيل` or `التحويل`: none).
+//! Candidates come from a delete index like the English one (every Arabic pattern word
+//! of five letters or more with one letter deleted), so a lookup is one probe for a
+//! letter left out and one per letter for a letter too many. Not in Persian, whose
+//! colloquial forms are written words one letter from the formal ones.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -70,6 +81,10 @@ const TWO_EDITS_LETTERS: usize = 8;
 const MAX_WORD_LETTERS: usize = 20;
 /// Arabic-script stems shorter than this are not corrected.
 const MIN_ARABIC_STEM_LETTERS: usize = 3;
+/// An Arabic word and its target both have at least this many letters when a letter
+/// left out or typed twice over is undone (`التوصل` → `التوصيل`, `متاخير` → `متاخر`):
+/// shorter Arabic words are too often other words one letter away.
+const ARABIC_EDIT_LETTERS: usize = 5;
 /// At most this many words of a message are looked up, which bounds the work per
 /// message (a 4,096-character message of unknown words).
 const MAX_CORRECTIONS: usize = 32;
@@ -194,6 +209,9 @@ pub(crate) struct Speller {
     deletes: HashMap<Box<str>, Vec<u32>>,
     /// Arabic script: [`typing_key`] → the targets with that key.
     typing_keys: HashMap<Box<str>, Vec<u32>>,
+    /// Arabic script: every target of [`ARABIC_EDIT_LETTERS`] letters or more with one
+    /// letter deleted → target indices.
+    arabic_deletes: HashMap<Box<str>, Vec<u32>>,
     /// Dialect words the patterns do not use → the word they use (`crate::dialect`).
     dialect: Dialect,
 }
@@ -287,6 +305,15 @@ impl VocabularyBuilder {
                 }
                 let key: Box<str> = typing_key(&word).into();
                 speller.typing_keys.entry(key).or_default().push(idx);
+                if n_chars >= ARABIC_EDIT_LETTERS {
+                    let deletes = &mut speller.arabic_deletes;
+                    for_each_char_deletion(&word, |variant| {
+                        let entry = deletes.entry(variant.into()).or_default();
+                        if !entry.contains(&idx) {
+                            entry.push(idx);
+                        }
+                    });
+                }
             } else {
                 continue;
             }
@@ -371,6 +398,7 @@ impl Speller {
             } else if is_arabic_word(word) {
                 self.correct_arabic(word, typing)
                     .or_else(|| self.correct_arabic_slip(word, typing))
+                    .or_else(|| self.correct_arabic_letter(word, typing))
             } else {
                 None
             };
@@ -605,6 +633,55 @@ impl Speller {
         None
     }
 
+    /// In Arabic text, one letter left out of a pattern word or typed in addition to it
+    /// (`التوصل` → `التوصيل`, `المرو` → `المرور`, `متاخير` → `متاخر`), when the word
+    /// and the pattern word have [`ARABIC_EDIT_LETTERS`] letters or more, the matcher's
+    /// affixes do not already explain the word, and exactly one pattern word fits.
+    /// Persian is left out: its colloquial forms are written words one letter from the
+    /// formal ones (`میخوام`), which the patterns list themselves.
+    fn correct_arabic_letter(&self, word: &str, typing: Typing) -> Option<String> {
+        if typing != Typing::Arabic || self.arabic_deletes.is_empty() {
+            return None;
+        }
+        let n_chars = word.chars().count();
+        if !(ARABIC_EDIT_LETTERS..=MAX_WORD_LETTERS).contains(&n_chars)
+            || self.has_target_stem(word)
+        {
+            return None;
+        }
+        let mut found: Option<u32> = None;
+        let mut ambiguous = false;
+        let mut consider = |idx: u32| match found {
+            None => found = Some(idx),
+            Some(previous) if previous != idx => ambiguous = true,
+            Some(_) => {}
+        };
+        // A letter left out: the word is a pattern word with one letter deleted.
+        if let Some(indices) = self.arabic_deletes.get(word) {
+            for idx in indices {
+                if self.targets[*idx as usize].n_chars == n_chars + 1 {
+                    consider(*idx);
+                }
+            }
+        }
+        // A letter too many: the word with one letter deleted is a pattern word.
+        if n_chars > ARABIC_EDIT_LETTERS {
+            for_each_char_deletion(word, |variant| {
+                if let Some(indices) = self.typing_keys.get(typing_key(variant).as_str()) {
+                    for idx in indices {
+                        if &*self.targets[*idx as usize].word == variant {
+                            consider(*idx);
+                        }
+                    }
+                }
+            });
+        }
+        if ambiguous {
+            return None;
+        }
+        found.map(|idx| self.targets[idx as usize].word.to_string())
+    }
+
     /// Whether `word` is a word of the pack's patterns (Arabic script).
     fn is_target(&self, word: &str) -> bool {
         self.typing_keys
@@ -763,6 +840,18 @@ fn for_each_deletion(word: &str, depth: usize, mut visit: impl FnMut(&str)) {
     }
 }
 
+/// Calls `visit` with every string made from `word` by deleting one character (any
+/// script; a string may come twice, from a letter written twice).
+fn for_each_char_deletion(word: &str, mut visit: impl FnMut(&str)) {
+    let mut buffer = String::with_capacity(word.len());
+    for (start, ch) in word.char_indices() {
+        buffer.clear();
+        buffer.push_str(&word[..start]);
+        buffer.push_str(&word[start + ch.len_utf8()..]);
+        visit(&buffer);
+    }
+}
+
 /// Optimal string alignment distance (Damerau-Levenshtein without repeated edits of a
 /// substring) over bytes; the words are ASCII.
 fn osa_distance(a: &[u8], b: &[u8]) -> usize {
@@ -889,6 +978,22 @@ mod tests {
         assert_eq!(fa("کارانتی"), None);
         assert_eq!(persian.correct("بول", Typing::Arabic), None);
         assert_eq!(persian.correct("بول", Typing::Other), None);
+    }
+
+    #[test]
+    fn arabic_letter_left_out_or_typed_twice_over() {
+        let speller = build(&["كلمه المرور", "متاخر", "التوصيل", "التحويل"], &["المحل"]);
+        let ar = |text: &str| speller.correct(&crate::normalize(text), Typing::Arabic);
+        // A letter left out of a pattern word, or one too many.
+        assert_eq!(ar("نسيت كلمه المرو").as_deref(), Some("نسيت كلمه المرور"));
+        assert_eq!(ar("طلبي متاخير").as_deref(), Some("طلبي متاخر"));
+        // Known words, short words and Persian stay.
+        assert_eq!(ar("المحل"), None);
+        assert_eq!(ar("متاخ"), None);
+        let fa = speller.correct(&crate::normalize("متاخير"), Typing::Persian);
+        assert_eq!(fa, None);
+        // Two pattern words one letter away: a guess, so nothing.
+        assert_eq!(ar("التويل"), None);
     }
 
     #[test]

@@ -635,7 +635,13 @@ impl RuleSet {
         }) {
             return Outcome::Handoff(*angry);
         }
-        let top_score = candidates.first().map_or(0.0, |candidate| candidate.score);
+        // A handoff is weighed against the best answer only: between handoff rules the
+        // priority decides (a complaint before a plain request for a person).
+        let top_answer = candidates
+            .iter()
+            .filter(|candidate| candidate.rule.action != Action::Handoff)
+            .map(|candidate| candidate.score)
+            .fold(0.0_f32, f32::max);
         let handoff = candidates
             .iter()
             .filter(|candidate| {
@@ -647,7 +653,7 @@ impl RuleSet {
                     .unwrap_or(std::cmp::Ordering::Equal)
             });
         if let Some(handoff) = handoff
-            && handoff.score >= settings.handoff_dominance * top_score
+            && handoff.score >= settings.handoff_dominance * top_answer
         {
             return Outcome::Handoff(*handoff);
         }

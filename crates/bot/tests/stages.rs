@@ -388,6 +388,58 @@ fn third_round_lexicons_hand_off_in_dialects() {
 }
 
 #[test]
+fn fourth_round_lexicons_hand_off_in_dialects() {
+    let rules = rules();
+    use HandoffReason::{Complaint, Requested};
+    for (lang, text, reason) in [
+        (Lang::En, "i got billed 2x", Complaint),
+        (Lang::En, "cheers for nothing", Complaint),
+        (Lang::En, "im gonna post about this on twitter", Complaint),
+        (Lang::En, "its been a month. a MONTH.", Complaint),
+        (Lang::Ar, "غادي نكتب عليكم فالفيسبوك", Complaint),
+        (Lang::Ar, "شكرا على التأخير الرائع", Complaint),
+        (Lang::Ar, "ما عندكم ذمة", Complaint),
+        (Lang::Ar, "خدمة تحفة بجد، اسبوعين ومفيش رد", Complaint),
+        (Lang::Fa, "دوبار پول دو برابر ازم گرفتین", Complaint),
+        (Lang::Fa, "دارم دیوونه میشم از دستتون", Complaint),
+        (Lang::Ar, "عيط ليا شي واحد من الخدمة", Requested),
+        (Lang::Ar, "واش كاين شي بنادم يجاوبني", Requested),
+        (Lang::Fa, "میخوام زنگ بزنید بهم", Requested),
+        (Lang::En, "im not talking to a computer", Requested),
+    ] {
+        check_handoff(&rules, lang, text, reason);
+    }
+}
+
+#[test]
+fn wanting_one_is_not_wanting_someone() {
+    // `واحد` ("one") is `و` + `احد` ("someone"): the person lexicon must not hear it.
+    let rules = rules();
+    for text in ["ابغى واحد احمر", "بدي واحد بس"] {
+        let decision = triage(&rules, text, Lang::Ar);
+        assert!(
+            !matches!(decision, Decision::Handoff { .. }),
+            "{text:?} -> {decision:?}"
+        );
+    }
+    check_handoff(&rules, Lang::Ar, "ابغى اكلم احد", HandoffReason::Requested);
+}
+
+#[test]
+fn a_complaint_rule_outranks_a_stronger_request_for_a_person() {
+    // The request for a person scores far higher (its rule and the person signal), but
+    // between handoff rules the priority decides: the complaint jumps the queue.
+    let rules = rules();
+    let text = "let me talk to a person, a real human being, I have a complaint";
+    match triage(&rules, text, Lang::En) {
+        Decision::Handoff { reason, .. } => {
+            assert_eq!(reason, HandoffReason::Complaint, "{text:?}");
+        }
+        other => panic!("{text:?} should hand off, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_frustration_hint_hands_off_only_what_nothing_answers() {
     let rules = rules();
     // One hint (0.5) on a message that no rule answers: hand off rather than fall back.

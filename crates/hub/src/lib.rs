@@ -164,6 +164,8 @@ impl Hub {
         let bot = Arc::new(bot::BotEngine::load(&config.bot.rules_dir).map_err(HubError::Rules)?);
         let (routing, routing_runner) = routing::channel();
         let webhooks = webhooks::Webhooks::load(store.clone()).await?;
+        // Before anything is served: events a crash kept out of the outbox.
+        webhooks.recover().await?;
         routing_runner.spawn(
             router_config(&config.routing),
             routing::executor::Executor {

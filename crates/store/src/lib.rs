@@ -996,6 +996,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<WebhookEndpoint, StoreError>;
     /// The sites that have an enabled endpoint.
     async fn webhook_sites(&self) -> Result<Vec<String>, StoreError>;
+    /// The sites with an enabled endpoint, as the hub knows them: their messages leave
+    /// a mark in their own transaction until their `message.created` is in the outbox.
+    fn remember_webhook_sites(&self, sites: &[String]);
+    /// Committed messages whose `message.created` never reached the outbox (a crash
+    /// between the two commits), with their site, at most `limit`, in order.
+    async fn webhook_pending_messages(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, Message)>, StoreError>;
     /// Queues an event's fan-out (one delivery per subscribed, enabled endpoint of its
     /// site) for the writer's next batch and returns once it is queued.
     async fn enqueue_webhook_event(

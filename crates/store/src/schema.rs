@@ -371,6 +371,14 @@ pub(crate) const WEBHOOKS_VERSION: &str = r#"
     CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
     -- Retention and erasure delete a conversation's deliveries (their bodies quote it).
     CREATE INDEX webhook_deliveries_conversation ON webhook_deliveries (conversation_id);
+    -- A message of a site with webhooks whose `message.created` is not in the outbox yet:
+    -- written in the message's own transaction, deleted in the outbox's; what a crash
+    -- leaves here is emitted at the next start.
+    CREATE TABLE webhook_pending (
+        conversation_id  TEXT NOT NULL,
+        seq              INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+    ) WITHOUT ROWID;
 "#;
 
 /// E-mail as a channel (issue 17): a conversation's channel, the Message-IDs of the

@@ -60,6 +60,9 @@ pub struct SqliteStore {
     pub(crate) writer: Writer,
     readers: Arc<ReadPool>,
     metrics: Arc<StoreMetrics>,
+    /// The sites with an enabled webhook endpoint, as the hub last told (their
+    /// messages leave a `webhook_pending` mark in their own transaction).
+    pub(crate) webhook_sites: crate::webhooks::WebhookSites,
     /// Dropped with the last clone; the checkpoint thread stops then.
     _alive: Arc<()>,
     /// A shared lock on `salam.db.lock` while the store is open, so a restore refuses
@@ -245,6 +248,7 @@ impl SqliteStore {
             writer,
             readers,
             metrics,
+            webhook_sites: Default::default(),
             _alive: alive,
             _lock: lock,
         })
@@ -508,12 +512,18 @@ pub(crate) fn offline_request_from_row(row: &Row<'_>) -> rusqlite::Result<Offlin
 }
 
 /// The body of `append`, run inside the writer's transaction.
-fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, StoreError> {
-    let (state, last_seq): (String, i64) = connection
-        .prepare_cached("SELECT state, last_seq FROM conversations WHERE id = ?1")
+/// `marks`: the sites whose messages leave a `webhook_pending` mark (see
+/// [`crate::webhooks`]); `None` for event lines, which never become `message.created`.
+fn append_in(
+    connection: &Connection,
+    message: NewMessage,
+    marks: Option<&crate::webhooks::WebhookSites>,
+) -> Result<Appended, StoreError> {
+    let (state, last_seq, site_id): (String, i64, String) = connection
+        .prepare_cached("SELECT state, last_seq, site_id FROM conversations WHERE id = ?1")
         .map_err(map_err)?
         .query_row([&message.conversation], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .optional()
         .map_err(map_err)?
@@ -598,6 +608,9 @@ fn append_in(connection: &Connection, message: NewMessage) -> Result<Appended, S
         return original(connection, client_id)?.ok_or_else(|| {
             StoreError::Corrupt("a conflicting message could not be read back".into())
         });
+    }
+    if let Some(marks) = marks {
+        crate::webhooks::mark_pending(connection, marks, &site_id, &message, seq)?;
     }
     // One statement moves the summary with the message: the preview (texts and notes),
     // the unread count (a visitor's text adds one, an agent's reply clears it) and the
@@ -715,6 +728,7 @@ fn transition_in(connection: &Connection, change: Transition) -> Result<Transiti
                     only_in: None,
                     event: Some(event),
                 },
+                None,
             )?
             .message,
         ),
@@ -2211,15 +2225,17 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
+        let marks = self.webhook_sites.clone();
         self.writer
-            .write(move |connection| append_in(connection, message))
+            .write(move |connection| append_in(connection, message, Some(&marks)))
             .await
     }
 
     async fn append_queued(&self, message: NewMessage) -> Result<crate::PendingAppend, StoreError> {
+        let marks = self.webhook_sites.clone();
         let answer = self
             .writer
-            .enqueue_unguarded(move |connection| append_in(connection, message))
+            .enqueue_unguarded(move |connection| append_in(connection, message, Some(&marks)))
             .await?;
         Ok(crate::PendingAppend::new(async move {
             answer.await.map_err(|_| StoreError::ShutDown)?
@@ -2471,6 +2487,15 @@ impl Store for SqliteStore {
     }
     async fn webhook_sites(&self) -> Result<Vec<String>, StoreError> {
         SqliteStore::webhook_sites(self).await
+    }
+    fn remember_webhook_sites(&self, sites: &[String]) {
+        self.webhook_remember_sites(sites);
+    }
+    async fn webhook_pending_messages(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, Message)>, StoreError> {
+        self.webhook_pending(limit).await
     }
     async fn enqueue_webhook_event(
         &self,

@@ -12,9 +12,50 @@
 //! conversation is still waiting: the events of one conversation reach an endpoint in
 //! order (a later one waits until the earlier is delivered or dead).
 
-use crate::StoreError;
-use crate::sqlite::{SqliteStore, map_err};
+use crate::sqlite::{MESSAGE_COLUMNS, SqliteStore, map_err, message_from_row};
+use crate::{NewMessage, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use salam_protocol::{AuthorKind, Message, MessageKind};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+/// The sites with an enabled endpoint, as the hub last told the store
+/// ([`crate::Store::remember_webhook_sites`]). Read on the writer thread for every
+/// message; a std lock, never held across an `.await`.
+pub type WebhookSites = Arc<RwLock<HashSet<String>>>;
+
+/// In a message's own transaction: a message that will be a `message.created` event
+/// (a text or a note, not an event line or a system line) of a site with webhooks
+/// leaves a mark in `webhook_pending`, which the outbox job of its event deletes (in
+/// the outbox's transaction). A crash between the two commits leaves the mark, and the
+/// hub emits the event at its next start ([`crate::Store::webhook_pending_messages`]):
+/// a committed message's event is never lost. Sites without webhooks pay one look into
+/// an in-memory set.
+pub(crate) fn mark_pending(
+    connection: &Connection,
+    sites: &WebhookSites,
+    site_id: &str,
+    message: &NewMessage,
+    seq: i64,
+) -> Result<(), StoreError> {
+    if message.kind == MessageKind::Event || message.author.kind == AuthorKind::System {
+        return Ok(());
+    }
+    let marked = sites
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .contains(site_id);
+    if marked {
+        connection
+            .prepare_cached(
+                "INSERT OR IGNORE INTO webhook_pending (conversation_id, seq) VALUES (?1, ?2)",
+            )
+            .map_err(map_err)?
+            .execute(params![message.conversation, seq])
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
 
 /// A webhook endpoint of a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +303,15 @@ fn events_json(events: &[String]) -> String {
 /// Fans an event out to the site's endpoints in the writer's transaction: the number
 /// of deliveries written.
 fn enqueue_in(connection: &Connection, event: &WebhookEvent) -> Result<usize, StoreError> {
+    if event.event_type == "message.created"
+        && let (Some(conversation), Some(seq)) = (&event.conversation_id, event.seq)
+    {
+        connection
+            .prepare_cached("DELETE FROM webhook_pending WHERE conversation_id = ?1 AND seq = ?2")
+            .map_err(map_err)?
+            .execute(params![conversation, seq.min(i64::MAX as u64) as i64])
+            .map_err(map_err)?;
+    }
     let mut statement = connection
         .prepare_cached(
             "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, event_id, event_type, \
@@ -542,6 +592,57 @@ impl SqliteStore {
         }))
     }
 
+    pub(crate) fn webhook_remember_sites(&self, sites: &[String]) {
+        *self
+            .webhook_sites
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = sites.iter().cloned().collect();
+    }
+
+    /// The messages whose `message.created` a crash kept out of the outbox (their
+    /// marks), with their site, in order; marks of messages erased since are dropped.
+    pub(crate) async fn webhook_pending(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, Message)>, StoreError> {
+        self.writer
+            .write(move |connection| {
+                connection
+                    .execute(
+                        "DELETE FROM webhook_pending WHERE NOT EXISTS (SELECT 1 FROM messages m \
+                         WHERE m.conversation_id = webhook_pending.conversation_id \
+                         AND m.seq = webhook_pending.seq)",
+                        [],
+                    )
+                    .map_err(map_err)?;
+                // The message's columns first (as `message_from_row` reads them), then
+                // its site.
+                let columns = MESSAGE_COLUMNS
+                    .split(',')
+                    .map(|column| format!("m.{}", column.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let site_index = columns.split(", ").count();
+                let mut statement = connection
+                    .prepare(&format!(
+                        "SELECT {columns}, c.site_id FROM webhook_pending p \
+                         JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq = p.seq \
+                         JOIN conversations c ON c.id = p.conversation_id \
+                         ORDER BY p.conversation_id, p.seq LIMIT ?1"
+                    ))
+                    .map_err(map_err)?;
+                let rows = statement
+                    .query_map([limit], |row| {
+                        Ok((row.get::<_, String>(site_index)?, message_from_row(row)?))
+                    })
+                    .map_err(map_err)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_err)?;
+                Ok(rows)
+            })
+            .await
+    }
+
     pub(crate) async fn webhook_due(
         &self,
         now: i64,
@@ -676,6 +777,65 @@ mod tests {
         let store =
             SqliteStore::open(&dir.path().join("w.db"), SqliteOptions::default()).expect("open");
         (dir, store)
+    }
+
+    /// A message of a site with webhooks is marked in its own transaction until its
+    /// `message.created` is in the outbox; other sites' messages are not marked.
+    #[tokio::test]
+    async fn a_message_is_marked_until_its_event_is_in_the_outbox() {
+        let (_dir, store) = store().await;
+        let site = store
+            .create_site("Shop", &["*".into()])
+            .await
+            .expect("site");
+        store
+            .touch_visitor("v_1", &site.id, crate::VisitorUpdate::default(), 1)
+            .await
+            .expect("visitor");
+        let conversation = store
+            .create_conversation(&site.id, "v_1", salam_protocol::ConversationState::Bot, 1)
+            .await
+            .expect("conversation");
+        let text = |body: &str| NewMessage {
+            conversation: conversation.id.clone(),
+            kind: MessageKind::Text,
+            author: salam_protocol::Author {
+                kind: AuthorKind::Visitor,
+                id: Some("v_1".into()),
+                name: None,
+            },
+            text: body.into(),
+            client_id: None,
+            quick_replies: Vec::new(),
+            rule: None,
+            event: None,
+            at: 2,
+            only_in: None,
+        };
+        let pending = || async { store.webhook_pending_messages(10).await.expect("pending") };
+        store
+            .append(text("before any endpoint"))
+            .await
+            .expect("append");
+        assert!(pending().await.is_empty());
+        store.remember_webhook_sites(std::slice::from_ref(&site.id));
+        let marked = store.append(text("marked")).await.expect("append").message;
+        assert_eq!(pending().await, [(site.id.clone(), marked.clone())]);
+        let mut queued = event(
+            "evt_m",
+            "message.created",
+            Some(&conversation.id),
+            Some(marked.seq),
+        );
+        queued.site_id = site.id.clone();
+        emit(&store, queued).await;
+        assert!(pending().await.is_empty(), "the outbox job leaves the mark");
+        store.remember_webhook_sites(&[]);
+        store
+            .append(text("no longer marked"))
+            .await
+            .expect("append");
+        assert!(pending().await.is_empty());
     }
 
     async fn endpoint(store: &SqliteStore, events: &[&str], notes: bool) -> WebhookEndpoint {

@@ -466,6 +466,60 @@ async fn a_delivery_cut_by_sigkill_is_delivered_after_the_restart() -> Result<()
     world.assert_no_panic()
 }
 
+/// The crash window between a message's commit and its event's: the outbox job of an
+/// event fails here (a trigger refuses the outbox row, as a SIGKILL between the two
+/// commits would leave it: the message committed, its event nowhere), the hub is
+/// killed, and after the restart the event is delivered all the same, because the
+/// message's own transaction left a mark in `webhook_pending`.
+#[tokio::test]
+async fn a_message_whose_event_missed_the_outbox_is_delivered_after_a_restart() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let mut world = World::start_on(data.path(), CONFIG).await?;
+    let receiver = Receiver::start().await?;
+    endpoint(&world, &receiver, &["message.created"], false).await?;
+    let (mut visitor, conversation) = visitor_says(&world, "before the window").await?;
+    delivered(&receiver, "the first message", |r| {
+        message_text(r) == "before the window"
+    })
+    .await?;
+    let database = data.path().join("salam.db");
+    let outside = rusqlite::Connection::open(&database)?;
+    outside.busy_timeout(Duration::from_secs(10))?;
+    outside.execute_batch(
+        "CREATE TRIGGER lose_the_event BEFORE INSERT ON webhook_deliveries \
+         BEGIN SELECT RAISE(ABORT, 'the crash window'); END;",
+    )?;
+    let (_, same) = say(&mut visitor, Some(&conversation), "lost in the window").await?;
+    ensure!(same == conversation);
+    // The message is committed (acknowledged) and its event is not in the outbox.
+    let outbox: i64 = outside.query_row(
+        "SELECT count(*) FROM webhook_deliveries WHERE body LIKE '%lost in the window%'",
+        [],
+        |row| row.get(0),
+    )?;
+    ensure!(outbox == 0, "the trigger let the event into the outbox");
+    world.hub.kill().await?;
+    outside.execute_batch("DROP TRIGGER lose_the_event;")?;
+    drop(outside);
+    world.hub.restart().await?;
+    let after = delivered(&receiver, "the event after the restart", |r| {
+        message_text(r) == "lost in the window"
+    })
+    .await?;
+    ensure!(after.verified == [0], "signature after the restart");
+    ensure!(after.body["conversation_id"] == conversation.as_str());
+    // Its mark is gone once the event is in the outbox: a second restart sends nothing new.
+    world.hub.kill().await?;
+    world.hub.restart().await?;
+    let marks: i64 = rusqlite::Connection::open(&database)?.query_row(
+        "SELECT count(*) FROM webhook_pending",
+        [],
+        |row| row.get(0),
+    )?;
+    ensure!(marks == 0, "{marks} marks left after the event was queued");
+    world.assert_no_panic()
+}
+
 #[tokio::test]
 async fn a_delivery_is_sent_again_by_hand_with_the_same_event_id() -> Result<()> {
     let world = World::start(CONFIG).await?;

@@ -8,6 +8,9 @@
 //!   right after the commit of what caused it; it waits only for room in the writer's
 //!   queue, never for HTTP. A bounded wake-up (a [`tokio::sync::Notify`]) tells the
 //!   dispatcher once the rows are committed; the table is the truth.
+//! - [`Webhooks::recover`]: at start, `message.created` for the messages a crash left
+//!   marked (the store marks a message of a site with webhooks in its own transaction
+//!   until its event is in the outbox), so no committed message's event is lost.
 //! - [`dispatch`]: the task that delivers due rows, with retries, ordering per
 //!   conversation and endpoint, bounded concurrency and automatic disabling.
 //! - [`sign`]: the `Salam-Signature` header.
@@ -42,6 +45,10 @@ struct Inner {
     wake: Notify,
 }
 
+/// Marked messages emitted at one start at most (a crash leaves the few of one
+/// writer batch; more wait for the next start).
+const RECOVER_AT_START: u32 = 10_000;
+
 /// An event about to be emitted.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -69,7 +76,10 @@ impl Webhooks {
 
     /// Reloads which sites have an enabled endpoint (after any change to endpoints).
     pub async fn refresh(&self) -> Result<(), StoreError> {
-        let sites: HashSet<String> = self.0.store.webhook_sites().await?.into_iter().collect();
+        let listed = self.0.store.webhook_sites().await?;
+        // The store marks these sites' messages until their events are in the outbox.
+        self.0.store.remember_webhook_sites(&listed);
+        let sites: HashSet<String> = listed.into_iter().collect();
         *self.0.sites.write().unwrap_or_else(|e| e.into_inner()) = sites;
         self.wake();
         Ok(())
@@ -81,6 +91,28 @@ impl Webhooks {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains(site_id)
+    }
+
+    /// At start: emits `message.created` for the committed messages whose event a
+    /// crash kept out of the outbox (the store's marks; see `salam_store::webhooks`).
+    /// Returns how many were emitted.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        let pending = self
+            .0
+            .store
+            .webhook_pending_messages(RECOVER_AT_START)
+            .await?;
+        let count = pending.len();
+        for (site_id, message) in &pending {
+            events::message(self, site_id, message).await;
+        }
+        if count > 0 {
+            tracing::warn!(
+                events = count,
+                "message.created events a crash kept out of the webhook outbox were queued again"
+            );
+        }
+        Ok(count)
     }
 
     /// Tells the dispatcher to look at the outbox now.

@@ -7,6 +7,7 @@
 import { ApiError, del, get, patch, post, put, query } from "./api.js";
 import { clock, lang, number, plural, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
+import { copyButton } from "./copy.js";
 import { renderTokens } from "./tokens.js";
 import { renderWebhooks } from "./webhooks.js";
 import { replyByEmail } from "./email.js";
@@ -83,37 +84,6 @@ function confirmIn(slot, question, yesLabel, action) {
     }),
     h("button", { class: "confirm-no", text: t("cancel"), on: { click: () => fill(slot) } })));
   slot.querySelector(".confirm-yes").focus();
-}
-
-/** A Copy button for the text `text()` gives (a masked secret copies unmasked). */
-function copyButton(text, context) {
-  const copy = h("button", {
-    class: "copy-button",
-    text: t("copy"),
-    on: {
-      click: async () => {
-        let ok = false;
-        try {
-          await navigator.clipboard.writeText(text());
-          ok = true;
-        } catch {
-          // No clipboard API (plain http, an embedded browser): copy from a scratch
-          // field, off screen, that holds the text itself.
-          const scratch = h("textarea", { value: text(), readOnly: true, attrs: { "aria-hidden": "true", tabindex: "-1" } });
-          scratch.style.position = "fixed";
-          scratch.style.insetInlineStart = "-9999px";
-          document.body.appendChild(scratch);
-          scratch.select();
-          ok = document.execCommand("copy");
-          scratch.remove();
-        }
-        copy.textContent = ok ? t("copied") : t("copy");
-        copy.dataset.copied = ok ? "yes" : "no";
-        if (ok) context.toast(t("copied"));
-      },
-    },
-  });
-  return copy;
 }
 
 /**

@@ -7,6 +7,7 @@
 import { del, get, post } from "./api.js";
 import { clock, t } from "./i18n.js";
 import { fill, h } from "./dom.js";
+import { copyButton } from "./copy.js";
 
 const SCOPES = ["read", "write", "admin"];
 
@@ -20,35 +21,6 @@ async function attempt(context, action) {
     context.toast(t("error", { message: err.message }));
     return null;
   }
-}
-
-/** A Copy button for `text` (a scratch field when the clipboard API is missing). */
-function copyButton(text, context) {
-  const button = h("button", {
-    id: "token-copy",
-    class: "copy-button",
-    text: t("copy"),
-    on: {
-      click: async () => {
-        let ok = false;
-        try {
-          await navigator.clipboard.writeText(text);
-          ok = true;
-        } catch {
-          const scratch = h("textarea", { value: text, readOnly: true, attrs: { "aria-hidden": "true", tabindex: "-1" } });
-          scratch.style.position = "fixed";
-          scratch.style.insetInlineStart = "-9999px";
-          document.body.appendChild(scratch);
-          scratch.select();
-          ok = document.execCommand("copy");
-          scratch.remove();
-        }
-        button.textContent = ok ? t("copied") : t("copy");
-        if (ok) context.toast(t("copied"));
-      },
-    },
-  });
-  return button;
 }
 
 /** Renders the tokens section into `body`; `created` is a token just made (shown once). */
@@ -95,7 +67,7 @@ export async function renderTokens(body, context, created) {
     h("p", { text: t("token_shown_once") }),
     h("code", { id: "token-secret-value", dir: "ltr", text: created.secret }),
     " ",
-    copyButton(created.secret, context)) : null;
+    copyButton(() => created.secret, context, { id: "token-copy" })) : null;
 
   const list = tokens.length ? h("table", { class: "table", id: "tokens-table" },
     h("thead", {}, h("tr", {}, ["token_name", "token_scope", "created", "token_last_used", "token_status", ""].map((key) => h("th", { text: key ? t(key) : "" })))),

@@ -28,6 +28,8 @@
 //!   [`identity`]: the signed identity tokens of `identify`; [`text`]: the hygiene of
 //!   everything people type;
 //! - [`conversation`]: conversation operations shared by the endpoints, REST and timers
+//! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
+//!   identity merged) and conditions on them (issue 19)
 //!   (commit, ack, publish; hand-off and close as compare-and-set transitions);
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
@@ -59,6 +61,7 @@ pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod customer;
 pub mod email;
 pub mod error;
 pub mod extract;

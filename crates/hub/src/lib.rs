@@ -28,11 +28,11 @@
 //!   [`identity`]: the signed identity tokens of `identify`; [`text`]: the hygiene of
 //!   everything people type;
 //! - [`conversation`]: conversation operations shared by the endpoints, REST and timers
-//! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
-//!   identity merged) and conditions on them (issue 19)
 //!   (commit, ack, publish; hand-off and close as compare-and-set transitions);
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
+//! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
+//!   identity merged) and conditions on them (issue 19)
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;

@@ -35,6 +35,7 @@ pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
+pub mod visitor_events;
 pub mod webhooks;
 mod writer;
 
@@ -49,6 +50,7 @@ pub use maintenance::{
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use visitor_events::{NewVisitorEvent, VisitorEvent, VisitorEventKind};
 pub use webhooks::{
     AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
     WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate, WebhookEvent,
@@ -1105,4 +1107,14 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
+    // --- visitor events (issue 19): pages and proactive messages ---
+    /// Records an event of a visitor of the site; [`StoreError::NotFound`] when the
+    /// visitor is not the site's.
+    async fn record_visitor_event(&self, event: NewVisitorEvent) -> Result<(), StoreError>;
+    /// The newest events of these visitors (at most 100 visitors), newest first.
+    async fn visitor_events(
+        &self,
+        visitor_ids: Vec<String>,
+        limit: u32,
+    ) -> Result<Vec<VisitorEvent>, StoreError>;
 }

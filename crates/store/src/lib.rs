@@ -35,6 +35,7 @@ pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
+pub mod timeline;
 pub mod visitor_events;
 pub mod webhooks;
 mod writer;
@@ -50,6 +51,9 @@ pub use maintenance::{
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use timeline::{
+    Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,
+};
 pub use visitor_events::{NewVisitorEvent, VisitorEvent, VisitorEventKind};
 pub use webhooks::{
     AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
@@ -1117,4 +1121,12 @@ pub trait Store: Send + Sync + 'static {
         visitor_ids: Vec<String>,
         limit: u32,
     ) -> Result<Vec<VisitorEvent>, StoreError>;
+    // --- customer timeline (issue 19) ---
+    /// One page of the customer's history as the console shows it beside a
+    /// conversation ([`timeline`]): the conversations, offline requests and proactive
+    /// messages of every visitor linked to `query.visitor_id` by a verified external
+    /// id, and the pages of that visitor's current session, newest first. `None` for
+    /// an unknown visitor.
+    async fn customer_timeline(&self, query: TimelineQuery)
+    -> Result<Option<Timeline>, StoreError>;
 }

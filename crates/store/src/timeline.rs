@@ -359,7 +359,13 @@ fn read_timeline(
             .prepare_cached(&conversation_sql)
             .map_err(map_err)?
             .query_map(
-                params![site_id, visitor_id, conversation_at, conversation_key, fetch],
+                params![
+                    site_id,
+                    visitor_id,
+                    conversation_at,
+                    conversation_key,
+                    fetch
+                ],
                 conversation_from_row,
             )
             .map_err(map_err)?
@@ -408,12 +414,7 @@ fn read_timeline(
             .map_err(map_err)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(map_err)?;
-        entries.extend(
-            events
-                .into_iter()
-                .flatten()
-                .map(TimelineEntry::from_event),
-        );
+        entries.extend(events.into_iter().flatten().map(TimelineEntry::from_event));
     }
     entries.sort_by_cached_key(|entry| {
         let cursor = entry.cursor();
@@ -515,7 +516,9 @@ mod tests {
                     TimelineEntry::OfflineRequest { message, .. } => {
                         message.clone().unwrap_or_default()
                     }
-                    TimelineEntry::TriggerShown(trigger) => trigger.text.clone().unwrap_or_default(),
+                    TimelineEntry::TriggerShown(trigger) => {
+                        trigger.text.clone().unwrap_or_default()
+                    }
                     _ => String::new(),
                 };
                 format!("{kind}:{what}")
@@ -582,7 +585,12 @@ mod tests {
 
         // Earlier, on the phone: a conversation, closed and rated, and a callback.
         let first = store
-            .create_conversation(&site.id, "v_phone", ConversationState::Assigned, 10 * minute)
+            .create_conversation(
+                &site.id,
+                "v_phone",
+                ConversationState::Assigned,
+                10 * minute,
+            )
             .await
             .unwrap();
         store
@@ -625,7 +633,12 @@ mod tests {
             .await
             .unwrap();
         let elsewhere = store
-            .create_conversation(&other.id, "v_elsewhere", ConversationState::Bot, 30 * minute)
+            .create_conversation(
+                &other.id,
+                "v_elsewhere",
+                ConversationState::Bot,
+                30 * minute,
+            )
             .await
             .unwrap();
 

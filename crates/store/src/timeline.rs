@@ -149,7 +149,8 @@ pub enum TimelineEntry {
     Conversation {
         at: i64,
         visitor: String,
-        conversation: ConversationSummary,
+        /// Boxed: a summary is large, and most entries are small.
+        conversation: Box<ConversationSummary>,
         closed_at: Option<i64>,
         rating: Option<TimelineRating>,
     },
@@ -376,7 +377,7 @@ fn read_timeline(
             entries.push(TimelineEntry::Conversation {
                 at: conversation.created_at,
                 visitor: conversation.visitor_id.clone(),
-                conversation: conversation.summary(),
+                conversation: Box::new(conversation.summary()),
                 closed_at,
                 rating,
             });

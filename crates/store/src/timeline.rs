@@ -652,6 +652,11 @@ mod tests {
             .await
             .unwrap();
 
+        // The earlier one went on by e-mail.
+        store
+            .email_set_channel(&first.id, crate::Channel::Email)
+            .await
+            .unwrap();
         let timeline = store
             .customer_timeline(query("v_laptop", 50, None))
             .await
@@ -679,6 +684,10 @@ mod tests {
             panic!("{:?}", timeline.entries[4]);
         };
         assert_eq!(*closed_at, Some(20 * minute));
+        let TimelineEntry::Conversation { conversation, .. } = &timeline.entries[4] else {
+            unreachable!("matched above");
+        };
+        assert_eq!(conversation.channel, Some(crate::Channel::Email));
         assert_eq!(rating.as_ref().map(|r| r.score), Some(5));
         assert!(
             !kinds(&timeline).contains(&format!("conversation:{}", elsewhere.id)),

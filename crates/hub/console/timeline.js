@@ -49,6 +49,7 @@ function dialogElement() {
 export function timelineButton(summary, open) {
   const visitor = summary?.visitor?.id;
   if (!visitor) return null;
+  dialogElement(); // what aria-controls names must exist
   return h("button", {
     id: "timeline-button",
     text: t("timeline"),

@@ -27,6 +27,11 @@
 //! the file, the retention sweep in small writer jobs, a visitor's export and erasure,
 //! the audit log, and the anonymous report facts that keep reports whole after
 //! conversations are deleted.
+//!
+//! [`timeline`] reads one customer's history for the console (issue 19): the
+//! conversations, callbacks and proactive messages of every visitor of a site linked by
+//! a verified external id, and the pages of the current session, newest first and paged
+//! by an exact cursor.
 
 pub mod api_pages;
 pub mod api_tokens;

@@ -33,6 +33,9 @@
 //!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
 //!   identity merged) and conditions on them (issue 19)
+//! - [`timeline`]: the customer timeline (issue 19): every conversation, offline request
+//!   and proactive message of a customer across their identified devices, and the pages
+//!   of the current session (recorded by [`visitor`]'s `hello`), for the console;
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -85,6 +88,7 @@ pub mod slots;
 pub mod state;
 pub mod text;
 pub mod throttle;
+pub mod timeline;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;

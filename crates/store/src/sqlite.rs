@@ -2639,6 +2639,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::VisitorEvent>, StoreError> {
         self.visitor_events_impl(visitor_ids, limit).await
     }
+    // --- customer timeline (issue 19): crate::timeline ---
+    async fn customer_timeline(
+        &self,
+        query: crate::TimelineQuery,
+    ) -> Result<Option<crate::Timeline>, StoreError> {
+        self.customer_timeline_impl(query).await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

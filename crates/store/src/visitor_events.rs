@@ -83,7 +83,7 @@ pub struct VisitorEvent {
     pub at: i64,
 }
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<VisitorEvent>> {
+pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Option<VisitorEvent>> {
     let kind: String = row.get(3)?;
     let data: String = row.get(4)?;
     Ok(VisitorEventKind::parse(&kind).map(|kind| VisitorEvent {

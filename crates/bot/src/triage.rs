@@ -45,6 +45,7 @@
 //! Otherwise a miss, answered with the fallback. On a miss, when
 //! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
+use crate::affect;
 use crate::matcher::RuleScore;
 use crate::normalize::{detect_scores, normalize};
 use crate::pack::{Action, Rule, RuleSet};
@@ -137,6 +138,9 @@ pub enum Via {
     /// The built-in signals: person and frustration lexicons, shouting, `!!!`, a
     /// repeated question.
     Signals,
+    /// The structural signal (`crate::affect`): a message nothing answered confidently
+    /// that reads as frustrated (families of cue words) or as addressed to a person.
+    Affect,
     /// A follow-up, resolved against the previous intent of the conversation.
     FollowUp,
     /// No rule matched; the message is close to a rule's examples (second stage).
@@ -146,12 +150,14 @@ pub enum Via {
 }
 
 impl Via {
-    /// `"rules"`, `"spelling"`, `"signals"`, `"follow_up"`, `"examples"` or `"misses"`.
+    /// `"rules"`, `"spelling"`, `"signals"`, `"affect"`, `"follow_up"`, `"examples"` or
+    /// `"misses"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Rules => "rules",
             Via::Spelling => "spelling",
             Via::Signals => "signals",
+            Via::Affect => "affect",
             Via::FollowUp => "follow_up",
             Via::Examples => "examples",
             Via::Misses => "misses",
@@ -479,6 +485,15 @@ impl RuleSet {
         }
 
         let outcome = self.table(&mut candidates);
+        // The structural signal, read once, for the steps below that need it.
+        let affect = settings
+            .signals
+            .then(|| affect::read(text, &normalised, text_lang.unwrap_or(lang)));
+        if let (Outcome::Answer(candidate), Some(affect)) = (outcome, affect)
+            && let Some(decision) = self.affect_over_answer(&candidate, &affect, lang)
+        {
+            return decision;
+        }
         let top_score = match outcome {
             Outcome::Handoff(candidate) => {
                 let via = if candidate.signal >= candidate.score {
@@ -498,6 +513,9 @@ impl RuleSet {
         if let Some(decision) =
             weak_signal.and_then(|(target, score)| self.weak_signal_handoff(target, score, lang))
         {
+            return decision;
+        }
+        if let Some(decision) = affect.and_then(|affect| self.affect_handoff(&affect, lang)) {
             return decision;
         }
         if let Outcome::Clarify(top, second) = outcome {
@@ -522,6 +540,43 @@ impl RuleSet {
             signal: score,
         };
         Some(self.handoff(&candidate, lang, Via::Signals))
+    }
+
+    /// The structural signal on a message that nothing answered confidently: a
+    /// frustrated message is handed off as a complaint, one addressed to a person as a
+    /// request (see `crate::affect`).
+    fn affect_handoff(&self, affect: &affect::Affect, lang: Lang) -> Option<Decision> {
+        let (target, score) = if affect.is_frustrated() {
+            (Target::Complaint, affect.score)
+        } else if affect.person {
+            (Target::Requested, self.settings.threshold)
+        } else {
+            return None;
+        };
+        let rule = self.signal_rule(target)?;
+        let candidate = Candidate {
+            rule,
+            score,
+            signal: score,
+        };
+        Some(self.handoff(&candidate, lang, Via::Affect))
+    }
+
+    /// The structural signal over an answer: small talk ("yo", "hellooo") does not
+    /// keep a frustrated visitor or one who asks for a person from a handoff, and an
+    /// answer that only one pattern carried gives way to strong frustration.
+    fn affect_over_answer(
+        &self,
+        answer: &Candidate<'_>,
+        affect: &affect::Affect,
+        lang: Lang,
+    ) -> Option<Decision> {
+        if answer.rule.background
+            || (answer.score < affect::WEAK_ANSWER && affect.score >= affect::STRONG_SCORE)
+        {
+            return self.affect_handoff(affect, lang);
+        }
+        None
     }
 
     /// The best rule of each intent among `scores` (built-in signals left out).

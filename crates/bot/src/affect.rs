@@ -1,0 +1,449 @@
+//! The structural handoff signal (issue 16, fifth round): is a message that nothing
+//! answers confidently the message of a frustrated visitor, or of one who wants a
+//! person, even when no lexicon phrase says so?
+//!
+//! The lexicons of `signals.toml` hold whole phrasings ("what kind of service is this"),
+//! and four rounds of blind batches showed that visitors' phrasings outrun them. This
+//! signal looks at *kinds of evidence* instead, one word (or two or three) at a time,
+//! from the cue table `affect.toml` beside this file:
+//!
+//! | family | weight | e.g. |
+//! |---|---|---|
+//! | `absence` | 1.0 | nobody, never, nada, `محد`, `ولا رد`, `هیچکس` |
+//! | `judgement` | 1.0 | joke, rude, regret…, `حرام`, `ياريت`, `زشت`, `بی مسئولیت…` |
+//! | `blame` | 0.5 | you guys, your company, `انتو`, `…كم`, `خربتوا`, `شما`, `کارتون`, `نمیکنین` |
+//! | `waiting` | 0.5 | again, still, weeks, `بقالي`, `كل مره`, `هنوز`, `هر بار` |
+//! | `challenge` | 0.5 | why, how hard, are you even, `ليش`, `ولا ايه`, `چرا`, `بابا` |
+//! | `intensity` | 0.25 | so, even, `والله`, `بزاف`, `خیلی`, `اینقد` |
+//! | `negation` | 0.25 | not, don't, `مش`, `ما`, `نمی…`, `نیست` |
+//! | `punctuation` | 0.25 | a run of two or more `?`, `؟` or `!` |
+//!
+//! Each family counts once; the weights add up. A message is **frustrated** when the sum
+//! reaches [`MIN_SCORE`] with at least [`MIN_FAMILIES`] families, one of them a
+//! negative one (`absence`, `judgement`, `waiting`, `challenge`): blame and intensity
+//! alone ("do you really ship to Oman??") are not frustration. Second-person blame in
+//! Arabic and Persian is also read from the word's form (a suffix `كم`/`كو` "you",
+//! a verb of the second person plural `خربتوا`, `بتستهبلوا`, `کردین`, `نمیکنین`, a
+//! possessive `تون`), in the message's language only.
+//!
+//! The **person structure** is a "who" word (someone, any1, `حدا`, `یکی`, `با کی`)
+//! beside a word of talking or of being real (talk, chatting, bot, `بيحكي`, `جواب`,
+//! `واقعی`): "who am I chatting with", `في حدا بيحكي معي`, "is any1 there or just a bot".
+//!
+//! `neutral` phrases are taken out first ("never mind", "no problem", "thank you").
+//! What the triage does with the result is in `crate::triage` ("The structural
+//! signal"). One pass over the normalised words: per word, three hash look-ups for
+//! phrases of one to three words and one per prefix for the stems.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use crate::Lang;
+use crate::normalize::normalize;
+
+/// The cue table.
+const TABLE: &str = include_str!("affect.toml");
+
+/// A frustrated message reaches at least this sum of family weights …
+pub(crate) const MIN_SCORE: f32 = 1.0;
+/// … with at least this many families.
+pub(crate) const MIN_FAMILIES: u32 = 2;
+
+/// The families, in the order of their bits.
+pub(crate) const FAMILIES: [&str; 8] = [
+    "absence",
+    "judgement",
+    "blame",
+    "waiting",
+    "challenge",
+    "intensity",
+    "negation",
+    "punctuation",
+];
+const ABSENCE: u16 = 1 << 0;
+const JUDGEMENT: u16 = 1 << 1;
+const BLAME: u16 = 1 << 2;
+const WAITING: u16 = 1 << 3;
+const CHALLENGE: u16 = 1 << 4;
+const PUNCTUATION: u16 = 1 << 7;
+/// The families that say something is wrong (blame, intensity, negation and punctuation
+/// only colour a message).
+const NEGATIVE: u16 = ABSENCE | JUDGEMENT | WAITING | CHALLENGE;
+const WHO: u16 = 1 << 8;
+const TALK: u16 = 1 << 9;
+const NEUTRAL: u16 = 1 << 10;
+/// `affect:<family>`, the name [`crate::RuleSet::signals_in`] gives a family.
+pub(crate) fn explained(family: &str) -> &'static str {
+    match family {
+        "absence" => "affect:absence",
+        "judgement" => "affect:judgement",
+        "blame" => "affect:blame",
+        "waiting" => "affect:waiting",
+        "challenge" => "affect:challenge",
+        "intensity" => "affect:intensity",
+        "negation" => "affect:negation",
+        _ => "affect:punctuation",
+    }
+}
+
+/// An answer scoring below this (one pattern, a little more) gives way to frustration
+/// of at least [`STRONG_SCORE`] (see `crate::triage`).
+pub(crate) const WEAK_ANSWER: f32 = 1.25;
+/// Frustration strong enough to outweigh a weak answer.
+pub(crate) const STRONG_SCORE: f32 = 2.0;
+/// Phrases have at most this many words.
+const MAX_PHRASE_WORDS: usize = 3;
+
+/// What the structural signal found in one message.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Affect {
+    /// The families present, one bit each in [`FAMILIES`] order.
+    pub(crate) families: u16,
+    /// The sum of their weights.
+    pub(crate) score: f32,
+    /// A "who" word beside a word of talking or of being real.
+    pub(crate) person: bool,
+}
+
+impl Affect {
+    /// Whether the message reads as frustrated (see the module docs).
+    pub(crate) fn is_frustrated(&self) -> bool {
+        self.score >= MIN_SCORE
+            && self.families.count_ones() >= MIN_FAMILIES
+            && self.families & NEGATIVE != 0
+    }
+
+    /// The names of the families present.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        FAMILIES
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| self.families & (1 << bit) != 0)
+            .map(|(_, name)| *name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    family: Vec<RawFamily>,
+    neutral: RawWords,
+    person: RawPerson,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFamily {
+    name: String,
+    weight: f32,
+    #[serde(flatten)]
+    words: RawWords,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWords {
+    #[serde(default)]
+    en: Vec<String>,
+    #[serde(default)]
+    ar: Vec<String>,
+    #[serde(default)]
+    fa: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    who: RawWords,
+    talk: RawWords,
+}
+
+/// The compiled cue table: for each normalised phrase (or stem), the bits it sets in
+/// each language (`Lang::ALL` order).
+struct Cues {
+    phrases: HashMap<String, [u16; 3]>,
+    stems: HashMap<String, [u16; 3]>,
+    weights: [f32; 8],
+}
+
+static CUES: LazyLock<Cues> = LazyLock::new(|| Cues::build(TABLE));
+
+impl Cues {
+    /// Builds the table. The table is part of the crate: a malformed one is a bug that
+    /// the unit tests catch, so this panics on it (only in tests can it be reached).
+    fn build(text: &str) -> Cues {
+        #[allow(clippy::expect_used)]
+        let raw: RawTable = toml::from_str(text).expect("affect.toml is valid");
+        let mut cues = Cues {
+            phrases: HashMap::new(),
+            stems: HashMap::new(),
+            weights: [0.0; 8],
+        };
+        for family in &raw.family {
+            let Some(bit) = FAMILIES.iter().position(|name| *name == family.name) else {
+                continue;
+            };
+            cues.weights[bit] = family.weight;
+            cues.add(&family.words, 1 << bit);
+        }
+        cues.weights[7] = 0.25;
+        cues.add(&raw.neutral, NEUTRAL);
+        cues.add(&raw.person.who, WHO);
+        cues.add(&raw.person.talk, TALK);
+        cues
+    }
+
+    fn add(&mut self, words: &RawWords, bits: u16) {
+        for (lang, list) in [
+            (None, &words.en),
+            (Some(1), &words.ar),
+            (Some(2), &words.fa),
+        ] {
+            for word in list {
+                let (word, stem) = match word.strip_suffix('*') {
+                    Some(stem) => (stem, true),
+                    None => (word.as_str(), false),
+                };
+                let key = normalize(word);
+                if key.is_empty() {
+                    continue;
+                }
+                let map = if stem {
+                    &mut self.stems
+                } else {
+                    &mut self.phrases
+                };
+                let entry = map.entry(key).or_insert([0; 3]);
+                match lang {
+                    // English cues count in any language (visitors mix them in).
+                    None => entry.iter_mut().for_each(|slot| *slot |= bits),
+                    Some(idx) => entry[idx] |= bits,
+                }
+            }
+        }
+    }
+}
+
+/// Reads the structural signal of a message: `text` as typed (for punctuation),
+/// `normalised` its [`normalize`]d form, `lang` the message's language.
+pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
+    let cues = &*CUES;
+    let idx = lang as usize;
+    // Word spans: the normalised text is words separated by single spaces.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for (pos, byte) in normalised.bytes().enumerate() {
+        if byte == b' ' {
+            spans.push((start, pos));
+            start = pos + 1;
+        }
+    }
+    if start < normalised.len() {
+        spans.push((start, normalised.len()));
+    }
+    let mut bits = 0u16;
+    let mut i = 0;
+    'words: while i < spans.len() {
+        // A neutral phrase (longest first) is skipped whole.
+        for n in (1..=MAX_PHRASE_WORDS).rev() {
+            if i + n > spans.len() {
+                continue;
+            }
+            let phrase = &normalised[spans[i].0..spans[i + n - 1].1];
+            if cues
+                .phrases
+                .get(phrase)
+                .is_some_and(|entry| entry[idx] & NEUTRAL != 0)
+            {
+                i += n;
+                continue 'words;
+            }
+        }
+        for n in 1..=MAX_PHRASE_WORDS.min(spans.len() - i) {
+            let phrase = &normalised[spans[i].0..spans[i + n - 1].1];
+            if let Some(entry) = cues.phrases.get(phrase) {
+                bits |= entry[idx] & !NEUTRAL;
+            }
+        }
+        let word = &normalised[spans[i].0..spans[i].1];
+        for (end, _) in word.char_indices().skip(2) {
+            if let Some(entry) = cues.stems.get(&word[..end]) {
+                bits |= entry[idx];
+            }
+        }
+        if let Some(entry) = cues.stems.get(word) {
+            bits |= entry[idx];
+        }
+        if second_person(word, lang) {
+            bits |= BLAME;
+        }
+        i += 1;
+    }
+    if has_punctuation_run(text) {
+        bits |= PUNCTUATION;
+    }
+    let families = bits & 0xff;
+    let score = (0..8)
+        .filter(|bit| families & (1 << bit) != 0)
+        .map(|bit| cues.weights[bit])
+        .sum();
+    Affect {
+        families,
+        score,
+        person: bits & WHO != 0 && bits & TALK != 0,
+    }
+}
+
+/// Arabic words that end like "you" (`كم`) but are not.
+const NOT_SECOND_PERSON_AR: &[&str] = &["تحكم", "الحكم", "يحكم", "محكمه", "تراكم", "حكم"];
+/// Persian words that end like "your" (`تون`) but are not.
+const NOT_SECOND_PERSON_FA: &[&str] = &["زيتون", "ستون", "بتون", "تلفون"];
+
+/// Second-person blame read from a word's form, in the message's language: Arabic
+/// `…كم`/`…كو` ("you", "your": `عليكم`, `منكو`), a verb of the second person plural
+/// (`خربتوا`, `بتستهبلوا`, `تحترموا`); Persian `…تون` ("your": `کارتون`, `قولتون`) and
+/// verbs of the second person plural (`نمیکنین`, `کردین`, `هستین`).
+fn second_person(word: &str, lang: Lang) -> bool {
+    let n_chars = word.chars().count();
+    match lang {
+        Lang::En => false,
+        Lang::Ar => {
+            if n_chars < 4 || NOT_SECOND_PERSON_AR.contains(&word) {
+                return false;
+            }
+            word.ends_with("كم")
+                || word.ends_with("كو")
+                || (n_chars >= 5 && word.ends_with("توا"))
+                || (n_chars >= 5
+                    && (word.starts_with('ت') || word.starts_with("بت"))
+                    && word.ends_with("وا"))
+        }
+        Lang::Fa => {
+            if n_chars < 4 || NOT_SECOND_PERSON_FA.contains(&word) {
+                return false;
+            }
+            (n_chars >= 5 && word.ends_with("تون"))
+                || ((word.starts_with("مي") || word.starts_with("نمي"))
+                    && (word.ends_with("ين") || word.ends_with("يد")))
+                || ["دين", "ديد", "تين", "تيد"]
+                    .iter()
+                    .any(|suffix| word.ends_with(suffix))
+        }
+    }
+}
+
+/// Whether `text` has two or more `?`, `؟` or `!` in a row (`??`, `?!`, `؟؟`).
+fn has_punctuation_run(text: &str) -> bool {
+    let mut run = 0;
+    for ch in text.chars().take(crate::MAX_INPUT_CHARS) {
+        if matches!(ch, '?' | '؟' | '!' | '！' | '？') {
+            run += 1;
+            if run >= 2 {
+                return true;
+            }
+        } else if !ch.is_whitespace() {
+            run = 0;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_in(lang: Lang, text: &str) -> Affect {
+        read(text, &normalize(text), lang)
+    }
+
+    #[test]
+    fn the_table_builds_and_every_family_has_cues_in_every_language() {
+        let raw: RawTable = toml::from_str(TABLE).expect("valid");
+        for family in &raw.family {
+            assert!(FAMILIES.contains(&family.name.as_str()), "{}", family.name);
+            let words = &family.words;
+            assert!(
+                !words.en.is_empty() && !words.ar.is_empty() && !words.fa.is_empty(),
+                "{}",
+                family.name
+            );
+        }
+        assert_eq!(raw.family.len(), FAMILIES.len() - 1, "all but punctuation");
+        assert!(!CUES.phrases.is_empty());
+    }
+
+    #[test]
+    fn frustration_by_families() {
+        for (lang, text) in [
+            (
+                Lang::En,
+                "why does nobody at your company ever follow through",
+            ),
+            (Lang::En, "r u guys even trying??"),
+            (Lang::En, "smh 3 weeks and nada"),
+            (Lang::Ar, "يا ريت ما طلبت منكم"),
+            (Lang::Ar, "بقالي شهر بجري وراكم"),
+            (Lang::Fa, "ببخشیدا ولی این کارتون خیلی زشت بود"),
+            (Lang::Fa, "هیچکس اینجا کارشو بلد نیست"),
+        ] {
+            let affect = read_in(lang, text);
+            assert!(
+                affect.is_frustrated(),
+                "{text}: {:?}",
+                affect.names().collect::<Vec<_>>()
+            );
+        }
+        for (lang, text) in [
+            (Lang::En, "are you married?"),
+            (Lang::En, "never mind"),
+            (Lang::En, "why is the sky blue"),
+            (Lang::En, "do you really ship to oman??"),
+            (Lang::Ar, "شو رأيك بالسياسة"),
+            (Lang::Fa, "نظرت درباره هوش مصنوعی چیه؟"),
+            (Lang::Fa, "نه دیگه سوالی ندارم، مرسی"),
+        ] {
+            let affect = read_in(lang, text);
+            assert!(
+                !affect.is_frustrated(),
+                "{text}: {:?}",
+                affect.names().collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn second_person_by_form() {
+        assert!(second_person("عليكم", Lang::Ar));
+        assert!(second_person("خربتوا", Lang::Ar));
+        assert!(second_person("بتستهبلوا", Lang::Ar));
+        assert!(!second_person("بكم", Lang::Ar));
+        assert!(!second_person("تحكم", Lang::Ar));
+        assert!(second_person(&normalize("نمیکنین"), Lang::Fa));
+        assert!(second_person(&normalize("قولتون"), Lang::Fa));
+        assert!(!second_person(&normalize("زیتون"), Lang::Fa));
+        assert!(!second_person(&normalize("بهترین"), Lang::Fa));
+        // Persian `کمکم` ("help me") is not Arabic "you".
+        assert!(!second_person(&normalize("کمکم"), Lang::Fa));
+    }
+
+    #[test]
+    fn person_structure() {
+        assert!(read_in(Lang::En, "who exactly am i chatting with right now").person);
+        assert!(read_in(Lang::En, "hellooo is any1 there or just a bot").person);
+        assert!(read_in(Lang::Ar, "في حدا بيحكي معي هون؟").person);
+        assert!(read_in(Lang::Fa, "الان دارم با کی چت میکنم؟").person);
+        assert!(!read_in(Lang::En, "hey, anyone here?").person);
+        assert!(!read_in(Lang::En, "who won the world cup in 2010").person);
+        assert!(!read_in(Lang::En, "is this real leather").person);
+    }
+
+    #[test]
+    fn punctuation_runs() {
+        assert!(has_punctuation_run("why??"));
+        assert!(has_punctuation_run("چرا ؟ ؟"));
+        assert!(has_punctuation_run("what?!"));
+        assert!(!has_punctuation_run("where? when?"));
+    }
+}

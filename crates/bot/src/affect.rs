@@ -52,7 +52,7 @@ pub(crate) const MIN_SCORE: f32 = 1.0;
 pub(crate) const MIN_FAMILIES: u32 = 2;
 
 /// The families, in the order of their bits.
-pub(crate) const FAMILIES: [&str; 8] = [
+pub(crate) const FAMILIES: [&str; 11] = [
     "absence",
     "judgement",
     "blame",
@@ -60,6 +60,9 @@ pub(crate) const FAMILIES: [&str; 8] = [
     "challenge",
     "intensity",
     "negation",
+    "problem",
+    "service",
+    "irony",
     "punctuation",
 ];
 const ABSENCE: u16 = 1 << 0;
@@ -67,13 +70,23 @@ const JUDGEMENT: u16 = 1 << 1;
 const BLAME: u16 = 1 << 2;
 const WAITING: u16 = 1 << 3;
 const CHALLENGE: u16 = 1 << 4;
-const PUNCTUATION: u16 = 1 << 7;
-/// The families that say something is wrong (blame, intensity, negation and punctuation
-/// only colour a message).
-const NEGATIVE: u16 = ABSENCE | JUDGEMENT | WAITING | CHALLENGE;
-const WHO: u16 = 1 << 8;
-const TALK: u16 = 1 << 9;
-const NEUTRAL: u16 = 1 << 10;
+const PROBLEM: u16 = 1 << 7;
+const SERVICE: u16 = 1 << 8;
+const IRONY: u16 = 1 << 9;
+const PUNCTUATION: u16 = 1 << 10;
+/// Irony is praise or thanks at the start of a message (`thanks for …`, `great, …`,
+/// `دستتون درد نکنه`) that something negative follows; praise alone is not counted.
+const IRONY_WEIGHT: f32 = 0.5;
+/// Praise counts as irony within this many first words.
+const IRONY_OPENING_WORDS: usize = 2;
+/// The bits of the families.
+const FAMILY_BITS: u16 = (1 << FAMILIES.len()) - 1;
+/// The families that say something is wrong (blame, intensity, negation, the service and
+/// punctuation only colour a message).
+const NEGATIVE: u16 = ABSENCE | JUDGEMENT | WAITING | CHALLENGE | PROBLEM;
+const WHO: u16 = 1 << 12;
+const TALK: u16 = 1 << 13;
+const NEUTRAL: u16 = 1 << 14;
 /// `affect:<family>`, the name [`crate::RuleSet::signals_in`] gives a family.
 pub(crate) fn explained(family: &str) -> &'static str {
     match family {
@@ -84,15 +97,26 @@ pub(crate) fn explained(family: &str) -> &'static str {
         "challenge" => "affect:challenge",
         "intensity" => "affect:intensity",
         "negation" => "affect:negation",
+        "problem" => "affect:problem",
+        "service" => "affect:service",
+        "irony" => "affect:irony",
         _ => "affect:punctuation",
     }
 }
 
 /// An answer scoring below this (one pattern, a little more) gives way to frustration
-/// of at least [`STRONG_SCORE`] (see `crate::triage`).
+/// of at least [`STRONG_SCORE`], and so does a clarifying question between two topics
+/// (see `crate::triage`).
 pub(crate) const WEAK_ANSWER: f32 = 1.25;
+pub(crate) const RELATIVE: bool = true;
 /// Frustration strong enough to outweigh a weak answer.
 pub(crate) const STRONG_SCORE: f32 = 2.0;
+/// A report (see [`Affect::report`]) has at least this many words: "package" or "my
+/// parcel has not come" is a question about an order put short, "the delivery guy threw
+/// my box over the fence" tells what happened.
+pub(crate) const MIN_REPORT_WORDS: usize = 6;
+/// The weight of a run of `??` or `!!`.
+const PUNCTUATION_WEIGHT: f32 = 0.25;
 /// Phrases have at most this many words.
 const MAX_PHRASE_WORDS: usize = 3;
 
@@ -105,6 +129,9 @@ pub(crate) struct Affect {
     pub(crate) score: f32,
     /// A "who" word beside a word of talking or of being real.
     pub(crate) person: bool,
+    /// A statement about the store's world (the `service` family, no question):
+    /// "the delivery guy threw my box over the fence".
+    pub(crate) report: bool,
 }
 
 impl Affect {
@@ -113,6 +140,11 @@ impl Affect {
         self.score >= MIN_SCORE
             && self.families.count_ones() >= MIN_FAMILIES
             && self.families & NEGATIVE != 0
+    }
+
+    /// Whether praise opens a negative message (`thanks for charging me twice`).
+    pub(crate) fn is_ironic(&self) -> bool {
+        self.families & IRONY != 0
     }
 
     /// The names of the families present.
@@ -129,6 +161,7 @@ impl Affect {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     family: Vec<RawFamily>,
+    praise: RawWords,
     neutral: RawWords,
     person: RawPerson,
 }
@@ -164,8 +197,10 @@ struct RawPerson {
 /// each language (`Lang::ALL` order).
 struct Cues {
     phrases: HashMap<String, [u16; 3]>,
+    /// The first words of the phrases (to undo a glued `و`, "and").
+    first_words: std::collections::HashSet<String>,
     stems: HashMap<String, [u16; 3]>,
-    weights: [f32; 8],
+    weights: [f32; FAMILIES.len()],
 }
 
 static CUES: LazyLock<Cues> = LazyLock::new(|| Cues::build(TABLE));
@@ -178,8 +213,9 @@ impl Cues {
         let raw: RawTable = toml::from_str(text).expect("affect.toml is valid");
         let mut cues = Cues {
             phrases: HashMap::new(),
+            first_words: std::collections::HashSet::new(),
             stems: HashMap::new(),
-            weights: [0.0; 8],
+            weights: [0.0; FAMILIES.len()],
         };
         for family in &raw.family {
             let Some(bit) = FAMILIES.iter().position(|name| *name == family.name) else {
@@ -188,11 +224,60 @@ impl Cues {
             cues.weights[bit] = family.weight;
             cues.add(&family.words, 1 << bit);
         }
-        cues.weights[7] = 0.25;
+        cues.weights[FAMILIES.len() - 1] = PUNCTUATION_WEIGHT;
+        cues.weights[FAMILIES.len() - 2] = IRONY_WEIGHT;
+        cues.add(&raw.praise, IRONY);
         cues.add(&raw.neutral, NEUTRAL);
         cues.add(&raw.person.who, WHO);
         cues.add(&raw.person.talk, TALK);
+        cues.first_words = cues
+            .phrases
+            .keys()
+            .chain(cues.stems.keys())
+            .filter_map(|phrase| phrase.split(' ').next())
+            .map(str::to_string)
+            .collect();
         cues
+    }
+
+    /// Whether `word` is a cue word or begins a cue phrase or stem.
+    fn knows(&self, word: &str) -> bool {
+        self.first_words.contains(word)
+            || word
+                .char_indices()
+                .skip(2)
+                .any(|(end, _)| self.stems.contains_key(&word[..end]))
+    }
+
+    /// `normalised` with the clitics that hide a cue undone: Arabic `و` ("and") glued
+    /// to the next word (`وما حد` → `و ما حد`), Persian `و` (the object marker `رو`
+    /// shortened) glued to the previous one (`یه نفرو` → `یه نفر`). Borrowed when there
+    /// is nothing to undo.
+    fn unglue<'t>(&self, normalised: &'t str, lang: Lang) -> std::borrow::Cow<'t, str> {
+        let split = |word: &str| -> Option<String> {
+            if word.chars().count() < 3 || self.knows(word) {
+                return None;
+            }
+            match lang {
+                Lang::Ar => word
+                    .strip_prefix('و')
+                    .filter(|rest| self.knows(rest))
+                    .map(|rest| format!("و {rest}")),
+                Lang::Fa => word
+                    .strip_suffix('و')
+                    .filter(|rest| self.knows(rest))
+                    .map(str::to_string),
+                Lang::En => None,
+            }
+        };
+        if lang == Lang::En || !normalised.split(' ').any(|word| split(word).is_some()) {
+            return std::borrow::Cow::Borrowed(normalised);
+        }
+        let words: Vec<String> = normalised
+            .split(' ')
+            .map(|word| split(word).unwrap_or_else(|| word.to_string()))
+            .collect();
+        std::borrow::Cow::Owned(words.join(" "))
     }
 
     fn add(&mut self, words: &RawWords, bits: u16) {
@@ -231,6 +316,8 @@ impl Cues {
 pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
     let cues = &*CUES;
     let idx = lang as usize;
+    let unglued = cues.unglue(normalised, lang);
+    let normalised: &str = &unglued;
     // Word spans: the normalised text is words separated by single spaces.
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
@@ -264,7 +351,11 @@ pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
         for n in 1..=MAX_PHRASE_WORDS.min(spans.len() - i) {
             let phrase = &normalised[spans[i].0..spans[i + n - 1].1];
             if let Some(entry) = cues.phrases.get(phrase) {
-                bits |= entry[idx] & !NEUTRAL;
+                let mut found = entry[idx] & !NEUTRAL;
+                if i >= IRONY_OPENING_WORDS {
+                    found &= !IRONY;
+                }
+                bits |= found;
             }
         }
         let word = &normalised[spans[i].0..spans[i].1];
@@ -284,8 +375,11 @@ pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
     if has_punctuation_run(text) {
         bits |= PUNCTUATION;
     }
-    let families = bits & 0xff;
-    let score = (0..8)
+    if bits & NEGATIVE == 0 {
+        bits &= !IRONY;
+    }
+    let families = bits & FAMILY_BITS;
+    let score = (0..FAMILIES.len())
         .filter(|bit| families & (1 << bit) != 0)
         .map(|bit| cues.weights[bit])
         .sum();
@@ -293,6 +387,9 @@ pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
         families,
         score,
         person: bits & WHO != 0 && bits & TALK != 0,
+        report: families & SERVICE != 0
+            && spans.len() >= MIN_REPORT_WORDS
+            && !is_question(text, normalised),
     }
 }
 
@@ -324,7 +421,10 @@ fn second_person(word: &str, lang: Lang) -> bool {
             if n_chars < 4 || NOT_SECOND_PERSON_FA.contains(&word) {
                 return false;
             }
-            (n_chars >= 5 && word.ends_with("تون"))
+            (n_chars >= 5
+                && ["تون", "تونم", "تونه", "تونو"]
+                    .iter()
+                    .any(|end| word.ends_with(end)))
                 || ((word.starts_with("مي") || word.starts_with("نمي"))
                     && (word.ends_with("ين") || word.ends_with("يد")))
                 || ["دين", "ديد", "تين", "تيد"]
@@ -332,6 +432,91 @@ fn second_person(word: &str, lang: Lang) -> bool {
                     .any(|suffix| word.ends_with(suffix))
         }
     }
+}
+
+/// Words that open a question (normalised).
+const QUESTION_WORDS: &[&str] = &[
+    "can",
+    "could",
+    "how",
+    "what",
+    "whats",
+    "when",
+    "where",
+    "wheres",
+    "which",
+    "who",
+    "do",
+    "does",
+    "is",
+    "are",
+    "will",
+    "would",
+    "may",
+    "should",
+    "if",
+    "any",
+    "hw",
+    "wat",
+    "wen",
+    "r",
+    "pls",
+    "please",
+    "i want",
+    "i need",
+    "id like",
+    "hi",
+    "hello",
+    "hey",
+    "هل",
+    "كيف",
+    "متي",
+    "امتي",
+    "وين",
+    "فين",
+    "ايش",
+    "شو",
+    "وش",
+    "ممكن",
+    "اقدر",
+    "كم",
+    "بكم",
+    "قديش",
+    "ابي",
+    "ابغي",
+    "بدي",
+    "عايز",
+    "اريد",
+    "لو",
+    "اذا",
+    "چطور",
+    "چطوري",
+    "كجا",
+    "ايا",
+    "ميشه",
+    "ميتونم",
+    "چند",
+    "چه",
+    "كي",
+    "چي",
+    "ميخوام",
+    "اگه",
+    "اگر",
+    "سلام",
+    "مرحبا",
+];
+
+/// Whether a message asks something (a `?` or `؟`, or a question word first) rather
+/// than reports something.
+fn is_question(text: &str, normalised: &str) -> bool {
+    if text.contains(['?', '؟']) {
+        return true;
+    }
+    QUESTION_WORDS.iter().any(|word| {
+        normalised
+            .strip_prefix(word)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+    })
 }
 
 /// Whether `text` has two or more `?`, `؟` or `!` in a row (`??`, `?!`, `؟؟`).
@@ -370,7 +555,11 @@ mod tests {
                 family.name
             );
         }
-        assert_eq!(raw.family.len(), FAMILIES.len() - 1, "all but punctuation");
+        assert_eq!(
+            raw.family.len(),
+            FAMILIES.len() - 2,
+            "all but irony and punctuation"
+        );
         assert!(!CUES.phrases.is_empty());
     }
 

@@ -515,16 +515,29 @@ impl RuleSet {
         {
             return decision;
         }
-        if let Some(decision) = affect.and_then(|affect| self.affect_handoff(&affect, lang)) {
-            return decision;
-        }
+        let affect_handoff = affect.and_then(|affect| self.affect_handoff(&affect, lang));
         if let Outcome::Clarify(top, second) = outcome {
+            // Two topics matched: only strong frustration outweighs them.
+            if let Some(decision) = affect_handoff
+                && affect.is_some_and(|affect| affect.score >= affect::STRONG_SCORE)
+            {
+                return decision;
+            }
             return self.miss(input, lang, self.clarify(lang, &top, &second, via_rules));
         }
+        // An answer of the second stage (the examples) stands; then the structural signal.
+        let strong = affect.is_some_and(|affect| affect.score >= affect::STRONG_SCORE);
         match self.second_stage(&normalised, lang, mode) {
+            Some(decision @ Decision::Clarify { .. }) => match affect_handoff {
+                Some(handoff) if strong => handoff,
+                _ => self.miss(input, lang, decision),
+            },
             Some(decision) if decision.is_miss() => self.miss(input, lang, decision),
             Some(decision) => decision,
-            None => self.miss(input, lang, self.fallback(lang, top_score)),
+            None => match affect_handoff {
+                Some(decision) => decision,
+                None => self.miss(input, lang, self.fallback(lang, top_score)),
+            },
         }
     }
 
@@ -550,6 +563,8 @@ impl RuleSet {
             (Target::Complaint, affect.score)
         } else if affect.person {
             (Target::Requested, self.settings.threshold)
+        } else if affect.report {
+            (Target::Complaint, affect.score)
         } else {
             return None;
         };
@@ -572,6 +587,7 @@ impl RuleSet {
         lang: Lang,
     ) -> Option<Decision> {
         if answer.rule.background
+            || (affect.is_ironic() && affect.score >= affect::STRONG_SCORE)
             || (answer.score < affect::WEAK_ANSWER && affect.score >= affect::STRONG_SCORE)
         {
             return self.affect_handoff(affect, lang);

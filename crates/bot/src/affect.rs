@@ -108,7 +108,6 @@ pub(crate) fn explained(family: &str) -> &'static str {
 /// of at least [`STRONG_SCORE`], and so does a clarifying question between two topics
 /// (see `crate::triage`).
 pub(crate) const WEAK_ANSWER: f32 = 1.25;
-pub(crate) const RELATIVE: bool = true;
 /// Frustration strong enough to outweigh a weak answer.
 pub(crate) const STRONG_SCORE: f32 = 2.0;
 /// A report (see [`Affect::report`]) has at least this many words: "package" or "my

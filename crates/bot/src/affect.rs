@@ -70,6 +70,7 @@ const JUDGEMENT: u16 = 1 << 1;
 const BLAME: u16 = 1 << 2;
 const WAITING: u16 = 1 << 3;
 const CHALLENGE: u16 = 1 << 4;
+const NEGATION: u16 = 1 << 6;
 const PROBLEM: u16 = 1 << 7;
 const SERVICE: u16 = 1 << 8;
 const IRONY: u16 = 1 << 9;
@@ -87,6 +88,7 @@ const NEGATIVE: u16 = ABSENCE | JUDGEMENT | WAITING | CHALLENGE | PROBLEM;
 const WHO: u16 = 1 << 12;
 const TALK: u16 = 1 << 13;
 const NEUTRAL: u16 = 1 << 14;
+const REPLY: u16 = 1 << 15;
 /// `affect:<family>`, the name [`crate::RuleSet::signals_in`] gives a family.
 pub(crate) fn explained(family: &str) -> &'static str {
     match family {
@@ -190,6 +192,7 @@ struct RawWords {
 struct RawPerson {
     who: RawWords,
     talk: RawWords,
+    reply: RawWords,
 }
 
 /// The compiled cue table: for each normalised phrase (or stem), the bits it sets in
@@ -229,6 +232,7 @@ impl Cues {
         cues.add(&raw.neutral, NEUTRAL);
         cues.add(&raw.person.who, WHO);
         cues.add(&raw.person.talk, TALK);
+        cues.add(&raw.person.reply, REPLY);
         cues.first_words = cues
             .phrases
             .keys()
@@ -249,7 +253,7 @@ impl Cues {
     }
 
     /// `normalised` with the clitics that hide a cue undone: Arabic `و` ("and") glued
-    /// to the next word (`وما حد` → `و ما حد`), Persian `و` (the object marker `رو`
+    /// to the next word (`وما حد` → `و ما حد`) and the article (`الغلط` → `غلط`), Persian `و` (the object marker `رو`
     /// shortened) glued to the previous one (`یه نفرو` → `یه نفر`). Borrowed when there
     /// is nothing to undo.
     fn unglue<'t>(&self, normalised: &'t str, lang: Lang) -> std::borrow::Cow<'t, str> {
@@ -258,10 +262,13 @@ impl Cues {
                 return None;
             }
             match lang {
-                Lang::Ar => word
-                    .strip_prefix('و')
-                    .filter(|rest| self.knows(rest))
-                    .map(|rest| format!("و {rest}")),
+                Lang::Ar => match word.strip_prefix('و') {
+                    Some(rest) if self.knows(rest) => Some(format!("و {rest}")),
+                    _ => word
+                        .strip_prefix("ال")
+                        .filter(|rest| self.knows(rest))
+                        .map(str::to_string),
+                },
                 Lang::Fa => word
                     .strip_suffix('و')
                     .filter(|rest| self.knows(rest))
@@ -358,21 +365,42 @@ pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
             }
         }
         let word = &normalised[spans[i].0..spans[i].1];
-        for (end, _) in word.char_indices().skip(2) {
-            if let Some(entry) = cues.stems.get(&word[..end]) {
+        // Stems, of one word or of two (`بی مسئولیت*` reaches into the second word).
+        for n in 1..=2.min(spans.len() - i) {
+            let last = spans[i + n - 1];
+            let phrase = &normalised[spans[i].0..last.1];
+            let last_start = last.0 - spans[i].0;
+            for (end, _) in phrase[last_start..].char_indices().skip(2) {
+                if let Some(entry) = cues.stems.get(&phrase[..last_start + end]) {
+                    bits |= entry[idx];
+                }
+            }
+            if let Some(entry) = cues.stems.get(phrase) {
                 bits |= entry[idx];
             }
         }
-        if let Some(entry) = cues.stems.get(word) {
-            bits |= entry[idx];
-        }
         if second_person(word, lang) {
             bits |= BLAME;
+        }
+        // Arabic `هال…` ("this …" said with indignation: `ايش هالبطء`, `شو هالخدمه`).
+        if lang == Lang::Ar && word.starts_with("هال") && word.chars().count() >= 5 {
+            bits |= CHALLENGE;
+            // … after "what": `ايش هالخدمه`, "what kind of service is this".
+            if i > 0
+                && ["ايش", "شو", "وش", "ايه", "اش"]
+                    .contains(&&normalised[spans[i - 1].0..spans[i - 1].1])
+            {
+                bits |= JUDGEMENT;
+            }
         }
         i += 1;
     }
     if has_punctuation_run(text) {
         bits |= PUNCTUATION;
+    }
+    // A negated word of talking is no answer (`مش هاين عليكم تردوا`, "you don't reply").
+    if bits & NEGATION != 0 && bits & REPLY != 0 && bits & WHO == 0 {
+        bits |= ABSENCE;
     }
     if bits & NEGATIVE == 0 {
         bits &= !IRONY;

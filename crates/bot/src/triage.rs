@@ -42,6 +42,30 @@
 //! nothing answered it, and a frustrated visitor should not get the fallback. Person
 //! hints (`bot`) do not count here ("how old are you, bot?" is small talk).
 //!
+//! **The structural signal** (`crate::affect`, unless `[settings] signals = false`).
+//! The lexicons above hold whole phrasings; this signal reads kinds of evidence, word by
+//! word: a negation of service (`nobody`, `ولا رد`, `هیچکس`), a judgement (`joke`,
+//! `حرام`, `زشت`), second-person blame (`you guys`, `…كم`, `خربتوا`, `کارتون`,
+//! `نمیکنین`), waiting, a challenge (`why`, `ليش`, `چرا`), a problem (`broken`,
+//! `ناقص`, `خراب`), the store's world (`order`, `المندوب`, `پیک`), intensifiers,
+//! negations, `??`, and praise that opens a negative message (irony). A message whose
+//! family weights reach 1.0 with two families, one of them negative, is *frustrated*;
+//! a "who" word beside a word of talking (`who am I chatting with`, `في حدا بيحكي معي`)
+//! *addresses a person*; a statement of six words or more about the store's world that
+//! asks nothing (`the delivery guy threw my box over the fence`) *reports* a problem.
+//! The decision uses it only where the rules are not confident:
+//! - nothing answered (no rule, no follow-up, no weak frustration, and the second
+//!   stage found no answer): frustrated or a report → complaint, addressed to a person →
+//!   requested, [`Via::Affect`];
+//! - a clarifying question (stage 1 or 2): only frustration of at least 2.0;
+//! - small talk answered ("yo", "hellooo is any1 there or just a bot"): frustrated or
+//!   addressed to a person hands off;
+//! - a topic answered by one pattern (score below 1.25), or a message opened with
+//!   irony ("thanks for charging my card and then cancelling my order"): frustration of
+//!   at least 2.0 hands off. A topic answered more strongly keeps its answer: measured on
+//!   the tuning set, letting frustration override it flipped right answers ("my parcel
+//!   never arrived", `الطرد متاخر اسبوع`) and caught no complaint the lexicons missed.
+//!
 //! Otherwise a miss, answered with the fallback. On a miss, when
 //! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
@@ -486,8 +510,7 @@ impl RuleSet {
 
         let outcome = self.table(&mut candidates);
         // The structural signal, read once, for the steps below that need it.
-        let affect = settings
-            .signals
+        let affect = (settings.signals && !matches!(outcome, Outcome::Handoff(_)))
             .then(|| affect::read(text, &normalised, text_lang.unwrap_or(lang)));
         if let (Outcome::Answer(candidate), Some(affect)) = (outcome, affect)
             && let Some(decision) = self.affect_over_answer(&candidate, &affect, lang)
@@ -586,10 +609,11 @@ impl RuleSet {
         affect: &affect::Affect,
         lang: Lang,
     ) -> Option<Decision> {
-        if answer.rule.background
-            || (affect.is_ironic() && affect.score >= affect::STRONG_SCORE)
-            || (answer.score < affect::WEAK_ANSWER && affect.score >= affect::STRONG_SCORE)
-        {
+        let strong = affect.score >= affect::STRONG_SCORE;
+        if answer.rule.background && (affect.is_frustrated() || affect.person) {
+            return self.affect_handoff(affect, lang);
+        }
+        if strong && (affect.is_ironic() || answer.score < affect::WEAK_ANSWER) {
             return self.affect_handoff(affect, lang);
         }
         None

@@ -359,7 +359,9 @@ impl RuleSet {
             names.push("exclamations");
         }
         let affect = crate::affect::read(text, &normalised, lang);
-        names.extend(affect.names().map(|name| crate::affect::explained(name)));
+        for family in affect.names() {
+            names.push(crate::affect::explained(family));
+        }
         if affect.person {
             names.push("affect:person");
         }

@@ -399,7 +399,7 @@ pub(crate) fn read(text: &str, normalised: &str, lang: Lang) -> Affect {
         bits |= PUNCTUATION;
     }
     // A negated word of talking is no answer (`مش هاين عليكم تردوا`, "you don't reply").
-    if bits & NEGATION != 0 && bits & REPLY != 0 && bits & WHO == 0 {
+    if bits & NEGATION != 0 && bits & REPLY != 0 {
         bits |= ABSENCE;
     }
     if bits & NEGATIVE == 0 {

@@ -9,28 +9,36 @@
 //!
 //! | family | weight | e.g. |
 //! |---|---|---|
-//! | `absence` | 1.0 | nobody, never, nada, `محد`, `ولا رد`, `هیچکس` |
+//! | `absence` | 1.0 | nobody, never, nada, `محد`, `ولا رد`, `هیچکس`; a negated word of replying (`مش … تردوا`) |
 //! | `judgement` | 1.0 | joke, rude, regret…, `حرام`, `ياريت`, `زشت`, `بی مسئولیت…` |
 //! | `blame` | 0.5 | you guys, your company, `انتو`, `…كم`, `خربتوا`, `شما`, `کارتون`, `نمیکنین` |
 //! | `waiting` | 0.5 | again, still, weeks, `بقالي`, `كل مره`, `هنوز`, `هر بار` |
-//! | `challenge` | 0.5 | why, how hard, are you even, `ليش`, `ولا ايه`, `چرا`, `بابا` |
+//! | `challenge` | 0.5 | why, how hard, are you even, `ليش`, `ولا ايه`, `هال…`, `چرا`, `بابا` |
+//! | `problem` | 0.5 | broken, late, missing, `ناقص`, `متاخر…`, `خراب`, `دیر` |
+//! | `service` | 0.5 | order, parcel, courier, refund, `المندوب`, `الطلب`, `پیک`, `سفارش` |
+//! | `irony` | 0.5 | thanks, great, `شكرا`, `دستتون درد نکنه` in the first two words, only before something negative |
 //! | `intensity` | 0.25 | so, even, `والله`, `بزاف`, `خیلی`, `اینقد` |
 //! | `negation` | 0.25 | not, don't, `مش`, `ما`, `نمی…`, `نیست` |
 //! | `punctuation` | 0.25 | a run of two or more `?`, `؟` or `!` |
 //!
 //! Each family counts once; the weights add up. A message is **frustrated** when the sum
 //! reaches [`MIN_SCORE`] with at least [`MIN_FAMILIES`] families, one of them a
-//! negative one (`absence`, `judgement`, `waiting`, `challenge`): blame and intensity
-//! alone ("do you really ship to Oman??") are not frustration. Second-person blame in
-//! Arabic and Persian is also read from the word's form (a suffix `كم`/`كو` "you",
-//! a verb of the second person plural `خربتوا`, `بتستهبلوا`, `کردین`, `نمیکنین`, a
-//! possessive `تون`), in the message's language only.
+//! negative one (`absence`, `judgement`, `waiting`, `challenge`, `problem`): blame and
+//! intensity alone ("do you really ship to Oman??") are not frustration. Second-person
+//! blame in Arabic and Persian is also read from the word's form (a suffix `كم`/`كو`
+//! "you", a verb of the second person plural `خربتوا`, `بتستهبلوا`, `کردین`, `نمیکنین`,
+//! a possessive `تون`), in the message's language only. A glued Arabic `و` or article
+//! and a Persian object `و` are undone before the look-ups (`وما حد`, `الغلط`, `نفرو`).
+//!
+//! A **report** is a statement of [`MIN_REPORT_WORDS`] words or more about the
+//! store's world (`service`) that asks nothing ("the delivery guy threw my box over the
+//! fence"): a visitor telling what went wrong.
 //!
 //! The **person structure** is a "who" word (someone, any1, `حدا`, `یکی`, `با کی`)
 //! beside a word of talking or of being real (talk, chatting, bot, `بيحكي`, `جواب`,
 //! `واقعی`): "who am I chatting with", `في حدا بيحكي معي`, "is any1 there or just a bot".
 //!
-//! `neutral` phrases are taken out first ("never mind", "no problem", "thank you").
+//! `neutral` phrases are taken out first ("never mind", "no problem", "just browsing").
 //! What the triage does with the result is in `crate::triage` ("The structural
 //! signal"). One pass over the normalised words: per word, three hash look-ups for
 //! phrases of one to three words and one per prefix for the stems.

@@ -27,6 +27,11 @@
 //!   (`{store_name}` placeholders and phrase overrides, module `identity`).
 //! - `signals`: built-in lexicons of requests for a person and of frustration (en/ar/fa
 //!   and dialects, `signals.toml`), shouting, `!!!`, a question asked twice.
+//! - `affect`: the structural handoff signal (issue 16, fifth round): families of cue
+//!   words (a negation of service, a judgement, second-person blame read also from
+//!   Arabic and Persian word forms, waiting, a challenge, intensifiers, `??`) and the
+//!   person structure ("who" beside "talk"), for messages that nothing answers
+//!   confidently (`affect.toml`).
 //! - `matcher`: the compiled automaton, word-boundary and clitic checks (a final `ه`
 //!   written `ت` or dropped before a suffix), scoring.
 //! - `similar`: the second stage, TF-IDF cosine over character trigrams of the examples.
@@ -40,6 +45,7 @@
 //!
 //! The rule format is documented in `bot-rules/README.md`.
 
+mod affect;
 mod dialect;
 mod identity;
 mod matcher;

@@ -323,7 +323,9 @@ impl RuleSet {
 
     /// The built-in signals that fire on `text`, by name: the lexicons of
     /// `signals.toml` (`person`, `anger`, `disappointment`, `overcharge`, `leaving`),
-    /// `shouting` and `exclamations`. For explanations (`salam rules try`); empty when
+    /// `shouting` and `exclamations`, and the families of the structural signal as
+    /// `affect:<family>` (`affect:absence`, `affect:blame` …, `affect:person`; see
+    /// `bot-rules/README.md`). For explanations (`salam rules try`); empty when
     /// `[settings] signals = false`. A repeated question needs the conversation and is
     /// not reported here.
     pub fn signals_in(&self, text: &str, lang: Option<Lang>) -> Vec<&str> {
@@ -355,6 +357,13 @@ impl RuleSet {
         }
         if crate::signals::exclamations(text) >= crate::signals::MIN_EXCLAMATIONS {
             names.push("exclamations");
+        }
+        let affect = crate::affect::read(text, &normalised, lang);
+        for family in affect.names() {
+            names.push(crate::affect::explained(family));
+        }
+        if affect.person {
+            names.push("affect:person");
         }
         names
     }

@@ -42,9 +42,34 @@
 //! nothing answered it, and a frustrated visitor should not get the fallback. Person
 //! hints (`bot`) do not count here ("how old are you, bot?" is small talk).
 //!
+//! **The structural signal** (`crate::affect`, unless `[settings] signals = false`).
+//! The lexicons above hold whole phrasings; this signal reads kinds of evidence, word by
+//! word: a negation of service (`nobody`, `ولا رد`, `هیچکس`), a judgement (`joke`,
+//! `حرام`, `زشت`), second-person blame (`you guys`, `…كم`, `خربتوا`, `کارتون`,
+//! `نمیکنین`), waiting, a challenge (`why`, `ليش`, `چرا`), a problem (`broken`,
+//! `ناقص`, `خراب`), the store's world (`order`, `المندوب`, `پیک`), intensifiers,
+//! negations, `??`, and praise that opens a negative message (irony). A message whose
+//! family weights reach 1.0 with two families, one of them negative, is *frustrated*;
+//! a "who" word beside a word of talking (`who am I chatting with`, `في حدا بيحكي معي`)
+//! *addresses a person*; a statement of six words or more about the store's world that
+//! asks nothing (`the delivery guy threw my box over the fence`) *reports* a problem.
+//! The decision uses it only where the rules are not confident:
+//! - nothing answered (no rule, no follow-up, no weak frustration, and the second
+//!   stage found no answer): frustrated or a report → complaint, addressed to a person →
+//!   requested, [`Via::Affect`];
+//! - a clarifying question (stage 1 or 2): only frustration of at least 2.0;
+//! - small talk answered ("yo", "hellooo is any1 there or just a bot"): frustrated or
+//!   addressed to a person hands off;
+//! - a topic answered by one pattern (score below 1.25), or a message opened with
+//!   irony ("thanks for charging my card and then cancelling my order"): frustration of
+//!   at least 2.0 hands off. A topic answered more strongly keeps its answer: measured on
+//!   the tuning set, letting frustration override it flipped right answers ("my parcel
+//!   never arrived", `الطرد متاخر اسبوع`) and caught no complaint the lexicons missed.
+//!
 //! Otherwise a miss, answered with the fallback. On a miss, when
 //! `consecutive_misses + 1 >= max_misses`, the bot hands off instead (reason `misses`).
 
+use crate::affect;
 use crate::matcher::RuleScore;
 use crate::normalize::{detect_scores, normalize};
 use crate::pack::{Action, Rule, RuleSet};
@@ -137,6 +162,9 @@ pub enum Via {
     /// The built-in signals: person and frustration lexicons, shouting, `!!!`, a
     /// repeated question.
     Signals,
+    /// The structural signal (`crate::affect`): a message nothing answered confidently
+    /// that reads as frustrated (families of cue words) or as addressed to a person.
+    Affect,
     /// A follow-up, resolved against the previous intent of the conversation.
     FollowUp,
     /// No rule matched; the message is close to a rule's examples (second stage).
@@ -146,12 +174,14 @@ pub enum Via {
 }
 
 impl Via {
-    /// `"rules"`, `"spelling"`, `"signals"`, `"follow_up"`, `"examples"` or `"misses"`.
+    /// `"rules"`, `"spelling"`, `"signals"`, `"affect"`, `"follow_up"`, `"examples"` or
+    /// `"misses"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Via::Rules => "rules",
             Via::Spelling => "spelling",
             Via::Signals => "signals",
+            Via::Affect => "affect",
             Via::FollowUp => "follow_up",
             Via::Examples => "examples",
             Via::Misses => "misses",
@@ -479,6 +509,14 @@ impl RuleSet {
         }
 
         let outcome = self.table(&mut candidates);
+        // The structural signal, read once, for the steps below that need it.
+        let affect = (settings.signals && !matches!(outcome, Outcome::Handoff(_)))
+            .then(|| affect::read(text, &normalised, text_lang.unwrap_or(lang)));
+        if let (Outcome::Answer(candidate), Some(affect)) = (outcome, affect)
+            && let Some(decision) = self.affect_over_answer(&candidate, &affect, lang)
+        {
+            return decision;
+        }
         let top_score = match outcome {
             Outcome::Handoff(candidate) => {
                 let via = if candidate.signal >= candidate.score {
@@ -500,13 +538,29 @@ impl RuleSet {
         {
             return decision;
         }
+        let affect_handoff = affect.and_then(|affect| self.affect_handoff(&affect, lang));
         if let Outcome::Clarify(top, second) = outcome {
+            // Two topics matched: only strong frustration outweighs them.
+            if let Some(decision) = affect_handoff
+                && affect.is_some_and(|affect| affect.score >= affect::STRONG_SCORE)
+            {
+                return decision;
+            }
             return self.miss(input, lang, self.clarify(lang, &top, &second, via_rules));
         }
+        // An answer of the second stage (the examples) stands; then the structural signal.
+        let strong = affect.is_some_and(|affect| affect.score >= affect::STRONG_SCORE);
         match self.second_stage(&normalised, lang, mode) {
+            Some(decision @ Decision::Clarify { .. }) => match affect_handoff {
+                Some(handoff) if strong => handoff,
+                _ => self.miss(input, lang, decision),
+            },
             Some(decision) if decision.is_miss() => self.miss(input, lang, decision),
             Some(decision) => decision,
-            None => self.miss(input, lang, self.fallback(lang, top_score)),
+            None => match affect_handoff {
+                Some(decision) => decision,
+                None => self.miss(input, lang, self.fallback(lang, top_score)),
+            },
         }
     }
 
@@ -522,6 +576,47 @@ impl RuleSet {
             signal: score,
         };
         Some(self.handoff(&candidate, lang, Via::Signals))
+    }
+
+    /// The structural signal on a message that nothing answered confidently: a
+    /// frustrated message is handed off as a complaint, one addressed to a person as a
+    /// request (see `crate::affect`).
+    fn affect_handoff(&self, affect: &affect::Affect, lang: Lang) -> Option<Decision> {
+        let (target, score) = if affect.is_frustrated() {
+            (Target::Complaint, affect.score)
+        } else if affect.person {
+            (Target::Requested, self.settings.threshold)
+        } else if affect.report {
+            (Target::Complaint, affect.score)
+        } else {
+            return None;
+        };
+        let rule = self.signal_rule(target)?;
+        let candidate = Candidate {
+            rule,
+            score,
+            signal: score,
+        };
+        Some(self.handoff(&candidate, lang, Via::Affect))
+    }
+
+    /// The structural signal over an answer: small talk ("yo", "hellooo") does not
+    /// keep a frustrated visitor or one who asks for a person from a handoff, and an
+    /// answer that only one pattern carried gives way to strong frustration.
+    fn affect_over_answer(
+        &self,
+        answer: &Candidate<'_>,
+        affect: &affect::Affect,
+        lang: Lang,
+    ) -> Option<Decision> {
+        let strong = affect.score >= affect::STRONG_SCORE;
+        if answer.rule.background && (affect.is_frustrated() || affect.person) {
+            return self.affect_handoff(affect, lang);
+        }
+        if strong && (affect.is_ironic() || answer.score < affect::WEAK_ANSWER) {
+            return self.affect_handoff(affect, lang);
+        }
+        None
     }
 
     /// The best rule of each intent among `scores` (built-in signals left out).

@@ -15,5 +15,7 @@ mod hostile;
 mod pack;
 // Typos, built-in signals, the second stage, context and per-pack identity.
 mod stages;
+// The structural handoff signal (families of cue words, who + talk, reports).
+mod affect;
 // Inputs found by fuzzing (fuzz/, docs/fuzzing.md) and hostile inputs beside them.
 mod fuzz_regressions;

@@ -550,6 +550,7 @@ pub async fn put_site_settings(
         .site_by_id(&id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    crate::key_accounts::check_references(&state, &id, &settings).await?;
     let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
     state.store.update_site_settings(&id, &json).await?;
     state

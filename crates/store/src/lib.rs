@@ -32,6 +32,7 @@ pub mod api_pages;
 pub mod api_tokens;
 pub mod contacts;
 pub mod email;
+pub mod key_accounts;
 pub mod maintenance;
 mod schema;
 mod sqlite;
@@ -1104,5 +1105,17 @@ pub trait Store: Send + Sync + 'static {
         queued_before: i64,
         now: i64,
         limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
+    // --- key accounts (issue 19) ---
+    /// Records that a conversation is a key account's: the name of the rule that
+    /// matched at its hand-off.
+    async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError>;
+    /// The ids of the key accounts' conversations of `site_ids` created in `[from, to)`.
+    async fn key_account_conversations(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
     ) -> Result<Vec<String>, StoreError>;
 }

@@ -2628,6 +2628,18 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         self.email_take_missed_impl(queued_before, now, limit).await
     }
+    // --- key accounts (issue 19) ---
+    async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError> {
+        self.key_account_mark_impl(conversation, rule).await
+    }
+    async fn key_account_conversations(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.key_account_conversations_impl(site_ids, from, to).await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -112,6 +112,7 @@ export async function renderKeyAccounts(body, context) {
   const form = h("form", {
     class: "card",
     id: "ka-form",
+    data: { site: site.id },
     on: {
       submit: async (event) => {
         event.preventDefault();

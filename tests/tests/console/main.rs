@@ -1159,3 +1159,5 @@ fn every_console_string_is_translated() -> Result<()> {
 
 mod email;
 mod inbox;
+// Issue 19: key accounts first (admin rules, the queue order, reports).
+mod key_accounts;

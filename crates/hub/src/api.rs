@@ -397,7 +397,7 @@ pub struct RangeQuery {
     site: Option<String>,
 }
 
-pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }
@@ -474,7 +474,7 @@ pub async fn report_figures(
             "target_ms": target_ms,
             "within_target": within_target,
         },
-        "key_accounts": crate::key_accounts::report(state, site_ids, from, to, &timings, target_ms).await?,
+        "key_accounts": crate::key_account_routing::report(state, site_ids, from, to, &timings, target_ms).await?,
         "resolution_ms": {
             "median": percentile(&resolution, 0.5),
             "p90": percentile(&resolution, 0.9),

@@ -1,10 +1,13 @@
 //! Key accounts first (issue 19): per-site priority rules on the customer's attributes,
-//! next to the fixed VIP list.
+//! next to the fixed VIP list. This module holds the rules as the site settings store
+//! them (decoded closed, validated) and the pure parts (which rule matches, the
+//! report's split); [`crate::key_account_routing`] applies them to conversations.
 //!
 //! A site's settings hold `key_accounts`, a list of [`KeyAccountRule`]s evaluated in
-//! order against [`customer::attributes`] (the contact's attributes and the signed
-//! identity's); the first rule whose conditions all hold applies. An anonymous visitor
-//! has no attributes and matches no rule (a rule needs at least one condition).
+//! order against the customer's attributes (the contact's and the signed identity's,
+//! [`crate::customer::attributes`]); the first rule whose conditions all hold applies.
+//! An anonymous visitor has no attributes and matches no rule (a rule needs at least
+//! one condition).
 //!
 //! What a match does, at the hand-off to people ([`crate::conversation::hand_off`],
 //! whether the bot hands off or the chat skips it):
@@ -28,10 +31,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::customer::{self, Condition};
-use crate::error::ApiError;
-use crate::site::SiteSettings;
-use crate::state::AppState;
+use crate::conditions::{Condition, all_hold};
 
 /// At most this many rules per site.
 pub const MAX_RULES: usize = 50;
@@ -106,7 +106,7 @@ impl KeyAccountRule {
     }
 }
 
-/// Checks a site's rules before they are stored (part of [`SiteSettings::validate`]).
+/// Checks a site's rules before they are stored (part of the site settings' `validate`).
 pub fn validate(rules: &mut [KeyAccountRule]) -> Result<(), &'static str> {
     if rules.len() > MAX_RULES {
         return Err("key_accounts: at most 50 rules");
@@ -120,148 +120,12 @@ pub fn first_match<'a>(
     attributes: &Map<String, Value>,
 ) -> Option<&'a KeyAccountRule> {
     rules.iter().find(|rule| {
-        !rule.conditions.is_empty() && customer::all_hold(&rule.conditions, attributes)
+        !rule.conditions.is_empty() && all_hold(&rule.conditions, attributes)
     })
 }
 
-/// The rule that applies to a visitor now, if any (no store read without rules).
-pub async fn of_visitor(
-    state: &AppState,
-    settings: &SiteSettings,
-    visitor_id: &str,
-) -> Option<KeyAccountRule> {
-    if settings.key_accounts.is_empty() {
-        return None;
-    }
-    let attributes = customer::attributes(state, visitor_id).await;
-    first_match(&settings.key_accounts, &attributes).cloned()
-}
-
-/// The owner's agent id, if they name an active agent (by id, or by e-mail when the
-/// text has an `@`).
-pub async fn owner_agent(state: &AppState, owner: &str) -> Option<String> {
-    let found = if owner.contains('@') {
-        state
-            .store
-            .agent_by_email(owner)
-            .await
-            .map(|found| found.map(|(agent, _)| agent))
-    } else {
-        state.store.agent_by_id(owner).await
-    };
-    match found {
-        Ok(Some(agent)) if !agent.disabled => Some(agent.id),
-        Ok(_) => {
-            tracing::info!(owner, "key account owner is not an active agent");
-            None
-        }
-        Err(err) => {
-            tracing::warn!(owner, error = %err, "key account owner not read");
-            None
-        }
-    }
-}
-
-/// Where a hand-off goes once the key-account rule (if any) is applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routed {
-    pub department: String,
-    pub priority: i32,
-    /// The owner's agent id, to try first.
-    pub owner: Option<String>,
-}
-
-/// Applies `rule` to a hand-off to `department` at `priority`: the priority raised by
-/// the rule's, its department if it names one, its owner resolved to an agent id.
-pub async fn route(
-    state: &AppState,
-    rule: Option<&KeyAccountRule>,
-    department: &str,
-    priority: i32,
-) -> Routed {
-    let Some(rule) = rule else {
-        return Routed {
-            department: department.to_owned(),
-            priority,
-            owner: None,
-        };
-    };
-    let owner = match &rule.owner {
-        Some(owner) => owner_agent(state, owner).await,
-        None => None,
-    };
-    Routed {
-        department: rule
-            .department
-            .clone()
-            .unwrap_or_else(|| department.to_owned()),
-        priority: priority.saturating_add(rule.priority),
-        owner,
-    }
-}
-
-/// Checks what the settings name against the store (`PUT /api/sites/{id}/settings`):
-/// each rule's department must be one of the site's departments and its owner an
-/// active agent who works on the site.
-pub async fn check_references(
-    state: &AppState,
-    site_id: &str,
-    settings: &SiteSettings,
-) -> Result<(), ApiError> {
-    if settings.key_accounts.is_empty() {
-        return Ok(());
-    }
-    let departments = state.store.departments(&[site_id.to_owned()]).await?;
-    for rule in &settings.key_accounts {
-        if let Some(department) = &rule.department
-            && !departments
-                .iter()
-                .any(|known| known.name == *department)
-        {
-            return Err(ApiError::bad(
-                "key_accounts: department is not one of the site's departments",
-            ));
-        }
-        if let Some(owner) = &rule.owner {
-            let agent = if owner.contains('@') {
-                state.store.agent_by_email(owner).await?.map(|(agent, _)| agent)
-            } else {
-                state.store.agent_by_id(owner).await?
-            };
-            let works_here = agent.is_some_and(|agent| {
-                !agent.disabled
-                    && (agent.every_site() || agent.site_ids.iter().any(|id| id == site_id))
-            });
-            if !works_here {
-                return Err(ApiError::bad(
-                    "key_accounts: owner must be an active agent of the site (id or e-mail)",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The report's `key_accounts` part: first-response times (median, p90, count, within
-/// the target) of key accounts' conversations apart from the rest's.
-pub async fn report(
-    state: &AppState,
-    site_ids: &[String],
-    from: i64,
-    to: i64,
-    timings: &[salam_store::Timing],
-    target_ms: i64,
-) -> Result<Value, ApiError> {
-    let marked: std::collections::HashSet<String> = state
-        .store
-        .key_account_conversations(site_ids, from, to)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(split_first_response(timings, &marked, target_ms))
-}
-
-/// [`report`] without the store: `marked` are the key accounts' conversation ids.
+/// the target) of the key accounts' conversations (`marked`) apart from the rest's.
 pub fn split_first_response(
     timings: &[salam_store::Timing],
     marked: &std::collections::HashSet<String>,
@@ -283,8 +147,8 @@ pub fn split_first_response(
     let figures = |mut times: Vec<i64>| {
         times.sort_unstable();
         serde_json::json!({
-            "median": crate::api::percentile(&times, 0.5),
-            "p90": crate::api::percentile(&times, 0.9),
+            "median": percentile(&times, 0.5),
+            "p90": percentile(&times, 0.9),
             "count": times.len(),
             "within_target": times.iter().filter(|ms| **ms <= target_ms).count(),
         })
@@ -293,6 +157,15 @@ pub fn split_first_response(
         "first_response_ms": figures(key),
         "others_first_response_ms": figures(rest),
     })
+}
+
+/// Nearest rank, as the rest of the reports compute it.
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 #[cfg(test)]

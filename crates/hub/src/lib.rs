@@ -32,9 +32,10 @@
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
-//!   identity merged) and conditions on them (issue 19); [`key_accounts`]: per-site
+//!   identity merged) and conditions on them (issue 19), the conditions themselves in
+//!   [`conditions`] (pure, so site settings can hold them); [`key_accounts`]: per-site
 //!   priority rules on those attributes (priority, skip the bot, department, owner
-//!   first) applied at the hand-off (issue 19);
+//!   first), applied at the hand-off by [`key_account_routing`] (issue 19);
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -61,6 +62,7 @@ pub mod auth;
 pub mod authority;
 pub mod bot;
 pub mod clock;
+pub mod conditions;
 pub mod config;
 pub mod conversation;
 pub mod customer;
@@ -70,6 +72,7 @@ pub mod extract;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod key_account_routing;
 pub mod key_accounts;
 pub mod mail_out;
 pub mod metrics;

@@ -69,7 +69,7 @@ pub(super) async fn handle(
                 crate::publish::summary(&*state.bus, &created);
                 if !session.settings.bot || session.vip {
                     direct = Some((created.clone(), false));
-                } else if crate::key_accounts::of_visitor(
+                } else if crate::key_account_routing::of_visitor(
                     &state,
                     &session.settings,
                     &session.visitor_id,

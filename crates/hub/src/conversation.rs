@@ -327,7 +327,8 @@ pub async fn hand_off(
     // department and names an owner to try first.
     let key_account =
         crate::key_account_routing::of_visitor(state, settings, &conversation.visitor_id).await;
-    let routed = crate::key_account_routing::route(state, key_account.as_ref(), department, priority).await;
+    let routed =
+        crate::key_account_routing::route(state, key_account.as_ref(), department, priority).await;
     let (department, priority) = (routed.department.as_str(), routed.priority);
     let now = now_ms();
     let mut change = Transition::new(

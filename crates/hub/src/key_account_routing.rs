@@ -102,9 +102,7 @@ pub async fn check_references(
     let departments = state.store.departments(&[site_id.to_owned()]).await?;
     for rule in &settings.key_accounts {
         if let Some(department) = &rule.department
-            && !departments
-                .iter()
-                .any(|known| known.name == *department)
+            && !departments.iter().any(|known| known.name == *department)
         {
             return Ok(Some(
                 "key_accounts: department is not one of the site's departments",
@@ -112,7 +110,11 @@ pub async fn check_references(
         }
         if let Some(owner) = &rule.owner {
             let agent = if owner.contains('@') {
-                state.store.agent_by_email(owner).await?.map(|(agent, _)| agent)
+                state
+                    .store
+                    .agent_by_email(owner)
+                    .await?
+                    .map(|(agent, _)| agent)
             } else {
                 state.store.agent_by_id(owner).await?
             };
@@ -148,4 +150,3 @@ pub async fn report(
         .collect();
     Ok(split_first_response(timings, &marked, target_ms))
 }
-

@@ -119,9 +119,9 @@ pub fn first_match<'a>(
     rules: &'a [KeyAccountRule],
     attributes: &Map<String, Value>,
 ) -> Option<&'a KeyAccountRule> {
-    rules.iter().find(|rule| {
-        !rule.conditions.is_empty() && all_hold(&rule.conditions, attributes)
-    })
+    rules
+        .iter()
+        .find(|rule| !rule.conditions.is_empty() && all_hold(&rule.conditions, attributes))
 }
 
 /// The report's `key_accounts` part: first-response times (median, p90, count, within
@@ -199,16 +199,15 @@ mod tests {
 
     #[test]
     fn reports_split_first_responses_of_key_accounts_from_the_rest() {
-        let timing = |id: &str, handed_off: Option<i64>, answered: Option<i64>| {
-            salam_store::Timing {
+        let timing =
+            |id: &str, handed_off: Option<i64>, answered: Option<i64>| salam_store::Timing {
                 conversation: id.into(),
                 created_at: 0,
                 handed_off_at: handed_off,
                 first_response_at: answered,
                 closed_at: None,
                 score: None,
-            }
-        };
+            };
         let timings = [
             timing("k1", Some(100), Some(1_100)),
             timing("k2", Some(100), Some(3_100)),

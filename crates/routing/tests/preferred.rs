@@ -14,7 +14,9 @@ fn the_preferred_agent_gets_the_chat_although_another_is_less_busy() {
     add_online(&mut router, "idle", &[], Some(4), 0);
     add_online(&mut router, "owner", &[], Some(4), 5);
     router.start_bot_conversation("warmup", SITE);
-    router.take("owner", "warmup", SITE, 6).expect("owner is free");
+    router
+        .take("owner", "warmup", SITE, 6)
+        .expect("owner is free");
 
     let effects = router
         .enqueue_preferring("key", SITE, "", 30, Some("owner"), 10)
@@ -32,7 +34,9 @@ fn a_busy_owner_means_normal_routing_and_an_unknown_one_is_ignored() {
     add_online(&mut router, "owner", &[], Some(1), 0);
     add_online(&mut router, "other", &[], Some(1), 1);
     router.start_bot_conversation("busy", SITE);
-    router.take("owner", "busy", SITE, 2).expect("owner is free");
+    router
+        .take("owner", "busy", SITE, 2)
+        .expect("owner is free");
 
     let effects = router
         .enqueue_preferring("key", SITE, "", 30, Some("owner"), 10)
@@ -104,7 +108,9 @@ fn a_lapsed_offer_skips_the_owner_like_anyone_and_a_transfer_drops_the_preferenc
         agent: "other".into(),
         deadline: 2_010,
     }));
-    router.accept("other", "key", 1_500).expect("offered to other");
+    router
+        .accept("other", "key", 1_500)
+        .expect("offered to other");
     assert_eq!(state(&router, "key"), assigned_to("other"));
 }
 

@@ -97,7 +97,10 @@ mod tests {
         ));
         let sites = [site.id.clone()];
         assert_eq!(
-            store.key_account_conversations(&sites, 0, 1000).await.unwrap(),
+            store
+                .key_account_conversations(&sites, 0, 1000)
+                .await
+                .unwrap(),
             vec![key.id.clone()]
         );
         assert!(

@@ -2638,7 +2638,8 @@ impl Store for SqliteStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<String>, StoreError> {
-        self.key_account_conversations_impl(site_ids, from, to).await
+        self.key_account_conversations_impl(site_ids, from, to)
+            .await
     }
 }
 

@@ -35,7 +35,12 @@ async fn put_settings(hub: &TestHub, admin: &str, settings: Value) -> Result<(u1
 
 /// Creates the contact `external_id` with `attributes` through `/api/v1/contacts`, with
 /// an API token of the site's `write` scope made through the console's endpoint.
-async fn crm_contact(hub: &TestHub, admin: &str, external_id: &str, attributes: Value) -> Result<()> {
+async fn crm_contact(
+    hub: &TestHub,
+    admin: &str,
+    external_id: &str,
+    attributes: Value,
+) -> Result<()> {
     let (status, created) = hub
         .rest(
             admin,
@@ -109,7 +114,10 @@ async fn positions(hub: &TestHub, token: &str) -> Result<Vec<(String, u64)>> {
         .iter()
         .map(|entry| {
             (
-                entry["conversation"].as_str().unwrap_or_default().to_owned(),
+                entry["conversation"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 entry["position"].as_u64().unwrap_or(0),
             )
         })
@@ -144,7 +152,12 @@ async fn a_key_account_waits_ahead_of_earlier_visitors_and_is_served_first() -> 
     let stored = queued(&hub, &key_chat).await?;
     ensure!(stored.priority == 50, "raised priority: {stored:?}");
     ensure!(
-        hub.state.store.conversation(&early_chat).await?.map(|c| c.priority) == Some(0),
+        hub.state
+            .store
+            .conversation(&early_chat)
+            .await?
+            .map(|c| c.priority)
+            == Some(0),
         "an anonymous visitor keeps priority 0"
     );
     let order = positions(&hub, &agent_token).await?;
@@ -168,7 +181,11 @@ async fn a_key_account_waits_ahead_of_earlier_visitors_and_is_served_first() -> 
     let found = assigned(&hub, &key_chat).await?;
     let nadia_id = found.agent_id.clone().context("an agent")?;
     ensure!(
-        hub.state.store.conversation(&early_chat).await?.map(|c| c.state)
+        hub.state
+            .store
+            .conversation(&early_chat)
+            .await?
+            .map(|c| c.state)
             == Some(ConversationState::Queued),
         "the earlier visitor still waits"
     );
@@ -184,9 +201,14 @@ async fn a_key_account_waits_ahead_of_earlier_visitors_and_is_served_first() -> 
         .send_json(&json!({"type": "close", "conversation": key_chat}))
         .await?;
     let next = assigned(&hub, &early_chat).await?;
-    ensure!(next.agent_id.as_deref() == Some(nadia_id.as_str()), "{next:?}");
+    ensure!(
+        next.agent_id.as_deref() == Some(nadia_id.as_str()),
+        "{next:?}"
+    );
     nadia
-        .send_json(&json!({"type": "send", "conversation": early_chat, "client_id": "r2", "text": "Hi!"}))
+        .send_json(
+            &json!({"type": "send", "conversation": early_chat, "client_id": "r2", "text": "Hi!"}),
+        )
         .await?;
     nadia
         .recv_until(|frame| matches!(frame, ServerFrame::Ack { .. }))
@@ -246,25 +268,35 @@ async fn the_account_owner_is_offered_the_key_account_first() -> Result<()> {
 async fn skip_bot_and_the_rules_are_validated() -> Result<()> {
     let hub = TestHub::start().await?;
     let admin = hub.admin_token().await?;
-    crm_contact(&hub, &admin, "acme-3", json!({"plan": "enterprise", "lifetime_value": 7200})).await?;
+    crm_contact(
+        &hub,
+        &admin,
+        "acme-3",
+        json!({"plan": "enterprise", "lifetime_value": 7200}),
+    )
+    .await?;
 
     // Refused: each names what is wrong.
     for (rule, says) in [
         (enterprise_rule(json!({"priority": 0})), "priority"),
         (enterprise_rule(json!({"conditions": []})), "conditions"),
         (
-            enterprise_rule(json!({"conditions": [{"attribute": "lifetime_value", "op": "gt", "value": "lots"}]})),
+            enterprise_rule(
+                json!({"conditions": [{"attribute": "lifetime_value", "op": "gt", "value": "lots"}]}),
+            ),
             "number",
         ),
-        (enterprise_rule(json!({"department": "vip-desk"})), "department"),
-        (enterprise_rule(json!({"owner": "nobody@shop.test"})), "owner"),
+        (
+            enterprise_rule(json!({"department": "vip-desk"})),
+            "department",
+        ),
+        (
+            enterprise_rule(json!({"owner": "nobody@shop.test"})),
+            "owner",
+        ),
     ] {
-        let (status, answer) = put_settings(
-            &hub,
-            &admin,
-            json!({"bot": true, "key_accounts": [rule]}),
-        )
-        .await?;
+        let (status, answer) =
+            put_settings(&hub, &admin, json!({"bot": true, "key_accounts": [rule]})).await?;
         ensure!(
             status == 400 && answer.to_string().contains(says),
             "expected a refusal naming {says}: {status} {answer}"
@@ -276,7 +308,10 @@ async fn skip_bot_and_the_rules_are_validated() -> Result<()> {
         json!({"bot": true, "key_accounts": [{"name": "x", "priority": 5, "conditions": [], "colour": "red"}]}),
     )
     .await?;
-    ensure!(status == 400 || status == 422, "an unknown field is refused: {status}");
+    ensure!(
+        status == 400 || status == 422,
+        "an unknown field is refused: {status}"
+    );
 
     // skip_bot: straight to people.
     let (status, answer) = put_settings(
@@ -293,12 +328,18 @@ async fn skip_bot_and_the_rules_are_validated() -> Result<()> {
     let found = queued(&hub, &key_chat).await?;
     ensure!(found.priority == 30, "{found:?}");
     ensure!(
-        hub.state.store.recent_bot_turns(&key_chat, 5).await?.is_empty(),
+        hub.state
+            .store
+            .recent_bot_turns(&key_chat, 5)
+            .await?
+            .is_empty(),
         "the bot never ran for the key account"
     );
     let report = hub.get_ok(&admin, "/api/reports").await?;
     ensure!(
-        report["handoffs_by_reason"].to_string().contains("key_account"),
+        report["handoffs_by_reason"]
+            .to_string()
+            .contains("key_account"),
         "{report}"
     );
 
@@ -310,7 +351,8 @@ async fn skip_bot_and_the_rules_are_validated() -> Result<()> {
     )
     .await?;
     ensure!(status == 200);
-    let (_bot_first, bot_chat) = visitor(&hub, Some("acme-3"), "what are your opening hours?").await?;
+    let (_bot_first, bot_chat) =
+        visitor(&hub, Some("acme-3"), "what are your opening hours?").await?;
     let (_anonymous, anonymous_chat) = visitor(&hub, None, "what are your opening hours?").await?;
     for chat in [&bot_chat, &anonymous_chat] {
         let mut turns = Vec::new();

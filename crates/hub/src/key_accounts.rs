@@ -26,7 +26,10 @@
 //!
 //! Rules are read when a conversation is created (for `skip_bot`) and at its hand-off,
 //! so a contact's attributes changed through the REST API count from the next chat on.
-//! Attributes only ever add service: when they cannot be read, no rule matches.
+//! Attributes only ever add service: when they cannot be read, no rule matches. The
+//! raised priority and the department are stored with the conversation; the owner
+//! preference lives in the router only, so a chat still waiting when the hub restarts
+//! is routed as usual (at its raised priority) afterwards.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

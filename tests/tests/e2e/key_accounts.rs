@@ -367,3 +367,46 @@ async fn skip_bot_and_the_rules_are_validated() -> Result<()> {
     }
     Ok(())
 }
+
+/// `department`: the key account waits in (and is given from) the site's department,
+/// although the agent of the general queue is idle longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_account_goes_to_its_department() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let admin = hub.admin_token().await?;
+    let (status, added) = hub
+        .rest(
+            &admin,
+            "POST",
+            "/api/departments",
+            json!({"site_id": hub.site.id, "name": "accounts"}),
+        )
+        .await?;
+    ensure!(status == 201, "department: {status} {added}");
+    let (_, general_token) = hub.add_agent("Omid", Some(3), &[]).await?;
+    let (desk_id, desk_token) = hub.add_agent("Lina", Some(3), &["accounts"]).await?;
+    let (status, answer) = put_settings(
+        &hub,
+        &admin,
+        json!({"bot": false, "key_accounts": [enterprise_rule(json!({"department": "accounts"}))]}),
+    )
+    .await?;
+    ensure!(status == 200, "settings: {status} {answer}");
+    crm_contact(&hub, &admin, "acme-4", json!({"plan": "enterprise"})).await?;
+    let _omid = hub.agent(&general_token).await?;
+    let _lina = hub.agent(&desk_token).await?;
+
+    let (_key, key_chat) = visitor(&hub, Some("acme-4"), "hello").await?;
+    let found = assigned(&hub, &key_chat).await?;
+    ensure!(
+        found.department == "accounts" && found.agent_id.as_deref() == Some(desk_id.as_str()),
+        "the key account went to its department: {found:?}"
+    );
+    let (_plain, plain_chat) = visitor(&hub, None, "hello").await?;
+    let found = assigned(&hub, &plain_chat).await?;
+    ensure!(
+        found.department.is_empty() && found.agent_id.as_deref() != Some(desk_id.as_str()),
+        "others stay in the general queue: {found:?}"
+    );
+    Ok(())
+}

@@ -4,7 +4,6 @@
 //! settings name checked against the store, and the reports' split.
 
 use serde_json::Value;
-use std::collections::HashSet;
 
 use crate::customer;
 use crate::key_accounts::{KeyAccountRule, first_match, split_first_response};
@@ -139,14 +138,12 @@ pub async fn report(
     site_ids: &[String],
     from: i64,
     to: i64,
-    timings: &[salam_store::Timing],
+    first_responses: &[i64],
     target_ms: i64,
 ) -> Result<Value, StoreError> {
-    let marked: HashSet<String> = state
+    let key = state
         .store
-        .key_account_conversations(site_ids, from, to)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(split_first_response(timings, &marked, target_ms))
+        .key_account_first_responses(site_ids, from, to)
+        .await?;
+    Ok(split_first_response(first_responses, key, target_ms))
 }

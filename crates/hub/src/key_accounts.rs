@@ -128,27 +128,24 @@ pub fn first_match<'a>(
 }
 
 /// The report's `key_accounts` part: first-response times (median, p90, count, within
-/// the target) of the key accounts' conversations (`marked`) apart from the rest's.
-pub fn split_first_response(
-    timings: &[salam_store::Timing],
-    marked: &std::collections::HashSet<String>,
-    target_ms: i64,
-) -> Value {
-    let (mut key, mut rest) = (Vec::new(), Vec::new());
-    for timing in timings {
-        let (Some(answered), Some(handed_off)) = (timing.first_response_at, timing.handed_off_at)
-        else {
-            continue;
-        };
-        let waited = answered.saturating_sub(handed_off);
-        if marked.contains(&timing.conversation) {
-            key.push(waited);
-        } else {
-            rest.push(waited);
+/// the target) of the key accounts' conversations apart from the rest's. `all` are the
+/// report's first-response times (every conversation, deleted ones included) and
+/// `key` the key accounts' among them; the rest are `all` without `key`, value by value
+/// (so deleted conversations, whose facts keep only figures, split as well).
+pub fn split_first_response(all: &[i64], mut key: Vec<i64>, target_ms: i64) -> Value {
+    key.sort_unstable();
+    let mut sorted = all.to_vec();
+    sorted.sort_unstable();
+    // Take each key account's time out of the rest once (both sorted).
+    let mut rest = Vec::with_capacity(sorted.len());
+    let mut keys = key.iter().peekable();
+    for time in sorted {
+        while keys.next_if(|&&k| k < time).is_some() {}
+        if keys.next_if(|&&k| k == time).is_none() {
+            rest.push(time);
         }
     }
-    let figures = |mut times: Vec<i64>| {
-        times.sort_unstable();
+    let figures = |times: Vec<i64>| {
         serde_json::json!({
             "median": percentile(&times, 0.5),
             "p90": percentile(&times, 0.9),
@@ -202,30 +199,16 @@ mod tests {
 
     #[test]
     fn reports_split_first_responses_of_key_accounts_from_the_rest() {
-        let timing =
-            |id: &str, handed_off: Option<i64>, answered: Option<i64>| salam_store::Timing {
-                conversation: id.into(),
-                created_at: 0,
-                handed_off_at: handed_off,
-                first_response_at: answered,
-                closed_at: None,
-                score: None,
-            };
-        let timings = [
-            timing("k1", Some(100), Some(1_100)),
-            timing("k2", Some(100), Some(3_100)),
-            timing("k3", Some(100), None),
-            timing("o1", Some(0), Some(90_000)),
-            timing("o2", None, None),
-        ];
-        let marked = ["k1", "k2", "k3"].map(String::from).into_iter().collect();
-        let split = split_first_response(&timings, &marked, 60_000);
+        // Everyone's times (1000 twice: one a key account's, one another's) and the
+        // key accounts'.
+        let all = [90_000, 1_000, 3_000, 1_000];
+        let split = split_first_response(&all, vec![3_000, 1_000], 60_000);
         assert_eq!(
             split,
             json!({
                 "first_response_ms": {"median": 1000, "p90": 3000, "count": 2, "within_target": 2},
                 "others_first_response_ms":
-                    {"median": 90000, "p90": 90000, "count": 1, "within_target": 0},
+                    {"median": 1000, "p90": 90000, "count": 2, "within_target": 1},
             })
         );
     }

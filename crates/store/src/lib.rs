@@ -1111,11 +1111,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records that a conversation is a key account's: the name of the rule that
     /// matched at its hand-off.
     async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError>;
-    /// The ids of the key accounts' conversations of `site_ids` created in `[from, to)`.
-    async fn key_account_conversations(
+    /// The first-response times (ms from hand-off to the first agent text) of the key
+    /// accounts' conversations of `site_ids` created in `[from, to)`, deleted ones
+    /// included (from their report facts), unordered.
+    async fn key_account_first_responses(
         &self,
         site_ids: &[String],
         from: i64,
         to: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<i64>, StoreError>;
 }

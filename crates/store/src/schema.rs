@@ -426,9 +426,11 @@ const EMAIL_VERSION: &str = r#"
     "#;
 
 /// Key accounts first (issue 19): the name of the site's key-account rule that matched
-/// at the hand-off (reports give key accounts' first-response times apart).
+/// at the hand-off (reports give key accounts' first-response times apart), kept in the
+/// report facts of deleted conversations too.
 const KEY_ACCOUNTS_VERSION: &str = r#"
     ALTER TABLE conversations ADD COLUMN key_account TEXT;
+    ALTER TABLE report_facts ADD COLUMN key_account TEXT;
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

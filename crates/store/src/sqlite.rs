@@ -2632,13 +2632,13 @@ impl Store for SqliteStore {
     async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError> {
         self.key_account_mark_impl(conversation, rule).await
     }
-    async fn key_account_conversations(
+    async fn key_account_first_responses(
         &self,
         site_ids: &[String],
         from: i64,
         to: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        self.key_account_conversations_impl(site_ids, from, to)
+    ) -> Result<Vec<i64>, StoreError> {
+        self.key_account_first_responses_impl(site_ids, from, to)
             .await
     }
 }

@@ -3,7 +3,7 @@
 //! (`console/key_accounts.js`), a CRM sets the contact's plan through the REST API v1,
 //! and the key account who writes last shows first in the inbox's queue, ahead of two
 //! earlier visitors, with "#1 in queue". The reports page shows key accounts' first
-//! responses apart. axe-core checks the admin page.
+//! responses apart, in Arabic too. axe-core checks the admin page.
 
 use super::*;
 
@@ -126,6 +126,14 @@ async fn a_key_account_shows_ahead_of_earlier_visitors_in_the_queue() -> Result<
         admin.wait_text("#r-key-accounts h3", "key accounts").await?;
         admin.find("#r-key-accounts-first").await?;
         admin.find("#r-others-first").await?;
+        // In Arabic, the admin page and the report read right to left in their words.
+        admin.language("ar").await?;
+        admin.wait_text("#r-key-accounts h3", "الحسابات الرئيسية").await?;
+        admin.click("#nav button[data-view='admin']").await?;
+        admin.click("#admin-tab-key_accounts").await?;
+        admin.wait_text("#ka-table td", "أحد").await?;
+        admin.screenshot("key-accounts-admin-ar").await?;
+        admin.language("en").await?;
         Ok(())
     })
 }

@@ -63,6 +63,7 @@ fn storm(runtime: &tokio::runtime::Runtime, mut actor: Actor, sites: usize) {
             conversation: format!("c_{chat}"),
             department: String::new(),
             priority: 0,
+            preferred_agent: None,
         });
     }
     runtime.block_on(actor.flush());

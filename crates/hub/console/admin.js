@@ -10,9 +10,10 @@ import { fill, h } from "./dom.js";
 import { copyButton } from "./copy.js";
 import { renderTokens } from "./tokens.js";
 import { renderWebhooks } from "./webhooks.js";
+import { renderKeyAccounts } from "./key_accounts.js";
 import { replyByEmail } from "./email.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "privacy"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "key_accounts", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -45,6 +46,7 @@ export function renderAdmin(root, context) {
     webhooks: renderWebhooks,
     privacy: renderPrivacy,
     tokens: renderTokens,
+    key_accounts: renderKeyAccounts,
   }[section];
   render(body, context).catch((err) => {
     fill(body, h("p", { class: "error", text: t("error", { message: err.message }) }));

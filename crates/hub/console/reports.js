@@ -81,6 +81,7 @@ function drawReport(output, report, rules, context) {
         h("h3", { text: t("r_first_response") }),
         timingChart(first, first.target_ms),
         h("p", { class: "muted", text: t("r_target", { time: duration(first.target_ms), within: number(first.within_target), count: number(first.count) }) })),
+      keyAccountsCard(report.key_accounts, first.target_ms),
       h("section", { class: "card" },
         h("h3", { text: t("r_resolution") }),
         timingChart(resolution, null)),
@@ -142,6 +143,19 @@ function stat(label, value, id, sub) {
     sub ? h("small", { text: sub }) : null);
 }
 
+/** First responses of key accounts (issue 19) apart from the rest's. */
+function keyAccountsCard(split, targetMs) {
+  if (!split) return null;
+  const part = (key, figures, id) => h("div", { id },
+    h("h4", { text: t(key) }),
+    timingChart(figures, targetMs),
+    figures.count ? h("p", { class: "muted", text: t("r_target", { time: duration(targetMs), within: number(figures.within_target), count: number(figures.count) }) }) : null);
+  return h("section", { class: "card", id: "r-key-accounts" },
+    h("h3", { text: t("r_key_accounts") }),
+    part("r_key_accounts_first", split.first_response_ms, "r-key-accounts-first"),
+    part("r_others_first", split.others_first_response_ms, "r-others-first"));
+}
+
 /** Two horizontal bars (median, p90) with an optional target line. */
 function timingChart(figures, targetMs) {
   if (!figures.count) return h("p", { class: "muted", text: t("r_no_data") });
@@ -191,7 +205,7 @@ function distributionChart(distribution) {
 }
 
 /** Why the bot handed off, as the hub records it (the bot's reasons, and the hub's). */
-const REASONS = ["requested", "complaint", "misses", "rule_action", "repeated", "vip", "direct", "taken", "transferred"];
+const REASONS = ["requested", "complaint", "misses", "rule_action", "repeated", "vip", "key_account", "direct", "taken", "transferred"];
 
 /** A hand-off reason in the UI language; one the console does not know shows as is. */
 function reasonLabel(reason) {

@@ -550,6 +550,11 @@ pub async fn put_site_settings(
         .site_by_id(&id)
         .await?
         .ok_or_else(ApiError::not_found)?;
+    if let Some(refused) =
+        crate::key_account_routing::check_references(&state, &id, &settings).await?
+    {
+        return Err(bad(refused));
+    }
     let json = serde_json::to_string(&settings).unwrap_or_else(|_| "{}".into());
     state.store.update_site_settings(&id, &json).await?;
     state

@@ -474,6 +474,7 @@ pub async fn report_figures(
             "target_ms": target_ms,
             "within_target": within_target,
         },
+        "key_accounts": crate::key_account_routing::report(state, site_ids, from, to, &first_response, target_ms).await?,
         "resolution_ms": {
             "median": percentile(&resolution, 0.5),
             "p90": percentile(&resolution, 0.9),

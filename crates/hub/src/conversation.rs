@@ -323,6 +323,13 @@ pub async fn hand_off(
         reason,
         lang,
     } = request;
+    // Key accounts first (issue 19): a matching rule raises the priority, may pick the
+    // department and names an owner to try first.
+    let key_account =
+        crate::key_account_routing::of_visitor(state, settings, &conversation.visitor_id).await;
+    let routed =
+        crate::key_account_routing::route(state, key_account.as_ref(), department, priority).await;
+    let (department, priority) = (routed.department.as_str(), routed.priority);
     let now = now_ms();
     let mut change = Transition::new(
         &conversation.id,
@@ -338,6 +345,12 @@ pub async fn hand_off(
     if !applied {
         return Ok(());
     }
+    // Only for reports: a failure here must not keep the chat from routing.
+    if let Some(rule) = &key_account
+        && let Err(err) = state.store.key_account_mark(&queued.id, &rule.name).await
+    {
+        tracing::warn!(conversation = %queued.id, error = %err, "key account not recorded");
+    }
     state
         .routing
         .send(crate::routing::Command::HandOff {
@@ -345,6 +358,7 @@ pub async fn hand_off(
             conversation: queued.id.clone(),
             department: department.to_owned(),
             priority,
+            preferred_agent: routed.owner,
         })
         .await;
     // Presence is the truth: routing gives the chat to an agent who is online, inside

@@ -32,7 +32,10 @@
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
-//!   identity merged) and conditions on them (issue 19)
+//!   identity merged) and conditions on them (issue 19), the conditions themselves in
+//!   [`conditions`] (pure, so site settings can hold them); [`key_accounts`]: per-site
+//!   priority rules on those attributes (priority, skip the bot, department, owner
+//!   first), applied at the hand-off by [`key_account_routing`] (issue 19);
 //! - [`timeline`]: the customer timeline (issue 19): every conversation, offline request
 //!   and proactive message of a customer across their identified devices, and the pages
 //!   of the current session (recorded by [`visitor`]'s `hello`), for the console;
@@ -62,6 +65,7 @@ pub mod auth;
 pub mod authority;
 pub mod bot;
 pub mod clock;
+pub mod conditions;
 pub mod config;
 pub mod conversation;
 pub mod customer;
@@ -71,6 +75,8 @@ pub mod extract;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod key_account_routing;
+pub mod key_accounts;
 pub mod mail_out;
 pub mod metrics;
 pub mod openapi;

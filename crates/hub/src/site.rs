@@ -123,6 +123,11 @@ pub struct SiteSettings {
     /// e-mail back once the expected wait is at least this many seconds (0: only when
     /// nobody is online, which always offers it). At most a day.
     pub callback_after_secs: u32,
+    // --- key accounts (issue 19) ---
+    /// Priority rules on the customer's attributes, first match applies (see
+    /// [`crate::key_accounts`]); next to `vip_user_ids`, which keeps working.
+    #[serde(default)]
+    pub key_accounts: Vec<crate::key_accounts::KeyAccountRule>,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -158,6 +163,7 @@ impl Default for SiteSettings {
             bot_identity: None,
             retention_days: None,
             callback_after_secs: 600,
+            key_accounts: Vec::new(),
         }
     }
 }
@@ -260,6 +266,7 @@ impl SiteSettings {
         if self.callback_after_secs > 24 * 3600 {
             return Err("callback_after_secs at most a day (86400)");
         }
+        crate::key_accounts::validate(&mut self.key_accounts)?;
         if let Some(identity) = &mut self.bot_identity {
             if identity.len() > 50 || identity.keys().any(|key| key.len() > 60) {
                 return Err("bot_identity: at most 50 values");

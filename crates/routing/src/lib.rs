@@ -45,7 +45,10 @@
 //!   agents are away waits for them. A transfer to an unserved department is refused.
 //! - **Which agent:** least loaded relative to capacity (`load / capacity`, compared
 //!   exactly), ties to the one idle longest (since their last assignment or since they
-//!   last became Online), then registration order.
+//!   last became Online), then registration order. A chat handed off with a preferred
+//!   agent ([`Router::enqueue_preferring`], a key account's owner) goes to that agent
+//!   whenever they are free for it, before anyone else; capacity and the other rules
+//!   hold as for everyone.
 //! - **Which chat:** per queue (site and department), priority descending, then chats
 //!   returned by an agent who went offline (front of their priority class), then first
 //!   come first served. Across queues that share free agents, the same order decides.

@@ -125,6 +125,8 @@ struct ConversationRecord {
     skipped_agents: Vec<(AgentIndex, u64)>,
     /// The agent who just transferred it away: chosen only if nobody else is free.
     avoided_agent: Option<AgentIndex>,
+    /// The agent to try first (a key account's owner), whenever they are free.
+    preferred_agent: Option<AgentIndex>,
     /// Deadline of the running first-response clock, if any.
     response_deadline: Option<u64>,
     /// When its current agent got it (for handling times).
@@ -454,6 +456,24 @@ impl Router {
         priority: i32,
         now: u64,
     ) -> Result<Vec<Effect>, RoutingError> {
+        self.enqueue_preferring(conversation, site, department, priority, None, now)
+    }
+
+    /// [`enqueue`](Router::enqueue) with an agent to try first (a key account's owner):
+    /// whenever the chat is assigned automatically and `preferred` is free for it
+    /// (Online, connected, below capacity, serving its queue, not skipped after a lapsed
+    /// offer), they get it; otherwise the usual "which agent" rule applies. Which chat
+    /// goes first is unchanged. An unknown `preferred` id is ignored (normal routing).
+    /// The preference lasts until a transfer to a department.
+    pub fn enqueue_preferring(
+        &mut self,
+        conversation: &str,
+        site: &str,
+        department: &str,
+        priority: i32,
+        preferred: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<Effect>, RoutingError> {
         let conversation_key = match self.conversation_keys.get(conversation) {
             Some(&key) => match self.conversations.get(&key) {
                 Some(record) if record.site != site => return Err(RoutingError::WrongSite),
@@ -475,9 +495,11 @@ impl Router {
             self.config.general_department.clone()
         };
         let mut call = CallEffects::new();
+        let preferred_agent = preferred.and_then(|id| self.agent_indexes.get(id).copied());
         if let Some(record) = self.conversations.get_mut(&conversation_key) {
             record.department = department;
             record.priority = priority;
+            record.preferred_agent = preferred_agent;
         }
         let queue_key = self.fresh_queue_key(priority, false, now);
         self.put_in_queue(conversation_key, queue_key, &mut call);
@@ -596,6 +618,7 @@ impl Router {
             Some(record) => {
                 record.department = department.to_owned();
                 record.avoided_agent = from_agent;
+                record.preferred_agent = None;
                 record.priority
             }
             None => return Err(RoutingError::UnknownConversation),
@@ -1490,6 +1513,7 @@ impl Router {
                 status,
                 skipped_agents: Vec::new(),
                 avoided_agent: None,
+                preferred_agent: None,
                 response_deadline: None,
                 assigned_at: None,
             },
@@ -1720,8 +1744,11 @@ impl Router {
                     let Some(conversation) = self.conversations.get(&conversation_key) else {
                         continue;
                     };
+                    let preferred = conversation
+                        .preferred_agent
+                        .and_then(|index| self.agents[index].availability);
                     if let Some(agent_index) =
-                        pick_agent(conversation, &queue.available_agents, now)
+                        pick_agent(conversation, &queue.available_agents, preferred, now)
                     {
                         best = Some((queue_key, conversation_key, agent_index));
                         break;
@@ -1743,22 +1770,33 @@ fn chat_count(agent: &AgentRecord) -> u32 {
     u32::try_from(agent.chats.len()).unwrap_or(u32::MAX)
 }
 
-/// The best available agent for this chat: the first in availability order who is not
-/// skipped (lapsed offer, still within its skip window); the avoided agent (who just
-/// transferred it away) only if no one else qualifies.
+/// The best available agent for this chat: its preferred agent (`preferred`, their
+/// availability key) if they are available for its queue and not skipped; else the
+/// first in availability order who is not skipped (lapsed offer, still within its skip
+/// window); the avoided agent (who just transferred it away) only if no one else
+/// qualifies.
 fn pick_agent(
     conversation: &ConversationRecord,
     available_agents: &BTreeSet<AvailabilityKey>,
+    preferred: Option<AvailabilityKey>,
     now: u64,
 ) -> Option<AgentIndex> {
+    let skipped = |agent_index: AgentIndex| {
+        conversation
+            .skipped_agents
+            .iter()
+            .any(|&(skipped_agent, until)| skipped_agent == agent_index && now < until)
+    };
+    if let Some(key) = preferred
+        && available_agents.contains(&key)
+        && !skipped(key.agent)
+    {
+        return Some(key.agent);
+    }
     let mut fallback = None;
     for key in available_agents {
         let agent_index = key.agent;
-        let skipped = conversation
-            .skipped_agents
-            .iter()
-            .any(|&(skipped_agent, until)| skipped_agent == agent_index && now < until);
-        if skipped {
+        if skipped(agent_index) {
             continue;
         }
         if conversation.avoided_agent == Some(agent_index) {

@@ -5,7 +5,8 @@
 //! The test keeps a model of what the rules say, built only from the operations and the
 //! effects the router returns: agents (sites, departments, capacity, sockets, chosen and
 //! shown presence, grace, idle since), conversations (site, department, priority, state,
-//! queue place, response deadline, lapsed-offer skips), site policies and handling times.
+//! queue place, response deadline, lapsed-offer skips, the preferred agent of a key
+//! account), site policies and handling times.
 //! The model predicts every refusal, checks every automatic assignment against the
 //! "which chat" and "which agent" rules at the moment it is made, and must agree with
 //! the router's views after every step, so the effects alone must tell the hub every
@@ -63,11 +64,13 @@ enum Op {
         conversation: usize,
         shift: usize,
     },
+    /// `preferred`: an agent to try first (a key account's owner), maybe unregistered.
     Enqueue {
         conversation: usize,
         shift: usize,
         department: usize,
         priority: i32,
+        preferred: Option<usize>,
     },
     Take {
         agent: usize,
@@ -215,8 +218,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (agent.clone(), connection).prop_map(|(agent, connection)| Op::Disconnect { agent, connection }),
         3 => (agent.clone(), presence_strategy()).prop_map(|(agent, presence)| Op::SetPresence { agent, presence }),
         1 => (conversation.clone(), shift.clone()).prop_map(|(conversation, shift)| Op::StartBot { conversation, shift }),
-        8 => (conversation.clone(), shift.clone(), department.clone(), -1i32..3)
-            .prop_map(|(conversation, shift, department, priority)| Op::Enqueue { conversation, shift, department, priority }),
+        8 => (conversation.clone(), shift.clone(), department.clone(), -1i32..3,
+              prop_oneof![3 => Just(None), 1 => agent.clone().prop_map(Some)])
+            .prop_map(|(conversation, shift, department, priority, preferred)| Op::Enqueue { conversation, shift, department, priority, preferred }),
         3 => (agent.clone(), conversation.clone(), shift.clone())
             .prop_map(|(agent, conversation, shift)| Op::Take { agent, conversation, shift }),
         2 => (conversation.clone(), shift.clone(), agent.clone())
@@ -299,6 +303,8 @@ struct ModelConversation {
     assigned_at: Option<u64>,
     /// Transferred away by this agent: chosen only if nobody else is free.
     avoided: Option<usize>,
+    /// Tried first whenever a candidate (until a transfer to a department).
+    preferred: Option<usize>,
     /// Agents whose offer lapsed, skipped until the given time.
     skips: Vec<(usize, u64)>,
 }
@@ -314,6 +320,7 @@ impl ModelConversation {
             response_deadline: None,
             assigned_at: None,
             avoided: None,
+            preferred: None,
             skips: Vec::new(),
         }
     }
@@ -513,11 +520,17 @@ impl Model {
         candidates
     }
 
-    /// Who the drain would give this queued chat to: the best candidate, the agent who
-    /// transferred it away only if nobody else qualifies.
+    /// Who the drain would give this queued chat to: its preferred agent if a
+    /// candidate, else the best candidate, the agent who transferred it away only if
+    /// nobody else qualifies.
     fn pick(&self, conversation: &str) -> Option<usize> {
         let avoided = self.conversations[conversation].avoided;
         let candidates = self.candidates(conversation);
+        if let Some(preferred) = self.conversations[conversation].preferred
+            && candidates.contains(&preferred)
+        {
+            return Some(preferred);
+        }
         candidates
             .iter()
             .copied()
@@ -919,10 +932,13 @@ impl Model {
                 shift,
                 department,
                 priority,
+                preferred,
             } => {
                 let id = CONVERSATIONS[*conversation];
                 let site = self.site_for(*conversation, *shift);
                 self.record_bot(id, site);
+                // An agent the router does not know is no preference.
+                let preferred = preferred.filter(|&agent| self.agent(agent).is_some());
                 let department = if self.department_served(site, DEPARTMENTS[*department]) {
                     DEPARTMENTS[*department].to_owned()
                 } else {
@@ -931,6 +947,7 @@ impl Model {
                 let record = self.conversations.get_mut(id).expect("recorded");
                 record.department = department;
                 record.priority = *priority;
+                record.preferred = preferred;
                 record.state = Where::Queued;
                 self.fresh_place(id, false);
                 self.restart_clock(id);
@@ -1260,6 +1277,7 @@ impl Model {
                         RequeueReason::TransferredToDepartment => {
                             record.department = department.clone();
                             record.avoided = from;
+                            record.preferred = None;
                             self.fresh_place(conversation, false);
                             self.restart_clock(conversation);
                         }
@@ -1701,11 +1719,13 @@ fn call(router: &mut Router, model: &Model, op: &Op) -> Result<Vec<Effect>, Rout
             shift,
             department,
             priority,
-        } => router.enqueue(
+            preferred,
+        } => router.enqueue_preferring(
             CONVERSATIONS[*conversation],
             model.site_for(*conversation, *shift),
             DEPARTMENTS[*department],
             *priority,
+            preferred.map(|agent| AGENTS[agent]),
             now,
         ),
         Op::Take {
@@ -2102,6 +2122,7 @@ fn earlier_shrunk_cases_still_hold() {
         shift: 0,
         department: 0,
         priority: 0,
+        preferred: None,
     });
     ops.push(Op::Upsert {
         agent: 0,
@@ -2117,12 +2138,14 @@ fn earlier_shrunk_cases_still_hold() {
             shift: 0,
             department: 0,
             priority: 0,
+            preferred: None,
         },
         Op::Enqueue {
             conversation: 1,
             shift: 0,
             department: 0,
             priority: 0,
+            preferred: None,
         },
         Op::Upsert {
             agent: 0,

@@ -37,6 +37,7 @@ pub mod api_pages;
 pub mod api_tokens;
 pub mod contacts;
 pub mod email;
+pub mod key_accounts;
 pub mod maintenance;
 mod schema;
 mod sqlite;
@@ -1134,4 +1135,18 @@ pub trait Store: Send + Sync + 'static {
     /// an unknown visitor.
     async fn customer_timeline(&self, query: TimelineQuery)
     -> Result<Option<Timeline>, StoreError>;
+
+    // --- key accounts (issue 19) ---
+    /// Records that a conversation is a key account's: the name of the rule that
+    /// matched at its hand-off.
+    async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError>;
+    /// The first-response times (ms from hand-off to the first agent text) of the key
+    /// accounts' conversations of `site_ids` created in `[from, to)`, deleted ones
+    /// included (from their report facts), unordered.
+    async fn key_account_first_responses(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<i64>, StoreError>;
 }

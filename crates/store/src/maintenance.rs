@@ -393,7 +393,7 @@ fn archive_conversation(connection: &Connection, conversation: &str) -> Result<(
     connection
         .prepare_cached(&format!(
             "INSERT INTO report_facts (site_id, created_hour, had_bot, deflected, handed_off, \
-             handoff_reason, first_response_ms, resolution_ms, score, unanswered) \
+             handoff_reason, first_response_ms, resolution_ms, score, unanswered, key_account) \
              SELECT c.site_id, c.created_at - (c.created_at % 3600000), \
              EXISTS (SELECT 1 FROM bot_turns b WHERE b.conversation_id = c.id), \
              c.state = 'closed' AND c.handed_off_at IS NULL AND EXISTS (SELECT 1 FROM bot_turns b \
@@ -402,7 +402,8 @@ fn archive_conversation(connection: &Connection, conversation: &str) -> Result<(
              c.first_response_at - c.handed_off_at, c.closed_at - c.created_at, \
              (SELECT r.score FROM ratings r WHERE r.conversation_id = c.id), \
              (SELECT count(*) FROM bot_turns b WHERE b.conversation_id = c.id \
-                 AND {}) \
+                 AND {}), \
+             c.key_account \
              FROM conversations c WHERE c.id = ?1",
             crate::sqlite::UNANSWERED_TURN
         ))

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     WEBHOOKS_VERSION,
     EMAIL_VERSION,
     VISITOR_EVENTS_VERSION,
+    KEY_ACCOUNTS_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -423,6 +424,14 @@ const EMAIL_VERSION: &str = r#"
         conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
         at              INTEGER NOT NULL  -- when the agents were told
     ) WITHOUT ROWID;
+    "#;
+
+/// Key accounts first (issue 19): the name of the site's key-account rule that matched
+/// at the hand-off (reports give key accounts' first-response times apart), kept in the
+/// report facts of deleted conversations too.
+const KEY_ACCOUNTS_VERSION: &str = r#"
+    ALTER TABLE conversations ADD COLUMN key_account TEXT;
+    ALTER TABLE report_facts ADD COLUMN key_account TEXT;
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).

@@ -2646,6 +2646,19 @@ impl Store for SqliteStore {
     ) -> Result<Option<crate::Timeline>, StoreError> {
         self.customer_timeline_impl(query).await
     }
+    // --- key accounts (issue 19) ---
+    async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError> {
+        self.key_account_mark_impl(conversation, rule).await
+    }
+    async fn key_account_first_responses(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.key_account_first_responses_impl(site_ids, from, to)
+            .await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1168,3 +1168,5 @@ mod email;
 mod inbox;
 // Issue 19: the customer timeline.
 mod timeline;
+// Issue 19: key accounts first (admin rules, the queue order, reports).
+mod key_accounts;

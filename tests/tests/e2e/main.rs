@@ -27,3 +27,5 @@ mod states;
 
 // Issue 19: the customer timeline.
 mod timeline;
+// Issue 19: key accounts first (attribute-based priority, owner first, reports split).
+mod key_accounts;

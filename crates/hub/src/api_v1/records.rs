@@ -178,6 +178,10 @@ pub struct ReportV1 {
     pub first_response_ms: serde_json::Value,
     /// `{median, p90, count}` (ms).
     pub resolution_ms: serde_json::Value,
+    /// First responses of key accounts apart from the rest (issue 19):
+    /// `{first_response_ms: {median, p90, count, within_target},
+    /// others_first_response_ms: {…}}` (ms).
+    pub key_accounts: serde_json::Value,
     /// `{average, count, distribution: [n1, …, n5]}`.
     pub satisfaction: serde_json::Value,
     /// The questions the bot could not answer, grouped.

@@ -398,6 +398,7 @@ pub async fn open_email_conversation(
                 conversation: queued.id.clone(),
                 department: String::new(),
                 priority: 0,
+                preferred_agent: None,
             })
             .await;
     }

@@ -154,11 +154,16 @@ impl Actor {
                 conversation,
                 department,
                 priority,
+                preferred_agent,
             } => {
-                match self
-                    .router
-                    .enqueue(&conversation, &site_id, &department, priority, now)
-                {
+                match self.router.enqueue_preferring(
+                    &conversation,
+                    &site_id,
+                    &department,
+                    priority,
+                    preferred_agent.as_deref(),
+                    now,
+                ) {
                     Ok(effects) => self.absorb(effects, None),
                     Err(err) => tracing::warn!(%conversation, error = %err, "hand-off refused"),
                 }

@@ -65,6 +65,8 @@ pub enum Command {
         conversation: String,
         department: String,
         priority: i32,
+        /// An agent to try first (a key account's owner, issue 19).
+        preferred_agent: Option<String>,
     },
     /// A conversation was closed in the store.
     Closed { conversation: String },

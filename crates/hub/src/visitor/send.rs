@@ -28,9 +28,10 @@ pub(super) async fn handle(
             return Flow::Continue;
         }
     };
-    // A new conversation that skips the bot (VIP, or bot off) is handed off once the
+    // A new conversation that skips the bot (VIP, key account, or bot off) is handed off once the
     // first message is stored.
-    let mut direct: Option<Conversation> = None;
+    // The flag: skipped because of a key-account rule.
+    let mut direct: Option<(Conversation, bool)> = None;
     let conversation_id = match conversation {
         Some(conversation) => {
             if !owns(session, link, &conversation).await {
@@ -67,7 +68,17 @@ pub(super) async fn handle(
                     .follow(&created.id, &link.mailbox, reason::OWNER);
                 crate::publish::summary(&*state.bus, &created);
                 if !session.settings.bot || session.vip {
-                    direct = Some(created.clone());
+                    direct = Some((created.clone(), false));
+                } else if crate::key_account_routing::of_visitor(
+                    &state,
+                    &session.settings,
+                    &session.visitor_id,
+                )
+                .await
+                .is_some_and(|rule| rule.skip_bot)
+                {
+                    // A key account whose rule skips the bot (issue 19).
+                    direct = Some((created.clone(), true));
                 }
                 created.id
             }
@@ -108,9 +119,11 @@ pub(super) async fn handle(
                 return;
             };
             match direct {
-                Some(created) => {
+                Some((created, key_account)) => {
                     let (reason, priority) = if vip {
                         ("vip", state.config.routing.vip_priority)
+                    } else if key_account {
+                        ("key_account", 0)
                     } else {
                         ("direct", 0)
                     };

@@ -32,7 +32,10 @@
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
-//!   identity merged) and conditions on them (issue 19)
+//!   identity merged) and conditions on them (issue 19); [`signed_contact`]: a verified
+//!   identity's name, e-mail and attributes onto the site's contact, with history;
+//!   [`bot_customer`]: the customer's `{name}` and `{key|fallback}` in bot answers;
+//!   [`customer_api`]: the console's customer card and customer search
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -58,10 +61,12 @@ pub mod assets;
 pub mod auth;
 pub mod authority;
 pub mod bot;
+pub mod bot_customer;
 pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod customer;
+pub mod customer_api;
 pub mod email;
 pub mod error;
 pub mod extract;
@@ -80,6 +85,7 @@ pub mod retention;
 pub mod routing;
 pub mod rule_files;
 pub mod server;
+pub mod signed_contact;
 pub mod site;
 pub mod slots;
 pub mod state;

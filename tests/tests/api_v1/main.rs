@@ -5,6 +5,7 @@
 
 mod common;
 mod contacts;
+mod customer_attributes;
 mod conversations;
 mod hostile;
 mod schemathesis;

@@ -1122,7 +1122,14 @@ fn every_console_string_is_translated() -> Result<()> {
         );
     }
     let mut used = std::collections::BTreeSet::new();
-    for file in ["app.js", "admin.js", "reports.js", "live.js", "index.html"] {
+    for file in [
+        "app.js",
+        "admin.js",
+        "reports.js",
+        "live.js",
+        "customer.js",
+        "index.html",
+    ] {
         let text = std::fs::read_to_string(console.join(file))?;
         for call in [
             "t(\"",
@@ -1159,3 +1166,5 @@ fn every_console_string_is_translated() -> Result<()> {
 
 mod email;
 mod inbox;
+// Issue 19: the customer card and the Customers page.
+mod customer;

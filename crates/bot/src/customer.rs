@@ -119,8 +119,7 @@ pub fn fill_customer(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Str
         // Nothing to say: keep the sentence readable.
         let next = rest.chars().next();
         let line_start = out.is_empty() || out.ends_with('\n');
-        if out.ends_with(' ')
-            && next.is_none_or(|c| c.is_whitespace() || ",.!?;:،؛؟)".contains(c))
+        if out.ends_with(' ') && next.is_none_or(|c| c.is_whitespace() || ",.!?;:،؛؟)".contains(c))
         {
             let mut trimmed = out.trim_end_matches(' ').len();
             // `Thanks, {name}!` → `Thanks!`: a comma left before punctuation goes too.
@@ -158,12 +157,20 @@ mod tests {
             ("Hello {name}, welcome", None, "Hello, welcome"),
             ("Thanks {name}!", None, "Thanks!"),
             ("You're welcome, {name}!", None, "You're welcome!"),
-            ("You're welcome, {name}!", Some("Mona"), "You're welcome, Mona!"),
+            (
+                "You're welcome, {name}!",
+                Some("Mona"),
+                "You're welcome, Mona!",
+            ),
             ("Hi, {name}", None, "Hi"),
             ("Thanks {name} for waiting", None, "Thanks for waiting"),
             ("{name}, your order", None, "your order"),
             ("{name}، سفارش", None, "سفارش"),
-            ("Your order is {order_status|unknown}.", None, "Your order is shipped."),
+            (
+                "Your order is {order_status|unknown}.",
+                None,
+                "Your order is shipped.",
+            ),
             ("Plan: {plan|}.", None, "Plan:."),
             ("مرحبا {name|عزيزي}!", None, "مرحبا عزيزي!"),
         ];

@@ -208,7 +208,10 @@ mod tests {
             Ok("a reply {when}, {not a name} {}")
         );
         assert_eq!(fill("{phone}", lookup, false), Err("phone".to_string()));
-        assert_eq!(fill("{store_name", lookup, false).as_deref(), Ok("{store_name"));
+        assert_eq!(
+            fill("{store_name", lookup, false).as_deref(),
+            Ok("{store_name")
+        );
         // The customer's placeholders stay for run time, in answers only.
         assert_eq!(
             fill("Hi {name}, {name|you} at {store_name}", lookup, true).as_deref(),

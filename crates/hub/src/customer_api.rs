@@ -89,8 +89,7 @@ pub async fn card(
         visitor.as_ref().and_then(|v| v.email.as_ref()),
         contact.as_ref().and_then(|c| c.email.as_ref()),
     );
-    let signed_keys: BTreeSet<String> = match visitor.as_ref().and_then(|v| v.attributes.as_ref())
-    {
+    let signed_keys: BTreeSet<String> = match visitor.as_ref().and_then(|v| v.attributes.as_ref()) {
         Some(Value::Object(signed)) => signed.keys().cloned().collect(),
         _ => BTreeSet::new(),
     };
@@ -139,7 +138,12 @@ enum Wanted {
 }
 
 fn parse_query(q: Option<&str>) -> Wanted {
-    let q: String = q.unwrap_or("").trim().chars().take(MAX_QUERY_CHARS).collect();
+    let q: String = q
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(MAX_QUERY_CHARS)
+        .collect();
     if q.is_empty() {
         return Wanted::All;
     }

@@ -126,7 +126,12 @@ async fn a_verified_identity_is_recorded_on_the_contact_with_its_history() -> Re
     // The contact's name was set; a later signed name does not overwrite it.
     assert_eq!(contact["name"], "Mona Haddad");
     let mut expected = first.clone();
-    expected.push(change("plan", json!("pro"), json!("enterprise"), "identity"));
+    expected.push(change(
+        "plan",
+        json!("pro"),
+        json!("enterprise"),
+        "identity",
+    ));
     assert_eq!(history(&api, &contact).await?, expected);
 
     // A contact the CRM created: its name stays, its attributes are merged.
@@ -150,7 +155,10 @@ async fn a_verified_identity_is_recorded_on_the_contact_with_its_history() -> Re
     .await?;
     let contact = contact_of(&api, "crm-old").await?;
     assert_eq!(contact["name"], "Karim (CRM)");
-    assert_eq!(contact["email"], "karim@shop.test", "an empty e-mail is filled");
+    assert_eq!(
+        contact["email"], "karim@shop.test",
+        "an empty e-mail is filled"
+    );
     assert_eq!(
         contact["attributes"],
         json!({"tier": "gold", "order_status": "shipped"})
@@ -173,15 +181,29 @@ async fn agents_see_the_customer_card_and_search_customers_of_their_sites_only()
     let api = v1(&world, &api_token);
     let other = world
         .admin
-        .create_site("Other Shop", salam_e2e::process::ORIGIN, json!({"bot": false}))
+        .create_site(
+            "Other Shop",
+            salam_e2e::process::ORIGIN,
+            json!({"bot": false}),
+        )
         .await?;
     world
         .admin
-        .create_agent("here@shop.test", "agent-password-1", &[world.site.id.clone()], None)
+        .create_agent(
+            "here@shop.test",
+            "agent-password-1",
+            std::slice::from_ref(&world.site.id),
+            None,
+        )
         .await?;
     world
         .admin
-        .create_agent("there@shop.test", "agent-password-1", &[other.id.clone()], None)
+        .create_agent(
+            "there@shop.test",
+            "agent-password-1",
+            std::slice::from_ref(&other.id),
+            None,
+        )
         .await?;
     let here = Api::login(world.hub.addr, "here@shop.test", "agent-password-1").await?;
     let there = Api::login(world.hub.addr, "there@shop.test", "agent-password-1").await?;
@@ -262,7 +284,8 @@ async fn agents_see_the_customer_card_and_search_customers_of_their_sites_only()
         .call("GET", &format!("/api/customers?site={}", other.id), None)
         .await?;
     assert_eq!(narrowed.status, 404);
-    let unsigned = salam_e2e::http_request(world.hub.addr, "GET", "/api/customers", &[], "").await?;
+    let unsigned =
+        salam_e2e::http_request(world.hub.addr, "GET", "/api/customers", &[], "").await?;
     assert_eq!(unsigned.status, 401);
     world.assert_no_panic()
 }

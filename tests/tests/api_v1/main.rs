@@ -5,8 +5,8 @@
 
 mod common;
 mod contacts;
-mod customer_attributes;
 mod conversations;
+mod customer_attributes;
 mod hostile;
 mod schemathesis;
 mod scopes;

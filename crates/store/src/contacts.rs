@@ -164,6 +164,38 @@ fn record_change(
     Ok(())
 }
 
+/// Deletes the contact of the visitor's site with the visitor's verified external id, and
+/// its history, inside an erasure's transaction (issue 19: a verified identity creates
+/// a contact, so erasing the person erases it too). How many contacts went (0 or 1).
+pub(crate) fn erase_contact_of_visitor(
+    connection: &Connection,
+    visitor_id: &str,
+) -> Result<u64, StoreError> {
+    let found: Option<(String, Option<String>)> = connection
+        .prepare_cached("SELECT site_id, external_id FROM visitors WHERE id = ?1")
+        .map_err(map_err)?
+        .query_row([visitor_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    let Some((site_id, Some(external_id))) = found else {
+        return Ok(0);
+    };
+    connection
+        .prepare_cached(
+            "DELETE FROM contact_attribute_changes WHERE contact_id IN \
+             (SELECT id FROM contacts WHERE site_id = ?1 AND external_id = ?2)",
+        )
+        .map_err(map_err)?
+        .execute(params![site_id, external_id])
+        .map_err(map_err)?;
+    let deleted = connection
+        .prepare_cached("DELETE FROM contacts WHERE site_id = ?1 AND external_id = ?2")
+        .map_err(map_err)?
+        .execute(params![site_id, external_id])
+        .map_err(map_err)?;
+    Ok(deleted as u64)
+}
+
 impl SqliteStore {
     pub(crate) async fn create_contact_impl(
         &self,

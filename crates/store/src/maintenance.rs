@@ -897,6 +897,9 @@ pub struct Erased {
     pub conversations: u64,
     pub messages: u64,
     pub offline_requests: u64,
+    /// The site's contact with the visitor's verified external id, with its history
+    /// (issue 19: an identity makes one).
+    pub contacts: u64,
 }
 
 /// The outcome of an erasure.
@@ -920,7 +923,8 @@ pub struct AuditNote {
 
 /// Erases a visitor inside the writer's transaction: every conversation of theirs
 /// (messages, bot turns with their questions, the last-message preview, ratings with
-/// their comments, alerts quoting them), their callbacks and their profile, after
+/// their comments, alerts quoting them), their callbacks, the site's contact with their
+/// verified external id (and its history), and their profile, after
 /// archiving the conversations' report facts; then records it in the audit log. With
 /// `secure_delete` on for the job, SQLite overwrites what it deletes instead of
 /// leaving it in free space.
@@ -955,6 +959,7 @@ pub(crate) fn erase_visitor(
             .map_err(map_err)?
             .execute([visitor_id])
             .map_err(map_err)? as u64;
+        erased.contacts = crate::contacts::erase_contact_of_visitor(connection, visitor_id)?;
         erased.visitors = connection
             .prepare_cached("DELETE FROM visitors WHERE id = ?1")
             .map_err(map_err)?

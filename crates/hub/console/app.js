@@ -21,6 +21,7 @@ import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
 import { channelBadge } from "./email.js";
 import { customerCard, renderCustomers } from "./customer.js";
+import { timelineButton } from "./timeline.js";
 import {
   eventPhrase, initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
   summaryOf as summaryIn, transferDepartments, visitorLabel,
@@ -962,6 +963,8 @@ function renderChatHeader() {
   if (summary.state === "queued" || summary.state === "bot") {
     actions.push(h("button", { id: "take-button", class: "primary", text: t("take"), on: { click: () => take(summary.id) } }));
   }
+  // Issue 19: the customer's whole history (timeline.js).
+  actions.push(timelineButton(summary, openConversation));
   if (summary.state !== "closed") {
     actions.push(h("button", { id: "transfer-button", text: t("transfer"), on: { click: toggleTransfer } }));
     actions.push(h("button", { id: "close-button", class: "danger", text: t("close"), on: { click: () => live?.raw({ type: "close", conversation: summary.id }) } }));

@@ -35,7 +35,10 @@
 //!   identity merged) and conditions on them (issue 19); [`signed_contact`]: a verified
 //!   identity's name, e-mail and attributes onto the site's contact, with history;
 //!   [`bot_customer`]: the customer's `{name}` and `{key|fallback}` in bot answers;
-//!   [`customer_api`]: the console's customer card and customer search
+//!   [`customer_api`]: the console's customer card and customer search;
+//! - [`timeline`]: the customer timeline (issue 19): every conversation, offline request
+//!   and proactive message of a customer across their identified devices, and the pages
+//!   of the current session (recorded by [`visitor`]'s `hello`), for the console;
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -91,6 +94,7 @@ pub mod slots;
 pub mod state;
 pub mod text;
 pub mod throttle;
+pub mod timeline;
 pub mod triage;
 pub mod unanswered;
 pub mod visitor;

@@ -27,6 +27,11 @@
 //! the file, the retention sweep in small writer jobs, a visitor's export and erasure,
 //! the audit log, and the anonymous report facts that keep reports whole after
 //! conversations are deleted.
+//!
+//! [`timeline`] reads one customer's history for the console (issue 19): the
+//! conversations, callbacks and proactive messages of every visitor of a site linked by
+//! a verified external id, and the pages of the current session, newest first and paged
+//! by an exact cursor.
 
 pub mod api_pages;
 pub mod api_tokens;
@@ -35,6 +40,8 @@ pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
+pub mod timeline;
+pub mod visitor_events;
 pub mod webhooks;
 mod writer;
 
@@ -49,6 +56,10 @@ pub use maintenance::{
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use timeline::{
+    Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,
+};
+pub use visitor_events::{NewVisitorEvent, VisitorEvent, VisitorEventKind};
 pub use webhooks::{
     AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
     WebhookDelivery, WebhookEndpoint, WebhookEndpointUpdate, WebhookEvent,
@@ -1105,4 +1116,22 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
+    // --- visitor events (issue 19): pages and proactive messages ---
+    /// Records an event of a visitor of the site; [`StoreError::NotFound`] when the
+    /// visitor is not the site's.
+    async fn record_visitor_event(&self, event: NewVisitorEvent) -> Result<(), StoreError>;
+    /// The newest events of these visitors (at most 100 visitors), newest first.
+    async fn visitor_events(
+        &self,
+        visitor_ids: Vec<String>,
+        limit: u32,
+    ) -> Result<Vec<VisitorEvent>, StoreError>;
+    // --- customer timeline (issue 19) ---
+    /// One page of the customer's history as the console shows it beside a
+    /// conversation ([`timeline`]): the conversations, offline requests and proactive
+    /// messages of every visitor linked to `query.visitor_id` by a verified external
+    /// id, and the pages of that visitor's current session, newest first. `None` for
+    /// an unknown visitor.
+    async fn customer_timeline(&self, query: TimelineQuery)
+    -> Result<Option<Timeline>, StoreError>;
 }

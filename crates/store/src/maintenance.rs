@@ -780,6 +780,8 @@ pub struct VisitorRecord {
     pub profile: Option<Visitor>,
     pub conversations: Vec<ConversationRecord>,
     pub offline_requests: Vec<OfflineRequest>,
+    /// Pages visited and proactive messages shown (issue 19), oldest first.
+    pub events: Vec<crate::VisitorEvent>,
 }
 
 fn visitor_profile(
@@ -879,6 +881,7 @@ pub(crate) fn export_visitor(
         .map_err(map_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_err)?;
+    let events = crate::timeline::events_of_visitor(connection, visitor_id)?;
     if profile.is_none() && conversations.is_empty() && offline_requests.is_empty() {
         return Ok(None);
     }
@@ -887,6 +890,7 @@ pub(crate) fn export_visitor(
         profile,
         conversations,
         offline_requests,
+        events,
     }))
 }
 

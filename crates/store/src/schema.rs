@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     API_VERSION,
     WEBHOOKS_VERSION,
     EMAIL_VERSION,
+    VISITOR_EVENTS_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -425,6 +426,21 @@ const EMAIL_VERSION: &str = r#"
     "#;
 
 /// The schema version this binary writes (databases with a higher one are refused).
+/// Issue 19: what a visitor did and was shown outside conversations (pages, proactive
+/// messages), deleted with the visitor.
+const VISITOR_EVENTS_VERSION: &str = r#"
+    CREATE TABLE visitor_events (
+        id          INTEGER PRIMARY KEY,
+        site_id     TEXT NOT NULL,
+        visitor_id  TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,     -- page_view, trigger_shown, trigger_opened, ...
+        data        TEXT NOT NULL,     -- JSON object
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX visitor_events_by_visitor ON visitor_events (visitor_id, id);
+    CREATE INDEX visitor_events_by_site ON visitor_events (site_id, kind, at);
+"#;
+
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies the migrations the database does not have yet, in one transaction. A

@@ -2628,6 +2628,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         self.email_take_missed_impl(queued_before, now, limit).await
     }
+    // --- visitor events (issue 19): crate::visitor_events ---
+    async fn record_visitor_event(&self, event: crate::NewVisitorEvent) -> Result<(), StoreError> {
+        self.record_visitor_event_impl(event).await
+    }
+    async fn visitor_events(
+        &self,
+        visitor_ids: Vec<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::VisitorEvent>, StoreError> {
+        self.visitor_events_impl(visitor_ids, limit).await
+    }
+    // --- customer timeline (issue 19): crate::timeline ---
+    async fn customer_timeline(
+        &self,
+        query: crate::TimelineQuery,
+    ) -> Result<Option<crate::Timeline>, StoreError> {
+        self.customer_timeline_impl(query).await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -1129,6 +1129,7 @@ fn every_console_string_is_translated() -> Result<()> {
         "live.js",
         "customer.js",
         "index.html",
+        "timeline.js",
     ] {
         let text = std::fs::read_to_string(console.join(file))?;
         for call in [
@@ -1168,3 +1169,5 @@ mod email;
 mod inbox;
 // Issue 19: the customer card and the Customers page.
 mod customer;
+// Issue 19: the customer timeline.
+mod timeline;

@@ -1,6 +1,6 @@
 //! `hello`: the handshake. Checks the site key, the page's origin and the visitor
-//! token, records the visit, and answers `welcome` with the visitor's open
-//! conversations, which the connection then follows.
+//! token, records the visit (and the page, [`super::pages`]), and answers `welcome`
+//! with the visitor's open conversations, which the connection then follows.
 
 use super::{Session, VisitorEndpoint};
 use crate::clock::now_ms;
@@ -103,7 +103,7 @@ pub(super) async fn handle(
     };
     let update = VisitorUpdate {
         locale: locale.clone(),
-        page,
+        page: page.clone(),
         user_agent: endpoint.user_agent.clone(),
     };
     if let Err(err) = state
@@ -199,6 +199,9 @@ pub(super) async fn handle(
             .registry
             .follow(&conversation.id, &link.mailbox, reason::OWNER);
     }
+    // The page, for the customer timeline (after `welcome` and the subscriptions: it
+    // never delays them).
+    super::pages::record(&state, &session.site.id, &session.visitor_id, page.as_ref()).await;
     tracing::debug!(visitor = %session.visitor_id, site = %session.site.id, "visitor connected");
     Ok(session)
 }

@@ -9,6 +9,7 @@ mod close;
 mod contact;
 mod hello;
 mod identify;
+pub mod pages;
 mod rate;
 mod resume;
 mod seen;

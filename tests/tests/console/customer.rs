@@ -74,6 +74,7 @@ async fn the_customer_card_shows_rest_and_signed_attributes_and_search_finds_the
         ensure!(cut.ends_with('…') && cut.starts_with("<b>VIP</b> x") && cut.chars().count() < 100, "not cut: {cut:?}");
         ensure!(note[2] == false, "the value became markup");
         admin.screenshot("customer-card").await?;
+        salam_e2e::axe::check(&admin.client, "document", "the conversation with its customer card").await?;
 
         // The Customers page: by an attribute, then by name.
         admin.click("#nav button[data-view='customers']").await?;
@@ -90,6 +91,7 @@ async fn the_customer_card_shows_rest_and_signed_attributes_and_search_finds_the
         admin.click("#customer-search-submit").await?;
         admin.wait_text("#customer-list .customer-result .customer-result-name", "Mona").await?;
         admin.screenshot("customers-search").await?;
+        salam_e2e::axe::check(&admin.client, "document", "the Customers page with results").await?;
         admin.language("ar").await?;
         admin.wait_text("#view-customers h2", "العملاء").await?;
         admin.wait_text("#customer-list .customer-result .customer-result-name", "Mona").await?;

@@ -782,6 +782,9 @@ pub struct VisitorRecord {
     pub offline_requests: Vec<OfflineRequest>,
     /// Pages visited and proactive messages shown (issue 19), oldest first.
     pub events: Vec<crate::VisitorEvent>,
+    /// The site's contact with the visitor's verified external id, with its attribute
+    /// history (issue 19).
+    pub contact: Option<crate::contacts::ContactRecord>,
 }
 
 fn visitor_profile(
@@ -882,6 +885,7 @@ pub(crate) fn export_visitor(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_err)?;
     let events = crate::timeline::events_of_visitor(connection, visitor_id)?;
+    let contact = crate::contacts::contact_of_visitor(connection, visitor_id)?;
     if profile.is_none() && conversations.is_empty() && offline_requests.is_empty() {
         return Ok(None);
     }
@@ -891,6 +895,7 @@ pub(crate) fn export_visitor(
         conversations,
         offline_requests,
         events,
+        contact,
     }))
 }
 

@@ -150,11 +150,14 @@ impl Identity {
 }
 
 /// Fills the `{name}` placeholders of `text` with `lookup`. Text in braces that is not
-/// a name (`{ }`, `{Hello world}`) and `{when}` stay as they are. Errors name the first
+/// a name (`{ }`, `{Hello world}`, a customer's `{key|fallback}`) and `{when}` stay as
+/// they are; so does `{name}` without a value when `customer` is set (an answer: the
+/// customer's name, filled at run time, [`crate::customer`]). Errors name the first
 /// placeholder without a value.
 pub(crate) fn fill<'v>(
     text: &str,
     lookup: impl Fn(&str) -> Option<&'v str>,
+    customer: bool,
 ) -> Result<String, String> {
     if !text.contains('{') {
         return Ok(text.to_string());
@@ -175,6 +178,7 @@ pub(crate) fn fill<'v>(
         }
         match lookup(name) {
             Some(value) => out.push_str(value),
+            None if customer && name == "name" => out.push_str("{name}"),
             None => return Err(name.to_string()),
         }
         rest = &after[name_len + 1..];
@@ -195,16 +199,25 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            fill("Welcome to {store_name}! {site_url}/help", lookup).as_deref(),
+            fill("Welcome to {store_name}! {site_url}/help", lookup, false).as_deref(),
             Ok("Welcome to Acme! https://acme.example/help")
         );
-        assert_eq!(fill("plain", lookup).as_deref(), Ok("plain"));
+        assert_eq!(fill("plain", lookup, false).as_deref(), Ok("plain"));
         assert_eq!(
-            fill("a reply {when}, {not a name} {}", lookup).as_deref(),
+            fill("a reply {when}, {not a name} {}", lookup, false).as_deref(),
             Ok("a reply {when}, {not a name} {}")
         );
-        assert_eq!(fill("{phone}", lookup), Err("phone".to_string()));
-        assert_eq!(fill("{store_name", lookup).as_deref(), Ok("{store_name"));
+        assert_eq!(fill("{phone}", lookup, false), Err("phone".to_string()));
+        assert_eq!(
+            fill("{store_name", lookup, false).as_deref(),
+            Ok("{store_name")
+        );
+        // The customer's placeholders stay for run time, in answers only.
+        assert_eq!(
+            fill("Hi {name}, {name|you} at {store_name}", lookup, true).as_deref(),
+            Ok("Hi {name}, {name|you} at Acme")
+        );
+        assert_eq!(fill("Hi {name}", lookup, false), Err("name".to_string()));
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //! - `pack`: the TOML file format (serde with spans, so every error has `file:line`),
 //!   validation, built-in [`Phrases`], settings, and the per-site [`Identity`]
 //!   (`{store_name}` placeholders and phrase overrides, module `identity`).
+//! - [`customer`]: the customer's placeholders in answers (`{name}`,
+//!   `{order_status|not known yet}`), left by the compile and filled by the hub per
+//!   conversation with [`customer::fill_customer`].
 //! - `signals`: built-in lexicons of requests for a person and of frustration (en/ar/fa
 //!   and dialects, `signals.toml`), shouting, `!!!`, a question asked twice.
 //! - `affect`: the structural handoff signal (issue 16, fifth round): families of cue
@@ -46,6 +49,7 @@
 //! The rule format is documented in `bot-rules/README.md`.
 
 mod affect;
+pub mod customer;
 mod dialect;
 mod identity;
 mod matcher;

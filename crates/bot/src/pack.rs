@@ -960,7 +960,7 @@ impl Loader {
             if let Some(answer) = &mut rule.answer {
                 for lang in Lang::ALL {
                     let text = answer.get_mut(lang);
-                    match fill(text, |name| self.var(identity, lang, name)) {
+                    match fill(text, |name| self.var(identity, lang, name), true) {
                         Ok(filled) => *text = filled,
                         Err(name) => unknown(name),
                     }
@@ -968,9 +968,20 @@ impl Loader {
             }
             if let Some(link) = &mut rule.link {
                 // Links are the same in every language: English values.
-                match fill(link, |name| self.var(identity, Lang::En, name)) {
+                match fill(link, |name| self.var(identity, Lang::En, name), false) {
                     Ok(filled) => *link = filled,
                     Err(name) => unknown(name),
+                }
+                if let Some(key) = crate::customer::first_fallback_placeholder(link) {
+                    let reason = format!(
+                        "rule {:?}: a link cannot use the customer's {{{key}|…}} (answers only)",
+                        rule.id
+                    );
+                    errors.push(RuleError {
+                        file: rule.file.clone(),
+                        line: rule.line,
+                        reason,
+                    });
                 }
             }
         }
@@ -990,7 +1001,17 @@ impl Loader {
             }
             for key in PhraseKey::ALL {
                 let text = key.field(phrases);
-                match fill(text, |name| self.var(identity, lang, name)) {
+                if let Some(customer_key) = crate::customer::first_fallback_placeholder(text) {
+                    errors.push(RuleError {
+                        file: file.clone(),
+                        line,
+                        reason: format!(
+                            "phrase `{}` ({lang}) cannot use the customer's {{{customer_key}|…}} (answers only)",
+                            key.as_str()
+                        ),
+                    });
+                }
+                match fill(text, |name| self.var(identity, lang, name), false) {
                     Ok(filled) => *text = filled,
                     Err(name) => errors.push(RuleError {
                         file: file.clone(),

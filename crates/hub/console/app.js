@@ -20,6 +20,7 @@ import { Live } from "./live.js";
 import { alertSummary, renderAdmin } from "./admin.js";
 import { renderReports } from "./reports.js";
 import { channelBadge } from "./email.js";
+import { customerCard, renderCustomers } from "./customer.js";
 import { timelineButton } from "./timeline.js";
 import {
   eventPhrase, initialState, isMine as isMineIn, lastSeq as lastSeqIn, listFor as listForIn, messagesOf, reduce,
@@ -479,14 +480,14 @@ function setupNotifications() {
 // ---------------------------------------------------------------- views
 
 function showView(name) {
-  if (!["inbox", "live", "reports", "admin"].includes(name)) name = "inbox";
+  if (!["inbox", "live", "reports", "customers", "admin"].includes(name)) name = "inbox";
   if (name === "admin" && state.role !== "admin") name = "inbox";
   view = name;
   if (location.hash.slice(1) !== name) history.replaceState(null, "", `#${name}`);
   for (const button of $("nav").querySelectorAll("button")) {
     button.classList.toggle("active", button.dataset.view === name);
   }
-  for (const other of ["inbox", "live", "reports", "admin"]) $(`view-${other}`).hidden = other !== name;
+  for (const other of ["inbox", "live", "reports", "customers", "admin"]) $(`view-${other}`).hidden = other !== name;
   renderView();
 }
 
@@ -518,6 +519,7 @@ function renderView() {
     renderChat();
   } else if (view === "live") renderLive();
   else if (view === "reports") renderReports($("view-reports"), context);
+  else if (view === "customers") renderCustomers($("view-customers"), context);
   else if (view === "admin") renderAdmin($("view-admin"), context);
 }
 
@@ -1316,6 +1318,7 @@ function renderDetails() {
       row("language", visitor.locale ? `${languageName(visitor.locale)} (${visitor.locale})` : null),
       answer.rating ? row("rating", `${"★".repeat(answer.rating.score)}${"☆".repeat(5 - answer.rating.score)} ${answer.rating.comment || ""}`) : null),
     contactSection(contact),
+    customerCard(id),
     h("h4", { text: t("past") }),
     answer.past_conversations?.length
       ? h("ul", { class: "past" }, answer.past_conversations.map((past) => h("li", {},

@@ -135,6 +135,8 @@ fn compressed_routes() -> Router<AppState> {
         .merge(crate::webhook_admin::routes())
         // E-mail as a channel (issue 17).
         .merge(crate::email::routes())
+        // The customer card and customer search (issue 19).
+        .merge(crate::customer_api::routes())
         // The customer timeline (issue 19).
         .merge(crate::timeline::routes())
         .layer(axum::middleware::map_response(json_errors))

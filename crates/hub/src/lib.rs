@@ -36,6 +36,9 @@
 //!   [`conditions`] (pure, so site settings can hold them); [`key_accounts`]: per-site
 //!   priority rules on those attributes (priority, skip the bot, department, owner
 //!   first), applied at the hand-off by [`key_account_routing`] (issue 19);
+//!   identity's name, e-mail and attributes onto the site's contact, with history;
+//!   [`bot_customer`]: the customer's `{name}` and `{key|fallback}` in bot answers;
+//!   [`customer_api`]: the console's customer card and customer search;
 //! - [`timeline`]: the customer timeline (issue 19): every conversation, offline request
 //!   and proactive message of a customer across their identified devices, and the pages
 //!   of the current session (recorded by [`visitor`]'s `hello`), for the console;
@@ -64,11 +67,13 @@ pub mod assets;
 pub mod auth;
 pub mod authority;
 pub mod bot;
+pub mod bot_customer;
 pub mod clock;
 pub mod conditions;
 pub mod config;
 pub mod conversation;
 pub mod customer;
+pub mod customer_api;
 pub mod email;
 pub mod error;
 pub mod extract;
@@ -89,6 +94,7 @@ pub mod retention;
 pub mod routing;
 pub mod rule_files;
 pub mod server;
+pub mod signed_contact;
 pub mod site;
 pub mod slots;
 pub mod state;

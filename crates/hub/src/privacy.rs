@@ -149,6 +149,7 @@ pub async fn erase(
                 report.total.conversations += erased.conversations;
                 report.total.messages += erased.messages;
                 report.total.offline_requests += erased.offline_requests;
+                report.total.contacts += erased.contacts;
                 report.visitors.push(ErasedVisitor { visitor_id, erased });
             }
             Erasure::Open(conversations) => open.extend(conversations),

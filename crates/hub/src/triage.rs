@@ -111,6 +111,8 @@ pub async fn bot_turn(
             link,
             ..
         } => {
+            // The customer's `{name}` and `{key|fallback}` (issue 19).
+            let text = crate::bot_customer::fill(state, &conversation.visitor_id, text).await;
             let text = match link {
                 Some(link) => format!("{text}\n{link}"),
                 None => text,

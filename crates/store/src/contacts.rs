@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
 /// A contact.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Contact {
     pub id: String,
     pub site_id: String,
@@ -71,7 +71,7 @@ pub struct ContactSearch {
 }
 
 /// One change of one attribute.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AttributeChange {
     pub id: i64,
     pub key: String,
@@ -162,6 +162,96 @@ fn record_change(
         ])
         .map_err(map_err)?;
     Ok(())
+}
+
+/// The site's contact with a visitor's verified external id and its history, for the
+/// visitor's export (issue 19).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContactRecord {
+    #[serde(flatten)]
+    pub contact: Contact,
+    pub changes: Vec<AttributeChange>,
+}
+
+/// [`ContactRecord`] of `visitor_id`, if they identified and their site has the contact.
+pub(crate) fn contact_of_visitor(
+    connection: &Connection,
+    visitor_id: &str,
+) -> Result<Option<ContactRecord>, StoreError> {
+    let found: Option<(String, Option<String>)> = connection
+        .prepare_cached("SELECT site_id, external_id FROM visitors WHERE id = ?1")
+        .map_err(map_err)?
+        .query_row([visitor_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    let Some((site_id, Some(external_id))) = found else {
+        return Ok(None);
+    };
+    let contact = connection
+        .prepare_cached(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE site_id = ?1 AND external_id = ?2"
+        ))
+        .map_err(map_err)?
+        .query_row(params![site_id, external_id], contact_from_row)
+        .optional()
+        .map_err(map_err)?;
+    let Some(contact) = contact else {
+        return Ok(None);
+    };
+    let contact = with_visitors(connection, contact)?;
+    let parse = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+    let changes = connection
+        .prepare_cached(
+            "SELECT id, key, old_value, new_value, changed_by, at \
+             FROM contact_attribute_changes WHERE contact_id = ?1 ORDER BY id",
+        )
+        .map_err(map_err)?
+        .query_map([&contact.id], |row| {
+            Ok(AttributeChange {
+                id: row.get(0)?,
+                key: row.get(1)?,
+                old_value: parse(row.get(2)?),
+                new_value: parse(row.get(3)?),
+                changed_by: row.get(4)?,
+                at: row.get(5)?,
+            })
+        })
+        .map_err(map_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(map_err)?;
+    Ok(Some(ContactRecord { contact, changes }))
+}
+
+/// Deletes the contact of the visitor's site with the visitor's verified external id, and
+/// its history, inside an erasure's transaction (issue 19: a verified identity creates
+/// a contact, so erasing the person erases it too). How many contacts went (0 or 1).
+pub(crate) fn erase_contact_of_visitor(
+    connection: &Connection,
+    visitor_id: &str,
+) -> Result<u64, StoreError> {
+    let found: Option<(String, Option<String>)> = connection
+        .prepare_cached("SELECT site_id, external_id FROM visitors WHERE id = ?1")
+        .map_err(map_err)?
+        .query_row([visitor_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .map_err(map_err)?;
+    let Some((site_id, Some(external_id))) = found else {
+        return Ok(0);
+    };
+    connection
+        .prepare_cached(
+            "DELETE FROM contact_attribute_changes WHERE contact_id IN \
+             (SELECT id FROM contacts WHERE site_id = ?1 AND external_id = ?2)",
+        )
+        .map_err(map_err)?
+        .execute(params![site_id, external_id])
+        .map_err(map_err)?;
+    let deleted = connection
+        .prepare_cached("DELETE FROM contacts WHERE site_id = ?1 AND external_id = ?2")
+        .map_err(map_err)?
+        .execute(params![site_id, external_id])
+        .map_err(map_err)?;
+    Ok(deleted as u64)
 }
 
 impl SqliteStore {

@@ -783,6 +783,9 @@ pub struct VisitorRecord {
     pub offline_requests: Vec<OfflineRequest>,
     /// Pages visited and proactive messages shown (issue 19), oldest first.
     pub events: Vec<crate::VisitorEvent>,
+    /// The site's contact with the visitor's verified external id, with its attribute
+    /// history (issue 19).
+    pub contact: Option<crate::contacts::ContactRecord>,
 }
 
 fn visitor_profile(
@@ -883,6 +886,7 @@ pub(crate) fn export_visitor(
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_err)?;
     let events = crate::timeline::events_of_visitor(connection, visitor_id)?;
+    let contact = crate::contacts::contact_of_visitor(connection, visitor_id)?;
     if profile.is_none() && conversations.is_empty() && offline_requests.is_empty() {
         return Ok(None);
     }
@@ -892,6 +896,7 @@ pub(crate) fn export_visitor(
         conversations,
         offline_requests,
         events,
+        contact,
     }))
 }
 
@@ -902,6 +907,9 @@ pub struct Erased {
     pub conversations: u64,
     pub messages: u64,
     pub offline_requests: u64,
+    /// The site's contact with the visitor's verified external id, with its history
+    /// (issue 19: an identity makes one).
+    pub contacts: u64,
 }
 
 /// The outcome of an erasure.
@@ -925,7 +933,8 @@ pub struct AuditNote {
 
 /// Erases a visitor inside the writer's transaction: every conversation of theirs
 /// (messages, bot turns with their questions, the last-message preview, ratings with
-/// their comments, alerts quoting them), their callbacks and their profile, after
+/// their comments, alerts quoting them), their callbacks, the site's contact with their
+/// verified external id (and its history), and their profile, after
 /// archiving the conversations' report facts; then records it in the audit log. With
 /// `secure_delete` on for the job, SQLite overwrites what it deletes instead of
 /// leaving it in free space.
@@ -960,6 +969,7 @@ pub(crate) fn erase_visitor(
             .map_err(map_err)?
             .execute([visitor_id])
             .map_err(map_err)? as u64;
+        erased.contacts = crate::contacts::erase_contact_of_visitor(connection, visitor_id)?;
         erased.visitors = connection
             .prepare_cached("DELETE FROM visitors WHERE id = ?1")
             .map_err(map_err)?

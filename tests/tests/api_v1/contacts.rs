@@ -164,14 +164,30 @@ async fn a_visitor_who_identifies_with_a_contacts_external_id_is_that_contact() 
 
     let (_, api_token) = create_token(&world.admin, &world.site.id, "write").await?;
     let api = v1(&world, &api_token);
-    let contact = api
+    // The verified identity made the contact (issue 19): creating it again is a
+    // conflict; the CRM finds it by external id and completes it.
+    let taken = api
         .expect(
-            201,
+            409,
             "POST",
             "/api/v1/contacts",
             Some(&json!({"external_id": "crm-77", "name": "Karim"})),
         )
         .await?;
+    assert_eq!(taken["error"], "bad_field");
+    let found = api
+        .expect(200, "GET", "/api/v1/contacts?external_id=crm-77", None)
+        .await?;
+    let id = found["contacts"][0]["id"].as_str().unwrap().to_owned();
+    let contact = api
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/v1/contacts/{id}"),
+            Some(&json!({"name": "Karim"})),
+        )
+        .await?;
+    assert_eq!(contact["name"], "Karim");
     let detail = api
         .expect(
             200,

@@ -6,6 +6,7 @@
 mod common;
 mod contacts;
 mod conversations;
+mod customer_attributes;
 mod hostile;
 mod schemathesis;
 mod scopes;

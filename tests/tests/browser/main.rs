@@ -16,6 +16,7 @@
 //! phone 375×667 and on right-to-left host pages, and runs axe-core on the open panel.
 
 mod bot;
+mod customer;
 mod demo;
 mod hijack;
 mod support;

@@ -1127,6 +1127,7 @@ fn every_console_string_is_translated() -> Result<()> {
         "admin.js",
         "reports.js",
         "live.js",
+        "customer.js",
         "index.html",
         "timeline.js",
     ] {
@@ -1166,6 +1167,8 @@ fn every_console_string_is_translated() -> Result<()> {
 
 mod email;
 mod inbox;
+// Issue 19: the customer card and the Customers page.
+mod customer;
 // Issue 19: the customer timeline.
 mod timeline;
 // Issue 19: key accounts first (admin rules, the queue order, reports).

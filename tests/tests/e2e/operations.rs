@@ -501,6 +501,14 @@ async fn an_erased_visitor_leaves_nothing_in_the_database_file() -> Result<()> {
     }
     ensure!(visitor["conversations"][0]["rating"]["comment"] == LAYLA_COMMENT);
     ensure!(visitor["offline_requests"][0]["message"] == LAYLA_CALLBACK);
+    // The contact her verified identity made (issue 19), with its history.
+    ensure!(
+        visitor["contact"]["external_id"] == LAYLA_CUSTOMER
+            && visitor["contact"]["name"] == LAYLA_NAME
+            && visitor["contact"]["email"] == LAYLA_EMAIL
+            && visitor["contact"]["changes"].is_array(),
+        "the contact is in the export: {visitor}"
+    );
     let by_customer = salam(
         &data,
         &[

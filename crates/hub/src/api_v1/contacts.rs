@@ -147,7 +147,8 @@ pub struct AttributeChangeV1 {
     /// `null`: the key was removed.
     #[schema(value_type = Option<AttributeValue>)]
     pub new_value: Option<Value>,
-    /// `token:ID` (an API token) or `agent:ID`.
+    /// `token:ID` (an API token), `agent:ID`, or `identity` (a verified identity token,
+    /// issue 19).
     pub changed_by: String,
     /// Milliseconds since the Unix epoch.
     pub at: i64,

@@ -83,6 +83,13 @@ async fn identify(
     if signed_email.is_some() {
         checked.push("email".to_owned());
     }
+    // What the token signed goes onto the site's contact too (issue 19).
+    let signed = crate::signed_contact::Signed {
+        external_id: verified.user_id.clone(),
+        name: signed_name.clone(),
+        email: signed_email.clone(),
+        attributes: verified.attributes.clone(),
+    };
     let update = IdentityUpdate {
         external_id: verified.user_id.clone(),
         name: signed_name.or_else(|| clean(name, 100)),
@@ -104,5 +111,6 @@ async fn identify(
             )
             .await;
     }
+    crate::signed_contact::record(&link.state, &session.site.id, signed).await;
     session.vip = session.settings.vip_user_ids.contains(&verified.user_id);
 }

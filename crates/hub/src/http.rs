@@ -135,6 +135,8 @@ fn compressed_routes() -> Router<AppState> {
         .merge(crate::webhook_admin::routes())
         // E-mail as a channel (issue 17).
         .merge(crate::email::routes())
+        // Proactive triggers (issue 19).
+        .merge(crate::triggers::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

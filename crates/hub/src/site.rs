@@ -123,6 +123,11 @@ pub struct SiteSettings {
     /// e-mail back once the expected wait is at least this many seconds (0: only when
     /// nobody is online, which always offers it). At most a day.
     pub callback_after_secs: u32,
+    // --- proactive triggers (issue 19) ---
+    /// Proactive messages shown above the launcher when the page meets their
+    /// conditions (`crate::triggers`); at most 20.
+    #[serde(default)]
+    pub triggers: Vec<crate::triggers::Trigger>,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -158,6 +163,7 @@ impl Default for SiteSettings {
             bot_identity: None,
             retention_days: None,
             callback_after_secs: 600,
+            triggers: Vec::new(),
         }
     }
 }
@@ -280,6 +286,7 @@ impl SiteSettings {
                 }
             }
         }
+        crate::triggers::validate(&mut self.triggers)?;
         Ok(())
     }
 

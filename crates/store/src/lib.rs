@@ -35,6 +35,7 @@ pub mod email;
 pub mod maintenance;
 mod schema;
 mod sqlite;
+pub mod trigger_counts;
 pub mod visitor_events;
 pub mod webhooks;
 mod writer;
@@ -50,6 +51,7 @@ pub use maintenance::{
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
+pub use trigger_counts::TriggerCount;
 pub use visitor_events::{NewVisitorEvent, VisitorEvent, VisitorEventKind};
 pub use webhooks::{
     AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
@@ -1117,4 +1119,13 @@ pub trait Store: Send + Sync + 'static {
         visitor_ids: Vec<String>,
         limit: u32,
     ) -> Result<Vec<VisitorEvent>, StoreError>;
+    // --- proactive triggers (issue 19) ---
+    /// How often each trigger of the site was shown, opened, replied to and converted
+    /// from `since` (inclusive) to `until` (exclusive), ms since the epoch.
+    async fn trigger_counts(
+        &self,
+        site_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<TriggerCount>, StoreError>;
 }

@@ -2639,6 +2639,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<crate::VisitorEvent>, StoreError> {
         self.visitor_events_impl(visitor_ids, limit).await
     }
+    // --- proactive triggers (issue 19): crate::trigger_counts ---
+    async fn trigger_counts(
+        &self,
+        site_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<crate::TriggerCount>, StoreError> {
+        self.trigger_counts_impl(site_id.to_owned(), since, until)
+            .await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

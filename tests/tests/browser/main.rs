@@ -19,5 +19,6 @@ mod bot;
 mod demo;
 mod hijack;
 mod support;
+mod triggers;
 mod ux;
 mod widget;

@@ -24,3 +24,6 @@ mod compression;
 
 // Issue 15: states after reloads, refusals and hand-offs.
 mod states;
+
+// Issue 19: proactive triggers.
+mod triggers;

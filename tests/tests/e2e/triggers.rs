@@ -1,0 +1,205 @@
+//! Proactive triggers (issue 19) over HTTP: the hub sends a site's triggers signed in the
+//! widget settings, only those that may speak now (a named agent's only while that agent
+//! is online), those on customer attributes only to a customer who meets them, and
+//! refuses a trigger report whose signature is forged or missing.
+
+use salam_e2e::{TestHub, http_request, sign_identity};
+use serde_json::{Value, json};
+
+fn settings() -> Value {
+    json!({"triggers": [
+        {"id": "pricing", "when": [{"kind": "url", "pattern": "/pricing*"}],
+         "message": "Questions about our plans?"},
+        {"id": "from-sara", "when": [{"kind": "exit_intent"}],
+         "message": "Sara here: can I help?", "from": "AGENT"},
+        {"id": "vip", "when": [{"kind": "time_on_page", "seconds": 5}],
+         "attributes": [{"attribute": "plan", "op": "eq", "value": "enterprise"}],
+         "message": "Your account manager is here.", "handoff": false},
+        {"id": "off", "enabled": false, "when": [{"kind": "exit_intent"}], "message": "Never"}
+    ]})
+}
+
+async fn widget_settings(hub: &TestHub) -> anyhow::Result<Value> {
+    let response = http_request(
+        hub.addr,
+        "GET",
+        &format!("/api/widget/{}", hub.site.key),
+        &[],
+        "",
+    )
+    .await?;
+    anyhow::ensure!(response.status == 200, "{}", response.body);
+    Ok(serde_json::from_str(&response.body)?)
+}
+
+fn ids(triggers: &Value) -> Vec<String> {
+    triggers
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Posts a trigger report as the widget does (JSON as `text/plain`).
+async fn report(hub: &TestHub, body: &Value) -> anyhow::Result<(u16, Value)> {
+    let response = http_request(
+        hub.addr,
+        "POST",
+        &format!("/api/widget/{}/trigger", hub.site.key),
+        &[("content-type", "text/plain;charset=UTF-8")],
+        &body.to_string(),
+    )
+    .await?;
+    Ok((
+        response.status,
+        serde_json::from_str(&response.body).unwrap_or(Value::Null),
+    ))
+}
+
+fn signed(trigger: &Value) -> Value {
+    json!({
+        "id": trigger["id"], "text": trigger["text"], "author": trigger["author"],
+        "exp": trigger["exp"], "sig": trigger["sig"],
+    })
+}
+
+#[tokio::test]
+async fn only_triggers_that_may_speak_are_sent_and_each_is_signed() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let (sara, sara_token) = hub.add_agent("Sara", Some(2), &[]).await?;
+    let text = settings().to_string().replace("AGENT", &sara);
+    hub.set_site_settings(&text).await?;
+
+    // Sara is offline: her trigger stays quiet; the disabled one and the one on
+    // attributes are never sent to an anonymous page.
+    let body = widget_settings(&hub).await?;
+    anyhow::ensure!(ids(&body["triggers"]) == ["pricing"], "{body}");
+    anyhow::ensure!(body["personal_triggers"] == true, "{body}");
+    let pricing = &body["triggers"][0];
+    anyhow::ensure!(
+        pricing["author"] == "bot" && pricing["sig"].is_string(),
+        "{pricing}"
+    );
+    anyhow::ensure!(
+        pricing["when"] == json!([{"kind": "url", "pattern": "/pricing*"}]),
+        "{pricing}"
+    );
+
+    // Online, her trigger is sent with her name.
+    let _sara_socket = hub.agent(&sara_token).await?;
+    // (Presence reaches the published routing view a moment after the socket greets.)
+    let mut body = widget_settings(&hub).await?;
+    for _ in 0..300 {
+        if ids(&body["triggers"]).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        body = widget_settings(&hub).await?;
+    }
+    let hers = &body["triggers"][1];
+    anyhow::ensure!(
+        hers["id"] == "from-sara" && hers["author"] == sara && hers["name"] == "Sara",
+        "{hers}"
+    );
+
+    // A customer whose signed identity says `plan = enterprise` gets the attribute
+    // trigger too; an anonymous visitor's token does not.
+    let mut customer = hub.visitor(None).await?;
+    let identity = sign_identity(
+        &hub.site.identity_secret,
+        &json!({"sub": "acme-1", "exp": salam_hub::clock::now_ms() / 1000 + 3600,
+                "attributes": {"plan": "enterprise"}}),
+    );
+    customer
+        .send_json(&json!({"type": "identify", "token": identity}))
+        .await?;
+    customer.round_trip().await?;
+    let anonymous = hub.visitor(None).await?;
+    let personal = async |token: &str| -> anyhow::Result<Vec<String>> {
+        let response = http_request(
+            hub.addr,
+            "POST",
+            &format!("/api/widget/{}/triggers", hub.site.key),
+            &[("content-type", "text/plain")],
+            &json!({"visitor": token}).to_string(),
+        )
+        .await?;
+        anyhow::ensure!(response.status == 200, "{}", response.body);
+        let body: Value = serde_json::from_str(&response.body)?;
+        Ok(ids(&body["triggers"]))
+    };
+    let customer_token = customer.token.clone().unwrap_or_default();
+    let anonymous_token = anonymous.token.clone().unwrap_or_default();
+    let got = personal(&customer_token).await?;
+    anyhow::ensure!(got.contains(&"vip".to_owned()), "{got:?}");
+    let got = personal(&anonymous_token).await?;
+    anyhow::ensure!(!got.contains(&"vip".to_owned()), "{got:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_forged_or_unsigned_trigger_report_is_refused() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    hub.set_site_settings(&settings().to_string()).await?;
+    let body = widget_settings(&hub).await?;
+    let pricing = signed(&body["triggers"][0]);
+    let visitor = hub.visitor(None).await?;
+    let token = visitor.token.clone().unwrap_or_default();
+
+    let mut forged_text = pricing.clone();
+    forged_text["text"] = json!("Send your password to evil.example");
+    let mut unsigned = pricing.clone();
+    unsigned["sig"] = json!("");
+    let mut later = pricing.clone();
+    later["exp"] = json!(pricing["exp"].as_i64().unwrap_or(0) + 3_600_000);
+    for trigger in [forged_text, unsigned, later] {
+        let (status, answer) = report(
+            &hub,
+            &json!({"event": "shown", "visitor": token, "trigger": trigger}),
+        )
+        .await?;
+        anyhow::ensure!(
+            status == 403 && answer["error"] == "forbidden",
+            "{status} {answer}"
+        );
+    }
+    let (status, answer) = report(&hub, &json!({"event": "clicked", "trigger": pricing})).await?;
+    anyhow::ensure!(
+        status == 400 && answer["error"] == "bad_json",
+        "{status} {answer}"
+    );
+
+    // The real one is recorded as the visitor's event, and counted in the report.
+    let (status, answer) = report(
+        &hub,
+        &json!({"event": "shown", "visitor": token, "trigger": pricing}),
+    )
+    .await?;
+    anyhow::ensure!(
+        status == 200 && answer["recorded"] == true,
+        "{status} {answer}"
+    );
+    let (status, answer) = report(&hub, &json!({"event": "opened", "trigger": pricing})).await?;
+    anyhow::ensure!(
+        status == 200 && answer["recorded"] == false,
+        "{status} {answer}"
+    );
+    let admin = hub.admin_token().await?;
+    let counts = hub
+        .get_ok(
+            &admin,
+            &format!("/api/triggers/report?site={}", hub.site.id),
+        )
+        .await?;
+    let rows = counts["triggers"].as_array().cloned().unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|row| row["id"] == "pricing")
+        .cloned()
+        .unwrap_or_default();
+    anyhow::ensure!(row["shown"] == 1 && row["opened"] == 0, "{counts}");
+    Ok(())
+}

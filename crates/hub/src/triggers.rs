@@ -457,7 +457,11 @@ async fn report_inner(
         site_id: site.id.clone(),
         visitor_id,
         kind,
-        data: json!({ "trigger": report.trigger.id, "text": report.trigger.text }),
+        data: json!({
+            "trigger": report.trigger.id,
+            "text": report.trigger.text,
+            "author": report.trigger.author,
+        }),
         at: now_ms(),
     };
     match state.store.record_visitor_event(event).await {
@@ -583,6 +587,152 @@ pub fn report_rows(triggers: &[Trigger], counted: &[salam_store::TriggerCount]) 
             })
         })
         .collect()
+}
+
+/// A new conversation of the widget: when its visitor opened a trigger's bubble
+/// ([`opened`]), starts it with the trigger's message ([`start_with`]) and says whether
+/// to hand it to people at once (the trigger's `handoff`). Never fails the visitor's
+/// message: a store error is logged and the conversation goes on as usual.
+pub async fn begin(
+    state: &AppState,
+    site: &Site,
+    settings: &SiteSettings,
+    locale: Option<&str>,
+    conversation: &salam_store::Conversation,
+) -> bool {
+    if settings.triggers.is_empty() {
+        return false;
+    }
+    let Some(opener) = opened(state, settings, &conversation.visitor_id, now_ms()).await else {
+        return false;
+    };
+    let lang = locale
+        .and_then(salam_bot::Lang::parse)
+        .unwrap_or(salam_bot::Lang::En);
+    match start_with(state, site, settings, conversation, &opener, lang).await {
+        Ok(()) => opener.handoff,
+        Err(err) => {
+            tracing::warn!(conversation = %conversation.id, error = %err, "trigger opener not stored");
+            false
+        }
+    }
+}
+
+/// How long after opening a trigger's bubble the visitor's first message still starts
+/// the conversation with the trigger's message.
+pub const OPENED_WINDOW_MS: i64 = 30 * 60 * 1000;
+
+/// The trigger a new conversation starts with: the one whose bubble the visitor opened
+/// last (reported with a valid signature, so its text and author are the hub's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opener {
+    pub trigger: String,
+    pub text: String,
+    /// `bot` or an agent id.
+    pub author: String,
+    /// Hand the conversation to people at once (the trigger's `handoff`, as the site
+    /// settings say now).
+    pub handoff: bool,
+}
+
+/// The trigger the visitor opened within [`OPENED_WINDOW_MS`], unless a conversation
+/// already came of it (a `trigger_converted` event since).
+pub async fn opened(
+    state: &AppState,
+    settings: &SiteSettings,
+    visitor_id: &str,
+    now: i64,
+) -> Option<Opener> {
+    let events = match state
+        .store
+        .visitor_events(vec![visitor_id.to_owned()], 50)
+        .await
+    {
+        Ok(events) => events,
+        Err(err) => {
+            tracing::warn!(visitor = visitor_id, error = %err, "trigger events not read");
+            return None;
+        }
+    };
+    // Newest first: the last opened bubble, unless converted since.
+    for event in events {
+        match event.kind {
+            VisitorEventKind::TriggerConverted => return None,
+            VisitorEventKind::TriggerOpened if now - event.at <= OPENED_WINDOW_MS => {
+                let field = |name: &str| event.data[name].as_str().map(str::to_owned);
+                let trigger = field("trigger")?;
+                let handoff = settings
+                    .triggers
+                    .iter()
+                    .any(|t| t.id == trigger && t.handoff);
+                return Some(Opener {
+                    text: field("text")?,
+                    author: field("author").unwrap_or_else(bot),
+                    trigger,
+                    handoff,
+                });
+            }
+            VisitorEventKind::TriggerOpened => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Starts `conversation` with the opener: its message as the first line, from the bot
+/// (named by the site's rules) or the agent, then the `trigger_replied` and
+/// `trigger_converted` events.
+pub async fn start_with(
+    state: &AppState,
+    site: &Site,
+    settings: &SiteSettings,
+    conversation: &salam_store::Conversation,
+    opener: &Opener,
+    lang: salam_bot::Lang,
+) -> Result<(), StoreError> {
+    let author = if opener.author == "bot" {
+        crate::conversation::bot_author(&state.bot.for_site(site, settings), lang)
+    } else {
+        let name = state
+            .store
+            .agent_by_id(&opener.author)
+            .await?
+            .map(|agent| agent.name);
+        salam_protocol::Author {
+            kind: salam_protocol::AuthorKind::Agent,
+            id: Some(opener.author.clone()),
+            name,
+        }
+    };
+    crate::conversation::post(
+        state,
+        &site.id,
+        &conversation.id,
+        salam_protocol::MessageKind::Text,
+        author,
+        opener.text.clone(),
+    )
+    .await?;
+    for kind in [
+        VisitorEventKind::TriggerReplied,
+        VisitorEventKind::TriggerConverted,
+    ] {
+        state
+            .store
+            .record_visitor_event(NewVisitorEvent {
+                site_id: site.id.clone(),
+                visitor_id: conversation.visitor_id.clone(),
+                kind,
+                data: json!({
+                    "trigger": opener.trigger,
+                    "text": opener.text,
+                    "conversation": conversation.id,
+                }),
+                at: now_ms(),
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

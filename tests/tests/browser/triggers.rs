@@ -5,6 +5,7 @@
 
 use crate::support::{Browser, Setup, with_browser};
 use anyhow::{Context, Result, ensure};
+use salam_protocol::{AuthorKind, MessageKind};
 use salam_store::VisitorEventKind;
 use serde_json::{Value, json};
 
@@ -77,6 +78,32 @@ async fn recorded(setup: &Setup, browser: &Browser) -> Result<Vec<(VisitorEventK
         .collect())
 }
 
+/// The conversation of the page's visitor's `trigger_converted` event.
+async fn converted_conversation(setup: &Setup, browser: &Browser) -> Result<String> {
+    let token = browser
+        .js(&format!(
+            "return JSON.parse(localStorage.getItem('salam:{}')).token",
+            setup.site_key
+        ))
+        .await?;
+    let visitor = token
+        .as_str()
+        .and_then(|t| t.split('.').next())
+        .context("no visitor token")?;
+    let events = setup
+        .hub
+        .state
+        .store
+        .visitor_events(vec![visitor.to_owned()], 100)
+        .await?;
+    events
+        .iter()
+        .find(|e| e.kind == VisitorEventKind::TriggerConverted)
+        .and_then(|e| e.data["conversation"].as_str())
+        .map(str::to_owned)
+        .context("no converted event")
+}
+
 async fn wait_recorded(
     setup: &Setup,
     browser: &Browser,
@@ -140,7 +167,8 @@ async fn a_url_trigger_fires_on_its_page_only_and_once_per_visitor() -> Result<(
 }
 
 #[tokio::test]
-async fn a_time_on_page_trigger_waits_for_its_time_and_clicking_opens_the_chat() -> Result<()> {
+async fn a_time_on_page_trigger_waits_for_its_time_and_a_reply_starts_with_its_message()
+-> Result<()> {
     let setup = Setup::new().await?;
     set_triggers(
         &setup,
@@ -181,6 +209,45 @@ async fn a_time_on_page_trigger_waits_for_its_time_and_clicking_opens_the_chat()
             ],
         )
         .await?;
+
+        // The reply starts a conversation whose first line is the trigger's message,
+        // from the bot (the hub's signed text, not the page's), then the visitor's.
+        browser.type_and_send("Yes, about the team plan").await?;
+        browser.wait_line("Yes, about the team plan").await?;
+        let class = browser.wait_line("Still looking? We are here.").await?;
+        ensure!(!class.split(' ').any(|c| c == "o"), "shown as the visitor's: {class}");
+        wait_recorded(
+            &setup,
+            browser,
+            &[
+                (VisitorEventKind::TriggerConverted, "linger"),
+                (VisitorEventKind::TriggerOpened, "linger"),
+                (VisitorEventKind::TriggerReplied, "linger"),
+                (VisitorEventKind::TriggerShown, "linger"),
+            ],
+        )
+        .await?;
+        let conversation = converted_conversation(&setup, browser).await?;
+        let messages = setup
+            .hub
+            .state
+            .store
+            .messages_after(&conversation, 0, 50)
+            .await?;
+        let texts: Vec<(AuthorKind, &str)> = messages
+            .iter()
+            .filter(|m| m.kind == MessageKind::Text)
+            .map(|m| (m.author.kind, m.text.as_str()))
+            .take(2)
+            .collect();
+        ensure!(
+            texts
+                == [
+                    (AuthorKind::Bot, "Still looking? We are here."),
+                    (AuthorKind::Visitor, "Yes, about the team plan")
+                ],
+            "{texts:?}"
+        );
         Ok(())
     })
     .await

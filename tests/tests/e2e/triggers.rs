@@ -203,3 +203,88 @@ async fn a_forged_or_unsigned_trigger_report_is_refused() -> anyhow::Result<()> 
     anyhow::ensure!(row["shown"] == 1 && row["opened"] == 0, "{counts}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reply_to_a_handoff_trigger_goes_to_people_after_the_agents_message() -> anyhow::Result<()>
+{
+    let hub = TestHub::start().await?;
+    let (sara, sara_token) = hub.add_agent("Sara", Some(2), &[]).await?;
+    hub.set_site_settings(
+        &json!({"triggers": [{"id": "key-account", "when": [{"kind": "exit_intent"}],
+            "message": "Sara here, your account manager.", "from": sara, "handoff": true}]})
+        .to_string(),
+    )
+    .await?;
+    let _sara_socket = hub.agent(&sara_token).await?;
+    let mut body = widget_settings(&hub).await?;
+    for _ in 0..300 {
+        if !ids(&body["triggers"]).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        body = widget_settings(&hub).await?;
+    }
+    let trigger = signed(&body["triggers"][0]);
+    anyhow::ensure!(trigger["id"] == "key-account", "{body}");
+
+    let mut visitor = hub.visitor(None).await?;
+    let token = visitor.token.clone().unwrap_or_default();
+    let (status, answer) = report(
+        &hub,
+        &json!({"event": "opened", "visitor": token, "trigger": trigger}),
+    )
+    .await?;
+    anyhow::ensure!(
+        status == 200 && answer["recorded"] == true,
+        "{status} {answer}"
+    );
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "k1", "text": "We need 200 more seats"}))
+        .await?;
+    let (ack, _) = visitor
+        .recv_until(|f| matches!(f, salam_protocol::ServerFrame::Ack { .. }))
+        .await?;
+    let salam_protocol::ServerFrame::Ack { conversation, .. } = ack else {
+        anyhow::bail!("no ack");
+    };
+    // Straight to people: never the bot's.
+    hub.wait_for(&conversation, |c| {
+        c.state != salam_protocol::ConversationState::Bot
+    })
+    .await?;
+    let messages = hub.state.store.messages_after(&conversation, 0, 50).await?;
+    let texts: Vec<(salam_protocol::AuthorKind, Option<String>, &str)> = messages
+        .iter()
+        .filter(|m| m.kind == salam_protocol::MessageKind::Text)
+        .map(|m| (m.author.kind, m.author.id.clone(), m.text.as_str()))
+        .collect();
+    anyhow::ensure!(
+        texts.first()
+            == Some(&(
+                salam_protocol::AuthorKind::Agent,
+                Some(sara.clone()),
+                "Sara here, your account manager."
+            ))
+            && texts.get(1).map(|t| t.2) == Some("We need 200 more seats"),
+        "{texts:?}"
+    );
+    anyhow::ensure!(
+        !messages
+            .iter()
+            .any(|m| m.author.kind == salam_protocol::AuthorKind::Bot),
+        "the bot answered: {messages:?}"
+    );
+    let admin = hub.admin_token().await?;
+    let counts = hub
+        .get_ok(
+            &admin,
+            &format!("/api/triggers/report?site={}", hub.site.id),
+        )
+        .await?;
+    let row = &counts["triggers"][0];
+    anyhow::ensure!(
+        row["opened"] == 1 && row["replied"] == 1 && row["converted"] == 1,
+        "{counts}"
+    );
+    Ok(())
+}

@@ -10,9 +10,10 @@ import { fill, h } from "./dom.js";
 import { copyButton } from "./copy.js";
 import { renderTokens } from "./tokens.js";
 import { renderWebhooks } from "./webhooks.js";
+import { renderTriggers } from "./triggers.js";
 import { replyByEmail } from "./email.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "privacy"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "triggers", "webhooks", "tokens", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -42,6 +43,7 @@ export function renderAdmin(root, context) {
     rules: renderRules,
     offline: renderOffline,
     alerts: renderAlerts,
+    triggers: renderTriggers,
     webhooks: renderWebhooks,
     privacy: renderPrivacy,
     tokens: renderTokens,

@@ -845,6 +845,19 @@ mod tests {
         );
     }
 
+    /// The rule example of docs/protocol.md ("Proactive triggers") is a valid trigger.
+    #[test]
+    fn the_documented_rule_decodes_and_validates() {
+        let doc = include_str!("../../../docs/protocol.md");
+        let section = &doc[doc.find("### The rule, as the site settings store it").expect("section")..];
+        let body = &section[section.find("```jsonc\n").expect("example") + 9..];
+        let example = &body[..body.find("```").expect("end of example")];
+        let mut triggers: Vec<Trigger> =
+            vec![serde_json::from_str(example).expect("the documented rule decodes")];
+        assert_eq!(validate(&mut triggers), Ok(()));
+        assert_eq!(triggers[0].when.len(), 2);
+    }
+
     #[test]
     fn report_rows_list_configured_triggers_with_zeros() {
         let triggers = trigger(json!([

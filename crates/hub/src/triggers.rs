@@ -143,13 +143,12 @@ fn token_like(text: &str, max: usize, extra: &[u8]) -> bool {
 impl When {
     fn validate(&self) -> Result<(), &'static str> {
         match self {
-            When::Url { pattern } => {
+            When::Url { pattern }
                 if pattern.is_empty()
                     || pattern.chars().count() > 200
-                    || pattern.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err("triggers: a url pattern is 1 to 200 characters without spaces");
-                }
+                    || pattern.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                return Err("triggers: a url pattern is 1 to 200 characters without spaces");
             }
             When::TimeOnPage { seconds } if !(1..=3600).contains(seconds) => {
                 return Err("triggers: time_on_page is 1 to 3600 seconds");
@@ -368,7 +367,7 @@ fn body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, ApiError> {
 
 fn limited(state: &AppState, ip: ClientIp) -> Result<(), ApiError> {
     if state.buckets.take(
-        BucketKey::Ip(ip.0),
+        BucketKey::Triggers(ip.0),
         REPORT_RATE.0,
         REPORT_RATE.1,
         Instant::now(),
@@ -849,7 +848,9 @@ mod tests {
     #[test]
     fn the_documented_rule_decodes_and_validates() {
         let doc = include_str!("../../../docs/protocol.md");
-        let section = &doc[doc.find("### The rule, as the site settings store it").expect("section")..];
+        let section = &doc[doc
+            .find("### The rule, as the site settings store it")
+            .expect("section")..];
         let body = &section[section.find("```jsonc\n").expect("example") + 9..];
         let example = &body[..body.find("```").expect("end of example")];
         let mut triggers: Vec<Trigger> =

@@ -3,6 +3,7 @@
 //! is online), those on customer attributes only to a customer who meets them, and
 //! refuses a trigger report whose signature is forged or missing.
 
+use anyhow::Context;
 use salam_e2e::{TestHub, http_request, sign_identity};
 use serde_json::{Value, json};
 
@@ -285,6 +286,79 @@ async fn a_reply_to_a_handoff_trigger_goes_to_people_after_the_agents_message() 
     anyhow::ensure!(
         row["opened"] == 1 && row["replied"] == 1 && row["converted"] == 1,
         "{counts}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trigger_for_business_hours_is_quiet_when_the_site_is_closed() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let triggers = json!([
+        {"id": "hours", "when": [{"kind": "exit_intent"}], "message": "We are here",
+         "only_when_open": true},
+        {"id": "always", "when": [{"kind": "exit_intent"}], "message": "Leave a message"}
+    ]);
+    // Closed every day.
+    hub.set_site_settings(
+        &json!({"business_hours": {"utc_offset_minutes": 0, "open": {}}, "triggers": triggers})
+            .to_string(),
+    )
+    .await?;
+    let body = widget_settings(&hub).await?;
+    anyhow::ensure!(ids(&body["triggers"]) == ["always"], "{body}");
+    // Open around the clock.
+    let open: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|day| (day.to_string(), json!("00:00-24:00")))
+        .collect();
+    hub.set_site_settings(
+        &json!({"business_hours": {"utc_offset_minutes": 0, "open": open}, "triggers": triggers})
+            .to_string(),
+    )
+    .await?;
+    let body = widget_settings(&hub).await?;
+    anyhow::ensure!(ids(&body["triggers"]) == ["hours", "always"], "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn trigger_reports_are_rate_limited_per_address() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    hub.set_site_settings(&settings().to_string()).await?;
+    let body = widget_settings(&hub).await?;
+    let pricing = signed(&body["triggers"][0]);
+    // A burst of 30, then 2 a second: 100 in a row cannot all pass.
+    let mut limited = None;
+    for _ in 0..100 {
+        let response = http_request(
+            hub.addr,
+            "POST",
+            &format!("/api/widget/{}/trigger", hub.site.key),
+            &[("content-type", "text/plain")],
+            &json!({"event": "shown", "trigger": pricing}).to_string(),
+        )
+        .await?;
+        if response.status == 429 {
+            limited = Some(response);
+            break;
+        }
+        anyhow::ensure!(
+            response.status == 200,
+            "{} {}",
+            response.status,
+            response.body
+        );
+    }
+    let limited = limited.context("100 reports in a row were all accepted")?;
+    let answer: Value = serde_json::from_str(&limited.body)?;
+    anyhow::ensure!(answer["error"] == "rate_limited", "{answer}");
+    anyhow::ensure!(
+        limited
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("retry-after")),
+        "no Retry-After: {:?}",
+        limited.headers
     );
     Ok(())
 }

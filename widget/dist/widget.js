@@ -96,7 +96,7 @@ got.then(function (t) {
 var j;
 try { j = JSON.parse(t); } catch (e) {}
 if (j && (j.personal_triggers || (j.triggers || [])[0])) {
-import(base + 'triggers-59237b81b5dd.js').then(function (m) {
+import(base + 'triggers-095caba83247.js').then(function (m) {
 m.default({ j: j, root: root, wrap: wrap, api: api, ev: ev, hub: hub, site: site, loc: loc });
 });
 }

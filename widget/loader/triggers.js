@@ -104,6 +104,8 @@ export default function (o) {
   function tick() {
     var h = d.documentElement, m = h.scrollHeight - w.innerHeight;
     c.secs = performance.now() / 1000;
+    // Not over the open panel: a trigger due now fires once it is closed.
+    if (o.wrap.querySelector('.L').getAttribute('aria-expanded') == 'true') return;
     // A page too short to scroll is seen whole.
     c.scroll = Math.max(c.scroll, m > 0 ? 100 * w.scrollY / m : 100);
     var n = { v: get(L).c || {}, s: ss.c };

@@ -274,11 +274,19 @@ async fn salam_track_fires_its_trigger_and_nothing_else_does() -> Result<()> {
             .js("const b = root.querySelector('.tb'); return b && b.textContent")
             .await?;
         ensure!(shown.is_null(), "another event fired it: {shown}");
+        // Not over the open panel: it waits until the panel is closed.
+        browser.js("Salam.open(); return 1").await?;
+        browser.wait_panel_open().await?;
         browser
             .js("Salam.track('checkout_failed', {code: 'card_declined'}); return 1")
             .await?;
+        let shown = browser
+            .js("const b = root.querySelector('.tb'); return b && b.textContent")
+            .await?;
+        ensure!(shown.is_null(), "a bubble over the open panel: {shown}");
+        browser.js("Salam.close(); return 1").await?;
         wait_bubble(browser, "Payment trouble? Let us help.").await?;
-        // The close button takes it away without opening the chat.
+        // The close button takes it away without opening the chat again.
         browser.shadow(".tb .tx").await?.click().await?;
         let state = browser
             .js("const p = root.querySelector('.P'); return [!root.querySelector('.tb'), !p || p.hidden]")

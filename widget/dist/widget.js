@@ -35,7 +35,7 @@ return api;
 };
 });
 var ev = [];
-api.track = function (n, x) { ev.push([n, x]); return api; };
+api.track = function (n, x) { if (ev.length < 100) ev.push([n, x]); return api; };
 w.Salam = api;
 ((old && old.q) || []).forEach(function (c) { api[c[0]] && api[c[0]].apply(api, c[1]); });
 if (!site) return console.warn('salam: the script tag has no data-site');

@@ -41,9 +41,10 @@
       return api;
     };
   });
-  // Salam.track(name, data): kept until the trigger module (issue 19) takes over.
+  // Salam.track(name, data): kept (at most 100) until the trigger module (issue 19)
+  // takes over; a site without triggers never sends them anywhere.
   var ev = [];
-  api.track = function (n, x) { ev.push([n, x]); return api; };
+  api.track = function (n, x) { if (ev.length < 100) ev.push([n, x]); return api; };
   w.Salam = api;
   // Calls made on the page's stub (see widget/README.md) before this script ran.
   ((old && old.q) || []).forEach(function (c) { api[c[0]] && api[c[0]].apply(api, c[1]); });

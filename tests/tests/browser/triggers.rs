@@ -297,3 +297,67 @@ async fn salam_track_fires_its_trigger_and_nothing_else_does() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn scroll_exit_intent_language_and_returning_visitors() -> Result<()> {
+    let setup = Setup::new().await?;
+    set_triggers(
+        &setup,
+        json!([
+            {"id": "deep", "when": [{"kind": "scroll", "percent": 60}], "message": "Deep reader?"},
+            {"id": "leaving", "when": [{"kind": "exit_intent"}, {"kind": "language", "is": "en"}],
+             "message": "پیش از رفتن، سؤالی دارید؟"},
+            {"id": "back", "when": [{"kind": "visitor", "is": "returning"},
+                                    {"kind": "url", "pattern": "/back"}],
+             "message": "Welcome back!"},
+            {"id": "never", "when": [{"kind": "language", "is": "xx"}], "message": "Never"}
+        ]),
+    )
+    .await?;
+    let tall = "<div style=\"height:4000px\">tall</div>";
+    let long = setup.page("/long", "data-locale=\"fa\"", "", tall);
+    let back = setup.page("/back", "", "", "");
+    with_browser(async |browser| {
+        browser.goto(&long).await?;
+        let shown = bubble_after_first_look(browser).await?;
+        ensure!(shown.is_null(), "a bubble before scrolling: {shown}");
+        browser
+            .js("scrollTo(0, (document.documentElement.scrollHeight - innerHeight) * 0.3); return 1")
+            .await?;
+        // The scroll handler runs on the next frame; the module's tick every second.
+        browser
+            .wait("a tick after the scroll", "return new Promise(r => setTimeout(() => r(1), 1200))")
+            .await?;
+        let shown = browser
+            .js("const b = root.querySelector('.tb'); return b && b.textContent")
+            .await?;
+        ensure!(shown.is_null(), "a bubble at 30%: {shown}");
+        browser
+            .js("scrollTo(0, document.documentElement.scrollHeight); return 1")
+            .await?;
+        wait_bubble(browser, "Deep reader?").await?;
+        browser.shadow(".tb .tx").await?.click().await?;
+
+        // The mouse leaving through the top edge.
+        browser
+            .js("document.dispatchEvent(new MouseEvent('mouseout', {clientX: 300, clientY: -2, bubbles: true})); return 1")
+            .await?;
+        wait_bubble(browser, "پیش از رفتن، سؤالی دارید؟").await?;
+        let bubble = browser
+            .js("const b = root.querySelector('.tb'); return [b.dir, b.querySelector('.tx').getAttribute('aria-label')]")
+            .await?;
+        ensure!(bubble == json!(["rtl", "بستن"]), "{bubble}");
+        browser.screenshot("trigger-bubble-fa").await?;
+
+        // The first visit: not returning yet. A later visit (a new tab session): returning.
+        browser.goto(&back).await?;
+        let shown = bubble_after_first_look(browser).await?;
+        ensure!(shown.is_null(), "returning on the first visit: {shown}");
+        browser.js("sessionStorage.clear(); return 1").await?;
+        browser.goto(&back).await?;
+        bubble_after_first_look(browser).await?;
+        wait_bubble(browser, "Welcome back!").await?;
+        Ok(())
+    })
+    .await
+}

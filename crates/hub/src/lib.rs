@@ -32,8 +32,10 @@
 //!   [`triage`]: the bot's turn; [`unanswered`]: the bot's unanswered questions grouped;
 //!   [`rule_files`]: examples added to the rule files from the console;
 //! - [`customer`]: who a visitor is to the site: the customer's attributes (contact and signed
-//!   identity merged) and conditions on them (issue 19); [`triggers`]: proactive
-//!   triggers, their signed rules for the widget and their reports (issue 19);
+//!   identity merged) and conditions on them (issue 19); [`trigger_rules`] and
+//!   [`triggers`]: proactive triggers, their rules in the site settings (pure) and
+//!   what the hub does with them: signed rules for the widget, reports, the
+//!   conversation a reply starts (issue 19);
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -87,6 +89,7 @@ pub mod state;
 pub mod text;
 pub mod throttle;
 pub mod triage;
+pub mod trigger_rules;
 pub mod triggers;
 pub mod unanswered;
 pub mod visitor;

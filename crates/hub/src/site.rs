@@ -125,9 +125,9 @@ pub struct SiteSettings {
     pub callback_after_secs: u32,
     // --- proactive triggers (issue 19) ---
     /// Proactive messages shown above the launcher when the page meets their
-    /// conditions (`crate::triggers`); at most 20.
+    /// conditions (`crate::trigger_rules`, `crate::triggers`); at most 20.
     #[serde(default)]
-    pub triggers: Vec<crate::triggers::Trigger>,
+    pub triggers: Vec<crate::trigger_rules::Trigger>,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -286,7 +286,7 @@ impl SiteSettings {
                 }
             }
         }
-        crate::triggers::validate(&mut self.triggers)?;
+        crate::trigger_rules::validate(&mut self.triggers)?;
         Ok(())
     }
 

@@ -362,3 +362,43 @@ async fn trigger_reports_are_rate_limited_per_address() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn settings_with_a_bad_trigger_are_refused_with_the_reason() -> anyhow::Result<()> {
+    let hub = TestHub::start().await?;
+    let admin = hub.admin_token().await?;
+    let path = format!("/api/sites/{}/settings", hub.site.id);
+    let trigger = |patch: Value| {
+        let mut t = json!({"id": "t1", "when": [{"kind": "exit_intent"}], "message": "Hi"});
+        if let (Value::Object(t), Value::Object(patch)) = (&mut t, patch) {
+            t.extend(patch);
+        }
+        json!({"triggers": [t]})
+    };
+    for (bad, reason) in [
+        (
+            trigger(json!({"attributes": [{"attribute": "plan", "op": "like", "value": "e"}]})),
+            "attribute condition",
+        ),
+        (
+            trigger(json!({"attributes": [{"attribute": "ltv", "op": "gt", "value": "lots"}]})),
+            "compare with a number",
+        ),
+        (
+            trigger(json!({"when": [{"kind": "url", "pattern": "/a b"}]})),
+            "url pattern",
+        ),
+    ] {
+        let (status, body) = hub.rest(&admin, "PUT", &path, bad).await?;
+        anyhow::ensure!(
+            status == 400 && body["message"].as_str().is_some_and(|m| m.contains(reason)),
+            "{status} {body}"
+        );
+    }
+    let good = trigger(
+        json!({"attributes": [{"attribute": "plan", "op": "in", "value": ["enterprise"]}]}),
+    );
+    let (status, body) = hub.rest(&admin, "PUT", &path, good).await?;
+    anyhow::ensure!(status == 200, "{status} {body}");
+    Ok(())
+}

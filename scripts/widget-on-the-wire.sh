@@ -44,12 +44,13 @@ if [ -z "$url" ]; then
     curl -fsS -o /dev/null "$url/healthz" || { cat "$data/hub.log" >&2; exit 1; }
 fi
 
-# The loader names the glue and the WASM it loads.
+# The loader names the glue, the WASM and the trigger module it loads.
 loader=$(curl -fsS "$url/widget.js")
 glue=$(grep -o 'salam_widget-[0-9a-f]*\.js' <<<"$loader" | head -n 1)
 wasm=$(grep -o 'salam_widget_bg-[0-9a-f]*\.wasm' <<<"$loader" | head -n 1)
-if [ -z "$glue" ] || [ -z "$wasm" ]; then
-    echo "widget-on-the-wire: the loader at $url/widget.js names no glue or WASM" >&2
+triggers=$(grep -o 'triggers-[0-9a-f]*\.js' <<<"$loader" | head -n 1)
+if [ -z "$glue" ] || [ -z "$wasm" ] || [ -z "$triggers" ]; then
+    echo "widget-on-the-wire: the loader at $url/widget.js names no glue, WASM or trigger module" >&2
     exit 1
 fi
 
@@ -61,17 +62,17 @@ fetch() {
     curl "${args[@]}" "$url$path"
 }
 
-printf '%-20s %10s %10s %10s %10s  %s\n' Accept-Encoding loader glue wasm total content-encoding
+printf '%-20s %10s %10s %10s %10s %10s  %s\n' Accept-Encoding loader glue wasm triggers total content-encoding
 for accept in "br, gzip" "gzip, deflate" ""; do
     total=0
     sizes=()
     encodings=()
-    for path in /widget.js "/widget/$glue" "/widget/$wasm"; do
+    for path in /widget.js "/widget/$glue" "/widget/$wasm" "/widget/$triggers"; do
         read -r size encoding < <(fetch "$path" "$accept")
         sizes+=("$size")
         encodings+=("${encoding:-none}")
         total=$((total + size))
     done
-    printf '%-20s %10d %10d %10d %10d  %s\n' "${accept:-(none)}" \
-        "${sizes[0]}" "${sizes[1]}" "${sizes[2]}" "$total" "${encodings[*]}"
+    printf '%-20s %10d %10d %10d %10d %10d  %s\n' "${accept:-(none)}" \
+        "${sizes[0]}" "${sizes[1]}" "${sizes[2]}" "${sizes[3]}" "$total" "${encodings[*]}"
 done

@@ -34,6 +34,8 @@ if (m != 'setLocale') load();
 return api;
 };
 });
+var ev = [];
+api.track = function (n, x) { if (ev.length < 100) ev.push([n, x]); return api; };
 w.Salam = api;
 ((old && old.q) || []).forEach(function (c) { api[c[0]] && api[c[0]].apply(api, c[1]); });
 if (!site) return console.warn('salam: the script tag has no data-site');
@@ -61,8 +63,8 @@ var got = fetch(hub + '/api/widget/' + encodeURIComponent(site))
 function load() {
 if (loading || !root) return;
 loading = 1;
-Promise.all([import(base + 'salam_widget-09c7ccc9ae89.js'), got]).then(function (r) {
-return r[0].default({ module_or_path: base + 'salam_widget_bg-63507f023648.wasm' }).then(function () {
+Promise.all([import(base + 'salam_widget-07a8a41b958a.js'), got]).then(function (r) {
+return r[0].default({ module_or_path: base + 'salam_widget_bg-86c6c1015e56.wasm' }).then(function () {
 widget = r[0].start(root, hub, site, loc || undefined, r[1] || undefined, emit);
 q.splice(0).forEach(function (c) {
 try { widget[c[0]].apply(widget, c[1]); } catch (e) { console.warn('salam:', c[0], e); }
@@ -90,6 +92,15 @@ b.setAttribute('aria-label', { ar: 'افتح المحادثة', fa: 'باز کر
 b.addEventListener('click', function () { if (!widget) api.open(); });
 style();
 d.body.appendChild(h);
+got.then(function (t) {
+var j;
+try { j = JSON.parse(t); } catch (e) {}
+if (j && (j.personal_triggers || (j.triggers || [])[0])) {
+import(base + 'triggers-095caba83247.js').then(function (m) {
+m.default({ j: j, root: root, wrap: wrap, api: api, ev: ev, hub: hub, site: site, loc: loc });
+});
+}
+});
 var was;
 try { was = sessionStorage.getItem('salam:' + site); } catch (e) {}
 if (q.length || was) load();

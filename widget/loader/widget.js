@@ -1,7 +1,7 @@
 /* Salam loader (hand-written; scripts/build-widget.sh fills in the hashed file names).
  * Draws the launcher at once inside a Shadow DOM, defines window.Salam (calls are queued
  * until the chat has loaded), and loads the WASM chat on first use or when the page is
- * idle. The only markup set with innerHTML is the constant template below: no text from
+ * idle, and the proactive triggers module (triggers.js) when the site has triggers. The only markup set with innerHTML is the constant template below: no text from
  * the network or the page ever goes through it. */
 (function (w, d) {
   var s = d.currentScript || d.querySelector('script[data-site]');
@@ -41,6 +41,10 @@
       return api;
     };
   });
+  // Salam.track(name, data): kept (at most 100) until the trigger module (issue 19)
+  // takes over; a site without triggers never sends them anywhere.
+  var ev = [];
+  api.track = function (n, x) { if (ev.length < 100) ev.push([n, x]); return api; };
   w.Salam = api;
   // Calls made on the page's stub (see widget/README.md) before this script ran.
   ((old && old.q) || []).forEach(function (c) { api[c[0]] && api[c[0]].apply(api, c[1]); });
@@ -102,6 +106,16 @@
     b.addEventListener('click', function () { if (!widget) api.open(); });
     style();
     d.body.appendChild(h);
+    // Proactive triggers: their module loads only for a site that has some.
+    got.then(function (t) {
+      var j;
+      try { j = JSON.parse(t); } catch (e) {}
+      if (j && (j.personal_triggers || (j.triggers || [])[0])) {
+        import(base + '__TRIGGERS__').then(function (m) {
+          m.default({ j: j, root: root, wrap: wrap, api: api, ev: ev, hub: hub, site: site, loc: loc });
+        });
+      }
+    });
     // The panel was open before a reload in this tab (the chat keeps that in
     // sessionStorage): load at once rather than when idle.
     var was;

@@ -11,9 +11,10 @@ import { copyButton } from "./copy.js";
 import { renderTokens } from "./tokens.js";
 import { renderWebhooks } from "./webhooks.js";
 import { renderKeyAccounts } from "./key_accounts.js";
+import { renderTriggers } from "./triggers.js";
 import { replyByEmail } from "./email.js";
 
-const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "webhooks", "tokens", "key_accounts", "privacy"];
+const SECTIONS = ["agents", "departments", "sites", "canned", "rules", "offline", "alerts", "triggers", "webhooks", "tokens", "key_accounts", "privacy"];
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 let section = "agents";
@@ -43,6 +44,7 @@ export function renderAdmin(root, context) {
     rules: renderRules,
     offline: renderOffline,
     alerts: renderAlerts,
+    triggers: renderTriggers,
     webhooks: renderWebhooks,
     privacy: renderPrivacy,
     tokens: renderTokens,

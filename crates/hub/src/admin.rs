@@ -545,6 +545,8 @@ pub async fn put_site_settings(
         return Err(bad("send the settings as JSON"));
     };
     settings.validate().map_err(bad)?;
+    // Proactive triggers' attribute conditions (issue 19).
+    crate::triggers::check_attributes(&settings.triggers).map_err(bad)?;
     state
         .store
         .site_by_id(&id)

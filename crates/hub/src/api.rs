@@ -526,6 +526,9 @@ pub async fn widget_settings(State(state): State<AppState>, Path(key): Path<Stri
             "open": open,
             "prechat": settings.prechat,
             "agents_online": online,
+            // Proactive triggers (issue 19): the signed rules for an anonymous page.
+            "triggers": crate::triggers::for_widget(&state, &site, &settings, None, now_ms()),
+            "personal_triggers": crate::triggers::has_personal(&settings),
         })),
     )
         .into_response()

@@ -139,6 +139,8 @@ fn compressed_routes() -> Router<AppState> {
         .merge(crate::customer_api::routes())
         // The customer timeline (issue 19).
         .merge(crate::timeline::routes())
+        // Proactive triggers (issue 19).
+        .merge(crate::triggers::routes())
         .layer(axum::middleware::map_response(json_errors))
         .layer(compression)
 }

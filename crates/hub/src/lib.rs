@@ -36,12 +36,16 @@
 //!   [`conditions`] (pure, so site settings can hold them); [`key_accounts`]: per-site
 //!   priority rules on those attributes (priority, skip the bot, department, owner
 //!   first), applied at the hand-off by [`key_account_routing`] (issue 19);
-//!   identity's name, e-mail and attributes onto the site's contact, with history;
+//!   [`signed_contact`]: a verified identity's name, e-mail and attributes onto the
+//!   site's contact, with history;
 //!   [`bot_customer`]: the customer's `{name}` and `{key|fallback}` in bot answers;
 //!   [`customer_api`]: the console's customer card and customer search;
 //! - [`timeline`]: the customer timeline (issue 19): every conversation, offline request
 //!   and proactive message of a customer across their identified devices, and the pages
 //!   of the current session (recorded by [`visitor`]'s `hello`), for the console;
+//! - [`trigger_rules`] and [`triggers`]: proactive triggers, their rules in the site
+//!   settings (pure) and what the hub does with them: signed rules for the widget,
+//!   reports, the conversation a reply starts (issue 19);
 //! - [`authority`]: the one owner of agent authority (role, sites, sessions), which
 //!   open sockets watch;
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
@@ -102,6 +106,8 @@ pub mod text;
 pub mod throttle;
 pub mod timeline;
 pub mod triage;
+pub mod trigger_rules;
+pub mod triggers;
 pub mod unanswered;
 pub mod visitor;
 pub mod webhook_admin;

@@ -45,6 +45,8 @@ pub enum BucketKey {
     Visitor(String),
     /// An address, across all its visitors.
     Ip(IpAddr),
+    /// An address's trigger reports and trigger lists (issue 19, `crate::triggers`).
+    Triggers(IpAddr),
 }
 
 /// Buckets that outlive one connection. Bounded: past [`SharedBuckets::MAX`] keys, the

@@ -128,6 +128,11 @@ pub struct SiteSettings {
     /// [`crate::key_accounts`]); next to `vip_user_ids`, which keeps working.
     #[serde(default)]
     pub key_accounts: Vec<crate::key_accounts::KeyAccountRule>,
+    // --- proactive triggers (issue 19) ---
+    /// Proactive messages shown above the launcher when the page meets their
+    /// conditions (`crate::trigger_rules`, `crate::triggers`); at most 20.
+    #[serde(default)]
+    pub triggers: Vec<crate::trigger_rules::Trigger>,
 }
 
 /// A value of the bot's identity: one text for every language, or one per language.
@@ -164,6 +169,7 @@ impl Default for SiteSettings {
             retention_days: None,
             callback_after_secs: 600,
             key_accounts: Vec::new(),
+            triggers: Vec::new(),
         }
     }
 }
@@ -287,6 +293,7 @@ impl SiteSettings {
                 }
             }
         }
+        crate::trigger_rules::validate(&mut self.triggers)?;
         Ok(())
     }
 

@@ -42,6 +42,7 @@ pub mod maintenance;
 mod schema;
 mod sqlite;
 pub mod timeline;
+pub mod trigger_counts;
 pub mod visitor_events;
 pub mod webhooks;
 mod writer;
@@ -60,6 +61,7 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 pub use timeline::{
     Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,
 };
+pub use trigger_counts::TriggerCount;
 pub use visitor_events::{NewVisitorEvent, VisitorEvent, VisitorEventKind};
 pub use webhooks::{
     AttemptOutcome, DeliveryStatus, DisablePolicy, DueDelivery, NewWebhookEndpoint, WebhookAttempt,
@@ -1149,4 +1151,13 @@ pub trait Store: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> Result<Vec<i64>, StoreError>;
+    // --- proactive triggers (issue 19) ---
+    /// How often each trigger of the site was shown, opened, replied to and converted
+    /// from `since` (inclusive) to `until` (exclusive), ms since the epoch.
+    async fn trigger_counts(
+        &self,
+        site_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<TriggerCount>, StoreError>;
 }

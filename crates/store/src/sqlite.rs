@@ -2659,6 +2659,16 @@ impl Store for SqliteStore {
         self.key_account_first_responses_impl(site_ids, from, to)
             .await
     }
+    // --- proactive triggers (issue 19): crate::trigger_counts ---
+    async fn trigger_counts(
+        &self,
+        site_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<crate::TriggerCount>, StoreError> {
+        self.trigger_counts_impl(site_id.to_owned(), since, until)
+            .await
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -14,11 +14,15 @@
 //! page of another origin cannot open the agent console's socket with its cookie.
 //! `ux.rs` (issue 15) measures the widget in the page at desktop 1280×800, on an emulated
 //! phone 375×667 and on right-to-left host pages, and runs axe-core on the open panel.
+//! `triggers.rs` (issue 19) runs the proactive triggers: each condition, the frequency
+//! caps across reloads and sessions, `Salam.track`, and a reply that starts with the
+//! trigger's message.
 
 mod bot;
 mod customer;
 mod demo;
 mod hijack;
 mod support;
+mod triggers;
 mod ux;
 mod widget;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 mod admin_pages;
 // Issue 17: the admin area's API tokens.
 mod tokens;
+mod triggers;
 mod webhooks;
 
 /// How long a test waits for something to show up in the page.

@@ -18,21 +18,26 @@ fn dist() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../widget/dist")
 }
 
-/// The widget's three files as the hub serves them: the loader, the glue and the WASM
-/// (their URL paths) and their bytes on disk.
+/// The widget's four files as the hub serves them: the loader, the glue, the WASM and
+/// the trigger module (which a site with proactive triggers loads before a first
+/// message; issue 19), by their URL paths, and their bytes on disk.
 fn widget_files() -> Result<Vec<(String, Vec<u8>)>> {
     let mut glue = None;
     let mut wasm = None;
+    let mut triggers = None;
     for entry in std::fs::read_dir(dist())? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.starts_with("salam_widget_bg-") && name.ends_with(".wasm") {
             wasm = Some(name);
         } else if name.starts_with("salam_widget-") && name.ends_with(".js") {
             glue = Some(name);
+        } else if name.starts_with("triggers-") && name.ends_with(".js") {
+            triggers = Some(name);
         }
     }
     let glue = glue.context("no glue in widget/dist")?;
     let wasm = wasm.context("no wasm in widget/dist")?;
+    let triggers = triggers.context("no trigger module in widget/dist")?;
     Ok(vec![
         (
             "/widget.js".to_owned(),
@@ -45,6 +50,10 @@ fn widget_files() -> Result<Vec<(String, Vec<u8>)>> {
         (
             format!("/widget/{wasm}"),
             std::fs::read(dist().join(&wasm))?,
+        ),
+        (
+            format!("/widget/{triggers}"),
+            std::fs::read(dist().join(&triggers))?,
         ),
     ])
 }

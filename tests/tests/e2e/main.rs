@@ -29,3 +29,5 @@ mod states;
 mod timeline;
 // Issue 19: key accounts first (attribute-based priority, owner first, reports split).
 mod key_accounts;
+// Issue 19: proactive triggers.
+mod triggers;

@@ -67,7 +67,16 @@ pub(super) async fn handle(
                     .registry
                     .follow(&created.id, &link.mailbox, reason::OWNER);
                 crate::publish::summary(&*state.bus, &created);
-                if !session.settings.bot || session.vip {
+                // Opened from a proactive message (issue 19): it is the first line.
+                let handoff = crate::triggers::begin(
+                    &state,
+                    &session.site,
+                    &session.settings,
+                    session.locale.as_deref(),
+                    &created,
+                )
+                .await;
+                if !session.settings.bot || session.vip || handoff {
                     direct = Some((created.clone(), false));
                 } else if crate::key_account_routing::of_visitor(
                     &state,

@@ -96,6 +96,14 @@ async fn a_returning_customer_on_another_device_brings_their_history() -> Result
     let mut phone = visitor_on(&hub, None, "https://shop.test/orders/77", "Order 77").await?;
     identify(&hub, &mut phone, "customer-77").await?;
     let first = says(&mut phone, "p-1", "Where is my order 77?").await?;
+    // Nobody is online: the hand-off's notice comes first, then the form is filled (so
+    // the confirmation is the conversation's last text, whatever the hand-off's pace).
+    phone
+        .recv_until(|frame| {
+            matches!(frame, ServerFrame::Message(m)
+                if m.author.kind == salam_protocol::AuthorKind::Bot && m.text.contains("offline"))
+        })
+        .await?;
     phone
         .send_json(&json!({"type": "contact", "conversation": first,
                            "email": "layla@example.com", "message": "Call me after 5"}))

@@ -4,8 +4,11 @@
 //! **Who the customer is.** A visitor the site identified (`identify` verified an
 //! `external_id`) is one customer with every other visitor of the same site that
 //! verified the same external id: their other browsers and devices (at most
-//! [`MAX_LINKED_VISITORS`]). An anonymous visitor is only themself. The link is computed
-//! when read, like a contact's visitors ([`crate::contacts`]).
+//! [`MAX_LINKED_VISITORS`]), and with the e-mail channel's visitors known only by an
+//! address (no external id) when a signed identity of the customer vouched for that
+//! address (a mail that came before the customer identified anywhere). An anonymous
+//! visitor is only themself. The link is computed when read, like a contact's visitors
+//! ([`crate::contacts`]).
 //!
 //! **What is in it**, as a closed set of entry kinds ([`TimelineEntry`]): every
 //! conversation of those visitors on every channel (chat or e-mail) with its state,
@@ -318,6 +321,26 @@ fn read_timeline(
         for id in linked {
             let id = id.map_err(map_err)?;
             if id != query.visitor_id && visitor_ids.len() < MAX_LINKED_VISITORS {
+                visitor_ids.push(id);
+            }
+        }
+        // The e-mail channel's visitors known only by an address (a mail that came
+        // before the customer identified anywhere) are the customer's when a signed
+        // identity of theirs vouched for that address.
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT DISTINCT m.id FROM visitors v JOIN visitors m                  ON m.site_id = v.site_id AND m.email = v.email COLLATE NOCASE                  WHERE v.site_id = ?1 AND v.external_id = ?2 AND v.email IS NOT NULL                  AND instr(v.verified, '\"email\"') > 0 AND m.external_id IS NULL                  ORDER BY m.id LIMIT ?3",
+            )
+            .map_err(map_err)?;
+        let by_address = statement
+            .query_map(
+                params![site_id, external_id, MAX_LINKED_VISITORS as i64],
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(map_err)?;
+        for id in by_address {
+            let id = id.map_err(map_err)?;
+            if !visitor_ids.contains(&id) && visitor_ids.len() < MAX_LINKED_VISITORS {
                 visitor_ids.push(id);
             }
         }
@@ -827,5 +850,80 @@ mod tests {
         );
         let json = serde_json::to_value(&exported).unwrap();
         assert_eq!(json["events"][1]["data"]["url"], "/b");
+    }
+
+    /// A mail that came before the customer identified anywhere is theirs once a signed
+    /// identity vouches for its address; an address the visitor only typed links nothing.
+    #[tokio::test]
+    async fn an_earlier_mail_is_linked_by_a_signed_address_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap();
+        let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+        // A mail from layla@ and one from omar@, before anyone identified.
+        let mut mails = Vec::new();
+        for (address, id) in [
+            ("Layla@Example.com", "v_mail_l"),
+            ("omar@example.com", "v_mail_o"),
+        ] {
+            let visitor = store
+                .email_visitor(&site.id, address, None, id, 1)
+                .await
+                .unwrap();
+            let conversation = store
+                .create_conversation(&site.id, &visitor, ConversationState::Queued, 2)
+                .await
+                .unwrap();
+            store
+                .email_set_channel(&conversation.id, crate::Channel::Email)
+                .await
+                .unwrap();
+            mails.push((visitor, conversation.id));
+        }
+        for visitor in ["v_signed", "v_typed"] {
+            store
+                .touch_visitor(visitor, &site.id, VisitorUpdate::default(), 3)
+                .await
+                .unwrap();
+        }
+        // The site signed Layla's address; Omar's visitor only typed his.
+        for (visitor, user, email, verified) in [
+            (
+                "v_signed",
+                "customer-l",
+                "layla@example.com",
+                vec!["email".to_owned()],
+            ),
+            ("v_typed", "customer-o", "omar@example.com", Vec::new()),
+        ] {
+            store
+                .identify_visitor(
+                    visitor,
+                    IdentityUpdate {
+                        external_id: user.into(),
+                        email: Some(email.into()),
+                        verified,
+                        ..IdentityUpdate::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let layla = store
+            .customer_timeline(query("v_signed", 50, None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            layla.visitor_ids,
+            ["v_signed".to_owned(), mails[0].0.clone()]
+        );
+        assert_eq!(kinds(&layla), [format!("conversation:{}", mails[0].1)]);
+        let omar = store
+            .customer_timeline(query("v_typed", 50, None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(omar.visitor_ids, ["v_typed"]);
+        assert!(omar.entries.is_empty(), "{:?}", kinds(&omar));
     }
 }

@@ -4,68 +4,19 @@
 //! one, which opens from there; at a phone's size (375×667) and right to left too.
 
 use super::*;
+use salam_e2e::host_pages::HostPages;
 use salam_e2e::{AccountSetup, sign_identity};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A tiny HTTP server for the shop's pages (another origin than the hub's).
-struct ShopPages {
-    addr: SocketAddr,
-    pages: Arc<Mutex<HashMap<String, String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ShopPages {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The shop's pages (another origin than the hub's).
+struct ShopPages(HostPages);
 
 impl ShopPages {
     async fn start() -> Result<ShopPages> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let pages: Arc<Mutex<HashMap<String, String>>> = Arc::default();
-        let served = pages.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let pages = served.clone();
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 4096];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let request = String::from_utf8_lossy(&request);
-                    let path = request.split_whitespace().nth(1).unwrap_or("/");
-                    let path = path.split('?').next().unwrap_or("/").to_owned();
-                    let page = pages
-                        .lock()
-                        .ok()
-                        .and_then(|pages| pages.get(&path).cloned());
-                    let response = match page {
-                        Some(html) => format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
-                             Cache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
-                            html.len()
-                        ),
-                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_owned(),
-                    };
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        Ok(ShopPages { addr, pages, task })
+        Ok(ShopPages(HostPages::start().await?))
     }
 
     fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.origin()
     }
 
     /// Serves a page titled `title` embedding the widget, whose visitor the site
@@ -79,10 +30,7 @@ impl ShopPages {
              Salam.identify({{token: '{identity}'}});</script>\
              <script src=\"{hub}/widget.js\" data-site=\"{site_key}\" async></script></body></html>"
         );
-        if let Ok(mut pages) = self.pages.lock() {
-            pages.insert(path.to_owned(), html);
-        }
-        format!("{}{path}", self.origin())
+        self.0.page(path, html)
     }
 }
 

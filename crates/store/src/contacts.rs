@@ -101,6 +101,20 @@ fn contact_from_row(row: &Row<'_>) -> rusqlite::Result<Contact> {
     })
 }
 
+/// A row of `id, key, old_value, new_value, changed_by, at` from
+/// `contact_attribute_changes`.
+fn change_from_row(row: &Row<'_>) -> rusqlite::Result<AttributeChange> {
+    let parse = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
+    Ok(AttributeChange {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        old_value: parse(row.get(2)?),
+        new_value: parse(row.get(3)?),
+        changed_by: row.get(4)?,
+        at: row.get(5)?,
+    })
+}
+
 /// Fills in the visitors linked by external id.
 fn with_visitors(connection: &Connection, mut contact: Contact) -> Result<Contact, StoreError> {
     if let Some(external_id) = &contact.external_id {
@@ -199,23 +213,13 @@ pub(crate) fn contact_of_visitor(
         return Ok(None);
     };
     let contact = with_visitors(connection, contact)?;
-    let parse = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
     let changes = connection
         .prepare_cached(
             "SELECT id, key, old_value, new_value, changed_by, at \
              FROM contact_attribute_changes WHERE contact_id = ?1 ORDER BY id",
         )
         .map_err(map_err)?
-        .query_map([&contact.id], |row| {
-            Ok(AttributeChange {
-                id: row.get(0)?,
-                key: row.get(1)?,
-                old_value: parse(row.get(2)?),
-                new_value: parse(row.get(3)?),
-                changed_by: row.get(4)?,
-                at: row.get(5)?,
-            })
-        })
+        .query_map([&contact.id], change_from_row)
         .map_err(map_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(map_err)?;
@@ -466,19 +470,8 @@ impl SqliteStore {
                      WHERE h.contact_id = ?1 AND c.site_id = ?2 ORDER BY h.id LIMIT ?3",
                 )
                 .map_err(map_err)?;
-            let parse =
-                |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
             let rows = statement
-                .query_map(params![id, site_id, limit.max(1)], |row| {
-                    Ok(AttributeChange {
-                        id: row.get(0)?,
-                        key: row.get(1)?,
-                        old_value: parse(row.get(2)?),
-                        new_value: parse(row.get(3)?),
-                        changed_by: row.get(4)?,
-                        at: row.get(5)?,
-                    })
-                })
+                .query_map(params![id, site_id, limit.max(1)], change_from_row)
                 .map_err(map_err)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(map_err)?;

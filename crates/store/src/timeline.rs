@@ -306,42 +306,31 @@ fn read_timeline(
     };
     let mut visitor_ids = vec![query.visitor_id.clone()];
     if let Some(external_id) = &external_id {
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT id FROM visitors WHERE site_id = ?1 AND external_id = ?2 \
-                 ORDER BY first_seen, id LIMIT ?3",
-            )
-            .map_err(map_err)?;
-        let linked = statement
-            .query_map(
-                params![site_id, external_id, MAX_LINKED_VISITORS as i64],
-                |row| row.get::<_, String>(0),
-            )
-            .map_err(map_err)?;
-        for id in linked {
-            let id = id.map_err(map_err)?;
-            if id != query.visitor_id && visitor_ids.len() < MAX_LINKED_VISITORS {
-                visitor_ids.push(id);
-            }
-        }
+        // The visitors that verified the same external id: the customer's other
+        // browsers and devices.
+        let same_user = "SELECT id FROM visitors WHERE site_id = ?1 AND external_id = ?2 \
+                         ORDER BY first_seen, id LIMIT ?3";
         // The e-mail channel's visitors known only by an address (a mail that came
         // before the customer identified anywhere) are the customer's when a signed
         // identity of theirs vouched for that address.
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT DISTINCT m.id FROM visitors v JOIN visitors m                  ON m.site_id = v.site_id AND m.email = v.email COLLATE NOCASE                  WHERE v.site_id = ?1 AND v.external_id = ?2 AND v.email IS NOT NULL                  AND instr(v.verified, '\"email\"') > 0 AND m.external_id IS NULL                  ORDER BY m.id LIMIT ?3",
-            )
-            .map_err(map_err)?;
-        let by_address = statement
-            .query_map(
-                params![site_id, external_id, MAX_LINKED_VISITORS as i64],
-                |row| row.get::<_, String>(0),
-            )
-            .map_err(map_err)?;
-        for id in by_address {
-            let id = id.map_err(map_err)?;
-            if !visitor_ids.contains(&id) && visitor_ids.len() < MAX_LINKED_VISITORS {
-                visitor_ids.push(id);
+        let signed_address = "SELECT DISTINCT m.id FROM visitors v JOIN visitors m \
+             ON m.site_id = v.site_id AND m.email = v.email COLLATE NOCASE \
+             WHERE v.site_id = ?1 AND v.external_id = ?2 AND v.email IS NOT NULL \
+             AND instr(v.verified, '\"email\"') > 0 AND m.external_id IS NULL \
+             ORDER BY m.id LIMIT ?3";
+        for sql in [same_user, signed_address] {
+            let mut statement = connection.prepare_cached(sql).map_err(map_err)?;
+            let linked = statement
+                .query_map(
+                    params![site_id, external_id, MAX_LINKED_VISITORS as i64],
+                    |row| row.get::<_, String>(0),
+                )
+                .map_err(map_err)?;
+            for id in linked {
+                let id = id.map_err(map_err)?;
+                if !visitor_ids.contains(&id) && visitor_ids.len() < MAX_LINKED_VISITORS {
+                    visitor_ids.push(id);
+                }
             }
         }
     }

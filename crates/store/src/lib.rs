@@ -39,6 +39,7 @@ pub mod contacts;
 pub mod email;
 pub mod key_accounts;
 pub mod maintenance;
+pub mod postgres;
 mod schema;
 mod sqlite;
 pub mod timeline;
@@ -57,6 +58,7 @@ pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use timeline::{
     Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,

@@ -1,0 +1,860 @@
+//! The PostgreSQL backend (issue 13): what several hubs share.
+//!
+//! Chosen by a `postgres://` store URL (`store.url` in the configuration, or
+//! `SALAM_DATABASE_URL`). It keeps the SQLite backend's shape and guarantees:
+//!
+//! - **One writer per hub, group commit, ack after commit.** Writes go through a bounded
+//!   queue to one thread holding one connection ([`writer`]), which runs each batch in
+//!   one transaction and answers every caller only after `COMMIT` returned
+//!   (`synchronous_commit` is on: the commit is on the server's disk).
+//! - **Gap-free sequences across hubs.** An append takes its conversation's row lock
+//!   with `UPDATE conversations SET last_seq = last_seq + 1 … RETURNING`, so appends of
+//!   several hubs to one conversation serialise, and a rolled-back batch gives its
+//!   numbers back.
+//! - **Idempotent client ids.** The unique client-id index is the check; a resend finds
+//!   the committed row (read after the row lock, so a resend racing on another hub
+//!   sees the first one's commit) and returns it.
+//! - **Compare-and-set transitions**, as in SQLite: `UPDATE … WHERE state IN (…)`.
+//! - **Reads** run on a small pool of connections in the blocking pool.
+//! - **Migrations** ([`schema`]) are versioned and taken under an advisory lock, so
+//!   several hubs may start at once.
+//! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
+//!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
+//!
+//! The SQL lives beside SQLite's, one file per area, with the same names.
+
+mod conversations;
+mod directory;
+mod email;
+mod maintenance;
+mod rest;
+pub(crate) mod schema;
+pub mod scratch;
+mod writer;
+
+use crate::*;
+use pg::Client;
+use std::sync::{Arc, Mutex};
+use writer::Writer;
+
+/// How the PostgreSQL store runs.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Writes waiting for the writer at most (callers wait when it is full).
+    pub queue: usize,
+    /// Writes in one transaction at most.
+    pub max_batch: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> PostgresOptions {
+        PostgresOptions {
+            queue: 8192,
+            max_batch: 512,
+            readers: 4,
+        }
+    }
+}
+
+/// The PostgreSQL store: a writer thread and a pool of read connections.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) writer: Writer,
+    readers: Arc<ReadPool>,
+    metrics: Arc<StoreMetrics>,
+    /// The sites with an enabled webhook endpoint, as this hub last told (their
+    /// messages leave a `webhook_pending` mark in their own transaction).
+    pub(crate) webhook_sites: crate::webhooks::WebhookSites,
+}
+
+struct ReadPool {
+    config: pg::Config,
+    idle: Mutex<Vec<Client>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Client, StoreError> {
+        // A std Mutex is fine: it is held only to pop or push, never across an await.
+        while let Some(client) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            if !client.is_closed() {
+                return Ok(client);
+            }
+        }
+        connect(&self.config)
+    }
+
+    fn give_back(&self, client: Client) {
+        if client.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(client);
+        }
+    }
+}
+
+impl Drop for ReadPool {
+    fn drop(&mut self) {
+        // Closing a synchronous client blocks on its own runtime, which must not
+        // happen on an async runtime's thread (the last handle may be dropped there).
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("salam-pg-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
+/// Parses a `postgres://` URL, with the settings every connection of the store uses.
+fn config_of(url: &str) -> Result<pg::Config, StoreError> {
+    let mut config: pg::Config = url
+        .parse()
+        .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("salam");
+    }
+    // Commit before ack: a commit returns once the server has it on disk, whatever the
+    // server's default.
+    config.options("-c synchronous_commit=on -c timezone=UTC");
+    Ok(config)
+}
+
+fn connect(config: &pg::Config) -> Result<Client, StoreError> {
+    config.connect(pg::NoTls).map_err(map_err)
+}
+
+/// Maps a PostgreSQL error onto the store's error enum.
+pub(crate) fn map_err(err: pg::Error) -> StoreError {
+    use pg::error::SqlState;
+    match err.code() {
+        Some(code)
+            if *code == SqlState::UNIQUE_VIOLATION
+                || *code == SqlState::FOREIGN_KEY_VIOLATION
+                || *code == SqlState::CHECK_VIOLATION
+                || *code == SqlState::NOT_NULL_VIOLATION
+                || *code == SqlState::EXCLUSION_VIOLATION =>
+        {
+            StoreError::Conflict(err.to_string())
+        }
+        // Syntax, undefined tables or columns, wrong types: the code and the schema
+        // disagree.
+        Some(code)
+            if code.code().starts_with("42")
+                || code.code().starts_with("22")
+                || *code == SqlState::DATATYPE_MISMATCH =>
+        {
+            StoreError::Corrupt(err.to_string())
+        }
+        // Everything else (connection lost, server shutting down, serialisation
+        // failures, disk full, a read-only standby): retryable.
+        _ => StoreError::Unavailable(err.to_string()),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    crate::sqlite::now_ms()
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url`, applies the migrations it lacks and starts the
+    /// writer thread. Blocking: call it outside the async runtime (or in
+    /// `spawn_blocking`).
+    pub fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let config = config_of(url)?;
+        let mut client = connect(&config)?;
+        schema::migrate(&mut client)?;
+        let metrics = Arc::new(StoreMetrics::default());
+        let writer = Writer::start(
+            client,
+            config.clone(),
+            options.queue.max(1),
+            options.max_batch.max(1),
+            metrics.clone(),
+        )
+        .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        Ok(PostgresStore {
+            writer,
+            readers: Arc::new(ReadPool {
+                config,
+                idle: Mutex::new(Vec::new()),
+                max_idle: options.readers.max(1),
+            }),
+            metrics,
+            webhook_sites: Default::default(),
+        })
+    }
+
+    /// Applies the migrations the database at `url` lacks and returns its schema
+    /// version (`salam migrate`).
+    pub fn migrate(url: &str) -> Result<i64, StoreError> {
+        let mut client = connect(&config_of(url)?)?;
+        schema::migrate(&mut client)
+    }
+
+    /// Whether the database answers now (`/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|client| client.batch_execute("SELECT 1").map_err(map_err))
+            .await
+    }
+
+    /// Runs a read on a pooled connection in the blocking pool.
+    pub(crate) async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = readers.take()?;
+            let result = op(&mut client);
+            readers.give_back(client);
+            result
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+    }
+}
+
+// Every method of the trait, each delegating to its area's file (same name as in the
+// SQLite backend).
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        directory::get_setting(self, key).await
+    }
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        directory::set_setting_if_absent(self, key, value).await
+    }
+    async fn create_site(&self, name: &str, origins: &[String]) -> Result<Site, StoreError> {
+        directory::create_site(self, name, origins).await
+    }
+    async fn site_by_key(&self, key: &str) -> Result<Option<Site>, StoreError> {
+        directory::site_by_key(self, key).await
+    }
+    async fn site_by_id(&self, id: &str) -> Result<Option<Site>, StoreError> {
+        directory::site_by_id(self, id).await
+    }
+    async fn list_sites(&self) -> Result<Vec<Site>, StoreError> {
+        directory::list_sites(self).await
+    }
+    async fn update_site(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        origins: Option<&[String]>,
+    ) -> Result<Site, StoreError> {
+        directory::update_site(self, id, name, origins).await
+    }
+    async fn departments(&self, site_ids: &[String]) -> Result<Vec<Department>, StoreError> {
+        directory::departments(self, site_ids).await
+    }
+    async fn add_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
+        directory::add_department(self, site_id, name).await
+    }
+    async fn remove_department(&self, site_id: &str, name: &str) -> Result<(), StoreError> {
+        directory::remove_department(self, site_id, name).await
+    }
+    async fn canned(&self, site_ids: &[String]) -> Result<Vec<Canned>, StoreError> {
+        directory::canned(self, site_ids).await
+    }
+    async fn add_canned(
+        &self,
+        site_id: &str,
+        shortcut: &str,
+        text: &str,
+    ) -> Result<Canned, StoreError> {
+        directory::add_canned(self, site_id, shortcut, text).await
+    }
+    async fn remove_canned(&self, id: i64) -> Result<(), StoreError> {
+        directory::remove_canned(self, id).await
+    }
+    async fn rotate_identity_secret(
+        &self,
+        site_id: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Site, StoreError> {
+        directory::rotate_identity_secret(self, site_id, secret, now).await
+    }
+    async fn offline_request_done(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        directory::offline_request_done(self, id, now).await
+    }
+    async fn acknowledge_alert(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        directory::acknowledge_alert(self, id, now).await
+    }
+    async fn create_agent(&self, agent: NewAgent) -> Result<Agent, StoreError> {
+        directory::create_agent(self, agent).await
+    }
+    async fn count_agents(&self) -> Result<u64, StoreError> {
+        directory::count_agents(self).await
+    }
+    async fn agent_by_email(&self, email: &str) -> Result<Option<(Agent, String)>, StoreError> {
+        directory::agent_by_email(self, email).await
+    }
+    async fn agent_by_id(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        directory::agent_by_id(self, id).await
+    }
+    async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
+        directory::list_agents(self).await
+    }
+    async fn update_agent(&self, id: &str, update: AgentUpdate) -> Result<Agent, StoreError> {
+        directory::update_agent(self, id, update).await
+    }
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        directory::create_session(self, token_hash, agent_id, expires_at).await
+    }
+    async fn session_agent(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<SessionAgent>, StoreError> {
+        directory::session_agent(self, token_hash, now).await
+    }
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<(), StoreError> {
+        directory::touch_session(self, token_hash, now).await
+    }
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        directory::delete_session(self, token_hash).await
+    }
+    async fn sessions_of_agent(
+        &self,
+        agent_id: &str,
+        now: i64,
+    ) -> Result<Vec<Session>, StoreError> {
+        directory::sessions_of_agent(self, agent_id, now).await
+    }
+    async fn delete_sessions_of_agent(
+        &self,
+        agent_id: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        directory::delete_sessions_of_agent(self, agent_id, keep).await
+    }
+    async fn password_hash(&self, agent_id: &str) -> Result<Option<String>, StoreError> {
+        directory::password_hash(self, agent_id).await
+    }
+    async fn set_password_hash(&self, agent_id: &str, hash: &str) -> Result<(), StoreError> {
+        directory::set_password_hash(self, agent_id, hash).await
+    }
+    async fn set_agent_presence(
+        &self,
+        agent_id: &str,
+        presence: Presence,
+    ) -> Result<(), StoreError> {
+        directory::set_agent_presence(self, agent_id, presence).await
+    }
+    async fn touch_visitor(
+        &self,
+        visitor_id: &str,
+        site_id: &str,
+        update: VisitorUpdate,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        conversations::touch_visitor(self, visitor_id, site_id, update, now).await
+    }
+    async fn identify_visitor(
+        &self,
+        visitor_id: &str,
+        identity: IdentityUpdate,
+    ) -> Result<(), StoreError> {
+        conversations::identify_visitor(self, visitor_id, identity).await
+    }
+    async fn visitor_external_id(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
+        conversations::visitor_external_id(self, visitor_id).await
+    }
+    async fn update_site_settings(&self, site_id: &str, settings: &str) -> Result<(), StoreError> {
+        directory::update_site_settings(self, site_id, settings).await
+    }
+    async fn create_conversation(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        state: ConversationState,
+        now: i64,
+    ) -> Result<Conversation, StoreError> {
+        conversations::create_conversation(self, site_id, visitor_id, state, now).await
+    }
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        conversations::conversation(self, id).await
+    }
+    async fn open_conversations_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::open_conversations_of_visitor(self, site_id, visitor_id).await
+    }
+    async fn recent_closed_conversation_of_visitor(
+        &self,
+        site_id: &str,
+        visitor_id: &str,
+        since: i64,
+    ) -> Result<Option<Conversation>, StoreError> {
+        conversations::recent_closed_conversation_of_visitor(self, site_id, visitor_id, since).await
+    }
+    async fn set_contact_asked(&self, conversation: &str, at: i64) -> Result<(), StoreError> {
+        conversations::set_contact_asked(self, conversation, at).await
+    }
+    async fn contact_pending(&self, conversation: &str) -> Result<bool, StoreError> {
+        conversations::contact_pending(self, conversation).await
+    }
+    async fn contact_of_conversation(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<OfflineRequest>, StoreError> {
+        conversations::contact_of_conversation(self, conversation).await
+    }
+    async fn open_conversations_of_sites(
+        &self,
+        site_ids: &[String],
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::open_conversations_of_sites(self, site_ids, limit).await
+    }
+    async fn transition(&self, transition: Transition) -> Result<Transitioned, StoreError> {
+        conversations::transition(self, transition).await
+    }
+    async fn transition_queued(
+        &self,
+        transition: Transition,
+    ) -> Result<PendingTransition, StoreError> {
+        conversations::transition_queued(self, transition).await
+    }
+    async fn mark_read(&self, id: &str) -> Result<bool, StoreError> {
+        conversations::mark_read(self, id).await
+    }
+    async fn set_priority(&self, id: &str, priority: i32) -> Result<(), StoreError> {
+        conversations::set_priority(self, id, priority).await
+    }
+    async fn idle_conversations(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::idle_conversations(self, before, limit).await
+    }
+    async fn conversations_in_state(
+        &self,
+        state: ConversationState,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::conversations_in_state(self, state).await
+    }
+    async fn find_conversations(
+        &self,
+        site_ids: &[String],
+        filter: ConversationFilter,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::find_conversations(self, site_ids, filter).await
+    }
+    async fn visitor(&self, visitor_id: &str) -> Result<Option<Visitor>, StoreError> {
+        conversations::visitor(self, visitor_id).await
+    }
+    async fn conversations_of_visitor(
+        &self,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        conversations::conversations_of_visitor(self, visitor_id).await
+    }
+    async fn timings(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Timing>, StoreError> {
+        directory::timings(self, site_ids, from, to).await
+    }
+    async fn record_bot_turn(&self, turn: BotTurn) -> Result<(), StoreError> {
+        directory::record_bot_turn(self, turn).await
+    }
+    async fn recent_bot_turns(
+        &self,
+        conversation: &str,
+        n: u32,
+    ) -> Result<Vec<RecentTurn>, StoreError> {
+        directory::recent_bot_turns(self, conversation, n).await
+    }
+    async fn create_offline_request(
+        &self,
+        request: OfflineRequest,
+    ) -> Result<(i64, bool), StoreError> {
+        directory::create_offline_request(self, request).await
+    }
+    async fn offline_requests(
+        &self,
+        site_ids: &[String],
+        page: Page,
+    ) -> Result<Vec<OfflineRequest>, StoreError> {
+        directory::offline_requests(self, site_ids, page).await
+    }
+    async fn rate(
+        &self,
+        conversation: &str,
+        score: u8,
+        comment: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        directory::rate(self, conversation, score, comment, now).await
+    }
+    async fn rating(&self, conversation: &str) -> Result<Option<(u8, Option<String>)>, StoreError> {
+        directory::rating(self, conversation).await
+    }
+    async fn create_alert(&self, alert: Alert) -> Result<Option<i64>, StoreError> {
+        directory::create_alert(self, alert).await
+    }
+    async fn alerts(&self, site_ids: &[String], page: Page) -> Result<Vec<Alert>, StoreError> {
+        directory::alerts(self, site_ids, page).await
+    }
+    async fn bot_report(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<BotReport, StoreError> {
+        directory::bot_report(self, site_ids, from, to).await
+    }
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
+        conversations::append(self, message).await
+    }
+    async fn append_queued(&self, message: NewMessage) -> Result<PendingAppend, StoreError> {
+        conversations::append_queued(self, message).await
+    }
+    async fn messages_after(
+        &self,
+        conversation: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        conversations::messages_after(self, conversation, after, limit).await
+    }
+    async fn messages_before(
+        &self,
+        conversation: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        conversations::messages_before(self, conversation, before, limit).await
+    }
+    async fn retention_batch(
+        &self,
+        site_id: &str,
+        closed_before: i64,
+        budget: RetentionBudget,
+    ) -> Result<RetentionBatch, StoreError> {
+        maintenance::retention_batch(self, site_id, closed_before, budget).await
+    }
+    async fn sweep_visitors(
+        &self,
+        cutoffs: &[(String, i64)],
+        after: i64,
+        scan: u32,
+    ) -> Result<VisitorSweep, StoreError> {
+        maintenance::sweep_visitors(self, cutoffs, after, scan).await
+    }
+    async fn find_visitors(&self, selector: &VisitorSelector) -> Result<Vec<String>, StoreError> {
+        maintenance::find_visitors(self, selector).await
+    }
+    async fn export_visitor(&self, visitor_id: &str) -> Result<Option<VisitorRecord>, StoreError> {
+        maintenance::export_visitor(self, visitor_id).await
+    }
+    async fn erase_visitor(
+        &self,
+        visitor_id: &str,
+        note: AuditNote,
+    ) -> Result<Erasure, StoreError> {
+        maintenance::erase_visitor(self, visitor_id, note).await
+    }
+    async fn record_audit(&self, entry: NewAudit) -> Result<(), StoreError> {
+        maintenance::record_audit(self, entry).await
+    }
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        maintenance::audit_log(self, limit).await
+    }
+    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken, StoreError> {
+        rest::create_api_token(self, token).await
+    }
+    async fn api_tokens(&self, site_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+        rest::api_tokens(self, site_id).await
+    }
+    async fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        rest::api_token_by_hash(self, token_hash).await
+    }
+    async fn revoke_api_token(&self, site_id: &str, id: &str, now: i64) -> Result<(), StoreError> {
+        rest::revoke_api_token(self, site_id, id, now).await
+    }
+    async fn touch_api_token(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        rest::touch_api_token(self, id, now).await
+    }
+    async fn conversation_page(
+        &self,
+        site_id: &str,
+        page: ConversationPage,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        rest::conversation_page(self, site_id, page).await
+    }
+    async fn create_contact(&self, contact: NewContact) -> Result<Contact, StoreError> {
+        rest::create_contact(self, contact).await
+    }
+    async fn update_contact(
+        &self,
+        site_id: &str,
+        id: &str,
+        update: ContactUpdate,
+    ) -> Result<Contact, StoreError> {
+        rest::update_contact(self, site_id, id, update).await
+    }
+    async fn contact(&self, site_id: &str, id: &str) -> Result<Option<Contact>, StoreError> {
+        rest::contact(self, site_id, id).await
+    }
+    async fn contact_by_external_id(
+        &self,
+        site_id: &str,
+        external_id: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        rest::contact_by_external_id(self, site_id, external_id).await
+    }
+    async fn find_contacts(
+        &self,
+        site_id: &str,
+        search: ContactSearch,
+    ) -> Result<Vec<Contact>, StoreError> {
+        rest::find_contacts(self, site_id, search).await
+    }
+    async fn contact_changes(
+        &self,
+        site_id: &str,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<AttributeChange>, StoreError> {
+        rest::contact_changes(self, site_id, id, limit).await
+    }
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: NewWebhookEndpoint,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        rest::create_webhook_endpoint(self, endpoint).await
+    }
+    async fn webhook_endpoints(
+        &self,
+        site_ids: &[String],
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        rest::webhook_endpoints(self, site_ids).await
+    }
+    async fn webhook_endpoint(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError> {
+        rest::webhook_endpoint(self, id).await
+    }
+    async fn update_webhook_endpoint(
+        &self,
+        id: &str,
+        update: WebhookEndpointUpdate,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        rest::update_webhook_endpoint(self, id, update).await
+    }
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<(), StoreError> {
+        rest::delete_webhook_endpoint(self, id).await
+    }
+    async fn rotate_webhook_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        previous_expires_at: i64,
+    ) -> Result<WebhookEndpoint, StoreError> {
+        rest::rotate_webhook_secret(self, id, secret, previous_expires_at).await
+    }
+    async fn webhook_sites(&self) -> Result<Vec<String>, StoreError> {
+        rest::webhook_sites(self).await
+    }
+    async fn webhook_pending_messages(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<(String, Message)>, StoreError> {
+        rest::webhook_pending_messages(self, limit).await
+    }
+    async fn enqueue_webhook_event(
+        &self,
+        event: WebhookEvent,
+    ) -> Result<PendingWebhook, StoreError> {
+        rest::enqueue_webhook_event(self, event).await
+    }
+    async fn due_webhook_deliveries(
+        &self,
+        now: i64,
+        settle_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        rest::due_webhook_deliveries(self, now, settle_ms, limit).await
+    }
+    async fn next_webhook_due(&self, settle_ms: i64) -> Result<Option<i64>, StoreError> {
+        rest::next_webhook_due(self, settle_ms).await
+    }
+    async fn record_webhook_attempt(
+        &self,
+        attempt: WebhookAttempt,
+        policy: DisablePolicy,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        rest::record_webhook_attempt(self, attempt, policy).await
+    }
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        rest::webhook_deliveries(self, endpoint_id, before, limit).await
+    }
+    async fn webhook_delivery(&self, id: i64) -> Result<Option<WebhookDelivery>, StoreError> {
+        rest::webhook_delivery(self, id).await
+    }
+    async fn redeliver_webhook(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        rest::redeliver_webhook(self, id, now).await
+    }
+    async fn email_set_channel(
+        &self,
+        conversation: &str,
+        channel: Channel,
+    ) -> Result<(), StoreError> {
+        email::email_set_channel(self, conversation, channel).await
+    }
+    async fn email_channel(&self, conversation: &str) -> Result<Option<Channel>, StoreError> {
+        email::email_channel(self, conversation).await
+    }
+    async fn email_record_message(&self, record: EmailRecord) -> Result<(), StoreError> {
+        email::email_record_message(self, record).await
+    }
+    async fn email_thread_of(
+        &self,
+        message_ids: Vec<String>,
+    ) -> Result<Option<String>, StoreError> {
+        email::email_thread_of(self, message_ids).await
+    }
+    async fn email_thread_ids(
+        &self,
+        conversation: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        email::email_thread_ids(self, conversation, limit).await
+    }
+    async fn email_record_event(&self, event: EmailEvent) -> Result<(), StoreError> {
+        email::email_record_event(self, event).await
+    }
+    async fn email_events(&self, limit: u32) -> Result<Vec<EmailEvent>, StoreError> {
+        email::email_events(self, limit).await
+    }
+    async fn email_failing(&self, address: &str) -> Result<bool, StoreError> {
+        email::email_failing(self, address).await
+    }
+    async fn email_visitor(
+        &self,
+        site_id: &str,
+        email: &str,
+        name: Option<String>,
+        new_id: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        email::email_visitor(self, site_id, email, name, new_id, now).await
+    }
+    async fn email_schedule_unseen(
+        &self,
+        conversation: &str,
+        seq: u64,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        email::email_schedule_unseen(self, conversation, seq, due_at).await
+    }
+    async fn email_visitor_seen(&self, conversation: &str, seq: u64) -> Result<(), StoreError> {
+        email::email_visitor_seen(self, conversation, seq).await
+    }
+    async fn email_due_unseen(&self, now: i64, limit: u32) -> Result<Vec<UnseenDue>, StoreError> {
+        email::email_due_unseen(self, now, limit).await
+    }
+    async fn email_request_transcript(
+        &self,
+        request: TranscriptRequest,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        email::email_request_transcript(self, request, now).await
+    }
+    async fn email_take_transcript(
+        &self,
+        conversation: &str,
+    ) -> Result<Option<TranscriptRequest>, StoreError> {
+        email::email_take_transcript(self, conversation).await
+    }
+    async fn email_take_missed(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        email::email_take_missed(self, queued_before, now, limit).await
+    }
+    async fn record_visitor_event(&self, event: NewVisitorEvent) -> Result<(), StoreError> {
+        maintenance::record_visitor_event(self, event).await
+    }
+    async fn visitor_events(
+        &self,
+        visitor_ids: Vec<String>,
+        limit: u32,
+    ) -> Result<Vec<VisitorEvent>, StoreError> {
+        maintenance::visitor_events(self, visitor_ids, limit).await
+    }
+    async fn customer_timeline(
+        &self,
+        query: TimelineQuery,
+    ) -> Result<Option<Timeline>, StoreError> {
+        maintenance::customer_timeline(self, query).await
+    }
+    async fn key_account_mark(&self, conversation: &str, rule: &str) -> Result<(), StoreError> {
+        conversations::key_account_mark(self, conversation, rule).await
+    }
+    async fn key_account_first_responses(
+        &self,
+        site_ids: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        conversations::key_account_first_responses(self, site_ids, from, to).await
+    }
+    async fn trigger_counts(
+        &self,
+        site_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<TriggerCount>, StoreError> {
+        maintenance::trigger_counts(self, site_id, since, until).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        // The writer handles jobs in order, so an empty job resolves after every write
+        // queued before it has been committed.
+        self.writer.write(|_| Ok(())).await
+    }
+    fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+    fn remember_webhook_sites(&self, sites: &[String]) {
+        let mut known = self
+            .webhook_sites
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        known.clear();
+        known.extend(sites.iter().cloned());
+    }
+}
+
+/// Placeholder while the backend is ported (removed when every method is).
+fn unported(name: &str) -> StoreError {
+    StoreError::Unavailable(format!("{name} is not ported to PostgreSQL yet"))
+}

@@ -395,7 +395,7 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> rusqlite::Result<Conversat
     })
 }
 
-fn author_kind_from(name: &str) -> AuthorKind {
+pub(crate) fn author_kind_from(name: &str) -> AuthorKind {
     match name {
         "visitor" => AuthorKind::Visitor,
         "agent" => AuthorKind::Agent,
@@ -417,7 +417,7 @@ fn conversation_by_id(
         .map_err(map_err)
 }
 
-fn kind_name(kind: MessageKind) -> &'static str {
+pub(crate) fn kind_name(kind: MessageKind) -> &'static str {
     match kind {
         MessageKind::Text => "text",
         MessageKind::Note => "note",
@@ -425,7 +425,7 @@ fn kind_name(kind: MessageKind) -> &'static str {
     }
 }
 
-fn author_kind_name(kind: AuthorKind) -> &'static str {
+pub(crate) fn author_kind_name(kind: AuthorKind) -> &'static str {
     match kind {
         AuthorKind::Visitor => "visitor",
         AuthorKind::Agent => "agent",

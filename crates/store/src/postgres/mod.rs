@@ -28,6 +28,7 @@ mod directory;
 mod email;
 mod maintenance;
 mod rest;
+pub(crate) mod rows;
 pub(crate) mod schema;
 pub mod scratch;
 mod writer;

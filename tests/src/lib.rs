@@ -25,6 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub mod axe;
 pub mod chromium;
 pub mod host_pages;
+pub mod postgres;
 pub mod process;
 pub mod smtp;
 

@@ -338,6 +338,11 @@ pub struct WebSocket {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Where conversations are kept. Absent (the default): the embedded SQLite file
+    /// `DATA/salam.db`, nothing to install. `postgres://USER:PASSWORD@HOST:PORT/DB`: a
+    /// PostgreSQL database, which several hubs can share (docs/deploy.md, "Running
+    /// several hubs"). Env `SALAM_DATABASE_URL`.
+    pub url: Option<String>,
     /// `true`: fsync every commit (survives power loss). `false`: WAL with
     /// `synchronous=NORMAL` (survives a crash of the hub process; faster).
     pub synchronous_full: bool,
@@ -533,6 +538,7 @@ impl Default for WebSocket {
 impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
+            url: None,
             synchronous_full: false,
             max_batch: 512,
             queue: 8192,
@@ -645,7 +651,8 @@ impl Config {
         })
     }
 
-    /// Applies `SALAM_LISTEN`, `SALAM_DATA` and `SALAM_ADMIN_EMAIL` from the environment.
+    /// Applies `SALAM_LISTEN`, `SALAM_DATA`, `SALAM_ADMIN_EMAIL`, `SALAM_SMTP_URL` and
+    /// `SALAM_DATABASE_URL` from the environment.
     pub fn apply_env(&mut self) -> Result<(), ConfigError> {
         if let Ok(email) = std::env::var("SALAM_ADMIN_EMAIL") {
             self.auth.first_admin_email = Some(email);
@@ -661,6 +668,10 @@ impl Config {
         }
         if let Ok(url) = std::env::var("SALAM_SMTP_URL") {
             self.smtp.url = Some(url);
+        }
+        if let Ok(url) = std::env::var("SALAM_DATABASE_URL") {
+            let url = url.trim();
+            self.store.url = (!url.is_empty()).then(|| url.to_owned());
         }
         Ok(())
     }

@@ -122,7 +122,10 @@ use crate::config::Config;
 use crate::fanout::{LocalBus, Registry};
 use crate::state::AppState;
 use salam_protocol::{EventCode, SystemEvent};
-use salam_store::{AgentRole, NewAgent, Site, SqliteOptions, SqliteStore, Store, StoreError};
+use salam_store::{
+    AgentRole, HubClaim, NewAgent, PostgresOptions, PostgresStore, Site, SqliteOptions,
+    SqliteStore, Store, StoreError,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,6 +167,8 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     /// What this start created (the demo site, the admin's e-mail and password).
     pub first_start: FirstStart,
+    /// On PostgreSQL: this hub alone serves the database while it runs.
+    _claim: Option<HubClaim>,
 }
 
 impl Hub {
@@ -174,15 +179,14 @@ impl Hub {
             path: config.data.clone(),
             source,
         })?;
-        let store = open_store(&config)?;
+        let (store, claim) = open_serving_store(&config).await?;
         let secret = Secret::from_stored(
             &store
                 .set_setting_if_absent("secret", &Secret::generate_stored())
                 .await?,
         )
         .ok_or(HubError::Secret)?;
-        let first_start = bootstrap(&store, &config).await?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let first_start = bootstrap(store.as_ref(), &config).await?;
         let registry = Arc::new(Registry::default());
         let bus: Arc<dyn fanout::Bus> = Arc::new(LocalBus::new(registry.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -231,6 +235,7 @@ impl Hub {
             state,
             shutdown,
             first_start,
+            _claim: claim,
         })
     }
 
@@ -284,26 +289,101 @@ impl Hub {
     }
 }
 
-/// Opens the SQLite store as configured.
-pub fn open_store(config: &Config) -> Result<SqliteStore, StoreError> {
-    SqliteStore::open(
-        &config.database_path(),
-        SqliteOptions {
-            synchronous_full: config.store.synchronous_full,
-            queue: config.store.queue as usize,
-            max_batch: config.store.max_batch as usize,
-            ..SqliteOptions::default()
-        },
-    )
+/// Opens the store as configured: a PostgreSQL database for a `postgres://` URL
+/// (`store.url`, `SALAM_DATABASE_URL`), else the SQLite file in the data directory.
+/// Applies the migrations the database lacks.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config.store.url.as_deref() {
+        Some(url) => Arc::new(open_postgres(config, url).await?),
+        None => Arc::new(SqliteStore::open(
+            &config.database_path(),
+            SqliteOptions {
+                synchronous_full: config.store.synchronous_full,
+                queue: config.store.queue as usize,
+                max_batch: config.store.max_batch as usize,
+                ..SqliteOptions::default()
+            },
+        )?),
+    })
+}
+
+/// The store a serving hub uses: [`open_store`], and on PostgreSQL the claim that this
+/// hub alone serves the database (see [`PostgresStore::claim_single_hub`]).
+async fn open_serving_store(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Option<HubClaim>), StoreError> {
+    match config.store.url.as_deref() {
+        Some(url) => {
+            let store = open_postgres(config, url).await?;
+            let claimer = store.clone();
+            let claim = tokio::task::spawn_blocking(move || claimer.claim_single_hub())
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("claim task failed: {err}")))??;
+            Ok((Arc::new(store), Some(claim)))
+        }
+        None => Ok((open_store(config).await?, None)),
+    }
+}
+
+async fn open_postgres(config: &Config, url: &str) -> Result<PostgresStore, StoreError> {
+    let url = postgres_url(url)?.to_owned();
+    let options = PostgresOptions {
+        queue: config.store.queue as usize,
+        max_batch: config.store.max_batch as usize,
+        ..PostgresOptions::default()
+    };
+    tokio::task::spawn_blocking(move || PostgresStore::connect(&url, options))
+        .await
+        .map_err(|err| StoreError::Unavailable(format!("connect task failed: {err}")))?
+}
+
+/// `store.url` when it names PostgreSQL; any other scheme is refused, naming only the
+/// scheme (the URL may hold a password).
+fn postgres_url(url: &str) -> Result<&str, StoreError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "postgres" | "postgresql" => Ok(url),
+        _ => Err(StoreError::Unavailable(format!(
+            "store.url must be a postgres:// URL (SQLite needs no URL: leave it out); got the scheme \"{scheme}\""
+        ))),
+    }
+}
+
+/// Applies the migrations the configured database lacks (`salam migrate`); returns
+/// what it did, for the operator. Safe while hubs run and when several run it at once.
+pub async fn migrate_store(config: &Config) -> Result<String, StoreError> {
+    match config.store.url.as_deref() {
+        Some(url) => {
+            let url = postgres_url(url)?.to_owned();
+            let version = tokio::task::spawn_blocking(move || PostgresStore::migrate(&url))
+                .await
+                .map_err(|err| StoreError::Unavailable(format!("migrate task failed: {err}")))??;
+            Ok(format!("PostgreSQL database at schema version {version}"))
+        }
+        None => {
+            open_store(config).await?.flush().await?;
+            Ok(format!(
+                "SQLite database {} at the current schema version",
+                config.database_path().display()
+            ))
+        }
+    }
 }
 
 /// First start: a demo site (if there is no site) and an admin (if there is no agent).
-async fn bootstrap(store: &SqliteStore, config: &Config) -> Result<FirstStart, HubError> {
+/// Several hubs may start at once on one new PostgreSQL database: the first to claim
+/// the `first_start` setting does it, once for the whole cluster, and only that hub
+/// prints the password.
+async fn bootstrap(store: &dyn Store, config: &Config) -> Result<FirstStart, HubError> {
     let mut first_start = FirstStart {
         site: None,
         admin: None,
     };
     if !config.demo.enabled {
+        return Ok(first_start);
+    }
+    let claim = auth::random_token(12);
+    if store.set_setting_if_absent("first_start", &claim).await? != claim {
         return Ok(first_start);
     }
     let sites = store.list_sites().await?;

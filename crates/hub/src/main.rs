@@ -3,8 +3,8 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use salam_hub::config::{Config, LogFormat};
-use salam_hub::{Hub, auth, open_store};
-use salam_store::{AgentRole, NewAgent, Store, maintenance};
+use salam_hub::{Hub, auth, migrate_store, open_store};
+use salam_store::{AgentRole, NewAgent, maintenance};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +51,9 @@ enum Command {
     Rules(RulesCommand),
     /// Print the default configuration as TOML.
     Defaults,
+    /// Apply the database migrations the configured store lacks, then exit (hubs also
+    /// apply them at start; safe while hubs run and when several start at once).
+    Migrate,
     /// Write a consistent, checked copy of the database to FILE; works while the hub
     /// runs and writes.
     Backup {
@@ -246,6 +249,10 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", Config::default_toml());
                 Ok(())
             }
+            Command::Migrate => {
+                println!("{}", migrate_store(&config).await?);
+                Ok(())
+            }
             Command::Backup { file } => backup(&config, &file),
             Command::Restore { file } => restore(&config, &file),
             Command::Visitor(command) => visitor(&config, command).await,
@@ -262,6 +269,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let data = config.data.clone();
+    let postgres = config.store.url.is_some();
     let hub = Hub::open(config).await.context("cannot open the hub")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -279,10 +287,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("  password: {password}");
         println!("This password is shown only once.");
     }
-    println!(
-        "Salam is listening on http://{address} (data in {})",
-        data.display()
-    );
+    let stored = match postgres {
+        true => "conversations in PostgreSQL".to_owned(),
+        false => format!("data in {}", data.display()),
+    };
+    println!("Salam is listening on http://{address} ({stored})");
     hub.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -324,7 +333,7 @@ async fn agent_add(
         bail!("--email must be an e-mail address such as sara@shop.example");
     }
     std::fs::create_dir_all(&config.data)?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     // No --site: every site, including sites added later (an explicit membership).
     let all_sites = site_keys.is_empty();
     let mut site_ids = Vec::new();
@@ -381,7 +390,7 @@ async fn site_add(config: &Config, name: &str, origins: Vec<String>) -> anyhow::
         }
     }
     std::fs::create_dir_all(&config.data)?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let origins: Vec<String> = origins
         .into_iter()
         .map(|origin| origin.trim_end_matches('/').to_owned())
@@ -401,7 +410,7 @@ async fn site_add(config: &Config, name: &str, origins: Vec<String>) -> anyhow::
 
 async fn site_list(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data)?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let sites = store.list_sites().await?;
     if sites.is_empty() {
         println!("no sites yet: `salam site add --name NAME --origin https://...`");
@@ -550,7 +559,19 @@ fn rules(config: &Config, command: RulesCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Backups and restores copy the SQLite file; a PostgreSQL store has PostgreSQL's own.
+fn sqlite_only(config: &Config, what: &str) -> anyhow::Result<()> {
+    if config.store.url.is_some() {
+        anyhow::bail!(
+            "`salam {what}` copies the SQLite file; this hub's store is PostgreSQL \
+             (store.url): use pg_dump and pg_restore (docs/deploy.md)"
+        );
+    }
+    Ok(())
+}
+
 fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    sqlite_only(config, "backup")?;
     let started = std::time::Instant::now();
     let info = maintenance::backup(&config.database_path(), file).context("backup failed")?;
     println!(
@@ -566,6 +587,7 @@ fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    sqlite_only(config, "restore")?;
     let restored = maintenance::restore(file, &config.database_path()).context("restore failed")?;
     if let Some(previous) = &restored.previous {
         println!(
@@ -594,8 +616,8 @@ fn cli_actor() -> String {
 async fn visitor(config: &Config, command: VisitorCommand) -> anyhow::Result<()> {
     use salam_hub::privacy::{self, PrivacyError};
     std::fs::create_dir_all(&config.data)?;
-    let store = open_store(config)?;
-    let selector = |who: Who, store: salam_store::SqliteStore| async move {
+    let store = open_store(config).await?;
+    let selector = |who: Who, store: std::sync::Arc<dyn salam_store::Store>| async move {
         let site = match &who.site {
             Some(key) => Some(
                 store
@@ -612,7 +634,7 @@ async fn visitor(config: &Config, command: VisitorCommand) -> anyhow::Result<()>
     match command {
         VisitorCommand::Export { who, out } => {
             let selector = selector(who, store.clone()).await?;
-            let export = privacy::export(&store, &selector, &cli_actor(), now).await?;
+            let export = privacy::export(store.as_ref(), &selector, &cli_actor(), now).await?;
             let json = serde_json::to_string_pretty(&export)?;
             match out {
                 Some(path) => {
@@ -629,7 +651,7 @@ async fn visitor(config: &Config, command: VisitorCommand) -> anyhow::Result<()>
         }
         VisitorCommand::Erase { who } => {
             let selector = selector(who, store.clone()).await?;
-            match privacy::erase(&store, &selector, &cli_actor(), now).await {
+            match privacy::erase(store.as_ref(), &selector, &cli_actor(), now).await {
                 Ok(report) => {
                     for visitor in &report.visitors {
                         println!(
@@ -657,9 +679,13 @@ async fn visitor(config: &Config, command: VisitorCommand) -> anyhow::Result<()>
 
 async fn retention_run(config: &Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data)?;
-    let store = open_store(config)?;
-    let report =
-        salam_hub::retention::sweep(&store, &config.retention, salam_hub::clock::now_ms()).await?;
+    let store = open_store(config).await?;
+    let report = salam_hub::retention::sweep(
+        store.as_ref(),
+        &config.retention,
+        salam_hub::clock::now_ms(),
+    )
+    .await?;
     println!(
         "Retention: {} site(s) with a retention period; deleted {} conversations, {} messages, {} callbacks and {} visitors in {} batches.",
         report.sites,

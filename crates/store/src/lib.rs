@@ -58,7 +58,7 @@ pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
-pub use postgres::{PostgresOptions, PostgresStore};
+pub use postgres::{HubClaim, PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use timeline::{
     Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,

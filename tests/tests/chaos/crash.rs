@@ -390,12 +390,29 @@ async fn progress(parties: &[(Arc<AtomicU64>, usize)], n: u64, what: &str) -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_two_sided_load_loses_and_duplicates_nothing() -> Result<()> {
     let _serial = serial().await;
+    sigkill_under_load(CONFIG).await
+}
+
+/// The same with the conversations in PostgreSQL (issue 13): the commit before the ack
+/// is PostgreSQL's, and the restarted hub rebuilds routing from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_two_sided_load_loses_and_duplicates_nothing_on_postgres() -> Result<()> {
+    let _serial = serial().await;
+    let database = salam_e2e::postgres::scratch().await?;
+    sigkill_under_load(&format!(
+        "{CONFIG}\n[store]\nurl = \"{}\"\n",
+        database.url()
+    ))
+    .await
+}
+
+async fn sigkill_under_load(config: &str) -> Result<()> {
     let started = std::time::Instant::now();
     let scale = scale();
     let n_visitors = 6 * scale as usize;
     let n_agents = 2 * scale as usize;
     let n_kills = 2 * scale;
-    let mut world = World::start(CONFIG).await?;
+    let mut world = World::start(config).await?;
     let addr = world.hub.addr;
     let site_id = world.site.id.clone();
     let agents: Vec<AgentAccount> = add_agents(

@@ -1,4 +1,5 @@
-//! Chaos 4: the database's disk fills up, or turns read-only, under the hub's feet.
+//! Chaos 4: the database's disk fills up, or turns read-only, under the hub's feet; or
+//! (issue 13) the hub's PostgreSQL server stops for 10 s.
 //!
 //! The faults are real: the hub's data directory is a 16 MiB tmpfs that the test fills
 //! with a big file (then deletes), or an ext4 image on a loop device that the kernel
@@ -98,6 +99,16 @@ struct Mounted {
 }
 
 impl Mounted {
+    /// A plain directory, nothing mounted (the database-outage case: the hub's data
+    /// directory is not what fails).
+    fn plain(dir: &Path) -> Result<Mounted> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Mounted {
+            dir: dir.to_path_buf(),
+            mounted: false,
+        })
+    }
+
     fn tmpfs(dir: &Path, size: &str) -> Result<Mounted> {
         require_root()?;
         std::fs::create_dir_all(dir)?;
@@ -400,7 +411,25 @@ enum Fault {
     /// The kernel forces the ext4 filesystem read-only; recover by stopping the hub,
     /// remounting and starting it again.
     ReadOnly { image: PathBuf },
+    /// The hub's PostgreSQL server stops (`pg_ctl stop -m fast`: every connection is
+    /// cut) for 10 s (issue 13); recover by starting it again, the hub left running.
+    DatabaseDown {
+        postgres: salam_e2e::postgres::PrivatePostgres,
+    },
 }
+
+impl Fault {
+    fn name(&self) -> &'static str {
+        match self {
+            Fault::DiskFull => "full",
+            Fault::ReadOnly { .. } => "read-only",
+            Fault::DatabaseDown { .. } => "database down",
+        }
+    }
+}
+
+/// How long the database stays down.
+const DATABASE_DOWN: Duration = Duration::from_secs(10);
 
 async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<()> {
     let started = std::time::Instant::now();
@@ -488,6 +517,10 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
             );
             None
         }
+        Fault::DatabaseDown { postgres } => {
+            tokio::task::block_in_place(|| postgres.stop())?;
+            None
+        }
     };
     let refused_after = eventually(
         "the hub refusing a message (store_unavailable) on the faulty disk",
@@ -504,15 +537,15 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
     let refused_after = refused_after.map_err(|err| {
         err.context(format!(
             "the hub never refused a message while its disk was {}; log:\n{}",
-            match fault {
-                Fault::DiskFull => "full",
-                Fault::ReadOnly { .. } => "read-only",
-            },
+            fault.name(),
             world.hub.log_tail(20)
         ))
     })?;
     // The fault lasts a while longer: sends keep being answered, the hub stays up.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if matches!(fault, Fault::DatabaseDown { .. }) {
+        tokio::time::sleep(DATABASE_DOWN.saturating_sub(fault_started.elapsed())).await;
+    }
     ensure!(
         world.hub.is_running(),
         "the hub died on the faulty disk; log:\n{}",
@@ -531,6 +564,9 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
             mounted.unmount()?;
             mounted = Mounted::ext4(image, &data)?;
             world.hub.restart().await?;
+        }
+        Fault::DatabaseDown { postgres } => {
+            tokio::task::block_in_place(|| postgres.restart())?;
         }
     }
     phase_tx.send_replace(Phase::Recover);
@@ -594,10 +630,7 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
     println!(
         "chaos disk ({}, {:.1} s): acknowledged {acked_in:?}; first refusal {:.1} s into the fault, \
          {refusals_during_fault} refusals during it; recovered in {:.1} s",
-        match fault {
-            Fault::DiskFull => "full",
-            Fault::ReadOnly { .. } => "read-only",
-        },
+        fault.name(),
         started.elapsed().as_secs_f64(),
         refused_after.as_secs_f64(),
         recovered_after.as_secs_f64()
@@ -637,4 +670,18 @@ async fn a_read_only_disk_is_refused_not_acknowledged_and_recovered() -> Result<
         .context("cannot make the ext4 image")?;
     let mounted = Mounted::ext4(&image, &scratch.path().join("data"))?;
     disk_fault(Fault::ReadOnly { image }, mounted, CONFIG_SYNC).await
+}
+
+/// Issue 13: the PostgreSQL server stops for 10 s under load. The hub answers
+/// `store_unavailable` and acknowledges nothing it could not commit, stays up, and
+/// recovers by itself (its writer and readers reconnect) once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_refused_not_acknowledged_and_recovered() -> Result<()> {
+    let _serial = serial().await;
+    let postgres =
+        tokio::task::spawn_blocking(salam_e2e::postgres::PrivatePostgres::start).await??;
+    let scratch = tempfile::tempdir()?;
+    let mounted = Mounted::plain(&scratch.path().join("data"))?;
+    let config = format!("{CONFIG}\n[store]\nurl = \"{}\"\n", postgres.url());
+    disk_fault(Fault::DatabaseDown { postgres }, mounted, &config).await
 }

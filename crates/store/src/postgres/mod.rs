@@ -45,7 +45,8 @@ pub struct PostgresOptions {
     pub queue: usize,
     /// Writes in one transaction at most.
     pub max_batch: usize,
-    /// Read connections kept open.
+    /// Read connections at most (reads beyond wait for one: the server's connections
+    /// are shared by every hub).
     pub readers: usize,
 }
 
@@ -54,7 +55,7 @@ impl Default for PostgresOptions {
         PostgresOptions {
             queue: 8192,
             max_batch: 512,
-            readers: 4,
+            readers: 8,
         }
     }
 }
@@ -74,6 +75,8 @@ struct ReadPool {
     config: pg::Config,
     idle: Mutex<Vec<Client>>,
     max_idle: usize,
+    /// One permit per connection that may be open for reading.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
@@ -107,6 +110,32 @@ impl Drop for ReadPool {
             let _ = std::thread::Builder::new()
                 .name("salam-pg-close".into())
                 .spawn(move || drop(idle));
+        }
+    }
+}
+
+/// The advisory lock key a serving hub holds ("salam" + 2 in ASCII, as a number).
+const HUB_LOCK: i64 = 0x73_61_6c_61_6d_02;
+
+/// The single-hub claim of [`PostgresStore::claim_single_hub`]: released when dropped
+/// (or when the process dies: the server ends the session).
+pub struct HubClaim {
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for HubClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubClaim")
+    }
+}
+
+impl Drop for HubClaim {
+    fn drop(&mut self) {
+        // Closing the client blocks on its runtime: never on an async runtime's thread.
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::Builder::new()
+                .name("salam-pg-close".into())
+                .spawn(move || drop(client));
         }
     }
 }
@@ -188,6 +217,7 @@ impl PostgresStore {
                 config,
                 idle: Mutex::new(Vec::new()),
                 max_idle: options.readers.max(1),
+                permits: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1))),
             }),
             metrics,
             webhook_sites: Default::default(),
@@ -199,6 +229,31 @@ impl PostgresStore {
     pub fn migrate(url: &str) -> Result<i64, StoreError> {
         let mut client = connect(&config_of(url)?)?;
         schema::migrate(&mut client)
+    }
+
+    /// Claims the database for this hub alone, for as long as the returned guard lives
+    /// (a session advisory lock on a connection of its own): until hubs share routing
+    /// and fan-out through a bus (issue 13), a second hub serving the same database
+    /// would split the agents and the queues between two routers, so it is refused with
+    /// [`StoreError::Conflict`]. Command-line tools (`salam agent add`, `salam visitor
+    /// export`, `salam migrate`) do not claim it and run beside the hub. Blocking.
+    pub fn claim_single_hub(&self) -> Result<HubClaim, StoreError> {
+        let mut client = connect(&self.readers.config)?;
+        let claimed: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&HUB_LOCK])
+            .map_err(map_err)?
+            .get(0);
+        if !claimed {
+            return Err(StoreError::Conflict(
+                "another hub is serving this PostgreSQL database; several hubs on one \
+                 database need the message bus, which this release does not have yet \
+                 (docs/deploy.md)"
+                    .into(),
+            ));
+        }
+        Ok(HubClaim {
+            client: Some(client),
+        })
     }
 
     /// Whether the database answers now (`/healthz`).
@@ -214,7 +269,14 @@ impl PostgresStore {
         F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     {
         let readers = self.readers.clone();
+        let permit = readers
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::ShutDown)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut client = readers.take()?;
             let result = op(&mut client);
             readers.give_back(client);

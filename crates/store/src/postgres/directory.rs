@@ -551,7 +551,11 @@ pub(super) async fn update_agent(
                     .map_err(map_err)
             };
             if let Some(name) = &update.name {
-                execute(transaction, "UPDATE agents SET name = $2 WHERE id = $1", name)?;
+                execute(
+                    transaction,
+                    "UPDATE agents SET name = $2 WHERE id = $1",
+                    name,
+                )?;
             }
             if let Some(role) = update.role {
                 execute(
@@ -615,7 +619,10 @@ pub(super) async fn password_hash(
     store
         .read(move |client| {
             Ok(client
-                .query_opt("SELECT password_hash FROM agents WHERE id = $1", &[&agent_id])
+                .query_opt(
+                    "SELECT password_hash FROM agents WHERE id = $1",
+                    &[&agent_id],
+                )
                 .map_err(map_err)?
                 .map(|row| row.get(0)))
         })

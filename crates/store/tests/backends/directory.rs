@@ -427,7 +427,7 @@ async fn agents_keep_their_sites_and_change_field_by_field() {
         assert_eq!(updated.capacity, Some(5));
         assert_eq!(updated.departments, ["support"]);
         assert!(!updated.all_sites && !updated.disabled);
-        assert_eq!(updated.site_ids, [b.clone()]);
+        assert_eq!(updated.site_ids, std::slice::from_ref(&b));
         assert_eq!(updated.email, "mona@shop.test");
 
         // Nothing asked, nothing changed; `Some(None)` clears the capacity.
@@ -506,7 +506,7 @@ async fn agents_are_listed_by_name() {
         let adam = agent(&store, "adam@shop.test", "adam").await;
         let first_sam = agent(&store, "sam1@shop.test", "Sam").await;
         let second_sam = agent(&store, "sam2@shop.test", "Sam").await;
-        let mut sams = vec![first_sam, second_sam];
+        let mut sams = [first_sam, second_sam];
         sams.sort_by(|a, b| a.id.cmp(&b.id));
         let listed = store.list_agents().await.expect("list");
         assert_eq!(

@@ -1,5 +1,20 @@
 //! Settings, sites, departments, canned responses, agents and sessions, offline
 //! requests, ratings, alerts, bot turns and the bot report (SQLite: `crate::sqlite`).
+//!
+//! Where PostgreSQL differs, the SQL keeps SQLite's answers:
+//!
+//! - Lists sorted by text (departments, canned shortcuts, agents by name, site ids)
+//!   use `COLLATE "C"`: byte order, as SQLite's `BINARY`, whatever the server's locale.
+//! - An agent's e-mail is found with `lower(email) = lower($1)` (the unique index is on
+//!   `lower(email)`, SQLite's column is `COLLATE NOCASE`); a taken one is a unique
+//!   violation, so [`StoreError::Conflict`].
+//! - The bot report groups unanswered questions by `lower(trim(…) COLLATE "C")`:
+//!   ASCII-only lower-casing, as SQLite's `lower()`.
+//! - An offline request is updated first and inserted only when the visitor has no open
+//!   one (`ON CONFLICT … DO NOTHING` on the one-open index), so two hubs racing for one
+//!   visitor end with one open request, as one SQLite writer does.
+//! - The facts of deleted conversations (`report_facts`) are read here for timings and
+//!   the bot report, as `crate::maintenance` does for SQLite.
 
 use super::rows::{OFFLINE_REQUEST_COLUMNS, SITE_COLUMNS, offline_request_from_row, site_from_row};
 use super::{PostgresStore, map_err, now_ms};

@@ -74,6 +74,8 @@ pub struct TestHub {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+    /// With `SALAM_E2E_STORE=postgres`: the hub's scratch PostgreSQL database.
+    _database: Option<salam_store::postgres::scratch::ScratchDatabase>,
 }
 
 impl TestHub {
@@ -97,6 +99,16 @@ impl TestHub {
         config.limits.ip_burst = 1_000_000;
         config.metrics.token = Some(process::METRICS_TOKEN.to_owned());
         adjust(&mut config);
+        // `SALAM_E2E_STORE=postgres`: the same test on a PostgreSQL scratch database
+        // (see `process::HubProcess::start`).
+        let database = match std::env::var("SALAM_E2E_STORE").as_deref() {
+            Ok("postgres") if config.store.url.is_none() => {
+                let database = postgres::scratch().await?;
+                config.store.url = Some(database.url().to_owned());
+                Some(database)
+            }
+            _ => None,
+        };
         let hub = Hub::open(config).await?;
         let (admin_email, admin_password) = hub
             .first_start
@@ -132,6 +144,7 @@ impl TestHub {
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
+            _database: database,
         })
     }
 

@@ -45,6 +45,8 @@ pub struct HubProcess {
     /// Set by the first start on an empty data directory.
     pub first_start: Option<FirstStart>,
     _scratch: tempfile::TempDir,
+    /// With `SALAM_E2E_STORE=postgres`: the hub's own scratch PostgreSQL database.
+    _database: Option<salam_store::postgres::scratch::ScratchDatabase>,
 }
 
 /// One sample of the hub process from `/proc`.
@@ -71,7 +73,8 @@ impl HubProcess {
         let binary = tokio::task::spawn_blocking(crate::salam_binary).await??;
         let scratch = tempfile::tempdir()?;
         let config = scratch.path().join("salam.toml");
-        std::fs::write(&config, with_test_defaults(config_toml)?)?;
+        let (config_toml, database) = on_store_under_test(config_toml).await?;
+        std::fs::write(&config, with_test_defaults(&config_toml)?)?;
         let log = scratch.path().join("hub.log");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let mut hub = HubProcess {
@@ -83,6 +86,7 @@ impl HubProcess {
             child: None,
             first_start: None,
             _scratch: scratch,
+            _database: database,
         };
         hub.spawn().await?;
         Ok(hub)
@@ -557,6 +561,37 @@ fn rand_jitter_ms() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos() % 1000)
+}
+
+/// `SALAM_E2E_STORE=postgres` runs every hub these helpers start on a PostgreSQL
+/// scratch database of its own (issue 13): the same tests, the other backend. A test
+/// that sets `store.url` itself keeps it. Default (unset or `sqlite`): the SQLite file
+/// in the data directory.
+async fn on_store_under_test(
+    config_toml: &str,
+) -> Result<(
+    String,
+    Option<salam_store::postgres::scratch::ScratchDatabase>,
+)> {
+    match std::env::var("SALAM_E2E_STORE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Ok((config_toml.to_owned(), None)),
+        Ok("postgres") => {
+            let mut config: toml::Table = config_toml.parse().context("the test's configuration")?;
+            let store = config
+                .entry("store")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(store) = store else {
+                bail!("[store] is not a table");
+            };
+            if store.contains_key("url") {
+                return Ok((config_toml.to_owned(), None));
+            }
+            let database = crate::postgres::scratch().await?;
+            store.insert("url".into(), toml::Value::String(database.url().into()));
+            Ok((toml::to_string(&config)?, Some(database)))
+        }
+        Ok(other) => bail!("SALAM_E2E_STORE is sqlite or postgres, not {other:?}"),
+    }
 }
 
 /// The `/metrics` token of hubs started by these tests.

@@ -909,3 +909,7 @@ pub(super) async fn trigger_counts(
         })
         .await
 }
+
+#[cfg(test)]
+#[path = "maintenance_seeded.rs"]
+mod seeded;

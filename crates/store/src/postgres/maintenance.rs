@@ -886,11 +886,13 @@ pub(super) async fn trigger_counts(
         .read(move |client| {
             let rows = client
                 .query(
-                    "SELECT data::jsonb ->> 'trigger', kind, count(*) FROM visitor_events \
-                     WHERE site_id = $1 AND kind LIKE 'trigger_%' AND at >= $2 AND at < $3 \
-                     AND (data::jsonb ->> 'trigger') IS NOT NULL \
-                     GROUP BY 1, 2 \
-                     ORDER BY (data::jsonb ->> 'trigger') COLLATE \"C\", kind COLLATE \"C\" \
+                    // The CASE keeps the JSON of other events (pages, whose titles the
+                    // visitor's browser sends) from ever being parsed here.
+                    "SELECT trigger, kind, count(*) FROM (SELECT kind, CASE WHEN kind \
+                     LIKE 'trigger_%' THEN data::jsonb ->> 'trigger' END AS trigger \
+                     FROM visitor_events WHERE site_id = $1 AND kind LIKE 'trigger_%' \
+                     AND at >= $2 AND at < $3) events WHERE trigger IS NOT NULL \
+                     GROUP BY trigger, kind ORDER BY trigger COLLATE \"C\", kind COLLATE \"C\" \
                      LIMIT $4",
                     &[&site_id, &since, &until, &(MAX_TRIGGERS_COUNTED * 4)],
                 )

@@ -1402,6 +1402,18 @@ async fn triggers_are_counted_per_trigger_and_kind_within_the_period_and_the_sit
                 .await
                 .unwrap();
         }
+        // A page whose title holds a NUL character (the visitor's browser sends it)
+        // does not trouble the count.
+        store
+            .record_visitor_event(NewVisitorEvent {
+                site_id: site.clone(),
+                visitor_id: "v_1".into(),
+                kind: VisitorEventKind::PageView,
+                data: json!({"url": "/", "title": "a\u{0}b", "trigger": "pricing"}),
+                at: 41,
+            })
+            .await
+            .unwrap();
         // Without a trigger id: not counted.
         store
             .record_visitor_event(NewVisitorEvent {

@@ -911,7 +911,3 @@ pub(super) async fn trigger_counts(
         })
         .await
 }
-
-#[cfg(test)]
-#[path = "maintenance_seeded.rs"]
-mod seeded;

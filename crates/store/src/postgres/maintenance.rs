@@ -12,8 +12,9 @@
 //!
 //! Deletions (a retention batch, a sweep step, an erasure) are writer jobs, each in its
 //! savepoint of the writer's group-commit transaction, as in SQLite. An erasure first
-//! locks the visitor's row, so a conversation another hub starts for them at the same
-//! moment either is seen (and refuses the erasure) or fails for the visitor being gone.
+//! locks the visitor's row, so a conversation another connection starts for them at the
+//! same moment (the hub, while `salam visitor erase` runs beside it) either is seen (and
+//! refuses the erasure) or fails for the visitor being gone.
 //! An export reads in one `REPEATABLE READ` transaction: a consistent snapshot.
 
 use super::rows::{

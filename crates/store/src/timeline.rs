@@ -40,7 +40,7 @@ pub const MAX_PAGE: u32 = 200;
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// Page views looked at to find where the current session began (a visitor keeps at
 /// most [`crate::visitor_events::MAX_EVENTS_PER_VISITOR`] events anyway).
-const SESSION_SCAN: u32 = 1000;
+pub(crate) const SESSION_SCAN: u32 = 1000;
 
 /// What to read.
 #[derive(Debug, Clone)]
@@ -58,19 +58,19 @@ pub struct TimelineQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineCursor {
     pub at: i64,
-    source: Source,
-    key: Key,
+    pub(crate) source: Source,
+    pub(crate) key: Key,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Source {
+pub(crate) enum Source {
     Event = 0,
     OfflineRequest = 1,
     Conversation = 2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Key {
+pub(crate) enum Key {
     Number(i64),
     Text(String),
 }
@@ -184,7 +184,7 @@ pub enum TimelineEntry {
 }
 
 impl TimelineEntry {
-    fn cursor(&self) -> TimelineCursor {
+    pub(crate) fn cursor(&self) -> TimelineCursor {
         let (at, source, key) = match self {
             TimelineEntry::Conversation {
                 at, conversation, ..
@@ -207,7 +207,7 @@ impl TimelineEntry {
         TimelineCursor { at, source, key }
     }
 
-    fn from_event(event: VisitorEvent) -> TimelineEntry {
+    pub(crate) fn from_event(event: VisitorEvent) -> TimelineEntry {
         let text = |name: &str| match &event.data[name] {
             serde_json::Value::String(text) => Some(text.clone()),
             serde_json::Value::Number(number) => Some(number.to_string()),
@@ -235,7 +235,7 @@ impl TimelineEntry {
         }
     }
 
-    fn from_request(request: OfflineRequest) -> TimelineEntry {
+    pub(crate) fn from_request(request: OfflineRequest) -> TimelineEntry {
         TimelineEntry::OfflineRequest {
             at: request.created_at,
             id: request.id,
@@ -266,7 +266,7 @@ pub fn session_start(times_newest_first: &[i64], gap: i64) -> Option<i64> {
 /// The SQL bounds of one source for a cursor: rows with `at < ?A OR (at = ?A AND id <
 /// ?K)`. Before the cursor's source in the order, its whole millisecond counts; after
 /// it, none of it.
-fn number_bound(cursor: Option<&TimelineCursor>, source: Source) -> (i64, i64) {
+pub(crate) fn number_bound(cursor: Option<&TimelineCursor>, source: Source) -> (i64, i64) {
     match cursor {
         None => (i64::MAX, i64::MAX),
         Some(cursor) => match (source.cmp(&cursor.source), &cursor.key) {
@@ -278,7 +278,7 @@ fn number_bound(cursor: Option<&TimelineCursor>, source: Source) -> (i64, i64) {
 }
 
 /// [`number_bound`] for conversations, whose ids are text.
-fn text_bound(cursor: Option<&TimelineCursor>) -> (i64, String) {
+pub(crate) fn text_bound(cursor: Option<&TimelineCursor>) -> (i64, String) {
     // Above every id (ids are ASCII).
     const TOP: &str = "\u{10FFFF}";
     match cursor {

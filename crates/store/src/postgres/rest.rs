@@ -1100,11 +1100,7 @@ pub(super) async fn webhook_deliveries(
                         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
                          WHERE d.endpoint_id = $1 AND d.id < $2 ORDER BY d.id DESC LIMIT $3"
                     ),
-                    &[
-                        &endpoint_id,
-                        &before.unwrap_or(i64::MAX),
-                        &limit_of(limit),
-                    ],
+                    &[&endpoint_id, &before.unwrap_or(i64::MAX), &limit_of(limit)],
                 )
                 .map_err(map_err)?;
             rows.iter().map(delivery_from_row).collect()

@@ -91,7 +91,7 @@ async fn api_tokens_are_listed_newest_first_found_by_hash_touched_and_revoked_in
         );
         assert_eq!(
             store.api_tokens(&other.id).await.expect("list"),
-            [elsewhere.clone()]
+            vec![elsewhere.clone()]
         );
         assert!(store.api_tokens("s_none").await.expect("list").is_empty());
 
@@ -681,7 +681,7 @@ async fn a_contact_is_linked_to_the_visitors_who_identified_with_its_external_id
             )
             .await
             .expect("find");
-        assert_eq!(found, [linked.clone()]);
+        assert_eq!(found, vec![linked.clone()]);
         // Updates answer with the link too.
         let updated = store
             .update_contact(
@@ -794,10 +794,10 @@ async fn contacts_are_found_by_email_name_external_id_and_attribute_as_sqlite_fi
             email: Some(email.into()),
             ..ContactSearch::default()
         };
-        assert_eq!(find(by_email("ann@example.test")).await, [ann.clone()]);
-        assert_eq!(find(by_email("ANN@EXAMPLE.TEST")).await, [ann.clone()]);
+        assert_eq!(find(by_email("ann@example.test")).await, vec![ann.clone()]);
+        assert_eq!(find(by_email("ANN@EXAMPLE.TEST")).await, vec![ann.clone()]);
         assert!(find(by_email("ann@example")).await.is_empty());
-        assert_eq!(find(by_email("Ünal@EXAMPLE.test")).await, [accented.clone()]);
+        assert_eq!(find(by_email("Ünal@EXAMPLE.test")).await, vec![accented.clone()]);
         assert!(
             find(by_email("ünal@example.test")).await.is_empty(),
             "non-ASCII letters keep their case"
@@ -807,14 +807,14 @@ async fn contacts_are_found_by_email_name_external_id_and_attribute_as_sqlite_fi
             name: Some(name.into()),
             ..ContactSearch::default()
         };
-        assert_eq!(find(by_name("nn l")).await, [ann.clone()]);
-        assert_eq!(find(by_name("LEE")).await, [ann.clone()]);
-        assert_eq!(find(by_name("0% p")).await, [percent.clone()]);
-        assert_eq!(find(by_name("o_s")).await, [percent.clone()]);
+        assert_eq!(find(by_name("nn l")).await, vec![ann.clone()]);
+        assert_eq!(find(by_name("LEE")).await, vec![ann.clone()]);
+        assert_eq!(find(by_name("0% p")).await, vec![percent.clone()]);
+        assert_eq!(find(by_name("o_s")).await, vec![percent.clone()]);
         assert!(find(by_name("%")).await.len() == 1);
         assert!(find(by_name("n_L")).await.is_empty());
         assert!(find(by_name("\\")).await.is_empty());
-        assert_eq!(find(by_name("LODIE")).await, [accented.clone()]);
+        assert_eq!(find(by_name("LODIE")).await, vec![accented.clone()]);
         assert!(
             find(by_name("élodie")).await.is_empty(),
             "non-ASCII letters keep their case"
@@ -824,7 +824,7 @@ async fn contacts_are_found_by_email_name_external_id_and_attribute_as_sqlite_fi
             external_id: Some(id.into()),
             ..ContactSearch::default()
         };
-        assert_eq!(find(by_external("u1")).await, [ann.clone()]);
+        assert_eq!(find(by_external("u1")).await, vec![ann.clone()]);
         assert!(find(by_external("U1")).await.is_empty());
         // Attribute: its value written as text; a string by its text (case matters), a
         // number by its value, a boolean by `true`/`false`, `null` never.
@@ -861,7 +861,7 @@ async fn contacts_are_found_by_email_name_external_id_and_attribute_as_sqlite_fi
                 ..ContactSearch::default()
             })
             .await,
-            [ann.clone()]
+            vec![ann.clone()]
         );
         assert!(
             find(ContactSearch {

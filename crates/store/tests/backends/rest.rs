@@ -1649,3 +1649,80 @@ async fn a_message_is_marked_until_its_event_is_in_the_outbox() {
     })
     .await;
 }
+
+// --- several hubs on one database (PostgreSQL only) -------------------------------------
+
+/// Two hubs (two stores, each with its own writer) on one PostgreSQL database update one
+/// contact at once, each its own attributes: every change is kept, none overwrites
+/// another's merge. (SQLite has one hub per file, so this is PostgreSQL's alone.)
+#[tokio::test]
+async fn contact_updates_from_two_hubs_keep_every_change() {
+    use salam_store::postgres::scratch::ScratchDatabase;
+    let (database, hubs) = tokio::task::spawn_blocking(|| {
+        let database = ScratchDatabase::create().expect("PostgreSQL (SALAM_TEST_POSTGRES_URL)");
+        let hubs: Vec<Arc<dyn Store>> = (0..2)
+            .map(|_| {
+                Arc::new(
+                    PostgresStore::connect(database.url(), PostgresOptions::default())
+                        .expect("connect"),
+                ) as Arc<dyn Store>
+            })
+            .collect();
+        (database, hubs)
+    })
+    .await
+    .expect("connect task");
+    let site = hubs[0]
+        .create_site("Shop", &["*".into()])
+        .await
+        .expect("site");
+    let created = hubs[0]
+        .create_contact(new_contact(&site.id, None, json!({}), 1))
+        .await
+        .expect("contact");
+    const EACH: usize = 25;
+    let mut updates = tokio::task::JoinSet::new();
+    for (n, hub) in hubs.iter().enumerate() {
+        for k in 0..EACH {
+            let (hub, site, id) = (hub.clone(), site.id.clone(), created.id.clone());
+            updates.spawn(async move {
+                hub.update_contact(
+                    &site,
+                    &id,
+                    ContactUpdate {
+                        attributes: attributes(json!({ format!("h{n}_{k}"): k })),
+                        changed_by: format!("agent:h{n}"),
+                        now: 10 + k as i64,
+                        ..ContactUpdate::default()
+                    },
+                )
+                .await
+                .expect("update")
+            });
+        }
+    }
+    while let Some(done) = updates.join_next().await {
+        done.expect("update task");
+    }
+    for hub in &hubs {
+        hub.flush().await.expect("flush");
+    }
+    let contact = hubs[1]
+        .contact(&site.id, &created.id)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(
+        contact.attributes.len(),
+        2 * EACH,
+        "no update lost another's"
+    );
+    let changes = hubs[1]
+        .contact_changes(&site.id, &created.id, 1000)
+        .await
+        .expect("changes");
+    assert_eq!(changes.len(), 2 * EACH);
+    assert!(changes.iter().all(|change| change.old_value.is_none()));
+    drop(hubs);
+    drop(database);
+}

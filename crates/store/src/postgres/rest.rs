@@ -8,9 +8,10 @@
 //!   database's collation: page cursors (`id > $n`) and `ORDER BY id` agree with
 //!   SQLite's.
 //! - **Case is ignored for ASCII only**, as SQLite's `NOCASE` and `LIKE` do: a contact
-//!   search compares `ascii_lower(column)` (a `translate` of `A-Z`), after
-//!   `lower(email)`, which the `contacts_by_email` index serves (it never excludes what
-//!   the ASCII comparison finds).
+//!   search compares `ascii_lower(column)` (a `translate` of `A-Z`), so `É` and `é`
+//!   differ as they do in SQLite, whatever the database's locale. The e-mail is also
+//!   compared as `lower(email)`, which the `contacts_by_email` index serves (a locale's
+//!   `lower` folds `A-Z` as well, so it keeps every row the ASCII comparison finds).
 //! - **JSON** is read with `jsonb`: an attribute search looks up the top-level key
 //!   (SQLite: the path `$."key"`), and an endpoint's events with `?`.
 //!

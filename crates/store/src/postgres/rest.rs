@@ -321,6 +321,86 @@ fn record_change(
     Ok(())
 }
 
+/// [`crate::contacts::ContactRecord`] of `visitor_id`, if they identified and their
+/// site has the contact: for a visitor's export (SQLite:
+/// `crate::contacts::contact_of_visitor`), on the export's transaction.
+#[allow(dead_code)] // PORTING: for maintenance::export_visitor once it is ported
+pub(super) fn contact_of_visitor(
+    client: &mut impl GenericClient,
+    visitor_id: &str,
+) -> Result<Option<crate::contacts::ContactRecord>, StoreError> {
+    let Some((site_id, external_id)) = identity_of(client, visitor_id)? else {
+        return Ok(None);
+    };
+    let found = client
+        .query_opt(
+            &format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE site_id = $1 AND external_id = $2"
+            ),
+            &[&site_id, &external_id],
+        )
+        .map_err(map_err)?;
+    let Some(row) = found else {
+        return Ok(None);
+    };
+    let contact = with_visitors(client, contact_from_row(&row))?;
+    let changes = client
+        .query(
+            "SELECT id, key, old_value, new_value, changed_by, at \
+             FROM contact_attribute_changes WHERE contact_id = $1 ORDER BY id",
+            &[&contact.id],
+        )
+        .map_err(map_err)?
+        .iter()
+        .map(change_from_row)
+        .collect();
+    Ok(Some(crate::contacts::ContactRecord { contact, changes }))
+}
+
+/// Deletes the contact of the visitor's site with the visitor's verified external id,
+/// and its history, inside an erasure's transaction (SQLite:
+/// `crate::contacts::erase_contact_of_visitor`). How many contacts went (0 or 1).
+#[allow(dead_code)] // PORTING: for maintenance::erase_visitor once it is ported
+pub(super) fn erase_contact_of_visitor(
+    transaction: &mut pg::Transaction<'_>,
+    visitor_id: &str,
+) -> Result<u64, StoreError> {
+    let Some((site_id, external_id)) = identity_of(transaction, visitor_id)? else {
+        return Ok(0);
+    };
+    transaction
+        .execute(
+            "DELETE FROM contact_attribute_changes WHERE contact_id IN \
+             (SELECT id FROM contacts WHERE site_id = $1 AND external_id = $2)",
+            &[&site_id, &external_id],
+        )
+        .map_err(map_err)?;
+    transaction
+        .execute(
+            "DELETE FROM contacts WHERE site_id = $1 AND external_id = $2",
+            &[&site_id, &external_id],
+        )
+        .map_err(map_err)
+}
+
+/// A visitor's site and verified external id (`None`: no such visitor, or not
+/// identified).
+fn identity_of(
+    client: &mut impl GenericClient,
+    visitor_id: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let found = client
+        .query_opt(
+            "SELECT site_id, external_id FROM visitors WHERE id = $1",
+            &[&visitor_id],
+        )
+        .map_err(map_err)?;
+    Ok(found.and_then(|row| {
+        let external_id: Option<String> = row.get(1);
+        external_id.map(|external_id| (row.get(0), external_id))
+    }))
+}
+
 pub(super) async fn create_contact(
     store: &PostgresStore,
     contact: NewContact,

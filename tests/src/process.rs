@@ -576,7 +576,8 @@ async fn on_store_under_test(
     match std::env::var("SALAM_E2E_STORE").as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => Ok((config_toml.to_owned(), None)),
         Ok("postgres") => {
-            let mut config: toml::Table = config_toml.parse().context("the test's configuration")?;
+            let mut config: toml::Table =
+                config_toml.parse().context("the test's configuration")?;
             let store = config
                 .entry("store")
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));

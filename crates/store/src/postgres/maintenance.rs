@@ -22,7 +22,6 @@ use super::rows::{
     conversation_from_row, message_from_row, offline_request_from_row, visitor_from_row,
 };
 use super::{PostgresStore, map_err};
-use crate::contacts::ContactRecord;
 use crate::maintenance::{ConversationRecord, RatingRecord};
 use crate::timeline::{
     MAX_LINKED_VISITORS, MAX_PAGE, SESSION_GAP_MS, SESSION_SCAN, Source, TimelineRating,
@@ -294,68 +293,6 @@ fn identity_of(
         .map(|row| (row.get(0), row.get(1))))
 }
 
-/// The site's contact with a visitor's verified external id, with its visitors and its
-/// attribute history (as `crate::contacts::contact_of_visitor`).
-fn contact_of_visitor(
-    client: &mut impl GenericClient,
-    visitor_id: &str,
-) -> Result<Option<ContactRecord>, StoreError> {
-    let Some((site_id, Some(external_id))) = identity_of(client, visitor_id)? else {
-        return Ok(None);
-    };
-    let Some(row) = client
-        .query_opt(
-            "SELECT id, site_id, external_id, email, name, attributes, created_at, updated_at \
-             FROM contacts WHERE site_id = $1 AND external_id = $2",
-            &[&site_id, &external_id],
-        )
-        .map_err(map_err)?
-    else {
-        return Ok(None);
-    };
-    let attributes: String = row.get(5);
-    let mut contact = Contact {
-        id: row.get(0),
-        site_id: row.get(1),
-        external_id: row.get(2),
-        email: row.get(3),
-        name: row.get(4),
-        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-        created_at: row.get(6),
-        updated_at: row.get(7),
-        visitor_ids: Vec::new(),
-    };
-    contact.visitor_ids = client
-        .query(
-            "SELECT id FROM visitors WHERE site_id = $1 AND external_id = $2 \
-             ORDER BY first_seen, row_id LIMIT 100",
-            &[&site_id, &external_id],
-        )
-        .map_err(map_err)?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let parse = |text: Option<String>| text.and_then(|text| serde_json::from_str(&text).ok());
-    let changes = client
-        .query(
-            "SELECT id, key, old_value, new_value, changed_by, at \
-             FROM contact_attribute_changes WHERE contact_id = $1 ORDER BY id",
-            &[&contact.id],
-        )
-        .map_err(map_err)?
-        .iter()
-        .map(|row| AttributeChange {
-            id: row.get(0),
-            key: row.get(1),
-            old_value: parse(row.get(2)),
-            new_value: parse(row.get(3)),
-            changed_by: row.get(4),
-            at: row.get(5),
-        })
-        .collect();
-    Ok(Some(ContactRecord { contact, changes }))
-}
-
 /// Everything stored about a visitor (`None`: nothing at all), as
 /// `crate::maintenance::export_visitor`.
 fn read_export(
@@ -429,7 +366,7 @@ fn read_export(
         .map(offline_request_from_row)
         .collect::<Vec<_>>();
     let events = events_of_visitor(client, visitor_id)?;
-    let contact = contact_of_visitor(client, visitor_id)?;
+    let contact = super::rest::contact_of_visitor(client, visitor_id)?;
     if profile.is_none() && conversations.is_empty() && offline_requests.is_empty() {
         return Ok(None);
     }
@@ -481,31 +418,6 @@ fn erase_addresses(client: &mut impl GenericClient, visitor_id: &str) -> Result<
     Ok(())
 }
 
-/// Deletes the contact of the visitor's site with the visitor's verified external id,
-/// and its history (as `crate::contacts::erase_contact_of_visitor`). How many contacts
-/// went (0 or 1).
-fn erase_contact_of_visitor(
-    client: &mut impl GenericClient,
-    visitor_id: &str,
-) -> Result<u64, StoreError> {
-    let Some((site_id, Some(external_id))) = identity_of(client, visitor_id)? else {
-        return Ok(0);
-    };
-    client
-        .execute(
-            "DELETE FROM contact_attribute_changes WHERE contact_id IN \
-             (SELECT id FROM contacts WHERE site_id = $1 AND external_id = $2)",
-            &[&site_id, &external_id],
-        )
-        .map_err(map_err)?;
-    client
-        .execute(
-            "DELETE FROM contacts WHERE site_id = $1 AND external_id = $2",
-            &[&site_id, &external_id],
-        )
-        .map_err(map_err)
-}
-
 pub(super) async fn erase_visitor(
     store: &PostgresStore,
     visitor_id: &str,
@@ -550,7 +462,7 @@ pub(super) async fn erase_visitor(
                     &[&visitor_id],
                 )
                 .map_err(map_err)?;
-            erased.contacts = erase_contact_of_visitor(transaction, &visitor_id)?;
+            erased.contacts = super::rest::erase_contact_of_visitor(transaction, &visitor_id)?;
             // Their events go with them (`ON DELETE CASCADE`).
             erased.visitors = transaction
                 .execute("DELETE FROM visitors WHERE id = $1", &[&visitor_id])

@@ -324,7 +324,6 @@ fn record_change(
 /// [`crate::contacts::ContactRecord`] of `visitor_id`, if they identified and their
 /// site has the contact: for a visitor's export (SQLite:
 /// `crate::contacts::contact_of_visitor`), on the export's transaction.
-#[allow(dead_code)] // PORTING: for maintenance::export_visitor once it is ported
 pub(super) fn contact_of_visitor(
     client: &mut impl GenericClient,
     visitor_id: &str,
@@ -360,9 +359,8 @@ pub(super) fn contact_of_visitor(
 /// Deletes the contact of the visitor's site with the visitor's verified external id,
 /// and its history, inside an erasure's transaction (SQLite:
 /// `crate::contacts::erase_contact_of_visitor`). How many contacts went (0 or 1).
-#[allow(dead_code)] // PORTING: for maintenance::erase_visitor once it is ported
 pub(super) fn erase_contact_of_visitor(
-    transaction: &mut pg::Transaction<'_>,
+    transaction: &mut impl GenericClient,
     visitor_id: &str,
 ) -> Result<u64, StoreError> {
     let Some((site_id, external_id)) = identity_of(transaction, visitor_id)? else {

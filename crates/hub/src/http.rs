@@ -416,14 +416,19 @@ async fn agent_socket(
     })
 }
 
+/// `GET /healthz`: whether the database answers a read now, and which one it is.
 async fn healthz(State(state): State<AppState>) -> Response {
+    let database = match state.config.store.url {
+        Some(_) => "postgresql",
+        None => "sqlite",
+    };
     match state.store.get_setting("secret").await {
-        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(_) => Json(json!({ "status": "ok", "database": database })).into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable" })),
+                Json(json!({ "status": "unavailable", "database": database })),
             )
                 .into_response()
         }

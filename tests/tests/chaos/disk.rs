@@ -544,6 +544,13 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
     // The fault lasts a while longer: sends keep being answered, the hub stays up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     if matches!(fault, Fault::DatabaseDown { .. }) {
+        let health = salam_e2e::http_request(addr, "GET", "/healthz", &[], "").await?;
+        ensure!(
+            health.status == 503 && health.body.contains("postgresql"),
+            "/healthz with the database down answered {} {}",
+            health.status,
+            health.body
+        );
         tokio::time::sleep(DATABASE_DOWN.saturating_sub(fault_started.elapsed())).await;
     }
     ensure!(
@@ -582,6 +589,15 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
     )
     .await;
     let recovered_after = recovery_started.elapsed();
+    if matches!(fault, Fault::DatabaseDown { .. }) {
+        let health = salam_e2e::http_request(addr, "GET", "/healthz", &[], "").await?;
+        ensure!(
+            health.status == 200,
+            "/healthz after the database came back answered {} {}",
+            health.status,
+            health.body
+        );
+    }
     phase_tx.send_replace(Phase::Stop);
     let mut finished = Vec::new();
     for handle in handles {

@@ -67,7 +67,6 @@ impl Writer {
 
     /// Like [`Writer::enqueue`] without a savepoint, for the hot path (see the module
     /// documentation for when a failure rolls back the whole batch).
-    #[allow(dead_code)] // PORTING: remove once append uses it
     pub(crate) async fn enqueue_unguarded<T, F>(
         &self,
         op: F,

@@ -1368,7 +1368,7 @@ async fn two_hubs_append_to_one_conversation_without_gaps_or_doubles() {
             let mut pending = Vec::new();
             // Every third message is shared: both hubs send client id `s{index}`.
             let client_id_of = |index: usize| {
-                if index % 3 == 0 {
+                if index.is_multiple_of(3) {
                     format!("s{index}")
                 } else {
                     format!("h{hub}-{index}")
@@ -1377,7 +1377,7 @@ async fn two_hubs_append_to_one_conversation_without_gaps_or_doubles() {
             for index in 0..PER_HUB {
                 let client_id = client_id_of(index);
                 let message = text(&id, Some(&client_id), &format!("{client_id} from {hub}"));
-                let answer = if index % 2 == 0 {
+                let answer = if index.is_multiple_of(2) {
                     store.append_queued(message).await.unwrap()
                 } else {
                     let store = store.clone();

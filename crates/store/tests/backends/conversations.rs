@@ -12,8 +12,8 @@ use salam_protocol::{
 use salam_store::postgres::scratch::ScratchDatabase;
 use salam_store::{
     AgentRole, Conversation, ConversationFilter, IdentityUpdate, NewAgent, NewMessage,
-    OfflineRequest, PostgresOptions, PostgresStore, Store, StoreError, Transition, Transitioned,
-    VisitorUpdate,
+    OfflineRequest, PostgresOptions, PostgresStore, RetentionBudget, Store, StoreError, Transition,
+    Transitioned, VisitorUpdate,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -1328,6 +1328,35 @@ async fn key_accounts_first_responses_per_site_and_range() {
                 .await
                 .unwrap(),
             vec![700, 700]
+        );
+        // Closed and deleted by the retention sweep: the report facts keep the mark.
+        for id in &ids[..2] {
+            close(&*store, id, 200).await;
+        }
+        let budget = RetentionBudget {
+            conversations: 10,
+            messages: 1000,
+        };
+        let batch = store
+            .retention_batch(&site.id, 10_000, budget)
+            .await
+            .unwrap();
+        assert_eq!(batch.conversations, 2);
+        assert!(store.conversation(&ids[0]).await.unwrap().is_none());
+        assert_eq!(
+            store
+                .key_account_first_responses(&sites, 0, 1000)
+                .await
+                .unwrap(),
+            vec![700],
+            "the deleted key account still counts"
+        );
+        assert!(
+            store
+                .key_account_first_responses(&sites, 101, 1000)
+                .await
+                .unwrap()
+                .is_empty()
         );
     })
     .await;

@@ -737,7 +737,7 @@ fn append_in(
         // Refused: say why, in SQLite's order, having written nothing.
         let state = transaction
             .query_typed_opt(
-                "SELECT state FROM conversations WHERE id = $1 FOR UPDATE",
+                "SELECT state FROM conversations WHERE id = $1 FOR NO KEY UPDATE",
                 &[(&message.conversation, Type::TEXT)],
             )
             .map_err(map_err)?

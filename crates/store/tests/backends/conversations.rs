@@ -1553,3 +1553,63 @@ async fn two_hubs_race_to_take_a_conversation_and_exactly_one_wins() {
         assert_eq!(found.last_seq, 1);
     }
 }
+
+/// What one hub committed, the other sees at once: a resend to the other hub is
+/// answered with the original (also after a close there), and numbers continue.
+#[tokio::test]
+async fn a_resend_to_another_hub_is_answered_with_the_original() {
+    let (_database, one, two) = two_hubs().await;
+    let conversation = fixture(&*one).await;
+    let original = one
+        .append(text(&conversation.id, Some("k1"), "first"))
+        .await
+        .unwrap();
+    let resend = two
+        .append_queued(text(&conversation.id, Some("k1"), "first again"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(resend.duplicate);
+    assert_eq!(resend.message, original.message);
+    let next = two
+        .append(text(&conversation.id, Some("k2"), "second"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (next.duplicate, next.message.seq, next.unread),
+        (false, 2, 2)
+    );
+    let mut close = Transition::new(
+        &conversation.id,
+        &[ConversationState::Bot],
+        ConversationState::Closed,
+        5,
+    );
+    close.event = Some(SystemEvent::new(EventCode::ClosedByVisitor, &[]));
+    assert!(matches!(
+        two.transition(close).await.unwrap(),
+        Transitioned::Applied { event: Some(event), .. } if event.seq == 3
+    ));
+    let late_resend = one
+        .append(text(&conversation.id, Some("k2"), "second again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            late_resend.duplicate,
+            late_resend.message.seq,
+            late_resend.state
+        ),
+        (true, 2, ConversationState::Closed)
+    );
+    assert!(matches!(
+        one.append(text(&conversation.id, Some("k3"), "too late"))
+            .await,
+        Err(StoreError::Closed)
+    ));
+    assert_eq!(
+        seqs(&two.messages_after(&conversation.id, 0, 10).await.unwrap()),
+        vec![1, 2, 3]
+    );
+}

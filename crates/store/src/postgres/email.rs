@@ -157,7 +157,12 @@ pub(super) async fn email_record_event(
                 .execute(
                     "INSERT INTO email_events (address, kind, detail, at) \
                      VALUES ($1, $2, substr($3::text, 1, 2000), $4)",
-                    &[&event.address, &kind_name(event.kind), &event.detail, &event.at],
+                    &[
+                        &event.address,
+                        &kind_name(event.kind),
+                        &event.detail,
+                        &event.at,
+                    ],
                 )
                 .map_err(map_err)?;
             if event.kind == EmailEventKind::Bounce {

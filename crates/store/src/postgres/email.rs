@@ -6,7 +6,10 @@
 //!   (SQLite: `COLLATE NOCASE`); a visitor's address is matched on `lower(email)`.
 //! - [`email_visitor`] takes a transaction-scoped advisory lock on the site and the
 //!   lower-cased address before it looks, so two hubs receiving mail from one new
-//!   address create one visitor, as SQLite's single writer does.
+//!   address create one visitor, as SQLite's single writer does. (Two hubs' batches
+//!   taking two such addresses in crossing order deadlock; the database refuses one
+//!   job, answered [`StoreError::Unavailable`], and the inbound mail is answered 451
+//!   for its sender to retry.)
 //! - Taking due unseen batches skips rows another hub is taking (`SKIP LOCKED`), and
 //!   taking missed conversations marks them with `ON CONFLICT DO NOTHING … RETURNING`,
 //!   so each is taken by one hub only.

@@ -94,6 +94,15 @@ async fn a_conversation_is_a_chat_until_it_is_set_to_email() {
             store.email_channel(&chat.id).await.expect("channel"),
             Some(Channel::Email)
         );
+        // Set again to what it is: fine, nothing changes.
+        store
+            .email_set_channel(&chat.id, Channel::Email)
+            .await
+            .expect("set again");
+        assert_eq!(
+            store.email_channel(&chat.id).await.expect("channel"),
+            Some(Channel::Email)
+        );
         let read = store
             .conversation(&chat.id)
             .await
@@ -756,13 +765,13 @@ async fn agents_hear_once_of_each_conversation_left_in_the_queue() {
                 .expect("take")
                 .is_empty()
         );
-        // Oldest first, at most `limit`.
+        // Oldest first, at most `limit` of those not told yet.
         assert_eq!(
             store.email_take_missed(100, 1000, 2).await.expect("take"),
             ids(&[q50, q60])
         );
         assert_eq!(
-            store.email_take_missed(100, 1000, 10).await.expect("take"),
+            store.email_take_missed(100, 1000, 2).await.expect("take"),
             ids(&[q70, q100])
         );
         // Told once.
@@ -789,4 +798,124 @@ async fn agents_hear_once_of_each_conversation_left_in_the_queue() {
         );
     })
     .await;
+}
+
+/// Several hubs on one PostgreSQL database (SQLite has one hub per file): what one hub
+/// takes, another does not take too, and one address makes one visitor.
+mod several_hubs {
+    use super::*;
+    use salam_store::postgres::scratch::ScratchDatabase;
+    use salam_store::{PostgresOptions, PostgresStore};
+    use std::collections::BTreeSet;
+
+    /// Two stores (two hubs) on one fresh database; the database lives as long as the
+    /// first value.
+    async fn two_hubs() -> (ScratchDatabase, Arc<dyn Store>, Arc<dyn Store>) {
+        tokio::task::spawn_blocking(|| {
+            let database = ScratchDatabase::create().expect("PostgreSQL is needed");
+            let connect = || -> Arc<dyn Store> {
+                Arc::new(
+                    PostgresStore::connect(database.url(), PostgresOptions::default())
+                        .expect("connect"),
+                )
+            };
+            let (a, b) = (connect(), connect());
+            (database, a, b)
+        })
+        .await
+        .expect("connect task")
+    }
+
+    #[tokio::test]
+    async fn two_hubs_receiving_mail_from_one_new_address_make_one_visitor() {
+        let (_database, a, b) = two_hubs().await;
+        let site = site(&*a).await;
+        // Rounds of mail from new addresses, each address arriving at both hubs at once.
+        for round in 0..5 {
+            let mut calls = Vec::new();
+            for n in 0..4 {
+                for address in 0..5 {
+                    let hub = if n % 2 == 0 { a.clone() } else { b.clone() };
+                    let site_id = site.id.clone();
+                    calls.push(tokio::spawn(async move {
+                        // Two hubs' batches may wait on each other's addresses: the
+                        // database refuses one (retryable, as a mail server retries a
+                        // 451), never both.
+                        for _ in 0..5 {
+                            match hub
+                                .email_visitor(
+                                    &site_id,
+                                    &format!("Person{round}.{address}@example.com"),
+                                    None,
+                                    &format!("v_{round}_{address}_{n}"),
+                                    1,
+                                )
+                                .await
+                            {
+                                Ok(found) => return (address, found),
+                                Err(StoreError::Unavailable(_)) => continue,
+                                Err(err) => panic!("email visitor: {err:?}"),
+                            }
+                        }
+                        panic!("email visitor: refused five times");
+                    }));
+                }
+            }
+            let mut visitors: Vec<BTreeSet<String>> = vec![BTreeSet::new(); 5];
+            for call in calls {
+                let (address, found) = call.await.expect("task");
+                visitors[address].insert(found);
+            }
+            for (address, found) in visitors.iter().enumerate() {
+                assert_eq!(
+                    found.len(),
+                    1,
+                    "round {round}, address {address}: {found:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn two_hubs_take_each_due_batch_and_each_missed_conversation_once() {
+        let (_database, a, b) = two_hubs().await;
+        let site = site(&*a).await;
+        let mut expected = BTreeSet::new();
+        for n in 0..60 {
+            let conversation =
+                conversation_of(&*a, &site, &format!("v{n}"), ConversationState::Bot).await;
+            queue(&*a, &conversation, n).await;
+            a.email_schedule_unseen(&conversation.id, 1, n)
+                .await
+                .expect("schedule");
+            expected.insert(conversation.id);
+        }
+        let mut takers = Vec::new();
+        for n in 0..8 {
+            let hub = if n % 2 == 0 { a.clone() } else { b.clone() };
+            takers.push(tokio::spawn(async move {
+                let (mut due, mut missed) = (Vec::new(), Vec::new());
+                loop {
+                    let batch = hub.email_due_unseen(1000, 3).await.expect("due");
+                    let told = hub.email_take_missed(1000, 2000, 3).await.expect("missed");
+                    if batch.is_empty() && told.is_empty() {
+                        return (due, missed);
+                    }
+                    due.extend(batch.into_iter().map(|due| due.conversation));
+                    missed.extend(told);
+                }
+            }));
+        }
+        let (mut due, mut missed) = (Vec::new(), Vec::new());
+        for taker in takers {
+            let (d, m) = taker.await.expect("task");
+            due.extend(d);
+            missed.extend(m);
+        }
+        due.sort();
+        missed.sort();
+        let expected: Vec<String> = expected.into_iter().collect();
+        assert_eq!(due, expected, "each due batch taken once");
+        assert_eq!(missed, expected, "each missed conversation taken once");
+    }
 }

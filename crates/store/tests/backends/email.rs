@@ -8,8 +8,9 @@
 use crate::common::each_backend;
 use salam_protocol::ConversationState;
 use salam_store::{
-    Channel, Conversation, Direction, EmailEvent, EmailEventKind, EmailRecord, IdentityUpdate,
-    Site, Store, StoreError, TranscriptRequest, Transition, Transitioned, UnseenDue, VisitorUpdate,
+    AuditNote, Channel, Conversation, Direction, EmailEvent, EmailEventKind, EmailRecord, Erasure,
+    IdentityUpdate, Site, Store, StoreError, TranscriptRequest, Transition, Transitioned,
+    UnseenDue, VisitorUpdate,
 };
 use std::sync::Arc;
 
@@ -918,4 +919,61 @@ mod several_hubs {
         assert_eq!(due, expected, "each due batch taken once");
         assert_eq!(missed, expected, "each missed conversation taken once");
     }
+}
+
+#[tokio::test]
+async fn erasing_a_visitor_drops_the_bounces_and_failing_marks_of_their_address() {
+    each_backend(|store| async move {
+        let site = site(&*store).await;
+        let anna = store
+            .email_visitor(&site.id, "Anna@Example.com", None, "v_anna", 1)
+            .await
+            .expect("visitor");
+        for (address, kind) in [
+            ("anna@EXAMPLE.com", EmailEventKind::Bounce),
+            ("ANNA@example.com", EmailEventKind::AutoReply),
+            ("bob@example.com", EmailEventKind::Bounce),
+        ] {
+            store
+                .email_record_event(event(address, kind, "550", 2))
+                .await
+                .expect("event");
+        }
+        assert!(
+            store
+                .email_failing("anna@example.com")
+                .await
+                .expect("failing")
+        );
+
+        let erased = store
+            .erase_visitor(
+                &anna,
+                AuditNote {
+                    actor: "cli:test".into(),
+                    selector: "visitor",
+                    at: 3,
+                },
+            )
+            .await
+            .expect("erase");
+        assert!(matches!(erased, Erasure::Erased(_)), "{erased:?}");
+        assert!(
+            !store
+                .email_failing("anna@example.com")
+                .await
+                .expect("failing")
+        );
+        assert!(
+            store
+                .email_failing("bob@example.com")
+                .await
+                .expect("failing")
+        );
+        assert_eq!(
+            store.email_events(10).await.expect("events"),
+            vec![event("bob@example.com", EmailEventKind::Bounce, "550", 2)]
+        );
+    })
+    .await;
 }

@@ -13,6 +13,9 @@
 //! - Taking due unseen batches skips rows another hub is taking (`SKIP LOCKED`), and
 //!   taking missed conversations marks them with `ON CONFLICT DO NOTHING … RETURNING`,
 //!   so each is taken by one hub only.
+//! - Text from mail may hold U+0000, which PostgreSQL's `text` cannot: it is dropped
+//!   from addresses, Message-IDs, names and transcript requests (consistently, so
+//!   lookups still match), and a report ends at it, as SQLite's `substr` ends it.
 //! - Ties are broken by id in binary order (`COLLATE "C"`, SQLite's order for text), so
 //!   the order does not depend on the database's collation.
 
@@ -47,6 +50,16 @@ pub(super) fn erase_addresses(
         transaction.execute(&sql, &[&visitor_id]).map_err(map_err)?;
     }
     Ok(())
+}
+
+/// `text` without U+0000 (PostgreSQL refuses it in `text`; SQLite keeps it).
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "")
+}
+
+/// `text` up to its first U+0000: what SQLite's `substr` reads of it.
+fn until_nul(text: &str) -> &str {
+    text.split('\0').next().unwrap_or_default()
 }
 
 pub(super) async fn email_set_channel(
@@ -113,10 +126,10 @@ pub(super) async fn email_record_message(
                      (message_id, conversation_id, direction, address, at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
                     &[
-                        &record.message_id,
+                        &without_nul(&record.message_id),
                         &record.conversation,
                         &direction,
-                        &record.address,
+                        &without_nul(&record.address),
                         &record.at,
                     ],
                 )
@@ -130,6 +143,7 @@ pub(super) async fn email_thread_of(
     store: &PostgresStore,
     message_ids: Vec<String>,
 ) -> Result<Option<String>, StoreError> {
+    let message_ids: Vec<String> = message_ids.iter().map(|id| without_nul(id)).collect();
     store
         .read(move |client| {
             // The last reference is the most recent mail of the thread.
@@ -172,6 +186,8 @@ pub(super) async fn email_record_event(
     store: &PostgresStore,
     event: EmailEvent,
 ) -> Result<(), StoreError> {
+    let address = without_nul(&event.address);
+    let detail = until_nul(&event.detail).to_owned();
     store
         .writer
         .write(move |transaction| {
@@ -179,12 +195,7 @@ pub(super) async fn email_record_event(
                 .execute(
                     "INSERT INTO email_events (address, kind, detail, at) \
                      VALUES ($1, $2, substr($3::text, 1, 2000), $4)",
-                    &[
-                        &event.address,
-                        &kind_name(event.kind),
-                        &event.detail,
-                        &event.at,
-                    ],
+                    &[&address, &kind_name(event.kind), &detail, &event.at],
                 )
                 .map_err(map_err)?;
             if event.kind == EmailEventKind::Bounce {
@@ -194,7 +205,7 @@ pub(super) async fn email_record_event(
                          VALUES (lower($1::text), substr($2::text, 1, 500), $3) \
                          ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, \
                          at = excluded.at",
-                        &[&event.address, &event.detail, &event.at],
+                        &[&address, &detail, &event.at],
                     )
                     .map_err(map_err)?;
             }
@@ -247,7 +258,7 @@ pub(super) async fn email_failing(
     store: &PostgresStore,
     address: &str,
 ) -> Result<bool, StoreError> {
-    let address = address.to_owned();
+    let address = without_nul(address);
     store
         .read(move |client| {
             Ok(client
@@ -269,7 +280,8 @@ pub(super) async fn email_visitor(
     new_id: &str,
     now: i64,
 ) -> Result<String, StoreError> {
-    let (site_id, email, new_id) = (site_id.to_owned(), email.to_owned(), new_id.to_owned());
+    let (site_id, email, new_id) = (site_id.to_owned(), without_nul(email), new_id.to_owned());
+    let name = name.map(|name| without_nul(&name));
     store
         .writer
         .write(move |transaction| {
@@ -409,7 +421,12 @@ pub(super) async fn email_request_transcript(
                     "INSERT INTO email_transcripts (conversation_id, email, lang, at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id) DO UPDATE SET \
                      email = excluded.email, lang = excluded.lang, at = excluded.at",
-                    &[&request.conversation, &request.email, &request.lang, &now],
+                    &[
+                        &request.conversation,
+                        &without_nul(&request.email),
+                        &without_nul(&request.lang),
+                        &now,
+                    ],
                 )
                 .map_err(map_err)?;
             Ok(())

@@ -977,3 +977,84 @@ async fn erasing_a_visitor_drops_the_bounces_and_failing_marks_of_their_address(
     })
     .await;
 }
+
+#[tokio::test]
+async fn mail_text_with_nul_characters_is_stored() {
+    // Anything may arrive in a mail; PostgreSQL's text cannot hold U+0000 (it is
+    // dropped there), SQLite's can: either way the mail is recorded and threads, and
+    // its visitor is found again.
+    each_backend(|store| async move {
+        let site = site(&*store).await;
+        let conversation = conversation_of(&*store, &site, "anna", ConversationState::Bot).await;
+
+        store
+            .email_record_event(event(
+                "nul@example.com\0",
+                EmailEventKind::Bounce,
+                "550\0 gone",
+                1,
+            ))
+            .await
+            .expect("event");
+        let recorded = store.email_events(1).await.expect("events").remove(0);
+        // SQLite's substr() ends a text at U+0000: the report is cut there.
+        assert_eq!(recorded.detail, "550");
+        assert_eq!(recorded.address.replace('\0', ""), "nul@example.com");
+        assert!(
+            store
+                .email_failing("nul@example.com\0")
+                .await
+                .expect("failing")
+        );
+
+        store
+            .email_record_message(record(
+                "a\0b@shop.example",
+                &conversation.id,
+                Direction::In,
+                2,
+            ))
+            .await
+            .expect("record");
+        assert_eq!(
+            store
+                .email_thread_of(vec!["a\0b@shop.example".into()])
+                .await
+                .expect("thread"),
+            Some(conversation.id.clone())
+        );
+        let ids = store
+            .email_thread_ids(&conversation.id, 10)
+            .await
+            .expect("ids");
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].replace('\0', ""), "ab@shop.example");
+
+        for new_id in ["v_nul", "v_other"] {
+            let found = store
+                .email_visitor(&site.id, "Nul\0@example.com", Some("N\0".into()), new_id, 3)
+                .await
+                .expect("visitor");
+            assert_eq!(found, "v_nul");
+        }
+
+        store
+            .email_request_transcript(
+                TranscriptRequest {
+                    conversation: conversation.id.clone(),
+                    email: "anna\0@example.com".into(),
+                    lang: "en".into(),
+                },
+                4,
+            )
+            .await
+            .expect("request");
+        let taken = store
+            .email_take_transcript(&conversation.id)
+            .await
+            .expect("take")
+            .expect("there");
+        assert_eq!(taken.email.replace('\0', ""), "anna@example.com");
+    })
+    .await;
+}

@@ -33,25 +33,6 @@ fn kind_name(kind: EmailEventKind) -> &'static str {
     }
 }
 
-/// A visitor's erasure (in its transaction; SQLite: `crate::email::erase_addresses`):
-/// the bounces, auto-replies and failing marks of their addresses (their profile's and
-/// their contact requests') go too. Failing addresses are stored lower-cased.
-#[allow(dead_code)] // PORTING: called by maintenance's erase_visitor once merged
-pub(super) fn erase_addresses(
-    transaction: &mut pg::Transaction<'_>,
-    visitor_id: &str,
-) -> Result<(), StoreError> {
-    const ADDRESSES: &str = "(SELECT lower(email) FROM visitors WHERE id = $1 AND email IS NOT NULL \
-         UNION SELECT lower(email) FROM offline_requests WHERE visitor_id = $1 AND email IS NOT NULL)";
-    for sql in [
-        format!("DELETE FROM email_events WHERE lower(address) IN {ADDRESSES}"),
-        format!("DELETE FROM email_failing WHERE address IN {ADDRESSES}"),
-    ] {
-        transaction.execute(&sql, &[&visitor_id]).map_err(map_err)?;
-    }
-    Ok(())
-}
-
 /// `text` without U+0000 (PostgreSQL refuses it in `text`; SQLite keeps it).
 fn without_nul(text: &str) -> String {
     text.replace('\0', "")

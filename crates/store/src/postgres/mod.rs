@@ -916,8 +916,3 @@ impl Store for PostgresStore {
         known.extend(sites.iter().cloned());
     }
 }
-
-/// Placeholder while the backend is ported (removed when every method is).
-fn unported(name: &str) -> StoreError {
-    StoreError::Unavailable(format!("{name} is not ported to PostgreSQL yet"))
-}

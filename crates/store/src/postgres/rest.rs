@@ -717,38 +717,6 @@ fn events_json(events: &[String]) -> String {
     serde_json::to_string(events).unwrap_or_else(|_| "[]".into())
 }
 
-/// In a message's own transaction (the append's): a message that will be a
-/// `message.created` event (a text or a note, not an event line or a system line) of a
-/// site with webhooks leaves a mark in `webhook_pending`, which the outbox job of its
-/// event deletes. As SQLite's `crate::webhooks::mark_pending`, for the PostgreSQL
-/// append to call after it inserted the message.
-#[allow(dead_code)] // PORTING: called by conversations::append once it is ported
-pub(super) fn mark_pending(
-    transaction: &mut pg::Transaction<'_>,
-    sites: &crate::webhooks::WebhookSites,
-    site_id: &str,
-    message: &NewMessage,
-    seq: i64,
-) -> Result<(), StoreError> {
-    if message.kind == MessageKind::Event || message.author.kind == AuthorKind::System {
-        return Ok(());
-    }
-    let marked = sites
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .contains(site_id);
-    if marked {
-        transaction
-            .execute(
-                "INSERT INTO webhook_pending (conversation_id, seq) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-                &[&message.conversation, &seq],
-            )
-            .map_err(map_err)?;
-    }
-    Ok(())
-}
-
 /// A sequence number as the BIGINT column holds it.
 fn seq_of(seq: u64) -> i64 {
     seq.min(i64::MAX as u64) as i64

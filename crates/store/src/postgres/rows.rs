@@ -2,8 +2,6 @@
 //! constants' names) as the SQLite backend's mappers in `crate::sqlite`, read with the
 //! PostgreSQL types of [`super::schema`] (`BIGINT` as `i64`, flags as `bool`).
 
-#![allow(dead_code)] // PORTING: removed once every area uses its mappers
-
 use crate::sqlite::author_kind_from;
 use crate::*;
 use pg::Row;

@@ -20,8 +20,11 @@
 //! Reads run on a small pool of separate connections (SQLite WAL mode lets them proceed
 //! while the writer commits).
 //!
-//! The hub talks to storage only through the [`Store`] trait, so a PostgreSQL backend
-//! can be added for multi-hub deployments without touching the hub.
+//! The hub talks to storage only through the [`Store`] trait, which has two backends:
+//! [`SqliteStore`] (the embedded default) and [`PostgresStore`] ([`postgres`], issue 13:
+//! the same writer-and-readers shape over a PostgreSQL server, chosen by a
+//! `postgres://` store URL). One test suite (`tests/backends/`) runs every behaviour on
+//! both.
 //!
 //! [`maintenance`] is what running it for years needs: online backups and restores of
 //! the file, the retention sweep in small writer jobs, a visitor's export and erasure,

@@ -283,7 +283,12 @@ impl PostgresStore {
             result
         })
         .await
-        .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+        .map_err(|err| match err.try_into_panic() {
+            // A bug, or the schema and the code disagree (`row.get` of the wrong type
+            // panics): retrying will not help. The connection went with the panic.
+            Ok(panic) => crate::writer::panicked(panic.as_ref()),
+            Err(err) => StoreError::Unavailable(format!("read task failed: {err}")),
+        })?
     }
 }
 

@@ -1,0 +1,227 @@
+//! The PostgreSQL backend's frame (issue 13), PostgreSQL alone: what the writer, the
+//! connections and the single-hub claim do when something around them goes wrong (a
+//! job that panics or fails midway, a lock held by another session, a lost
+//! connection, text PostgreSQL cannot hold). The NUL test runs on both backends.
+//!
+//! Another session plays the part of whatever goes wrong: it changes a column's type
+//! (the schema and the code disagree), holds locks in an open transaction (a stalled
+//! tool) or ends the store's sessions (a restart).
+
+use salam_protocol::{Author, AuthorKind, ConversationState, MessageKind};
+use salam_store::postgres::scratch::ScratchDatabase;
+use salam_store::{NewMessage, PostgresOptions, PostgresStore, Store, StoreError, VisitorUpdate};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A fresh PostgreSQL store on its own scratch database.
+async fn postgres(options: PostgresOptions) -> (ScratchDatabase, PostgresStore) {
+    tokio::task::spawn_blocking(move || {
+        let database =
+            ScratchDatabase::create().expect("a scratch database (SALAM_TEST_POSTGRES_URL)");
+        let store = PostgresStore::connect(database.url(), options).expect("connect");
+        (database, store)
+    })
+    .await
+    .expect("connect task")
+}
+
+/// A connection of another client to the test's database. Blocking.
+fn other_session(url: &str) -> pg::Client {
+    let config: pg::Config = url.parse().expect("a PostgreSQL URL");
+    config.connect(pg::NoTls).expect("another session")
+}
+
+/// Runs `sql` in another session, outside the async runtime.
+async fn execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    tokio::task::spawn_blocking(move || {
+        other_session(&url)
+            .batch_execute(&sql)
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    })
+    .await
+    .expect("sql task");
+}
+
+/// The first column (BIGINT) of the first row of `sql`, run in another session.
+async fn number(url: &str, sql: &str) -> i64 {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    tokio::task::spawn_blocking(move || {
+        other_session(&url)
+            .query_one(&sql, &[])
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            .get(0)
+    })
+    .await
+    .expect("sql task")
+}
+
+/// Waits until `sql` (a count, run in another session) is positive; panics when it never
+/// is (a bound against hanging, not a measure of speed).
+async fn wait_until(url: &str, sql: &str, what: &str) {
+    for _ in 0..600 {
+        if number(url, sql).await > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never happened");
+}
+
+/// Another session holding `statements`' locks in an open transaction (a stalled
+/// tool), until dropped or after `at_most`.
+struct Holder {
+    release: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn hold(url: &str, statements: &str, at_most: Duration) -> Holder {
+    let (url, statements) = (url.to_owned(), statements.to_owned());
+    let (ready, holding) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut client = other_session(&url);
+        let mut transaction = client.transaction().expect("begin");
+        transaction.batch_execute(&statements).expect("take locks");
+        ready.send(()).expect("the test waits");
+        let _ = released.recv_timeout(at_most);
+        transaction.commit().expect("commit");
+    });
+    holding.recv().expect("the locks are held");
+    Holder {
+        release: Some(release),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn visitor_text(conversation: &str, body: &str) -> NewMessage {
+    NewMessage {
+        conversation: conversation.to_owned(),
+        kind: MessageKind::Text,
+        author: Author {
+            kind: AuthorKind::Visitor,
+            id: Some("v_1".into()),
+            name: None,
+        },
+        text: body.to_owned(),
+        client_id: None,
+        quick_replies: Vec::new(),
+        rule: None,
+        event: None,
+        at: 1,
+        only_in: None,
+    }
+}
+
+// Issue 13: a job that panicked (here `row.get::<i64>` of an INTEGER column) ended the
+// writer thread, and every later write answered `ShutDown`.
+#[tokio::test]
+async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+    let (database, store) = postgres(PostgresOptions::default()).await;
+    let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+    execute(
+        database.url(),
+        "ALTER TABLE canned_responses ALTER COLUMN id TYPE integer",
+    )
+    .await;
+    let added = store.add_canned(&site.id, "hi", "Hello!").await;
+    assert!(matches!(added, Err(StoreError::Corrupt(_))), "{added:?}");
+    assert_eq!(
+        number(database.url(), "SELECT count(*) FROM canned_responses").await,
+        0,
+        "the panicking write was rolled back"
+    );
+    // A read that panics the same way is `Corrupt` too, not a retryable failure.
+    execute(
+        database.url(),
+        &format!(
+            "INSERT INTO canned_responses (site_id, shortcut, text, created_at) \
+             VALUES ('{}', 'bye', 'Bye!', 1)",
+            site.id
+        ),
+    )
+    .await;
+    let read = store.canned(std::slice::from_ref(&site.id)).await;
+    assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
+    // The writer goes on, on the same database.
+    store.add_department(&site.id, "Sales").await.unwrap();
+    let departments = store.departments(&[site.id.clone()]).await.unwrap();
+    assert_eq!(departments.len(), 1);
+}
+
+// Issue 13: when an unguarded append failed midway, every caller of its batch got the
+// batch's retryable error, its own caller too.
+#[tokio::test]
+async fn an_append_failing_midway_answers_its_own_error_and_its_batch_retries() {
+    let (database, store) = postgres(PostgresOptions::default()).await;
+    let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+    store
+        .touch_visitor("v_1", &site.id, VisitorUpdate::default(), 1)
+        .await
+        .unwrap();
+    let stalled = store
+        .create_conversation(&site.id, "v_1", ConversationState::Bot, 1)
+        .await
+        .unwrap();
+    let other = store
+        .create_conversation(&site.id, "v_1", ConversationState::Bot, 1)
+        .await
+        .unwrap();
+    // A constraint the second insert breaks after the append already wrote (its
+    // sequence number): the whole batch must be rolled back.
+    execute(
+        database.url(),
+        "ALTER TABLE messages ADD CONSTRAINT no_boom CHECK (text <> 'boom')",
+    )
+    .await;
+    // Another session holds the first conversation's row, so the writer waits inside a
+    // first batch while the next two appends queue up: they form the next batch.
+    let holder = hold(
+        database.url(),
+        &format!(
+            "SELECT 1 FROM conversations WHERE id = '{}' FOR UPDATE",
+            stalled.id
+        ),
+        Duration::from_secs(60),
+    );
+    let first = store
+        .append_queued(visitor_text(&stalled.id, "waits"))
+        .await
+        .unwrap();
+    wait_until(
+        database.url(),
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock'",
+        "the writer waiting for the held row",
+    )
+    .await;
+    let bystander = store
+        .append_queued(visitor_text(&other.id, "fine"))
+        .await
+        .unwrap();
+    let broken = store
+        .append_queued(visitor_text(&other.id, "boom"))
+        .await
+        .unwrap();
+    drop(holder);
+    first.await.expect("the first batch commits");
+    let broken = broken.await;
+    assert!(matches!(broken, Err(StoreError::Conflict(_))), "{broken:?}");
+    let bystander = bystander.await;
+    assert!(
+        matches!(bystander, Err(StoreError::Unavailable(_))),
+        "{bystander:?}"
+    );
+    // Retried, the bystander's append goes through with the number the batch gave back.
+    let retried = store.append(visitor_text(&other.id, "fine")).await.unwrap();
+    assert_eq!(retried.message.seq, 1);
+}

@@ -18,6 +18,14 @@
 //! - **Reads** run on a small pool of connections in the blocking pool.
 //! - **Migrations** ([`schema`]) are versioned and taken under an advisory lock, so
 //!   several hubs may start at once.
+//! - **No wait is forever.** Every connection has a `lock_timeout` (5 s) and an
+//!   `idle_in_transaction_session_timeout` (60 s), reads a `statement_timeout` (60 s)
+//!   ([`PostgresOptions`]): a lock held by another session (a stalled tool, a forgotten
+//!   `psql` transaction) fails the write waiting for it with the retryable
+//!   [`StoreError::Unavailable`] instead of stopping the writer, and the server ends a
+//!   session of ours that stalls inside a transaction. Options the URL carries
+//!   (`?options=-c%20lock_timeout%3D10s`) are kept and win. The migrations wait for each
+//!   other without a limit.
 //! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
 //!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
 //!
@@ -36,6 +44,7 @@ mod writer;
 use crate::*;
 use pg::Client;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use writer::Writer;
 
 /// How the PostgreSQL store runs.
@@ -48,6 +57,14 @@ pub struct PostgresOptions {
     /// Read connections at most (reads beyond wait for one: the server's connections
     /// are shared by every hub).
     pub readers: usize,
+    /// How long a statement waits for a lock another session holds before it fails
+    /// with [`StoreError::Unavailable`] (`lock_timeout`, on every connection).
+    pub lock_timeout: Duration,
+    /// How long a read may run (`statement_timeout`, on the read connections).
+    pub read_timeout: Duration,
+    /// How long a session may sit idle inside a transaction before the server ends it
+    /// (`idle_in_transaction_session_timeout`, on every connection).
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -56,6 +73,9 @@ impl Default for PostgresOptions {
             queue: 8192,
             max_batch: 512,
             readers: 8,
+            lock_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -142,6 +162,13 @@ impl Drop for HubClaim {
 
 /// Parses a `postgres://` URL, with the settings every connection of the store uses.
 fn config_of(url: &str) -> Result<pg::Config, StoreError> {
+    config_with(url, &[])
+}
+
+/// Parses a `postgres://` URL, with the settings every connection of the store uses and
+/// `settings` (server parameters: name, value). Options the URL already had
+/// (`?options=-c …`) are kept, after ours: a setting given there wins.
+fn config_with(url: &str, settings: &[(&str, String)]) -> Result<pg::Config, StoreError> {
     let mut config: pg::Config = url
         .parse()
         .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
@@ -153,8 +180,25 @@ fn config_of(url: &str) -> Result<pg::Config, StoreError> {
     }
     // Commit before ack: a commit returns once the server has it on disk, whatever the
     // server's default.
-    config.options("-c synchronous_commit=on -c timezone=UTC");
+    let mut options = String::from("-c synchronous_commit=on -c timezone=UTC");
+    for (name, value) in settings {
+        options.push_str(&format!(" -c {name}={value}"));
+    }
+    if let Some(given) = config
+        .get_options()
+        .filter(|given| !given.trim().is_empty())
+    {
+        options.push(' ');
+        options.push_str(given);
+    }
+    config.options(&options);
     Ok(config)
+}
+
+/// A duration as a server parameter's value, in milliseconds (0 would turn the
+/// timeout off: at least 1 ms).
+fn millis(duration: Duration) -> String {
+    duration.as_millis().clamp(1, i32::MAX as u128).to_string()
 }
 
 fn connect(config: &pg::Config) -> Result<Client, StoreError> {
@@ -199,7 +243,22 @@ impl PostgresStore {
     /// writer thread. Blocking: call it outside the async runtime (or in
     /// `spawn_blocking`).
     pub fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config = config_of(url)?;
+        // No session of the store waits for a lock forever, or idles in a transaction
+        // for long (a stalled tool or session elsewhere fails, not blocks, the writer).
+        let lock_timeout = ("lock_timeout", millis(options.lock_timeout));
+        let idle = (
+            "idle_in_transaction_session_timeout",
+            millis(options.idle_in_transaction_timeout),
+        );
+        let config = config_with(url, &[lock_timeout.clone(), idle.clone()])?;
+        let read_config = config_with(
+            url,
+            &[
+                lock_timeout,
+                idle,
+                ("statement_timeout", millis(options.read_timeout)),
+            ],
+        )?;
         let mut client = connect(&config)?;
         schema::migrate(&mut client)?;
         let metrics = Arc::new(StoreMetrics::default());
@@ -214,7 +273,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             writer,
             readers: Arc::new(ReadPool {
-                config,
+                config: read_config,
                 idle: Mutex::new(Vec::new()),
                 max_idle: options.readers.max(1),
                 permits: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1))),
@@ -919,5 +978,30 @@ impl Store for PostgresStore {
             .unwrap_or_else(|e| e.into_inner());
         known.clear();
         known.extend(sites.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_urls_own_options_are_kept_after_the_stores() {
+        let config = config_with(
+            "postgres://salam@localhost/salam?options=-c%20lock_timeout%3D10s",
+            &[("lock_timeout", millis(Duration::from_secs(5)))],
+        )
+        .expect("a URL");
+        assert_eq!(
+            config.get_options(),
+            Some(
+                "-c synchronous_commit=on -c timezone=UTC -c lock_timeout=5000 -c lock_timeout=10s"
+            )
+        );
+        let plain = config_of("postgres://salam@localhost/salam").expect("a URL");
+        assert_eq!(
+            plain.get_options(),
+            Some("-c synchronous_commit=on -c timezone=UTC")
+        );
     }
 }

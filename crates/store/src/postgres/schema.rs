@@ -353,9 +353,18 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// holding the migration advisory lock so that hubs starting together take turns. A
 /// database written by a newer release is refused.
 pub(crate) fn migrate(client: &mut pg::Client) -> Result<i64, StoreError> {
+    // A hub waits for another's migration as long as it takes (the store's connections
+    // have a `lock_timeout`, which the migrations themselves keep).
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .batch_execute("SET lock_timeout = 0")
         .map_err(map_err)?;
+    let locked = client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(map_err);
+    client
+        .batch_execute("RESET lock_timeout")
+        .map_err(map_err)?;
+    locked?;
     let result = apply(client);
     // Released even when a migration failed (the session would release it anyway when
     // the connection closes).

@@ -225,3 +225,58 @@ async fn an_append_failing_midway_answers_its_own_error_and_its_batch_retries() 
     let retried = store.append(visitor_text(&other.id, "fine")).await.unwrap();
     assert_eq!(retried.message.seq, 1);
 }
+
+/// Options with a short `lock_timeout`, so a test waits little for it.
+fn impatient() -> PostgresOptions {
+    PostgresOptions {
+        lock_timeout: Duration::from_millis(500),
+        ..PostgresOptions::default()
+    }
+}
+
+// Issue 13: a lock held by another session (a stalled tool) blocked the writer, and
+// every write behind it, for as long as it was held.
+#[tokio::test]
+async fn a_write_waiting_for_a_lock_held_elsewhere_fails_retryably_and_the_writer_goes_on() {
+    let (database, store) = postgres(impatient()).await;
+    let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+    // Held far longer than the timeout: without one, the update would wait for it.
+    let holder = hold(
+        database.url(),
+        &format!(
+            "SELECT 1 FROM sites WHERE id = '{}' FOR NO KEY UPDATE",
+            site.id
+        ),
+        Duration::from_secs(30),
+    );
+    let updated = store.update_site(&site.id, Some("Store"), None).await;
+    assert!(
+        matches!(updated, Err(StoreError::Unavailable(_))),
+        "{updated:?}"
+    );
+    // The writer goes on beside the held lock, and the update succeeds once it is gone.
+    store.add_department(&site.id, "Sales").await.unwrap();
+    drop(holder);
+    let updated = store
+        .update_site(&site.id, Some("Store"), None)
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Store");
+}
+
+// Issue 13: the same for a read waiting for a table another session locked.
+#[tokio::test]
+async fn a_read_waiting_for_a_lock_held_elsewhere_fails_retryably() {
+    let (database, store) = postgres(impatient()).await;
+    let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+    let holder = hold(
+        database.url(),
+        "LOCK TABLE sites IN ACCESS EXCLUSIVE MODE",
+        Duration::from_secs(30),
+    );
+    let read = store.site_by_id(&site.id).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+    drop(holder);
+    let read = store.site_by_id(&site.id).await.unwrap();
+    assert_eq!(read.map(|site| site.name), Some("Shop".to_owned()));
+}

@@ -29,6 +29,12 @@
 //! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
 //!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
 //!
+//! - **Errors** ([`map_err`]): a taken unique value is `Conflict`; the code and the
+//!   schema disagreeing (SQL type or syntax errors, a value the driver cannot convert,
+//!   a panicking `row.get`) is `Corrupt`, which retrying will not mend; a closed
+//!   connection, an I/O error or a timeout is `Unavailable`. Messages carry the whole
+//!   chain of causes (the server's own message included).
+//!
 //! The SQL lives beside SQLite's, one file per area, with the same names.
 
 mod conversations;
@@ -205,9 +211,18 @@ fn connect(config: &pg::Config) -> Result<Client, StoreError> {
     config.connect(pg::NoTls).map_err(map_err)
 }
 
-/// Maps a PostgreSQL error onto the store's error enum.
+/// Maps a PostgreSQL error onto the store's error enum, with the whole chain of causes
+/// in its message (the driver's own message is only its kind, e.g. `db error`).
+///
+/// - A taken unique value or a broken reference: [`StoreError::Conflict`].
+/// - The code and the schema disagree (an SQL syntax, type or data error, or a value
+///   the driver cannot convert to or from the column's type): [`StoreError::Corrupt`].
+/// - Anything else (a closed connection, an I/O error, a timeout, a lock or statement
+///   timeout, the server shutting down, a serialisation failure, disk full, a read-only
+///   standby): the retryable [`StoreError::Unavailable`].
 pub(crate) fn map_err(err: pg::Error) -> StoreError {
     use pg::error::SqlState;
+    let message = describe(&err);
     match err.code() {
         Some(code)
             if *code == SqlState::UNIQUE_VIOLATION
@@ -216,7 +231,7 @@ pub(crate) fn map_err(err: pg::Error) -> StoreError {
                 || *code == SqlState::NOT_NULL_VIOLATION
                 || *code == SqlState::EXCLUSION_VIOLATION =>
         {
-            StoreError::Conflict(err.to_string())
+            StoreError::Conflict(message)
         }
         // Syntax, undefined tables or columns, wrong types: the code and the schema
         // disagree.
@@ -225,12 +240,40 @@ pub(crate) fn map_err(err: pg::Error) -> StoreError {
                 || code.code().starts_with("22")
                 || *code == SqlState::DATATYPE_MISMATCH =>
         {
-            StoreError::Corrupt(err.to_string())
+            StoreError::Corrupt(message)
         }
-        // Everything else (connection lost, server shutting down, serialisation
-        // failures, disk full, a read-only standby): retryable.
-        _ => StoreError::Unavailable(err.to_string()),
+        Some(_) => StoreError::Unavailable(message),
+        None if !err.is_closed() && is_conversion(&err) => StoreError::Corrupt(message),
+        None => StoreError::Unavailable(message),
     }
+}
+
+/// Whether an error without an SQL code is the client's: a Rust value that does not
+/// fit the parameter's or the column's type, a column or parameter count that does not
+/// match. The driver's kinds are private; its message is the kind alone.
+fn is_conversion(err: &pg::Error) -> bool {
+    let kind = err.to_string();
+    [
+        "error serializing parameter",
+        "error deserializing column",
+        "invalid column",
+        "query returned an unexpected number of columns",
+    ]
+    .iter()
+    .any(|prefix| kind.starts_with(prefix))
+        || (kind.starts_with("expected ") && kind.contains(" parameters but got "))
+}
+
+/// An error and its causes, `: `-separated.
+fn describe(err: &pg::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// Milliseconds since the Unix epoch.

@@ -280,3 +280,67 @@ async fn a_read_waiting_for_a_lock_held_elsewhere_fails_retryably() {
     let read = store.site_by_id(&site.id).await.unwrap();
     assert_eq!(read.map(|site| site.name), Some("Shop".to_owned()));
 }
+
+// Issue 13: an error the driver raised before the server saw anything (a Rust value
+// that does not fit the column's type) was answered as retryable.
+#[tokio::test]
+async fn a_value_the_driver_cannot_convert_is_corrupt_not_retryable() {
+    let (database, store) = postgres(PostgresOptions::default()).await;
+    store
+        .set_setting_if_absent("greeting", "hello")
+        .await
+        .unwrap();
+    execute(
+        database.url(),
+        "DELETE FROM settings; ALTER TABLE settings ALTER COLUMN key TYPE bigint USING 0",
+    )
+    .await;
+    // `key = $1` is now a BIGINT parameter, bound from a Rust string.
+    let read = store.get_setting("greeting").await;
+    assert!(
+        matches!(&read, Err(StoreError::Corrupt(message)) if message.contains("serializing")),
+        "{read:?}"
+    );
+}
+
+/// Ends the store's sessions from another one, as a restart of the server would.
+async fn end_the_stores_sessions(url: &str) {
+    number(
+        url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         AND application_name = 'salam'",
+    )
+    .await;
+}
+
+/// `attempt` until it succeeds, each failure a retryable one (a few tries at most).
+async fn retried<T: std::fmt::Debug, F: std::future::Future<Output = Result<T, StoreError>>>(
+    mut attempt: impl FnMut() -> F,
+) -> T {
+    for _ in 0..3 {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(StoreError::Unavailable(_)) => continue,
+            Err(err) => panic!("a lost connection answered {err:?}, not Unavailable"),
+        }
+    }
+    panic!("the store did not reconnect");
+}
+
+// A lost connection (the server restarted) answers the retryable `Unavailable` and the
+// next attempt connects again, for the writer and for the readers alike.
+#[tokio::test]
+async fn lost_connections_answer_unavailable_and_reconnect() {
+    let (database, store) = postgres(PostgresOptions::default()).await;
+    let site = store.create_site("Shop", &["*".into()]).await.unwrap();
+    store.site_by_id(&site.id).await.unwrap();
+    end_the_stores_sessions(database.url()).await;
+    let read = retried(|| store.site_by_id(&site.id)).await;
+    assert_eq!(read.map(|site| site.name), Some("Shop".to_owned()));
+    retried(|| store.add_department(&site.id, "Sales")).await;
+    assert_eq!(
+        store.departments(&[site.id.clone()]).await.unwrap().len(),
+        1
+    );
+}

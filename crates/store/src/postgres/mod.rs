@@ -29,6 +29,10 @@
 //! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
 //!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
 //!
+//! - **One hub per database** ([`PostgresStore::claim_single_hub`]) until hubs share a
+//!   bus: a session advisory lock on a connection of its own, which a watcher thread
+//!   takes again when its session is lost, and logs an error about every 2 s while
+//!   another hub holds it.
 //! - **Errors** ([`map_err`]): a taken unique value is `Conflict`; the code and the
 //!   schema disagreeing (SQL type or syntax errors, a value the driver cannot convert,
 //!   a panicking `row.get`) is `Corrupt`, which retrying will not mend; a closed
@@ -143,10 +147,15 @@ impl Drop for ReadPool {
 /// The advisory lock key a serving hub holds ("salam" + 2 in ASCII, as a number).
 const HUB_LOCK: i64 = 0x73_61_6c_61_6d_02;
 
+/// How often the claim's watcher checks that its session (and so its lock) is alive.
+const CLAIM_WATCH_EVERY: Duration = Duration::from_secs(2);
+
 /// The single-hub claim of [`PostgresStore::claim_single_hub`]: released when dropped
-/// (or when the process dies: the server ends the session).
+/// (or when the process dies: the server ends the session). A watcher thread keeps it
+/// (see [`PostgresStore::claim_single_hub`]).
 pub struct HubClaim {
-    client: Option<Client>,
+    /// Dropping it stops the watcher, which closes the claim's session.
+    _stop: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for HubClaim {
@@ -155,15 +164,67 @@ impl std::fmt::Debug for HubClaim {
     }
 }
 
-impl Drop for HubClaim {
-    fn drop(&mut self) {
-        // Closing the client blocks on its runtime: never on an async runtime's thread.
-        if let Some(client) = self.client.take() {
-            let _ = std::thread::Builder::new()
-                .name("salam-pg-close".into())
-                .spawn(move || drop(client));
+/// The message of a refused claim.
+const CLAIMED_ELSEWHERE: &str = "another hub is serving this PostgreSQL database; several \
+     hubs on one database need the message bus, which this release does not have yet \
+     (docs/deploy.md)";
+
+/// Takes the single-hub lock on `client`'s session, if no other session holds it.
+fn try_claim(client: &mut Client) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&HUB_LOCK])
+        .map_err(map_err)?
+        .get(0))
+}
+
+/// The claim's watcher: every [`CLAIM_WATCH_EVERY`], checks the claim's session; when
+/// it is gone (the server restarted, the connection dropped, an operator ended it)
+/// connects again and takes the lock again. When another hub took it meanwhile, logs an
+/// error at every check until this hub has it again. Stops when the claim is dropped.
+fn watch_claim(client: Client, config: pg::Config, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut client = Some(client);
+    let mut holding = true;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CLAIM_WATCH_EVERY) {
+        let alive = client
+            .as_mut()
+            .is_some_and(|client| client.is_valid(CLAIM_WATCH_EVERY).is_ok());
+        if alive && holding {
+            continue;
+        }
+        if !alive {
+            holding = false;
+            client = match config.connect(pg::NoTls) {
+                Ok(fresh) => Some(fresh),
+                Err(err) => {
+                    tracing::warn!(error = %map_err(err), "the hub's claim on the PostgreSQL database was lost and cannot be taken again yet");
+                    continue;
+                }
+            };
+        }
+        let Some(session) = client.as_mut() else {
+            continue;
+        };
+        match try_claim(session) {
+            Ok(true) => {
+                holding = true;
+                tracing::warn!(
+                    "the hub's claim on the PostgreSQL database was lost (its session ended) and is taken again"
+                );
+            }
+            Ok(false) => tracing::error!(
+                "another hub took this hub's claim on the PostgreSQL database while its \
+                 session was lost: two hubs are serving one database, each routing its own \
+                 agents and queues; stop one of them (this hub takes the claim again once \
+                 the other stops; docs/deploy.md)"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "the hub's claim on the PostgreSQL database cannot be taken again yet");
+            }
         }
     }
+    // Closing the session releases the lock; this is the watcher's own thread.
+    drop(client);
 }
 
 /// Parses a `postgres://` URL, with the settings every connection of the store uses.
@@ -334,28 +395,35 @@ impl PostgresStore {
     }
 
     /// Claims the database for this hub alone, for as long as the returned guard lives
-    /// (a session advisory lock on a connection of its own): until hubs share routing
-    /// and fan-out through a bus (issue 13), a second hub serving the same database
-    /// would split the agents and the queues between two routers, so it is refused with
-    /// [`StoreError::Conflict`]. Command-line tools (`salam agent add`, `salam visitor
-    /// export`, `salam migrate`) do not claim it and run beside the hub. Blocking.
+    /// (a session advisory lock on a connection of its own, named `…-hub-claim` in
+    /// `pg_stat_activity`): until hubs share routing and fan-out through a bus (issue
+    /// 13), a second hub serving the same database would split the agents and the
+    /// queues between two routers, so it is refused with [`StoreError::Conflict`].
+    /// Command-line tools (`salam agent add`, `salam visitor export`, `salam migrate`)
+    /// do not claim it and run beside the hub. Blocking.
+    ///
+    /// A watcher thread checks the claim's session every 2 s: if it is gone (PostgreSQL
+    /// restarted, the network dropped), the lock went with it, so the watcher connects
+    /// again and takes the lock again. If another hub took it in between, the watcher
+    /// logs an error at every check (two hubs are serving one database: the operator
+    /// stops one of them) and takes the claim again once the other releases it.
     pub fn claim_single_hub(&self) -> Result<HubClaim, StoreError> {
-        let mut client = connect(&self.readers.config)?;
-        let claimed: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&HUB_LOCK])
-            .map_err(map_err)?
-            .get(0);
-        if !claimed {
-            return Err(StoreError::Conflict(
-                "another hub is serving this PostgreSQL database; several hubs on one \
-                 database need the message bus, which this release does not have yet \
-                 (docs/deploy.md)"
-                    .into(),
-            ));
+        let mut config = self.readers.config.clone();
+        let name = format!(
+            "{}-hub-claim",
+            config.get_application_name().unwrap_or("salam")
+        );
+        config.application_name(&name);
+        let mut client = connect(&config)?;
+        if !try_claim(&mut client)? {
+            return Err(StoreError::Conflict(CLAIMED_ELSEWHERE.into()));
         }
-        Ok(HubClaim {
-            client: Some(client),
-        })
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("salam-pg-claim".into())
+            .spawn(move || watch_claim(client, config, stopped))
+            .map_err(|err| StoreError::Unavailable(format!("cannot watch the claim: {err}")))?;
+        Ok(HubClaim { _stop: stop })
     }
 
     /// Whether the database answers now (`/healthz`).

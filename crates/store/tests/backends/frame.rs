@@ -344,3 +344,46 @@ async fn lost_connections_answer_unavailable_and_reconnect() {
         1
     );
 }
+
+// Issue 13: the single-hub claim is a lock of a session nothing watched; when the
+// session ended (PostgreSQL restarted), the claim was silently gone and a second hub
+// could start beside the first.
+#[tokio::test]
+async fn a_lost_hub_claim_is_taken_again() {
+    let (database, store) = postgres(PostgresOptions::default()).await;
+    let store = std::sync::Arc::new(store);
+    let claimer = store.clone();
+    let claim = tokio::task::spawn_blocking(move || claimer.claim_single_hub())
+        .await
+        .unwrap()
+        .expect("the first claim");
+    let claimed = "SELECT pid::bigint FROM pg_stat_activity \
+                   WHERE datname = current_database() AND application_name = 'salam-hub-claim'";
+    let lost = number(database.url(), claimed).await;
+    number(
+        database.url(),
+        &format!("SELECT count(pg_terminate_backend({lost}))"),
+    )
+    .await;
+    wait_until(
+        database.url(),
+        &format!(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) \
+             WHERE locktype = 'advisory' AND granted AND datname = current_database() \
+             AND application_name = 'salam-hub-claim' AND pid <> {lost}"
+        ),
+        "the claim taken again on a new session",
+    )
+    .await;
+    // A second hub is refused again.
+    let url = database.url().to_owned();
+    let second = tokio::task::spawn_blocking(move || {
+        PostgresStore::connect(&url, PostgresOptions::default())
+            .expect("a second store")
+            .claim_single_hub()
+    })
+    .await
+    .unwrap();
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
+    drop(claim);
+}

@@ -337,6 +337,72 @@ fn describe(err: &pg::Error) -> String {
     message
 }
 
+// ------------------------------------------------------------------------- U+0000
+
+// PostgreSQL's `TEXT` cannot hold U+0000 (SQLite's can): binding one fails the
+// statement, and in the writer's transaction a failed statement spoils more than its
+// own write. So every area makes text from outside storable before any statement, by
+// one policy:
+//
+// - **Stored text and what is looked up by it** (names, message texts, canned
+//   responses, departments, origins, ids, contact fields, JSON strings and keys): each
+//   U+0000 becomes U+FFFD ([`storable`], [`storable_json`]). Lookups apply the same
+//   replacement, so a value written with a NUL is found, and removed, by that value.
+// - **E-mail addresses and message ids** ([`without_nul`]): the NUL is dropped, so an
+//   address matches the same address however it arrived (a bounce, a header, a form),
+//   and as SQLite reads the part of a text before its NUL where SQLite's e-mail code
+//   does (e-mail's `until_nul`).
+
+/// `text` with U+FFFD for each U+0000 (see the policy above).
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// [`storable`] for an owned text (no copy without a NUL).
+pub(crate) fn storable_owned(text: String) -> String {
+    match storable(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(replaced) => replaced,
+    }
+}
+
+/// [`storable`] for an optional text.
+pub(crate) fn storable_option(text: Option<String>) -> Option<String> {
+    text.map(storable_owned)
+}
+
+/// [`storable`] for every string and key of a JSON value: its text escapes a NUL as
+/// `\u0000`, which `TEXT` holds but a `::jsonb` cast refuses (so one stored NUL would
+/// fail every JSON query of its table).
+pub(crate) fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(storable_owned(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(storable_map(map)),
+        other => other,
+    }
+}
+
+/// [`storable_json`] for a JSON object's keys and values.
+pub(crate) fn storable_map(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    map.into_iter()
+        .map(|(key, value)| (storable_owned(key), storable_json(value)))
+        .collect()
+}
+
+/// `text` without its U+0000 characters: for e-mail addresses and message ids (see the
+/// policy above).
+pub(crate) fn without_nul(text: &str) -> String {
+    text.replace('\0', "")
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     crate::sqlite::now_ms()

@@ -9,7 +9,10 @@
 
 use salam_protocol::{Author, AuthorKind, ConversationState, MessageKind};
 use salam_store::postgres::scratch::ScratchDatabase;
-use salam_store::{NewMessage, PostgresOptions, PostgresStore, Store, StoreError, VisitorUpdate};
+use salam_store::{
+    ContactSearch, ContactUpdate, NewContact, NewMessage, PostgresOptions, PostgresStore, Store,
+    StoreError, VisitorUpdate,
+};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -386,4 +389,121 @@ async fn a_lost_hub_claim_is_taken_again() {
     .unwrap();
     assert!(matches!(second, Err(StoreError::Conflict(_))), "{second:?}");
     drop(claim);
+}
+
+/// Whether `stored` is `given` as the backend keeps it: SQLite as it came, PostgreSQL
+/// (whose `TEXT` cannot hold U+0000) with U+FFFD for each NUL.
+fn kept(stored: &str, given: &str) -> bool {
+    stored == given || stored == given.replace('\0', "\u{FFFD}")
+}
+
+// Issue 13: a NUL character in a site's name, a department, a canned response or a
+// contact failed the write on PostgreSQL (and a NUL in one contact's attributes failed
+// every attribute search of its site).
+#[tokio::test]
+async fn text_with_a_nul_character_is_stored() {
+    crate::common::each_backend(|store| async move {
+        let site = store.create_site("Sh\0op", &["*".into()]).await.unwrap();
+        assert!(kept(&site.name, "Sh\0op"), "{:?}", site.name);
+        let site = store
+            .update_site(
+                &site.id,
+                Some("St\0ore"),
+                Some(&["https://a\0.test".into()]),
+            )
+            .await
+            .unwrap();
+        assert!(kept(&site.name, "St\0ore"), "{:?}", site.name);
+        let read = store.site_by_id(&site.id).await.unwrap().unwrap();
+        assert!(kept(&read.name, "St\0ore"), "{:?}", read.name);
+        assert!(
+            kept(&read.origins[0], "https://a\0.test"),
+            "{:?}",
+            read.origins
+        );
+
+        store.add_department(&site.id, "Sa\0les").await.unwrap();
+        store.add_department(&site.id, "Sa\0les").await.unwrap();
+        let departments = store.departments(&[site.id.clone()]).await.unwrap();
+        assert_eq!(departments.len(), 1);
+        assert!(kept(&departments[0].name, "Sa\0les"));
+        // Removed by the name it was added with.
+        store.remove_department(&site.id, "Sa\0les").await.unwrap();
+        assert!(
+            store
+                .departments(&[site.id.clone()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let canned = store.add_canned(&site.id, "h\0i", "Hel\0lo").await.unwrap();
+        let listed = store.canned(&[site.id.clone()]).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, canned.id);
+        assert!(kept(&listed[0].shortcut, "h\0i") && kept(&listed[0].text, "Hel\0lo"));
+
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("pl\0an".into(), "pr\0o".into());
+        attributes.insert("plan".into(), "pr\0o".into());
+        let contact = store
+            .create_contact(NewContact {
+                site_id: site.id.clone(),
+                external_id: Some("u\01".into()),
+                email: None,
+                name: Some("An\0a".into()),
+                attributes,
+                changed_by: "token:t1".into(),
+                now: 10,
+            })
+            .await
+            .unwrap();
+        assert!(kept(contact.name.as_deref().unwrap(), "An\0a"));
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("ti\0er".into(), "go\0ld".into());
+        let updated = store
+            .update_contact(
+                &site.id,
+                &contact.id,
+                ContactUpdate {
+                    name: Some(Some("Bo\0b".into())),
+                    attributes,
+                    changed_by: "token:t1".into(),
+                    now: 11,
+                    ..ContactUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(kept(updated.name.as_deref().unwrap(), "Bo\0b"));
+        assert_eq!(updated.attributes.len(), 3);
+        // Found by the attribute value it was given (SQLite refuses a NUL in the key
+        // searched for), by the external id it was given.
+        let search = |attribute: (&str, &str)| ContactSearch {
+            attribute: Some((attribute.0.into(), attribute.1.into())),
+            limit: 10,
+            ..ContactSearch::default()
+        };
+        let found = store
+            .find_contacts(&site.id, search(("plan", "pr\0o")))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let found = store
+            .find_contacts(&site.id, search(("plan", "pro")))
+            .await
+            .unwrap();
+        assert!(found.is_empty());
+        let by_external = store
+            .contact_by_external_id(&site.id, "u\01")
+            .await
+            .unwrap();
+        assert_eq!(by_external.map(|found| found.id), Some(contact.id.clone()));
+        let changes = store
+            .contact_changes(&site.id, &contact.id, 10)
+            .await
+            .unwrap();
+        assert_eq!(changes.len(), 3);
+    })
+    .await;
 }

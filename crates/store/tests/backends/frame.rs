@@ -507,3 +507,49 @@ async fn text_with_a_nul_character_is_stored() {
     })
     .await;
 }
+
+// Issue 13: a visitor looked up by e-mail address in a site, and the foreign-key check
+// of a deleted visitor's conversations, scanned their tables.
+#[tokio::test]
+async fn visitors_by_email_and_conversations_by_visitor_are_indexed() {
+    // SQLite: the plans search an index by the looked-up columns.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("salam.db");
+    drop(salam_store::SqliteStore::open(&path, salam_store::SqliteOptions::default()).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let plan = |sql: &str| -> String {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    };
+    let by_email =
+        plan("SELECT id FROM visitors WHERE site_id = 's' AND email = 'a@b.test' COLLATE NOCASE");
+    assert!(by_email.contains("(site_id=? AND email=?)"), "{by_email}");
+    let by_visitor = plan("SELECT 1 FROM conversations WHERE visitor_id = 'v'");
+    assert!(by_visitor.contains("(visitor_id=?)"), "{by_visitor}");
+
+    // PostgreSQL: an index leads with the looked-up columns.
+    let (database, _store) = postgres(PostgresOptions::default()).await;
+    let indexed = |table: &str, columns: &str| {
+        format!(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = '{table}' \
+             AND indexdef LIKE '%({columns})%'"
+        )
+    };
+    assert_eq!(
+        number(
+            database.url(),
+            &indexed("visitors", "site_id, lower(email)")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        number(database.url(), &indexed("conversations", "visitor_id")).await,
+        1
+    );
+}

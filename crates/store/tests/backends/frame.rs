@@ -157,7 +157,10 @@ async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
     assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
     // The writer goes on, on the same database.
     store.add_department(&site.id, "Sales").await.unwrap();
-    let departments = store.departments(&[site.id.clone()]).await.unwrap();
+    let departments = store
+        .departments(std::slice::from_ref(&site.id))
+        .await
+        .unwrap();
     assert_eq!(departments.len(), 1);
 }
 
@@ -343,7 +346,11 @@ async fn lost_connections_answer_unavailable_and_reconnect() {
     assert_eq!(read.map(|site| site.name), Some("Shop".to_owned()));
     retried(|| store.add_department(&site.id, "Sales")).await;
     assert_eq!(
-        store.departments(&[site.id.clone()]).await.unwrap().len(),
+        store
+            .departments(std::slice::from_ref(&site.id))
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -424,21 +431,24 @@ async fn text_with_a_nul_character_is_stored() {
 
         store.add_department(&site.id, "Sa\0les").await.unwrap();
         store.add_department(&site.id, "Sa\0les").await.unwrap();
-        let departments = store.departments(&[site.id.clone()]).await.unwrap();
+        let departments = store
+            .departments(std::slice::from_ref(&site.id))
+            .await
+            .unwrap();
         assert_eq!(departments.len(), 1);
         assert!(kept(&departments[0].name, "Sa\0les"));
         // Removed by the name it was added with.
         store.remove_department(&site.id, "Sa\0les").await.unwrap();
         assert!(
             store
-                .departments(&[site.id.clone()])
+                .departments(std::slice::from_ref(&site.id))
                 .await
                 .unwrap()
                 .is_empty()
         );
 
         let canned = store.add_canned(&site.id, "h\0i", "Hel\0lo").await.unwrap();
-        let listed = store.canned(&[site.id.clone()]).await.unwrap();
+        let listed = store.canned(std::slice::from_ref(&site.id)).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].id, canned.id);
         assert!(kept(&listed[0].shortcut, "h\0i") && kept(&listed[0].text, "Hel\0lo"));
@@ -449,7 +459,7 @@ async fn text_with_a_nul_character_is_stored() {
         let contact = store
             .create_contact(NewContact {
                 site_id: site.id.clone(),
-                external_id: Some("u\01".into()),
+                external_id: Some("u\u{0}1".into()),
                 email: None,
                 name: Some("An\0a".into()),
                 attributes,
@@ -495,7 +505,7 @@ async fn text_with_a_nul_character_is_stored() {
             .unwrap();
         assert!(found.is_empty());
         let by_external = store
-            .contact_by_external_id(&site.id, "u\01")
+            .contact_by_external_id(&site.id, "u\u{0}1")
             .await
             .unwrap();
         assert_eq!(by_external.map(|found| found.id), Some(contact.id.clone()));

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     EMAIL_VERSION,
     VISITOR_EVENTS_VERSION,
     KEY_ACCOUNTS_VERSION,
+    INDEXES_VERSION,
 ];
 
 /// 1: sites, agents, sessions, visitors, conversations, messages.
@@ -434,7 +435,6 @@ const KEY_ACCOUNTS_VERSION: &str = r#"
     ALTER TABLE report_facts ADD COLUMN key_account TEXT;
     "#;
 
-/// The schema version this binary writes (databases with a higher one are refused).
 /// Issue 19: what a visitor did and was shown outside conversations (pages, proactive
 /// messages), deleted with the visitor.
 const VISITOR_EVENTS_VERSION: &str = r#"
@@ -450,6 +450,15 @@ const VISITOR_EVENTS_VERSION: &str = r#"
     CREATE INDEX visitor_events_by_site ON visitor_events (site_id, kind, at);
 "#;
 
+/// Issue 13: a visitor looked up by e-mail address in a site (an inbound e-mail's
+/// sender) was a scan of the site's visitors, and deleting a visitor (retention,
+/// erasure) scanned the conversations for the foreign key's check.
+const INDEXES_VERSION: &str = r#"
+    CREATE INDEX visitors_by_email ON visitors (site_id, email COLLATE NOCASE);
+    CREATE INDEX conversations_by_visitor_id ON conversations (visitor_id);
+"#;
+
+/// The schema version this binary writes (databases with a higher one are refused).
 pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies the migrations the database does not have yet, in one transaction. A

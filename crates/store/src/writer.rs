@@ -1,7 +1,15 @@
 //! The group-commit writer: one thread, one connection, one transaction per batch.
+//!
+//! A job that fails after writing something it cannot undo (an unguarded job, or one
+//! that panicked: a bug) rolls its whole batch back. Its own caller gets its own error
+//! (a panic is [`StoreError::Corrupt`]); the other callers of the batch get the
+//! retryable [`StoreError::Unavailable`]. A panic is caught, so the thread and its
+//! connection serve the next batch (an uncaught one would answer `ShutDown` to every
+//! later write).
 
 use crate::{StoreError, StoreMetrics};
 use rusqlite::Connection;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,20 +87,38 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |connection, poisoned| {
-            let result = match (connection, guard) {
-                (Some(connection), Guard::Savepoint) => in_savepoint(connection, op),
-                (Some(connection), Guard::Poison) => {
+            // `culprit`: this job spoilt the batch, which is rolled back; its caller gets
+            // its own error, the others of the batch the retryable commit error.
+            let (result, culprit) = match connection {
+                Some(connection) => {
                     let before = connection.total_changes();
-                    let result = op(connection);
-                    if result.is_err() && connection.total_changes() != before {
-                        *poisoned = true;
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match guard {
+                        Guard::Savepoint => in_savepoint(connection, op),
+                        Guard::Poison => op(connection),
+                    }));
+                    match ran {
+                        Ok(result) => {
+                            let culprit = matches!(guard, Guard::Poison)
+                                && result.is_err()
+                                && connection.total_changes() != before;
+                            (result, culprit)
+                        }
+                        // Whatever it left half done (an open savepoint, rows) goes with
+                        // the batch's rollback.
+                        Err(panic) => (Err(panicked(panic.as_ref())), true),
                     }
-                    result
                 }
-                (None, _) => Err(StoreError::Unavailable("transaction did not begin".into())),
+                None => (
+                    Err(StoreError::Unavailable("transaction did not begin".into())),
+                    false,
+                ),
             };
+            if culprit {
+                *poisoned = true;
+            }
             Box::new(move |commit: Result<(), StoreError>| {
-                let _ = reply.send(commit.and(result));
+                let answer = if culprit { result } else { commit.and(result) };
+                let _ = reply.send(answer);
             })
         });
         self.sender
@@ -114,6 +140,19 @@ impl Writer {
             .await
             .map_err(|_| StoreError::ShutDown)?
     }
+}
+
+/// The error a panicking job's (or PostgreSQL read's) caller gets (a bug, or, in
+/// PostgreSQL, a schema the code disagrees with: `row.get` of the wrong type panics),
+/// logged with the panic's message.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> StoreError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    tracing::error!(panic = message, "a store operation panicked");
+    StoreError::Corrupt(format!("a store operation failed unexpectedly: {message}"))
 }
 
 /// How a job's partial failure is undone.
@@ -323,5 +362,86 @@ mod tests {
         ));
         first.await.expect("answered").expect("committed");
         assert_eq!(count(&writer, "a").await, 1);
+    }
+    /// Holds the writer inside a first job until released, so the jobs queued meanwhile
+    /// form the next batch together.
+    async fn stall(writer: &Writer) -> std::sync::mpsc::Sender<()> {
+        let (started_tx, started) = oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let _stalled = writer
+            .enqueue(move |_| {
+                let _ = started_tx.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+            .expect("queued");
+        started.await.expect("the stalling job runs");
+        release
+    }
+
+    // Issue 13: a panicking job used to end the thread; every later write answered
+    // `ShutDown`.
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_batch_and_the_writer_goes_on() {
+        let (_dir, writer) = writer();
+        let release = stall(&writer).await;
+        let bystander = writer
+            .enqueue(|connection| insert(connection, "a"))
+            .await
+            .expect("queued");
+        let panicking = writer
+            .enqueue(|connection| {
+                insert(connection, "b")?;
+                panic!("a bug in a write");
+            })
+            .await
+            .expect("queued");
+        drop(release);
+        let panicking: Result<(), StoreError> = panicking.await.expect("answered");
+        assert!(
+            matches!(&panicking, Err(StoreError::Corrupt(message)) if message.contains("a bug in a write")),
+            "{panicking:?}"
+        );
+        let bystander = bystander.await.expect("answered");
+        assert!(
+            matches!(bystander, Err(StoreError::Unavailable(_))),
+            "{bystander:?}"
+        );
+        assert_eq!(count(&writer, "a").await, 0, "the batch was rolled back");
+        assert_eq!(count(&writer, "b").await, 0, "the batch was rolled back");
+        writer
+            .write(|connection| insert(connection, "c"))
+            .await
+            .expect("the writer goes on");
+        assert_eq!(count(&writer, "c").await, 1);
+    }
+
+    // Issue 13: the job that spoilt the batch gets its own error, not the batch's.
+    #[tokio::test]
+    async fn an_unguarded_job_failing_midway_answers_its_own_error() {
+        let (_dir, writer) = writer();
+        let release = stall(&writer).await;
+        let bystander = writer
+            .enqueue(|connection| insert(connection, "a"))
+            .await
+            .expect("queued");
+        let broken = writer
+            .enqueue_unguarded(|connection| {
+                insert(connection, "b")?;
+                insert(connection, "b")
+            })
+            .await
+            .expect("queued");
+        drop(release);
+        let broken = broken.await.expect("answered");
+        assert!(matches!(broken, Err(StoreError::Conflict(_))), "{broken:?}");
+        let bystander = bystander.await.expect("answered");
+        assert!(
+            matches!(bystander, Err(StoreError::Unavailable(_))),
+            "{bystander:?}"
+        );
+        assert_eq!(count(&writer, "a").await, 0, "the batch was rolled back");
+        assert_eq!(count(&writer, "b").await, 0, "the batch was rolled back");
     }
 }

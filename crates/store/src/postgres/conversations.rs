@@ -31,32 +31,12 @@ use crate::webhooks::WebhookSites;
 use crate::*;
 use pg::GenericClient;
 use pg::types::{ToSql, Type};
-use std::borrow::Cow;
 
 /// A query parameter with its type.
 type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 
-/// PostgreSQL's `TEXT` cannot hold U+0000 (SQLite's can), and binding one fails the
-/// statement, which would abort the writer's whole batch. Texts from outside are stored
-/// (and looked up) with U+FFFD in its place, a replacement made before any statement.
-fn storable(text: &str) -> Cow<'_, str> {
-    if text.contains('\0') {
-        Cow::Owned(text.replace('\0', "\u{FFFD}"))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-fn storable_owned(text: String) -> String {
-    match storable(&text) {
-        Cow::Borrowed(_) => text,
-        Cow::Owned(replaced) => replaced,
-    }
-}
-
-fn storable_option(text: Option<String>) -> Option<String> {
-    text.map(storable_owned)
-}
+// Texts from outside are made storable (U+0000: see the policy in `super`).
+use super::{storable, storable_option, storable_owned};
 
 /// Every text of a message, made storable (see [`storable`]).
 fn storable_message(mut message: NewMessage) -> NewMessage {

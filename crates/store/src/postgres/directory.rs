@@ -17,7 +17,7 @@
 //!   the bot report, as `crate::maintenance` does for SQLite.
 
 use super::rows::{OFFLINE_REQUEST_COLUMNS, SITE_COLUMNS, offline_request_from_row, site_from_row};
-use super::{PostgresStore, map_err, now_ms};
+use super::{PostgresStore, map_err, now_ms, storable, storable_owned};
 use crate::sqlite::new_id;
 use crate::*;
 use pg::GenericClient;
@@ -69,9 +69,9 @@ pub(super) async fn create_site(
 ) -> Result<Site, StoreError> {
     let site = Site {
         id: new_id("s"),
-        name: name.to_owned(),
+        name: storable(name).into_owned(),
         key: new_id("pk"),
-        origins: origins.to_vec(),
+        origins: origins.iter().cloned().map(storable_owned).collect(),
         created_at: now_ms(),
         settings: "{}".into(),
         identity_secret: new_id("sk"),
@@ -164,8 +164,11 @@ pub(super) async fn update_site(
 ) -> Result<Site, StoreError> {
     let (id, name, origins) = (
         id.to_owned(),
-        name.map(str::to_owned),
-        origins.map(|origins| serde_json::to_string(origins).unwrap_or_else(|_| "[]".into())),
+        name.map(|name| storable(name).into_owned()),
+        origins.map(|origins| {
+            let origins: Vec<String> = origins.iter().cloned().map(storable_owned).collect();
+            serde_json::to_string(&origins).unwrap_or_else(|_| "[]".into())
+        }),
     );
     store
         .writer
@@ -269,7 +272,7 @@ pub(super) async fn add_department(
     site_id: &str,
     name: &str,
 ) -> Result<(), StoreError> {
-    let (site_id, name) = (site_id.to_owned(), name.to_owned());
+    let (site_id, name) = (site_id.to_owned(), storable(name).into_owned());
     let now = now_ms();
     store
         .writer
@@ -291,7 +294,7 @@ pub(super) async fn remove_department(
     site_id: &str,
     name: &str,
 ) -> Result<(), StoreError> {
-    let (site_id, name) = (site_id.to_owned(), name.to_owned());
+    let (site_id, name) = (site_id.to_owned(), storable(name).into_owned());
     store
         .writer
         .write(move |transaction| {
@@ -341,7 +344,11 @@ pub(super) async fn add_canned(
     shortcut: &str,
     text: &str,
 ) -> Result<Canned, StoreError> {
-    let (site_id, shortcut, text) = (site_id.to_owned(), shortcut.to_owned(), text.to_owned());
+    let (site_id, shortcut, text) = (
+        site_id.to_owned(),
+        storable(shortcut).into_owned(),
+        storable(text).into_owned(),
+    );
     let now = now_ms();
     store
         .writer

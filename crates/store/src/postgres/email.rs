@@ -33,10 +33,8 @@ fn kind_name(kind: EmailEventKind) -> &'static str {
     }
 }
 
-/// `text` without U+0000 (PostgreSQL refuses it in `text`; SQLite keeps it).
-fn without_nul(text: &str) -> String {
-    text.replace('\0', "")
-}
+// Addresses and message ids lose their U+0000 (see the policy in `super`).
+use super::without_nul;
 
 /// `text` up to its first U+0000: what SQLite's `substr` reads of it.
 fn until_nul(text: &str) -> &str {

@@ -18,8 +18,26 @@
 //! - **Reads** run on a small pool of connections in the blocking pool.
 //! - **Migrations** ([`schema`]) are versioned and taken under an advisory lock, so
 //!   several hubs may start at once.
+//! - **No wait is forever.** Every connection has a `lock_timeout` (5 s) and an
+//!   `idle_in_transaction_session_timeout` (60 s), reads a `statement_timeout` (60 s)
+//!   ([`PostgresOptions`]): a lock held by another session (a stalled tool, a forgotten
+//!   `psql` transaction) fails the write waiting for it with the retryable
+//!   [`StoreError::Unavailable`] instead of stopping the writer, and the server ends a
+//!   session of ours that stalls inside a transaction. Options the URL carries
+//!   (`?options=-c%20lock_timeout%3D10s`) are kept and win. The migrations wait for each
+//!   other without a limit.
 //! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
 //!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
+//!
+//! - **One hub per database** ([`PostgresStore::claim_single_hub`]) until hubs share a
+//!   bus: a session advisory lock on a connection of its own, which a watcher thread
+//!   takes again when its session is lost, and logs an error about every 2 s while
+//!   another hub holds it.
+//! - **Errors** ([`map_err`]): a taken unique value is `Conflict`; the code and the
+//!   schema disagreeing (SQL type or syntax errors, a value the driver cannot convert,
+//!   a panicking `row.get`) is `Corrupt`, which retrying will not mend; a closed
+//!   connection, an I/O error or a timeout is `Unavailable`. Messages carry the whole
+//!   chain of causes (the server's own message included).
 //!
 //! The SQL lives beside SQLite's, one file per area, with the same names.
 
@@ -36,6 +54,7 @@ mod writer;
 use crate::*;
 use pg::Client;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use writer::Writer;
 
 /// How the PostgreSQL store runs.
@@ -48,6 +67,14 @@ pub struct PostgresOptions {
     /// Read connections at most (reads beyond wait for one: the server's connections
     /// are shared by every hub).
     pub readers: usize,
+    /// How long a statement waits for a lock another session holds before it fails
+    /// with [`StoreError::Unavailable`] (`lock_timeout`, on every connection).
+    pub lock_timeout: Duration,
+    /// How long a read may run (`statement_timeout`, on the read connections).
+    pub read_timeout: Duration,
+    /// How long a session may sit idle inside a transaction before the server ends it
+    /// (`idle_in_transaction_session_timeout`, on every connection).
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -56,6 +83,9 @@ impl Default for PostgresOptions {
             queue: 8192,
             max_batch: 512,
             readers: 8,
+            lock_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -117,10 +147,15 @@ impl Drop for ReadPool {
 /// The advisory lock key a serving hub holds ("salam" + 2 in ASCII, as a number).
 const HUB_LOCK: i64 = 0x73_61_6c_61_6d_02;
 
+/// How often the claim's watcher checks that its session (and so its lock) is alive.
+const CLAIM_WATCH_EVERY: Duration = Duration::from_secs(2);
+
 /// The single-hub claim of [`PostgresStore::claim_single_hub`]: released when dropped
-/// (or when the process dies: the server ends the session).
+/// (or when the process dies: the server ends the session). A watcher thread keeps it
+/// (see [`PostgresStore::claim_single_hub`]).
 pub struct HubClaim {
-    client: Option<Client>,
+    /// Dropping it stops the watcher, which closes the claim's session.
+    _stop: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for HubClaim {
@@ -129,19 +164,78 @@ impl std::fmt::Debug for HubClaim {
     }
 }
 
-impl Drop for HubClaim {
-    fn drop(&mut self) {
-        // Closing the client blocks on its runtime: never on an async runtime's thread.
-        if let Some(client) = self.client.take() {
-            let _ = std::thread::Builder::new()
-                .name("salam-pg-close".into())
-                .spawn(move || drop(client));
+/// The message of a refused claim.
+const CLAIMED_ELSEWHERE: &str = "another hub is serving this PostgreSQL database; several \
+     hubs on one database need the message bus, which this release does not have yet \
+     (docs/deploy.md)";
+
+/// Takes the single-hub lock on `client`'s session, if no other session holds it.
+fn try_claim(client: &mut Client) -> Result<bool, StoreError> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&HUB_LOCK])
+        .map_err(map_err)?
+        .get(0))
+}
+
+/// The claim's watcher: every [`CLAIM_WATCH_EVERY`], checks the claim's session; when
+/// it is gone (the server restarted, the connection dropped, an operator ended it)
+/// connects again and takes the lock again. When another hub took it meanwhile, logs an
+/// error at every check until this hub has it again. Stops when the claim is dropped.
+fn watch_claim(client: Client, config: pg::Config, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut client = Some(client);
+    let mut holding = true;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CLAIM_WATCH_EVERY) {
+        let alive = client
+            .as_mut()
+            .is_some_and(|client| client.is_valid(CLAIM_WATCH_EVERY).is_ok());
+        if alive && holding {
+            continue;
+        }
+        if !alive {
+            holding = false;
+            client = match config.connect(pg::NoTls) {
+                Ok(fresh) => Some(fresh),
+                Err(err) => {
+                    tracing::warn!(error = %map_err(err), "the hub's claim on the PostgreSQL database was lost and cannot be taken again yet");
+                    continue;
+                }
+            };
+        }
+        let Some(session) = client.as_mut() else {
+            continue;
+        };
+        match try_claim(session) {
+            Ok(true) => {
+                holding = true;
+                tracing::warn!(
+                    "the hub's claim on the PostgreSQL database was lost (its session ended) and is taken again"
+                );
+            }
+            Ok(false) => tracing::error!(
+                "another hub took this hub's claim on the PostgreSQL database while its \
+                 session was lost: two hubs are serving one database, each routing its own \
+                 agents and queues; stop one of them (this hub takes the claim again once \
+                 the other stops; docs/deploy.md)"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "the hub's claim on the PostgreSQL database cannot be taken again yet");
+            }
         }
     }
+    // Closing the session releases the lock; this is the watcher's own thread.
+    drop(client);
 }
 
 /// Parses a `postgres://` URL, with the settings every connection of the store uses.
 fn config_of(url: &str) -> Result<pg::Config, StoreError> {
+    config_with(url, &[])
+}
+
+/// Parses a `postgres://` URL, with the settings every connection of the store uses and
+/// `settings` (server parameters: name, value). Options the URL already had
+/// (`?options=-c …`) are kept, after ours: a setting given there wins.
+fn config_with(url: &str, settings: &[(&str, String)]) -> Result<pg::Config, StoreError> {
     let mut config: pg::Config = url
         .parse()
         .map_err(|err| StoreError::Unavailable(format!("invalid PostgreSQL URL: {err}")))?;
@@ -153,17 +247,43 @@ fn config_of(url: &str) -> Result<pg::Config, StoreError> {
     }
     // Commit before ack: a commit returns once the server has it on disk, whatever the
     // server's default.
-    config.options("-c synchronous_commit=on -c timezone=UTC");
+    let mut options = String::from("-c synchronous_commit=on -c timezone=UTC");
+    for (name, value) in settings {
+        options.push_str(&format!(" -c {name}={value}"));
+    }
+    if let Some(given) = config
+        .get_options()
+        .filter(|given| !given.trim().is_empty())
+    {
+        options.push(' ');
+        options.push_str(given);
+    }
+    config.options(&options);
     Ok(config)
+}
+
+/// A duration as a server parameter's value, in milliseconds (0 would turn the
+/// timeout off: at least 1 ms).
+fn millis(duration: Duration) -> String {
+    duration.as_millis().clamp(1, i32::MAX as u128).to_string()
 }
 
 fn connect(config: &pg::Config) -> Result<Client, StoreError> {
     config.connect(pg::NoTls).map_err(map_err)
 }
 
-/// Maps a PostgreSQL error onto the store's error enum.
+/// Maps a PostgreSQL error onto the store's error enum, with the whole chain of causes
+/// in its message (the driver's own message is only its kind, e.g. `db error`).
+///
+/// - A taken unique value or a broken reference: [`StoreError::Conflict`].
+/// - The code and the schema disagree (an SQL syntax, type or data error, or a value
+///   the driver cannot convert to or from the column's type): [`StoreError::Corrupt`].
+/// - Anything else (a closed connection, an I/O error, a timeout, a lock or statement
+///   timeout, the server shutting down, a serialisation failure, disk full, a read-only
+///   standby): the retryable [`StoreError::Unavailable`].
 pub(crate) fn map_err(err: pg::Error) -> StoreError {
     use pg::error::SqlState;
+    let message = describe(&err);
     match err.code() {
         Some(code)
             if *code == SqlState::UNIQUE_VIOLATION
@@ -172,7 +292,7 @@ pub(crate) fn map_err(err: pg::Error) -> StoreError {
                 || *code == SqlState::NOT_NULL_VIOLATION
                 || *code == SqlState::EXCLUSION_VIOLATION =>
         {
-            StoreError::Conflict(err.to_string())
+            StoreError::Conflict(message)
         }
         // Syntax, undefined tables or columns, wrong types: the code and the schema
         // disagree.
@@ -181,12 +301,106 @@ pub(crate) fn map_err(err: pg::Error) -> StoreError {
                 || code.code().starts_with("22")
                 || *code == SqlState::DATATYPE_MISMATCH =>
         {
-            StoreError::Corrupt(err.to_string())
+            StoreError::Corrupt(message)
         }
-        // Everything else (connection lost, server shutting down, serialisation
-        // failures, disk full, a read-only standby): retryable.
-        _ => StoreError::Unavailable(err.to_string()),
+        Some(_) => StoreError::Unavailable(message),
+        None if !err.is_closed() && is_conversion(&err) => StoreError::Corrupt(message),
+        None => StoreError::Unavailable(message),
     }
+}
+
+/// Whether an error without an SQL code is the client's: a Rust value that does not
+/// fit the parameter's or the column's type, a column or parameter count that does not
+/// match. The driver's kinds are private; its message is the kind alone.
+fn is_conversion(err: &pg::Error) -> bool {
+    let kind = err.to_string();
+    [
+        "error serializing parameter",
+        "error deserializing column",
+        "invalid column",
+        "query returned an unexpected number of columns",
+    ]
+    .iter()
+    .any(|prefix| kind.starts_with(prefix))
+        || (kind.starts_with("expected ") && kind.contains(" parameters but got "))
+}
+
+/// An error and its causes, `: `-separated.
+fn describe(err: &pg::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+// ------------------------------------------------------------------------- U+0000
+
+// PostgreSQL's `TEXT` cannot hold U+0000 (SQLite's can): binding one fails the
+// statement, and in the writer's transaction a failed statement spoils more than its
+// own write. So every area makes text from outside storable before any statement, by
+// one policy:
+//
+// - **Stored text and what is looked up by it** (names, message texts, canned
+//   responses, departments, origins, ids, contact fields, JSON strings and keys): each
+//   U+0000 becomes U+FFFD ([`storable`], [`storable_json`]). Lookups apply the same
+//   replacement, so a value written with a NUL is found, and removed, by that value.
+// - **E-mail addresses and message ids** ([`without_nul`]): the NUL is dropped, so an
+//   address matches the same address however it arrived (a bounce, a header, a form),
+//   and as SQLite reads the part of a text before its NUL where SQLite's e-mail code
+//   does (e-mail's `until_nul`).
+
+/// `text` with U+FFFD for each U+0000 (see the policy above).
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// [`storable`] for an owned text (no copy without a NUL).
+pub(crate) fn storable_owned(text: String) -> String {
+    match storable(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(replaced) => replaced,
+    }
+}
+
+/// [`storable`] for an optional text.
+pub(crate) fn storable_option(text: Option<String>) -> Option<String> {
+    text.map(storable_owned)
+}
+
+/// [`storable`] for every string and key of a JSON value: its text escapes a NUL as
+/// `\u0000`, which `TEXT` holds but a `::jsonb` cast refuses (so one stored NUL would
+/// fail every JSON query of its table).
+pub(crate) fn storable_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(storable_owned(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(storable_map(map)),
+        other => other,
+    }
+}
+
+/// [`storable_json`] for a JSON object's keys and values.
+pub(crate) fn storable_map(
+    map: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    map.into_iter()
+        .map(|(key, value)| (storable_owned(key), storable_json(value)))
+        .collect()
+}
+
+/// `text` without its U+0000 characters: for e-mail addresses and message ids (see the
+/// policy above).
+pub(crate) fn without_nul(text: &str) -> String {
+    text.replace('\0', "")
 }
 
 /// Milliseconds since the Unix epoch.
@@ -199,7 +413,22 @@ impl PostgresStore {
     /// writer thread. Blocking: call it outside the async runtime (or in
     /// `spawn_blocking`).
     pub fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config = config_of(url)?;
+        // No session of the store waits for a lock forever, or idles in a transaction
+        // for long (a stalled tool or session elsewhere fails, not blocks, the writer).
+        let lock_timeout = ("lock_timeout", millis(options.lock_timeout));
+        let idle = (
+            "idle_in_transaction_session_timeout",
+            millis(options.idle_in_transaction_timeout),
+        );
+        let config = config_with(url, &[lock_timeout.clone(), idle.clone()])?;
+        let read_config = config_with(
+            url,
+            &[
+                lock_timeout,
+                idle,
+                ("statement_timeout", millis(options.read_timeout)),
+            ],
+        )?;
         let mut client = connect(&config)?;
         schema::migrate(&mut client)?;
         let metrics = Arc::new(StoreMetrics::default());
@@ -214,7 +443,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             writer,
             readers: Arc::new(ReadPool {
-                config,
+                config: read_config,
                 idle: Mutex::new(Vec::new()),
                 max_idle: options.readers.max(1),
                 permits: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1))),
@@ -232,28 +461,35 @@ impl PostgresStore {
     }
 
     /// Claims the database for this hub alone, for as long as the returned guard lives
-    /// (a session advisory lock on a connection of its own): until hubs share routing
-    /// and fan-out through a bus (issue 13), a second hub serving the same database
-    /// would split the agents and the queues between two routers, so it is refused with
-    /// [`StoreError::Conflict`]. Command-line tools (`salam agent add`, `salam visitor
-    /// export`, `salam migrate`) do not claim it and run beside the hub. Blocking.
+    /// (a session advisory lock on a connection of its own, named `…-hub-claim` in
+    /// `pg_stat_activity`): until hubs share routing and fan-out through a bus (issue
+    /// 13), a second hub serving the same database would split the agents and the
+    /// queues between two routers, so it is refused with [`StoreError::Conflict`].
+    /// Command-line tools (`salam agent add`, `salam visitor export`, `salam migrate`)
+    /// do not claim it and run beside the hub. Blocking.
+    ///
+    /// A watcher thread checks the claim's session every 2 s: if it is gone (PostgreSQL
+    /// restarted, the network dropped), the lock went with it, so the watcher connects
+    /// again and takes the lock again. If another hub took it in between, the watcher
+    /// logs an error at every check (two hubs are serving one database: the operator
+    /// stops one of them) and takes the claim again once the other releases it.
     pub fn claim_single_hub(&self) -> Result<HubClaim, StoreError> {
-        let mut client = connect(&self.readers.config)?;
-        let claimed: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&HUB_LOCK])
-            .map_err(map_err)?
-            .get(0);
-        if !claimed {
-            return Err(StoreError::Conflict(
-                "another hub is serving this PostgreSQL database; several hubs on one \
-                 database need the message bus, which this release does not have yet \
-                 (docs/deploy.md)"
-                    .into(),
-            ));
+        let mut config = self.readers.config.clone();
+        let name = format!(
+            "{}-hub-claim",
+            config.get_application_name().unwrap_or("salam")
+        );
+        config.application_name(&name);
+        let mut client = connect(&config)?;
+        if !try_claim(&mut client)? {
+            return Err(StoreError::Conflict(CLAIMED_ELSEWHERE.into()));
         }
-        Ok(HubClaim {
-            client: Some(client),
-        })
+        let (stop, stopped) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("salam-pg-claim".into())
+            .spawn(move || watch_claim(client, config, stopped))
+            .map_err(|err| StoreError::Unavailable(format!("cannot watch the claim: {err}")))?;
+        Ok(HubClaim { _stop: stop })
     }
 
     /// Whether the database answers now (`/healthz`).
@@ -283,7 +519,12 @@ impl PostgresStore {
             result
         })
         .await
-        .map_err(|err| StoreError::Unavailable(format!("read task failed: {err}")))?
+        .map_err(|err| match err.try_into_panic() {
+            // A bug, or the schema and the code disagree (`row.get` of the wrong type
+            // panics): retrying will not help. The connection went with the panic.
+            Ok(panic) => crate::writer::panicked(panic.as_ref()),
+            Err(err) => StoreError::Unavailable(format!("read task failed: {err}")),
+        })?
     }
 }
 
@@ -914,5 +1155,30 @@ impl Store for PostgresStore {
             .unwrap_or_else(|e| e.into_inner());
         known.clear();
         known.extend(sites.iter().cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_urls_own_options_are_kept_after_the_stores() {
+        let config = config_with(
+            "postgres://salam@localhost/salam?options=-c%20lock_timeout%3D10s",
+            &[("lock_timeout", millis(Duration::from_secs(5)))],
+        )
+        .expect("a URL");
+        assert_eq!(
+            config.get_options(),
+            Some(
+                "-c synchronous_commit=on -c timezone=UTC -c lock_timeout=5000 -c lock_timeout=10s"
+            )
+        );
+        let plain = config_of("postgres://salam@localhost/salam").expect("a URL");
+        assert_eq!(
+            plain.get_options(),
+            Some("-c synchronous_commit=on -c timezone=UTC")
+        );
     }
 }

@@ -19,7 +19,7 @@
 //! updates from several hubs serialise instead of losing one another's changes.
 
 use super::rows::{CONVERSATION_SELECT, MESSAGE_COLUMNS, conversation_from_row, message_from_row};
-use super::{PostgresStore, map_err};
+use super::{PostgresStore, map_err, storable_map, storable_option, storable_owned};
 use crate::*;
 use pg::types::ToSql;
 use pg::{GenericClient, Row};
@@ -404,6 +404,13 @@ pub(super) async fn create_contact(
     contact: NewContact,
 ) -> Result<Contact, StoreError> {
     let id = crate::sqlite::new_id("ct");
+    let contact = NewContact {
+        external_id: storable_option(contact.external_id),
+        email: storable_option(contact.email),
+        name: storable_option(contact.name),
+        attributes: storable_map(contact.attributes),
+        ..contact
+    };
     store
         .writer
         .write(move |transaction| {
@@ -445,6 +452,13 @@ pub(super) async fn update_contact(
     update: ContactUpdate,
 ) -> Result<Contact, StoreError> {
     let (site_id, id) = (site_id.to_owned(), id.to_owned());
+    let update = ContactUpdate {
+        external_id: update.external_id.map(storable_option),
+        email: update.email.map(storable_option),
+        name: update.name.map(storable_option),
+        attributes: storable_map(update.attributes),
+        ..update
+    };
     store
         .writer
         .write(move |transaction| {
@@ -515,7 +529,7 @@ pub(super) async fn contact_by_external_id(
     site_id: &str,
     external_id: &str,
 ) -> Result<Option<Contact>, StoreError> {
-    let (site_id, external_id) = (site_id.to_owned(), external_id.to_owned());
+    let (site_id, external_id) = (site_id.to_owned(), storable_owned(external_id.to_owned()));
     store
         .read(move |client| {
             let found = client
@@ -541,6 +555,15 @@ pub(super) async fn find_contacts(
     search: ContactSearch,
 ) -> Result<Vec<Contact>, StoreError> {
     let site_id = site_id.to_owned();
+    let search = ContactSearch {
+        email: storable_option(search.email),
+        name: storable_option(search.name),
+        external_id: storable_option(search.external_id),
+        attribute: search
+            .attribute
+            .map(|(key, value)| (storable_owned(key), storable_owned(value))),
+        ..search
+    };
     store
         .read(move |client| {
             // Each condition is written so that a NULL parameter turns it off. The

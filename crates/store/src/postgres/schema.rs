@@ -21,7 +21,8 @@ const MIGRATIONS: &[&str] = &[FIRST_VERSION];
 /// The advisory lock key the migrations hold ("salam" + 1 in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x73_61_6c_61_6d_01;
 
-/// 1: everything SQLite's versions 1 to 10 built (sites to visitor events).
+/// 1: everything SQLite's versions 1 to 11 built (sites to visitor events, and the
+/// indexes of version 11, added here before this version shipped).
 const FIRST_VERSION: &str = r#"
     CREATE TABLE settings (
         key   TEXT PRIMARY KEY,
@@ -84,6 +85,7 @@ const FIRST_VERSION: &str = r#"
         last_seen   BIGINT NOT NULL
     );
     CREATE INDEX visitors_by_external_id ON visitors (external_id) WHERE external_id IS NOT NULL;
+    CREATE INDEX visitors_by_email ON visitors (site_id, lower(email));
     CREATE TABLE conversations (
         id         TEXT PRIMARY KEY,
         site_id    TEXT NOT NULL REFERENCES sites(id),
@@ -111,6 +113,8 @@ const FIRST_VERSION: &str = r#"
     CREATE INDEX conversations_by_visitor ON conversations (site_id, visitor_id, state);
     CREATE INDEX conversations_by_site ON conversations (site_id, state);
     CREATE INDEX conversations_closed ON conversations (site_id, closed_at) WHERE state = 'closed';
+    -- The foreign key's check when a visitor is deleted.
+    CREATE INDEX conversations_by_visitor_id ON conversations (visitor_id);
     CREATE TABLE messages (
         conversation_id TEXT NOT NULL REFERENCES conversations(id),
         seq             BIGINT NOT NULL,
@@ -353,9 +357,18 @@ pub(crate) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// holding the migration advisory lock so that hubs starting together take turns. A
 /// database written by a newer release is refused.
 pub(crate) fn migrate(client: &mut pg::Client) -> Result<i64, StoreError> {
+    // A hub waits for another's migration as long as it takes (the store's connections
+    // have a `lock_timeout`, which the migrations themselves keep).
     client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .batch_execute("SET lock_timeout = 0")
         .map_err(map_err)?;
+    let locked = client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(map_err);
+    client
+        .batch_execute("RESET lock_timeout")
+        .map_err(map_err)?;
+    locked?;
     let result = apply(client);
     // Released even when a migration failed (the session would release it anyway when
     // the connection closes).

@@ -9,15 +9,26 @@
 //! unguarded job that fails poisons its batch (rolled back, every job answered with a
 //! retryable error) unless it failed with a refusal it checks before writing anything
 //! ([`StoreError::Closed`], [`StoreError::StateChanged`], [`StoreError::NotFound`]) and
-//! the transaction is still usable.
+//! the transaction is still usable. The job that spoilt the batch answers its own
+//! caller with its own error (a `Conflict` stays a `Conflict`); the others of the batch
+//! get [`StoreError::Unavailable`] and may retry, as with SQLite's writer.
+//!
+//! **A panicking job** (a bug, or a schema the code disagrees with: `row.get` of the
+//! wrong type panics) is caught: its batch is rolled back, its caller gets
+//! [`StoreError::Corrupt`], the others [`StoreError::Unavailable`], and the thread
+//! goes on with the next batch (on a new connection if the rollback failed). Without
+//! this, one bad row would stop the writer and every later write would answer
+//! `ShutDown`.
 //!
 //! When the connection is lost (the database restarted, the network dropped), the batch
 //! in flight is answered with [`StoreError::Unavailable`] and the next batch connects
 //! again, so the hub recovers by itself once the database is back.
 
 use super::map_err;
+use crate::writer::panicked;
 use crate::{StoreError, StoreMetrics};
 use pg::{Client, Transaction};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -89,21 +100,38 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |transaction, poisoned| {
-            let result = match transaction {
-                Some(transaction) if savepoint => in_savepoint(transaction, op),
+            // `culprit`: this job spoilt the batch, which is rolled back; its caller gets
+            // its own error, the others of the batch the retryable commit error.
+            let (result, culprit) = match transaction {
                 Some(transaction) => {
-                    let result = op(transaction);
-                    if let Err(err) = &result
-                        && (!is_refusal(err) || transaction.batch_execute("SELECT 1").is_err())
-                    {
-                        *poisoned = true;
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        if savepoint {
+                            in_savepoint(transaction, op)
+                        } else {
+                            op(transaction)
+                        }
+                    }));
+                    match ran {
+                        Ok(result) => {
+                            let culprit = !savepoint
+                                && matches!(&result, Err(err) if !is_refusal(err)
+                                    || transaction.batch_execute("SELECT 1").is_err());
+                            (result, culprit)
+                        }
+                        Err(panic) => (Err(panicked(panic.as_ref())), true),
                     }
-                    result
                 }
-                None => Err(StoreError::Unavailable("transaction did not begin".into())),
+                None => (
+                    Err(StoreError::Unavailable("transaction did not begin".into())),
+                    false,
+                ),
             };
+            if culprit {
+                *poisoned = true;
+            }
             Box::new(move |commit: Result<(), StoreError>| {
-                let _ = reply.send(commit.and(result));
+                let answer = if culprit { result } else { commit.and(result) };
+                let _ = reply.send(answer);
             })
         });
         self.sender
@@ -171,6 +199,7 @@ fn run(
         let started = Instant::now();
         let size = batch.len();
         let mut poisoned = false;
+        let mut reconnect = false;
         if client.as_ref().is_none_or(Client::is_closed) {
             client = match config.connect(pg::NoTls) {
                 Ok(fresh) => {
@@ -191,7 +220,12 @@ fn run(
                         .map(|job| job(Some(&mut transaction), &mut poisoned)),
                 );
                 if poisoned {
-                    let _ = transaction.rollback();
+                    // A rollback that fails leaves the session in doubt (a job may have
+                    // panicked midway through a statement): the next batch reconnects.
+                    if let Err(err) = transaction.rollback() {
+                        tracing::warn!(error = %err, "the store's writer could not roll back; reconnecting");
+                        reconnect = true;
+                    }
                     Err(StoreError::Unavailable(
                         "a write failed midway; its batch was rolled back".into(),
                     ))
@@ -210,6 +244,9 @@ fn run(
                 ))
             }
         };
+        if reconnect {
+            client = None;
+        }
         if let Err(err) = &commit {
             tracing::warn!(error = %err, batch = size, "commit failed; nothing in the batch is acknowledged");
         }

@@ -10,5 +10,6 @@ mod common;
 mod conversations;
 mod directory;
 mod email;
+mod frame;
 mod maintenance;
 mod rest;

@@ -154,7 +154,7 @@ cpu_of() {
 start_hub() {
     local store=$1 data="$WORK/$1-data"
     mkdir -p "$data"
-    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\nvisitor_rate_per_sec = 100000\nvisitor_burst = 100000\nip_rate_per_sec = 10000000\nip_burst = 10000000\nmax_connections_per_ip = 1000000\n[routing]\ndefault_capacity = 1000000\n' >"$data/salam.toml"
+    printf '[limits]\nrate_per_sec = 100000\nburst = 100000\nvisitor_rate_per_sec = 100000\nvisitor_burst = 100000\nip_rate_per_sec = 10000000\nip_burst = 10000000\nmax_connections_per_ip = 1000000\n[routing]\ndefault_capacity = 1000000\n[metrics]\ntoken = "salam-bench"\n' >"$data/salam.toml"
     DB=""
     local env=()
     if [[ "$store" == postgres ]]; then
@@ -231,7 +231,8 @@ for store in "${STORE_LIST[@]}"; do
     measure "$store-relay" relay --addr "127.0.0.1:$HUB_PORT" --visitors "$RELAY_VISITORS" \
         --window "$RELAY_WINDOW" --agents "$RELAY_AGENTS" --rate 0 \
         --seconds "$SECONDS_MEASURED" --warmup "$WARMUP"
-    BATCH[$store]=$(curl -s --max-time 5 "http://127.0.0.1:$HUB_PORT/metrics" | awk '
+    BATCH[$store]=$(curl -s --max-time 5 -H 'authorization: Bearer salam-bench' \
+        "http://127.0.0.1:$HUB_PORT/metrics" | awk '
         /^salam_commit_batch_size_sum/ { sum = $2 }
         /^salam_commit_batch_size_count/ { count = $2 }
         END { if (count > 0) printf "%.1f", sum / count; else print "n/a" }') || BATCH[$store]=n/a
@@ -267,6 +268,7 @@ TABLE="$WORK/postgres.md"
     echo "| Figure | SQLite | PostgreSQL | PostgreSQL / SQLite |"
     echo "|---|---|---|---|"
     row "Relays per server CPU-second (hub + PostgreSQL's processes), closed loop, $RELAY_VISITORS visitors × $RELAY_WINDOW in flight" %.0f relay .relayed_per_server_cpu_sec
+    row "… acked (= committed) messages per server CPU-second" %.0f relay .acked_per_server_cpu_sec
     row "… acked messages per second (wall clock)" %.0f relay .acked_per_sec
     row "… server CPU over the window (cores, hub + PostgreSQL)" %.2f relay .server_cpu_share
     echo "| … PostgreSQL's share of that CPU | — | $(pg_share postgres-relay) | |"

@@ -2,7 +2,9 @@
 //!
 //! `/proc/PID/stat` counts CPU time in clock ticks (`getconf CLK_TCK`, almost always
 //! 100), and includes the time of threads that have already exited, so it covers the
-//! hub's blocking pool as well as its runtime threads.
+//! hub's blocking pool as well as its runtime threads. Processes the server's work
+//! runs in besides its own (a PostgreSQL server's backends, issue 13) can be added to
+//! its CPU time with [`ServerProbe::with_also`]; its memory stays the server's own.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
@@ -11,6 +13,8 @@ use std::process::Command;
 #[derive(Debug, Clone)]
 pub struct ServerProbe {
     pid: u32,
+    /// Further processes whose CPU time counts as the server's.
+    also: Vec<u32>,
     ticks_per_second: f64,
 }
 
@@ -19,6 +23,7 @@ impl ServerProbe {
     pub fn new(pid: u32) -> Result<ServerProbe> {
         let probe = ServerProbe {
             pid,
+            also: Vec::new(),
             ticks_per_second: clock_ticks_per_second(),
         };
         probe
@@ -27,12 +32,31 @@ impl ServerProbe {
         Ok(probe)
     }
 
-    /// User plus system CPU time the process has used so far, in seconds.
+    /// Counts the CPU time of these processes as the server's too (each must be
+    /// readable now, and still running when the window closes).
+    pub fn with_also(mut self, pids: &[u32]) -> Result<ServerProbe> {
+        for pid in pids {
+            self.ticks_of(*pid)
+                .with_context(|| format!("cannot read the CPU time of process {pid}"))?;
+        }
+        self.also = pids.to_vec();
+        Ok(self)
+    }
+
+    /// User plus system CPU time the process (and those of [`ServerProbe::with_also`])
+    /// has used so far, in seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let path = format!("/proc/{}/stat", self.pid);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let ticks = parse_stat_cpu_ticks(&text).with_context(|| format!("parsing {path}"))?;
+        let mut ticks = self.ticks_of(self.pid)?;
+        for pid in &self.also {
+            ticks += self.ticks_of(*pid)?;
+        }
         Ok(ticks as f64 / self.ticks_per_second)
+    }
+
+    fn ticks_of(&self, pid: u32) -> Result<u64> {
+        let path = format!("/proc/{pid}/stat");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        parse_stat_cpu_ticks(&text).with_context(|| format!("parsing {path}"))
     }
 
     /// The process's resident set size, in bytes.
@@ -129,5 +153,29 @@ mod tests {
         let probe = ServerProbe::new(std::process::id()).expect("own process is readable");
         assert!(probe.rss_bytes().expect("own rss") > 0);
         assert!(probe.cpu_seconds().expect("own cpu") >= 0.0);
+    }
+
+    #[test]
+    fn also_counts_more_processes() {
+        let own = std::process::id();
+        // Burn some CPU so the sums differ from zero.
+        let mut x = 0u64;
+        while ServerProbe::new(own).unwrap().cpu_seconds().unwrap() < 0.02 {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let alone = ServerProbe::new(own).unwrap();
+        let doubled = ServerProbe::new(own).unwrap().with_also(&[own]).unwrap();
+        let (single, double) = (alone.cpu_seconds().unwrap(), doubled.cpu_seconds().unwrap());
+        assert!(
+            double >= 2.0 * single && double > single,
+            "{single} {double} {x}"
+        );
+        // A process that does not exist is refused up front.
+        assert!(
+            ServerProbe::new(own)
+                .unwrap()
+                .with_also(&[u32::MAX])
+                .is_err()
+        );
     }
 }

@@ -18,6 +18,10 @@ struct Args {
     /// Runtime worker threads (default: the CPUs this process may run on).
     #[arg(long, global = true, env = "SALAM_LOADGEN_THREADS")]
     threads: Option<usize>,
+    /// Further process ids (comma-separated) whose CPU time counts as the server's,
+    /// e.g. the PostgreSQL backends serving the hub (`scripts/bench-postgres.sh`).
+    #[arg(long, global = true, value_delimiter = ',')]
+    also_cpu_of: Vec<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -264,7 +268,7 @@ fn main() {
         .enable_all()
         .build()
         .context("starting the runtime")
-        .and_then(|runtime| runtime.block_on(run(args.command)));
+        .and_then(|runtime| runtime.block_on(run(args.command, &args.also_cpu_of)));
     if let Err(err) = result {
         eprintln!("salam-loadgen: {err:#}");
         std::process::exit(1);
@@ -283,11 +287,12 @@ fn bounded_seconds(value: f64, name: &str, max: f64) -> Result<Duration> {
     seconds(value, name)
 }
 
-fn probe(pid: Option<u32>) -> Result<Option<ServerProbe>> {
-    pid.map(ServerProbe::new).transpose()
+fn probe(pid: Option<u32>, also: &[u32]) -> Result<Option<ServerProbe>> {
+    pid.map(|pid| ServerProbe::new(pid)?.with_also(also))
+        .transpose()
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command, also: &[u32]) -> Result<()> {
     let result = match command {
         Command::Echo {
             common,
@@ -302,7 +307,7 @@ async fn run(command: Command) -> Result<()> {
                 payload_bytes,
                 warmup: seconds(common.warmup, "warmup")?,
                 seconds: seconds(common.seconds, "seconds")?,
-                probe: probe(common.server_pid)?,
+                probe: probe(common.server_pid, also)?,
             })
             .await
         }
@@ -334,7 +339,7 @@ async fn run(command: Command) -> Result<()> {
                 drain: seconds(drain, "drain")?,
                 connect_concurrency: concurrency,
                 idle,
-                probe: probe(common.server_pid)?,
+                probe: probe(common.server_pid, also)?,
             })
             .await
         }
@@ -353,7 +358,7 @@ async fn run(command: Command) -> Result<()> {
                 hold: seconds(hold, "hold")?,
                 settle: seconds(settle, "settle")?,
                 connect_concurrency: concurrency,
-                probe: probe(server_pid)?,
+                probe: probe(server_pid, also)?,
             })
             .await
         }
@@ -399,7 +404,7 @@ async fn run(command: Command) -> Result<()> {
                 request_timeout: bounded_seconds(request_timeout, "request-timeout", 120.0)?,
                 settle: bounded_seconds(settle, "settle", 60.0)?,
                 token,
-                probe: probe(pid)?,
+                probe: probe(pid, also)?,
             })
             .await
         }
@@ -423,7 +428,7 @@ async fn run(command: Command) -> Result<()> {
                 seconds: seconds(common.seconds, "seconds")?,
                 drain: seconds(drain, "drain")?,
                 connect_concurrency: 64,
-                probe: probe(common.server_pid)?,
+                probe: probe(common.server_pid, also)?,
             })
             .await
         }

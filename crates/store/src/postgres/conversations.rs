@@ -25,6 +25,7 @@ use super::rows::{
     CONVERSATION_SELECT, MESSAGE_COLUMNS, OFFLINE_REQUEST_COLUMNS, VISITOR_COLUMNS,
     conversation_from_row, message_from_row, offline_request_from_row, visitor_from_row,
 };
+use super::writer::prepared;
 use super::{PostgresStore, map_err};
 use crate::sqlite::{author_kind_name, kind_name, new_id};
 use crate::webhooks::WebhookSites;
@@ -695,18 +696,18 @@ fn append_in(
     // lock, so when the state allows the message by then, the second UPDATE takes it.
     let mut locked = false;
     let (conversation_state, seq, site_id) = loop {
-        let next = transaction
-            .query_typed_opt(
-                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 \
-                 AND (state <> 'closed' OR $2 = 'event') AND ($3::text IS NULL OR state = $3) \
-                 RETURNING state, last_seq, site_id",
-                &[
-                    (&message.conversation, Type::TEXT),
-                    (&kind, Type::TEXT),
-                    (&only_in, Type::TEXT),
-                ],
-            )
-            .map_err(map_err)?;
+        let next = prepared(
+            transaction,
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 \
+             AND (state <> 'closed' OR $2 = 'event') AND ($3::text IS NULL OR state = $3) \
+             RETURNING state, last_seq, site_id",
+            &[Type::TEXT, Type::TEXT, Type::TEXT],
+        )
+        .and_then(|statement| {
+            transaction
+                .query_opt(&statement, &[&message.conversation, &kind, &only_in])
+                .map_err(map_err)
+        })?;
         if let Some(row) = next {
             break (
                 state_of(&row.get::<_, String>(0)),
@@ -758,42 +759,62 @@ fn append_in(
     // of texts and notes, the unread count a visitor's text raises and an agent's reply
     // clears, the first response after a hand-off) and the webhook mark move only with
     // a new row.
+    let statement = prepared(
+        transaction,
+        "WITH inserted AS (\
+             INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
+             author_name, text, at, client_id, quick_replies, rule, event) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (conversation_id, author_kind, author_id, client_id) \
+             WHERE client_id IS NOT NULL DO NOTHING RETURNING seq), \
+         marked AS (\
+             INSERT INTO webhook_pending (conversation_id, seq) \
+             SELECT $1, seq FROM inserted WHERE $14 ON CONFLICT DO NOTHING) \
+         UPDATE conversations SET updated_at = $8, \
+         unread = CASE WHEN $4 = 'visitor' AND $3 = 'text' THEN unread + 1 \
+                       WHEN $4 = 'agent' AND $3 = 'text' THEN 0 ELSE unread END, \
+         preview = coalesce($13, preview), \
+         preview_author = CASE WHEN $13 IS NULL THEN preview_author ELSE $4 END, \
+         preview_at = CASE WHEN $13 IS NULL THEN preview_at ELSE $8 END, \
+         first_response_at = CASE WHEN $4 = 'agent' AND $3 = 'text' \
+             AND handed_off_at IS NOT NULL THEN coalesce(first_response_at, $8) \
+             ELSE first_response_at END \
+         WHERE id = $1 AND EXISTS (SELECT 1 FROM inserted) RETURNING unread",
+        &[
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::BOOL,
+        ],
+    )?;
     let unread = transaction
-        .query_typed_opt(
-            "WITH inserted AS (\
-                 INSERT INTO messages (conversation_id, seq, kind, author_kind, author_id, \
-                 author_name, text, at, client_id, quick_replies, rule, event) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (conversation_id, author_kind, author_id, client_id) \
-                 WHERE client_id IS NOT NULL DO NOTHING RETURNING seq), \
-             marked AS (\
-                 INSERT INTO webhook_pending (conversation_id, seq) \
-                 SELECT $1, seq FROM inserted WHERE $14 ON CONFLICT DO NOTHING) \
-             UPDATE conversations SET updated_at = $8, \
-             unread = CASE WHEN $4 = 'visitor' AND $3 = 'text' THEN unread + 1 \
-                           WHEN $4 = 'agent' AND $3 = 'text' THEN 0 ELSE unread END, \
-             preview = coalesce($13, preview), \
-             preview_author = CASE WHEN $13 IS NULL THEN preview_author ELSE $4 END, \
-             preview_at = CASE WHEN $13 IS NULL THEN preview_at ELSE $8 END, \
-             first_response_at = CASE WHEN $4 = 'agent' AND $3 = 'text' \
-                 AND handed_off_at IS NOT NULL THEN coalesce(first_response_at, $8) \
-                 ELSE first_response_at END \
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM inserted) RETURNING unread",
+        .query_opt(
+            &statement,
             &[
-                (&message.conversation, Type::TEXT),
-                (&seq, Type::INT8),
-                (&kind, Type::TEXT),
-                (&author_kind, Type::TEXT),
-                (&author_id, Type::TEXT),
-                (&message.author.name, Type::TEXT),
-                (&message.text, Type::TEXT),
-                (&message.at, Type::INT8),
-                (&message.client_id, Type::TEXT),
-                (&quick_replies, Type::TEXT),
-                (&message.rule, Type::TEXT),
-                (&event_json, Type::TEXT),
-                (&preview, Type::TEXT),
-                (&mark, Type::BOOL),
+                &message.conversation,
+                &seq,
+                &kind,
+                &author_kind,
+                &author_id,
+                &message.author.name,
+                &message.text,
+                &message.at,
+                &message.client_id,
+                &quick_replies,
+                &message.rule,
+                &event_json,
+                &preview,
+                &mark,
             ],
         )
         .map_err(map_err)?

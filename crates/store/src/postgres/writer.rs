@@ -23,15 +23,44 @@
 //! When the connection is lost (the database restarted, the network dropped), the batch
 //! in flight is answered with [`StoreError::Unavailable`] and the next batch connects
 //! again, so the hub recovers by itself once the database is back.
+//!
+//! **Prepared statements.** The hot path's statements (an append's two) are prepared
+//! once per writer connection ([`prepared`]) instead of being parsed and planned again
+//! for every message: parsing and planning were about 40% of the server's CPU per
+//! append (docs/benchmarks.md, "PostgreSQL"). The cache lives on the writer thread and
+//! is emptied whenever the writer connects again.
 
 use super::map_err;
 use crate::writer::panicked;
 use crate::{StoreError, StoreMetrics};
 use pg::{Client, Transaction};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+
+thread_local! {
+    /// The writer connection's prepared statements, by SQL text (see [`prepared`]).
+    static STATEMENTS: RefCell<HashMap<&'static str, pg::Statement>> = RefCell::new(HashMap::new());
+}
+
+/// `sql` prepared with `types` on the writer's connection, once per connection. Only
+/// for jobs of the writer (it is keyed by thread: a statement belongs to the
+/// connection that prepared it, and the writer thread has one connection at a time).
+pub(crate) fn prepared(
+    transaction: &mut Transaction<'_>,
+    sql: &'static str,
+    types: &[pg::types::Type],
+) -> Result<pg::Statement, StoreError> {
+    if let Some(statement) = STATEMENTS.with(|cache| cache.borrow().get(sql).cloned()) {
+        return Ok(statement);
+    }
+    let statement = transaction.prepare_typed(sql, types).map_err(map_err)?;
+    STATEMENTS.with(|cache| cache.borrow_mut().insert(sql, statement.clone()));
+    Ok(statement)
+}
 
 /// Called with the batch's commit result once the batch is committed or rolled back.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -201,6 +230,8 @@ fn run(
         let mut poisoned = false;
         let mut reconnect = false;
         if client.as_ref().is_none_or(Client::is_closed) {
+            // Statements prepared on the lost connection do not exist on the next one.
+            STATEMENTS.with(|cache| cache.borrow_mut().clear());
             client = match config.connect(pg::NoTls) {
                 Ok(fresh) => {
                     tracing::info!("the store's writer connected to PostgreSQL again");

@@ -43,21 +43,27 @@ pub fn is_blank(text: &str) -> bool {
 /// A message or note: spanning bidi controls stripped, NUL replaced by U+FFFD, invisible
 /// ends trimmed (line breaks inside are kept). Empty when nothing visible is left.
 pub fn clean_text(text: &str) -> String {
+    let text = stripped(text);
+    if !text.contains('\0') {
+        return text;
+    }
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// Spanning bidi controls stripped and invisible ends trimmed; empty when nothing
+/// visible is left.
+fn stripped(text: &str) -> String {
     if is_blank(text) {
         return String::new();
     }
-    let stripped: String = text
-        .chars()
-        .filter(|c| !is_bidi_control(*c))
-        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-        .collect();
+    let stripped: String = text.chars().filter(|c| !is_bidi_control(*c)).collect();
     stripped.trim_matches(is_blank_char).to_owned()
 }
 
-/// A one-line field: like [`clean_text`], and control characters (line breaks
+/// A one-line field: like [`clean_text`], and control characters (line breaks and NUL
 /// included) become spaces.
 pub fn clean_line(text: &str) -> String {
-    let text = clean_text(text);
+    let text = stripped(text);
     if !text.chars().any(char::is_control) {
         return text;
     }

@@ -8,6 +8,9 @@
 //!   spaces) is empty, and they are trimmed from the ends. Inside text they stay: the
 //!   zero-width non-joiner (U+200C) is part of Persian spelling (`می‌خواهم`) and the
 //!   joiner (U+200D) of emoji.
+//! - **U+0000 becomes U+FFFD** (the replacement character): a NUL means nothing in a
+//!   chat, and PostgreSQL's `TEXT` cannot hold one, so both backends store (and relay)
+//!   the same text.
 //! - **One-line fields** (names, shortcuts, departments) also lose control
 //!   characters, line breaks included.
 //!
@@ -37,9 +40,19 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(is_blank_char)
 }
 
-/// A message or note: spanning bidi controls stripped, invisible ends trimmed (line
-/// breaks inside are kept). Empty when nothing visible is left.
+/// A message or note: spanning bidi controls stripped, NUL replaced by U+FFFD, invisible
+/// ends trimmed (line breaks inside are kept). Empty when nothing visible is left.
 pub fn clean_text(text: &str) -> String {
+    let text = stripped(text);
+    if !text.contains('\0') {
+        return text;
+    }
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// Spanning bidi controls stripped and invisible ends trimmed; empty when nothing
+/// visible is left.
+fn stripped(text: &str) -> String {
     if is_blank(text) {
         return String::new();
     }
@@ -47,10 +60,10 @@ pub fn clean_text(text: &str) -> String {
     stripped.trim_matches(is_blank_char).to_owned()
 }
 
-/// A one-line field: like [`clean_text`], and control characters (line breaks
+/// A one-line field: like [`clean_text`], and control characters (line breaks and NUL
 /// included) become spaces.
 pub fn clean_line(text: &str) -> String {
-    let text = clean_text(text);
+    let text = stripped(text);
     if !text.chars().any(char::is_control) {
         return text;
     }
@@ -82,6 +95,14 @@ mod tests {
         ] {
             assert_eq!(clean_text(&format!("a{c}b")), "ab");
         }
+    }
+
+    #[test]
+    fn nul_becomes_the_replacement_character() {
+        assert_eq!(clean_text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(clean_text("\0"), "\u{FFFD}");
+        // One-line fields make every control character a space, NUL included.
+        assert_eq!(clean_line("a\0b"), "a b");
     }
 
     #[test]

@@ -232,8 +232,9 @@ async fn frames_before_hello_and_hostile_text() -> anyhow::Result<()> {
     let ServerFrame::Activity { preview, .. } = activity else {
         unreachable!()
     };
-    // Spanning bidi controls (U+202E) are stripped; everything else is kept verbatim.
-    let stored = hostile.replace('\u{202e}', "");
+    // Spanning bidi controls (U+202E) are stripped and NUL becomes U+FFFD (PostgreSQL's
+    // text cannot hold it: the same on both backends); everything else is verbatim.
+    let stored = hostile.replace('\u{202e}', "").replace('\0', "\u{FFFD}");
     assert_eq!(preview.text, stored, "the preview is data too");
     // ...and the message itself when the agent opens the conversation.
     agent.watch(&conversation, 0).await?;

@@ -7,6 +7,10 @@ use anyhow::{Context, Result, ensure};
 use salam_e2e::{Client, TestHub};
 use salam_protocol::{ConversationState, ServerFrame};
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long a view may lag the store (generous: a loaded machine).
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The rule of these tests: `plan in [enterprise]`, with what `extra` adds.
 fn enterprise_rule(extra: Value) -> Value {
@@ -160,7 +164,13 @@ async fn a_key_account_waits_ahead_of_earlier_visitors_and_is_served_first() -> 
             == Some(0),
         "an anonymous visitor keeps priority 0"
     );
-    let order = positions(&hub, &agent_token).await?;
+    // The store says `queued` before routing has the hand-off (its view lags by a
+    // message): wait for all three in the view, then check the order.
+    let order = salam_e2e::process::eventually("three in the queue", WAIT, || async {
+        let order = positions(&hub, &agent_token).await?;
+        Ok((order.len() == 3).then_some(order))
+    })
+    .await?;
     ensure!(
         order
             == vec![

@@ -648,15 +648,17 @@ async fn the_documented_python_receiver_accepts_the_hub_and_refuses_forgeries() 
             break event;
         }
     };
-    let log = deliveries(&world, &endpoint_id).await?;
-    let entry = log
-        .iter()
-        .find(|entry| entry["event_id"] == event["id"])
-        .context("the delivery in the log")?;
-    ensure!(
-        entry["last_status"] == 204 && entry["status"] == "delivered",
-        "{entry}"
-    );
+    // The receiver prints the event before its 204 reaches the hub, and the hub logs
+    // the answer after that: wait for the log.
+    eventually("the 204 in the delivery log", PATIENCE, || async {
+        let log = deliveries(&world, &endpoint_id).await?;
+        let entry = log
+            .iter()
+            .find(|entry| entry["event_id"] == event["id"])
+            .context("the delivery in the log")?;
+        Ok((entry["last_status"] == 204 && entry["status"] == "delivered").then_some(()))
+    })
+    .await?;
 
     // A forged signature and a replay are refused.
     let body = r#"{"id":"evt_forged","type":"message.created"}"#;

@@ -195,19 +195,10 @@ pub(super) async fn update_site_settings(
 ) -> Result<(), StoreError> {
     let (site_id, settings) = (site_id.to_owned(), settings.to_owned());
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE sites SET settings = $2 WHERE id = $1",
-                    &[&site_id, &settings],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "UPDATE sites SET settings = $2 WHERE id = $1",
+            vec![Box::new(site_id), Box::new(settings)],
+        )
         .await
 }
 
@@ -375,16 +366,10 @@ pub(super) async fn add_canned(
 
 pub(super) async fn remove_canned(store: &PostgresStore, id: i64) -> Result<(), StoreError> {
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute("DELETE FROM canned_responses WHERE id = $1", &[&id])
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "DELETE FROM canned_responses WHERE id = $1",
+            vec![Box::new(id)],
+        )
         .await
 }
 
@@ -658,19 +643,10 @@ pub(super) async fn set_password_hash(
 ) -> Result<(), StoreError> {
     let (agent_id, hash) = (agent_id.to_owned(), hash.to_owned());
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE agents SET password_hash = $2 WHERE id = $1",
-                    &[&agent_id, &hash],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "UPDATE agents SET password_hash = $2 WHERE id = $1",
+            vec![Box::new(agent_id), Box::new(hash)],
+        )
         .await
 }
 
@@ -974,19 +950,10 @@ pub(super) async fn offline_request_done(
     now: i64,
 ) -> Result<(), StoreError> {
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE offline_requests SET done_at = coalesce(done_at, $2) WHERE id = $1",
-                    &[&id, &now],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "UPDATE offline_requests SET done_at = coalesce(done_at, $2) WHERE id = $1",
+            vec![Box::new(id), Box::new(now)],
+        )
         .await
 }
 
@@ -1110,19 +1077,10 @@ pub(super) async fn acknowledge_alert(
     now: i64,
 ) -> Result<(), StoreError> {
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, $2) WHERE id = $1",
-                    &[&id, &now],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, $2) WHERE id = $1",
+            vec![Box::new(id), Box::new(now)],
+        )
         .await
 }
 

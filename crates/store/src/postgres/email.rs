@@ -48,19 +48,10 @@ pub(super) async fn email_set_channel(
 ) -> Result<(), StoreError> {
     let conversation = conversation.to_owned();
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE conversations SET channel = $2 WHERE id = $1",
-                    &[&conversation, &channel.as_str()],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+        .change_one(
+            "UPDATE conversations SET channel = $2 WHERE id = $1",
+            vec![Box::new(conversation), Box::new(channel.as_str())],
+        )
         .await
 }
 

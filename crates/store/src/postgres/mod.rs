@@ -90,6 +90,9 @@ impl Default for PostgresOptions {
     }
 }
 
+/// An owned statement parameter (a writer job outlives its caller's borrows).
+pub(crate) type Param = Box<dyn pg::types::ToSql + Sync + Send>;
+
 /// The PostgreSQL store: a writer thread and a pool of read connections.
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -490,6 +493,27 @@ impl PostgresStore {
             .spawn(move || watch_claim(client, config, stopped))
             .map_err(|err| StoreError::Unavailable(format!("cannot watch the claim: {err}")))?;
         Ok(HubClaim { _stop: stop })
+    }
+
+    /// One statement on the writer (in its savepoint) that must change a row:
+    /// [`StoreError::NotFound`] when it changed none.
+    pub(crate) async fn change_one(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |transaction| {
+                let params: Vec<&(dyn pg::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|param| param.as_ref() as &(dyn pg::types::ToSql + Sync))
+                    .collect();
+                match transaction.execute(sql, &params).map_err(map_err)? {
+                    0 => Err(StoreError::NotFound),
+                    _ => Ok(()),
+                }
+            })
+            .await
     }
 
     /// Whether the database answers now (`/healthz`).

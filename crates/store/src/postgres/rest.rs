@@ -142,20 +142,11 @@ pub(super) async fn revoke_api_token(
 ) -> Result<(), StoreError> {
     let (site_id, id) = (site_id.to_owned(), id.to_owned());
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3) \
+        .change_one(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $3) \
                      WHERE id = $1 AND site_id = $2",
-                    &[&id, &site_id, &now],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+            vec![Box::new(id), Box::new(site_id), Box::new(now)],
+        )
         .await
 }
 
@@ -1203,19 +1194,10 @@ pub(super) async fn redeliver_webhook(
     now: i64,
 ) -> Result<(), StoreError> {
     store
-        .writer
-        .write(move |transaction| {
-            let changed = transaction
-                .execute(
-                    "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 \
+        .change_one(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $2 \
                      WHERE id = $1",
-                    &[&id, &now],
-                )
-                .map_err(map_err)?;
-            if changed == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
+            vec![Box::new(id), Box::new(now)],
+        )
         .await
 }

@@ -1,5 +1,6 @@
-//! The HTTP server: accepts TCP connections and serves the router over hyper, with what
-//! `axum::serve` does not offer:
+//! The HTTP server: accepts TCP connections and serves the router over hyper's HTTP/1.1
+//! (with upgrades to WebSocket; no cleartext HTTP/2, which no browser speaks and a
+//! proxy in front does not need), with what `axum::serve` does not offer:
 //!
 //! - a **header-read timeout** (`limits.header_timeout_secs`): a client that trickles its
 //!   request headers (slowloris) is cut off instead of holding a file descriptor;
@@ -19,9 +20,8 @@
 use axum::Router;
 use axum::extract::ConnectInfo;
 use dashmap::DashMap;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -90,10 +90,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let open = Arc::new(Open::default());
-    let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    // Graceful stop: `stop` tells every connection to finish its request in flight and
+    // close; each task holds an `alive` sender, so `all_closed` ends once they are gone.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    // HTTP/1.1 (with upgrades to WebSocket): what nginx and browsers speak to the hub.
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
@@ -138,17 +141,33 @@ pub async fn serve(
                 router.clone().call(request.map(axum::body::Body::new))
             },
         );
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        let alive = alive.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let _alive = alive;
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = async {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
             drop(slot);
         });
     }
+    let _ = stop.send(true);
+    drop(alive);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = all_closed.recv() => {}
         () = tokio::time::sleep(Duration::from_secs(5)) => {
             tracing::debug!("connections still open after 5 s; stopping anyway");
         }

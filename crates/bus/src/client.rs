@@ -455,3 +455,61 @@ fn random_token() -> String {
         })
         .collect()
 }
+
+/// Many subscriptions, one receiver: for a hub that subscribes to a subject per topic
+/// its connections follow (thousands), without a queue and a task per subject.
+impl Client {
+    /// Subscribe to `subject`, delivering into `sender` (shared by many subscriptions;
+    /// a full `sender` drops and counts, like a full [`Subscription`]). Unlike
+    /// [`Client::subscribe`] it does not wait for the server: call [`Client::flush`]
+    /// after a batch of these to know the server has them all.
+    pub fn subscribe_into(
+        &self,
+        subject: &str,
+        sender: mpsc::Sender<Message>,
+    ) -> Result<SubscriptionHandle, BusError> {
+        subject::validate(subject, Use::Subscribe)?;
+        let shared = self.shared();
+        let sid = shared.next_sid.fetch_add(1, Ordering::Relaxed);
+        lock(&shared.subscriptions).insert(
+            sid,
+            SubscriptionEntry {
+                subject: subject.to_string(),
+                sink: Sink::Channel(sender),
+                sent_generation: 0,
+            },
+        );
+        let handle = SubscriptionHandle {
+            shared: shared.clone(),
+            sid,
+        };
+        // Disconnected: the reconnection subscribes every live entry, this one too.
+        match shared.enqueue(Command::Subscribe { sid }) {
+            Ok(()) | Err(BusError::Disconnected) => Ok(handle),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// A subscription made with [`Client::subscribe_into`]. Dropping it unsubscribes (an
+/// `UNSUB` is queued, not awaited).
+pub struct SubscriptionHandle {
+    shared: Arc<Shared>,
+    sid: u64,
+}
+
+impl std::fmt::Debug for SubscriptionHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SubscriptionHandle")
+            .field("sid", &self.sid)
+            .finish()
+    }
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        lock(&self.shared.subscriptions).remove(&self.sid);
+        let _ = self.shared.outbound.try_send(Command::Unsubscribe { sid: self.sid });
+    }
+}

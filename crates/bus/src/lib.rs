@@ -58,7 +58,7 @@ mod proto;
 mod subject;
 mod url;
 
-pub use client::{Client, Subscription};
+pub use client::{Client, Subscription, SubscriptionHandle};
 pub use subject::MAX_SUBJECT_LEN;
 
 use bytes::Bytes;

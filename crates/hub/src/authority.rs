@@ -55,6 +55,8 @@ pub struct Authority {
     grants: Mutex<HashMap<String, watch::Sender<Arc<Grant>>>>,
     /// Every site id, sorted.
     sites: RwLock<Arc<Vec<String>>>,
+    /// Tells the other hubs of a cluster to reload what changed here.
+    pub notifier: crate::cluster::Notifier,
 }
 
 impl Authority {
@@ -65,6 +67,7 @@ impl Authority {
             routing,
             grants: Mutex::new(HashMap::new()),
             sites: RwLock::new(Arc::new(Vec::new())),
+            notifier: crate::cluster::Notifier::default(),
         };
         authority.reload_sites().await?;
         Ok(authority)
@@ -151,6 +154,13 @@ impl Authority {
     /// name, capacity, departments): every open socket of theirs sees the new grant,
     /// and routing is told.
     pub async fn agent_changed(&self, agent_id: &str) -> Result<(), StoreError> {
+        self.reload_agent(agent_id).await?;
+        self.notifier.agent_changed(agent_id);
+        Ok(())
+    }
+
+    /// [`Authority::agent_changed`] on this hub only (another hub announced it).
+    pub async fn reload_agent(&self, agent_id: &str) -> Result<(), StoreError> {
         let Some(grant) = self.read(agent_id).await? else {
             return Ok(());
         };
@@ -162,6 +172,13 @@ impl Authority {
 
     /// Sites were created: agents of every site work on them now.
     pub async fn sites_changed(&self) -> Result<(), StoreError> {
+        self.reload_sites_here().await?;
+        self.notifier.sites_changed();
+        Ok(())
+    }
+
+    /// [`Authority::sites_changed`] on this hub only (another hub announced it).
+    pub async fn reload_sites_here(&self) -> Result<(), StoreError> {
         self.reload_sites().await?;
         let watched: Vec<(String, Arc<Grant>)> = {
             let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());

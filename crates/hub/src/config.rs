@@ -31,6 +31,29 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub smtp: SmtpConfig,
     pub smtp_inbound: SmtpInbound,
+    pub bus: BusConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// The message bus between hubs (`[bus]`, issue 13; docs/deploy.md, "Running several
+/// hubs").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// Absent (the default): one hub, no bus. `nats://[USER:PASSWORD@]HOST:PORT`: a
+    /// NATS server (core NATS) shared by every hub of the cluster; needs `store.url`
+    /// (PostgreSQL). Env `SALAM_BUS_URL`.
+    pub url: Option<String>,
+}
+
+/// This hub in a cluster (`[cluster]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The hub's name in logs and in `/metrics` (`hub="…"`): letters, digits, `-` and
+    /// `_`, at most 32. Absent: `hub-N`, N being the hub's number in the cluster. Env
+    /// `SALAM_HUB_ID`.
+    pub hub_id: Option<String>,
 }
 
 /// Logging (`[log]`).
@@ -495,6 +518,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             smtp: SmtpConfig::default(),
             smtp_inbound: SmtpInbound::default(),
+            bus: BusConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -651,8 +676,8 @@ impl Config {
         })
     }
 
-    /// Applies `SALAM_LISTEN`, `SALAM_DATA`, `SALAM_ADMIN_EMAIL`, `SALAM_SMTP_URL` and
-    /// `SALAM_DATABASE_URL` from the environment.
+    /// Applies `SALAM_LISTEN`, `SALAM_DATA`, `SALAM_ADMIN_EMAIL`, `SALAM_SMTP_URL`,
+    /// `SALAM_DATABASE_URL`, `SALAM_BUS_URL` and `SALAM_HUB_ID` from the environment.
     pub fn apply_env(&mut self) -> Result<(), ConfigError> {
         if let Ok(email) = std::env::var("SALAM_ADMIN_EMAIL") {
             self.auth.first_admin_email = Some(email);
@@ -672,6 +697,14 @@ impl Config {
         if let Ok(url) = std::env::var("SALAM_DATABASE_URL") {
             let url = url.trim();
             self.store.url = (!url.is_empty()).then(|| url.to_owned());
+        }
+        if let Ok(url) = std::env::var("SALAM_BUS_URL") {
+            let url = url.trim();
+            self.bus.url = (!url.is_empty()).then(|| url.to_owned());
+        }
+        if let Ok(id) = std::env::var("SALAM_HUB_ID") {
+            let id = id.trim();
+            self.cluster.hub_id = (!id.is_empty()).then(|| id.to_owned());
         }
         Ok(())
     }

@@ -10,8 +10,9 @@
 //!
 //! The hub publishes to a [`Bus`]. The single-node bus ([`LocalBus`]) hands events
 //! straight to this process's [`Registry`]; the registry knows which topics have local
-//! subscribers, which is also the hook a bus between hubs needs (subscribe to a topic
-//! on the first local subscriber, unsubscribe on the last).
+//! subscribers ([`Registry::topics`], with a [`Registry::topics_changed`] wake-up),
+//! which is the hook the bus between hubs ([`crate::cluster::bus`]) uses to subscribe
+//! to a topic on the first local subscriber and unsubscribe after the last.
 //!
 //! Delivery never waits: each connection has a bounded queue, and a connection whose
 //! queue is full is *kicked* (told to resync and closed) instead of slowing the
@@ -43,6 +44,10 @@ pub enum Outbound {
     /// `resume` (or a short deadline, then go on from the listed `last_seq`), so a
     /// resume never arrives behind live messages it then repeats.
     Hold(Box<Vec<(String, u64)>>),
+    /// The bus between hubs may have missed messages of this conversation (its
+    /// subscription was just taken, or the bus reconnected): read what was committed
+    /// after the last message this connection delivered.
+    Catchup(Arc<str>),
 }
 
 /// An acknowledged own message: its conversation and sequence, and the `ack` frame.
@@ -99,6 +104,15 @@ pub trait Bus: Send + Sync + 'static {
     /// it (a bus between hubs that cannot tell answers `true`).
     fn has_subscribers(&self, _topic: &Topic) -> bool {
         true
+    }
+    /// Every connection of `agent`, on any hub, follows `conversation` (assigned).
+    fn attach_agent(&self, registry: &Registry, conversation: &str, agent: &str) {
+        registry.attach_agent(conversation, agent);
+    }
+    /// The connections of `agent`, on any hub, stop following `conversation` unless
+    /// they watch it.
+    fn detach_agent(&self, registry: &Registry, conversation: &str, agent: &str) {
+        registry.detach_agent(conversation, agent);
     }
 }
 
@@ -194,6 +208,17 @@ pub struct Registry {
     connections: DashMap<u64, Subscriptions>,
     /// Events dropped because a receiver was too slow.
     pub kicks: AtomicU64,
+    /// Notified when a topic may have gained its first or lost its last local
+    /// subscriber (a bus between hubs subscribes accordingly).
+    pub topics_changed: Notify,
+}
+
+/// A kind of topic, as [`Registry::topics`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TopicKind {
+    Conversation,
+    Site,
+    Agent,
 }
 
 impl Registry {
@@ -217,6 +242,7 @@ impl Registry {
                     .or_default()
                     .conversations
                     .push(key);
+                self.topics_changed.notify_one();
             }
         }
     }
@@ -243,6 +269,7 @@ impl Registry {
         if now_empty {
             self.conversations
                 .remove_if(conversation, |_, entry| entry.is_empty());
+            self.topics_changed.notify_one();
         }
         if gone && let Some(mut subscriptions) = self.connections.get_mut(&connection) {
             subscriptions
@@ -296,6 +323,7 @@ impl Registry {
             .entry(mailbox.connection)
             .or_default()
             .agent = Some(key);
+        self.topics_changed.notify_one();
     }
 
     pub fn subscribe_site(&self, site_id: &str, mailbox: &Mailbox) {
@@ -311,6 +339,7 @@ impl Registry {
             .or_default()
             .sites
             .push(key);
+        self.topics_changed.notify_one();
     }
 
     pub fn unsubscribe_site(&self, site_id: &str, connection: u64) {
@@ -374,6 +403,55 @@ impl Registry {
         if let Some(agent) = &subscriptions.agent {
             Self::remove(&self.agents, agent, connection);
         }
+        self.topics_changed.notify_one();
+    }
+
+    /// Every topic with a local subscriber now.
+    pub fn topics(&self) -> Vec<(TopicKind, Arc<str>)> {
+        let mut topics = Vec::with_capacity(
+            self.conversations.len() + self.sites.len() + self.agents.len(),
+        );
+        topics.extend(
+            self.conversations
+                .iter()
+                .map(|entry| (TopicKind::Conversation, entry.key().clone())),
+        );
+        topics.extend(
+            self.sites
+                .iter()
+                .map(|entry| (TopicKind::Site, entry.key().clone())),
+        );
+        topics.extend(
+            self.agents
+                .iter()
+                .map(|entry| (TopicKind::Agent, entry.key().clone())),
+        );
+        topics
+    }
+
+    /// Tells every local follower of `conversation` to read what it may have missed.
+    pub fn catch_up(&self, conversation: &Arc<str>) {
+        if let Some(entry) = self.conversations.get(conversation) {
+            for follower in entry.iter() {
+                follower
+                    .mailbox
+                    .offer(Outbound::Catchup(conversation.clone()));
+            }
+        }
+    }
+
+    /// The agents with a connection here.
+    pub fn agent_connections(&self) -> Vec<(Arc<str>, u64)> {
+        self.agents
+            .iter()
+            .flat_map(|entry| {
+                let agent = entry.key().clone();
+                entry
+                    .iter()
+                    .map(|mailbox| (agent.clone(), mailbox.connection))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     fn remove(map: &DashMap<Arc<str>, Vec<Mailbox>>, key: &str, connection: u64) {

@@ -416,23 +416,40 @@ async fn agent_socket(
     })
 }
 
-/// `GET /healthz`: whether the database answers a read now, and which one it is.
+/// `GET /healthz`: whether the database answers a read now, and which one it is; with
+/// several hubs, also whether the bus is connected, the hub's id and whether it owns
+/// routing. 503 when the database or the bus is unreachable.
 async fn healthz(State(state): State<AppState>) -> Response {
     let database = match state.config.store.url {
         Some(_) => "postgresql",
         None => "sqlite",
     };
-    match state.store.get_setting("secret").await {
-        Ok(_) => Json(json!({ "status": "ok", "database": database })).into_response(),
+    let database_ok = match state.store.get_setting("secret").await {
+        Ok(_) => true,
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": database })),
-            )
-                .into_response()
+            false
         }
+    };
+    let mut body = json!({ "database": database });
+    let mut ok = database_ok;
+    if let Some(cluster) = &state.cluster {
+        let bus_ok = cluster.client.is_connected();
+        ok &= bus_ok;
+        body["bus"] = json!(if bus_ok { "ok" } else { "unavailable" });
+        body["hub"] = json!(cluster.hub_id);
+        body["routing_owner"] = json!(cluster.is_owner());
     }
+    if !database_ok {
+        body["database_status"] = json!("unavailable");
+    }
+    body["status"] = json!(if ok { "ok" } else { "unavailable" });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
 }
 
 /// The router of `metrics.listen`: `/metrics` only, without a token.
@@ -460,10 +477,17 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(
+    let mut body = state.metrics.render(
         state.store.metrics(),
         state.registry.kicks.load(Ordering::Relaxed),
     );
+    if let Some(cluster) = &state.cluster {
+        body.push_str(&crate::cluster::metrics_text(
+            cluster,
+            state.bus_metrics.as_deref(),
+        ));
+        body = crate::cluster::label_with_hub(&body, &cluster.hub_id);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -73,6 +73,7 @@ pub mod authority;
 pub mod bot;
 pub mod bot_customer;
 pub mod clock;
+pub mod cluster;
 pub mod conditions;
 pub mod config;
 pub mod conversation;
@@ -152,6 +153,8 @@ pub enum HubError {
     AdminEmail(String),
     #[error("e-mail: {0}")]
     Email(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// What the first start created; the binary prints it once.
@@ -167,8 +170,16 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     /// What this start created (the demo site, the admin's e-mail and password).
     pub first_start: FirstStart,
-    /// On PostgreSQL: this hub alone serves the database while it runs.
+    /// On PostgreSQL without a bus: this hub alone serves the database while it runs.
     _claim: Option<HubClaim>,
+}
+
+/// How a hub is connected to others.
+enum Serving {
+    /// Alone (SQLite, or PostgreSQL claimed by this hub only).
+    Alone(Option<HubClaim>),
+    /// In a cluster (PostgreSQL and a bus).
+    Cluster(Arc<cluster::Cluster>),
 }
 
 impl Hub {
@@ -179,7 +190,7 @@ impl Hub {
             path: config.data.clone(),
             source,
         })?;
-        let (store, claim) = open_serving_store(&config).await?;
+        let (store, serving) = open_serving_store(&config).await?;
         let secret = Secret::from_stored(
             &store
                 .set_setting_if_absent("secret", &Secret::generate_stored())
@@ -188,10 +199,21 @@ impl Hub {
         .ok_or(HubError::Secret)?;
         let first_start = bootstrap(store.as_ref(), &config).await?;
         let registry = Arc::new(Registry::default());
-        let bus: Arc<dyn fanout::Bus> = Arc::new(LocalBus::new(registry.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let (bus, bus_metrics): (Arc<dyn fanout::Bus>, _) = match &serving {
+            Serving::Alone(_) => (Arc::new(LocalBus::new(registry.clone())), None),
+            Serving::Cluster(cluster) => {
+                let bus = cluster::bus::NatsBus::start(
+                    registry.clone(),
+                    cluster.client.clone(),
+                    shutdown_rx.clone(),
+                );
+                let metrics = bus.metrics.clone();
+                (Arc::new(bus), Some(metrics))
+            }
+        };
         let bot = Arc::new(bot::BotEngine::load(&config.bot.rules_dir).map_err(HubError::Rules)?);
-        let (routing, routing_runner) = routing::channel();
+        let (actor, routing_runner) = routing::channel();
         let webhooks = webhooks::Webhooks::load(store.clone()).await?;
         // Before anything is served: events a crash kept out of the outbox.
         webhooks.recover().await?;
@@ -205,7 +227,32 @@ impl Hub {
             },
             shutdown_rx.clone(),
         );
+        let routing = match &serving {
+            Serving::Alone(_) => actor,
+            Serving::Cluster(cluster) => cluster::routing::start(cluster::routing::Front {
+                hub_number: cluster.hub_number,
+                client: cluster.client.clone(),
+                owner: cluster.owner.clone(),
+                actor,
+                store: store.clone(),
+                registry: registry.clone(),
+                routing_config: config.routing.clone(),
+                shutdown: shutdown_rx.clone(),
+            }),
+        };
         let authority = Arc::new(authority::Authority::load(store.clone(), routing.clone()).await?);
+        let (cluster, claim) = match serving {
+            Serving::Alone(claim) => (None, claim),
+            Serving::Cluster(cluster) => {
+                authority
+                    .notifier
+                    .connect(cluster.client.clone(), cluster.hub_number);
+                webhooks
+                    .notifier()
+                    .connect(cluster.client.clone(), cluster.hub_number);
+                (Some(cluster), None)
+            }
+        };
         let poll = Duration::from_millis(config.bot.reload_poll_ms.max(100));
         let state = AppState::new(state::Parts {
             config,
@@ -218,9 +265,17 @@ impl Hub {
             routing,
             authority,
             webhooks,
+            cluster: cluster.clone(),
+            bus_metrics,
         });
         bot.watch(poll, shutdown_rx);
-        restore_routing(&state).await?;
+        match &cluster {
+            // The routing owner rebuilds routing when it takes over.
+            Some(cluster) => {
+                cluster::spawn_notices(state.clone(), cluster.client.clone(), cluster.hub_number)
+            }
+            None => restore_routing(&state).await?,
+        }
         spawn_auto_close(state.clone());
         retention::spawn(state.clone());
         webhooks::dispatch::spawn(webhooks::dispatch::Dispatcher {
@@ -229,6 +284,7 @@ impl Hub {
             webhooks: state.webhooks.clone(),
             config: state.config.webhooks.clone(),
             shutdown: state.shutdown.clone(),
+            leadership: state.leadership(),
         });
         email::spawn(&state).await.map_err(HubError::Email)?;
         Ok(Hub {
@@ -307,21 +363,27 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     })
 }
 
-/// The store a serving hub uses: [`open_store`], and on PostgreSQL the claim that this
-/// hub alone serves the database (see [`PostgresStore::claim_single_hub`]).
-async fn open_serving_store(
-    config: &Config,
-) -> Result<(Arc<dyn Store>, Option<HubClaim>), StoreError> {
-    match config.store.url.as_deref() {
-        Some(url) => {
+/// The store a serving hub uses: [`open_store`]; on PostgreSQL with a bus, the hub
+/// joins its cluster ([`cluster::Cluster::join`]); on PostgreSQL alone, the claim that
+/// this hub alone serves the database (see [`PostgresStore::claim_single_hub`]).
+async fn open_serving_store(config: &Config) -> Result<(Arc<dyn Store>, Serving), HubError> {
+    match (config.store.url.as_deref(), config.bus.url.as_deref()) {
+        (None, Some(_)) => Err(cluster::ClusterError::NeedsPostgres.into()),
+        (Some(url), Some(bus)) => {
+            let store = open_postgres(config, url).await?;
+            let cluster =
+                cluster::Cluster::join(&store, bus, config.cluster.hub_id.as_deref()).await?;
+            Ok((Arc::new(store), Serving::Cluster(Arc::new(cluster))))
+        }
+        (Some(url), None) => {
             let store = open_postgres(config, url).await?;
             let claimer = store.clone();
             let claim = tokio::task::spawn_blocking(move || claimer.claim_single_hub())
                 .await
                 .map_err(|err| StoreError::Unavailable(format!("claim task failed: {err}")))??;
-            Ok((Arc::new(store), Some(claim)))
+            Ok((Arc::new(store), Serving::Alone(Some(claim))))
         }
-        None => Ok((open_store(config).await?, None)),
+        (None, None) => Ok((open_store(config).await?, Serving::Alone(None))),
     }
 }
 
@@ -443,38 +505,45 @@ pub fn router_config(hub: &config::RoutingConfig) -> salam_routing::RouterConfig
 /// agents and the status they chose, queued and assigned conversations). Agents with
 /// assigned chats get the grace period to reconnect.
 async fn restore_routing(state: &AppState) -> Result<(), HubError> {
+    let restore = restore_of(state.store.as_ref(), &state.config.routing).await?;
+    state
+        .routing
+        .send(routing::Command::Restore(Box::new(restore)))
+        .await;
+    Ok(())
+}
+
+/// What routing is rebuilt from: sites and their policies, agents and the status they
+/// chose, queued and assigned conversations.
+pub(crate) async fn restore_of(
+    store: &dyn Store,
+    routing_config: &config::RoutingConfig,
+) -> Result<routing::Restore, StoreError> {
     use salam_protocol::ConversationState;
-    let sites = state
-        .store
+    let sites = store
         .list_sites()
         .await?
         .into_iter()
         .map(|site| {
             let settings = site::SiteSettings::parse(&site.settings);
-            let policy = settings.routing_policy(&state.config.routing);
+            let policy = settings.routing_policy(routing_config);
             (site.id, policy, u64::from(settings.callback_after_secs))
         })
         .collect();
-    let agents = state.store.list_agents().await?;
-    let mut conversations = state
-        .store
+    let agents = store.list_agents().await?;
+    let mut conversations = store
         .conversations_in_state(ConversationState::Assigned)
         .await?;
     conversations.extend(
-        state
-            .store
+        store
             .conversations_in_state(ConversationState::Queued)
             .await?,
     );
-    state
-        .routing
-        .send(routing::Command::Restore(Box::new(routing::Restore {
-            sites,
-            agents,
-            conversations,
-        })))
-        .await;
-    Ok(())
+    Ok(routing::Restore {
+        sites,
+        agents,
+        conversations,
+    })
 }
 
 /// Closes conversations idle for longer than `routing.auto_close_secs`.
@@ -492,6 +561,10 @@ fn spawn_auto_close(state: AppState) {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = ticker.tick() => {}
+            }
+            // Once per cluster: on the routing owner.
+            if !state.leads() {
+                continue;
             }
             let before = clock::now_ms() - idle_ms;
             let idle = match state.store.idle_conversations(before, 200).await {

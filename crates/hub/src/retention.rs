@@ -138,6 +138,10 @@ pub fn spawn(state: AppState) {
                 _ = shutdown.changed() => return,
                 _ = ticker.tick() => {}
             }
+            // Once per cluster: on the routing owner.
+            if !state.leads() {
+                continue;
+            }
             let run = sweep(&*state.store, &config, now_ms());
             // Stop between two batches when the hub shuts down.
             let report = tokio::select! {

@@ -47,6 +47,10 @@ pub struct Shared {
     pub webhooks: crate::webhooks::Webhooks,
     /// Outgoing mail and e-mail's hooks (issue 17).
     pub email: Arc<crate::mail_out::Email>,
+    /// Several hubs: this hub's membership (absent for a single hub).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Several hubs: the bus's counters.
+    pub bus_metrics: Option<Arc<crate::cluster::bus::BusMetrics>>,
     next_connection: AtomicU64,
 }
 
@@ -69,6 +73,8 @@ pub struct Parts {
     pub routing: crate::routing::Routing,
     pub authority: Arc<crate::authority::Authority>,
     pub webhooks: crate::webhooks::Webhooks,
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub bus_metrics: Option<Arc<crate::cluster::bus::BusMetrics>>,
 }
 
 impl AppState {
@@ -103,11 +109,31 @@ impl AppState {
             refused_origins: crate::refused::RefusedOrigins::default(),
             webhooks: parts.webhooks,
             email,
-            next_connection: AtomicU64::new(1),
+            next_connection: AtomicU64::new(
+                parts
+                    .cluster
+                    .as_ref()
+                    .map_or(1, |cluster| cluster.first_connection_id()),
+            ),
+            cluster: parts.cluster,
+            bus_metrics: parts.bus_metrics,
         }))
     }
 
-    /// A process-unique connection number.
+    /// Whether this hub runs the cluster-wide jobs now (always, for a single hub).
+    pub fn leads(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|cluster| cluster.is_owner())
+    }
+
+    /// [`AppState::leads`] as a handle for tasks that outlive a borrow.
+    pub fn leadership(&self) -> crate::cluster::Leadership {
+        self.cluster
+            .as_ref()
+            .map(|cluster| crate::cluster::Leadership::of(cluster.owner.clone()))
+            .unwrap_or_default()
+    }
+
+    /// A connection number unique across live hubs (a hub's number in the top bits).
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }

@@ -61,7 +61,7 @@ pub use maintenance::{
     AuditEntry, AuditNote, DatabaseInfo, Erased, Erasure, MaintenanceError, NewAudit,
     RetentionBatch, RetentionBudget, VisitorRecord, VisitorSelector, VisitorSweep,
 };
-pub use postgres::{HubClaim, PostgresOptions, PostgresStore};
+pub use postgres::{ClusterLease, HubClaim, PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use timeline::{
     Timeline, TimelineCursor, TimelineEntry, TimelineQuery, TimelineRating, TriggerEntry,

@@ -15,6 +15,8 @@ const MAX_BATCH: usize = 512;
 
 pub struct Actor {
     router: Router,
+    /// The router's settings (a [`Command::Reset`] starts a fresh router with them).
+    config: RouterConfig,
     /// Agents' display names, for the views and "X joined the conversation".
     names: HashMap<String, String>,
     /// Work decided since the last batch was handed over.
@@ -74,7 +76,8 @@ impl Actor {
         views: watch::Sender<Arc<View>>,
     ) -> Actor {
         Actor {
-            router: Router::new(config),
+            router: Router::new(config.clone()),
+            config,
             names: HashMap::new(),
             work: Vec::new(),
             dirty: HashSet::new(),
@@ -264,6 +267,17 @@ impl Actor {
                 let effects = self.router.restore(restored, now);
                 self.all_dirty = true;
                 self.absorb(effects, None);
+            }
+            Command::Reset => {
+                let Actor {
+                    config,
+                    batches,
+                    views,
+                    ..
+                } = self;
+                let fresh = Actor::new(config.clone(), batches.clone(), views.clone());
+                *self = fresh;
+                self.all_dirty = true;
             }
             Command::Tick => {
                 let effects = self.router.tick(now);

@@ -99,6 +99,9 @@ pub enum Command {
     Restore(Box<Restore>),
     /// Timers (grace periods, offers, response targets); sent every second.
     Tick,
+    /// Forget everything (several hubs: this hub gained or lost routing ownership; a
+    /// [`Command::Restore`] follows when it gained it).
+    Reset,
 }
 
 /// What the router is rebuilt from at start.
@@ -127,7 +130,7 @@ impl View {
 }
 
 /// A site's queue and agents, for the REST API and the bot's "is anyone there" check.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SiteView {
     pub queue: Vec<QueueEntry>,
     pub agents: Vec<AgentStatus>,
@@ -143,7 +146,7 @@ impl SiteView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueEntry {
     pub conversation: String,
     pub department: String,
@@ -235,6 +238,17 @@ impl Routing {
 const COMMAND_QUEUE: usize = 4096;
 /// The bound of the queue of batches from the actor to the executor.
 const BATCH_QUEUE: usize = 64;
+
+impl Routing {
+    /// A handle whose commands go to `sender` and whose views come from `views` (several
+    /// hubs: the cluster's routing front, [`crate::cluster::routing`]).
+    pub fn from_parts(sender: mpsc::Sender<Command>, views: watch::Receiver<Arc<View>>) -> Routing {
+        Routing { sender, views }
+    }
+}
+
+/// The bound of the cluster front's queue (the same as the actor's).
+pub const FRONT_QUEUE: usize = COMMAND_QUEUE;
 
 /// The actor's queue and views; the actor and the executor start once the shared
 /// parts exist ([`RoutingRunner::spawn`]).

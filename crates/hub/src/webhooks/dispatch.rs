@@ -58,6 +58,8 @@ pub struct Dispatcher {
     pub config: WebhooksConfig,
     /// Flips to `true` when the hub shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Whether this hub delivers now (several hubs: the routing owner only).
+    pub leadership: crate::cluster::Leadership,
 }
 
 /// Starts the dispatcher (unless `webhooks.enabled` is false).
@@ -125,6 +127,15 @@ async fn run(state: Arc<Dispatcher>) {
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // Once per cluster: on the routing owner (another hub's deliveries that never
+        // finished are due again there).
+        if !state.leadership.leads() {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+            continue;
         }
         let now = now_ms();
         let limit = config.concurrency.max(1) * 4;

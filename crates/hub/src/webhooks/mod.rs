@@ -43,6 +43,8 @@ struct Inner {
     sites: RwLock<HashSet<String>>,
     /// Wakes the dispatcher (a stored permit at most: bounded).
     wake: Notify,
+    /// Tells the other hubs of a cluster to refresh too.
+    notifier: crate::cluster::Notifier,
 }
 
 /// Marked messages emitted at one start at most (a crash leaves the few of one
@@ -69,13 +71,27 @@ impl Webhooks {
             store,
             sites: RwLock::new(HashSet::new()),
             wake: Notify::new(),
+            notifier: crate::cluster::Notifier::default(),
         }));
-        webhooks.refresh().await?;
+        webhooks.refresh_here().await?;
         Ok(webhooks)
     }
 
-    /// Reloads which sites have an enabled endpoint (after any change to endpoints).
+    /// Reloads which sites have an enabled endpoint (after any change to endpoints),
+    /// here and on the other hubs of a cluster.
     pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.refresh_here().await?;
+        self.0.notifier.webhooks_changed();
+        Ok(())
+    }
+
+    /// The notices to the other hubs (connected once the bus is up).
+    pub fn notifier(&self) -> &crate::cluster::Notifier {
+        &self.0.notifier
+    }
+
+    /// [`Webhooks::refresh`] on this hub only (another hub announced it).
+    pub async fn refresh_here(&self) -> Result<(), StoreError> {
         let listed = self.0.store.webhook_sites().await?;
         // The store marks these sites' messages until their events are in the outbox.
         self.0.store.remember_webhook_sites(&listed);

@@ -242,6 +242,18 @@ impl Order {
                     _ => self.write_message(sink, &message, json).await,
                 }
             }
+            Outbound::Catchup(conversation) => {
+                // Held: the client's resume reads everything. Never delivered: the
+                // connection's own hello or resume reads from the store.
+                match self.delivered.get(&*conversation).copied() {
+                    Some(last) if !self.held.contains_key(&*conversation) => {
+                        Box::pin(self.replay(state, sink, &conversation, last, None, true))
+                            .await
+                            .map(|_| ())
+                    }
+                    _ => Ok(()),
+                }
+            }
             Outbound::Resume(resume) => {
                 let (conversation, after) = *resume;
                 if self.held.remove(&conversation).is_some() && self.held.is_empty() {

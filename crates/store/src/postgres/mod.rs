@@ -29,10 +29,12 @@
 //! - **Losing the database** answers [`StoreError::Unavailable`] (the hub's
 //!   `store_unavailable`), acknowledges nothing, and reconnects by itself.
 //!
-//! - **One hub per database** ([`PostgresStore::claim_single_hub`]) until hubs share a
+//! - **One hub per database** ([`PostgresStore::claim_single_hub`]) when hubs have no
 //!   bus: a session advisory lock on a connection of its own, which a watcher thread
 //!   takes again when its session is lost, and logs an error about every 2 s while
-//!   another hub holds it.
+//!   another hub holds it. With a bus, hubs join a cluster instead
+//!   ([`PostgresStore::join_cluster`], `lease`): a hub number each, and one routing
+//!   owner at a time.
 //! - **Errors** ([`map_err`]): a taken unique value is `Conflict`; the code and the
 //!   schema disagreeing (SQL type or syntax errors, a value the driver cannot convert,
 //!   a panicking `row.get`) is `Corrupt`, which retrying will not mend; a closed
@@ -44,6 +46,7 @@
 mod conversations;
 mod directory;
 mod email;
+mod lease;
 mod maintenance;
 mod rest;
 pub(crate) mod rows;
@@ -56,6 +59,8 @@ use pg::Client;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use writer::Writer;
+
+pub use lease::{ClusterLease, LEASE_EVERY, MAX_HUB_NUMBER};
 
 /// How the PostgreSQL store runs.
 #[derive(Debug, Clone)]

@@ -25,6 +25,8 @@ use tokio::time::Instant;
 const WRITE_BUFFER: usize = 64 * 1024;
 /// The reader's buffer grows from this (and to a whole message when one is larger).
 const READ_BUFFER: usize = 64 * 1024;
+/// The most the read buffer grows by before the bytes to fill it have arrived.
+const READ_GROWTH: usize = 1024 * 1024;
 /// How often the client pings an otherwise quiet server.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A server that sent nothing (not even a `PONG`) for this long is gone.
@@ -147,14 +149,18 @@ impl Connection {
     }
 }
 
-/// Read at least once into `buffer`, with room for `needed` bytes in all.
+/// Read at least once into `buffer`, making room towards the `needed` bytes in all, but
+/// at most [`READ_GROWTH`] at a time: memory follows the bytes that actually arrive, not
+/// the size a server announces.
 async fn read_more(
     reader: &mut OwnedReadHalf,
     buffer: &mut BytesMut,
     needed: usize,
 ) -> Result<(), BusError> {
-    let wanted = needed.max(buffer.len() + READ_BUFFER / 4);
-    buffer.reserve(wanted.saturating_sub(buffer.len()));
+    let room = needed
+        .saturating_sub(buffer.len())
+        .clamp(READ_BUFFER / 4, READ_GROWTH);
+    buffer.reserve(room);
     match reader.read_buf(buffer).await {
         Ok(0) => Err(BusError::Connect(io::Error::new(
             io::ErrorKind::UnexpectedEof,

@@ -1,10 +1,10 @@
 //! Fake servers (a tokio listener in the test) that misbehave: the client returns an
 //! error or reconnects, and never panics.
 
-use crate::support::{PATIENCE, eventually, options};
+use crate::support::{eventually, options};
 use salam_bus::{BusError, Client, Options};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,16 +32,23 @@ async fn drain(socket: &mut TcpStream) {
 }
 
 /// A server that does the handshake properly (INFO, then PONG to the client's PING), then
-/// sends `after_handshake`, on every connection. Counts connections.
-async fn lying_server(info: &'static [u8], after_handshake: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+/// sends `after_handshake`, on every connection. Counts connections and keeps what the
+/// client sent after the handshake.
+async fn lying_server(
+    info: &'static [u8],
+    after_handshake: Vec<u8>,
+) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<u8>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("nats://{}", listener.local_addr().unwrap());
     let n_connections = Arc::new(AtomicUsize::new(0));
     let counter = n_connections.clone();
+    let from_client = Arc::new(Mutex::new(Vec::new()));
+    let recorded = from_client.clone();
     let after_handshake: &'static [u8] = after_handshake.leak();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             counter.fetch_add(1, Ordering::SeqCst);
+            let recorded = recorded.clone();
             tokio::spawn(async move {
                 let _ = socket.write_all(info).await;
                 let mut received = Vec::new();
@@ -54,11 +61,15 @@ async fn lying_server(info: &'static [u8], after_handshake: Vec<u8>) -> (String,
                 }
                 let _ = socket.write_all(b"PONG\r\n").await;
                 let _ = socket.write_all(after_handshake).await;
-                drain(&mut socket).await;
+                while let Ok(n) = socket.read(&mut chunk).await
+                    && n > 0
+                {
+                    recorded.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
             });
         }
     });
-    (url, n_connections)
+    (url, n_connections, from_client)
 }
 
 #[tokio::test]
@@ -123,7 +134,7 @@ async fn hostile_frames_after_the_handshake_make_the_client_reconnect() {
     ];
     for (info, frame) in cases {
         let shown = String::from_utf8_lossy(&frame[..frame.len().min(40)]).into_owned();
-        let (url, n_connections) = lying_server(info, frame).await;
+        let (url, n_connections, _) = lying_server(info, frame).await;
         let client = Client::connect(options(&url)).await.unwrap();
         eventually(&format!("a reconnection after {shown:?}"), || {
             client.stats().reconnects >= 1 && n_connections.load(Ordering::SeqCst) >= 2
@@ -134,15 +145,39 @@ async fn hostile_frames_after_the_handshake_make_the_client_reconnect() {
 
 #[tokio::test]
 async fn server_pings_are_answered_and_async_info_is_applied() {
-    let (url, _) = lying_server(
+    let (url, _, from_client) = lying_server(
         INFO,
         b"PING\r\nINFO {\"max_payload\":2048}\r\n+OK\r\n-ERR 'Invalid Subject'\r\n".to_vec(),
     )
     .await;
     let client = Client::connect(options(&url)).await.unwrap();
-    eventually("the new max_payload", || client.server_max_payload() == 2048).await;
+    eventually("a PONG for the server's PING", || {
+        from_client
+            .lock()
+            .unwrap()
+            .windows(6)
+            .any(|window| window == b"PONG\r\n")
+    })
+    .await;
+    eventually("the new max_payload", || {
+        client.server_max_payload() == 2048
+    })
+    .await;
     let result = client.publish("a", bytes::Bytes::from(vec![0; 2049]));
-    assert!(matches!(result, Err(BusError::TooLarge { size: 2049, max: 2048 })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(BusError::TooLarge {
+                size: 2049,
+                max: 2048
+            })
+        ),
+        "{result:?}"
+    );
     assert!(client.is_connected());
-    let _ = PATIENCE;
+    assert_eq!(
+        client.stats().reconnects,
+        0,
+        "+OK and -ERR do not break the connection"
+    );
 }

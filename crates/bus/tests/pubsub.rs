@@ -13,15 +13,30 @@ async fn wildcards_match_one_token_or_the_rest() {
     let mut the_rest = subscriber.subscribe("hub.>").await.unwrap();
     assert_eq!(one_token.subject(), "hub.*.events");
 
-    publisher.publish("hub.a.events", Bytes::from_static(b"1")).unwrap();
-    publisher.publish("hub.a.b.events", Bytes::from_static(b"2")).unwrap();
-    publisher.publish("other.a.events", Bytes::from_static(b"3")).unwrap();
-    publisher.publish("hub.b.events", Bytes::from_static(b"4")).unwrap();
+    publisher
+        .publish("hub.a.events", Bytes::from_static(b"1"))
+        .unwrap();
+    publisher
+        .publish("hub.a.b.events", Bytes::from_static(b"2"))
+        .unwrap();
+    publisher
+        .publish("other.a.events", Bytes::from_static(b"3"))
+        .unwrap();
+    publisher
+        .publish("hub.b.events", Bytes::from_static(b"4"))
+        .unwrap();
 
     let first = next(&mut one_token).await;
-    assert_eq!((first.subject.as_str(), &first.payload[..]), ("hub.a.events", &b"1"[..]));
+    assert_eq!(
+        (first.subject.as_str(), &first.payload[..]),
+        ("hub.a.events", &b"1"[..])
+    );
     assert_eq!(first.reply, None);
-    assert_eq!(&next(&mut one_token).await.payload[..], b"4", "hub.a.b.events is two tokens");
+    assert_eq!(
+        &next(&mut one_token).await.payload[..],
+        b"4",
+        "hub.a.b.events is two tokens"
+    );
     let seen: Vec<Bytes> = vec![
         next(&mut the_rest).await.payload,
         next(&mut the_rest).await.payload,
@@ -58,7 +73,11 @@ async fn dropping_a_subscription_unsubscribes() {
     other.flush().await.unwrap();
     // The server would deliver it before this PONG if the subscription still existed.
     client.flush().await.unwrap();
-    assert_eq!(client.stats().received, 0, "the server still had the subscription");
+    assert_eq!(
+        client.stats().received,
+        0,
+        "the server still had the subscription"
+    );
 
     let mut again = client.subscribe("gone").await.unwrap();
     other.publish("gone", Bytes::from_static(b"2")).unwrap();
@@ -121,11 +140,17 @@ async fn bad_subjects_are_refused_before_the_wire() {
     let client = connect(&server).await;
     for subject in ["", "a b", "a..b", "a\r\nPUB x 1", "a.*"] {
         assert!(
-            matches!(client.publish(subject, Bytes::new()), Err(BusError::InvalidSubject(_))),
+            matches!(
+                client.publish(subject, Bytes::new()),
+                Err(BusError::InvalidSubject(_))
+            ),
             "{subject:?}"
         );
     }
-    assert!(matches!(client.subscribe("a.>.b").await, Err(BusError::InvalidSubject(_))));
+    assert!(matches!(
+        client.subscribe("a.>.b").await,
+        Err(BusError::InvalidSubject(_))
+    ));
     assert!(matches!(
         client.publish_with_reply("a", "r s", Bytes::new()),
         Err(BusError::InvalidSubject(_))

@@ -23,7 +23,9 @@ async fn after_a_server_restart_subscriptions_work_again() {
     eventually("the client reconnects", || client.is_connected()).await;
     assert_eq!(client.stats().reconnects, 1);
     let publisher = connect(&server).await;
-    publisher.publish("survives.a", Bytes::from_static(b"after")).unwrap();
+    publisher
+        .publish("survives.a", Bytes::from_static(b"after"))
+        .unwrap();
     assert_eq!(&next(&mut subscription).await.payload[..], b"after");
 
     // Requests work too: the inbox was subscribed again.
@@ -40,14 +42,19 @@ async fn user_and_password_from_the_url() {
     let subscriber = Client::connect(options(&authorised)).await.unwrap();
     let publisher = Client::connect(options(&authorised)).await.unwrap();
     let mut subscription = subscriber.subscribe("secret").await.unwrap();
-    publisher.publish("secret", Bytes::from_static(b"in")).unwrap();
+    publisher
+        .publish("secret", Bytes::from_static(b"in"))
+        .unwrap();
     assert_eq!(&next(&mut subscription).await.payload[..], b"in");
 
     let wrong = format!("nats://u:wrong@127.0.0.1:{}", server.port);
     let result = Client::connect(options(&wrong)).await;
     assert!(matches!(result, Err(BusError::Protocol(_))), "{result:?}");
     let anonymous = Client::connect(options(&server.url())).await;
-    assert!(matches!(anonymous, Err(BusError::Protocol(_))), "{anonymous:?}");
+    assert!(
+        matches!(anonymous, Err(BusError::Protocol(_))),
+        "{anonymous:?}"
+    );
 }
 
 #[tokio::test]

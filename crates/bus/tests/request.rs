@@ -43,7 +43,9 @@ async fn a_request_gets_its_reply() {
 async fn a_request_nobody_listens_to_is_no_responders() {
     let server = NatsServer::start();
     let client = connect(&server).await;
-    let result = client.request("nobody.here", Bytes::from_static(b"?")).await;
+    let result = client
+        .request("nobody.here", Bytes::from_static(b"?"))
+        .await;
     assert!(matches!(result, Err(BusError::NoResponders)), "{result:?}");
 }
 

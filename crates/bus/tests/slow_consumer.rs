@@ -16,9 +16,13 @@ async fn a_full_subscription_queue_drops_and_counts() {
     let mut slow = subscriber.subscribe("flood").await.unwrap();
     let mut other = subscriber.subscribe("other").await.unwrap();
     for index in 0..100u8 {
-        publisher.publish("flood", Bytes::from(vec![index])).unwrap();
+        publisher
+            .publish("flood", Bytes::from(vec![index]))
+            .unwrap();
     }
-    publisher.publish("other", Bytes::from_static(b"still here")).unwrap();
+    publisher
+        .publish("other", Bytes::from_static(b"still here"))
+        .unwrap();
     publisher.flush().await.unwrap();
     // The server queued all of it for the subscriber before answering this PING.
     subscriber.flush().await.unwrap();
@@ -27,9 +31,15 @@ async fn a_full_subscription_queue_drops_and_counts() {
     let stats = subscriber.stats();
     assert_eq!((stats.received, stats.dropped_inbound), (101, 96));
     for index in 0..4u8 {
-        assert_eq!(next(&mut slow).await.payload[..], [index], "the first four are kept");
+        assert_eq!(
+            next(&mut slow).await.payload[..],
+            [index],
+            "the first four are kept"
+        );
     }
-    publisher.publish("flood", Bytes::from_static(b"later")).unwrap();
+    publisher
+        .publish("flood", Bytes::from_static(b"later"))
+        .unwrap();
     assert_eq!(&next(&mut slow).await.payload[..], b"later");
 }
 
@@ -44,7 +54,10 @@ async fn a_full_outbound_queue_refuses_and_counts() {
     // Without yielding, the writer cannot drain: the second publish finds the queue full.
     client.publish("a", Bytes::new()).unwrap();
     let refused = client.publish("a", Bytes::new());
-    assert!(matches!(refused, Err(salam_bus::BusError::Full)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(salam_bus::BusError::Full)),
+        "{refused:?}"
+    );
     let stats = client.stats();
     assert_eq!((stats.published, stats.dropped_outbound), (1, 1));
 }

@@ -44,7 +44,11 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -91,7 +95,9 @@ pub fn options(url: &str) -> Options {
 }
 
 pub async fn connect(server: &NatsServer) -> Client {
-    Client::connect(options(&server.url())).await.expect("connect")
+    Client::connect(options(&server.url()))
+        .await
+        .expect("connect")
 }
 
 /// The next message, failing the test if none comes within [`PATIENCE`].

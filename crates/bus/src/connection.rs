@@ -190,7 +190,7 @@ pub(crate) async fn run(
                 Err(error) => {
                     n_failures += 1;
                     // Once, then about once a minute at the default delay: not a log flood.
-                    if n_failures == 1 || n_failures % 240 == 0 {
+                    if n_failures == 1 || n_failures.is_multiple_of(240) {
                         tracing::warn!(%error, n_failures, "bus reconnection failed");
                     } else {
                         tracing::debug!(%error, n_failures, "bus reconnection failed");

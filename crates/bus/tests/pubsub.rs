@@ -158,3 +158,16 @@ async fn bad_subjects_are_refused_before_the_wire() {
     client.flush().await.unwrap();
     assert_eq!(client.stats().published, 0);
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_ends_its_subscriptions() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let clone = client.clone();
+    let mut subscription = client.subscribe("end").await.unwrap();
+    drop(client);
+    assert!(clone.is_connected(), "a clone keeps the connection");
+    drop(clone);
+    let ended = tokio::time::timeout(crate::support::PATIENCE, subscription.next()).await;
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+}

@@ -48,6 +48,32 @@
 //! - **Keepalive.** The client pings the server every 30 seconds and treats a connection
 //!   that has sent nothing for a minute as dead.
 //!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), salam_bus::BusError> {
+//! use bytes::Bytes;
+//! use salam_bus::{Client, Options};
+//!
+//! let client = Client::connect(Options {
+//!     url: "nats://127.0.0.1:4222".to_string(),
+//!     name: "hub1".to_string(),
+//!     ..Options::default()
+//! })
+//! .await?;
+//! let mut inbox = client.subscribe("salam.hub1.>").await?;
+//! client.publish("salam.hub2.forward", Bytes::from_static(b"{}"))?;
+//! while let Some(message) = inbox.next().await {
+//!     if message.reply.is_some() {
+//!         client.respond(&message, Bytes::from_static(b"ok"))?;
+//!     }
+//! }
+//! let answer = client.request("salam.hub2.ask", Bytes::new()).await?;
+//! # let _ = answer;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Requests share one subscription, `_INBOX.<random>.*`; each request waits for the reply
 //! on its own token under it. Because echo is off, a client cannot answer its own requests:
 //! use two clients (as two hubs do).

@@ -84,7 +84,7 @@ async fn dropping_a_subscription_unsubscribes() {
     assert_eq!(&next(&mut again).await.payload[..], b"2");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_order_is_kept_for_100k_messages() {
     const N: u32 = 100_000;
     let server = NatsServer::start();

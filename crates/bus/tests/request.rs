@@ -64,3 +64,35 @@ async fn a_request_nobody_answers_times_out() {
     // It did reach the subscriber, which just did not answer.
     assert!(next(&mut listening).await.reply.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_reply() {
+    const N: usize = 200;
+    let server = NatsServer::start();
+    let requester = connect(&server).await;
+    let responder = connect(&server).await;
+    let mut service = responder.subscribe("service.echo").await.unwrap();
+    tokio::spawn(async move {
+        while let Some(request) = service.next().await {
+            let _ = responder.respond(&request, request.payload.clone());
+        }
+    });
+    let mut requests = tokio::task::JoinSet::new();
+    for index in 0..N {
+        let requester = requester.clone();
+        requests.spawn(async move {
+            let payload = Bytes::from(index.to_string());
+            let reply = requester
+                .request("service.echo", payload.clone())
+                .await
+                .unwrap();
+            assert_eq!(reply.payload, payload);
+        });
+    }
+    let mut n_answered = 0;
+    while let Some(result) = requests.join_next().await {
+        result.unwrap();
+        n_answered += 1;
+    }
+    assert_eq!(n_answered, N);
+}

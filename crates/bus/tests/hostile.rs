@@ -181,3 +181,53 @@ async fn server_pings_are_answered_and_async_info_is_applied() {
         "+OK and -ERR do not break the connection"
     );
 }
+
+/// A server that completes the handshake once, then never sends anything again (it reads
+/// and keeps what it reads) and accepts no further connection.
+async fn server_that_falls_silent() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("nats://{}", listener.local_addr().unwrap());
+    let from_client = Arc::new(Mutex::new(Vec::new()));
+    let recorded = from_client.clone();
+    tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        drop(listener);
+        let _ = socket.write_all(INFO).await;
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !received.windows(6).any(|window| window == b"PING\r\n") {
+            match socket.read(&mut chunk).await {
+                Ok(n) if n > 0 => received.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        }
+        let _ = socket.write_all(b"PONG\r\n").await;
+        while let Ok(n) = socket.read(&mut chunk).await
+            && n > 0
+        {
+            recorded.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    (url, from_client)
+}
+
+#[tokio::test]
+async fn a_server_that_falls_silent_is_pinged_then_given_up() {
+    let (url, from_client) = server_that_falls_silent().await;
+    let client = Client::connect(options(&url)).await.unwrap();
+    // Keepalive and staleness are minutes of idle time: let tokio's clock jump.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    eventually("the client gives up on the silent server", || {
+        !client.is_connected()
+    })
+    .await;
+    let sent = from_client.lock().unwrap().clone();
+    assert!(
+        sent.windows(6).any(|window| window == b"PING\r\n"),
+        "no keepalive PING: {:?}",
+        String::from_utf8_lossy(&sent)
+    );
+}

@@ -4,7 +4,7 @@
 //! The reader and the writer are two futures of one task (`select!`): the writer owns the
 //! outbound queue's receiver across connections, and when one of them fails the other is
 //! dropped with the socket. They share a [`Link`]: the `PONG`s owed to the server, the
-//! waiters of our `PING`s in order, and when the server last sent anything.
+//! waiters of our `PING`s in order.
 
 use crate::BusError;
 use crate::client::{Command, Shared, lock};
@@ -29,7 +29,9 @@ const READ_BUFFER: usize = 64 * 1024;
 const READ_GROWTH: usize = 1024 * 1024;
 /// How often the client pings an otherwise quiet server.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// A server that sent nothing (not even a `PONG`) for this long is gone.
+/// A server that sent nothing (not even a `PONG` to our keepalive) for this long is gone.
+/// The reader checks it, so it also catches a writer stuck on a server that stopped
+/// reading (no keepalive goes out, no `PONG` comes back).
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// A socket after a successful handshake.
@@ -212,7 +214,6 @@ struct Link {
     /// One entry per `PING` written and not yet answered, in order; keepalive pings have
     /// no waiter.
     pings: Mutex<VecDeque<Option<oneshot::Sender<()>>>>,
-    last_read: Mutex<Instant>,
 }
 
 /// Run one connection until it fails; returns why.
@@ -231,7 +232,6 @@ async fn serve(
         pongs_owed: AtomicUsize::new(0),
         wake_writer: Notify::new(),
         pings: Mutex::new(VecDeque::new()),
-        last_read: Mutex::new(Instant::now()),
     };
     tokio::select! {
         error = read_loop(shared, &link, reader, buffer) => error,
@@ -255,10 +255,13 @@ async fn read_loop(
             Ok(Parsed::NeedMore(needed)) => needed,
             Err(error) => return BusError::Protocol(error.0),
         };
-        if let Err(error) = read_more(&mut reader, &mut buffer, needed).await {
-            return error;
+        match tokio::time::timeout(STALE_AFTER, read_more(&mut reader, &mut buffer, needed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return error,
+            Err(_) => {
+                return BusError::Protocol("nothing from the server for a minute".to_string());
+            }
         }
-        *lock(&link.last_read) = Instant::now();
     }
 }
 
@@ -300,9 +303,6 @@ async fn write_loop(
             biased;
             _ = link.wake_writer.notified() => {}
             _ = keepalive.tick() => {
-                if lock(&link.last_read).elapsed() > STALE_AFTER {
-                    return BusError::Protocol("nothing from the server for a minute".to_string());
-                }
                 lock(&link.pings).push_back(None);
                 scratch.extend_from_slice(b"PING\r\n");
             }

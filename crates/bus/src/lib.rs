@@ -90,8 +90,8 @@ pub use subject::MAX_SUBJECT_LEN;
 use bytes::Bytes;
 use std::time::Duration;
 
-/// How to connect and how much to buffer.
-#[derive(Debug, Clone)]
+/// How to connect and how much to buffer. Its `Debug` hides the password in the URL.
+#[derive(Clone)]
 pub struct Options {
     /// `nats://[user:pass@]host[:port]` (port 4222 if left out; user and password may be
     /// percent-encoded).
@@ -119,6 +119,20 @@ impl Default for Options {
             reconnect_delay: Duration::from_millis(250),
             request_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Options")
+            .field("url", &url::redact(&self.url))
+            .field("name", &self.name)
+            .field("outbound_capacity", &self.outbound_capacity)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
     }
 }
 

@@ -23,6 +23,8 @@ use tokio::time::Instant;
 
 /// The writer's buffer: a burst of publishes goes out in writes of this size.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// Commands the writer takes off the queue before it flushes even if more are waiting.
+const MAX_BATCH: usize = 8 * 1024;
 /// The reader's buffer grows from this (and to a whole message when one is larger).
 const READ_BUFFER: usize = 64 * 1024;
 /// The most the read buffer grows by before the bytes to fill it have arrived.
@@ -312,7 +314,10 @@ async fn write_loop(
                 None => return BusError::Disconnected,
             },
         }
-        // Drain whatever else is queued into the buffer; write when the queue is empty.
+        // Drain whatever else is queued into the buffer; flush when the queue is empty (or
+        // after a large batch, so that a queue that never empties still gets flushed and the
+        // reader, in the same task, gets its turn).
+        let mut n_drained = 0;
         loop {
             for _ in 0..link.pongs_owed.swap(0, Ordering::Relaxed) {
                 scratch.extend_from_slice(b"PONG\r\n");
@@ -323,10 +328,14 @@ async fn write_loop(
                 }
                 scratch.clear();
             }
+            if n_drained == MAX_BATCH {
+                break;
+            }
             match outbound.try_recv() {
                 Ok(command) => encode(shared, link, command, generation, &mut scratch),
                 Err(_) => break,
             }
+            n_drained += 1;
         }
         if let Err(error) = writer.flush().await {
             return BusError::Connect(error);

@@ -28,8 +28,9 @@
 //! connection: a reader that decodes frames with the pure parser in `proto` (partial frames
 //! across reads, sizes checked before buffering) and hands messages to subscriptions, and a
 //! writer that drains one bounded outbound queue into a buffered socket and flushes only
-//! when the queue is empty, so a burst of publishes costs a few write calls. Both run in one
-//! task, so when either fails the other stops with it and the task reconnects.
+//! when the queue is empty (or after 8 192 messages), so a burst of publishes costs a few
+//! write calls. Both run in one task, so when either fails the other stops with it and the
+//! task reconnects.
 //!
 //! - **At most once.** [`Client::publish`] never waits: it puts the message on the bounded
 //!   queue or returns [`BusError::Full`] / [`BusError::Disconnected`], counted in

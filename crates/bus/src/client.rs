@@ -52,6 +52,9 @@ const INBOX_SID: u64 = 1;
 /// The server's limit until its `INFO` says otherwise (the NATS default).
 const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// NATS servers refuse a `max_payload` above 64 MB; we believe no more than that.
+const MAX_PAYLOAD_CEILING: usize = 64 * 1024 * 1024;
+
 type ReplyWaiter = oneshot::Sender<Result<Message, BusError>>;
 
 #[derive(Default)]
@@ -138,8 +141,11 @@ impl Shared {
         }
     }
 
+    /// Keep the server's `max_payload`, but never above [`MAX_PAYLOAD_CEILING`]: a hostile
+    /// server must not be able to announce a size that makes the reader buffer gigabytes.
     pub(crate) fn set_max_payload(&self, max_payload: usize) {
-        self.max_payload.store(max_payload, Ordering::Relaxed);
+        self.max_payload
+            .store(max_payload.min(MAX_PAYLOAD_CEILING), Ordering::Relaxed);
     }
 
     fn enqueue(&self, command: Command) -> Result<(), BusError> {

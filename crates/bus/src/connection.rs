@@ -4,7 +4,7 @@
 //! The reader and the writer are two futures of one task (`select!`): the writer owns the
 //! outbound queue's receiver across connections, and when one of them fails the other is
 //! dropped with the socket. They share a [`Link`]: the `PONG`s owed to the server, the
-//! waiters of our `PING`s in order, and when the server last sent anything.
+//! waiters of our `PING`s in order.
 
 use crate::BusError;
 use crate::client::{Command, Shared, lock};
@@ -23,11 +23,17 @@ use tokio::time::Instant;
 
 /// The writer's buffer: a burst of publishes goes out in writes of this size.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// Commands the writer takes off the queue before it flushes even if more are waiting.
+const MAX_BATCH: usize = 8 * 1024;
 /// The reader's buffer grows from this (and to a whole message when one is larger).
 const READ_BUFFER: usize = 64 * 1024;
+/// The most the read buffer grows by before the bytes to fill it have arrived.
+const READ_GROWTH: usize = 1024 * 1024;
 /// How often the client pings an otherwise quiet server.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// A server that sent nothing (not even a `PONG`) for this long is gone.
+/// A server that sent nothing (not even a `PONG` to our keepalive) for this long is gone.
+/// The reader checks it, so it also catches a writer stuck on a server that stopped
+/// reading (no keepalive goes out, no `PONG` comes back).
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// A socket after a successful handshake.
@@ -147,14 +153,18 @@ impl Connection {
     }
 }
 
-/// Read at least once into `buffer`, with room for `needed` bytes in all.
+/// Read at least once into `buffer`, making room towards the `needed` bytes in all, but
+/// at most [`READ_GROWTH`] at a time: memory follows the bytes that actually arrive, not
+/// the size a server announces.
 async fn read_more(
     reader: &mut OwnedReadHalf,
     buffer: &mut BytesMut,
     needed: usize,
 ) -> Result<(), BusError> {
-    let wanted = needed.max(buffer.len() + READ_BUFFER / 4);
-    buffer.reserve(wanted.saturating_sub(buffer.len()));
+    let room = needed
+        .saturating_sub(buffer.len())
+        .clamp(READ_BUFFER / 4, READ_GROWTH);
+    buffer.reserve(room);
     match reader.read_buf(buffer).await {
         Ok(0) => Err(BusError::Connect(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -184,7 +194,7 @@ pub(crate) async fn run(
                 Err(error) => {
                     n_failures += 1;
                     // Once, then about once a minute at the default delay: not a log flood.
-                    if n_failures == 1 || n_failures % 240 == 0 {
+                    if n_failures == 1 || n_failures.is_multiple_of(240) {
                         tracing::warn!(%error, n_failures, "bus reconnection failed");
                     } else {
                         tracing::debug!(%error, n_failures, "bus reconnection failed");
@@ -206,7 +216,6 @@ struct Link {
     /// One entry per `PING` written and not yet answered, in order; keepalive pings have
     /// no waiter.
     pings: Mutex<VecDeque<Option<oneshot::Sender<()>>>>,
-    last_read: Mutex<Instant>,
 }
 
 /// Run one connection until it fails; returns why.
@@ -225,7 +234,6 @@ async fn serve(
         pongs_owed: AtomicUsize::new(0),
         wake_writer: Notify::new(),
         pings: Mutex::new(VecDeque::new()),
-        last_read: Mutex::new(Instant::now()),
     };
     tokio::select! {
         error = read_loop(shared, &link, reader, buffer) => error,
@@ -249,10 +257,13 @@ async fn read_loop(
             Ok(Parsed::NeedMore(needed)) => needed,
             Err(error) => return BusError::Protocol(error.0),
         };
-        if let Err(error) = read_more(&mut reader, &mut buffer, needed).await {
-            return error;
+        match tokio::time::timeout(STALE_AFTER, read_more(&mut reader, &mut buffer, needed)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return error,
+            Err(_) => {
+                return BusError::Protocol("nothing from the server for a minute".to_string());
+            }
         }
-        *lock(&link.last_read) = Instant::now();
     }
 }
 
@@ -294,9 +305,6 @@ async fn write_loop(
             biased;
             _ = link.wake_writer.notified() => {}
             _ = keepalive.tick() => {
-                if lock(&link.last_read).elapsed() > STALE_AFTER {
-                    return BusError::Protocol("nothing from the server for a minute".to_string());
-                }
                 lock(&link.pings).push_back(None);
                 scratch.extend_from_slice(b"PING\r\n");
             }
@@ -306,7 +314,10 @@ async fn write_loop(
                 None => return BusError::Disconnected,
             },
         }
-        // Drain whatever else is queued into the buffer; write when the queue is empty.
+        // Drain whatever else is queued into the buffer; flush when the queue is empty (or
+        // after a large batch, so that a queue that never empties still gets flushed and the
+        // reader, in the same task, gets its turn).
+        let mut n_drained = 0;
         loop {
             for _ in 0..link.pongs_owed.swap(0, Ordering::Relaxed) {
                 scratch.extend_from_slice(b"PONG\r\n");
@@ -317,10 +328,14 @@ async fn write_loop(
                 }
                 scratch.clear();
             }
+            if n_drained == MAX_BATCH {
+                break;
+            }
             match outbound.try_recv() {
                 Ok(command) => encode(shared, link, command, generation, &mut scratch),
                 Err(_) => break,
             }
+            n_drained += 1;
         }
         if let Err(error) = writer.flush().await {
             return BusError::Connect(error);

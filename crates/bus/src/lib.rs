@@ -28,8 +28,9 @@
 //! connection: a reader that decodes frames with the pure parser in `proto` (partial frames
 //! across reads, sizes checked before buffering) and hands messages to subscriptions, and a
 //! writer that drains one bounded outbound queue into a buffered socket and flushes only
-//! when the queue is empty, so a burst of publishes costs a few write calls. Both run in one
-//! task, so when either fails the other stops with it and the task reconnects.
+//! when the queue is empty (or after 8 192 messages), so a burst of publishes costs a few
+//! write calls. Both run in one task, so when either fails the other stops with it and the
+//! task reconnects.
 //!
 //! - **At most once.** [`Client::publish`] never waits: it puts the message on the bounded
 //!   queue or returns [`BusError::Full`] / [`BusError::Disconnected`], counted in
@@ -48,6 +49,32 @@
 //! - **Keepalive.** The client pings the server every 30 seconds and treats a connection
 //!   that has sent nothing for a minute as dead.
 //!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), salam_bus::BusError> {
+//! use bytes::Bytes;
+//! use salam_bus::{Client, Options};
+//!
+//! let client = Client::connect(Options {
+//!     url: "nats://127.0.0.1:4222".to_string(),
+//!     name: "hub1".to_string(),
+//!     ..Options::default()
+//! })
+//! .await?;
+//! let mut inbox = client.subscribe("salam.hub1.>").await?;
+//! client.publish("salam.hub2.forward", Bytes::from_static(b"{}"))?;
+//! while let Some(message) = inbox.next().await {
+//!     if message.reply.is_some() {
+//!         client.respond(&message, Bytes::from_static(b"ok"))?;
+//!     }
+//! }
+//! let answer = client.request("salam.hub2.ask", Bytes::new()).await?;
+//! # let _ = answer;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Requests share one subscription, `_INBOX.<random>.*`; each request waits for the reply
 //! on its own token under it. Because echo is off, a client cannot answer its own requests:
 //! use two clients (as two hubs do).
@@ -64,8 +91,8 @@ pub use subject::MAX_SUBJECT_LEN;
 use bytes::Bytes;
 use std::time::Duration;
 
-/// How to connect and how much to buffer.
-#[derive(Debug, Clone)]
+/// How to connect and how much to buffer. Its `Debug` hides the password in the URL.
+#[derive(Clone)]
 pub struct Options {
     /// `nats://[user:pass@]host[:port]` (port 4222 if left out; user and password may be
     /// percent-encoded).
@@ -93,6 +120,20 @@ impl Default for Options {
             reconnect_delay: Duration::from_millis(250),
             request_timeout: Duration::from_secs(2),
         }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Options")
+            .field("url", &url::redact(&self.url))
+            .field("name", &self.name)
+            .field("outbound_capacity", &self.outbound_capacity)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
     }
 }
 

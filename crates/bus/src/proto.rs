@@ -93,20 +93,31 @@ pub(crate) fn parse(buffer: &mut BytesMut, max_payload: usize) -> Result<Parsed,
         Some(at) => (&line[..at], line[at..].trim_start_matches([' ', '\t'])),
         None => (line, ""),
     };
-    let op = match name.to_ascii_uppercase().as_str() {
-        "MSG" => {
+    // Operation names are case-insensitive and at most four bytes: upper-case them on the
+    // stack (this runs once per message).
+    let mut upper = [0u8; 4];
+    let name_upper: &[u8] = if name.len() <= upper.len() {
+        for (slot, byte) in upper.iter_mut().zip(name.bytes()) {
+            *slot = byte.to_ascii_uppercase();
+        }
+        &upper[..name.len()]
+    } else {
+        b""
+    };
+    let op = match name_upper {
+        b"MSG" => {
             let header = parse_msg_line(rest, max_payload, false)?;
             return take_msg(buffer, line_len, header);
         }
-        "HMSG" => {
+        b"HMSG" => {
             let header = parse_msg_line(rest, max_payload, true)?;
             return take_msg(buffer, line_len, header);
         }
-        "PING" => ServerOp::Ping,
-        "PONG" => ServerOp::Pong,
-        "+OK" => ServerOp::Ok,
-        "-ERR" => ServerOp::Err(rest.trim().trim_matches('\'').to_string()),
-        "INFO" => {
+        b"PING" => ServerOp::Ping,
+        b"PONG" => ServerOp::Pong,
+        b"+OK" => ServerOp::Ok,
+        b"-ERR" => ServerOp::Err(rest.trim().trim_matches('\'').to_string()),
+        b"INFO" => {
             let info: ServerInfo =
                 serde_json::from_str(rest).map_err(|cause| error(format!("bad INFO: {cause}")))?;
             ServerOp::Info(info)
@@ -147,7 +158,16 @@ fn parse_msg_line(
     max_payload: usize,
     with_headers: bool,
 ) -> Result<MsgLine, ProtocolError> {
-    let fields: Vec<&str> = arguments.split_ascii_whitespace().collect();
+    let mut slots = [""; 5];
+    let mut n_fields = 0;
+    for field in arguments.split_ascii_whitespace() {
+        let Some(slot) = slots.get_mut(n_fields) else {
+            return Err(error("too many MSG arguments"));
+        };
+        *slot = field;
+        n_fields += 1;
+    }
+    let fields = &slots[..n_fields];
     let n_sizes = if with_headers { 2 } else { 1 };
     if fields.len() != 2 + n_sizes && fields.len() != 3 + n_sizes {
         return Err(error("wrong number of MSG arguments"));
@@ -421,6 +441,8 @@ mod tests {
             b"MSG a 1 2000000\r\n",
             b"MSG a 1 -1\r\n",
             b"MSG a 1\r\n",
+            b"MSG a 1 r 2 3\r\n",
+            b"MSGX a 1 2\r\n",
             b"MSG a x 1\r\nx\r\n",
             b"MSG a 1 2\r\nabXY",
             b"HMSG a 1 10 5\r\n",
@@ -439,6 +461,32 @@ mod tests {
         }
         let endless = vec![b'a'; MAX_LINE + 2];
         assert!(parse_all(&endless).is_err());
+    }
+
+    /// Mutated frames (bytes flipped, digits changed, cut anywhere) never panic the parser:
+    /// each ends as operations, a need for more bytes, or an error.
+    #[test]
+    fn mutated_frames_never_panic() {
+        let valid: &[u8] = b"INFO {\"max_payload\":64}\r\nMSG a.b 7 r 5\r\nhello\r\nPING\r\n\
+            HMSG c 2 16 18\r\nNATS/1.0 503\r\n\r\nhi\r\n-ERR 'x'\r\n";
+        let alphabet = b" \r\n0123456789.MSGHPINOKaz{}\"'-+\xff";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut input = valid.to_vec();
+            for _ in 0..1 + random() % 4 {
+                let at = (random() as usize) % input.len();
+                input[at] = alphabet[(random() as usize) % alphabet.len()];
+            }
+            input.truncate((random() as usize) % (input.len() + 1));
+            let mut buffer = BytesMut::from(&input[..]);
+            while let Ok(Parsed::Op(_)) = parse(&mut buffer, 64) {}
+        }
     }
 
     #[test]

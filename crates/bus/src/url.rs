@@ -141,5 +141,10 @@ mod tests {
         assert_eq!(redact("nats://u:secret@h:1"), "nats://u:***@h:1");
         assert!(!redact("nats://u:secret@h:1").contains("secret"));
         assert_eq!(redact("nats://h:1"), "nats://h:1");
+        let options = crate::Options {
+            url: "nats://u:secret@h:1".to_string(),
+            ..crate::Options::default()
+        };
+        assert!(!format!("{options:?}").contains("secret"));
     }
 }

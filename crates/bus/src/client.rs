@@ -516,6 +516,9 @@ impl std::fmt::Debug for SubscriptionHandle {
 impl Drop for SubscriptionHandle {
     fn drop(&mut self) {
         lock(&self.shared.subscriptions).remove(&self.sid);
-        let _ = self.shared.outbound.try_send(Command::Unsubscribe { sid: self.sid });
+        let _ = self
+            .shared
+            .outbound
+            .try_send(Command::Unsubscribe { sid: self.sid });
     }
 }

@@ -171,3 +171,66 @@ async fn dropping_the_last_client_ends_its_subscriptions() {
     let ended = tokio::time::timeout(crate::support::PATIENCE, subscription.next()).await;
     assert!(matches!(ended, Ok(None)), "{ended:?}");
 }
+
+#[tokio::test]
+async fn many_subscriptions_share_one_receiver_and_each_unsubscribes_on_drop() {
+    let server = NatsServer::start();
+    let subscriber = connect(&server).await;
+    let publisher = connect(&server).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+    let first = subscriber
+        .subscribe_into("topic.a", sender.clone())
+        .unwrap();
+    let second = subscriber
+        .subscribe_into("topic.b", sender.clone())
+        .unwrap();
+    assert!(
+        subscriber
+            .subscribe_into("bad subject", sender.clone())
+            .is_err()
+    );
+    // Not awaited by subscribe_into: a flush confirms the server has both.
+    subscriber.flush().await.unwrap();
+    publisher
+        .publish("topic.a", Bytes::from_static(b"a1"))
+        .unwrap();
+    publisher
+        .publish("topic.b", Bytes::from_static(b"b1"))
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), receiver.recv())
+            .await
+            .expect("a message within 5 s")
+            .expect("the receiver is open");
+        got.push((message.subject, message.payload));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("topic.a".to_string(), Bytes::from_static(b"a1")),
+            ("topic.b".to_string(), Bytes::from_static(b"b1")),
+        ]
+    );
+    drop(first);
+    subscriber.flush().await.unwrap();
+    publisher
+        .publish("topic.a", Bytes::from_static(b"a2"))
+        .unwrap();
+    publisher
+        .publish("topic.b", Bytes::from_static(b"b2"))
+        .unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), receiver.recv())
+        .await
+        .expect("a message within 5 s")
+        .expect("the receiver is open");
+    assert_eq!(&message.payload[..], b"b2", "topic.a was unsubscribed");
+    publisher.flush().await.unwrap();
+    subscriber.flush().await.unwrap();
+    assert!(
+        receiver.try_recv().is_err(),
+        "nothing from topic.a after the drop"
+    );
+    drop(second);
+}

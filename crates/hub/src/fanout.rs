@@ -408,9 +408,8 @@ impl Registry {
 
     /// Every topic with a local subscriber now.
     pub fn topics(&self) -> Vec<(TopicKind, Arc<str>)> {
-        let mut topics = Vec::with_capacity(
-            self.conversations.len() + self.sites.len() + self.agents.len(),
-        );
+        let mut topics =
+            Vec::with_capacity(self.conversations.len() + self.sites.len() + self.agents.len());
         topics.extend(
             self.conversations
                 .iter()

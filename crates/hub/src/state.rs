@@ -122,7 +122,9 @@ impl AppState {
 
     /// Whether this hub runs the cluster-wide jobs now (always, for a single hub).
     pub fn leads(&self) -> bool {
-        self.cluster.as_ref().is_none_or(|cluster| cluster.is_owner())
+        self.cluster
+            .as_ref()
+            .is_none_or(|cluster| cluster.is_owner())
     }
 
     /// [`AppState::leads`] as a handle for tasks that outlive a borrow.

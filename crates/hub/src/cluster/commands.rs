@@ -16,10 +16,21 @@ use std::sync::Arc;
 #[serde(tag = "c", rename_all = "snake_case")]
 pub enum Forwarded {
     /// An agent account changed: the owner reads it from the store.
-    AgentChanged { agent_id: String },
-    Connected { agent_id: String, connection: u64 },
-    Disconnected { agent_id: String, connection: u64 },
-    Presence { agent_id: String, presence: Presence },
+    AgentChanged {
+        agent_id: String,
+    },
+    Connected {
+        agent_id: String,
+        connection: u64,
+    },
+    Disconnected {
+        agent_id: String,
+        connection: u64,
+    },
+    Presence {
+        agent_id: String,
+        presence: Presence,
+    },
     Site {
         site_id: String,
         accept_timeout_ms: Option<u64>,
@@ -33,14 +44,21 @@ pub enum Forwarded {
         priority: i32,
         preferred_agent: Option<String>,
     },
-    Closed { conversation: String },
-    Responded { conversation: String },
+    Closed {
+        conversation: String,
+    },
+    Responded {
+        conversation: String,
+    },
     Take {
         agent_id: String,
         site_id: String,
         conversation: String,
     },
-    Accept { agent_id: String, conversation: String },
+    Accept {
+        agent_id: String,
+        conversation: String,
+    },
     Transfer {
         site_id: String,
         conversation: String,

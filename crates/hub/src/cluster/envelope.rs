@@ -65,9 +65,7 @@ pub fn subject(kind: TopicKind, id: &str) -> String {
 /// The subject an event is published on.
 pub fn subject_of(topic: &Topic) -> String {
     match topic {
-        Topic::Conversation { conversation, .. } => {
-            subject(TopicKind::Conversation, conversation)
-        }
+        Topic::Conversation { conversation, .. } => subject(TopicKind::Conversation, conversation),
         Topic::Site { site, .. } => subject(TopicKind::Site, site),
         Topic::Agent(agent) => subject(TopicKind::Agent, agent),
     }
@@ -318,7 +316,9 @@ mod tests {
             Topic::Site { ref site, admins: true, skip_followers_of: Some(ref c) }
                 if &**site == "s1" && &**c == "c9"
         ));
-        assert!(matches!(back.payload, Outbound::Frame(ref json) if json.as_str() == "{\"type\":\"pong\"}"));
+        assert!(
+            matches!(back.payload, Outbound::Frame(ref json) if json.as_str() == "{\"type\":\"pong\"}")
+        );
     }
 
     #[test]
@@ -361,7 +361,9 @@ mod tests {
         };
         assert!(encode(&event).is_none());
         let follow = encode_follow("c1", "a1", true);
-        assert!(matches!(decode(&follow), Ok(Inbound::Attach { ref conversation, ref agent }) if conversation == "c1" && agent == "a1"));
+        assert!(
+            matches!(decode(&follow), Ok(Inbound::Attach { ref conversation, ref agent }) if conversation == "c1" && agent == "a1")
+        );
         let unfollow = encode_follow("c1", "a1", false);
         assert!(matches!(decode(&unfollow), Ok(Inbound::Detach { .. })));
     }

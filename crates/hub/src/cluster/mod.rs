@@ -214,7 +214,10 @@ pub fn metrics_text(cluster: &Cluster, bus: Option<&bus::BusMetrics>) -> String 
     let stats = cluster.client.stats();
     let mut out = String::new();
     let mut gauge = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
     gauge(
         "salam_cluster_routing_owner",
@@ -283,9 +286,7 @@ pub fn label_with_hub(text: &str, hub_id: &str) -> String {
         if line.starts_with('#') || line.trim().is_empty() {
             out.push_str(line);
         } else {
-            let name_end = line
-                .find(['{', ' '])
-                .unwrap_or(line.len());
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             let (name, rest) = line.split_at(name_end);
             out.push_str(name);
             match rest.strip_prefix('{') {

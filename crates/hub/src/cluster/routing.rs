@@ -124,7 +124,11 @@ impl Hubs {
         let mut gone = Vec::new();
         for hub in dead {
             if let Some(sockets) = self.sockets.remove(&hub) {
-                tracing::warn!(hub, sockets = sockets.len(), "a hub went silent: its agent sockets count as closed");
+                tracing::warn!(
+                    hub,
+                    sockets = sockets.len(),
+                    "a hub went silent: its agent sockets count as closed"
+                );
                 gone.extend(sockets);
             }
             self.seen.remove(&hub);

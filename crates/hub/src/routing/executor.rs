@@ -249,13 +249,17 @@ impl Executor {
                     match &after {
                         After::Assigned { agent, from_agent } => {
                             if let Some(previous) = from_agent {
-                                self.bus.detach_agent(&self.registry, &conversation.id, previous);
+                                self.bus
+                                    .detach_agent(&self.registry, &conversation.id, previous);
                             }
-                            self.bus.attach_agent(&self.registry, &conversation.id, agent);
+                            self.bus
+                                .attach_agent(&self.registry, &conversation.id, agent);
                         }
                         After::Requeued {
                             from_agent: Some(previous),
-                        } => self.bus.detach_agent(&self.registry, &conversation.id, previous),
+                        } => self
+                            .bus
+                            .detach_agent(&self.registry, &conversation.id, previous),
                         After::Requeued { from_agent: None } => {}
                     }
                     let transferred = match &after {

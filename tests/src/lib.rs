@@ -28,6 +28,7 @@ pub mod host_pages;
 pub mod postgres;
 pub mod process;
 pub mod smtp;
+pub mod two_sided;
 
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";

@@ -97,10 +97,7 @@ impl NatsServer {
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
-                bail!(
-                    "nats-server exited ({status}); log:\n{}",
-                    self.log_tail(20)
-                );
+                bail!("nats-server exited ({status}); log:\n{}", self.log_tail(20));
             }
             if nats_info(self.addr()).await.is_ok() {
                 break;
@@ -206,7 +203,11 @@ async fn read_line(stream: &mut TcpStream) -> Result<String> {
 /// A NATS round trip in the protocol's own words: connect, subscribe to `subject`,
 /// publish `payload` to it and return the lines the server sent back (the `MSG` header
 /// and the payload) before its `PONG`.
-pub async fn nats_round_trip(addr: SocketAddr, subject: &str, payload: &str) -> Result<Vec<String>> {
+pub async fn nats_round_trip(
+    addr: SocketAddr,
+    subject: &str,
+    payload: &str,
+) -> Result<Vec<String>> {
     let mut stream = TcpStream::connect(addr).await?;
     read_line(&mut stream).await?;
     let commands = format!(
@@ -354,8 +355,7 @@ impl Nginx {
     /// hold (two workers, room for many sockets, temp paths and logs in the test's
     /// directory), with the recipe as the `http` block's content.
     fn write_config(&self, upstreams: &[SocketAddr]) -> Result<()> {
-        let recipe =
-            std::fs::read_to_string(workspace()?.join("deploy/nginx/salam-cluster.conf"))?;
+        let recipe = std::fs::read_to_string(workspace()?.join("deploy/nginx/salam-cluster.conf"))?;
         let recipe = render_cluster_conf(&recipe, self.addr, upstreams)?;
         let dir = self.dir.path().display();
         let config = format!(
@@ -631,9 +631,16 @@ impl Cluster {
     pub fn logs(&self, n: usize) -> String {
         let mut out = String::new();
         for (index, hub) in self.hubs.iter().enumerate() {
-            out.push_str(&format!("---- {} log\n{}\n", hub_id(index), hub.log_tail(n)));
+            out.push_str(&format!(
+                "---- {} log\n{}\n",
+                hub_id(index),
+                hub.log_tail(n)
+            ));
         }
-        out.push_str(&format!("---- nginx error log\n{}\n", self.nginx.log_tail(n)));
+        out.push_str(&format!(
+            "---- nginx error log\n{}\n",
+            self.nginx.log_tail(n)
+        ));
         out.push_str(&format!("---- nats log\n{}\n", self.nats.log_tail(n)));
         out
     }

@@ -99,12 +99,11 @@ impl HubProcess {
         let binary = tokio::task::spawn_blocking(crate::salam_binary).await??;
         let scratch = tempfile::tempdir()?;
         let config = scratch.path().join("salam.toml");
-        let (config_toml, database) =
-            if env.iter().any(|(name, _)| *name == "SALAM_DATABASE_URL") {
-                (config_toml.to_owned(), None)
-            } else {
-                on_store_under_test(config_toml).await?
-            };
+        let (config_toml, database) = if env.iter().any(|(name, _)| *name == "SALAM_DATABASE_URL") {
+            (config_toml.to_owned(), None)
+        } else {
+            on_store_under_test(config_toml).await?
+        };
         std::fs::write(&config, with_test_defaults(&config_toml)?)?;
         let log = scratch.path().join("hub.log");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;

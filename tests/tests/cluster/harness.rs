@@ -66,7 +66,11 @@ async fn nats_speaks_the_protocol_and_restarts_on_its_port() -> Result<()> {
     );
 
     nats.restart().await?;
-    ensure!(nats.url() == url, "restarted on {} instead of {url}", nats.url());
+    ensure!(
+        nats.url() == url,
+        "restarted on {} instead of {url}",
+        nats.url()
+    );
     let lines = nats_round_trip(nats.addr(), "salam.harness", "ping-2").await?;
     ensure!(
         lines == ["MSG salam.harness 1 6", "ping-2"],
@@ -82,8 +86,8 @@ async fn nats_speaks_the_protocol_and_restarts_on_its_port() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
     let data = tempfile::tempdir()?;
-    let hub = HubProcess::start(data.path(), &format!("[demo]\norigins = [\"{ORIGIN}\"]\n"))
-        .await?;
+    let hub =
+        HubProcess::start(data.path(), &format!("[demo]\norigins = [\"{ORIGIN}\"]\n")).await?;
     let site_key = hub.first()?.site_key.clone();
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let nginx = Nginx::start(&[dead, hub.addr]).await?;
@@ -104,7 +108,12 @@ async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
     }
     .await;
     let log = nginx.access_log();
-    checked.with_context(|| format!("nginx error log:\n{}\naccess log:\n{log}", nginx.log_tail(20)))?;
+    checked.with_context(|| {
+        format!(
+            "nginx error log:\n{}\naccess log:\n{log}",
+            nginx.log_tail(20)
+        )
+    })?;
 
     ensure!(
         log.lines()
@@ -134,7 +143,10 @@ async fn a_cluster_of_three_answers_through_nginx() -> Result<()> {
 async fn check_cluster(cluster: &mut Cluster) -> Result<()> {
     ensure!(cluster.len() == 3, "{} hubs", cluster.len());
     let running = cluster.running();
-    ensure!(running.first() == Some(&0), "hub1 is not running: {running:?}");
+    ensure!(
+        running.first() == Some(&0),
+        "hub1 is not running: {running:?}"
+    );
     for index in 0..cluster.len() {
         ensure!(
             running.contains(&index) || cluster.refusal(index).is_some(),

@@ -420,24 +420,28 @@ impl Nginx {
     }
 
     /// Points nginx at other upstreams without dropping open connections (SIGHUP): the
-    /// file is rendered and checked again, and this returns once new workers run.
-    /// Old workers finish their open WebSockets.
+    /// file is rendered and checked again, and this returns once new workers run and
+    /// no old worker accepts connections any more (so the next connection meets the
+    /// new upstreams). Old workers finish their open WebSockets.
     pub async fn reload(&mut self, upstreams: &[SocketAddr]) -> Result<()> {
         self.write_config(upstreams)?;
         let pid = self.pid().context("nginx is not running")?;
+        let listener = listening_inode(self.addr)?;
         let before = workers(pid);
         rustix::process::kill_process(pid, rustix::process::Signal::HUP)?;
         let started = Instant::now();
         loop {
-            if workers(pid).iter().any(|worker| !before.contains(worker)) {
+            let new_workers = workers(pid).iter().any(|worker| !before.contains(worker));
+            let old_accepting = before.iter().any(|worker| holds_socket(worker, &listener));
+            if new_workers && !old_accepting {
                 return Ok(());
             }
             ensure!(
                 started.elapsed() < START_TIMEOUT,
-                "nginx started no new workers after SIGHUP: {}",
+                "nginx did not switch to new workers after SIGHUP: {}",
                 self.log_tail(20)
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -455,6 +459,41 @@ fn workers(pid: rustix::process::Pid) -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
+}
+
+/// The inode of the socket listening on `addr` (an IPv4 address), from
+/// `/proc/net/tcp`.
+fn listening_inode(addr: SocketAddr) -> Result<String> {
+    let SocketAddr::V4(v4) = addr else {
+        bail!("{addr} is not IPv4");
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp")?;
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        // sl, local_address, rem_address, st (0A: LISTEN), …, inode (the tenth).
+        .find(|fields| fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+        .and_then(|fields| fields.get(9).map(|inode| inode.to_string()))
+        .with_context(|| format!("no socket listens on {addr}"))
+}
+
+/// Whether process `pid` has the socket `inode` open (false once it is gone).
+fn holds_socket(pid: &str, inode: &str) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|entries| {
+            entries.filter_map(|entry| entry.ok()).any(|entry| {
+                std::fs::read_link(entry.path())
+                    .is_ok_and(|target| target.as_os_str() == wanted.as_str())
+            })
+        })
+        .unwrap_or(false)
 }
 
 impl Drop for Nginx {

@@ -83,6 +83,7 @@ async fn nats_speaks_the_protocol_and_restarts_on_its_port() -> Result<()> {
 /// nginx with one upstream that is dead (nobody listens on its port) and one live hub:
 /// every request is answered by the live hub, HTTP and WebSocket alike, and the dead
 /// one was tried and skipped (the access log lists both for the request that met it).
+/// A reload points nginx at other upstreams and keeps an open socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
     let data = tempfile::tempdir()?;
@@ -90,7 +91,7 @@ async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
         HubProcess::start(data.path(), &format!("[demo]\norigins = [\"{ORIGIN}\"]\n")).await?;
     let site_key = hub.first()?.site_key.clone();
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let nginx = Nginx::start(&[dead, hub.addr]).await?;
+    let mut nginx = Nginx::start(&[dead, hub.addr]).await?;
 
     let checked = async {
         healthz_all_ok(nginx.addr(), 20).await?;
@@ -125,6 +126,25 @@ async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
         "nginx logged no refused connect to {dead}: {}",
         nginx.log_tail(20)
     );
+
+    // A reload points nginx elsewhere; a socket opened before it stays up.
+    let mut visitor = visitor_session(nginx.addr(), ORIGIN, &site_key, None).await?;
+    nginx.reload(&[dead]).await?;
+    let response = http_request(nginx.addr(), "GET", "/healthz", &[], "").await?;
+    ensure!(
+        response.status == 502,
+        "with only the dead upstream nginx answered {}",
+        response.status
+    );
+    nginx.reload(&[hub.addr]).await?;
+    healthz_all_ok(nginx.addr(), 5).await?;
+    visitor
+        .send_json(&json!({"type": "send", "client_id": "across-reloads", "text": "still here"}))
+        .await?;
+    visitor
+        .recv_until(|frame| matches!(frame, ServerFrame::Ack { .. }))
+        .await
+        .context("the socket opened before the reloads")?;
     Ok(())
 }
 
@@ -137,7 +157,7 @@ async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
 async fn a_cluster_of_three_answers_through_nginx() -> Result<()> {
     let mut cluster = Cluster::start(3, &format!("[demo]\norigins = [\"{ORIGIN}\"]\n")).await?;
     let result = check_cluster(&mut cluster).await;
-    result.with_context(|| cluster.logs(20))
+    result.with_context(|| format!("the cluster's logs:\n{}", cluster.logs(20)))
 }
 
 async fn check_cluster(cluster: &mut Cluster) -> Result<()> {

@@ -419,6 +419,16 @@ impl Nginx {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
+    /// For each finished request in the access log, in order, the last upstream tried:
+    /// the hub that answered, unless nginx gave up (502, 504). Requests that reached no
+    /// upstream are left out.
+    pub fn served_by(&self) -> Vec<SocketAddr> {
+        self.access_log()
+            .lines()
+            .filter_map(|line| line.rsplit([' ', ',']).next()?.parse().ok())
+            .collect()
+    }
+
     /// Points nginx at other upstreams without dropping open connections (SIGHUP): the
     /// file is rendered and checked again, and this returns once new workers run and
     /// no old worker accepts connections any more (so the next connection meets the

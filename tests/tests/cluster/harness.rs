@@ -121,6 +121,11 @@ async fn nginx_answers_through_a_live_hub_when_another_is_dead() -> Result<()> {
             .any(|line| line.ends_with(&format!("{dead}, {}", hub.addr))),
         "no request was tried on the dead upstream {dead} and then passed on; access log:\n{log}"
     );
+    let served = nginx.served_by();
+    ensure!(
+        served.len() >= 20 && served.iter().all(|addr| *addr == hub.addr),
+        "the access log says requests were answered by {served:?}"
+    );
     ensure!(
         nginx.log_tail(100).contains("Connection refused"),
         "nginx logged no refused connect to {dead}: {}",

@@ -283,6 +283,62 @@ pub fn render_cluster_conf(
     Ok(out.join("\n") + "\n")
 }
 
+/// The main-context directives given with `-g` (not in the file: nginx refuses a
+/// directive given twice).
+fn globals(dir: &Path) -> String {
+    let dir = dir.display();
+    format!("daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log warn;")
+}
+
+/// Writes `dir/nginx.conf`, the main context a package's /etc/nginx/nginx.conf would
+/// hold (two workers, room for many sockets, temp paths and logs in `dir`) with
+/// `recipe` as the `http` block's content, and has `nginx -t` check it.
+fn write_and_check(binary: &Path, dir: &Path, recipe: &str) -> Result<()> {
+    let path = dir.display();
+    let config = format!(
+        "worker_processes 2;\nworker_rlimit_nofile 20000;\n\
+         events {{ worker_connections 16000; }}\n\
+         http {{\n\
+         # Which hubs served each request ($upstream_addr lists every one tried).\n\
+         log_format salam_upstreams '$request_method $request_uri $status $upstream_addr';\n\
+         access_log {path}/access.log salam_upstreams;\n\
+         client_body_temp_path {path}/client_body_temp;\nproxy_temp_path {path}/proxy_temp;\n\
+         fastcgi_temp_path {path}/fastcgi_temp;\nuwsgi_temp_path {path}/uwsgi_temp;\n\
+         scgi_temp_path {path}/scgi_temp;\n\
+         # ---- deploy/nginx/salam-cluster.conf\n{recipe}}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), config)?;
+    let output = std::process::Command::new(binary)
+        .arg("-t")
+        .arg("-q")
+        .arg("-p")
+        .arg(format!("{path}/"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-g")
+        .arg(globals(dir))
+        .output()
+        .context("cannot run nginx -t")?;
+    ensure!(
+        output.status.success(),
+        "nginx -t refuses deploy/nginx/salam-cluster.conf: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// `nginx -t` on `deploy/nginx/salam-cluster.conf` exactly as shipped (nginx on 8080,
+/// the hubs on 127.0.0.1:8081 to 8083), inside the main context of [`Nginx`].
+pub fn check_cluster_conf_as_shipped() -> Result<()> {
+    let binary = tool("nginx", "nginx")?;
+    let dir = tempfile::Builder::new().prefix("salam-nginx").tempdir()?;
+    let recipe = std::fs::read_to_string(workspace()?.join("deploy/nginx/salam-cluster.conf"))?;
+    write_and_check(&binary, dir.path(), &recipe)
+}
+
 /// Debian's nginx running `deploy/nginx/salam-cluster.conf` on a free port of
 /// 127.0.0.1, in front of the given upstreams. Two workers (a master process), in the
 /// foreground; the whole process group is killed on drop.
@@ -344,53 +400,14 @@ impl Nginx {
         Ok(nginx)
     }
 
-    /// The main-context directives given with `-g` (not in the file: nginx refuses a
-    /// directive given twice).
     fn globals(&self) -> String {
-        let dir = self.dir.path().display();
-        format!("daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log warn;")
+        globals(self.dir.path())
     }
 
-    /// The test's nginx.conf: the main context a package's /etc/nginx/nginx.conf would
-    /// hold (two workers, room for many sockets, temp paths and logs in the test's
-    /// directory), with the recipe as the `http` block's content.
     fn write_config(&self, upstreams: &[SocketAddr]) -> Result<()> {
         let recipe = std::fs::read_to_string(workspace()?.join("deploy/nginx/salam-cluster.conf"))?;
         let recipe = render_cluster_conf(&recipe, self.addr, upstreams)?;
-        let dir = self.dir.path().display();
-        let config = format!(
-            "worker_processes 2;\nworker_rlimit_nofile 20000;\n\
-             events {{ worker_connections 16000; }}\n\
-             http {{\n\
-             # Which hubs served each request ($upstream_addr lists every one tried).\n\
-             log_format salam_upstreams '$request_method $request_uri $status $upstream_addr';\n\
-             access_log {dir}/access.log salam_upstreams;\n\
-             client_body_temp_path {dir}/client_body_temp;\nproxy_temp_path {dir}/proxy_temp;\n\
-             fastcgi_temp_path {dir}/fastcgi_temp;\nuwsgi_temp_path {dir}/uwsgi_temp;\n\
-             scgi_temp_path {dir}/scgi_temp;\n\
-             # ---- deploy/nginx/salam-cluster.conf, rendered\n{recipe}}}\n"
-        );
-        std::fs::write(self.config_path(), config)?;
-        let output = std::process::Command::new(&self.binary)
-            .arg("-t")
-            .arg("-q")
-            .arg("-p")
-            .arg(format!("{dir}/"))
-            .arg("-c")
-            .arg(self.config_path())
-            .arg("-e")
-            .arg(self.error_log_path())
-            .arg("-g")
-            .arg(self.globals())
-            .output()
-            .context("cannot run nginx -t")?;
-        ensure!(
-            output.status.success(),
-            "nginx -t refuses the rendered recipe: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(())
+        write_and_check(&self.binary, self.dir.path(), &recipe)
     }
 
     fn config_path(&self) -> PathBuf {

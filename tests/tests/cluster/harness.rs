@@ -3,7 +3,10 @@
 //! here holds whether one hub or every hub of a database serves.
 
 use anyhow::{Context, Result, ensure};
-use salam_e2e::cluster::{Cluster, NatsServer, Nginx, hub_id, nats_info, nats_round_trip};
+use salam_e2e::cluster::{
+    Cluster, NatsServer, Nginx, check_cluster_conf_as_shipped, hub_id, nats_info, nats_round_trip,
+    render_cluster_conf,
+};
 use salam_e2e::http_request;
 use salam_e2e::process::{HubProcess, ORIGIN, free_port, visitor_session};
 use salam_protocol::ServerFrame;
@@ -40,6 +43,62 @@ async fn visitor_talks(front: SocketAddr, site_key: &str) -> Result<()> {
         .recv_until(|frame| matches!(frame, ServerFrame::Ack { .. }))
         .await?;
     ensure!(matches!(ack, ServerFrame::Ack { .. }), "no ack: {ack:?}");
+    Ok(())
+}
+
+/// The shipped file passes `nginx -t` as it is, and the test's rendering swaps exactly
+/// the listen line and the upstream servers (one line per hub, the same parameters).
+#[test]
+fn the_cluster_conf_passes_nginx_t_as_shipped_and_renders_for_any_hubs() -> Result<()> {
+    check_cluster_conf_as_shipped()?;
+    let recipe = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/nginx/salam-cluster.conf"
+    ))?;
+    let listen: SocketAddr = "127.0.0.1:4000".parse()?;
+    let hubs: Vec<SocketAddr> = (1..=4)
+        .map(|n| format!("127.0.0.1:500{n}").parse())
+        .collect::<Result<_, _>>()?;
+    let rendered = render_cluster_conf(&recipe, listen, &hubs)?;
+    let servers: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("server 127.0.0.1:"))
+        .collect();
+    ensure!(
+        servers
+            == (1..=4)
+                .map(|n| format!("server 127.0.0.1:500{n} max_fails=1 fail_timeout=5s;"))
+                .collect::<Vec<_>>(),
+        "rendered servers: {servers:?}"
+    );
+    let directives: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .collect();
+    ensure!(
+        directives.contains(&"listen 127.0.0.1:4000;")
+            && !directives
+                .iter()
+                .any(|line| line.contains(":808") || line.contains("8080")),
+        "rendered:\n{rendered}"
+    );
+    // Everything else is the recipe's own text.
+    let kept = |text: &str| {
+        text.lines()
+            .filter(|line| !line.contains("listen ") && !line.trim().starts_with("server 127."))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    ensure!(
+        kept(&rendered) == kept(&recipe),
+        "the rendering changed other lines"
+    );
+    ensure!(
+        render_cluster_conf(&recipe.replace("listen 8080;", "listen 80;"), listen, &hubs).is_err(),
+        "a recipe without its listen line still rendered"
+    );
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod axe;
 pub mod chromium;
+pub mod cluster;
 pub mod host_pages;
 pub mod postgres;
 pub mod process;

@@ -44,6 +44,9 @@ pub struct HubProcess {
     child: Option<tokio::process::Child>,
     /// Set by the first start on an empty data directory.
     pub first_start: Option<FirstStart>,
+    /// Extra environment of the process (the cluster's `SALAM_DATABASE_URL`,
+    /// `SALAM_BUS_URL`, `SALAM_HUB_ID`).
+    env: Vec<(String, String)>,
     _scratch: tempfile::TempDir,
     /// With `SALAM_E2E_STORE=postgres`: the hub's own scratch PostgreSQL database.
     _database: Option<salam_store::postgres::scratch::ScratchDatabase>,
@@ -70,14 +73,41 @@ impl HubProcess {
     /// The configuration file and the log live outside `data`, so a test can make the
     /// data directory read-only or full.
     pub async fn start(data: &Path, config_toml: &str) -> Result<HubProcess> {
+        HubProcess::start_with_env(data, config_toml, &[]).await
+    }
+
+    /// [`HubProcess::start`] with extra environment variables for the process. With
+    /// `SALAM_DATABASE_URL` among them, `SALAM_E2E_STORE` gives it no database of its
+    /// own.
+    pub async fn start_with_env(
+        data: &Path,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<HubProcess> {
+        let mut hub = HubProcess::prepare(data, config_toml, env).await?;
+        hub.spawn().await?;
+        Ok(hub)
+    }
+
+    /// The process ready to run, on a free port, but not started ([`HubProcess::launch`]
+    /// starts it).
+    pub async fn prepare(
+        data: &Path,
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<HubProcess> {
         let binary = tokio::task::spawn_blocking(crate::salam_binary).await??;
         let scratch = tempfile::tempdir()?;
         let config = scratch.path().join("salam.toml");
-        let (config_toml, database) = on_store_under_test(config_toml).await?;
+        let (config_toml, database) = if env.iter().any(|(name, _)| *name == "SALAM_DATABASE_URL") {
+            (config_toml.to_owned(), None)
+        } else {
+            on_store_under_test(config_toml).await?
+        };
         std::fs::write(&config, with_test_defaults(&config_toml)?)?;
         let log = scratch.path().join("hub.log");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let mut hub = HubProcess {
+        Ok(HubProcess {
             binary,
             data: data.to_path_buf(),
             config,
@@ -85,11 +115,20 @@ impl HubProcess {
             addr,
             child: None,
             first_start: None,
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
             _scratch: scratch,
             _database: database,
-        };
-        hub.spawn().await?;
-        Ok(hub)
+        })
+    }
+
+    /// Starts a prepared (or killed) process once, without retrying; fails (with the
+    /// log's tail) if it exits before listening.
+    pub async fn launch(&mut self) -> Result<()> {
+        self.kill().await?;
+        self.spawn().await
     }
 
     /// Starts the process again on the same data directory and address (after a kill).
@@ -123,6 +162,7 @@ impl HubProcess {
             .arg("--listen")
             .arg(self.addr.to_string())
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -7,5 +7,10 @@
 //! PostgreSQL (SIGKILL under load, a database outage) are chaos cases
 //! (`tests/tests/chaos/crash.rs`, `disk.rs`); the store itself is checked on both
 //! backends by `crates/store/tests/backends/`.
+//!
+//! `harness` checks the cluster harness (tests/src/cluster.rs): a NATS server of the
+//! test's own, nginx running deploy/nginx/salam-cluster.conf in front of several hubs
+//! (and skipping a dead one), and hubs sharing one database and one bus.
 
 mod first_start;
+mod harness;

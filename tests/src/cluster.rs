@@ -10,11 +10,9 @@
 //!   processes ([`HubProcess`]) started one after another with `SALAM_DATABASE_URL`,
 //!   `SALAM_BUS_URL` and `SALAM_HUB_ID=hub1..N`, and nginx in front of all of them.
 //!
-//! Key design decision: a hub that refuses to start because another hub already serves
-//! the database (`another hub is serving this PostgreSQL database`, the behaviour before
-//! the hubs share a bus) does not fail [`Cluster::start`]: it is kept, not running,
-//! with its refusal ([`Cluster::refusal`]), and nginx still lists its address, like a
-//! dead hub. Tests that need every hub serving call [`Cluster::wait_all_serving`].
+//! Every hub must start: [`Cluster::start`] fails otherwise (with the hub's log).
+//! Tests that need every hub answering (not only listening) call
+//! [`Cluster::wait_all_serving`].
 
 use crate::http_request;
 use crate::process::{Api, FirstStart, HubProcess, free_port};
@@ -26,9 +24,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// What a hub says when another hub already serves its PostgreSQL database.
-pub const REFUSAL: &str = "another hub is serving this PostgreSQL database";
 
 /// How long nginx or NATS may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -540,7 +535,6 @@ pub struct Cluster {
     // Dropped in this order: nginx, the hubs, NATS, the data, the database.
     nginx: Nginx,
     hubs: Vec<HubProcess>,
-    refusals: Vec<Option<String>>,
     nats: NatsServer,
     _dirs: Vec<tempfile::TempDir>,
     database: ScratchDatabase,
@@ -550,16 +544,13 @@ impl Cluster {
     /// A scratch database, a NATS server, `hubs` hubs started one after another (each
     /// with `config_toml`, its own data directory and port, and the environment
     /// `SALAM_DATABASE_URL`, `SALAM_BUS_URL`, `SALAM_HUB_ID=hubN`), then nginx in front
-    /// of every hub's address. hub1 must start; a later hub may be refused with
-    /// [`REFUSAL`] (kept, not running; see [`Cluster::refusal`]); any other failure
-    /// fails the start.
+    /// of every hub's address. Any hub failing to start fails the start.
     pub async fn start(hubs: usize, config_toml: &str) -> Result<Cluster> {
         ensure!(hubs >= 1, "a cluster has at least one hub");
         let database = crate::postgres::scratch().await?;
         let nats = NatsServer::start().await?;
         let bus = nats.url();
         let mut processes = Vec::new();
-        let mut refusals = Vec::new();
         let mut dirs = Vec::new();
         for index in 0..hubs {
             let id = hub_id(index);
@@ -572,13 +563,9 @@ impl Cluster {
                 ("SALAM_HUB_ID", id.as_str()),
             ];
             let mut hub = HubProcess::prepare(data.path(), config_toml, &env).await?;
-            match hub.launch().await {
-                Ok(()) => refusals.push(None),
-                Err(err) if index > 0 && format!("{err:#}").contains(REFUSAL) => {
-                    refusals.push(Some(format!("{err:#}")));
-                }
-                Err(err) => return Err(err.context(format!("{id} did not start"))),
-            }
+            hub.launch()
+                .await
+                .with_context(|| format!("{id} did not start"))?;
             processes.push(hub);
             dirs.push(data);
         }
@@ -587,7 +574,6 @@ impl Cluster {
         Ok(Cluster {
             nginx,
             hubs: processes,
-            refusals,
             nats,
             _dirs: dirs,
             database,
@@ -608,11 +594,6 @@ impl Cluster {
     /// as indexing does.
     pub fn hub(&mut self, index: usize) -> &mut HubProcess {
         &mut self.hubs[index]
-    }
-
-    /// Why hub `index` did not start (its error, with [`REFUSAL`]), if it did not.
-    pub fn refusal(&self, index: usize) -> Option<&str> {
-        self.refusals.get(index)?.as_deref()
     }
 
     /// The indices of the hubs whose process runs now.
@@ -662,7 +643,7 @@ impl Cluster {
     }
 
     /// Waits (up to 60 s) until every hub answers `GET /healthz` with 200 on its own
-    /// address. Fails at once, with its refusal or log, for a hub that is not running.
+    /// address. Fails at once, with its log, for a hub that is not running.
     pub async fn wait_all_serving(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         for index in 0..self.hubs.len() {
@@ -670,11 +651,7 @@ impl Cluster {
                 let id = hub_id(index);
                 let hub = &mut self.hubs[index];
                 if !hub.is_running() {
-                    bail!(
-                        "{id} is not running: {}; log:\n{}",
-                        self.refusals[index].as_deref().unwrap_or("it exited"),
-                        hub.log_tail(30)
-                    );
+                    bail!("{id} is not running: it exited; log:\n{}", hub.log_tail(30));
                 }
                 let last = match http_request(hub.addr, "GET", "/healthz", &[], "").await {
                     Ok(response) if response.status == 200 => break,

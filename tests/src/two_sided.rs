@@ -368,4 +368,3 @@ pub async fn progress(parties: &[(Arc<AtomicU64>, usize)], n: u64, what: &str) -
     })
     .await
 }
-

@@ -36,7 +36,7 @@ use crate::{StoreError, StoreMetrics};
 use pg::{Client, Transaction};
 use rand::Rng;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -102,11 +102,15 @@ trait Job: Send {
     fn run(&mut self, transaction: &mut Transaction<'_>) -> bool;
     /// Answers the caller once the batch is committed (`Ok`) or given up (`Err`).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+    /// The conversation whose row the job locks, if it says so.
+    fn conversation(&self) -> Option<&str>;
 }
 
 struct Queued<T, F> {
     op: F,
     savepoint: bool,
+    /// The conversation whose row the job locks (see [`Writer::enqueue_on`]).
+    conversation: Option<String>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     /// The last run's result and whether it spoilt the batch (`culprit`: its caller
     /// gets its own error, the others of the batch the retryable commit error).
@@ -152,6 +156,10 @@ where
         };
         let _ = self.reply.send(answer);
     }
+
+    fn conversation(&self) -> Option<&str> {
+        self.conversation.as_deref()
+    }
 }
 
 /// Handle to the writer thread. Cloning it is cheap; the thread stops when every handle
@@ -187,25 +195,42 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
     {
-        self.queue(true, op).await
+        self.queue(true, None, op).await
     }
 
-    /// Like [`Writer::enqueue`] without a savepoint, for the hot path (see the module
-    /// documentation for when a failure rolls back the whole batch).
-    pub(crate) async fn enqueue_unguarded<T, F>(
+    /// Like [`Writer::enqueue`] for a job that locks `conversation`'s row: the batch
+    /// locks its conversations' rows up front, in one order (see the module
+    /// documentation). `conversation` is as stored (see `storable`).
+    pub(crate) async fn enqueue_on<T, F>(
         &self,
+        conversation: String,
         op: F,
     ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
     {
-        self.queue(false, op).await
+        self.queue(true, Some(conversation), op).await
+    }
+
+    /// Like [`Writer::enqueue_on`] without a savepoint, for the hot path (see the
+    /// module documentation for when a failure rolls back the whole batch).
+    pub(crate) async fn enqueue_unguarded<T, F>(
+        &self,
+        conversation: String,
+        op: F,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
+    {
+        self.queue(false, Some(conversation), op).await
     }
 
     async fn queue<T, F>(
         &self,
         savepoint: bool,
+        conversation: Option<String>,
         op: F,
     ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
@@ -216,6 +241,7 @@ impl Writer {
         let job: Box<dyn Job> = Box::new(Queued {
             op,
             savepoint,
+            conversation,
             reply,
             ran: None,
         });
@@ -233,10 +259,21 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
     {
-        self.enqueue(op)
-            .await?
-            .await
-            .map_err(|_| StoreError::ShutDown)?
+        Self::answer(self.enqueue(op).await?).await
+    }
+
+    /// [`Writer::write`] for a job that locks `conversation`'s row (see
+    /// [`Writer::enqueue_on`]).
+    pub(crate) async fn write_on<T, F>(&self, conversation: String, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Transaction<'_>) -> Result<T, StoreError> + Clone + Send + 'static,
+    {
+        Self::answer(self.enqueue_on(conversation, op).await?).await
+    }
+
+    async fn answer<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        answer.await.map_err(|_| StoreError::ShutDown)?
     }
 }
 
@@ -351,6 +388,15 @@ fn run_batch(
         Err(err) => return Attempt::Done(Err(map_err(err))),
     };
     CONFLICT.with(|conflict| conflict.set(false));
+    if let Err(err) = lock_conversations(&mut transaction, batch) {
+        let conflict = CONFLICT.with(Cell::take);
+        if transaction.rollback().is_err() {
+            *client = None;
+        } else if conflict && retry {
+            return Attempt::Conflict;
+        }
+        return Attempt::Done(Err(err));
+    }
     let mut poisoned = false;
     for job in batch.iter_mut() {
         poisoned |= job.run(&mut transaction);
@@ -377,6 +423,30 @@ fn run_batch(
         Err(err) if retry && is_conflict(&err) => Attempt::Conflict,
         Err(err) => Attempt::Done(Err(map_err(err))),
     }
+}
+
+/// Locks the rows of the conversations `batch`'s jobs name, in the order of their ids,
+/// before any job runs. Another hub's batch that writes to the same conversations in
+/// another order then waits for this one instead of deadlocking with it. Only for two
+/// conversations or more: one row alone is locked by the job itself, in any order.
+fn lock_conversations(
+    transaction: &mut Transaction<'_>,
+    batch: &[Box<dyn Job>],
+) -> Result<(), StoreError> {
+    let ids: BTreeSet<&str> = batch.iter().filter_map(|job| job.conversation()).collect();
+    if ids.len() < 2 {
+        return Ok(());
+    }
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let statement = prepared(
+        transaction,
+        "SELECT 1 FROM conversations WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        &[pg::types::Type::TEXT_ARRAY],
+    )?;
+    transaction
+        .execute(&statement, &[&ids])
+        .map(|_| ())
+        .map_err(map_err)
 }
 
 /// A short pause before running a conflicting batch again, longer with each attempt

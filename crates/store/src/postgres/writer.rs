@@ -20,6 +20,27 @@
 //! this, one bad row would stop the writer and every later write would answer
 //! `ShutDown`.
 //!
+//! **Several hubs on one database** (issue 13). Two hubs' batches can lock the same
+//! rows in opposite orders; PostgreSQL then aborts one of them with
+//! `deadlock_detected` (40P01), or a serialization failure (40001). Such a batch is
+//! rolled back and run again whole in a fresh transaction, up to [`RETRIES`] times
+//! after a short jittered pause, before its jobs are failed as above; each run counts
+//! in [`StoreMetrics::retried_batches`]. The conflict is seen through `map_err`
+//! ([`note_conflict`]), whether it aborted an unguarded job's transaction or only a
+//! guarded job's savepoint, and through the commit's own error. So every job must be
+//! able to run again: it is a `FnOnce + Clone` closure, cloned for each run, and it
+//! answers its caller only once the batch is committed or given up. A run that was
+//! rolled back left nothing behind (a resend is still found by its client id, the
+//! statement cache holds statements of the session, which a rollback keeps), so a
+//! retried append is written once.
+//!
+//! Deadlocks are also avoided at the source: the jobs that lock a conversation's row
+//! (appends and transitions, queued with [`Writer::enqueue_on`] and the like) name it,
+//! and a batch naming two conversations or more locks their rows first, in the order
+//! of their ids (`SELECT … ORDER BY id FOR NO KEY UPDATE`, one statement per batch).
+//! Two hubs' batches on the same conversations then wait for each other instead of
+//! deadlocking; other rows (visitors, agents) are left to the retry.
+//!
 //! When the connection is lost (the database restarted, the network dropped), the batch
 //! in flight is answered with [`StoreError::Unavailable`] and the next batch connects
 //! again, so the hub recovers by itself once the database is back.
@@ -102,6 +123,8 @@ trait Job: Send {
     fn run(&mut self, transaction: &mut Transaction<'_>) -> bool;
     /// Answers the caller once the batch is committed (`Ok`) or given up (`Err`).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+    /// Forgets the last run's result (a batch about to run again).
+    fn forget(&mut self);
     /// The conversation whose row the job locks, if it says so.
     fn conversation(&self) -> Option<&str>;
 }
@@ -155,6 +178,10 @@ where
                 .unwrap_or_else(|| StoreError::Unavailable("transaction did not begin".into()))),
         };
         let _ = self.reply.send(answer);
+    }
+
+    fn forget(&mut self) {
+        self.ran = None;
     }
 
     fn conversation(&self) -> Option<&str> {
@@ -364,6 +391,10 @@ fn run_batch(
     batch: &mut [Box<dyn Job>],
     retry: bool,
 ) -> Attempt {
+    // A job that does not run this time must not answer with an earlier run's result.
+    for job in batch.iter_mut() {
+        job.forget();
+    }
     if client.as_ref().is_none_or(Client::is_closed) {
         // Statements prepared on the lost connection do not exist on the next one.
         STATEMENTS.with(|cache| cache.borrow_mut().clear());

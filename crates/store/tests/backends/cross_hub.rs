@@ -1,10 +1,12 @@
 //! Several hubs writing to one PostgreSQL database at once (issue 13), PostgreSQL's
-//! alone. Two hubs' writer batches can lock the same conversation rows in opposite
-//! orders; PostgreSQL then aborts one of them with `deadlock_detected`. The writer
-//! retries such a batch whole, so no caller sees the deadlock: the first test makes one
-//! happen for certain (a third session holds the rows until both batches wait on them),
-//! the second lets two hubs append and change states in opposite orders and checks
-//! that every log stays gap-free with each client id once.
+//! alone. Two hubs' writer batches can lock the same rows in opposite orders, and
+//! PostgreSQL then aborts one of them with `deadlock_detected`. The writer locks a
+//! batch's conversation rows up front in one order, so appends and transitions do not
+//! deadlock; for other rows it runs an aborted batch again whole, so no caller sees
+//! the deadlock. The first test sets both up with a third session that holds the rows
+//! until both hubs' batches wait on them; the second lets two hubs append (with shared
+//! client ids and resends) and change states in opposite orders and checks that every
+//! log stays gap-free with each client id once.
 
 use salam_protocol::{Author, AuthorKind, ConversationState, EventCode, MessageKind, SystemEvent};
 use salam_store::postgres::scratch::ScratchDatabase;
@@ -210,6 +212,8 @@ fn retried(one: &dyn Store, two: &dyn Store) -> u64 {
 enum Write<'a> {
     /// An append to the conversation (unguarded).
     Append(&'a str),
+    /// The same append as the hub's write at this index in the round, again.
+    Resend(&'a str, usize),
     /// A transition of the conversation with its system line (in a savepoint).
     Requeue(&'a str),
     /// A visitor seen again (in a savepoint): locks the visitor's row, which the
@@ -225,7 +229,7 @@ async fn queue_write(
     tag: &str,
 ) -> Pending {
     match write {
-        Write::Append(id) => queue(&**store, id, tag, true).await,
+        Write::Append(id) | Write::Resend(id, _) => queue(&**store, id, tag, true).await,
         Write::Requeue(id) => queue(&**store, id, tag, false).await,
         Write::Touch(visitor) => {
             let (store, site_id, visitor) = (store.clone(), site_id.to_owned(), visitor.to_owned());
@@ -251,8 +255,17 @@ async fn queue_write(
 fn lines(write: Write<'_>) -> Option<&str> {
     match write {
         Write::Append(id) | Write::Requeue(id) => Some(id),
-        Write::Touch(_) => None,
+        Write::Resend(..) | Write::Touch(_) => None,
     }
+}
+
+/// One round: the table and rows the third session holds, then each hub's writes.
+type Round<'a> = (&'static str, [&'a str; 2], Vec<Write<'a>>, Vec<Write<'a>>);
+
+/// A round on conversations `a` and `b`: hub one writes `one`, hub two the same in the
+/// opposite order.
+fn opposite<'a>(a: &'a str, b: &'a str, one: [Write<'a>; 2]) -> Round<'a> {
+    ("conversations", [a, b], one.to_vec(), vec![one[1], one[0]])
 }
 
 /// Hub one's batch writes A then B, hub two's B then A, and a third session holds
@@ -261,9 +274,10 @@ fn lines(write: Write<'_>) -> Option<&str> {
 /// For conversations (appends, transitions, both), each writer locks its batch's
 /// conversation rows up front in one order: both batches wait on the same first row
 /// and run one after the other, no deadlock, nothing retried. For visitors (rows the
-/// writer does not lock up front) each batch takes its first row and waits for the
-/// other's, a deadlock for certain: PostgreSQL aborts one batch, its writer runs it
-/// again whole, and every write commits. Each log is gap-free afterwards.
+/// writer does not lock up front), with an append and a transition between them, each
+/// batch takes its first visitor's row and waits for the other's, a deadlock:
+/// PostgreSQL aborts one batch, its writer runs it again whole (the append and the
+/// transition too), and every write commits once. Each log is gap-free afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opposite_lock_orders_never_fail_a_write_and_deadlocks_are_retried() {
     let (database, one, two) = two_hubs(64).await;
@@ -280,36 +294,67 @@ async fn opposite_lock_orders_never_fail_a_write_and_deadlocks_are_retried() {
     // rows before the other wakes (PostgreSQL lets it pass the waiter): no deadlock
     // that time. So the visitors' round runs until one deadlocks (about every other
     // time), 30 times at most.
-    let mut rounds = vec![
-        ("conversations", [Write::Append(a), Write::Append(b)]),
-        ("conversations", [Write::Requeue(a), Write::Requeue(b)]),
-        ("conversations", [Write::Append(a), Write::Requeue(b)]),
-    ];
-    rounds.extend([("visitors", [Write::Touch("v_1"), Write::Touch("v_2")]); 30]);
+    // Without the lock order, such a round deadlocks about every other time (see
+    // below): three times each.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        rounds.extend([
+            opposite(a, b, [Write::Append(a), Write::Append(b)]),
+            opposite(a, b, [Write::Requeue(a), Write::Requeue(b)]),
+            opposite(a, b, [Write::Append(a), Write::Requeue(b)]),
+        ]);
+    }
+    // Each hub also appends to and changes a conversation of its own between the two
+    // visitors: the batch run again holds an unguarded append and a transition.
+    let visitors_round: Round<'_> = (
+        "visitors",
+        ["v_1", "v_2"],
+        vec![
+            Write::Touch("v_1"),
+            Write::Append(a),
+            Write::Requeue(a),
+            Write::Resend(a, 1),
+            Write::Touch("v_2"),
+        ],
+        vec![
+            Write::Touch("v_2"),
+            Write::Append(b),
+            Write::Requeue(b),
+            Write::Resend(b, 1),
+            Write::Touch("v_1"),
+        ],
+    );
+    rounds.extend(std::iter::repeat_n(visitors_round, 30));
     let mut deadlocked = false;
-    for (round, (table, [first, second])) in rounds.into_iter().enumerate() {
+    for (round, (table, locked, writes_one, writes_two)) in rounds.into_iter().enumerate() {
         let visitors = table == "visitors";
         if visitors && deadlocked {
             break;
         }
-        let rows_of = |write: Write<'_>| match write {
-            Write::Append(id) | Write::Requeue(id) | Write::Touch(id) => id.to_owned(),
-        };
         plugs.lock("conversations", &[plug_one, plug_two]).await;
-        rows.lock(table, &[&rows_of(first), &rows_of(second)]).await;
-        // Each writer first waits on its plug, so the two writes queued behind it
-        // make up its next batch together.
-        let plug = |hub| format!("p{hub}-{round}");
-        let first_plug = queue(&*one, plug_one, &plug(1), true).await;
-        plugs.until_waiting(1).await;
-        let one_first = queue_write(&one, &site_id, first, &format!("1a-{round}")).await;
-        let one_second = queue_write(&one, &site_id, second, &format!("1b-{round}")).await;
-        let second_plug = queue(&*two, plug_two, &plug(2), true).await;
-        plugs.until_waiting(2).await;
-        let two_second = queue_write(&two, &site_id, second, &format!("2b-{round}")).await;
-        let two_first = queue_write(&two, &site_id, first, &format!("2a-{round}")).await;
+        rows.lock(table, &locked).await;
+        // Each writer first waits on its plug, so the writes queued behind it make up
+        // its next batch together.
+        let mut answers = Vec::new();
+        let mut plugged = Vec::new();
+        for (hub, store, plug_id, writes) in [
+            (1, &one, plug_one, &writes_one),
+            (2, &two, plug_two, &writes_two),
+        ] {
+            plugged.push(queue(&**store, plug_id, &format!("p{hub}-{round}"), true).await);
+            plugs.until_waiting(hub).await;
+            for (index, write) in writes.iter().enumerate() {
+                let original = match write {
+                    Write::Resend(_, original) => *original,
+                    _ => index,
+                };
+                let tag = format!("{hub}-{round}-{original}");
+                let answer = queue_write(store, &site_id, *write, &tag).await;
+                answers.push((hub, index, *write, answer));
+            }
+        }
         plugs.run("COMMIT".into()).await;
-        for plug in [first_plug, second_plug] {
+        for plug in plugged {
             if let Err(err) = plug.await {
                 panic!("round {round}: a plug failed: {err}");
             }
@@ -318,16 +363,19 @@ async fn opposite_lock_orders_never_fail_a_write_and_deadlocks_are_retried() {
         rows.until_waiting(2).await;
         let retried_before = retried(&*one, &*two);
         rows.run("COMMIT".into()).await;
-        let answers = tokio::join!(one_first, one_second, two_second, two_first);
-        for (name, answer) in [
-            ("hub one, first", answers.0),
-            ("hub one, second", answers.1),
-            ("hub two, second", answers.2),
-            ("hub two, first", answers.3),
-        ] {
-            if let Err(err) = answer {
-                panic!("round {round} ({table}): {name} failed: {err}");
+        let mut seqs: BTreeMap<(i64, usize), u64> = BTreeMap::new();
+        for (hub, index, write, answer) in answers {
+            let seq = answer.await.unwrap_or_else(|err| {
+                panic!("round {round} ({table}): hub {hub}, {write:?} failed: {err}")
+            });
+            if let Write::Resend(_, original) = write {
+                assert_eq!(
+                    seqs[&(hub, original)],
+                    seq,
+                    "round {round}: hub {hub}'s resend is answered with the original"
+                );
             }
+            seqs.insert((hub, index), seq);
         }
         let retried_now = retried(&*one, &*two) - retried_before;
         if visitors {
@@ -338,8 +386,12 @@ async fn opposite_lock_orders_never_fail_a_write_and_deadlocks_are_retried() {
                 "round {round}: the conversations were locked in one order, no deadlock"
             );
         }
-        for id in [first, second].into_iter().filter_map(lines) {
-            *expected.entry(id).or_default() += 2;
+        for id in writes_one
+            .iter()
+            .chain(&writes_two)
+            .filter_map(|write| lines(*write))
+        {
+            *expected.entry(id).or_default() += 1;
         }
         for id in [plug_one, plug_two] {
             *expected.entry(id).or_default() += 1;

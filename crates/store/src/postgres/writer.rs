@@ -24,7 +24,7 @@
 //! rows in opposite orders; PostgreSQL then aborts one of them with
 //! `deadlock_detected` (40P01), or a serialization failure (40001). Such a batch is
 //! rolled back and run again whole in a fresh transaction, up to [`RETRIES`] times
-//! after a short jittered pause, before its jobs are failed as above; each run counts
+//! after a short jittered pause, before its jobs are failed as above; each rerun counts
 //! in [`StoreMetrics::retried_batches`]. The conflict is seen through `map_err`
 //! ([`note_conflict`]), whether it aborted an unguarded job's transaction or only a
 //! guarded job's savepoint, and through the commit's own error. So every job must be
@@ -98,7 +98,7 @@ thread_local! {
 /// Whether the database aborted `err`'s statement only because of another
 /// transaction: a deadlock (40P01) or a serialization failure (40001). Running the
 /// same transaction again is the documented answer.
-pub(crate) fn is_conflict(err: &pg::Error) -> bool {
+fn is_conflict(err: &pg::Error) -> bool {
     use pg::error::SqlState;
     err.code().is_some_and(|code| {
         *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE

@@ -616,6 +616,10 @@ pub struct StoreMetrics {
     pub commit_micros: AtomicU64,
     /// Batches whose commit failed.
     pub failed_batches: AtomicU64,
+    /// Batches run again whole after the database aborted them for a deadlock or a
+    /// serialization failure with another hub's writer (PostgreSQL only; each retry
+    /// counts once).
+    pub retried_batches: AtomicU64,
     /// Histogram of batch sizes: 1, 2-4, 5-16, 17-64, 65+.
     pub batch_size_buckets: [AtomicU64; 5],
 }

@@ -386,7 +386,10 @@ pub(super) async fn transition(
 ) -> Result<Transitioned, StoreError> {
     store
         .writer
-        .write(move |transaction| transition_in(transaction, transition))
+        .write_on(
+            storable_owned(transition.conversation.clone()),
+            move |transaction| transition_in(transaction, transition),
+        )
         .await
 }
 
@@ -396,7 +399,10 @@ pub(super) async fn transition_queued(
 ) -> Result<PendingTransition, StoreError> {
     let answer = store
         .writer
-        .enqueue(move |transaction| transition_in(transaction, transition))
+        .enqueue_on(
+            storable_owned(transition.conversation.clone()),
+            move |transaction| transition_in(transaction, transition),
+        )
         .await?;
     Ok(Box::pin(async move {
         answer.await.map_err(|_| StoreError::ShutDown)?
@@ -659,7 +665,9 @@ pub(super) async fn append(
     let message = storable_message(message);
     store
         .writer
-        .write(move |transaction| append_in(transaction, message, Some(&marks)))
+        .write_on(message.conversation.clone(), move |transaction| {
+            append_in(transaction, message, Some(&marks))
+        })
         .await
 }
 
@@ -671,7 +679,9 @@ pub(super) async fn append_queued(
     let message = storable_message(message);
     let answer = store
         .writer
-        .enqueue_unguarded(move |transaction| append_in(transaction, message, Some(&marks)))
+        .enqueue_unguarded(message.conversation.clone(), move |transaction| {
+            append_in(transaction, message, Some(&marks))
+        })
         .await?;
     Ok(PendingAppend::new(async move {
         answer.await.map_err(|_| StoreError::ShutDown)?

@@ -291,6 +291,7 @@ fn connect(config: &pg::Config) -> Result<Client, StoreError> {
 ///   standby): the retryable [`StoreError::Unavailable`].
 pub(crate) fn map_err(err: pg::Error) -> StoreError {
     use pg::error::SqlState;
+    writer::note_conflict(&err);
     let message = describe(&err);
     match err.code() {
         Some(code)
@@ -507,6 +508,8 @@ impl PostgresStore {
         sql: &'static str,
         params: Vec<Param>,
     ) -> Result<(), StoreError> {
+        // Shared: a job may run again after a conflict (see `writer`).
+        let params = Arc::new(params);
         self.writer
             .write(move |transaction| {
                 let params: Vec<&(dyn pg::types::ToSql + Sync)> = params

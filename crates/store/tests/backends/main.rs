@@ -8,6 +8,7 @@
 
 mod common;
 mod conversations;
+mod cross_hub;
 mod directory;
 mod email;
 mod frame;

@@ -78,6 +78,9 @@ pub struct Party {
     pub violations: Vec<String>,
     pub acks: Arc<AtomicU64>,
     pub quiet: Arc<AtomicBool>,
+    /// Where the first connection goes (then every reconnection goes to `run`'s
+    /// address): a client of one hub of a cluster that reconnects through nginx.
+    pub first_addr: Option<SocketAddr>,
 }
 
 impl Party {
@@ -98,6 +101,7 @@ impl Party {
             violations: Vec::new(),
             acks: Arc::new(AtomicU64::new(0)),
             quiet: Arc::new(AtomicBool::new(false)),
+            first_addr: None,
         }
     }
 
@@ -255,7 +259,11 @@ impl Party {
         let every = Duration::from_secs_f64(1.0 / SEND_RATE);
         let mut round = 0usize;
         'connection: loop {
-            let mut client = match self.connect(addr).await {
+            let target = match self.first_addr {
+                Some(first) if self.connections == 0 => first,
+                _ => addr,
+            };
+            let mut client = match self.connect(target).await {
                 Ok(client) => client,
                 Err(err) => {
                     self.violation(format!("{err:#}"));

@@ -43,7 +43,7 @@ impl Metrics {
             self.visitor_connections.load(Ordering::Relaxed),
             self.agent_connections.load(Ordering::Relaxed)
         );
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 10] = [
             (
                 "salam_login_hashes_total",
                 "Password hashes verified at sign-in (one per attempt that was not refused first).",
@@ -88,6 +88,11 @@ impl Metrics {
                 "salam_commit_failures_total",
                 "Group commits that failed (nothing in them was acknowledged).",
                 store.failed_batches.load(Ordering::Relaxed),
+            ),
+            (
+                "salam_commit_retries_total",
+                "Group commits run again after a deadlock or serialization failure between hubs (PostgreSQL).",
+                store.retried_batches.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

@@ -8,9 +8,16 @@
 //! (`tests/tests/chaos/crash.rs`, `disk.rs`); the store itself is checked on both
 //! backends by `crates/store/tests/backends/`.
 //!
+//! `across` runs three hubs on one database and one NATS server behind nginx: a chat
+//! between a visitor on hub1 and an agent on hub2 with the visitor's second tab on
+//! hub3; the routing owner SIGKILLed (another hub routes within 10 s, nobody assigned
+//! twice or over capacity); a visitors' hub SIGKILLed under two-sided load (nothing
+//! acknowledged lost or repeated).
+//!
 //! `harness` checks the cluster harness (tests/src/cluster.rs): a NATS server of the
 //! test's own, nginx running deploy/nginx/salam-cluster.conf in front of several hubs
 //! (and skipping a dead one), and hubs sharing one database and one bus.
 
+mod across;
 mod first_start;
 mod harness;

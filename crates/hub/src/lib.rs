@@ -51,10 +51,13 @@
 //! - [`routing`]: the routing actor (pure, no I/O), its executor and published views;
 //! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
 //!   subscriptions;
+//! - [`cluster`]: several hubs on one PostgreSQL database and a NATS bus (issue 13): the
+//!   bus between hubs, one routing owner by lease and forwarding to it, notices, and
+//!   which hub runs the cluster-wide jobs;
 //! - [`webhooks`]: webhook events into the store's durable outbox, and the dispatcher
 //!   that signs and delivers them (issue 17); [`webhook_admin`]: its admin REST API;
-//! - [`retention`] (the retention sweep, a job any one hub or `salam retention run`
-//!   carries out) and [`privacy`] (a visitor's export and erasure, shared by the
+//! - [`retention`] (the retention sweep, a job one hub (the routing owner of a cluster)
+//!   or `salam retention run` carries out) and [`privacy`] (a visitor's export and erasure, shared by the
 //!   command line and REST): running the hub for years;
 //! - [`email`] (issue 17): e-mail as a channel: templates, the SMTP listener for
 //!   replies, threading, loop protection, the reply endpoint and the timers;

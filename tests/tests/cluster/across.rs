@@ -71,6 +71,15 @@ async fn owner(cluster: &mut Cluster, within: Duration) -> Result<usize> {
     }
 }
 
+/// `GET /api/agents?site=…` (the routing owner's view, on whichever hub answers).
+async fn agents_of(admin: &Api, site_id: &str) -> Result<Vec<Value>> {
+    let listed = admin.get(&format!("/api/agents?site={site_id}")).await?;
+    Ok(listed["sites"][site_id]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
 fn no_panic(cluster: &Cluster) -> Result<()> {
     let logs = cluster.logs(100_000);
     ensure!(
@@ -116,9 +125,12 @@ async fn chat_across(cluster: &mut Cluster) -> Result<()> {
     // The agent is online for routing (wherever it runs) before the visitor writes.
     eventually("the agent online in routing", Duration::from_secs(20), || {
         let admin = admin.clone();
+        let site_id = site.id.clone();
         async move {
-            let listed = admin.get("/api/agents").await?;
-            let online = listed.to_string().contains("\"online\"");
+            let online = agents_of(&admin, &site_id)
+                .await?
+                .iter()
+                .any(|a| a["presence"] == "online");
             Ok(online.then_some(()))
         }
     })
@@ -210,6 +222,32 @@ async fn chat_across(cluster: &mut Cluster) -> Result<()> {
     for id in ["v1", "a1", "v2", "a2"] {
         ensure!(stored.contains_key(id), "{id} is not stored: {stored:?}");
     }
+
+    // Presence across hubs: the agent's second console, on hub3, is the same agent
+    // online once; closing the first keeps them online (no grace period starts).
+    let second = agent_session(hub3, &agents[0].token).await?;
+    agent.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let listed = eventually("the agent listed once, online", Duration::from_secs(10), || {
+        let admin = admin.clone();
+        let site_id = site.id.clone();
+        let id = agents[0].id.clone();
+        async move {
+            let rows: Vec<Value> = agents_of(&admin, &site_id)
+                .await?
+                .into_iter()
+                .filter(|a| a["id"] == id.as_str())
+                .collect();
+            Ok((rows.len() == 1 && rows[0]["presence"] == "online").then_some(rows))
+        }
+    })
+    .await?;
+    ensure!(
+        listed[0]["load"] == 1,
+        "the agent's load across hubs: {}",
+        listed[0]
+    );
+    second.close().await;
     no_panic(cluster)
 }
 
@@ -279,8 +317,8 @@ async fn owner_dies(cluster: &mut Cluster) -> Result<()> {
     })
     .await?;
 
-    cluster.hub(dead).kill().await?;
     let killed = tokio::time::Instant::now();
+    cluster.hub(dead).kill().await?;
     let new_owner = owner(cluster, Duration::from_secs(10)).await?;
     ensure!(new_owner != dead, "the dead hub still owns routing");
     let took_over = killed.elapsed();

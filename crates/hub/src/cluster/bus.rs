@@ -13,7 +13,7 @@
 //!   connection's store read and this hub's subscription, or while the bus was
 //!   reconnecting, would be lost; so once new conversation subscriptions are confirmed
 //!   by the server (and after every reconnection, for all of them), their local
-//!   followers are told to catch up from the store ([`Outbound::Catchup`]).
+//!   followers are told to catch up from the store ([`crate::fanout::Outbound::Catchup`]).
 //! - The client never receives its own publishes (NATS `echo: false`), so nothing is
 //!   delivered twice on the publishing hub.
 

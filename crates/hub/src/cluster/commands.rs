@@ -352,6 +352,14 @@ impl WireView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alive {
     pub hub: u16,
+    /// This run of the hub (its start time in microseconds): a hub number seen with a
+    /// new incarnation restarted, and the sockets it had before are gone.
+    #[serde(default)]
+    pub incarnation: u64,
+    /// Whether it owns routing (a hub that missed the owner's announcement learns of
+    /// the new owner from its heartbeat).
+    #[serde(default)]
+    pub owner: bool,
 }
 
 /// "Reload this" from the hub that changed it.

@@ -279,7 +279,7 @@ pub fn metrics_text(cluster: &Cluster, bus: Option<&bus::BusMetrics>) -> String 
 }
 
 /// Adds `hub="ID"` to every sample of a Prometheus text exposition (`ID` is a plain
-/// token, see [`valid_hub_id`]).
+/// token: `cluster.hub_id` is checked at start).
 pub fn label_with_hub(text: &str, hub_id: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.lines().count() * (hub_id.len() + 8));
     for line in text.lines() {

@@ -20,8 +20,13 @@
 //! - **Losing it** (the lease's session ended): the actor forgets everything and the
 //!   hub forwards from then on.
 //! - **Heartbeats**: every hub says it is alive on `salam.hub.alive` every
-//!   [`HEARTBEAT`]. The owner counts a hub silent for [`HUB_SILENT_AFTER`] as dead:
-//!   each agent socket it had announced is disconnected (the grace period applies).
+//!   [`HEARTBEAT`], with its incarnation and whether it owns routing. The owner counts
+//!   a hub silent for [`HUB_SILENT_AFTER`] as dead, and a hub number back with a new
+//!   incarnation as restarted: each agent socket it had announced is disconnected (the
+//!   grace period applies). A hub that sees a new owner in the heartbeats announces its
+//!   agents to it, in case it missed the owner's request.
+//! - **A command that cannot be forwarded** (the bus is full or reconnecting) waits in
+//!   a bounded buffer ([`RETRY_BUFFER`]) and is tried again at the next heartbeat.
 //!
 //! Commands that only change what the database already holds (a hand-off, a close)
 //! may be lost while no hub owns routing; the next owner reads them from the database.
@@ -33,7 +38,7 @@ use crate::routing::{Command, Routing, View};
 use salam_bus::{Client, Message};
 use salam_routing::RoutingError;
 use salam_store::Store;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -44,6 +49,9 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub const HUB_SILENT_AFTER: Duration = Duration::from_secs(3);
 /// Views are published at most this often.
 const VIEW_EVERY: Duration = Duration::from_millis(100);
+/// Forwarded commands kept for another try at most (beyond, the oldest is dropped and
+/// the next owner's rebuild from the database is what repairs routing).
+pub const RETRY_BUFFER: usize = 4096;
 
 /// The hub number a connection id belongs to.
 pub fn hub_of(connection: u64) -> u16 {
@@ -76,6 +84,7 @@ pub fn start(front: Front) -> Routing {
 #[derive(Default)]
 struct Hubs {
     seen: HashMap<u16, Instant>,
+    incarnations: HashMap<u16, u64>,
     sockets: HashMap<u16, HashSet<(String, u64)>>,
 }
 
@@ -107,6 +116,26 @@ impl Hubs {
         }
     }
 
+    /// A heartbeat: the hub is alive; with a new incarnation, the sockets it had
+    /// announced before its restart are returned (gone).
+    fn alive(&mut self, alive: Alive, now: Instant) -> Vec<(String, u64)> {
+        self.seen.insert(alive.hub, now);
+        match self.incarnations.insert(alive.hub, alive.incarnation) {
+            Some(before) if before != alive.incarnation => {
+                let gone: Vec<(String, u64)> = self
+                    .sockets
+                    .remove(&alive.hub)
+                    .map(|sockets| sockets.into_iter().collect())
+                    .unwrap_or_default();
+                if !gone.is_empty() {
+                    tracing::warn!(hub = alive.hub, sockets = gone.len(), "a hub restarted: its earlier agent sockets count as closed");
+                }
+                gone
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The sockets of hubs silent for too long (never this hub's own).
     fn expired(&mut self, me: u16, now: Instant) -> Vec<(String, u64)> {
         let dead: Vec<u16> = self
@@ -132,9 +161,17 @@ impl Hubs {
                 gone.extend(sockets);
             }
             self.seen.remove(&hub);
+            self.incarnations.remove(&hub);
         }
         gone
     }
+}
+
+/// This run's incarnation (see [`Alive::incarnation`]).
+fn incarnation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
 async fn run(
@@ -144,6 +181,10 @@ async fn run(
 ) {
     let mut owner = false;
     let mut hubs = Hubs::default();
+    let me = incarnation();
+    // The owner as the heartbeats tell it (hub number and incarnation).
+    let mut known_owner: Option<(u16, u64)> = None;
+    let mut retry: VecDeque<Forwarded> = VecDeque::new();
     // Subscriptions every hub keeps.
     let (Ok(mut announce), Ok(mut alive), Ok(mut remote_views)) = (
         front.client.subscribe(ROUTING_OWNER).await,
@@ -189,7 +230,7 @@ async fn run(
                     hubs.note(&command);
                     front.actor.send(command).await;
                 } else {
-                    forward(&front, command).await;
+                    forward(&front, command, &mut retry).await;
                 }
             }
             message = next(&mut forwarded) => {
@@ -203,15 +244,26 @@ async fn run(
             }
             message = announce.next() => {
                 if message.is_some() && !owner {
-                    announce_agents(&front).await;
+                    announce_agents(&front, &mut retry).await;
                 }
             }
             message = alive.next() => {
-                if let Some(message) = message
-                    && owner
-                    && let Ok(Alive { hub }) = serde_json::from_slice::<Alive>(&message.payload)
-                {
-                    hubs.seen.insert(hub, Instant::now());
+                let Some(message) = message else { continue };
+                let Ok(heard) = serde_json::from_slice::<Alive>(&message.payload) else {
+                    continue;
+                };
+                if owner {
+                    for (agent_id, connection) in hubs.alive(heard, Instant::now()) {
+                        front.actor.send(Command::Disconnected { agent_id, connection }).await;
+                    }
+                } else if heard.owner && known_owner != Some((heard.hub, heard.incarnation)) {
+                    let first = known_owner.is_none();
+                    known_owner = Some((heard.hub, heard.incarnation));
+                    // The owner's request to announce may have been missed (the first
+                    // heartbeat after this hub started is covered by its own start).
+                    if !first {
+                        announce_agents(&front, &mut retry).await;
+                    }
                 }
             }
             message = remote_views.next() => {
@@ -237,8 +289,17 @@ async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                let alive = serde_json::to_vec(&Alive { hub: front.hub_number }).unwrap_or_default();
+                let alive = Alive { hub: front.hub_number, incarnation: me, owner };
+                let alive = serde_json::to_vec(&alive).unwrap_or_default();
                 let _ = front.client.publish(HUB_ALIVE, alive.into());
+                if owner {
+                    retry.clear();
+                } else {
+                    for _ in 0..retry.len() {
+                        let Some(forwarded) = retry.pop_front() else { break };
+                        publish(&front, forwarded, &mut retry);
+                    }
+                }
                 if owner {
                     for (agent_id, connection) in hubs.expired(front.hub_number, Instant::now()) {
                         front.actor.send(Command::Disconnected { agent_id, connection }).await;
@@ -302,7 +363,7 @@ async fn take_over(front: &Front) {
 }
 
 /// Tells the owner about every agent socket of this hub.
-async fn announce_agents(front: &Front) {
+async fn announce_agents(front: &Front, retry: &mut VecDeque<Forwarded>) {
     for (agent_id, connection) in front.registry.agent_connections() {
         forward(
             front,
@@ -310,16 +371,22 @@ async fn announce_agents(front: &Front) {
                 agent_id: agent_id.to_string(),
                 connection,
             },
+            retry,
         )
         .await;
     }
 }
 
-fn publish(front: &Front, forwarded: &Forwarded) {
-    match serde_json::to_vec(forwarded) {
+/// Publishes a command for the owner; one the bus cannot take now waits in `retry`.
+fn publish(front: &Front, forwarded: Forwarded, retry: &mut VecDeque<Forwarded>) {
+    match serde_json::to_vec(&forwarded) {
         Ok(bytes) => {
             if let Err(err) = front.client.publish(ROUTING_COMMANDS, bytes.into()) {
-                tracing::warn!(error = %err, "a routing command was not forwarded");
+                tracing::warn!(error = %err, "a routing command was not forwarded yet");
+                if retry.len() >= RETRY_BUFFER {
+                    retry.pop_front();
+                }
+                retry.push_back(forwarded);
             }
         }
         Err(err) => tracing::warn!(error = %err, "a routing command cannot be encoded"),
@@ -327,12 +394,12 @@ fn publish(front: &Front, forwarded: &Forwarded) {
 }
 
 /// Sends a command to the owner.
-async fn forward(front: &Front, command: Command) {
+async fn forward(front: &Front, command: Command, retry: &mut VecDeque<Forwarded>) {
     match commands::outgoing(command) {
         Outgoing::Local => {}
-        Outgoing::Tell(forwarded) => publish(front, &forwarded),
+        Outgoing::Tell(forwarded) => publish(front, forwarded, retry),
         Outgoing::AgentChanged(agent_id) => {
-            publish(front, &Forwarded::AgentChanged { agent_id });
+            publish(front, Forwarded::AgentChanged { agent_id }, retry);
         }
         Outgoing::Ask(forwarded, reply) => {
             let client = front.client.clone();

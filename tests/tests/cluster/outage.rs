@@ -147,6 +147,7 @@ async fn three_hubs_refuse_during_a_database_outage_and_recover_by_themselves() 
         .into_iter()
         .map(|writer| tokio::spawn(writer.run(front, phase_rx.clone())))
         .collect();
+    let setup = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // The database goes away.
@@ -193,6 +194,17 @@ async fn three_hubs_refuse_during_a_database_outage_and_recover_by_themselves() 
     tokio::task::block_in_place(|| postgres.restart())?;
     phase_tx.send_replace(Phase::Recover);
     let recovery_started = Instant::now();
+    // When the first send is acknowledged again (the backlog of refusals takes longer:
+    // each writer resends five a second).
+    let first_ack = tokio::spawn({
+        let recovered = recovered.clone();
+        async move {
+            while recovered.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            recovery_started.elapsed()
+        }
+    });
     let owner = eventually(
         "every hub healthy again and exactly one owning routing",
         OWNER_AGAIN_WITHIN,
@@ -226,6 +238,12 @@ async fn three_hubs_refuse_during_a_database_outage_and_recover_by_themselves() 
     )
     .await;
     let recovered_after = recovery_started.elapsed();
+    let first_ack_after = if first_ack.is_finished() {
+        Some(first_ack.await?)
+    } else {
+        first_ack.abort();
+        None
+    };
 
     // A new hand-off after recovery goes to an agent who is online.
     let handoff = async {
@@ -268,6 +286,7 @@ async fn three_hubs_refuse_during_a_database_outage_and_recover_by_themselves() 
     }
     .await;
 
+    let handoff_done = started.elapsed();
     phase_tx.send_replace(Phase::Stop);
     let mut finished = Vec::new();
     for handle in handles {
@@ -334,13 +353,17 @@ async fn three_hubs_refuse_during_a_database_outage_and_recover_by_themselves() 
         }
     }
     println!(
-        "cluster outage ({HUBS} hubs, {WRITERS} visitors, {:.1} s): acknowledged {acked_in:?}; \
-         first refusal {:.1} s into the outage, {refusals_during_outage} refusals during it; \
-         {} owned routing {:.1} s after the restart; recovered in {:.1} s; agent connections {agent_connections:?}",
+        "cluster outage ({HUBS} hubs, {WRITERS} visitors, {:.1} s; set-up {:.1} s, hand-off done at {:.1} s): \
+         acknowledged {acked_in:?}; first refusal {:.1} s into the outage, {refusals_during_outage} \
+         refusals during it; after the restart: {} owned routing in {:.1} s, first ack in {}, \
+         every refused send stored in {:.1} s; agent connections {agent_connections:?}",
         started.elapsed().as_secs_f64(),
+        setup.as_secs_f64(),
+        handoff_done.as_secs_f64(),
         refused_after.as_secs_f64(),
         owner.as_deref().unwrap_or("no hub"),
         owner_after.as_secs_f64(),
+        first_ack_after.map_or("-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
         recovered_after.as_secs_f64()
     );
     cluster.assert_no_panic()?;

@@ -6,7 +6,8 @@
 //!   repository, with only its listen line and upstream servers swapped for the test's
 //!   addresses ([`render_cluster_conf`]), so the recipe cannot drift from what is
 //!   tested.
-//! - [`Cluster`]: one scratch PostgreSQL database, one NATS server, N real `salam`
+//! - [`Cluster`]: one scratch PostgreSQL database (or, with [`Cluster::start_on`], a
+//!   database of the test's choosing), one NATS server, N real `salam`
 //!   processes ([`HubProcess`]) started one after another with `SALAM_DATABASE_URL`,
 //!   `SALAM_BUS_URL` and `SALAM_HUB_ID=hub1..N`, and nginx in front of all of them.
 //!
@@ -537,7 +538,8 @@ pub struct Cluster {
     hubs: Vec<HubProcess>,
     nats: NatsServer,
     _dirs: Vec<tempfile::TempDir>,
-    database: ScratchDatabase,
+    database_url: String,
+    _scratch: Option<ScratchDatabase>,
 }
 
 impl Cluster {
@@ -546,8 +548,17 @@ impl Cluster {
     /// `SALAM_DATABASE_URL`, `SALAM_BUS_URL`, `SALAM_HUB_ID=hubN`), then nginx in front
     /// of every hub's address. Any hub failing to start fails the start.
     pub async fn start(hubs: usize, config_toml: &str) -> Result<Cluster> {
-        ensure!(hubs >= 1, "a cluster has at least one hub");
         let database = crate::postgres::scratch().await?;
+        let mut cluster = Cluster::start_on(database.url(), hubs, config_toml).await?;
+        cluster._scratch = Some(database);
+        Ok(cluster)
+    }
+
+    /// As [`Cluster::start`], on the database at `database_url` (a
+    /// [`crate::postgres::PrivatePostgres`] the test stops and starts) instead of a
+    /// scratch database; the caller keeps that database alive.
+    pub async fn start_on(database_url: &str, hubs: usize, config_toml: &str) -> Result<Cluster> {
+        ensure!(hubs >= 1, "a cluster has at least one hub");
         let nats = NatsServer::start().await?;
         let bus = nats.url();
         let mut processes = Vec::new();
@@ -558,7 +569,7 @@ impl Cluster {
                 .prefix(&format!("salam-{id}"))
                 .tempdir()?;
             let env = [
-                ("SALAM_DATABASE_URL", database.url()),
+                ("SALAM_DATABASE_URL", database_url),
                 ("SALAM_BUS_URL", bus.as_str()),
                 ("SALAM_HUB_ID", id.as_str()),
             ];
@@ -576,7 +587,8 @@ impl Cluster {
             hubs: processes,
             nats,
             _dirs: dirs,
-            database,
+            database_url: database_url.to_owned(),
+            _scratch: None,
         })
     }
 
@@ -618,7 +630,7 @@ impl Cluster {
 
     /// The shared database (`SALAM_DATABASE_URL` of every hub).
     pub fn database_url(&self) -> &str {
-        self.database.url()
+        &self.database_url
     }
 
     /// What the one hub that did the cluster's first start printed (the demo site's key
@@ -666,6 +678,20 @@ impl Cluster {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+        Ok(())
+    }
+
+    /// Fails if any hub's log shows a panic (as [`crate::process::World::assert_no_panic`]
+    /// for one hub).
+    pub fn assert_no_panic(&self) -> Result<()> {
+        for (index, hub) in self.hubs.iter().enumerate() {
+            ensure!(
+                !hub.log_tail(100_000).contains("panicked"),
+                "{} panicked; log:\n{}",
+                hub_id(index),
+                hub.log_tail(60)
+            );
         }
         Ok(())
     }

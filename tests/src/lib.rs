@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod host_pages;
 pub mod postgres;
 pub mod process;
+pub mod resending;
 pub mod smtp;
 pub mod two_sided;
 

@@ -16,23 +16,18 @@
 //! acknowledged and stored once, new messages are acknowledged, and everything
 //! acknowledged before or during the fault is stored at its sequence.
 
-use crate::support::{ORIGIN, World, add_agents, eventually, scale, serial};
+use crate::support::{World, add_agents, eventually, scale, serial};
 use anyhow::{Context, Result, bail, ensure};
-use futures_util::StreamExt;
-use salam_e2e::Client;
-use salam_e2e::process::{agent_session, check_history, visitor_session};
-use salam_protocol::{ErrorCode, ServerFrame};
-use serde_json::json;
+use salam_e2e::process::{agent_session, check_history};
+use salam_e2e::resending::{Phase, Writer};
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const CONFIG: &str = r#"
 [limits]
@@ -206,204 +201,6 @@ fn fill(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
-    Before,
-    Fault,
-    Recover,
-    Stop,
-}
-
-/// A visitor writing continuously, keeping what was refused to resend it.
-struct Writer {
-    name: String,
-    site_key: String,
-    token: String,
-    conversation: String,
-    acked: HashMap<String, u64>,
-    acked_in: HashMap<&'static str, usize>,
-    /// Refused with `store_unavailable`, to resend (oldest first).
-    refused: Vec<String>,
-    /// Sent, not answered yet (with when).
-    outstanding: Vec<(String, Instant)>,
-    next: u64,
-    violations: Vec<String>,
-    refusals: Arc<AtomicU64>,
-    recovered_acks: Arc<AtomicU64>,
-    backlog: Arc<AtomicU64>,
-}
-
-impl Writer {
-    fn frame(&self, client_id: &str) -> serde_json::Value {
-        json!({
-            "type": "send",
-            "conversation": self.conversation,
-            "client_id": client_id,
-            "text": format!("{client_id}: {}", "x".repeat(1000)),
-        })
-    }
-
-    async fn connect(&self, addr: SocketAddr) -> Result<Client> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            match visitor_session(addr, ORIGIN, &self.site_key, Some(&self.token)).await {
-                Ok(client) => return Ok(client),
-                Err(err) if Instant::now() >= deadline => {
-                    return Err(err.context("could not reconnect within 120 s"));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-
-    fn on_frame(&mut self, frame: ServerFrame, phase: Phase) {
-        match frame {
-            ServerFrame::Ack { client_id, seq, .. } => {
-                self.outstanding.retain(|(id, _)| *id != client_id);
-                if let Some(earlier) = self.acked.insert(client_id.clone(), seq)
-                    && earlier != seq
-                {
-                    self.violations
-                        .push(format!("{client_id} acknowledged as {earlier}, then {seq}"));
-                }
-                let label = match phase {
-                    Phase::Before => "before",
-                    Phase::Fault => "fault",
-                    Phase::Recover | Phase::Stop => "after",
-                };
-                *self.acked_in.entry(label).or_default() += 1;
-                if matches!(phase, Phase::Recover | Phase::Stop) {
-                    self.recovered_acks.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            ServerFrame::Error {
-                code: ErrorCode::StoreUnavailable,
-                client_id: Some(client_id),
-                ..
-            } => {
-                self.outstanding.retain(|(id, _)| *id != client_id);
-                self.refusals.fetch_add(1, Ordering::Relaxed);
-                if phase == Phase::Before {
-                    self.violations
-                        .push(format!("{client_id} refused before any fault"));
-                }
-                if !self.refused.contains(&client_id) {
-                    self.refused.push(client_id);
-                }
-            }
-            ServerFrame::Error {
-                code,
-                message,
-                client_id,
-            } => self.violations.push(format!(
-                "unexpected error {code} for {client_id:?}: {message}"
-            )),
-            _ => {}
-        }
-    }
-
-    async fn run(mut self, addr: SocketAddr, mut phase: watch::Receiver<Phase>) -> Writer {
-        let every = Duration::from_millis(50);
-        let mut next_send = Instant::now();
-        let mut last_resend = Instant::now();
-        let mut stop_deadline = None;
-        'connection: loop {
-            let mut client = match self.connect(addr).await {
-                Ok(client) => client,
-                Err(err) => {
-                    self.violations.push(format!("{err:#}"));
-                    return self;
-                }
-            };
-            // Whatever was in flight when the connection broke is resent as is.
-            for (client_id, sent) in self.outstanding.iter_mut() {
-                *sent = Instant::now();
-                let frame = json!({
-                    "type": "send",
-                    "conversation": self.conversation,
-                    "client_id": client_id,
-                    "text": format!("{client_id}: {}", "x".repeat(1000)),
-                });
-                if client.send_json(&frame).await.is_err() {
-                    continue 'connection;
-                }
-            }
-            loop {
-                let current = *phase.borrow_and_update();
-                self.backlog.store(
-                    (self.refused.len() + self.outstanding.len()) as u64,
-                    Ordering::Relaxed,
-                );
-                if current == Phase::Stop {
-                    if self.refused.is_empty() && self.outstanding.is_empty() {
-                        client.close().await;
-                        return self;
-                    }
-                    let deadline = *stop_deadline
-                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(60));
-                    if Instant::now() >= deadline {
-                        self.violations.push(format!(
-                            "still {} refused and {} unanswered 60 s after recovery",
-                            self.refused.len(),
-                            self.outstanding.len()
-                        ));
-                        return self;
-                    }
-                }
-                if let Some((client_id, sent)) = self.outstanding.first()
-                    && sent.elapsed() > Duration::from_secs(30)
-                {
-                    self.violations.push(format!(
-                        "no answer to {client_id} for 30 s in phase {current:?}: the hub hangs"
-                    ));
-                    return self;
-                }
-                let now = Instant::now();
-                if matches!(current, Phase::Recover | Phase::Stop)
-                    && !self.refused.is_empty()
-                    && self.outstanding.len() < 2
-                    && now.duration_since(last_resend) > Duration::from_millis(200)
-                {
-                    let client_id = self.refused.remove(0);
-                    last_resend = now;
-                    let frame = self.frame(&client_id);
-                    self.outstanding.push((client_id, now));
-                    if client.send_json(&frame).await.is_err() {
-                        continue 'connection;
-                    }
-                    continue;
-                }
-                if current != Phase::Stop && self.outstanding.len() < 2 && now >= next_send {
-                    let client_id = format!("{}-{}", self.name, self.next);
-                    self.next += 1;
-                    next_send = now + every;
-                    let frame = self.frame(&client_id);
-                    self.outstanding.push((client_id, now));
-                    if client.send_json(&frame).await.is_err() {
-                        continue 'connection;
-                    }
-                    continue;
-                }
-                let incoming = tokio::select! {
-                    incoming = client.socket.next() => incoming,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
-                    _ = phase.changed() => continue,
-                };
-                match incoming {
-                    Some(Ok(WsMessage::Text(text))) => {
-                        match salam_protocol::decode_server(text.as_str()) {
-                            Ok(frame) => self.on_frame(frame, current),
-                            Err(err) => self.violations.push(format!("undecodable {text}: {err}")),
-                        }
-                    }
-                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => continue 'connection,
-                    Some(Ok(_)) => {}
-                }
-            }
-        }
-    }
-}
-
 /// How the fault is made and undone.
 enum Fault {
     /// Fill the tmpfs; recover by deleting the filler.
@@ -454,38 +251,16 @@ async fn disk_fault(fault: Fault, mut mounted: Mounted, config: &str) -> Result<
     );
     let mut writers = Vec::new();
     for index in 0..n_writers {
-        let name = format!("w{index}");
-        let mut client = visitor_session(addr, ORIGIN, &world.site.key, None).await?;
-        client
-            .send_json(&json!({"type": "send", "client_id": format!("{name}-0"), "text": "hi"}))
-            .await?;
-        let (ack, _) = client
-            .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
-            .await?;
-        let ServerFrame::Ack {
-            conversation, seq, ..
-        } = ack
-        else {
-            unreachable!()
-        };
-        let backlog = Arc::new(AtomicU64::new(0));
-        backlogs.push(backlog.clone());
-        writers.push(Writer {
-            acked: HashMap::from([(format!("{name}-0"), seq)]),
-            name,
-            site_key: world.site.key.clone(),
-            token: client.token.clone().context("visitor token")?,
-            conversation,
-            acked_in: HashMap::new(),
-            refused: Vec::new(),
-            outstanding: Vec::new(),
-            next: 1,
-            violations: Vec::new(),
-            refusals: refusals.clone(),
-            recovered_acks: recovered.clone(),
-            backlog,
-        });
-        client.close().await;
+        let writer = Writer::open(
+            addr,
+            &format!("w{index}"),
+            &world.site.key,
+            refusals.clone(),
+            recovered.clone(),
+        )
+        .await?;
+        backlogs.push(writer.backlog.clone());
+        writers.push(writer);
     }
     let conversations: Vec<String> = writers.iter().map(|w| w.conversation.clone()).collect();
     let (phase_tx, phase_rx) = watch::channel(Phase::Before);

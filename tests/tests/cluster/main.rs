@@ -17,7 +17,15 @@
 //! `harness` checks the cluster harness (tests/src/cluster.rs): a NATS server of the
 //! test's own, nginx running deploy/nginx/salam-cluster.conf in front of several hubs
 //! (and skipping a dead one), and hubs sharing one database and one bus.
+//!
+//! `outage` is the three-hub database outage: the cluster's PostgreSQL server (one of
+//! the test's own) stops for 10 s under load through nginx; every hub refuses sends
+//! with `store_unavailable` and acknowledges nothing, reports the database unavailable
+//! on `/healthz`, and recovers by itself once the server is back (one hub owns routing
+//! again, the refused sends are stored once, a new conversation reaches an online
+//! agent).
 
 mod across;
 mod first_start;
 mod harness;
+mod outage;

@@ -43,7 +43,7 @@ done
 if [[ "$FULL" == 1 ]]; then
     q_seconds=10 q_warmup=2 q_idle=10000
 else
-    q_seconds=3 q_warmup=1 q_idle=0
+    q_seconds=3 q_warmup=2 q_idle=0
 fi
 SECONDS_MEASURED=${BENCH_SECONDS:-$q_seconds}
 WARMUP=${BENCH_WARMUP:-$q_warmup}

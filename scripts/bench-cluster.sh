@@ -277,10 +277,15 @@ failover() {
     local handoff=(handoff --addr "${HUB_ADDRS[$survivor]}" --site "$SITE_KEY"
         --origin "http://${HUB_ADDRS[0]}" --agent-token "$TOKEN" --visitors 1 --timeout 3)
     # A hand-off before the kill: what one costs (process start, handshakes, routing).
+    # The load runs leave a backlog (hand-offs and commits queued behind them): settle
+    # first, and keep the second of two runs.
     local before_start before_end
-    before_start=$(now_ms)
-    loadgen "${handoff[@]}" >"$WORK/$setup-handoff-before.json" 2>>"$WORK/$setup-failover.log" || true
-    before_end=$(now_ms)
+    sleep 3
+    for _ in 1 2; do
+        before_start=$(now_ms)
+        loadgen "${handoff[@]}" >"$WORK/$setup-handoff-before.json" 2>>"$WORK/$setup-failover.log" || true
+        before_end=$(now_ms)
+    done
     log "failover: killing hub$((owner + 1)) (pid ${HUB_PIDS[$owner]}), the routing owner"
     local killed_at owned_at="" owned_by="" assigned_at="" attempts=0
     kill -KILL "${HUB_PIDS[$owner]}"

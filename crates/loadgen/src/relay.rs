@@ -29,6 +29,10 @@
 //! With `--idle N`, N more visitors connect first and stay connected, idle, through
 //! the whole run (see [`crate::idle::IdlePool`]): the latency is then measured on a
 //! server that also holds N open conversations, as a real one does.
+//!
+//! With `--also-addr` (more hubs of one cluster) and `--agent-addr`, visitors and agents
+//! spread over several hubs and only deliveries across hubs count (see
+//! [`crate::spread`]).
 
 use crate::client::{Conn, Event, Target, agent_of};
 use crate::echo::join_all;

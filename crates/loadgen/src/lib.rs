@@ -51,4 +51,5 @@ pub mod pusher;
 pub mod relay;
 pub mod report;
 pub mod socketio;
+pub mod spread;
 pub mod wire;

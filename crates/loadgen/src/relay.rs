@@ -29,12 +29,17 @@
 //! With `--idle N`, N more visitors connect first and stay connected, idle, through
 //! the whole run (see [`crate::idle::IdlePool`]): the latency is then measured on a
 //! server that also holds N open conversations, as a real one does.
+//!
+//! With `--also-addr` (more hubs of one cluster) and `--agent-addr`, visitors and agents
+//! spread over several hubs and only deliveries across hubs count (see
+//! [`crate::spread`]).
 
 use crate::client::{Conn, Event, Target, agent_of};
 use crate::echo::join_all;
 use crate::idle::IdlePool;
 use crate::probe::ServerProbe;
 use crate::report::{LatencySummary, Window, latency_histogram, record};
+use crate::spread::Spread;
 use anyhow::{Result, bail};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
@@ -68,6 +73,9 @@ pub struct RelayOptions {
     /// Idle visitors held open through the run (0: none).
     pub idle: usize,
     pub probe: Option<ServerProbe>,
+    /// Which hub each visitor and agent connects to (several: `crate::spread`); `None`:
+    /// all to `target.addr`.
+    pub spread: Option<Spread>,
 }
 
 /// Where the run is; visitors and agents watch it.
@@ -97,6 +105,9 @@ struct Shared {
     /// For protocols without acks: tells visitor `i` (the index in a message id's upper
     /// bits) that an agent received one of its messages.
     completions: Vec<mpsc::UnboundedSender<u64>>,
+    /// The address of each visitor (by its index in a message id), with the spread.
+    visitor_addrs: std::sync::OnceLock<Vec<String>>,
+    spread: Spread,
 }
 
 impl Shared {
@@ -169,7 +180,22 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
             (sender, Some(receiver))
         })
         .unzip();
+    let spread = match options.spread.clone() {
+        Some(spread) => {
+            if spread.crosses() && options.target.protocol() != crate::client::Protocol::Salam {
+                bail!("several hub addresses work with --protocol salam only");
+            }
+            spread
+        }
+        None => Spread::new(
+            vec![options.target.addr.clone()],
+            Vec::new(),
+            options.agents,
+        )?,
+    };
     let shared = Arc::new(Shared {
+        visitor_addrs: std::sync::OnceLock::new(),
+        spread: spread.clone(),
         base: Instant::now(),
         pending: Mutex::new(HashMap::new()),
         track_delivery: options.agents > 0,
@@ -196,8 +222,12 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
             let visitors: Vec<u64> = (0..options.visitors as u64)
                 .filter(|visitor| agent_of(*visitor, options.agents) == agent_idx)
                 .collect();
-            let conn = Conn::agent(&options.target, &credentials, agent_idx, &visitors).await?;
-            agent_tasks.spawn(agent(conn, shared.clone(), phase.clone()));
+            let target = Target {
+                addr: spread.agent_addr(agent_idx).to_owned(),
+                server: options.target.server.clone(),
+            };
+            let conn = Conn::agent(&target, &credentials, agent_idx, &visitors).await?;
+            agent_tasks.spawn(agent(conn, agent_idx, shared.clone(), phase.clone()));
         }
     }
     eprintln!(
@@ -205,15 +235,27 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         options.agents, options.visitors
     );
     let connect_started = Instant::now();
-    let target = &options.target;
-    let connected: Vec<Result<Conn>> = futures_util::stream::iter(0..options.visitors as u64)
-        .map(|visitor| Conn::visitor(target, visitor, agent_of(visitor, options.agents)))
-        .buffer_unordered(options.connect_concurrency.max(1))
-        .collect()
-        .await;
+    let server = &options.target.server;
+    let spread_ref = &spread;
+    let connected: Vec<Result<(String, Conn)>> =
+        futures_util::stream::iter(0..options.visitors as u64)
+            .map(|visitor| async move {
+                let target = Target {
+                    addr: spread_ref.visitor_addr(visitor).to_owned(),
+                    server: server.clone(),
+                };
+                let conn =
+                    Conn::visitor(&target, visitor, agent_of(visitor, options.agents)).await?;
+                Ok((target.addr, conn))
+            })
+            .buffer_unordered(options.connect_concurrency.max(1))
+            .collect()
+            .await;
     let connect_seconds = connect_started.elapsed().as_secs_f64();
-    let (sockets, connect_errors, first_connect_error) =
+    let (connected, connect_errors, first_connect_error) =
         crate::report::split_connected(connected, "visitor")?;
+    let (visitor_addrs, sockets): (Vec<String>, Vec<Conn>) = connected.into_iter().unzip();
+    let _ = shared.visitor_addrs.set(visitor_addrs);
     let n_visitors = sockets.len();
 
     let text = format!("load test {}", "x".repeat(options.text_bytes));
@@ -346,6 +388,12 @@ pub async fn run(options: RelayOptions) -> Result<serde_json::Value> {
         "test": "relay",
         "protocol": options.target.protocol(),
         "addr": options.target.addr,
+        "visitor_addrs": spread.crosses().then(|| (0..options.visitors.min(64) as u64)
+            .map(|visitor| spread.visitor_addr(visitor).to_owned())
+            .collect::<std::collections::BTreeSet<_>>()),
+        "agent_addrs": spread.crosses().then(|| (0..options.agents as u64)
+            .map(|agent| spread.agent_addr(agent).to_owned())
+            .collect::<std::collections::BTreeSet<_>>()),
         "mode": if options.rate > 0.0 { "open" } else { "closed" },
         "visitors": n_visitors,
         "agents": options.agents,
@@ -539,6 +587,7 @@ impl Sender {
 /// pending table; returns its visitor → agent latency.
 async fn agent(
     mut conn: Conn,
+    agent_idx: u64,
     shared: Arc<Shared>,
     mut phase: watch::Receiver<Phase>,
 ) -> Result<Histogram<u64>> {
@@ -553,6 +602,15 @@ async fn agent(
             incoming = conn.next_event() => match incoming? {
                 Event::Delivered { id } => {
                     let received_at = Instant::now();
+                    // Across hubs, only an agent on another hub than the visitor's counts.
+                    let visitor_addr = usize::try_from(id >> 32).ok().and_then(|visitor| {
+                        shared.visitor_addrs.get().and_then(|addrs| addrs.get(visitor))
+                    });
+                    if let Some(visitor_addr) = visitor_addr
+                        && !shared.spread.counts(agent_idx, visitor_addr)
+                    {
+                        continue;
+                    }
                     if let Some(sent_at) = shared.take_pending(id) {
                         shared.delivered.fetch_add(1, Ordering::Relaxed);
                         if shared.in_window(sent_at) {

@@ -72,6 +72,15 @@ enum Command {
         /// Handshakes in progress at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// More hubs of the same cluster (repeatable): visitors round-robin over
+        /// `--addr` and these, and an agent connection counts only the messages of
+        /// visitors on other hubs than its own.
+        #[arg(long = "also-addr")]
+        also_addrs: Vec<String>,
+        /// Hubs the agent connections use, round-robin (repeatable; default: the
+        /// visitors' hubs).
+        #[arg(long = "agent-addr")]
+        agent_addrs: Vec<String>,
     },
     /// Opens idle visitor connections step by step and holds them.
     Idle {
@@ -322,8 +331,18 @@ async fn run(command: Command, also: &[u32]) -> Result<()> {
             drain,
             idle,
             concurrency,
+            also_addrs,
+            agent_addrs,
         } => {
             let target = server.target(&common.addr)?;
+            let spread = (!also_addrs.is_empty() || !agent_addrs.is_empty())
+                .then(|| {
+                    let visitor_addrs = std::iter::once(common.addr.clone())
+                        .chain(also_addrs)
+                        .collect();
+                    salam_loadgen::spread::Spread::new(visitor_addrs, agent_addrs, agents)
+                })
+                .transpose()?;
             if target.protocol() == Protocol::Echo {
                 bail!("the echo server does not relay: use `salam-loadgen echo`");
             }
@@ -340,6 +359,7 @@ async fn run(command: Command, also: &[u32]) -> Result<()> {
                 connect_concurrency: concurrency,
                 idle,
                 probe: probe(common.server_pid, also)?,
+                spread,
             })
             .await
         }

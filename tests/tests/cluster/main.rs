@@ -11,6 +11,15 @@
 //! `harness` checks the cluster harness (tests/src/cluster.rs): a NATS server of the
 //! test's own, nginx running deploy/nginx/salam-cluster.conf in front of several hubs
 //! (and skipping a dead one), and hubs sharing one database and one bus.
+//!
+//! `scale` holds 50,000 idle visitor connections across three hubs (issue 13's "Done
+//! when"), every process limited to 20,000 open files: the visitors connect to the
+//! hubs directly (nginx would need two descriptors per connection, 100,000 in all),
+//! from six `salam-loadgen idle` processes of about 8,300 connections each, and a
+//! visitor on hub1 still reaches an agent on hub2 while they are held. It prints each
+//! hub's resident memory (docs/benchmarks.md, "Several hubs: 50,000 idle
+//! connections").
 
 mod first_start;
 mod harness;
+mod scale;

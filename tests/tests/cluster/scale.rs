@@ -30,11 +30,28 @@ const HUBS: usize = 3;
 /// Load generators per hub (each far under the 20,000 open files a process may have).
 const LOADGENS_PER_HUB: usize = 2;
 /// Handshakes in flight per load generator: connects at a bounded rate on two cores.
-const HANDSHAKES_IN_FLIGHT: usize = 16;
+const HANDSHAKES_IN_FLIGHT: usize = 32;
 /// How long every connection must stay open once all are up.
 const HOLD: Duration = Duration::from_secs(5);
 /// How long all the connections may take to open (a debug build on two cores).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// CPU seconds (user + system) process `pid` has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command's closing parenthesis: state is the first, utime
+    // the 12th, stime the 13th; clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("unreadable /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks = |n: usize| -> Result<f64> {
+        Ok(fields.get(n).context("short /proc/PID/stat")?.parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
 
 /// One `salam-loadgen idle` process against one hub.
 struct Loadgen {
@@ -152,6 +169,14 @@ async fn three_hubs_hold_fifty_thousand_idle_visitors() -> Result<()> {
         .collect::<Result<_>>()?;
 
     // About a third of the visitors per hub, split over its load generators.
+    let connecting = Instant::now();
+    let hub_pids: Vec<u32> = (0..HUBS)
+        .map(|hub| cluster.hub(hub).pid().context("a hub is not running"))
+        .collect::<Result<_>>()?;
+    let hub_cpu_before = hub_pids
+        .iter()
+        .map(|&pid| cpu_seconds(pid))
+        .collect::<Result<Vec<_>>>()?;
     let (holding_tx, mut holding_rx) = mpsc::unbounded_channel();
     let mut loadgens = Vec::new();
     let mut per_hub = vec![0usize; HUBS];
@@ -192,7 +217,20 @@ async fn three_hubs_hold_fifty_thousand_idle_visitors() -> Result<()> {
         open_total += open;
     }
     ensure!(open_total == VISITORS);
-    let connected_in = started.elapsed();
+    let connected_in = connecting.elapsed();
+    let mut hub_cpu = 0.0;
+    for (pid, before) in hub_pids.iter().zip(&hub_cpu_before) {
+        hub_cpu += cpu_seconds(*pid)? - before;
+    }
+    let mut loadgen_cpu = 0.0;
+    for loadgen in &loadgens {
+        loadgen_cpu += cpu_seconds(loadgen.child.id().context("a load generator exited")?)?;
+    }
+    println!(
+        "connecting: {:.0} s, the hubs used {hub_cpu:.0} CPU-seconds ({:.0} connections per hub CPU-second), the load generators {loadgen_cpu:.0}",
+        connected_in.as_secs_f64(),
+        VISITORS as f64 / hub_cpu
+    );
     for (index, loadgen) in loadgens.iter().enumerate() {
         let fds = loadgen
             .child
@@ -301,8 +339,9 @@ async fn three_hubs_hold_fifty_thousand_idle_visitors() -> Result<()> {
         ensure!(cluster.hub(hub).is_running(), "hub{} died", hub + 1);
     }
     println!(
-        "{VISITORS} idle visitors connected in {:.0} s, held {HOLD:?}; whole test {:.0} s; RSS of the hubs together {:.0} MiB",
+        "{VISITORS} idle visitors connected in {:.0} s ({:.0}/s), held {HOLD:?}; whole test {:.0} s; RSS of the hubs together {:.0} MiB",
         connected_in.as_secs_f64(),
+        VISITORS as f64 / connected_in.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         rss.iter().sum::<u64>() as f64 / 1024.0
     );

@@ -48,7 +48,10 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
         .split_whitespace()
         .collect();
     let ticks = |n: usize| -> Result<f64> {
-        Ok(fields.get(n).context("short /proc/PID/stat")?.parse::<f64>()?)
+        Ok(fields
+            .get(n)
+            .context("short /proc/PID/stat")?
+            .parse::<f64>()?)
     };
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
@@ -179,7 +182,7 @@ async fn three_hubs_hold_fifty_thousand_idle_visitors() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let (holding_tx, mut holding_rx) = mpsc::unbounded_channel();
     let mut loadgens = Vec::new();
-    let mut per_hub = vec![0usize; HUBS];
+    let mut per_hub = [0usize; HUBS];
     for index in 0..HUBS * LOADGENS_PER_HUB {
         let hub = index % HUBS;
         let processes = HUBS * LOADGENS_PER_HUB;

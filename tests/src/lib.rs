@@ -779,23 +779,34 @@ fn dechunk(body: &[u8]) -> Vec<u8> {
 
 /// The `salam` binary, built if needed (for tests that run the hub as a process).
 pub fn salam_binary() -> Result<std::path::PathBuf> {
+    workspace_binary("salam-hub", "salam")
+}
+
+/// The `salam-loadgen` binary (crates/loadgen), built if needed (for tests that hold
+/// more connections than one process may open files).
+pub fn loadgen_binary() -> Result<std::path::PathBuf> {
+    workspace_binary("salam-loadgen", "salam-loadgen")
+}
+
+/// Binary `bin` of the workspace's package `package`, built (debug) if needed.
+fn workspace_binary(package: &str, bin: &str) -> Result<std::path::PathBuf> {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("no workspace root")?
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
-        .args(["build", "-q", "-p", "salam-hub", "--bin", "salam"])
+        .args(["build", "-q", "-p", package, "--bin", bin])
         .current_dir(&workspace)
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {
-        bail!("cargo build of salam failed");
+        bail!("cargo build of {bin} failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    let binary = target.join("debug").join("salam");
+    let binary = target.join("debug").join(bin);
     if !binary.exists() {
         bail!("no binary at {}", binary.display());
     }

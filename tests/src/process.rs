@@ -674,7 +674,9 @@ pub fn with_test_defaults(config_toml: &str) -> Result<String> {
 }
 
 /// A value of the hub's Prometheus text (`/metrics`), such as
-/// `salam_connections{kind="agent"}`; 0 when absent.
+/// `salam_connections{kind="agent"}`; 0 when absent. A hub of a cluster labels every
+/// sample `hub="ID"` first (`salam_connections{hub="hub1",kind="agent"}`): that label
+/// is ignored, so the same name matches on one hub and on a cluster's.
 pub async fn metric(addr: SocketAddr, name: &str) -> Result<f64> {
     let authorization = format!("Bearer {METRICS_TOKEN}");
     let response = http_request(
@@ -694,11 +696,29 @@ pub async fn metric(addr: SocketAddr, name: &str) -> Result<f64> {
         .body
         .lines()
         .find_map(|line| {
-            line.strip_prefix(name)
+            without_hub_label(line)
+                .strip_prefix(name)
                 .filter(|rest| rest.starts_with(' '))
                 .and_then(|rest| rest.trim().parse().ok())
         })
         .unwrap_or(0.0))
+}
+
+/// A sample line without its leading `hub="…"` label: `a{hub="h1",k="v"} 1` →
+/// `a{k="v"} 1`, `a{hub="h1"} 1` → `a 1`.
+fn without_hub_label(line: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = line.find("{hub=\"") else {
+        return line.into();
+    };
+    let value = start + "{hub=\"".len();
+    let Some(end) = line[value..].find('"').map(|end| value + end + 1) else {
+        return line.into();
+    };
+    let (name, rest) = (&line[..start], &line[end..]);
+    match rest.strip_prefix(',') {
+        Some(labels) => format!("{name}{{{labels}").into(),
+        None => format!("{name}{}", rest.strip_prefix('}').unwrap_or(rest)).into(),
+    }
 }
 
 /// The origin every site created by [`World`] allows.
@@ -869,5 +889,20 @@ pub mod stats {
             quantile(values_ms, 0.99),
             quantile(values_ms, 1.0)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_hub_label_is_ignored() {
+        use super::without_hub_label as strip;
+        assert_eq!(
+            strip("salam_connections{hub=\"hub1\",kind=\"visitor\"} 5"),
+            "salam_connections{kind=\"visitor\"} 5"
+        );
+        assert_eq!(strip("salam_up{hub=\"hub2\"} 1"), "salam_up 1");
+        assert_eq!(strip("salam_up 1"), "salam_up 1");
+        assert_eq!(strip("a{kind=\"x\"} 1"), "a{kind=\"x\"} 1");
     }
 }

@@ -38,10 +38,34 @@ pub struct IdleOptions {
     pub target: Target,
     /// Total connections after each step, increasing.
     pub steps: Vec<usize>,
-    pub hold: Duration,
+    pub hold: Hold,
     pub settle: Duration,
     pub connect_concurrency: usize,
     pub probe: Option<ServerProbe>,
+}
+
+/// How long the connections are held after the last step.
+#[derive(Debug, Clone, Copy)]
+pub enum Hold {
+    For(Duration),
+    /// Until standard input reaches its end (or fails): the caller decides.
+    UntilStdinCloses,
+}
+
+impl Hold {
+    async fn wait(self) {
+        match self {
+            Hold::For(duration) => tokio::time::sleep(duration).await,
+            Hold::UntilStdinCloses => {
+                let mut stdin = tokio::io::stdin();
+                let mut buffer = [0u8; 256];
+                while matches!(
+                    tokio::io::AsyncReadExt::read(&mut stdin, &mut buffer).await,
+                    Ok(n) if n > 0
+                ) {}
+            }
+        }
+    }
 }
 
 /// What one step measured.
@@ -264,12 +288,13 @@ pub async fn run(options: IdleOptions) -> Result<serde_json::Value> {
             first_error.unwrap_or_default()
         );
     }
+    // Tests wait for this line (tests/tests/cluster/scale.rs).
     eprintln!(
-        "idle: holding {} connections for {:?}",
+        "idle: holding {} connections ({:?})",
         pool.open(),
         options.hold
     );
-    tokio::time::sleep(options.hold).await;
+    options.hold.wait().await;
     let rss_after_hold = rss(&options.probe);
     let lost = pool.lost();
     pool.close().await;

@@ -24,8 +24,17 @@
 //! on `/healthz`, and recovers by itself once the server is back (one hub owns routing
 //! again, the refused sends are stored once, a new conversation reaches an online
 //! agent).
+//!
+//! `scale` holds 50,000 idle visitor connections across three hubs (issue 13's "Done
+//! when"), every process limited to 20,000 open files: the visitors connect to the
+//! hubs directly (nginx would need two descriptors per connection, 100,000 in all),
+//! from six `salam-loadgen idle` processes of about 8,300 connections each, and a
+//! visitor on hub1 still reaches an agent on hub2 while they are held. It prints each
+//! hub's resident memory (docs/benchmarks.md, "Several hubs: 50,000 idle
+//! connections").
 
 mod across;
 mod first_start;
 mod harness;
 mod outage;
+mod scale;

@@ -95,6 +95,10 @@ enum Command {
         /// Seconds to hold the connections after the last step.
         #[arg(long, default_value_t = 2.0)]
         hold: f64,
+        /// Hold the connections until standard input closes (a test that drives several
+        /// load generators releases them all at once) instead of for `--hold` seconds.
+        #[arg(long, conflicts_with = "hold")]
+        hold_until_stdin_closes: bool,
         /// Seconds to wait after each step before reading the hub's memory.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
@@ -368,6 +372,7 @@ async fn run(command: Command, also: &[u32]) -> Result<()> {
             server,
             connections,
             hold,
+            hold_until_stdin_closes,
             settle,
             server_pid,
             concurrency,
@@ -375,7 +380,11 @@ async fn run(command: Command, also: &[u32]) -> Result<()> {
             idle::run(idle::IdleOptions {
                 target: server.target(&addr)?,
                 steps: idle::parse_steps(&connections)?,
-                hold: seconds(hold, "hold")?,
+                hold: if hold_until_stdin_closes {
+                    idle::Hold::UntilStdinCloses
+                } else {
+                    idle::Hold::For(seconds(hold, "hold")?)
+                },
                 settle: seconds(settle, "settle")?,
                 connect_concurrency: concurrency,
                 probe: probe(server_pid, also)?,

@@ -105,8 +105,7 @@ fn messages(frames: &[ServerFrame], conversation: &str) -> Vec<(u64, String)> {
 /// A visitor on hub1 and an agent on hub2 chat both ways; the visitor's second tab, on
 /// hub3, sees the whole conversation in order, then both sides live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_visitor_and_an_agent_on_two_hubs_chat_and_a_tab_on_a_third_sees_it_all() -> Result<()>
-{
+async fn a_visitor_and_an_agent_on_two_hubs_chat_and_a_tab_on_a_third_sees_it_all() -> Result<()> {
     let mut cluster = Cluster::start(3, CONFIG).await?;
     let result = chat_across(&mut cluster).await;
     result.with_context(|| format!("the cluster's logs:\n{}", cluster.logs(30)))
@@ -123,17 +122,21 @@ async fn chat_across(cluster: &mut Cluster) -> Result<()> {
     );
     let mut agent = agent_session(hub2, &agents[0].token).await?;
     // The agent is online for routing (wherever it runs) before the visitor writes.
-    eventually("the agent online in routing", Duration::from_secs(20), || {
-        let admin = admin.clone();
-        let site_id = site.id.clone();
-        async move {
-            let online = agents_of(&admin, &site_id)
-                .await?
-                .iter()
-                .any(|a| a["presence"] == "online");
-            Ok(online.then_some(()))
-        }
-    })
+    eventually(
+        "the agent online in routing",
+        Duration::from_secs(20),
+        || {
+            let admin = admin.clone();
+            let site_id = site.id.clone();
+            async move {
+                let online = agents_of(&admin, &site_id)
+                    .await?
+                    .iter()
+                    .any(|a| a["presence"] == "online");
+                Ok(online.then_some(()))
+            }
+        },
+    )
     .await?;
 
     let mut visitor = visitor_session(hub1, ORIGIN, &site.key, None).await?;
@@ -228,19 +231,23 @@ async fn chat_across(cluster: &mut Cluster) -> Result<()> {
     let second = agent_session(hub3, &agents[0].token).await?;
     agent.close().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let listed = eventually("the agent listed once, online", Duration::from_secs(10), || {
-        let admin = admin.clone();
-        let site_id = site.id.clone();
-        let id = agents[0].id.clone();
-        async move {
-            let rows: Vec<Value> = agents_of(&admin, &site_id)
-                .await?
-                .into_iter()
-                .filter(|a| a["id"] == id.as_str())
-                .collect();
-            Ok((rows.len() == 1 && rows[0]["presence"] == "online").then_some(rows))
-        }
-    })
+    let listed = eventually(
+        "the agent listed once, online",
+        Duration::from_secs(10),
+        || {
+            let admin = admin.clone();
+            let site_id = site.id.clone();
+            let id = agents[0].id.clone();
+            async move {
+                let rows: Vec<Value> = agents_of(&admin, &site_id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a["id"] == id.as_str())
+                    .collect();
+                Ok((rows.len() == 1 && rows[0]["presence"] == "online").then_some(rows))
+            }
+        },
+    )
     .await?;
     ensure!(
         listed[0]["load"] == 1,
@@ -271,8 +278,14 @@ async fn owner_dies(cluster: &mut Cluster) -> Result<()> {
     // dying hub).
     let admin = Api::login(survivor_addr, &first.admin_email, &first.admin_password).await?;
     let capacity = 2;
-    let agents: Vec<AgentAccount> =
-        add_agents(&admin, "owner", |_| vec![site.id.clone()], 2, Some(capacity)).await?;
+    let agents: Vec<AgentAccount> = add_agents(
+        &admin,
+        "owner",
+        |_| vec![site.id.clone()],
+        2,
+        Some(capacity),
+    )
+    .await?;
     // One agent on each surviving hub.
     let mut sockets = Vec::new();
     for (agent, hub) in agents.iter().zip(&survivors) {
@@ -312,9 +325,11 @@ async fn owner_dies(cluster: &mut Cluster) -> Result<()> {
         let n = open.iter().filter(|c| c["state"] == "assigned").count();
         anyhow::Ok((n >= want).then_some(open))
     };
-    eventually("two chats assigned before the kill", Duration::from_secs(20), || {
-        assigned(admin.clone(), site.id.clone(), 2)
-    })
+    eventually(
+        "two chats assigned before the kill",
+        Duration::from_secs(20),
+        || assigned(admin.clone(), site.id.clone(), 2),
+    )
     .await?;
 
     let killed = tokio::time::Instant::now();

@@ -128,7 +128,11 @@ impl Hubs {
                     .map(|sockets| sockets.into_iter().collect())
                     .unwrap_or_default();
                 if !gone.is_empty() {
-                    tracing::warn!(hub = alive.hub, sockets = gone.len(), "a hub restarted: its earlier agent sockets count as closed");
+                    tracing::warn!(
+                        hub = alive.hub,
+                        sockets = gone.len(),
+                        "a hub restarted: its earlier agent sockets count as closed"
+                    );
                 }
                 gone
             }

@@ -31,6 +31,7 @@ pub mod process;
 pub mod resending;
 pub mod smtp;
 pub mod two_sided;
+pub mod webhook_receiver;
 
 /// The origin the test site allows.
 pub const SHOP_ORIGIN: &str = "http://shop.test";

@@ -14,6 +14,10 @@
 //! twice or over capacity); a visitors' hub SIGKILLed under two-sided load (nothing
 //! acknowledged lost or repeated).
 //!
+//! `once` checks what the routing owner does for the whole cluster: a SIGKILLed hub's
+//! agent sockets count as closed (the grace period runs, the chat goes to an agent on
+//! another hub), and webhook events are delivered once, not once per hub.
+//!
 //! `harness` checks the cluster harness (tests/src/cluster.rs): a NATS server of the
 //! test's own, nginx running deploy/nginx/salam-cluster.conf in front of several hubs
 //! (and skipping a dead one), and hubs sharing one database and one bus.
@@ -36,5 +40,6 @@
 mod across;
 mod first_start;
 mod harness;
+mod once;
 mod outage;
 mod scale;

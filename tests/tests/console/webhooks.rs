@@ -6,9 +6,7 @@
 
 use super::*;
 
-#[path = "../webhooks/receiver.rs"]
-#[allow(dead_code)]
-mod receiver;
+use salam_e2e::webhook_receiver as receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_adds_a_webhook_reads_its_log_and_redelivers() -> Result<()> {

@@ -9,7 +9,7 @@
 //! for the other endpoints); a delivery cut short by SIGKILL is delivered after the
 //! restart with the same event id; a delivery is sent again by hand.
 
-mod receiver;
+use salam_e2e::webhook_receiver as receiver;
 
 use anyhow::{Context, Result, ensure};
 use receiver::{Receiver, Request};

@@ -17,7 +17,10 @@
 //! - routing state: only the owner has it; the others have its views.
 //!
 //! Cluster-wide jobs run on the routing owner only: auto-close, retention, webhook
-//! delivery, and routing's own timers (grace periods, offers, first-response targets).
+//! delivery, the e-mail timers (unseen replies, missed chats), and routing's own timers
+//! (grace periods, offers, first-response targets). Bot rules are files each hub
+//! watches: hubs of a cluster point `bot.rules_dir` at the same directory (a shared
+//! path), so an edit (also one made from the console) reaches every hub.
 
 pub mod bus;
 pub mod commands;

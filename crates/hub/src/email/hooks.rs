@@ -233,6 +233,10 @@ fn spawn_unseen_timer(state: AppState) {
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => return,
             }
+            // Once per cluster: on the routing owner.
+            if !state.leads() {
+                continue;
+            }
             if let Err(err) = send_due_unseen(&state).await {
                 tracing::warn!(error = %err, "unseen replies not mailed");
             }

@@ -28,6 +28,10 @@ pub fn spawn(state: AppState) {
                 _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => return,
             }
+            // Once per cluster: on the routing owner.
+            if !state.leads() {
+                continue;
+            }
             if let Err(err) = check(&state, after).await {
                 tracing::warn!(error = %err, "missed chats not mailed");
             }

@@ -56,7 +56,7 @@ pub struct Authority {
     /// Every site id, sorted.
     sites: RwLock<Arc<Vec<String>>>,
     /// Tells the other hubs of a cluster to reload what changed here.
-    pub notifier: crate::cluster::Notifier,
+    pub notifier: crate::peers::Notifier,
 }
 
 impl Authority {
@@ -67,7 +67,7 @@ impl Authority {
             routing,
             grants: Mutex::new(HashMap::new()),
             sites: RwLock::new(Arc::new(Vec::new())),
-            notifier: crate::cluster::Notifier::default(),
+            notifier: crate::peers::Notifier::default(),
         };
         authority.reload_sites().await?;
         Ok(authority)

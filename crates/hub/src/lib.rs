@@ -52,8 +52,8 @@
 //! - [`publish`] and [`fanout`]: what is sent on which topic, and the registry of
 //!   subscriptions;
 //! - [`cluster`]: several hubs on one PostgreSQL database and a NATS bus (issue 13): the
-//!   bus between hubs, one routing owner by lease and forwarding to it, notices, and
-//!   which hub runs the cluster-wide jobs;
+//!   bus between hubs, one routing owner by lease and forwarding to it; [`peers`]: the
+//!   notices between hubs and which hub runs the cluster-wide jobs (a leaf);
 //! - [`webhooks`]: webhook events into the store's durable outbox, and the dispatcher
 //!   that signs and delivers them (issue 17); [`webhook_admin`]: its admin REST API;
 //! - [`retention`] (the retention sweep, a job one hub (the routing owner of a cluster)
@@ -94,6 +94,7 @@ pub mod mail_out;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
+pub mod peers;
 pub mod privacy;
 pub mod publish;
 pub mod rate;
@@ -275,7 +276,7 @@ impl Hub {
         match &cluster {
             // The routing owner rebuilds routing when it takes over.
             Some(cluster) => {
-                cluster::spawn_notices(state.clone(), cluster.client.clone(), cluster.hub_number)
+                spawn_notices(state.clone(), cluster.client.clone(), cluster.hub_number)
             }
             None => restore_routing(&state).await?,
         }
@@ -547,6 +548,51 @@ pub(crate) async fn restore_of(
         agents,
         conversations,
     })
+}
+
+/// Applies the other hubs' notices here until the hub stops.
+fn spawn_notices(state: AppState, client: salam_bus::Client, hub_number: u16) {
+    tokio::spawn(async move {
+        let mut notices = match client.subscribe(peers::NOTICE).await {
+            Ok(notices) => notices,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot hear the other hubs' notices");
+                return;
+            }
+        };
+        let mut shutdown = state.shutdown.clone();
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.changed() => return,
+                message = notices.next() => message,
+            };
+            let Some(message) = message else { return };
+            let notice: peers::Notice = match serde_json::from_slice(&message.payload) {
+                Ok(notice) => notice,
+                Err(err) => {
+                    tracing::warn!(error = %err, "an unreadable notice");
+                    continue;
+                }
+            };
+            let result = match notice {
+                peers::Notice::Agent { from, .. }
+                | peers::Notice::Sites { from }
+                | peers::Notice::Webhooks { from }
+                    if from == hub_number =>
+                {
+                    Ok(())
+                }
+                peers::Notice::Agent { agent_id, .. } => {
+                    state.authority.reload_agent(&agent_id).await
+                }
+                peers::Notice::Sites { .. } => state.authority.reload_sites_here().await,
+                peers::Notice::Webhooks { .. } => state.webhooks.refresh_here().await,
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "a notice could not be applied");
+            }
+        }
+    });
 }
 
 /// Closes conversations idle for longer than `routing.auto_close_secs`.

@@ -128,10 +128,10 @@ impl AppState {
     }
 
     /// [`AppState::leads`] as a handle for tasks that outlive a borrow.
-    pub fn leadership(&self) -> crate::cluster::Leadership {
+    pub fn leadership(&self) -> crate::peers::Leadership {
         self.cluster
             .as_ref()
-            .map(|cluster| crate::cluster::Leadership::of(cluster.owner.clone()))
+            .map(|cluster| crate::peers::Leadership::of(cluster.owner.clone()))
             .unwrap_or_default()
     }
 

@@ -362,15 +362,6 @@ pub struct Alive {
     pub owner: bool,
 }
 
-/// "Reload this" from the hub that changed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "notice", rename_all = "snake_case")]
-pub enum Notice {
-    Agent { agent_id: String, from: u16 },
-    Sites { from: u16 },
-    Webhooks { from: u16 },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

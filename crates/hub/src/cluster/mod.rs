@@ -7,12 +7,14 @@
 //! - [`commands`]: routing commands, answers and views as they travel (pure).
 //! - [`routing`]: the routing front: one owner hub (the PostgreSQL routing lease),
 //!   every other hub forwards; takeover, re-announcement, heartbeats.
-//! - This file: joining ([`Cluster::join`]), who leads the cluster-wide jobs
-//!   ([`Leadership`]), and the "reload this" notices between hubs ([`Notifier`]).
+//! - This file: joining ([`Cluster::join`]) and the cluster's metrics. Who leads the
+//!   cluster-wide jobs and the "reload this" notices between hubs are in
+//!   [`crate::peers`], below the modules that use them.
 //!
 //! What each hub keeps in memory and how it stays true across hubs:
 //! - agent authority ([`crate::authority`]): a change is committed, then announced
-//!   (`salam.notice`); every other hub reloads the agent or the site list;
+//!   (`salam.notice`, [`crate::peers::Notifier`]); every other hub reloads the agent or
+//!   the site list;
 //! - the sites with webhooks ([`crate::webhooks`]): the same, after endpoint changes;
 //! - routing state: only the owner has it; the others have its views.
 //!
@@ -27,10 +29,8 @@ pub mod commands;
 pub mod envelope;
 pub mod routing;
 
-use commands::Notice;
 use salam_bus::Client;
 use salam_store::{ClusterLease, PostgresStore, StoreError};
-use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 /// Why a hub could not join its cluster.
@@ -112,102 +112,6 @@ fn valid_hub_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Whether this hub runs the cluster-wide jobs now: always for a single hub; for
-/// several, while it owns routing.
-#[derive(Clone, Default)]
-pub struct Leadership(Option<watch::Receiver<bool>>);
-
-impl Leadership {
-    pub fn of(owner: watch::Receiver<bool>) -> Leadership {
-        Leadership(Some(owner))
-    }
-
-    pub fn leads(&self) -> bool {
-        self.0.as_ref().is_none_or(|owner| *owner.borrow())
-    }
-}
-
-/// Sends "reload this" notices to the other hubs (nothing for a single hub). Set once
-/// the bus is up.
-#[derive(Clone, Default)]
-pub struct Notifier(Arc<OnceLock<(Client, u16)>>);
-
-impl Notifier {
-    pub fn connect(&self, client: Client, hub_number: u16) {
-        let _ = self.0.set((client, hub_number));
-    }
-
-    fn send(&self, notice: impl FnOnce(u16) -> Notice) {
-        if let Some((client, hub)) = self.0.get() {
-            let notice = notice(*hub);
-            match serde_json::to_vec(&notice) {
-                Ok(bytes) => {
-                    if let Err(err) = client.publish(envelope::NOTICE, bytes.into()) {
-                        tracing::warn!(error = %err, ?notice, "a notice to the other hubs was lost");
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "a notice cannot be encoded"),
-            }
-        }
-    }
-
-    pub fn agent_changed(&self, agent_id: &str) {
-        self.send(|from| Notice::Agent {
-            agent_id: agent_id.to_owned(),
-            from,
-        });
-    }
-
-    pub fn sites_changed(&self) {
-        self.send(|from| Notice::Sites { from });
-    }
-
-    pub fn webhooks_changed(&self) {
-        self.send(|from| Notice::Webhooks { from });
-    }
-}
-
-/// Applies the other hubs' notices here until the hub stops.
-pub fn spawn_notices(state: crate::state::AppState, client: Client, hub_number: u16) {
-    tokio::spawn(async move {
-        let mut notices = match client.subscribe(envelope::NOTICE).await {
-            Ok(notices) => notices,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot hear the other hubs' notices");
-                return;
-            }
-        };
-        let mut shutdown = state.shutdown.clone();
-        loop {
-            let message = tokio::select! {
-                _ = shutdown.changed() => return,
-                message = notices.next() => message,
-            };
-            let Some(message) = message else { return };
-            let notice: Notice = match serde_json::from_slice(&message.payload) {
-                Ok(notice) => notice,
-                Err(err) => {
-                    tracing::warn!(error = %err, "an unreadable notice");
-                    continue;
-                }
-            };
-            let result = match notice {
-                Notice::Agent { from, .. } | Notice::Sites { from } | Notice::Webhooks { from }
-                    if from == hub_number =>
-                {
-                    Ok(())
-                }
-                Notice::Agent { agent_id, .. } => state.authority.reload_agent(&agent_id).await,
-                Notice::Sites { .. } => state.authority.reload_sites_here().await,
-                Notice::Webhooks { .. } => state.webhooks.refresh_here().await,
-            };
-            if let Err(err) = result {
-                tracing::warn!(error = %err, "a notice could not be applied");
-            }
-        }
-    });
 }
 
 /// The cluster's own metrics (before [`label_with_hub`]).
@@ -333,6 +237,5 @@ mod tests {
         assert!(!valid_hub_id("a.b"));
         assert!(!valid_hub_id("hub 1"));
         assert!(!valid_hub_id(&"x".repeat(33)));
-        assert!(Leadership::default().leads());
     }
 }

@@ -59,7 +59,7 @@ pub struct Dispatcher {
     /// Flips to `true` when the hub shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Whether this hub delivers now (several hubs: the routing owner only).
-    pub leadership: crate::cluster::Leadership,
+    pub leadership: crate::peers::Leadership,
 }
 
 /// Starts the dispatcher (unless `webhooks.enabled` is false).

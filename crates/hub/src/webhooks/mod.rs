@@ -44,7 +44,7 @@ struct Inner {
     /// Wakes the dispatcher (a stored permit at most: bounded).
     wake: Notify,
     /// Tells the other hubs of a cluster to refresh too.
-    notifier: crate::cluster::Notifier,
+    notifier: crate::peers::Notifier,
 }
 
 /// Marked messages emitted at one start at most (a crash leaves the few of one
@@ -71,7 +71,7 @@ impl Webhooks {
             store,
             sites: RwLock::new(HashSet::new()),
             wake: Notify::new(),
-            notifier: crate::cluster::Notifier::default(),
+            notifier: crate::peers::Notifier::default(),
         }));
         webhooks.refresh_here().await?;
         Ok(webhooks)
@@ -86,7 +86,7 @@ impl Webhooks {
     }
 
     /// The notices to the other hubs (connected once the bus is up).
-    pub fn notifier(&self) -> &crate::cluster::Notifier {
+    pub fn notifier(&self) -> &crate::peers::Notifier {
         &self.0.notifier
     }
 

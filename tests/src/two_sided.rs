@@ -376,3 +376,167 @@ pub async fn progress(parties: &[(Arc<AtomicU64>, usize)], n: u64, what: &str) -
     })
     .await
 }
+
+/// A new visitor of `site_key` at `addr` says hello; the party that goes on as them
+/// (named `name`, the hello acknowledged).
+pub async fn visitor_party(addr: SocketAddr, site_key: &str, name: &str) -> Result<Party> {
+    use anyhow::Context;
+    let mut visitor = visitor_session(addr, ORIGIN, site_key, None).await?;
+    let client_id = format!("{name}-0");
+    visitor
+        .send_json(&json!({"type": "send", "client_id": client_id, "text": "hello"}))
+        .await?;
+    let (ack, _) = visitor
+        .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
+        .await?;
+    let ServerFrame::Ack {
+        conversation, seq, ..
+    } = ack
+    else {
+        unreachable!("recv_until returned the ack")
+    };
+    let token = visitor.token.clone().context("visitor token")?;
+    let mut party = Party::new(
+        name.to_owned(),
+        Role::Visitor {
+            site_key: site_key.to_owned(),
+            token,
+        },
+        vec![conversation.clone()],
+    );
+    party.acked.insert(client_id, (conversation, seq));
+    visitor.close().await;
+    Ok(party)
+}
+
+/// Waits until `n` open conversations of the site are assigned; conversation → agent.
+pub async fn all_assigned(
+    admin: &crate::process::Api,
+    site_id: &str,
+    n: usize,
+) -> Result<HashMap<String, String>> {
+    eventually(
+        "every conversation assigned",
+        Duration::from_secs(60),
+        || {
+            let admin = admin.clone();
+            let site_id = site_id.to_owned();
+            async move {
+                let open = admin.open_conversations(&site_id).await?;
+                let assigned: HashMap<String, String> = open
+                    .iter()
+                    .filter(|c| c["state"] == "assigned")
+                    .filter_map(|c| {
+                        Some((
+                            c["id"].as_str()?.to_owned(),
+                            c["agent"]["id"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect();
+                Ok((assigned.len() == n).then_some(assigned))
+            }
+        },
+    )
+    .await
+}
+
+/// The party of agent number `index`, sending into the conversations assigned to it.
+pub fn agent_party(
+    index: usize,
+    agent: &crate::process::AgentAccount,
+    assigned: &HashMap<String, String>,
+) -> Party {
+    let mut mine: Vec<String> = assigned
+        .iter()
+        .filter(|(_, owner)| **owner == agent.id)
+        .map(|(conversation, _)| conversation.clone())
+        .collect();
+    mine.sort();
+    Party::new(
+        format!("a{index}"),
+        Role::Agent {
+            id: agent.id.clone(),
+            token: agent.token.clone(),
+        },
+        mine,
+    )
+}
+
+/// What the parties saw against what is stored.
+pub struct Outcome {
+    pub finished: Vec<Party>,
+    /// Conversation → its stored length.
+    pub targets: HashMap<String, u64>,
+    pub problems: Vec<String>,
+    pub total_acked: usize,
+}
+
+/// Stops the load, waits until every send is acknowledged, reads the stored truth of
+/// `conversations`, lets every party catch up to it, and checks: each party's own
+/// violations, every acknowledged message stored at its sequence, and every sequence
+/// of its conversations seen.
+pub async fn stop_and_check(
+    admin: &crate::process::Api,
+    conversations: impl Iterator<Item = &String>,
+    phase: &watch::Sender<Phase>,
+    quiet: &[Arc<AtomicBool>],
+    handles: Vec<tokio::task::JoinHandle<Party>>,
+) -> Result<Outcome> {
+    use anyhow::Context;
+    phase.send_replace(Phase::Stop);
+    eventually("every send acknowledged", Duration::from_secs(60), || {
+        let all = quiet.iter().all(|q| q.load(Ordering::Relaxed));
+        async move { Ok(all.then_some(())) }
+    })
+    .await?;
+    let mut stored: HashMap<String, HashMap<String, u64>> = HashMap::new();
+    let mut targets = HashMap::new();
+    for conversation in conversations {
+        let history = admin.history(conversation).await?;
+        stored.insert(
+            conversation.clone(),
+            crate::process::check_history(conversation, &history)?,
+        );
+        targets.insert(conversation.clone(), history.len() as u64);
+    }
+    phase.send_replace(Phase::Drain(Arc::new(targets.clone())));
+    let mut finished = Vec::new();
+    for handle in handles {
+        finished.push(
+            tokio::time::timeout(Duration::from_secs(90), handle)
+                .await
+                .context("a client never caught up")??,
+        );
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut total_acked = 0;
+    for party in &finished {
+        problems.extend(party.violations.iter().cloned());
+        for (client_id, (conversation, seq)) in &party.acked {
+            total_acked += 1;
+            match stored.get(conversation).and_then(|s| s.get(client_id)) {
+                Some(stored_seq) if stored_seq == seq => {}
+                other => problems.push(format!(
+                    "{client_id} acknowledged as {conversation} seq {seq}, stored as {other:?}"
+                )),
+            }
+        }
+        for conversation in &party.conversations {
+            let last = targets[conversation];
+            let seen = &party.tracks[conversation].seen;
+            let missing: Vec<u64> = (1..=last).filter(|seq| !seen.contains(seq)).collect();
+            if !missing.is_empty() || seen.iter().any(|seq| *seq > last) {
+                problems.push(format!(
+                    "{} saw {conversation} with a gap: missing {missing:?} of 1..={last}",
+                    party.name
+                ));
+            }
+        }
+    }
+    Ok(Outcome {
+        finished,
+        targets,
+        problems,
+        total_acked,
+    })
+}

@@ -9,15 +9,14 @@
 //! of its conversations; each agent finds its chats still assigned to it after every
 //! restart.
 
-use crate::support::{AgentAccount, ORIGIN, World, add_agents, eventually, scale, serial};
-use anyhow::{Context, Result, ensure};
-use salam_e2e::process::{agent_session, check_history, visitor_session};
-use salam_e2e::two_sided::{Party, Phase, Role, progress};
-use salam_protocol::ServerFrame;
-use serde_json::json;
-use std::collections::HashMap;
+use crate::support::{AgentAccount, World, add_agents, scale, serial};
+use anyhow::{Result, ensure};
+use salam_e2e::process::agent_session;
+use salam_e2e::two_sided::{
+    Outcome, Phase, Role, agent_party, all_assigned, progress, stop_and_check, visitor_party,
+};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -75,73 +74,12 @@ async fn sigkill_under_load(config: &str) -> Result<()> {
     }
     let mut parties = Vec::new();
     for index in 0..n_visitors {
-        let mut visitor = visitor_session(addr, ORIGIN, &world.site.key, None).await?;
-        let name = format!("v{index}");
-        let client_id = format!("{name}-0");
-        visitor
-            .send_json(&json!({"type": "send", "client_id": client_id, "text": "hello"}))
-            .await?;
-        let (ack, _) = visitor
-            .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
-            .await?;
-        let ServerFrame::Ack {
-            conversation, seq, ..
-        } = ack
-        else {
-            unreachable!()
-        };
-        let token = visitor.token.clone().context("visitor token")?;
-        let mut party = Party::new(
-            name,
-            Role::Visitor {
-                site_key: world.site.key.clone(),
-                token,
-            },
-            vec![conversation.clone()],
-        );
-        party.acked.insert(client_id, (conversation, seq));
-        parties.push(party);
-        visitor.close().await;
+        parties.push(visitor_party(addr, &world.site.key, &format!("v{index}")).await?);
     }
     // Every conversation assigned; each agent sends into its own.
-    let assigned: HashMap<String, String> = eventually(
-        "every conversation assigned",
-        Duration::from_secs(60),
-        || {
-            let admin = world.admin.clone();
-            let site_id = site_id.clone();
-            async move {
-                let open = admin.open_conversations(&site_id).await?;
-                let assigned: HashMap<String, String> = open
-                    .iter()
-                    .filter(|c| c["state"] == "assigned")
-                    .filter_map(|c| {
-                        Some((
-                            c["id"].as_str()?.to_owned(),
-                            c["agent"]["id"].as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect();
-                Ok((assigned.len() == n_visitors).then_some(assigned))
-            }
-        },
-    )
-    .await?;
+    let assigned = all_assigned(&world.admin, &site_id, n_visitors).await?;
     for (index, agent) in agents.iter().enumerate() {
-        let mut mine: Vec<String> = assigned
-            .iter()
-            .filter(|(_, owner)| **owner == agent.id)
-            .map(|(conversation, _)| conversation.clone())
-            .collect();
-        mine.sort();
-        parties.push(Party::new(
-            format!("a{index}"),
-            Role::Agent {
-                id: agent.id.clone(),
-                token: agent.token.clone(),
-            },
-            mine,
-        ));
+        parties.push(agent_party(index, agent, &assigned));
     }
     ensure!(
         parties
@@ -176,58 +114,18 @@ async fn sigkill_under_load(config: &str) -> Result<()> {
     progress(&counters, 20, "every client sending after the last restart").await?;
 
     // Stop, let everything in flight be acknowledged, then read the stored truth.
-    phase_tx.send_replace(Phase::Stop);
-    eventually("every send acknowledged", Duration::from_secs(60), || {
-        let all = quiet.iter().all(|q| q.load(Ordering::Relaxed));
-        async move { Ok(all.then_some(())) }
-    })
-    .await?;
-    let mut stored: HashMap<String, HashMap<String, u64>> = HashMap::new();
-    let mut targets = HashMap::new();
-    for conversation in assigned.keys() {
-        let history = world.admin.history(conversation).await?;
-        stored.insert(conversation.clone(), check_history(conversation, &history)?);
-        targets.insert(conversation.clone(), history.len() as u64);
-    }
-    phase_tx.send_replace(Phase::Drain(Arc::new(targets.clone())));
-    let mut finished = Vec::new();
-    for handle in handles {
-        finished.push(
-            tokio::time::timeout(Duration::from_secs(90), handle)
-                .await
-                .context("a client never caught up")??,
-        );
-    }
-
-    let mut problems: Vec<String> = Vec::new();
-    let mut total_acked = 0;
+    let Outcome {
+        finished,
+        targets,
+        mut problems,
+        total_acked,
+    } = stop_and_check(&world.admin, assigned.keys(), &phase_tx, &quiet, handles).await?;
     for party in &finished {
-        problems.extend(party.violations.iter().cloned());
         if !party.conversations.is_empty() && party.connections < n_kills + 1 {
             problems.push(format!(
                 "{} connected {} times over {n_kills} kills",
                 party.name, party.connections
             ));
-        }
-        for (client_id, (conversation, seq)) in &party.acked {
-            total_acked += 1;
-            match stored.get(conversation).and_then(|s| s.get(client_id)) {
-                Some(stored_seq) if stored_seq == seq => {}
-                other => problems.push(format!(
-                    "{client_id} acknowledged as {conversation} seq {seq}, stored as {other:?}"
-                )),
-            }
-        }
-        for conversation in &party.conversations {
-            let last = targets[conversation];
-            let seen = &party.tracks[conversation].seen;
-            let missing: Vec<u64> = (1..=last).filter(|seq| !seen.contains(seq)).collect();
-            if !missing.is_empty() || seen.iter().any(|seq| *seq > last) {
-                problems.push(format!(
-                    "{} saw {conversation} with a gap: missing {missing:?} of 1..={last}",
-                    party.name
-                ));
-            }
         }
     }
     let reconnects: Vec<String> = finished

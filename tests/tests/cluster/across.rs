@@ -9,12 +9,14 @@ use salam_e2e::process::{
     AgentAccount, Api, ORIGIN, SiteInfo, add_agents, agent_session, check_history, eventually,
     visitor_session,
 };
-use salam_e2e::two_sided::{Party, Phase, Role, progress};
+use salam_e2e::two_sided::{
+    Outcome, Phase, Role, agent_party, all_assigned, progress, stop_and_check, visitor_party,
+};
 use salam_protocol::{ConversationState, ServerFrame};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -437,73 +439,13 @@ async fn visitors_hub_dies(cluster: &mut Cluster) -> Result<()> {
     }
     let mut parties = Vec::new();
     for index in 0..n_visitors {
-        let mut visitor = visitor_session(hub2, ORIGIN, &site.key, None).await?;
-        let name = format!("v{index}");
-        let client_id = format!("{name}-0");
-        visitor
-            .send_json(&json!({"type": "send", "client_id": client_id, "text": "hello"}))
-            .await?;
-        let (ack, _) = visitor
-            .recv_until(|f| matches!(f, ServerFrame::Ack { .. }))
-            .await?;
-        let ServerFrame::Ack {
-            conversation, seq, ..
-        } = ack
-        else {
-            unreachable!()
-        };
-        let token = visitor.token.clone().context("visitor token")?;
-        let mut party = Party::new(
-            name,
-            Role::Visitor {
-                site_key: site.key.clone(),
-                token,
-            },
-            vec![conversation.clone()],
-        );
-        party.acked.insert(client_id, (conversation, seq));
+        let mut party = visitor_party(hub2, &site.key, &format!("v{index}")).await?;
         party.first_addr = Some(hub2);
         parties.push(party);
-        visitor.close().await;
     }
-    let assigned: HashMap<String, String> = eventually(
-        "every conversation assigned",
-        Duration::from_secs(60),
-        || {
-            let admin = admin.clone();
-            let site_id = site.id.clone();
-            async move {
-                let open = admin.open_conversations(&site_id).await?;
-                let assigned: HashMap<String, String> = open
-                    .iter()
-                    .filter(|c| c["state"] == "assigned")
-                    .filter_map(|c| {
-                        Some((
-                            c["id"].as_str()?.to_owned(),
-                            c["agent"]["id"].as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect();
-                Ok((assigned.len() == n_visitors).then_some(assigned))
-            }
-        },
-    )
-    .await?;
+    let assigned = all_assigned(&admin, &site.id, n_visitors).await?;
     for (index, agent) in agents.iter().enumerate() {
-        let mut mine: Vec<String> = assigned
-            .iter()
-            .filter(|(_, owner)| **owner == agent.id)
-            .map(|(conversation, _)| conversation.clone())
-            .collect();
-        mine.sort();
-        let mut party = Party::new(
-            format!("a{index}"),
-            Role::Agent {
-                id: agent.id.clone(),
-                token: agent.token.clone(),
-            },
-            mine,
-        );
+        let mut party = agent_party(index, agent, &assigned);
         party.first_addr = Some(hub3);
         parties.push(party);
     }
@@ -525,57 +467,18 @@ async fn visitors_hub_dies(cluster: &mut Cluster) -> Result<()> {
     cluster.hub(1).kill().await?;
     progress(&counters, 20, "every client sending after the kill").await?;
 
-    phase_tx.send_replace(Phase::Stop);
-    eventually("every send acknowledged", Duration::from_secs(60), || {
-        let all = quiet.iter().all(|q| q.load(Ordering::Relaxed));
-        async move { Ok(all.then_some(())) }
-    })
-    .await?;
-    let mut stored: HashMap<String, HashMap<String, u64>> = HashMap::new();
-    let mut targets = HashMap::new();
-    for conversation in assigned.keys() {
-        let history = admin.history(conversation).await?;
-        stored.insert(conversation.clone(), check_history(conversation, &history)?);
-        targets.insert(conversation.clone(), history.len() as u64);
-    }
-    phase_tx.send_replace(Phase::Drain(Arc::new(targets.clone())));
-    let mut finished = Vec::new();
-    for handle in handles {
-        finished.push(
-            tokio::time::timeout(Duration::from_secs(90), handle)
-                .await
-                .context("a client never caught up")??,
-        );
-    }
-    let mut problems: Vec<String> = Vec::new();
-    let mut total_acked = 0;
+    let Outcome {
+        finished,
+        targets,
+        mut problems,
+        total_acked,
+    } = stop_and_check(&admin, assigned.keys(), &phase_tx, &quiet, handles).await?;
     for party in &finished {
-        problems.extend(party.violations.iter().cloned());
         if matches!(party.role, Role::Visitor { .. }) && party.connections < 2 {
             problems.push(format!(
                 "{} connected {} times: it never lost its hub",
                 party.name, party.connections
             ));
-        }
-        for (client_id, (conversation, seq)) in &party.acked {
-            total_acked += 1;
-            match stored.get(conversation).and_then(|s| s.get(client_id)) {
-                Some(stored_seq) if stored_seq == seq => {}
-                other => problems.push(format!(
-                    "{client_id} acknowledged as {conversation} seq {seq}, stored as {other:?}"
-                )),
-            }
-        }
-        for conversation in &party.conversations {
-            let last = targets[conversation];
-            let seen = &party.tracks[conversation].seen;
-            let missing: Vec<u64> = (1..=last).filter(|seq| !seen.contains(seq)).collect();
-            if !missing.is_empty() || seen.iter().any(|seq| *seq > last) {
-                problems.push(format!(
-                    "{} saw {conversation} with a gap: missing {missing:?} of 1..={last}",
-                    party.name
-                ));
-            }
         }
     }
     // Every conversation still assigned to its agent (the grace period kept them).
